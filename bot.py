@@ -1,0 +1,115 @@
+"""Handoff: run the bot, or check its configuration.
+
+    python bot.py            run the bot
+    python bot.py --check    validate .env and the policy file, print the effective setup, don't connect
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from types import ModuleType
+
+from dotenv import load_dotenv
+
+from actions import load_actions_module
+from core.actions import ActionRegistry
+from core.policy import Policy, PolicyError, load_policy
+from core.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("handoff")
+
+DEFAULT_ACTIONS_MODULE = "actions.shop"
+
+
+def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
+    """Everything the bot needs before it connects. Raises ConfigError or PolicyError with the fix."""
+    import os
+
+    settings = load_settings()
+    policy = load_policy(settings.policy_path)
+    module_name = os.environ.get("HANDOFF_ACTIONS", "").strip() or DEFAULT_ACTIONS_MODULE
+    try:
+        module = load_actions_module(module_name)
+        registry = ActionRegistry().extend(module.ACTIONS)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"HANDOFF_ACTIONS={module_name!r}: {exc}") from exc
+    return settings, policy, module, registry
+
+
+async def run(settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry) -> int:
+    import discord
+
+    from cogs.handoff_bot import HandoffBot
+    from core.agent import ClaudeAgent
+    from storage.db import Database, StorageError
+
+    try:
+        db = await Database(settings.db_path).open()
+    except StorageError as exc:
+        log.error("HANDOFF_DB: %s", exc)
+        return 2
+    try:
+        if hasattr(actions_module, "install"):
+            await actions_module.install(db)
+        agent = None
+        if settings.ai_enabled:
+            import anthropic
+
+            client = anthropic.AsyncAnthropic(
+                api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
+                max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds,
+            )
+            agent = ClaudeAgent(client, model=settings.anthropic_model, policy=policy, registry=registry,
+                                concurrency=settings.llm_concurrency)
+        bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent)
+        try:
+            async with bot:
+                await bot.start(settings.discord_token)
+        except discord.LoginFailure:
+            log.error("DISCORD_TOKEN was refused by Discord. Reset the token in the Developer Portal "
+                      "(Bot > Reset Token) and paste the new one into .env.")
+            return 2
+        except discord.PrivilegedIntentsRequired:
+            log.error("The Message Content intent is off. Developer Portal > your application > Bot > "
+                      "Privileged Gateway Intents: turn on MESSAGE CONTENT INTENT, then start again.")
+            return 2
+    finally:
+        await db.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Handoff: a human-in-the-loop AI customer agent for Discord")
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    args = parser.parse_args(argv)
+
+    load_dotenv(override=False)  # values already in the environment win over .env
+    try:
+        settings, policy, module, registry = load_configuration()
+    except (ConfigError, PolicyError) as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+
+    if args.check:
+        print("Configuration OK\n")
+        print("\n".join(settings.describe()))
+        print()
+        print("\n".join(policy.describe()))
+        print(f"\n{len(registry)} actions: " + ", ".join(
+            f"{a.name} ({a.decision_type.value})" for a in registry.actions.values()))
+        if not settings.ai_enabled:
+            print("\nNo ANTHROPIC_API_KEY: the bot runs as a human relay; customers are told a person will answer.")
+        return 0
+    try:
+        return asyncio.run(run(settings, policy, module, registry))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Thin Discord adapters around core/. One extension per capability."""

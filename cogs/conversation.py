@@ -1,0 +1,56 @@
+"""Customers' DMs into the conversation engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from cogs.discord_channel import NO_PINGS
+from core.engine import InboundMessage
+
+if TYPE_CHECKING:
+    from cogs.handoff_bot import HandoffBot
+
+log = logging.getLogger(__name__)
+
+_CONVERSATION_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+class Conversation(commands.Cog):
+    def __init__(self, bot: HandoffBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.guild is not None or message.type not in _CONVERSATION_TYPES:
+            return  # guild channels belong to the operator desk; bots (ourselves included) are ignored
+        inbound = InboundMessage(
+            discord_user_id=message.author.id,
+            display_name=message.author.display_name,
+            content=message.content,
+            discord_message_id=message.id,
+            attachments=[
+                {"filename": a.filename, "url": a.url, "size": a.size, "content_type": a.content_type}
+                for a in message.attachments
+            ],
+        )
+        try:
+            await self.bot.engine.receive(inbound)
+        except Exception:
+            # The message could not even be stored: say so rather than stay silent.
+            log.exception("could not store DM %s from %s", message.id, message.author.id)
+            try:
+                await message.channel.send(
+                    "Sorry, something went wrong on our side and I couldn't save your message. "
+                    "Please send it again in a minute.",
+                    allowed_mentions=NO_PINGS,
+                )
+            except discord.HTTPException:
+                log.warning("could not tell %s about the failure either", message.author.id)
+
+
+async def setup(bot: HandoffBot) -> None:
+    await bot.add_cog(Conversation(bot))

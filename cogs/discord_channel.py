@@ -1,0 +1,62 @@
+"""The engine's CustomerChannel port, implemented with discord.py DMs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+import discord
+
+from core.ports import DeliveryFailed, DeliveryRefused
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+CANNOT_DM_USER = 50007
+
+
+class DiscordCustomerChannel:
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+
+    async def _dm(self, discord_user_id: int) -> discord.DMChannel:
+        user = self.client.get_user(discord_user_id) or await self.client.fetch_user(discord_user_id)
+        return user.dm_channel or await user.create_dm()
+
+    async def send(self, customer_discord_id: int, content: str, *, nonce: str) -> int | None:
+        try:
+            channel = await self._dm(customer_discord_id)
+            message = await channel.send(content, nonce=nonce, allowed_mentions=NO_PINGS)
+        except discord.Forbidden as exc:
+            raise DeliveryRefused(f"DMs closed (403, code {exc.code})") from exc
+        except discord.NotFound as exc:
+            raise DeliveryRefused(f"unknown user (404, code {exc.code})") from exc
+        except discord.HTTPException as exc:
+            if exc.code == CANNOT_DM_USER:
+                raise DeliveryRefused(f"DMs closed (code {exc.code})") from exc
+            if exc.status == 429 or exc.status >= 500:
+                raise DeliveryFailed(f"Discord {exc.status}: {exc.text or 'no detail'}") from exc
+            raise DeliveryFailed(f"Discord rejected the message ({exc.status}, code {exc.code}): {exc.text}",
+                                 permanent=True) from exc
+        except (discord.RateLimited, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        return message.id
+
+    @contextlib.asynccontextmanager
+    async def typing(self, customer_discord_id: int) -> AsyncIterator[None]:
+        """discord.py's typing indicator, but a failure to show it never fails the answer."""
+        indicator = None
+        try:
+            channel = await self._dm(customer_discord_id)
+            indicator = channel.typing()
+            await indicator.__aenter__()
+        except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            log.debug("no typing indicator for %s: %s", customer_discord_id, exc)
+            indicator = None
+        try:
+            yield
+        finally:
+            if indicator is not None:
+                await indicator.__aexit__(None, None, None)

@@ -1,0 +1,1 @@
+"""The Handoff domain. Nothing in this package imports discord."""

@@ -1,0 +1,200 @@
+"""The LLM reply loop: stored history in, Claude's answer and every tool round out.
+
+Every tool call gets its result at once (run, refused, or not available yet); the loop
+never waits for a person. Each tool round is handed to ``record_round`` as it completes,
+so a failure or a crash in a later round does not run the earlier tools again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+
+from core.actions import ActionContext, ActionError, ActionRegistry
+from core.gate import InformationalOnlyGate
+from core.policy import Policy
+from storage.conversations import NewTurn, Turn
+
+log = logging.getLogger(__name__)
+
+RoundRecorder = Callable[[Sequence[NewTurn]], Awaitable[None]]
+_CHARS_PER_TOKEN = 4  # rough, and on the safe side for English text
+
+
+class LLMUnavailable(Exception):
+    """Claude could not answer after the SDK's own retries."""
+
+
+@dataclass
+class AgentReply:
+    text: str
+    final_turn: NewTurn
+    notices: list[str] = field(default_factory=list)
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text if text.strip() else "(empty message)"}
+
+
+def turn_to_message(turn: Turn) -> tuple[str, list[dict[str, Any]]]:
+    """A stored turn as (role, content blocks) for the Messages API."""
+    if turn.kind == "customer":
+        text = turn.content
+        attachments = (turn.data or {}).get("attachments") or []
+        if attachments:
+            names = ", ".join(a.get("filename", "file") for a in attachments)
+            text = f"{text}\n[The customer attached {len(attachments)} file(s) you cannot open: {names}]".strip()
+        return "user", [_text_block(text)]
+    if turn.kind == "assistant":
+        return "assistant", [_text_block(turn.content)]
+    if turn.kind == "tool_use":
+        return "assistant", list(turn.data["blocks"])
+    if turn.kind == "tool_result":
+        return "user", list(turn.data["blocks"])
+    if turn.kind == "operator":
+        who = (turn.data or {}).get("operator_name", "an operator")
+        return "user", [_text_block(f"[{who}, a member of our team, wrote to the customer]: {turn.content}")]
+    return "user", [_text_block(f"[System note]: {turn.content}")]
+
+
+def _turn_tokens(turn: Turn) -> int:
+    size = len(turn.content) + (len(json.dumps(turn.data)) if turn.data else 0)
+    return size // _CHARS_PER_TOKEN + 8
+
+
+def window(turns: Sequence[Turn], token_budget: int) -> list[Turn]:
+    """The newest turns that fit the budget, starting at a turn Claude accepts first.
+
+    The API wants the first message from the user and every tool_result right after its
+    tool_use, so the window never starts on an assistant turn or a tool result.
+    """
+    kept: list[Turn] = []
+    used = 0
+    for turn in reversed(turns):
+        cost = _turn_tokens(turn)
+        if kept and used + cost > token_budget:
+            break
+        kept.append(turn)
+        used += cost
+    kept.reverse()
+    while kept and kept[0].kind in ("assistant", "tool_use", "tool_result"):
+        kept.pop(0)
+    return kept
+
+
+def build_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """Turns to Messages API messages, merging consecutive turns of the same role."""
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        role, blocks = turn_to_message(turn)
+        if messages and messages[-1]["role"] == role:
+            previous = messages[-1]["content"]
+            # tool_result blocks must come first in a user message; a customer turn never precedes them.
+            messages[-1]["content"] = previous + blocks
+        else:
+            messages.append({"role": role, "content": list(blocks)})
+    return messages
+
+
+def _block_dict(block: Any) -> dict[str, Any]:
+    if block.type == "text":
+        return {"type": "text", "text": block.text}
+    if block.type == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    return block.model_dump(exclude_none=True)
+
+
+class ClaudeAgent:
+    def __init__(self, client: anthropic.AsyncAnthropic, *, model: str, policy: Policy, registry: ActionRegistry,
+                 concurrency: int, gate: InformationalOnlyGate | None = None) -> None:
+        self.client = client
+        self.model = model
+        self.policy = policy
+        self.registry = registry
+        self.gate = gate or InformationalOnlyGate()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tools = registry.tool_definitions()
+
+    async def _create(self, messages: list[dict[str, Any]], *, final: bool) -> Any:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.policy["llm"]["max_tokens"],
+            "system": self.policy.system_prompt,
+            "messages": messages,
+        }
+        if self._tools:
+            kwargs["tools"] = self._tools
+            if final:
+                kwargs["tool_choice"] = {"type": "none"}
+        try:
+            async with self._slots:
+                return await self.client.messages.create(**kwargs)
+        except anthropic.APIError as exc:
+            status = getattr(exc, "status_code", None)
+            raise LLMUnavailable(f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}") from exc
+
+    async def respond(self, history: Sequence[Turn], ctx: ActionContext, record_round: RoundRecorder) -> AgentReply:
+        messages = build_messages(window(history, self.policy["llm"]["history_tokens"]))
+        if not messages or messages[0]["role"] != "user":
+            raise ValueError("history has no customer message to answer")
+        texts: list[str] = []
+        notices: list[str] = []
+        max_rounds = self.policy["llm"]["max_tool_rounds"]
+        for round_number in range(max_rounds + 1):
+            response = await self._create(messages, final=round_number == max_rounds)
+            blocks = [_block_dict(b) for b in response.content]
+            text = "\n\n".join(b["text"].strip() for b in blocks if b["type"] == "text" and b["text"].strip())
+            calls = [b for b in blocks if b["type"] == "tool_use"]
+            if not calls:
+                if text:
+                    texts.append(text)
+                final_text = "\n\n".join(texts)
+                return AgentReply(final_text, NewTurn("assistant", text or "(no answer)"), notices)
+            if text:
+                texts.append(text)
+            results = [await self._run_tool(call, ctx, notices) for call in calls]
+            await record_round([
+                NewTurn("tool_use", text, {"blocks": blocks}),
+                NewTurn("tool_result", "", {"blocks": results}),
+            ])
+            messages.append({"role": "assistant", "content": blocks})
+            messages.append({"role": "user", "content": results})
+        raise AssertionError("unreachable: the final round forbids tools")
+
+    async def _run_tool(self, call: dict[str, Any], ctx: ActionContext, notices: list[str]) -> dict[str, Any]:
+        def result(payload: Any, *, error: bool = False) -> dict[str, Any]:
+            content = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
+            block = {"type": "tool_result", "tool_use_id": call["id"], "content": content}
+            if error:
+                block["is_error"] = True
+            return block
+
+        action = self.registry.get(call["name"])
+        if action is None:
+            log.warning("model called unknown tool %r", call["name"])
+            return result(f"There is no action named {call['name']!r}. Nothing was done.", error=True)
+        problem = action.validate(call.get("input"))
+        if problem is not None:
+            return result(f"Invalid parameters for {action.name}: {problem}. Nothing was done.", error=True)
+        decision = self.gate.decide(action)
+        if not decision.run_now:
+            notices.append(self.policy.message("action_unavailable", action=action.summary, step=decision.step))
+            return result(
+                f"NOT DONE: {action.name} is a {action.decision_type.value} action and needs a {decision.step}"
+                " step that is not available yet. Tell the customer plainly that it was not done.",
+                error=True,
+            )
+        try:
+            outcome = await action.handler(ctx, dict(call["input"]))
+        except ActionError as exc:
+            return result(f"{action.name} could not be done: {exc}", error=True)
+        except Exception:
+            log.exception("action %s failed", action.name)
+            return result(f"{action.name} failed with an internal error; treat it as not done.", error=True)
+        return result({"status": "executed", "result": outcome})

@@ -1,0 +1,184 @@
+"""The conversation engine: store every DM first, then answer each customer's messages in order.
+
+Customers are independent: each has a worker (``KeyedWorkers``), so one slow answer
+never holds up another customer. Messages that arrive while a customer's answer is being
+written are answered together in the next round, in the order they were sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.actions import ActionContext
+from core.agent import ClaudeAgent, LLMUnavailable
+from core.clock import Clock
+from core.outbox import Outbox
+from core.policy import Policy
+from core.ports import CustomerChannel
+from core.text import split_message
+from core.workers import KeyedWorkers
+from storage.conversations import ConversationStore, Customer, NewTurn, Turn, audit, enqueue_messages, insert_turns
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    discord_user_id: int
+    display_name: str
+    content: str
+    discord_message_id: int | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    received_at: float | None = None
+
+
+class ConversationEngine:
+    def __init__(self, *, db: Database, policy: Policy, clock: Clock, channel: CustomerChannel, outbox: Outbox,
+                 agent: ClaudeAgent | None) -> None:
+        self.db = db
+        self.store = ConversationStore(db)
+        self.policy = policy
+        self.clock = clock
+        self.channel = channel
+        self.outbox = outbox
+        self.agent = agent
+        self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
+
+    # -- input ------------------------------------------------------------------------------
+
+    async def receive(self, message: InboundMessage) -> None:
+        """Store a customer's DM (committed before anything else happens), then schedule its answer."""
+        text = message.content.strip()
+        data = {"attachments": message.attachments} if message.attachments else None
+        canned = None
+        if not text:
+            canned = "attachment_only" if message.attachments else "empty"
+        now = self.clock.now()
+        inbound = await self.store.record_inbound(
+            discord_id=message.discord_user_id, display_name=message.display_name, content=message.content,
+            data=data, discord_message_id=message.discord_message_id, now=now,
+            idle_seconds=self.policy["conversation"]["idle_minutes"] * 60,
+            status="answered" if canned else "pending",
+        )
+        if inbound.duplicate:
+            log.info("message %s was already stored; not answering twice", message.discord_message_id)
+            return
+        if canned:
+            # Nothing for Claude to read: answer at once, and keep the turn so nothing is lost.
+            await self.say(inbound.customer.id, self.policy.message(canned), reason=f"canned:{canned}")
+            return
+        self._workers.wake(inbound.customer.id)
+
+    async def say(self, customer_id: int, text: str, *, reason: str, turn_id: int | None = None) -> None:
+        """Owe the customer a message the bot wrote itself (not Claude), through the outbox."""
+        async with self.db.transaction() as tx:
+            await enqueue_messages(tx, customer_id, turn_id, split_message(text), self.clock.now())
+            await audit(tx, self.clock.now(), "bot", "notice", f"customer:{customer_id}", {"reason": reason})
+        self.outbox.kick(customer_id)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def resume(self) -> int:
+        """After a start: answer every message that was stored but not answered. Returns the customer count."""
+        customers = await self.store.customers_with_pending_turns()
+        for customer_id in customers:
+            self._workers.wake(customer_id)
+        if customers:
+            log.info("answering stored messages of %d customer(s) left unanswered before the restart", len(customers))
+        return len(customers)
+
+    async def drain(self) -> None:
+        """Wait until every scheduled answer and delivery is done (tests and benchmarks)."""
+        while self._workers.busy or self.outbox._workers.busy:
+            await self._workers.drain()
+            await self.outbox.drain()
+
+    async def close(self) -> None:
+        await self._workers.close()
+
+    # -- answering --------------------------------------------------------------------------
+
+    async def _answer_pending(self, customer_id: int) -> None:
+        while pending := await self.store.pending_turns(customer_id):
+            # Answer the oldest conversation's messages first (after a long outage there may be two).
+            batch = [t for t in pending if t.conversation_id == pending[0].conversation_id]
+            customer = await self.store.customer(customer_id)
+            if self.agent is None:
+                await self._hold_for_human(customer, batch)
+            elif not await self._answer_with_claude(customer, batch):
+                return
+
+    async def _hold_for_human(self, customer: Customer, batch: Sequence[Turn]) -> None:
+        """No AI configured: keep the messages for a person and tell the customer once per conversation."""
+        now = self.clock.now()
+        conversation_id = batch[0].conversation_id
+        async with self.db.transaction() as tx:
+            await _set_status(tx, batch, "held")
+            first = await tx.execute(
+                "UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0", (conversation_id,)
+            )
+            if first:
+                await enqueue_messages(tx, customer.id, batch[-1].id, [self.policy.message("no_ai")], now)
+        self.outbox.kick(customer.id)
+
+    async def _answer_with_claude(self, customer: Customer, batch: Sequence[Turn]) -> bool:
+        assert self.agent is not None
+        conversation_id = batch[0].conversation_id
+        history = await self.store.history(conversation_id, limit=self.policy["llm"]["history_turns"])
+        ctx = ActionContext(customer.id, customer.discord_id, self.db, self.clock.now())
+
+        async def record_round(turns: Sequence[NewTurn]) -> None:
+            async with self.db.transaction() as tx:
+                await insert_turns(tx, conversation_id, customer.id, turns, self.clock.now())
+
+        try:
+            async with self._typing(customer.discord_id):
+                reply = await self.agent.respond(history, ctx, record_round)
+        except LLMUnavailable as exc:
+            await self._claude_failed(customer, batch, str(exc))
+            return False
+        text = "\n\n".join(part for part in [reply.text, *reply.notices] if part.strip())
+        if not text.strip():
+            text = "Sorry, I don't have an answer to that. Could you put it another way?"
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            [turn_id] = await insert_turns(tx, conversation_id, customer.id, [reply.final_turn], now)
+            await _set_status(tx, batch, "answered")
+            await enqueue_messages(tx, customer.id, turn_id, split_message(text), now)
+        self.outbox.kick(customer.id)
+        return True
+
+    async def _claude_failed(self, customer: Customer, batch: Sequence[Turn], error: str) -> None:
+        attempts = await self.store.mark_attempt_failed([t.id for t in batch])
+        llm = self.policy["llm"]
+        log.warning("Claude failed for customer %s (attempt %d of %d): %s",
+                    customer.id, attempts, llm["max_answer_attempts"], error)
+        if attempts >= llm["max_answer_attempts"]:
+            async with self.db.transaction() as tx:
+                await _set_status(tx, batch, "held")
+                await audit(tx, self.clock.now(), "system", "llm_gave_up", f"customer:{customer.id}",
+                            {"turns": [t.id for t in batch], "error": error[:300]})
+            await self.say(customer.id, self.policy.message("llm_gave_up"), reason="llm_gave_up")
+            return
+        if attempts == 1:
+            await self.say(customer.id, self.policy.message("llm_unavailable"), reason="llm_unavailable")
+        self._workers.wake_later(customer.id, llm["retry_after_failure_seconds"])
+
+    def _typing(self, discord_id: int) -> contextlib.AbstractAsyncContextManager[None]:
+        try:
+            return self.channel.typing(discord_id)
+        except Exception:  # a typing indicator is a nicety; never fail an answer over it
+            log.debug("typing indicator unavailable", exc_info=True)
+            return contextlib.nullcontext()
+
+
+async def _set_status(tx: Any, turns: Sequence[Turn], status: str) -> None:
+    marks = ",".join("?" * len(turns))
+    await tx.execute(
+        f"UPDATE turns SET status = ? WHERE id IN ({marks}) AND status = 'pending'", [status, *(t.id for t in turns)]
+    )

@@ -1,0 +1,90 @@
+"""Delivery of what the bot owes customers, from the outbox table, in order per customer.
+
+discord.py gives up on a send after repeated 429s or server errors and raises; a reply
+lost that way is a reply never received. Every owed message is therefore a row written
+in the same transaction as the turn it belongs to, and this dispatcher sends the rows one
+by one per customer, retrying with capped exponential backoff until Discord takes them.
+A permanent refusal (DMs closed) is recorded and stops delivery to that customer.
+Each send carries a nonce derived from the row id with ``enforce_nonce``, so if Discord
+stored a message but the answer was lost, the retry does not post it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from core.clock import Clock
+from core.ports import CustomerChannel, DeliveryRefused
+from core.workers import KeyedWorkers
+from storage.conversations import OutboxStore
+
+log = logging.getLogger(__name__)
+
+UnreachableHook = Callable[[int, str], Awaitable[None]]
+
+
+def backoff_delay(attempts: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.8-1.2."""
+    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+class Outbox:
+    def __init__(self, store: OutboxStore, channel: CustomerChannel, clock: Clock, *,
+                 retry_base: float, retry_max: float) -> None:
+        self.store = store
+        self.channel = channel
+        self.clock = clock
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.on_unreachable: list[UnreachableHook] = []
+        self._workers: KeyedWorkers[int] = KeyedWorkers(self._deliver, "outbox")
+
+    def kick(self, customer_id: int) -> None:
+        """Deliver what is owed to this customer (call after committing new outbox rows)."""
+        self._workers.wake(customer_id)
+
+    async def resume(self) -> int:
+        """After a start: deliver everything still owed. Returns how many customers were owed."""
+        customers = await self.store.customers_with_pending()
+        for customer_id in customers:
+            self.kick(customer_id)
+        return len(customers)
+
+    async def drain(self) -> None:
+        await self._workers.drain()
+
+    async def close(self) -> None:
+        await self._workers.close()
+
+    async def _deliver(self, customer_id: int) -> None:
+        while (item := await self.store.next_pending(customer_id)) is not None:
+            try:
+                message_id = await self.channel.send(item.discord_id, item.content, nonce=f"hof{item.id}")
+            except DeliveryRefused as exc:
+                count = await self.store.mark_customer_unreachable(item, exc.reason, self.clock.now())
+                log.warning("customer %s cannot receive DMs (%s); %d message(s) not delivered",
+                            customer_id, exc.reason, count)
+                for hook in self.on_unreachable:
+                    await hook(customer_id, exc.reason)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # DeliveryFailed, or anything unexpected: try again later
+                error = f"{type(exc).__name__}: {exc}"
+                if getattr(exc, "permanent", False):
+                    await self.store.mark_failed(item, error, self.clock.now())
+                    log.error("message %s to customer %s rejected for good: %s", item.id, customer_id, error)
+                    continue
+                attempts = item.attempts + 1
+                delay = backoff_delay(attempts, self.retry_base, self.retry_max)
+                await self.store.mark_retry(item.id, error, self.clock.now() + delay)
+                log.warning("send to customer %s failed (attempt %d: %s); retrying in %.1fs",
+                            customer_id, attempts, error, delay)
+                # Later messages wait behind this one: order per customer matters more than speed.
+                await asyncio.sleep(delay)
+                continue
+            await self.store.mark_sent(item.id, message_id, self.clock.now())

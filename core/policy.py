@@ -1,0 +1,178 @@
+"""The policy file (TOML): the business rules a deployer reads and edits.
+
+Every key has a type, a default and a range here, in one table (``SPEC``). Loading checks
+the file against it: an unknown key (a typo), a wrong type or an out-of-range value stops
+start-up with the key, its line in the file and the fix. Missing keys take the default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SYSTEM_PROMPT = """\
+You are the customer assistant of {business_name}, talking with a customer in Discord direct messages.
+Answer briefly and plainly. Use the tools to look things up instead of guessing, and never invent
+order details, prices or policies. When a tool result says an action was not performed, tell the
+customer so honestly. Never claim an action is done unless a tool result says it was executed.
+"""
+
+
+class PolicyError(ValueError):
+    """The policy file is unreadable or holds a wrong key or value."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple[type, ...]
+    default: Any
+    lo: float | None = None
+    hi: float | None = None
+    help: str = ""
+
+
+# section -> key -> spec. Adding a rule means adding a line here and reading it where it is used.
+SPEC: dict[str, dict[str, Key]] = {
+    "agent": {
+        "business_name": Key(str, "Example Shop", help="the name customers see"),
+        "system_prompt": Key(str, DEFAULT_SYSTEM_PROMPT, help="instructions for Claude; {business_name} is filled in"),
+    },
+    "conversation": {
+        "idle_minutes": Key(int, 30, 1, 7 * 24 * 60, "silence after which the next message starts a new conversation"),
+    },
+    "llm": {
+        "max_tokens": Key(int, 1024, 64, 8192, "longest answer Claude may write"),
+        "history_turns": Key(int, 40, 2, 500, "most stored turns sent to Claude"),
+        "history_tokens": Key(int, 24000, 500, 150000, "approximate token budget for the history"),
+        "max_tool_rounds": Key(int, 6, 1, 20, "tool calls Claude may chain before it must answer"),
+        "retry_after_failure_seconds": Key((int, float), 60, 1, 3600, "wait before trying Claude again"),
+        "max_answer_attempts": Key(int, 3, 1, 20, "tries per message before the bot stops retrying on its own"),
+    },
+    "delivery": {
+        "retry_base_seconds": Key((int, float), 2, 0.001, 600, "first wait after Discord refused a send for now"),
+        "retry_max_seconds": Key((int, float), 300, 0.001, 86400, "longest wait between retries"),
+    },
+    "messages": {
+        "llm_unavailable": Key(str, "Sorry, I can't answer right now. Your message is saved and I'll reply "
+                                    "as soon as I can; no need to send it again."),
+        "llm_gave_up": Key(str, "Sorry, I still can't answer. Your message is saved; a person from our team "
+                                "will follow up here."),
+        "no_ai": Key(str, "Thanks for your message! A person from our team will answer you here."),
+        "empty": Key(str, "I can only read text. Could you type your question?"),
+        "attachment_only": Key(str, "I can't open attachments yet. Could you describe what you need in text?"),
+        "action_unavailable": Key(str, "Not done: {action} needs a {step} step that is not available yet."),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    values: dict[str, dict[str, Any]]
+    source: str
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.values[section]
+
+    @property
+    def system_prompt(self) -> str:
+        agent = self.values["agent"]
+        return agent["system_prompt"].replace("{business_name}", agent["business_name"])
+
+    def message(self, name: str, **fields: str) -> str:
+        text = self.values["messages"][name]
+        for key, value in fields.items():
+            text = text.replace("{" + key + "}", value)
+        return text
+
+    def describe(self) -> list[str]:
+        lines = [f"policy from {self.source}"]
+        for section, keys in self.values.items():
+            for key, value in keys.items():
+                shown = value if not isinstance(value, str) or len(value) < 60 else value[:57] + "..."
+                lines.append(f"  [{section}] {key} = {shown!r}")
+        return lines
+
+
+def defaults() -> Policy:
+    return Policy({s: {k: spec.default for k, spec in keys.items()} for s, keys in SPEC.items()}, "built-in defaults")
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line number of ``[section] key`` in the TOML text (tomllib reports none)."""
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([^\]]+?)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            if key is None and current == section:
+                return number
+            continue
+        if key and current == section and re.match(rf"^\"?{re.escape(key)}\"?\s*=", stripped):
+            return number
+    return None
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    names = {int: "a whole number", float: "a number", str: "text in quotes", bool: "true or false"}
+    if isinstance(t, tuple):
+        return "a number" if set(t) == {int, float} else " or ".join(names[x] for x in t)
+    return names.get(t, t.__name__)
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}. Check quotes, '=' and [section] headers.") from None
+
+    def where(section: str, key: str | None = None) -> str:
+        line = _line_of(text, section, key)
+        return f"{source}:{line}" if line else source
+
+    values = defaults().values
+    for section, table in raw.items():
+        if section not in SPEC:
+            hint = difflib.get_close_matches(section, SPEC, n=1)
+            fix = f"did you mean [{hint[0]}]?" if hint else f"known sections: {', '.join(SPEC)}"
+            raise PolicyError(f"{where(section)}: unknown section [{section}]; {fix}")
+        if not isinstance(table, dict):
+            raise PolicyError(f"{where(section)}: '{section}' must be a [section] of keys")
+        for key, value in table.items():
+            spec = SPEC[section].get(key)
+            if spec is None:
+                hint = difflib.get_close_matches(key, SPEC[section], n=1)
+                fix = f"did you mean '{hint[0]}'?" if hint else f"known keys: {', '.join(SPEC[section])}"
+                raise PolicyError(f"{where(section, key)}: unknown key '{key}' in [{section}]; {fix}")
+            allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+                raise PolicyError(
+                    f"{where(section, key)}: [{section}] {key} = {value!r} must be {_type_name(spec.type)}"
+                    f" (default: {spec.default!r})"
+                )
+            if spec.lo is not None and not (spec.lo <= value <= spec.hi):
+                raise PolicyError(
+                    f"{where(section, key)}: [{section}] {key} = {value!r} is out of range;"
+                    f" use {spec.lo:g} to {spec.hi:g} ({spec.help})"
+                )
+            if isinstance(value, str) and not value.strip():
+                raise PolicyError(f"{where(section, key)}: [{section}] {key} is empty; remove it to use the default")
+            values[section][key] = value
+    return Policy(values, source)
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(
+            f"HANDOFF_POLICY: policy file {path} does not exist; copy policy.toml from the project"
+            " or point HANDOFF_POLICY at yours"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"HANDOFF_POLICY: cannot read {path}: {exc}") from None
+    return parse_policy(text, str(path))

@@ -1,0 +1,149 @@
+"""Deployment settings from the environment (``.env`` via python-dotenv).
+
+Secrets and Discord IDs live here; business rules live in the policy file. One typed
+``Settings`` object is built at start and passed in; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed. The message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: str
+    guild_id: int
+    staff_channel_id: int
+    operator_role_id: int
+    operator_user_id: int | None
+    anthropic_api_key: str | None
+    anthropic_model: str
+    anthropic_base_url: str | None
+    db_path: Path
+    policy_path: Path
+    llm_concurrency: int
+    llm_max_retries: int
+    llm_timeout_seconds: float
+    log_level: str
+
+    @property
+    def ai_enabled(self) -> bool:
+        return bool(self.anthropic_api_key)
+
+    def describe(self) -> list[str]:
+        """The effective setup, secrets masked, for ``bot.py --check`` and the start-up log."""
+        return [
+            f"DISCORD_TOKEN            {_mask(self.discord_token)}",
+            f"DISCORD_GUILD_ID         {self.guild_id}",
+            f"DISCORD_STAFF_CHANNEL_ID {self.staff_channel_id}",
+            f"DISCORD_OPERATOR_ROLE_ID {self.operator_role_id}",
+            f"DISCORD_USER_ID          {self.operator_user_id or '(none: only the role is mentioned)'}",
+            f"ANTHROPIC_API_KEY        {_mask(self.anthropic_api_key) if self.anthropic_api_key else '(none: human relay mode)'}",  # noqa: E501
+            f"ANTHROPIC_MODEL          {self.anthropic_model}",
+            f"ANTHROPIC_BASE_URL       {self.anthropic_base_url or '(default)'}",
+            f"HANDOFF_DB               {self.db_path}",
+            f"HANDOFF_POLICY           {self.policy_path}",
+            f"HANDOFF_LLM_CONCURRENCY  {self.llm_concurrency}",
+            f"HANDOFF_LLM_MAX_RETRIES  {self.llm_max_retries}",
+            f"HANDOFF_LLM_TIMEOUT      {self.llm_timeout_seconds:g} s",
+        ]
+
+
+def _mask(secret: str | None) -> str:
+    if not secret:
+        return "(unset)"
+    return f"set ({len(secret)} chars, ends ...{secret[-4:]})" if len(secret) > 8 else "set"
+
+
+def _snowflake(env: Mapping[str, str], name: str, *, required: bool, fix: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        if required:
+            raise ConfigError(f"{name} is not set. {fix}")
+        return None
+    if not raw.isdigit() or not (15 <= len(raw) <= 21):
+        raise ConfigError(
+            f"{name}={raw!r} is not a Discord ID (a number of 17-20 digits). {fix}"
+        )
+    return int(raw)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, lo: float, hi: float, integer: bool) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {kind}; set it between {lo:g} and {hi:g}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is out of range; set it between {lo:g} and {hi:g}")
+    return value
+
+
+_ID_FIX = "In Discord, turn on Developer Mode (User Settings > Advanced), right-click the {what} and Copy ID."
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default: ``os.environ``). Raises ConfigError naming the variable."""
+    env = os.environ if env is None else env
+
+    token = env.get("DISCORD_TOKEN", "").strip()
+    if not token:
+        raise ConfigError(
+            "DISCORD_TOKEN is not set. Copy the bot token from the Developer Portal "
+            "(your application > Bot > Reset Token) into .env; see DISCORD_BOT.md step 2."
+        )
+    if any(c.isspace() for c in token) or token.lower().startswith("bot "):
+        raise ConfigError("DISCORD_TOKEN contains spaces or a 'Bot ' prefix; paste only the token itself.")
+
+    staff_name = "DISCORD_STAFF_CHANNEL_ID" if env.get("DISCORD_STAFF_CHANNEL_ID", "").strip() else "DISCORD_CHANNEL_ID"
+    staff = _snowflake(env, staff_name, required=False, fix=_ID_FIX.format(what="staff channel"))
+    if staff is None:
+        raise ConfigError(
+            "DISCORD_STAFF_CHANNEL_ID is not set (DISCORD_CHANNEL_ID is accepted too). "
+            + _ID_FIX.format(what="staff channel")
+        )
+
+    api_key = env.get("ANTHROPIC_API_KEY", "").strip() or None
+    model = env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_MODEL
+    if any(c.isspace() for c in model):
+        raise ConfigError(f"ANTHROPIC_MODEL={model!r} contains spaces; use a model id such as {DEFAULT_MODEL}")
+    base_url = env.get("ANTHROPIC_BASE_URL", "").strip() or None
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"ANTHROPIC_BASE_URL={base_url!r} must start with http:// or https://")
+
+    level = env.get("HANDOFF_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"HANDOFF_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
+
+    return Settings(
+        discord_token=token,
+        guild_id=_snowflake(env, "DISCORD_GUILD_ID", required=True, fix=_ID_FIX.format(what="server icon")),
+        staff_channel_id=staff,
+        operator_role_id=_snowflake(
+            env, "DISCORD_OPERATOR_ROLE_ID", required=True,
+            fix="Server Settings > Roles, right-click the operators' role and Copy Role ID "
+                "(Developer Mode must be on).",
+        ),
+        operator_user_id=_snowflake(env, "DISCORD_USER_ID", required=False, fix=_ID_FIX.format(what="operator")),
+        anthropic_api_key=api_key,
+        anthropic_model=model,
+        anthropic_base_url=base_url,
+        db_path=Path(env.get("HANDOFF_DB", "").strip() or "data/handoff.db"),
+        policy_path=Path(env.get("HANDOFF_POLICY", "").strip() or "policy.toml"),
+        llm_concurrency=int(_number(env, "HANDOFF_LLM_CONCURRENCY", 32, lo=1, hi=1000, integer=True)),
+        llm_max_retries=int(_number(env, "HANDOFF_LLM_MAX_RETRIES", 2, lo=0, hi=10, integer=True)),
+        llm_timeout_seconds=_number(env, "HANDOFF_LLM_TIMEOUT", 60, lo=1, hi=600, integer=False),
+        log_level=level,
+    )

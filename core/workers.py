@@ -1,0 +1,83 @@
+"""One worker per key (a customer): work for a key runs in order, different keys run concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+
+
+class KeyedWorkers(Generic[K]):
+    """``wake(key)`` makes sure ``work(key)`` runs after the wake, once per key at a time.
+
+    ``work`` handles everything stored for the key and returns. A wake that arrives while
+    it runs makes it run once more, so nothing stored just after a database read is missed.
+    """
+
+    def __init__(self, work: Callable[[K], Awaitable[None]], name: str) -> None:
+        self._work = work
+        self._name = name
+        self._wanted: set[K] = set()
+        self._tasks: dict[K, asyncio.Task[None]] = {}
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._closed = False
+
+    def wake(self, key: K) -> None:
+        if self._closed:
+            return
+        self._wanted.add(key)
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.get_running_loop().create_task(self._run(key), name=f"{self._name}:{key}")
+
+    def wake_later(self, key: K, delay: float) -> None:
+        """Wake ``key`` after ``delay`` seconds (one pending timer per key; the earliest wins)."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        existing = self._timers.get(key)
+        if existing is not None and existing.when() <= loop.time() + delay:
+            return
+        if existing is not None:
+            existing.cancel()
+        self._timers[key] = loop.call_later(delay, self._timer_fired, key)
+
+    def _timer_fired(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.wake(key)
+
+    async def _run(self, key: K) -> None:
+        try:
+            while key in self._wanted:
+                self._wanted.discard(key)
+                try:
+                    await self._work(key)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s worker for %s failed; it runs again on the next wake", self._name, key)
+        finally:
+            self._tasks.pop(key, None)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until no work is running (timers may still be pending)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,248 @@
+"""Customers, conversations, turns, the outbox and the audit log: the conversation core's tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from storage.db import Database, Transaction
+
+
+@dataclass(frozen=True)
+class Turn:
+    id: int
+    conversation_id: int
+    customer_id: int
+    kind: str
+    content: str
+    data: Any
+    status: str
+    attempts: int
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> Turn:
+        return cls(
+            id=row["id"], conversation_id=row["conversation_id"], customer_id=row["customer_id"], kind=row["kind"],
+            content=row["content"], data=json.loads(row["data"]) if row["data"] else None, status=row["status"],
+            attempts=row["attempts"], created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    discord_id: int
+    display_name: str
+    dm_status: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    customer: Customer
+    conversation_id: int
+    turn_id: int
+    new_conversation: bool
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    kind: str
+    content: str = ""
+    data: Any = None
+    status: str = "done"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    customer_id: int
+    discord_id: int
+    content: str
+    attempts: int
+    next_attempt_at: float
+
+
+async def audit(tx: Transaction, at: float, actor: str, action: str, subject: str | None = None,
+                detail: Any = None) -> None:
+    """Append an audit row inside the caller's transaction (the audit table refuses updates and deletes)."""
+    await tx.execute(
+        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        (at, actor, action, subject, json.dumps(detail, ensure_ascii=False) if detail is not None else None),
+    )
+
+
+async def insert_turns(tx: Transaction, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
+                       now: float) -> list[int]:
+    ids = []
+    for turn in turns:
+        ids.append(await tx.insert(
+            "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (conversation_id, customer_id, turn.kind, turn.content,
+             json.dumps(turn.data, ensure_ascii=False) if turn.data is not None else None, turn.status, now),
+        ))
+    return ids
+
+
+async def enqueue_messages(tx: Transaction, customer_id: int, turn_id: int | None, chunks: Sequence[str],
+                           now: float) -> None:
+    """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox."""
+    for chunk in chunks:
+        await tx.execute(
+            "INSERT INTO outbox (customer_id, turn_id, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
+            (customer_id, turn_id, chunk, now, now),
+        )
+
+
+class ConversationStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record_inbound(
+        self, *, discord_id: int, display_name: str, content: str, data: Any, discord_message_id: int | None,
+        now: float, idle_seconds: float, status: str = "pending",
+    ) -> Inbound:
+        """Store a customer's DM as a turn, first of all. Starts a conversation after ``idle_seconds`` of silence.
+
+        A Discord message already stored (a redelivered gateway event) is not stored twice.
+        """
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone("SELECT * FROM customers WHERE discord_id = ?", (discord_id,))
+            if row is None:
+                customer_id = await tx.insert(
+                    "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?)",
+                    (discord_id, display_name, now),
+                )
+                customer = Customer(customer_id, discord_id, display_name, "open")
+            else:
+                customer = Customer(row["id"], discord_id, display_name, row["dm_status"])
+                if row["display_name"] != display_name or row["dm_status"] == "closed":
+                    # A customer who writes to us can receive DMs again.
+                    await tx.execute(
+                        "UPDATE customers SET display_name = ?, dm_status = 'open', dm_closed_at = NULL WHERE id = ?",
+                        (display_name, customer.id),
+                    )
+            if discord_message_id is not None:
+                dup = await tx.fetchone(
+                    "SELECT id, conversation_id FROM turns WHERE discord_message_id = ?", (discord_message_id,)
+                )
+                if dup is not None:
+                    return Inbound(customer, dup["conversation_id"], dup["id"], False, True)
+            conv = await tx.fetchone(
+                "SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS NULL"
+                " ORDER BY id DESC LIMIT 1",
+                (customer.id,),
+            )
+            new = conv is None or now - conv["last_activity_at"] > idle_seconds
+            if new:
+                if conv is not None:
+                    await tx.execute("UPDATE conversations SET ended_at = ? WHERE id = ?",
+                                     (conv["last_activity_at"], conv["id"]))
+                conversation_id = await tx.insert(
+                    "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
+                    (customer.id, now, now),
+                )
+            else:
+                conversation_id = conv["id"]
+                await tx.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (now, conversation_id))
+            turn_id = await tx.insert(
+                "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
+                " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?)",
+                (conversation_id, customer.id, content, json.dumps(data, ensure_ascii=False) if data else None,
+                 discord_message_id, status, now),
+            )
+        return Inbound(customer, conversation_id, turn_id, new, False)
+
+    async def pending_turns(self, customer_id: int) -> list[Turn]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM turns WHERE customer_id = ? AND status = 'pending' ORDER BY id", (customer_id,)
+        )
+        return [Turn.from_row(r) for r in rows]
+
+    async def customers_with_pending_turns(self) -> list[int]:
+        rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'")
+        return [r[0] for r in rows]
+
+    async def customer(self, customer_id: int) -> Customer:
+        row = await self.db.fetchone("SELECT * FROM customers WHERE id = ?", (customer_id,))
+        return Customer(row["id"], row["discord_id"], row["display_name"], row["dm_status"])
+
+    async def history(self, conversation_id: int, *, limit: int) -> list[Turn]:
+        """The last ``limit`` turns of a conversation, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM (SELECT * FROM turns WHERE conversation_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (conversation_id, limit),
+        )
+        return [Turn.from_row(r) for r in rows]
+
+    async def mark_attempt_failed(self, turn_ids: Sequence[int]) -> int:
+        """Count a failed answer on these turns; returns the highest attempt count among them."""
+        async with self.db.transaction() as tx:
+            marks = ",".join("?" * len(turn_ids))
+            await tx.execute(f"UPDATE turns SET attempts = attempts + 1 WHERE id IN ({marks})", turn_ids)
+            row = await tx.fetchone(f"SELECT MAX(attempts) FROM turns WHERE id IN ({marks})", turn_ids)
+        return int(row[0] or 0)
+
+
+class OutboxStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def next_pending(self, customer_id: int) -> OutboxItem | None:
+        row = await self.db.fetchone(
+            "SELECT o.*, c.discord_id FROM outbox o JOIN customers c ON c.id = o.customer_id"
+            " WHERE o.customer_id = ? AND o.status = 'pending' ORDER BY o.id LIMIT 1",
+            (customer_id,),
+        )
+        if row is None:
+            return None
+        return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"],
+                          row["next_attempt_at"])
+
+    async def customers_with_pending(self) -> list[int]:
+        rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM outbox WHERE status = 'pending'")
+        return [r[0] for r in rows]
+
+    async def mark_sent(self, item_id: int, discord_message_id: int | None, now: float) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, discord_message_id = ?, attempts = attempts + 1"
+            " WHERE id = ? AND status = 'pending'",
+            (now, discord_message_id, item_id),
+        )
+
+    async def mark_retry(self, item_id: int, error: str, next_attempt_at: float) -> int:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                (error[:500], next_attempt_at, item_id),
+            )
+            row = await tx.fetchone("SELECT attempts FROM outbox WHERE id = ?", (item_id,))
+        return int(row[0])
+
+    async def mark_failed(self, item: OutboxItem, error: str, now: float) -> None:
+        """This one message can never be sent (e.g. Discord rejects its content); the rest go on."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error[:500], item.id),
+            )
+            await audit(tx, now, "system", "dm_failed", f"customer:{item.customer_id}",
+                        {"outbox_id": item.id, "error": error[:500]})
+
+    async def mark_customer_unreachable(self, item: OutboxItem, reason: str, now: float) -> int:
+        """DMs are closed: record it on the customer, stop owing them messages. Returns rows refused."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE customers SET dm_status = 'closed', dm_closed_at = ? WHERE id = ?", (now, item.customer_id)
+            )
+            count = await tx.execute(
+                "UPDATE outbox SET status = 'refused', last_error = ? WHERE customer_id = ? AND status = 'pending'",
+                (reason[:500], item.customer_id),
+            )
+            await audit(tx, now, "system", "dm_refused", f"customer:{item.customer_id}",
+                        {"outbox_id": item.id, "reason": reason[:500], "messages_refused": count})
+        return count
