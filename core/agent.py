@@ -186,8 +186,8 @@ class ClaudeAgent:
         if not decision.run_now:
             notices.append(self.policy.message("action_unavailable", action=action.summary, step=decision.step))
             return result(
-                f"NOT DONE: {action.name} is a {action.decision_type.value} action and needs a {decision.step}"
-                " step that is not available yet. Tell the customer plainly that it was not done.",
+                f"NOT DONE: {action.name} is a {action.decision_type.value} action; it needs {decision.step},"
+                " which is not available yet. Tell the customer plainly that it was not done.",
                 error=True,
             )
         try:

@@ -134,7 +134,7 @@ class ConversationEngine:
 
         async def record_round(turns: Sequence[NewTurn]) -> None:
             async with self.db.transaction() as tx:
-                await insert_turns(tx, conversation_id, customer.id, turns, self.clock.now())
+                await insert_turns(tx, conversation_id, customer.id, turns, self.clock.now(), after_turn_id=batch[-1].id)
 
         try:
             async with self._typing(customer.discord_id):
@@ -147,7 +147,8 @@ class ConversationEngine:
             text = "Sorry, I don't have an answer to that. Could you put it another way?"
         now = self.clock.now()
         async with self.db.transaction() as tx:
-            [turn_id] = await insert_turns(tx, conversation_id, customer.id, [reply.final_turn], now)
+            [turn_id] = await insert_turns(tx, conversation_id, customer.id, [reply.final_turn], now,
+                                           after_turn_id=batch[-1].id)
             await _set_status(tx, batch, "answered")
             await enqueue_messages(tx, customer.id, turn_id, split_message(text), now)
         self.outbox.kick(customer.id)

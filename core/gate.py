@@ -12,11 +12,11 @@ from core.actions import Action, DecisionType
 
 # The step each decision type needs before it may run (the design's risk table).
 REQUIRED_STEP = {
-    DecisionType.PREFERENCE: "customer confirmation",
-    DecisionType.TRANSACTIONAL: "explicit confirmation",
-    DecisionType.FINANCIAL: "operator approval",
-    DecisionType.LEGAL_MEDICAL: "human specialist",
-    DecisionType.DESTRUCTIVE: "one-time code",
+    DecisionType.PREFERENCE: "your confirmation",
+    DecisionType.TRANSACTIONAL: "your explicit confirmation",
+    DecisionType.FINANCIAL: "an operator's approval",
+    DecisionType.LEGAL_MEDICAL: "a person from our team",
+    DecisionType.DESTRUCTIVE: "a one-time code",
 }
 
 

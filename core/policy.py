@@ -64,7 +64,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "no_ai": Key(str, "Thanks for your message! A person from our team will answer you here."),
         "empty": Key(str, "I can only read text. Could you type your question?"),
         "attachment_only": Key(str, "I can't open attachments yet. Could you describe what you need in text?"),
-        "action_unavailable": Key(str, "Not done: {action} needs a {step} step that is not available yet."),
+        "action_unavailable": Key(str, "Not done: {action}. It needs {step}, which I can't ask for here yet."),
     },
 }
 

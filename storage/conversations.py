@@ -76,14 +76,16 @@ async def audit(tx: Transaction, at: float, actor: str, action: str, subject: st
 
 
 async def insert_turns(tx: Transaction, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
-                       now: float) -> list[int]:
+                       now: float, *, after_turn_id: int | None = None) -> list[int]:
+    """Store turns; ``after_turn_id`` places them right after that turn in conversation order."""
     ids = []
     for turn in turns:
         ids.append(await tx.insert(
-            "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status, anchor_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (conversation_id, customer_id, turn.kind, turn.content,
-             json.dumps(turn.data, ensure_ascii=False) if turn.data is not None else None, turn.status, now),
+             json.dumps(turn.data, ensure_ascii=False) if turn.data is not None else None, turn.status,
+             after_turn_id, now),
         ))
     return ids
 
@@ -172,9 +174,10 @@ class ConversationStore:
         return Customer(row["id"], row["discord_id"], row["display_name"], row["dm_status"])
 
     async def history(self, conversation_id: int, *, limit: int) -> list[Turn]:
-        """The last ``limit`` turns of a conversation, oldest first."""
+        """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
         rows = await self.db.fetchall(
-            "SELECT * FROM (SELECT * FROM turns WHERE conversation_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE conversation_id = ?"
+            " ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
             (conversation_id, limit),
         )
         return [Turn.from_row(r) for r in rows]

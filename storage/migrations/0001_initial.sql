@@ -31,6 +31,9 @@ CREATE TABLE turns (
     discord_message_id INTEGER,
     status             TEXT NOT NULL DEFAULT 'done',
     attempts           INTEGER NOT NULL DEFAULT 0,
+    -- A reply is stored after messages that arrived while it was written; it belongs right
+    -- after the last message it answers. Conversation order is (COALESCE(anchor_id, id), id).
+    anchor_id          INTEGER,
     created_at         REAL NOT NULL
 );
 CREATE INDEX turns_conversation ON turns(conversation_id, id);

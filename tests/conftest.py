@@ -1,0 +1,189 @@
+"""Shared fixtures: a real SQLite file, the real anthropic client against a scripted server, dpytest."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import discord
+import discord.ext.test as dpytest
+import pytest
+
+from actions import shop
+from cogs.handoff_bot import HandoffBot
+from core.actions import ActionRegistry
+from core.agent import ClaudeAgent
+from core.clock import FakeClock
+from core.policy import Policy, defaults
+from core.settings import Settings
+from storage.db import Database
+from tests.fake_claude import FakeClaude
+
+GUILD_ID = 900000000000000001
+
+
+def test_settings(db_path: Path, *, api_key: str | None = "test-key") -> Settings:
+    return Settings(
+        discord_token="test.token.value", guild_id=GUILD_ID, staff_channel_id=900000000000000002,
+        operator_role_id=900000000000000003, operator_user_id=None, anthropic_api_key=api_key,
+        anthropic_model="claude-test", anthropic_base_url=None, db_path=db_path, policy_path=Path("policy.toml"),
+        llm_concurrency=32, llm_max_retries=2, llm_timeout_seconds=10, log_level="INFO",
+    )
+
+
+def test_policy(**overrides: dict[str, Any]) -> Policy:
+    policy = defaults()
+    values = {section: dict(keys) for section, keys in policy.values.items()}
+    values["delivery"].update(retry_base_seconds=0.01, retry_max_seconds=0.05)
+    values["llm"].update(retry_after_failure_seconds=3600)  # tests trigger retries themselves
+    for section, keys in overrides.items():
+        values[section].update(keys)
+    return Policy(values, "tests")
+
+
+@pytest.fixture
+async def fake_claude() -> AsyncIterator[FakeClaude]:
+    server = FakeClaude()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Harness:
+    """Builds bots on one database file, as a deployment would across restarts."""
+
+    def __init__(self, tmp_path: Path, fake: FakeClaude) -> None:
+        self.db_path = tmp_path / "handoff.db"
+        self.fake = fake
+        self.clock = FakeClock()
+        self.bot: HandoffBot | None = None
+        self.db: Database | None = None
+        self.members: list[discord.Member] = []
+
+    async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
+                    configure: Callable[[HandoffBot], None] | None = None) -> HandoffBot:
+        self.db = await Database(self.db_path).open()
+        await shop.install(self.db)
+        policy = policy or test_policy()
+        agent = None
+        if ai:
+            client = anthropic.AsyncAnthropic(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=10)
+            agent = ClaudeAgent(client, model="claude-test", policy=policy,
+                                registry=ActionRegistry().extend(shop.ACTIONS), concurrency=32)
+        bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
+                         db=self.db, agent=agent, clock=self.clock)
+        # The real bot needs no member cache (payloads carry members); dpytest's fake guild does.
+        bot._connection._intents.members = True
+        bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
+        dpytest.configure(bot, members=members)
+        await bot._async_setup_hook()  # after configure: it hands the running loop to dpytest's state
+        if configure:
+            configure(bot)
+        await bot.setup_hook()
+        self.bot = bot
+        self.members = self._same_people(dpytest.get_config())
+        self.sent()  # dpytest's queue is global: start each bot with it empty
+        return bot
+
+    def _same_people(self, config: Any) -> list[discord.Member]:
+        """After a restart dpytest builds a new world; bring back the customers of the last one, same ids."""
+        from discord.ext.test import backend
+
+        if not self.members:
+            return list(config.members)
+        guild = config.guilds[0]
+        members = []
+        for old in self.members:
+            if guild.get_member(old.id) is None:
+                user = backend.make_user(old.name, old.discriminator, id_num=old.id)
+                backend.make_member(user, guild)
+            members.append(guild.get_member(old.id))
+        return members
+
+    async def stop(self) -> None:
+        if self.bot is not None:
+            self.bot.ws = None  # dpytest's fake gateway has no socket to close
+            await self.bot.close()
+            self.bot = None
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+        await dpytest.empty_queue()
+
+    async def restart(self, **kwargs: Any) -> HandoffBot:
+        await self.stop()
+        return await self.start(**kwargs)
+
+    async def dm(self, member: discord.Member | int, content: str, *, attachments: list[str] | None = None,
+                 settle: bool = True) -> discord.Message:
+        if isinstance(member, int):
+            member = self.members[member]
+        channel = member.dm_channel or await member.create_dm()
+        message = await dpytest.message(content, channel=channel, member=member, attachments=attachments)
+        if settle:
+            await self.settle()
+        return message
+
+    async def settle(self) -> None:
+        assert self.bot is not None and self.bot.engine is not None
+        await self.bot.engine.drain()
+
+    def sent(self) -> list[discord.Message]:
+        """Everything the bot sent since the last call, oldest first."""
+        out = []
+        while not dpytest.sent_queue.empty():
+            out.append(dpytest.sent_queue.get_nowait())
+        return out
+
+    async def fetch(self, sql: str, params: tuple = ()) -> list[Any]:
+        assert self.db is not None
+        return await self.db.fetchall(sql, params)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, fake_claude: FakeClaude) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path, fake_claude)
+    yield h
+    with contextlib.suppress(Exception):
+        await h.stop()
+    for leftover in Path(".").glob("dpytest_*.dat"):
+        leftover.unlink()
+
+
+def http_error(status: int, code: int = 0) -> discord.HTTPException:
+    from discord.ext.test.backend import FakeRequest
+
+    response = FakeRequest(status, "scripted")
+    body = {"code": code, "message": f"scripted {status}"}
+    if status == 403:
+        return discord.Forbidden(response, body)
+    if status == 404:
+        return discord.NotFound(response, body)
+    if status >= 500:
+        return discord.DiscordServerError(response, body)
+    return discord.HTTPException(response, body)
+
+
+class SendRecorder:
+    """Wraps dpytest's send_message: records every attempt's payload and raises scripted Discord errors."""
+
+    def __init__(self, bot: HandoffBot) -> None:
+        self.bot = bot
+        self.failures: list[discord.HTTPException] = []
+        self.attempts: list[dict[str, Any]] = []
+        self._original = bot.http.send_message
+        bot.http.send_message = self._send  # type: ignore[method-assign]
+
+    def fail_next(self, *errors: discord.HTTPException) -> None:
+        self.failures.extend(errors)
+
+    async def _send(self, channel_id: int, *, params: Any) -> Any:
+        self.attempts.append(dict(params.payload or {}))
+        if self.failures:
+            raise self.failures.pop(0)
+        # dpytest reads the target channel from its caller's local variable named `channel`.
+        channel = self.bot._connection._get_private_channel(channel_id) or self.bot.get_channel(channel_id)  # noqa: F841
+        return await self._original(channel_id, params=params)

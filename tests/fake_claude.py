@@ -1,0 +1,132 @@
+"""A scripted Messages API server on 127.0.0.1 for the real ``anthropic`` client.
+
+Tests queue replies (text, tool calls, errors, delays); anything not scripted is answered
+by ``default`` (an echo of the last customer text). Every request body is recorded.
+Run as a program for benchmarks: ``python -m tests.fake_claude --latency 0.2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def message(content: list[dict[str, Any]], stop_reason: str = "end_turn", model: str = "claude-test") -> dict:
+    return {
+        "id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": model,
+        "content": content, "stop_reason": stop_reason, "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 10},
+    }
+
+
+def text(answer: str, *, delay: float = 0.0) -> Reply:
+    return Reply(body=message([{"type": "text", "text": answer}]), delay=delay)
+
+
+def tool_calls(*calls: tuple[str, dict[str, Any]], preamble: str | None = None, delay: float = 0.0) -> Reply:
+    content: list[dict[str, Any]] = [{"type": "text", "text": preamble}] if preamble else []
+    for name, arguments in calls:
+        content.append({"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": name, "input": arguments})
+    return Reply(body=message(content, stop_reason="tool_use"), delay=delay)
+
+
+ERROR_TYPES = {400: "invalid_request_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+
+
+def error(status: int, *, retry_after_ms: int = 1) -> Reply:
+    kind = ERROR_TYPES.get(status, "api_error")
+    return Reply(status=status, body={"type": "error", "error": {"type": kind, "message": f"scripted {status}"}},
+                 headers={"retry-after-ms": str(retry_after_ms)})
+
+
+def last_user_text(request: dict[str, Any]) -> str:
+    for msg in reversed(request["messages"]):
+        if msg["role"] != "user":
+            continue
+        content = msg["content"]
+        if isinstance(content, str):
+            return content
+        texts = [b["text"] for b in content if b.get("type") == "text"]
+        if texts:
+            return texts[-1]
+    return ""
+
+
+def echo(request: dict[str, Any]) -> Reply:
+    return text(f"You said: {last_user_text(request)}")
+
+
+class FakeClaude:
+    def __init__(self, *, latency: float = 0.0, default: Callable[[dict[str, Any]], Reply] = echo) -> None:
+        self.latency = latency
+        self.default = default
+        self.script: deque[Reply | Callable[[dict[str, Any]], Reply]] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def then(self, *replies: Reply | Callable[[dict[str, Any]], Reply]) -> FakeClaude:
+        self.script.extend(replies)
+        return self
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        step = self.script.popleft() if self.script else self.default
+        reply = step(body) if callable(step) else step
+        delay = self.latency + reply.delay
+        if delay:
+            await asyncio.sleep(delay)
+        self.statuses.append(reply.status)
+        headers = {"request-id": f"req_{next(_ids)}", **reply.headers}
+        return web.Response(status=reply.status, text=json.dumps(reply.body), content_type="application/json",
+                            headers=headers)
+
+    async def start(self, port: int = 0) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{bound}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def _serve(latency: float, port: int) -> None:
+    server = FakeClaude(latency=latency)
+    url = await server.start(port)
+    print(url, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run(_serve(args.latency, args.port))

@@ -1,0 +1,297 @@
+"""Customers' DMs through discord.py's own dispatch (dpytest) and the real anthropic client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import discord.ext.test as dpytest
+from discord.ext.test import callbacks
+
+from tests.conftest import SendRecorder, http_error
+from tests.fake_claude import error, text, tool_calls
+
+
+def tool_results(request: dict) -> list[dict]:
+    return [b for m in request["messages"] if m["role"] == "user" for b in m["content"] if b["type"] == "tool_result"]
+
+
+async def test_plain_answer_reaches_the_customer_and_is_stored(harness):
+    await harness.start()
+    harness.fake.then(text("Hello! How can I help?"))
+    await harness.dm(0, "hi there")
+
+    [reply] = harness.sent()
+    assert reply.content == "Hello! How can I help?"
+    assert reply.channel.id == harness.members[0].dm_channel.id
+    request = harness.fake.requests[0]
+    assert request["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]
+    assert "Example Shop" in request["system"]
+    assert request["model"] == "claude-test"
+    turns = await harness.fetch("SELECT kind, content, status FROM turns ORDER BY id")
+    assert [tuple(t) for t in turns] == [
+        ("customer", "hi there", "answered"), ("assistant", "Hello! How can I help?", "done")]
+    assert [o[0] for o in await harness.fetch("SELECT status FROM outbox")] == ["sent"]
+
+
+async def test_typing_indicator_is_shown_while_claude_works(harness):
+    await harness.start()
+    typed = []
+
+    async def on_typing(channel):
+        typed.append((channel.id, len(harness.fake.requests)))
+
+    callbacks.set_callback(on_typing, "send_typing")
+    harness.fake.then(text("done", delay=0.05))
+    await harness.dm(0, "hello")
+    dm = harness.members[0].dm_channel
+    assert typed and typed[0] == (dm.id, 0), "typing starts in the customer's DM before Claude is asked"
+    callbacks.remove_callback("send_typing")
+
+
+async def test_tool_call_is_answered_and_the_loop_continues(harness):
+    await harness.start()
+    harness.fake.then(
+        tool_calls(("get_order_status", {"order_id": 2}), preamble="Let me check."),
+        text("Your grinder has shipped."),
+    )
+    await harness.dm(0, "where is my grinder?")
+
+    [reply] = harness.sent()
+    assert reply.content == "Let me check.\n\nYour grinder has shipped."
+    [result] = tool_results(harness.fake.requests[1])
+    payload = json.loads(result["content"])
+    assert payload["status"] == "executed"
+    assert payload["result"]["item"] == "grinder" and payload["result"]["status"] == "shipped"
+    assert "is_error" not in result
+    kinds = [r[0] for r in await harness.fetch("SELECT kind FROM turns ORDER BY id")]
+    assert kinds == ["customer", "tool_use", "tool_result", "assistant"]
+
+
+async def test_several_tool_calls_in_one_round_get_results_in_one_message(harness):
+    await harness.start()
+    harness.fake.then(
+        tool_calls(("list_orders", {}), ("get_account", {}), ("get_order_status", {"order_id": 999})),
+        text("Here is everything."),
+    )
+    await harness.dm(0, "show me my account and orders")
+
+    second = harness.fake.requests[1]
+    assistant = second["messages"][-2]
+    calls = [b for b in assistant["content"] if b["type"] == "tool_use"]
+    results = second["messages"][-1]["content"]
+    assert [r["tool_use_id"] for r in results] == [c["id"] for c in calls]
+    assert len(json.loads(results[0]["content"])["result"]["orders"]) == 2
+    assert "email" in json.loads(results[1]["content"])["result"]
+    assert results[2]["is_error"] is True and "not one of this customer's orders" in results[2]["content"]
+    assert harness.sent()[0].content == "Here is everything."
+
+
+async def test_non_informational_action_is_refused_and_the_customer_told(harness):
+    await harness.start()
+    harness.fake.then(
+        tool_calls(("issue_refund", {"order_id": 1, "amount": 10, "reason": "late"})),
+        text("I've refunded you!"),  # the model claims success; the code-written notice says otherwise
+    )
+    await harness.dm(0, "refund order 1 please")
+
+    [result] = tool_results(harness.fake.requests[1])
+    assert result["is_error"] is True and result["content"].startswith("NOT DONE")
+    [reply] = harness.sent()
+    assert "Not done: Refund an order. It needs an operator's approval" in reply.content
+    refunded = await harness.fetch("SELECT COUNT(*) FROM shop_orders WHERE refunded_cents > 0")
+    assert refunded[0][0] == 0
+
+
+async def test_unknown_tool_and_bad_parameters_get_error_results(harness):
+    await harness.start()
+    harness.fake.then(
+        tool_calls(("drop_database", {}), ("get_order_status", {"order_id": "one"})),
+        text("Sorry."),
+    )
+    await harness.dm(0, "status?")
+    unknown, invalid = tool_results(harness.fake.requests[1])
+    assert unknown["is_error"] and "no action named 'drop_database'" in unknown["content"]
+    assert invalid["is_error"] and "order_id" in invalid["content"] and "not of type 'integer'" in invalid["content"]
+
+
+async def test_tool_rounds_are_bounded(harness):
+    from tests.conftest import test_policy
+
+    await harness.start(policy=test_policy(llm={"max_tool_rounds": 2}))
+    harness.fake.then(*[tool_calls(("list_orders", {})) for _ in range(2)], text("Final answer."))
+    await harness.dm(0, "loop forever")
+    assert len(harness.fake.requests) == 3
+    assert harness.fake.requests[2]["tool_choice"] == {"type": "none"}
+    assert "tool_choice" not in harness.fake.requests[0]
+    assert harness.sent()[0].content == "Final answer."
+
+
+async def test_rate_limit_and_overload_are_retried_by_the_sdk(harness):
+    await harness.start()
+    harness.fake.then(error(429), error(529), text("Finally here."))
+    await harness.dm(0, "hello?")
+    assert harness.fake.statuses == [429, 529, 200]
+    assert [m.content for m in harness.sent()] == ["Finally here."]
+
+
+async def test_claude_down_apologises_keeps_the_message_and_answers_later(harness):
+    await harness.start()
+    harness.fake.then(error(500), error(500), error(500))  # the SDK's 2 retries are used up
+    await harness.dm(0, "first question")
+    [apology] = harness.sent()
+    assert "your message is saved" in apology.content.lower()
+    [(status, attempts)] = await harness.fetch("SELECT status, attempts FROM turns WHERE kind = 'customer'")
+    assert (status, attempts) == ("pending", 1)
+
+    harness.fake.then(text("Answering both now."))
+    await harness.dm(0, "second question")
+    request = harness.fake.requests[-1]
+    assert [b["text"] for b in request["messages"][0]["content"]] == ["first question", "second question"]
+    assert [m.content for m in harness.sent()] == ["Answering both now."]
+    statuses = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
+    assert [s[0] for s in statuses] == ["answered", "answered"]
+
+
+async def test_claude_failing_every_time_stops_retrying_and_says_a_person_follows_up(harness):
+    from tests.conftest import test_policy
+
+    await harness.start(policy=test_policy(llm={"max_answer_attempts": 2}))
+    harness.fake.default = lambda request: error(529)
+    await harness.dm(0, "hello")
+    await harness.dm(0, "anyone?")
+    messages = [m.content for m in harness.sent()]
+    assert len(messages) == 2 and "saved" in messages[0] and "person from our team" in messages[1]
+    statuses = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
+    assert [s[0] for s in statuses] == ["held", "held"]
+    audit = await harness.fetch("SELECT action FROM audit WHERE action = 'llm_gave_up'")
+    assert len(audit) == 1
+
+
+async def test_long_answer_is_split_at_discord_limit_on_boundaries(harness):
+    await harness.start()
+    paragraphs = [f"Paragraph {i}: " + " ".join(["word"] * 96) for i in range(10)]
+    answer = "\n\n".join(paragraphs)
+    assert 4900 < len(answer) < 5100
+    harness.fake.then(text(answer))
+    await harness.dm(0, "tell me everything")
+    parts = [m.content for m in harness.sent()]
+    assert len(parts) == 3
+    assert all(len(p) <= 2000 for p in parts)
+    assert all(p.startswith("Paragraph") for p in parts), "cuts fall between paragraphs"
+    assert "\n\n".join(parts) == answer
+
+
+async def test_each_customer_is_answered_in_order_and_late_messages_are_answered_together(harness):
+    await harness.start()
+    harness.fake.then(text("Answer to A", delay=0.2), text("Answer to B and C"))
+    await harness.dm(0, "A", settle=False)
+    while not harness.fake.requests:
+        await asyncio.sleep(0.01)
+    await harness.dm(0, "B", settle=False)
+    await harness.dm(0, "C", settle=False)
+    await harness.settle()
+    assert [m.content for m in harness.sent()] == ["Answer to A", "Answer to B and C"]
+    second = harness.fake.requests[1]["messages"]
+    assert [[b["text"] for b in m["content"]] for m in second] == [["A"], ["Answer to A"], ["B", "C"]]
+
+
+async def test_customers_never_wait_on_each_other(harness):
+    await harness.start()
+
+    def slow_for_first(request):
+        first = "slow one" in json.dumps(request["messages"])
+        return text("slow reply" if first else "fast reply", delay=1.0 if first else 0)
+
+    harness.fake.default = slow_for_first
+    await harness.dm(0, "slow one", settle=False)
+    await harness.dm(1, "quick one", settle=False)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while dpytest.sent_queue.empty():
+        await asyncio.sleep(0.01)
+    assert loop.time() - started < 0.5
+    first = dpytest.sent_queue.get_nowait()
+    assert first.content == "fast reply" and first.channel.id == harness.members[1].dm_channel.id
+    await harness.settle()
+    assert [m.content for m in harness.sent()] == ["slow reply"]
+
+
+async def test_restart_answers_a_message_left_unanswered(harness):
+    await harness.start()
+    harness.fake.then(text("never delivered", delay=5))
+    await harness.dm(0, "are you there?", settle=False)
+    while not harness.fake.requests:
+        await asyncio.sleep(0.01)
+    await harness.stop()  # the process dies while Claude is thinking
+
+    harness.fake.then(text("Yes, I'm here."))
+    await harness.start()
+    await harness.settle()
+    assert [m.content for m in harness.sent()] == ["Yes, I'm here."]
+    assert harness.fake.requests[-1]["messages"][0]["content"][0]["text"] == "are you there?"
+    rows = await harness.fetch("SELECT kind, status FROM turns ORDER BY id")
+    assert [tuple(r) for r in rows] == [("customer", "answered"), ("assistant", "done")]
+
+
+async def test_restart_delivers_a_reply_that_was_owed(harness):
+    await harness.start()
+    recorder = SendRecorder(harness.bot)
+    recorder.fail_next(*(http_error(503) for _ in range(50)))
+    harness.fake.then(text("Owed reply"))
+    await harness.dm(0, "hi", settle=False)
+    while not recorder.attempts:
+        await asyncio.sleep(0.01)
+    await harness.stop()
+    await harness.start()
+    await harness.settle()
+    assert [m.content for m in harness.sent()] == ["Owed reply"]
+    assert len(harness.fake.requests) == 1, "Claude is not asked twice"
+
+
+async def test_discord_refusing_sends_for_a_while_still_delivers_once_in_order(harness):
+    await harness.start()
+    recorder = SendRecorder(harness.bot)
+    recorder.fail_next(http_error(429), http_error(500), http_error(502), http_error(429))
+    harness.fake.then(text("x" * 2500))
+    await harness.dm(0, "long please")
+    sent = harness.sent()
+    assert [len(m.content) for m in sent] == [2000 - 4, 504] or sum(len(m.content) for m in sent) == 2500
+    assert len(sent) == 2 and "".join(m.content for m in sent) == "x" * 2500
+    assert len(recorder.attempts) == 6
+    nonces = [a["nonce"] for a in recorder.attempts]
+    assert len(set(nonces[:5])) == 1 and nonces[5] != nonces[0], "retries reuse the nonce; Discord dedupes"
+    assert all(a.get("enforce_nonce") for a in recorder.attempts)
+    rows = await harness.fetch("SELECT status, attempts FROM outbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [("sent", 5), ("sent", 1)]
+
+
+async def test_closed_dms_are_recorded_and_not_retried(harness):
+    await harness.start()
+    recorder = SendRecorder(harness.bot)
+    recorder.fail_next(http_error(403, 50007))
+    harness.fake.then(text("a reply the customer can't get"))
+    await harness.dm(0, "hi")
+    assert harness.sent() == []
+    assert len(recorder.attempts) == 1
+    [(dm_status,)] = await harness.fetch("SELECT dm_status FROM customers")
+    assert dm_status == "closed"
+    assert [r[0] for r in await harness.fetch("SELECT status FROM outbox")] == ["refused"]
+    [(detail,)] = await harness.fetch("SELECT detail FROM audit WHERE action = 'dm_refused'")
+    assert "50007" in detail
+
+    # Writing to us again reopens the customer's DMs.
+    harness.fake.then(text("Welcome back"))
+    await harness.dm(0, "I opened my DMs")
+    assert [m.content for m in harness.sent()] == ["Welcome back"]
+
+
+async def test_without_ai_customers_are_told_a_person_will_answer_once(harness):
+    await harness.start(ai=False)
+    await harness.dm(0, "hello")
+    await harness.dm(0, "still there?")
+    [notice] = harness.sent()
+    assert "person from our team" in notice.content
+    statuses = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
+    assert [s[0] for s in statuses] == ["held", "held"]
+    assert harness.fake.requests == []
