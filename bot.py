@@ -12,7 +12,7 @@ import logging
 import sys
 from types import ModuleType
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from actions import load_actions_module
 from core.actions import ActionRegistry
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)
 
-    load_dotenv(override=False)  # values already in the environment win over .env
+    # .env from the directory the bot is started in; values already in the environment win over it.
+    load_dotenv(find_dotenv(usecwd=True), override=False)
     try:
         settings, policy, module, registry = load_configuration()
     except (ConfigError, PolicyError) as exc:

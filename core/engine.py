@@ -134,7 +134,8 @@ class ConversationEngine:
 
         async def record_round(turns: Sequence[NewTurn]) -> None:
             async with self.db.transaction() as tx:
-                await insert_turns(tx, conversation_id, customer.id, turns, self.clock.now(), after_turn_id=batch[-1].id)
+                await insert_turns(tx, conversation_id, customer.id, turns, self.clock.now(),
+                                   after_turn_id=batch[-1].id)
 
         try:
             async with self._typing(customer.discord_id):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -149,8 +150,18 @@ async def harness(tmp_path: Path, fake_claude: FakeClaude) -> AsyncIterator[Harn
     yield h
     with contextlib.suppress(Exception):
         await h.stop()
-    for leftover in Path(".").glob("dpytest_*.dat"):
+    for leftover in Path(".").glob("dpytest_*.dat"):  # noqa: ASYNC240 - test clean-up of dpytest's files
         leftover.unlink()
+
+
+async def eventually(predicate: Callable[[], object], within: float = 5.0, what: str = "condition") -> None:
+    """Poll until ``predicate()`` is true; fail the test (instead of hanging) after ``within`` seconds."""
+    step = 0.005
+    for _ in range(int(within / step)):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def http_error(status: int, code: int = 0) -> discord.HTTPException:

@@ -8,7 +8,7 @@ import json
 import discord.ext.test as dpytest
 from discord.ext.test import callbacks
 
-from tests.conftest import SendRecorder, http_error
+from tests.conftest import SendRecorder, eventually, http_error
 from tests.fake_claude import error, text, tool_calls
 
 
@@ -186,8 +186,7 @@ async def test_each_customer_is_answered_in_order_and_late_messages_are_answered
     await harness.start()
     harness.fake.then(text("Answer to A", delay=0.2), text("Answer to B and C"))
     await harness.dm(0, "A", settle=False)
-    while not harness.fake.requests:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: harness.fake.requests, what="Claude to be asked")
     await harness.dm(0, "B", settle=False)
     await harness.dm(0, "C", settle=False)
     await harness.settle()
@@ -208,8 +207,7 @@ async def test_customers_never_wait_on_each_other(harness):
     await harness.dm(1, "quick one", settle=False)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while dpytest.sent_queue.empty():
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not dpytest.sent_queue.empty(), what="a reply")
     assert loop.time() - started < 0.5
     first = dpytest.sent_queue.get_nowait()
     assert first.content == "fast reply" and first.channel.id == harness.members[1].dm_channel.id
@@ -221,8 +219,7 @@ async def test_restart_answers_a_message_left_unanswered(harness):
     await harness.start()
     harness.fake.then(text("never delivered", delay=5))
     await harness.dm(0, "are you there?", settle=False)
-    while not harness.fake.requests:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: harness.fake.requests, what="Claude to be asked")
     await harness.stop()  # the process dies while Claude is thinking
 
     harness.fake.then(text("Yes, I'm here."))
@@ -240,8 +237,7 @@ async def test_restart_delivers_a_reply_that_was_owed(harness):
     recorder.fail_next(*(http_error(503) for _ in range(50)))
     harness.fake.then(text("Owed reply"))
     await harness.dm(0, "hi", settle=False)
-    while not recorder.attempts:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: recorder.attempts, what="a send attempt")
     await harness.stop()
     await harness.start()
     await harness.settle()

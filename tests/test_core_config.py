@@ -1,0 +1,114 @@
+"""Settings and the policy file: bad configuration stops start-up with the variable and the fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.policy import PolicyError, defaults, load_policy, parse_policy
+from core.settings import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = {
+    "DISCORD_TOKEN": "abc.def.ghi",
+    "DISCORD_GUILD_ID": "123456789012345678",
+    "DISCORD_STAFF_CHANNEL_ID": "223456789012345678",
+    "DISCORD_OPERATOR_ROLE_ID": "323456789012345678",
+}
+
+
+def test_good_settings_and_defaults():
+    s = load_settings(GOOD)
+    assert s.staff_channel_id == 223456789012345678
+    assert s.db_path == Path("data/handoff.db") and s.policy_path == Path("policy.toml")
+    assert not s.ai_enabled and s.operator_user_id is None and s.anthropic_model.startswith("claude-")
+
+
+def test_discord_channel_id_is_accepted_for_the_staff_channel():
+    env = dict(GOOD)
+    env["DISCORD_CHANNEL_ID"] = env.pop("DISCORD_STAFF_CHANNEL_ID")
+    assert load_settings(env).staff_channel_id == 223456789012345678
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    ({"DISCORD_TOKEN": ""}, "DISCORD_TOKEN is not set"),
+    ({"DISCORD_TOKEN": "Bot abc"}, "DISCORD_TOKEN contains spaces"),
+    ({"DISCORD_GUILD_ID": "my-server"}, "DISCORD_GUILD_ID='my-server' is not a Discord ID"),
+    ({"DISCORD_STAFF_CHANNEL_ID": ""}, "DISCORD_STAFF_CHANNEL_ID is not set"),
+    ({"DISCORD_OPERATOR_ROLE_ID": "12"}, "DISCORD_OPERATOR_ROLE_ID='12' is not a Discord ID"),
+    ({"DISCORD_USER_ID": "abc"}, "DISCORD_USER_ID='abc'"),
+    ({"HANDOFF_LLM_CONCURRENCY": "0"}, "HANDOFF_LLM_CONCURRENCY='0' is out of range"),
+    ({"HANDOFF_LLM_TIMEOUT": "soon"}, "HANDOFF_LLM_TIMEOUT='soon' is not a number"),
+    ({"ANTHROPIC_BASE_URL": "localhost:8000"}, "ANTHROPIC_BASE_URL"),
+])
+def test_bad_settings_name_the_variable(change, names):
+    with pytest.raises(ConfigError, match=names):
+        load_settings({**GOOD, **change})
+
+
+def test_the_shipped_policy_file_loads_and_matches_the_defaults():
+    policy = load_policy(ROOT / "policy.toml")
+    assert policy.values == defaults().values
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ("[llm]\nmax_tokns = 100\n", r"<policy>:2: unknown key 'max_tokns' in \[llm\]; did you mean 'max_tokens'\?"),
+    ("[lm]\nmax_tokens = 100\n", r"<policy>:1: unknown section \[lm\]; did you mean \[llm\]\?"),
+    ("[llm]\n\nmax_tokens = \"many\"\n", r"<policy>:3: \[llm\] max_tokens = 'many' must be a whole number"),
+    ("[llm]\nmax_tokens = 5\n", r"<policy>:2: \[llm\] max_tokens = 5 is out of range; use 64 to 8192"),
+    ("[llm]\nmax_tokens = true\n", r"must be a whole number"),
+    ("[llm\nmax_tokens = 5\n", r"not valid TOML"),
+    ("[messages]\nno_ai = \"  \"\n", r"no_ai is empty"),
+])
+def test_policy_mistakes_name_the_key_the_line_and_the_fix(toml, expected):
+    with pytest.raises(PolicyError, match=expected):
+        parse_policy(toml)
+
+
+def test_policy_values_override_defaults_and_fill_the_prompt():
+    policy = parse_policy('[agent]\nbusiness_name = "Bean Co"\n[delivery]\nretry_base_seconds = 0.5\n')
+    assert "Bean Co" in policy.system_prompt and policy["delivery"]["retry_base_seconds"] == 0.5
+    assert policy["llm"]["max_tokens"] == 1024
+
+
+def _run_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
+    return subprocess.run([sys.executable, str(ROOT / "bot.py"), "--check"], cwd=cwd, env={**clean, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_prints_the_effective_setup(tmp_path):
+    (tmp_path / "policy.toml").write_text((ROOT / "policy.toml").read_text())
+    result = _run_check({**GOOD, "ANTHROPIC_API_KEY": "sk-ant-secret-value-1234"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Configuration OK" in result.stdout and "DISCORD_STAFF_CHANNEL_ID 223456789012345678" in result.stdout
+    assert "sk-ant-secret" not in result.stdout, "secrets are masked"
+    assert "issue_refund (financial)" in result.stdout
+
+
+def test_check_refuses_bad_config_with_the_fix(tmp_path):
+    (tmp_path / "policy.toml").write_text("[llm]\nmax_tokns = 1\n")
+    result = _run_check(GOOD, tmp_path)
+    assert result.returncode == 2
+    assert "policy.toml:2: unknown key 'max_tokns'" in result.stderr
+
+
+def test_environment_wins_over_dotenv(tmp_path):
+    (tmp_path / "policy.toml").write_text("")
+    (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in GOOD.items()) + "\nDISCORD_GUILD_ID=999\n")
+    result = _run_check({"DISCORD_GUILD_ID": "423456789012345678"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "DISCORD_GUILD_ID         423456789012345678" in result.stdout
+
+
+def test_dotenv_is_read_when_the_environment_is_silent(tmp_path):
+    (tmp_path / "policy.toml").write_text("")
+    (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in GOOD.items()) + "\n")
+    result = _run_check({}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    missing = _run_check({}, tmp_path / "..")
+    assert missing.returncode == 2 and "DISCORD_TOKEN is not set" in missing.stderr

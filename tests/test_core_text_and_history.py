@@ -1,0 +1,91 @@
+"""Pure logic: message splitting, the history window, migrations. No discord here."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.agent import build_messages, window
+from core.text import split_message
+from storage.conversations import Turn
+from storage.db import Database, migration_files
+
+prose = st.lists(
+    st.sampled_from(["word", "longerword", " ", " ", "\n", "\n\n", ". ", "!", "😀", "\u200b", "```", "x" * 300]),
+    max_size=400,
+).map("".join)
+
+
+@given(prose, st.integers(min_value=50, max_value=2000))
+@settings(max_examples=300, deadline=None)
+def test_split_respects_the_limit_and_keeps_every_word(text, limit):
+    chunks = split_message(text, limit)
+    assert all(0 < len(c) <= limit for c in chunks)
+    original_words = text.replace("```", " ").split()
+    split_words = " ".join(chunks).replace("```", " ").split()
+    # Hard cuts inside very long words may divide a word; its letters are all still there, in order.
+    assert "".join(split_words) == "".join(original_words)
+
+
+def test_split_prefers_paragraphs_then_sentences():
+    text = ("A sentence here. " * 70).strip() + "\n\n" + "Second paragraph."
+    chunks = split_message(text, 1300)
+    assert all(c.endswith(".") for c in chunks)
+
+
+def test_split_reopens_a_code_block():
+    text = "```python\n" + "\n".join(f"x_{i} = {i}" for i in range(400)) + "\n```"
+    first, *rest = split_message(text)
+    assert first.endswith("```") and rest[0].startswith("```")
+
+
+def _turn(i: int, kind: str, content: str = "x", data=None) -> Turn:
+    return Turn(i, 1, 1, kind, content, data, "done", 0, 0.0)
+
+
+def test_window_never_starts_with_an_assistant_or_tool_turn():
+    use = {"blocks": [{"type": "tool_use", "id": "t1", "name": "a", "input": {}}]}
+    result = {"blocks": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}
+    turns = [_turn(1, "customer", "a" * 4000), _turn(2, "tool_use", "", use), _turn(3, "tool_result", "", result),
+             _turn(4, "assistant", "b"), _turn(5, "customer", "c")]
+    kept = window(turns, token_budget=600)
+    assert [t.id for t in kept] == [5]
+    messages = build_messages(window(turns, token_budget=100_000))
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
+
+
+def test_consecutive_same_role_turns_are_merged():
+    turns = [_turn(1, "customer", "a"), _turn(2, "customer", "b"), _turn(3, "system", "note")]
+    [message] = build_messages(turns)
+    assert [b["text"] for b in message["content"]] == ["a", "b", "[System note]: note"]
+
+
+async def test_migrations_set_user_version_and_reopen_cleanly(tmp_path):
+    path = tmp_path / "m.db"
+    async with Database(path) as db:
+        assert await db.user_version() == len(migration_files())
+        async with db.conn.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"
+    async with Database(path) as db:  # second open applies nothing and fails on nothing
+        assert await db.user_version() == len(migration_files())
+
+
+async def test_audit_log_is_append_only(tmp_path):
+    async with Database(tmp_path / "a.db") as db:
+        await db.execute("INSERT INTO audit (at, actor, action) VALUES (1, 'x', 'y')")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            await db.execute("UPDATE audit SET actor = 'z'")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            await db.execute("DELETE FROM audit")
+
+
+async def test_a_database_from_newer_code_is_refused(tmp_path):
+    from storage.db import StorageError
+
+    path = tmp_path / "new.db"
+    sqlite3.connect(path).execute("PRAGMA user_version = 999").connection.close()
+    with pytest.raises(StorageError, match="newer than this code"):
+        await Database(path).open()
