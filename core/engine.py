@@ -104,10 +104,12 @@ class ConversationEngine:
     # -- answering --------------------------------------------------------------------------
 
     async def _answer_pending(self, customer_id: int) -> None:
-        while pending := await self.store.pending_turns(customer_id):
+        while True:
+            customer, pending = await self.store.pending_turns(customer_id)
+            if customer is None or not pending:
+                return
             # Answer the oldest conversation's messages first (after a long outage there may be two).
             batch = [t for t in pending if t.conversation_id == pending[0].conversation_id]
-            customer = await self.store.customer(customer_id)
             if self.agent is None:
                 await self._hold_for_human(customer, batch)
             elif not await self._answer_with_claude(customer, batch):

@@ -92,12 +92,14 @@ async def insert_turns(tx: Transaction, conversation_id: int, customer_id: int, 
 
 async def enqueue_messages(tx: Transaction, customer_id: int, turn_id: int | None, chunks: Sequence[str],
                            now: float) -> None:
-    """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox."""
-    for chunk in chunks:
-        await tx.execute(
-            "INSERT INTO outbox (customer_id, turn_id, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
-            (customer_id, turn_id, chunk, now, now),
-        )
+    """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order."""
+    if not chunks:
+        return
+    rows = ", ".join("(?, ?, ?, ?, ?)" for _ in chunks)
+    params = [value for chunk in chunks for value in (customer_id, turn_id, chunk, now, now)]
+    await tx.execute(
+        f"INSERT INTO outbox (customer_id, turn_id, content, next_attempt_at, created_at) VALUES {rows}", params
+    )
 
 
 class ConversationStore:
@@ -113,21 +115,14 @@ class ConversationStore:
         A Discord message already stored (a redelivered gateway event) is not stored twice.
         """
         async with self.db.transaction() as tx:
-            row = await tx.fetchone("SELECT * FROM customers WHERE discord_id = ?", (discord_id,))
-            if row is None:
-                customer_id = await tx.insert(
-                    "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?)",
-                    (discord_id, display_name, now),
-                )
-                customer = Customer(customer_id, discord_id, display_name, "open")
-            else:
-                customer = Customer(row["id"], discord_id, display_name, row["dm_status"])
-                if row["display_name"] != display_name or row["dm_status"] == "closed":
-                    # A customer who writes to us can receive DMs again.
-                    await tx.execute(
-                        "UPDATE customers SET display_name = ?, dm_status = 'open', dm_closed_at = NULL WHERE id = ?",
-                        (display_name, customer.id),
-                    )
+            # A customer who writes to us can receive DMs again, so this also reopens closed DMs.
+            row = await tx.fetchone(
+                "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name, dm_status = 'open',"
+                " dm_closed_at = NULL RETURNING id",
+                (discord_id, display_name, now),
+            )
+            customer = Customer(row["id"], discord_id, display_name, "open")
             if discord_message_id is not None:
                 dup = await tx.fetchone(
                     "SELECT id, conversation_id FROM turns WHERE discord_message_id = ?", (discord_message_id,)
@@ -159,11 +154,18 @@ class ConversationStore:
             )
         return Inbound(customer, conversation_id, turn_id, new, False)
 
-    async def pending_turns(self, customer_id: int) -> list[Turn]:
+    async def pending_turns(self, customer_id: int) -> tuple[Customer | None, list[Turn]]:
+        """The customer and their messages waiting for an answer, oldest first (one round trip)."""
         rows = await self.db.fetchall(
-            "SELECT * FROM turns WHERE customer_id = ? AND status = 'pending' ORDER BY id", (customer_id,)
+            "SELECT t.*, c.discord_id, c.display_name, c.dm_status FROM customers c"
+            " LEFT JOIN turns t ON t.customer_id = c.id AND t.status = 'pending' WHERE c.id = ? ORDER BY t.id",
+            (customer_id,),
         )
-        return [Turn.from_row(r) for r in rows]
+        if not rows:
+            return None, []
+        first = rows[0]
+        customer = Customer(customer_id, first["discord_id"], first["display_name"], first["dm_status"])
+        return customer, [Turn.from_row(r) for r in rows if r["id"] is not None]
 
     async def customers_with_pending_turns(self) -> list[int]:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'")

@@ -86,9 +86,8 @@ class Database:
         await self.close()
 
     async def user_version(self) -> int:
-        async with self.conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        return int(row[0])
+        rows = await self.conn.execute_fetchall("PRAGMA user_version")
+        return int(next(iter(rows))[0])
 
     async def migrate(self) -> None:
         current = await self.user_version()
@@ -106,6 +105,9 @@ class Database:
 
     # -- statements -------------------------------------------------------------------------
 
+    # Each statement below is one round trip to aiosqlite's thread (execute_fetchall / execute_insert,
+    # no cursor objects to fetch from and close): under load, round trips are what the lock queues on.
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """``async with db.transaction() as tx:`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
@@ -120,17 +122,19 @@ class Database:
                 await self.conn.execute("COMMIT")
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._lock, self.conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        async with self._lock:
+            rows = await self.conn.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._lock, self.conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        async with self._lock:
+            return list(await self.conn.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One statement in its own transaction; returns the row count."""
-        async with self.transaction() as tx:
-            return await tx.execute(sql, params)
+        async with self._lock:
+            cursor = await self.conn.execute(sql, tuple(params))
+            return cursor.rowcount
 
 
 class Transaction:
@@ -140,17 +144,16 @@ class Transaction:
         self._conn = conn
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return cur.rowcount
+        cursor = await self._conn.execute(sql, tuple(params))
+        return cursor.rowcount
 
     async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return int(cur.lastrowid)
+        row = await self._conn.execute_insert(sql, tuple(params))
+        return int(row[0])
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        rows = await self._conn.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))

@@ -1,0 +1,76 @@
+"""Shared benchmark plumbing: the scripted Claude server in its own process, a bot on dpytest, figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anthropic
+import discord
+import discord.ext.test as dpytest
+
+from actions import shop
+from cogs.handoff_bot import HandoffBot
+from core.actions import ActionRegistry
+from core.agent import ClaudeAgent
+from storage.db import Database
+from tests.conftest import test_policy, test_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.asynccontextmanager
+async def claude_server(latency: float) -> AsyncIterator[str]:
+    """The scripted Messages API server, in a separate process so its CPU is not counted as the bot's."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_claude", "--latency", str(latency)], cwd=ROOT,  # noqa: ASYNC220
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+        yield url.strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def bench_bot(url: str, customers: int, *, concurrency: int) -> AsyncIterator[HandoffBot]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = await Database(Path(tmp) / "bench.db").open()
+        await shop.install(db)
+        policy = test_policy()
+        client = anthropic.AsyncAnthropic(api_key="bench", base_url=url, max_retries=0, timeout=30)
+        agent = ClaudeAgent(client, model="claude-bench", policy=policy,
+                            registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
+        bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, agent=agent)
+        bot._connection._intents.members = True
+        bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
+        dpytest.configure(bot, members=customers)
+        await bot._async_setup_hook()
+        await bot.setup_hook()
+        try:
+            yield bot
+        finally:
+            bot.ws = None
+            await bot.close()
+            await db.close()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def summary_ms(values: list[float]) -> str:
+    return (f"p50 {statistics.median(values) * 1000:.2f} ms, p99 {percentile(values, 99) * 1000:.2f} ms,"
+            f" max {max(values) * 1000:.2f} ms")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
