@@ -43,7 +43,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     import discord
 
     from cogs.handoff_bot import HandoffBot
-    from core.agent import ClaudeAgent
+    from core.agent import ClaudeAgent, client_pool
     from storage.db import Database, StorageError
 
     try:
@@ -58,11 +58,11 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
         if settings.ai_enabled:
             import anthropic
 
-            client = anthropic.AsyncAnthropic(
+            clients = client_pool(settings.llm_concurrency, lambda: anthropic.AsyncAnthropic(
                 api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
                 max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds,
-            )
-            agent = ClaudeAgent(client, model=settings.anthropic_model, policy=policy, registry=registry,
+            ))
+            agent = ClaudeAgent(clients, model=settings.anthropic_model, policy=policy, registry=registry,
                                 concurrency=settings.llm_concurrency)
         bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent)
         try:

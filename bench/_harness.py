@@ -19,7 +19,7 @@ import discord.ext.test as dpytest
 from actions import shop
 from cogs.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent
+from core.agent import ClaudeAgent, client_pool
 from storage.db import Database
 from tests.conftest import test_policy, test_settings
 
@@ -45,8 +45,9 @@ async def bench_bot(url: str, customers: int, *, concurrency: int) -> AsyncItera
         db = await Database(Path(tmp) / "bench.db").open()
         await shop.install(db)
         policy = test_policy()
-        client = anthropic.AsyncAnthropic(api_key="bench", base_url=url, max_retries=0, timeout=30)
-        agent = ClaudeAgent(client, model="claude-bench", policy=policy,
+        clients = client_pool(concurrency, lambda: anthropic.AsyncAnthropic(
+            api_key="bench", base_url=url, max_retries=0, timeout=30))
+        agent = ClaudeAgent(clients, model="claude-bench", policy=policy,
                             registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
         bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, agent=agent)
         bot._connection._intents.members = True

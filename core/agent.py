@@ -110,10 +110,26 @@ def _block_dict(block: Any) -> dict[str, Any]:
     return block.model_dump(exclude_none=True)
 
 
+CONNECTIONS_PER_CLIENT = 16
+
+
+def client_pool(
+    concurrency: int, make_client: Callable[[], anthropic.AsyncAnthropic]
+) -> list[anthropic.AsyncAnthropic]:
+    """Enough clients that each holds about CONNECTIONS_PER_CLIENT connections.
+
+    The SDK's HTTP pool scans all its connections on every request (a socket poll each), so one
+    client with hundreds of concurrent calls spends milliseconds per request on the event loop.
+    Customers are spread over several clients instead; each customer always uses the same one.
+    """
+    return [make_client() for _ in range(max(1, -(-concurrency // CONNECTIONS_PER_CLIENT)))]
+
+
 class ClaudeAgent:
-    def __init__(self, client: anthropic.AsyncAnthropic, *, model: str, policy: Policy, registry: ActionRegistry,
-                 concurrency: int, gate: InformationalOnlyGate | None = None) -> None:
-        self.client = client
+    def __init__(self, client: anthropic.AsyncAnthropic | Sequence[anthropic.AsyncAnthropic], *, model: str,
+                 policy: Policy, registry: ActionRegistry, concurrency: int,
+                 gate: InformationalOnlyGate | None = None) -> None:
+        self.clients = [client] if isinstance(client, anthropic.AsyncAnthropic) else list(client)
         self.model = model
         self.policy = policy
         self.registry = registry
@@ -121,7 +137,7 @@ class ClaudeAgent:
         self._slots = asyncio.Semaphore(concurrency)
         self._tools = registry.tool_definitions()
 
-    async def _create(self, messages: list[dict[str, Any]], *, final: bool) -> Any:
+    async def _create(self, messages: list[dict[str, Any]], *, final: bool, customer_id: int = 0) -> Any:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.policy["llm"]["max_tokens"],
@@ -134,7 +150,8 @@ class ClaudeAgent:
                 kwargs["tool_choice"] = {"type": "none"}
         try:
             async with self._slots:
-                return await self.client.messages.create(**kwargs)
+                client = self.clients[customer_id % len(self.clients)]
+                return await client.messages.create(**kwargs)
         except anthropic.APIError as exc:
             status = getattr(exc, "status_code", None)
             raise LLMUnavailable(f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}") from exc
@@ -147,7 +164,7 @@ class ClaudeAgent:
         notices: list[str] = []
         max_rounds = self.policy["llm"]["max_tool_rounds"]
         for round_number in range(max_rounds + 1):
-            response = await self._create(messages, final=round_number == max_rounds)
+            response = await self._create(messages, final=round_number == max_rounds, customer_id=ctx.customer_id)
             blocks = [_block_dict(b) for b in response.content]
             text = "\n\n".join(b["text"].strip() for b in blocks if b["type"] == "text" and b["text"].strip())
             calls = [b for b in blocks if b["type"] == "tool_use"]

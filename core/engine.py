@@ -21,7 +21,7 @@ from core.policy import Policy
 from core.ports import CustomerChannel
 from core.text import split_message
 from core.workers import KeyedWorkers
-from storage.conversations import ConversationStore, Customer, NewTurn, Turn, audit, enqueue_messages, insert_turns
+from storage.conversations import ConversationStore, Customer, NewTurn, Turn
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,7 @@ class ConversationEngine:
 
     async def say(self, customer_id: int, text: str, *, reason: str, turn_id: int | None = None) -> None:
         """Owe the customer a message the bot wrote itself (not Claude), through the outbox."""
-        async with self.db.transaction() as tx:
-            await enqueue_messages(tx, customer_id, turn_id, split_message(text), self.clock.now())
-            await audit(tx, self.clock.now(), "bot", "notice", f"customer:{customer_id}", {"reason": reason})
+        await self.store.owe(customer_id, split_message(text), self.clock.now(), reason=reason, turn_id=turn_id)
         self.outbox.kick(customer_id)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -117,15 +115,7 @@ class ConversationEngine:
 
     async def _hold_for_human(self, customer: Customer, batch: Sequence[Turn]) -> None:
         """No AI configured: keep the messages for a person and tell the customer once per conversation."""
-        now = self.clock.now()
-        conversation_id = batch[0].conversation_id
-        async with self.db.transaction() as tx:
-            await _set_status(tx, batch, "held")
-            first = await tx.execute(
-                "UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0", (conversation_id,)
-            )
-            if first:
-                await enqueue_messages(tx, customer.id, batch[-1].id, [self.policy.message("no_ai")], now)
+        await self.store.hold(batch, self.policy.message("no_ai"), self.clock.now())
         self.outbox.kick(customer.id)
 
     async def _answer_with_claude(self, customer: Customer, batch: Sequence[Turn]) -> bool:
@@ -135,9 +125,7 @@ class ConversationEngine:
         ctx = ActionContext(customer.id, customer.discord_id, self.db, self.clock.now())
 
         async def record_round(turns: Sequence[NewTurn]) -> None:
-            async with self.db.transaction() as tx:
-                await insert_turns(tx, conversation_id, customer.id, turns, self.clock.now(),
-                                   after_turn_id=batch[-1].id)
+            await self.store.record_round(conversation_id, customer.id, turns, self.clock.now(), batch[-1].id)
 
         try:
             async with self._typing(customer.discord_id):
@@ -148,12 +136,7 @@ class ConversationEngine:
         text = "\n\n".join(part for part in [reply.text, *reply.notices] if part.strip())
         if not text.strip():
             text = "Sorry, I don't have an answer to that. Could you put it another way?"
-        now = self.clock.now()
-        async with self.db.transaction() as tx:
-            [turn_id] = await insert_turns(tx, conversation_id, customer.id, [reply.final_turn], now,
-                                           after_turn_id=batch[-1].id)
-            await _set_status(tx, batch, "answered")
-            await enqueue_messages(tx, customer.id, turn_id, split_message(text), now)
+        await self.store.complete_answer(batch, reply.final_turn, split_message(text), self.clock.now())
         self.outbox.kick(customer.id)
         return True
 
@@ -163,10 +146,7 @@ class ConversationEngine:
         log.warning("Claude failed for customer %s (attempt %d of %d): %s",
                     customer.id, attempts, llm["max_answer_attempts"], error)
         if attempts >= llm["max_answer_attempts"]:
-            async with self.db.transaction() as tx:
-                await _set_status(tx, batch, "held")
-                await audit(tx, self.clock.now(), "system", "llm_gave_up", f"customer:{customer.id}",
-                            {"turns": [t.id for t in batch], "error": error[:300]})
+            await self.store.give_up(batch, error, self.clock.now())
             await self.say(customer.id, self.policy.message("llm_gave_up"), reason="llm_gave_up")
             return
         if attempts == 1:
@@ -180,9 +160,3 @@ class ConversationEngine:
             log.debug("typing indicator unavailable", exc_info=True)
             return contextlib.nullcontext()
 
-
-async def _set_status(tx: Any, turns: Sequence[Turn], status: str) -> None:
-    marks = ",".join("?" * len(turns))
-    await tx.execute(
-        f"UPDATE turns SET status = ? WHERE id IN ({marks}) AND status = 'pending'", [status, *(t.id for t in turns)]
-    )

@@ -1,13 +1,18 @@
-"""Customers, conversations, turns, the outbox and the audit log: the conversation core's tables."""
+"""Customers, conversations, turns, the outbox and the audit log: the conversation core's tables.
+
+Each write is one transaction run by ``Database.run`` in aiosqlite's thread (one round
+trip); the small ``_sql`` helpers below take the raw sqlite3 connection of that transaction.
+"""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.db import Database, Transaction
+from storage.db import Database
 
 
 @dataclass(frozen=True)
@@ -66,40 +71,42 @@ class OutboxItem:
     next_attempt_at: float
 
 
-async def audit(tx: Transaction, at: float, actor: str, action: str, subject: str | None = None,
-                detail: Any = None) -> None:
+def _json(value: Any) -> str | None:
+    return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
+
+
+def audit_sql(c: sqlite3.Connection, at: float, actor: str, action: str, subject: str | None = None,
+              detail: Any = None) -> None:
     """Append an audit row inside the caller's transaction (the audit table refuses updates and deletes)."""
-    await tx.execute(
-        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-        (at, actor, action, subject, json.dumps(detail, ensure_ascii=False) if detail is not None else None),
-    )
+    c.execute("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+              (at, actor, action, subject, _json(detail)))
 
 
-async def insert_turns(tx: Transaction, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
-                       now: float, *, after_turn_id: int | None = None) -> list[int]:
+def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
+                     now: float, *, after_turn_id: int | None = None) -> list[int]:
     """Store turns; ``after_turn_id`` places them right after that turn in conversation order."""
-    ids = []
-    for turn in turns:
-        ids.append(await tx.insert(
+    return [
+        c.execute(
             "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status, anchor_id, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (conversation_id, customer_id, turn.kind, turn.content,
-             json.dumps(turn.data, ensure_ascii=False) if turn.data is not None else None, turn.status,
-             after_turn_id, now),
-        ))
-    return ids
+            (conversation_id, customer_id, t.kind, t.content, _json(t.data), t.status, after_turn_id, now),
+        ).lastrowid
+        for t in turns
+    ]
 
 
-async def enqueue_messages(tx: Transaction, customer_id: int, turn_id: int | None, chunks: Sequence[str],
-                           now: float) -> None:
+def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],
+                now: float) -> None:
     """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order."""
-    if not chunks:
-        return
-    rows = ", ".join("(?, ?, ?, ?, ?)" for _ in chunks)
-    params = [value for chunk in chunks for value in (customer_id, turn_id, chunk, now, now)]
-    await tx.execute(
-        f"INSERT INTO outbox (customer_id, turn_id, content, next_attempt_at, created_at) VALUES {rows}", params
+    c.executemany(
+        "INSERT INTO outbox (customer_id, turn_id, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(customer_id, turn_id, chunk, now, now) for chunk in chunks],
     )
+
+
+def set_status_sql(c: sqlite3.Connection, turn_ids: Sequence[int], status: str) -> None:
+    marks = ",".join("?" * len(turn_ids))
+    c.execute(f"UPDATE turns SET status = ? WHERE id IN ({marks}) AND status = 'pending'", [status, *turn_ids])
 
 
 class ConversationStore:
@@ -114,45 +121,45 @@ class ConversationStore:
 
         A Discord message already stored (a redelivered gateway event) is not stored twice.
         """
-        async with self.db.transaction() as tx:
+
+        def write(c: sqlite3.Connection) -> Inbound:
             # A customer who writes to us can receive DMs again, so this also reopens closed DMs.
-            row = await tx.fetchone(
+            [customer_id] = c.execute(
                 "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name, dm_status = 'open',"
                 " dm_closed_at = NULL RETURNING id",
                 (discord_id, display_name, now),
-            )
-            customer = Customer(row["id"], discord_id, display_name, "open")
+            ).fetchone()
+            customer = Customer(customer_id, discord_id, display_name, "open")
             if discord_message_id is not None:
-                dup = await tx.fetchone(
-                    "SELECT id, conversation_id FROM turns WHERE discord_message_id = ?", (discord_message_id,)
-                )
+                dup = c.execute("SELECT id, conversation_id FROM turns WHERE discord_message_id = ?",
+                                (discord_message_id,)).fetchone()
                 if dup is not None:
                     return Inbound(customer, dup["conversation_id"], dup["id"], False, True)
-            conv = await tx.fetchone(
+            conv = c.execute(
                 "SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS NULL"
-                " ORDER BY id DESC LIMIT 1",
-                (customer.id,),
-            )
+                " ORDER BY id DESC LIMIT 1", (customer_id,),
+            ).fetchone()
             new = conv is None or now - conv["last_activity_at"] > idle_seconds
             if new:
                 if conv is not None:
-                    await tx.execute("UPDATE conversations SET ended_at = ? WHERE id = ?",
-                                     (conv["last_activity_at"], conv["id"]))
-                conversation_id = await tx.insert(
+                    c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?",
+                              (conv["last_activity_at"], conv["id"]))
+                conversation_id = c.execute(
                     "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
-                    (customer.id, now, now),
-                )
+                    (customer_id, now, now),
+                ).lastrowid
             else:
                 conversation_id = conv["id"]
-                await tx.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (now, conversation_id))
-            turn_id = await tx.insert(
+                c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (now, conversation_id))
+            turn_id = c.execute(
                 "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
                 " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?)",
-                (conversation_id, customer.id, content, json.dumps(data, ensure_ascii=False) if data else None,
-                 discord_message_id, status, now),
-            )
-        return Inbound(customer, conversation_id, turn_id, new, False)
+                (conversation_id, customer_id, content, _json(data), discord_message_id, status, now),
+            ).lastrowid
+            return Inbound(customer, conversation_id, turn_id, new, False)
+
+        return await self.db.run(write)
 
     async def pending_turns(self, customer_id: int) -> tuple[Customer | None, list[Turn]]:
         """The customer and their messages waiting for an answer, oldest first (one round trip)."""
@@ -171,10 +178,6 @@ class ConversationStore:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'")
         return [r[0] for r in rows]
 
-    async def customer(self, customer_id: int) -> Customer:
-        row = await self.db.fetchone("SELECT * FROM customers WHERE id = ?", (customer_id,))
-        return Customer(row["id"], row["discord_id"], row["display_name"], row["dm_status"])
-
     async def history(self, conversation_id: int, *, limit: int) -> list[Turn]:
         """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
         rows = await self.db.fetchall(
@@ -184,13 +187,67 @@ class ConversationStore:
         )
         return [Turn.from_row(r) for r in rows]
 
+    async def owe(self, customer_id: int, chunks: Sequence[str], now: float, *, reason: str,
+                  turn_id: int | None = None) -> None:
+        """A message the bot wrote itself (not Claude), owed through the outbox and audited."""
+
+        def write(c: sqlite3.Connection) -> None:
+            enqueue_sql(c, customer_id, turn_id, chunks, now)
+            audit_sql(c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason})
+
+        await self.db.run(write)
+
+    async def record_round(self, conversation_id: int, customer_id: int, turns: Sequence[NewTurn], now: float,
+                           after_turn_id: int) -> None:
+        await self.db.run(lambda c: insert_turns_sql(c, conversation_id, customer_id, turns, now,
+                                                     after_turn_id=after_turn_id))
+
+    async def complete_answer(self, batch: Sequence[Turn], final_turn: NewTurn, chunks: Sequence[str],
+                              now: float) -> None:
+        """Claude's answer, the messages it answers marked answered, and the DMs owed: one transaction."""
+        first = batch[0]
+
+        def write(c: sqlite3.Connection) -> None:
+            [turn_id] = insert_turns_sql(c, first.conversation_id, first.customer_id, [final_turn], now,
+                                         after_turn_id=batch[-1].id)
+            set_status_sql(c, [t.id for t in batch], "answered")
+            enqueue_sql(c, first.customer_id, turn_id, chunks, now)
+
+        await self.db.run(write)
+
+    async def hold(self, batch: Sequence[Turn], notice: str | None, now: float) -> None:
+        """Keep these messages for a person; send ``notice`` once per conversation."""
+        first = batch[0]
+
+        def write(c: sqlite3.Connection) -> None:
+            set_status_sql(c, [t.id for t in batch], "held")
+            if notice is None:
+                return
+            once = c.execute("UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
+                             (first.conversation_id,)).rowcount
+            if once:
+                enqueue_sql(c, first.customer_id, batch[-1].id, [notice], now)
+
+        await self.db.run(write)
+
+    async def give_up(self, batch: Sequence[Turn], error: str, now: float) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            set_status_sql(c, [t.id for t in batch], "held")
+            audit_sql(c, now, "system", "llm_gave_up", f"customer:{batch[0].customer_id}",
+                      {"turns": [t.id for t in batch], "error": error[:300]})
+
+        await self.db.run(write)
+
     async def mark_attempt_failed(self, turn_ids: Sequence[int]) -> int:
         """Count a failed answer on these turns; returns the highest attempt count among them."""
-        async with self.db.transaction() as tx:
-            marks = ",".join("?" * len(turn_ids))
-            await tx.execute(f"UPDATE turns SET attempts = attempts + 1 WHERE id IN ({marks})", turn_ids)
-            row = await tx.fetchone(f"SELECT MAX(attempts) FROM turns WHERE id IN ({marks})", turn_ids)
-        return int(row[0] or 0)
+        marks = ",".join("?" * len(turn_ids))
+
+        def write(c: sqlite3.Connection) -> int:
+            c.execute(f"UPDATE turns SET attempts = attempts + 1 WHERE id IN ({marks})", list(turn_ids))
+            return int(c.execute(f"SELECT MAX(attempts) FROM turns WHERE id IN ({marks})", list(turn_ids)
+                                 ).fetchone()[0] or 0)
+
+        return await self.db.run(write)
 
 
 class OutboxStore:
@@ -219,35 +276,36 @@ class OutboxStore:
             (now, discord_message_id, item_id),
         )
 
-    async def mark_retry(self, item_id: int, error: str, next_attempt_at: float) -> int:
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-                (error[:500], next_attempt_at, item_id),
-            )
-            row = await tx.fetchone("SELECT attempts FROM outbox WHERE id = ?", (item_id,))
-        return int(row[0])
+    async def mark_retry(self, item_id: int, error: str, next_attempt_at: float) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            (error[:500], next_attempt_at, item_id),
+        )
 
     async def mark_failed(self, item: OutboxItem, error: str, now: float) -> None:
         """This one message can never be sent (e.g. Discord rejects its content); the rest go on."""
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
-                (error[:500], item.id),
-            )
-            await audit(tx, now, "system", "dm_failed", f"customer:{item.customer_id}",
-                        {"outbox_id": item.id, "error": error[:500]})
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                      (error[:500], item.id))
+            audit_sql(c, now, "system", "dm_failed", f"customer:{item.customer_id}",
+                      {"outbox_id": item.id, "error": error[:500]})
+
+        await self.db.run(write)
 
     async def mark_customer_unreachable(self, item: OutboxItem, reason: str, now: float) -> int:
         """DMs are closed: record it on the customer, stop owing them messages. Returns rows refused."""
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "UPDATE customers SET dm_status = 'closed', dm_closed_at = ? WHERE id = ?", (now, item.customer_id)
-            )
-            count = await tx.execute(
-                "UPDATE outbox SET status = 'refused', last_error = ? WHERE customer_id = ? AND status = 'pending'",
+
+        def write(c: sqlite3.Connection) -> int:
+            c.execute("UPDATE customers SET dm_status = 'closed', dm_closed_at = ? WHERE id = ?",
+                      (now, item.customer_id))
+            count = c.execute(
+                "UPDATE outbox SET status = 'refused', attempts = attempts + 1, last_error = ?"
+                " WHERE customer_id = ? AND status = 'pending'",
                 (reason[:500], item.customer_id),
-            )
-            await audit(tx, now, "system", "dm_refused", f"customer:{item.customer_id}",
-                        {"outbox_id": item.id, "reason": reason[:500], "messages_refused": count})
-        return count
+            ).rowcount
+            audit_sql(c, now, "system", "dm_refused", f"customer:{item.customer_id}",
+                      {"outbox_id": item.id, "reason": reason[:500], "messages_refused": count})
+            return count
+
+        return await self.db.run(write)

@@ -10,14 +10,16 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
@@ -42,9 +44,11 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
 class Database:
     """One aiosqlite connection shared by the whole process.
 
-    A single connection means statements from concurrent tasks interleave, so every
-    statement and every transaction goes through one asyncio lock: a reader never sees
-    another task's half-done transaction.
+    aiosqlite runs every call in its one thread, in the order the calls are made. The hot
+    paths use ``run``: a whole transaction as one plain function, one round trip, so calls
+    from many customers queue back to back in that thread instead of waiting on each other.
+    ``transaction()`` (used by deployers' actions) spans several round trips; while one is
+    open, an asyncio lock holds every other call back so none lands inside it.
     """
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
@@ -105,6 +109,30 @@ class Database:
 
     # -- statements -------------------------------------------------------------------------
 
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        # aiosqlite has no public "run this function in the connection's thread"; _execute is what all
+        # its public methods use. Kept to this one place.
+        if self._lock.locked():
+            async with self._lock:
+                return await self.conn._execute(fn, *args)
+        return await self.conn._execute(fn, *args)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` as one transaction (BEGIN IMMEDIATE ... COMMIT) in one round trip."""
+
+        def in_transaction() -> T:
+            raw: sqlite3.Connection = self.conn._conn
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(raw)
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+            return result
+
+        return await self._call(in_transaction)
+
     # Each statement below is one round trip to aiosqlite's thread (execute_fetchall / execute_insert,
     # no cursor objects to fetch from and close): under load, round trips are what the lock queues on.
 
@@ -121,20 +149,18 @@ class Database:
             else:
                 await self.conn.execute("COMMIT")
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._lock:
-            rows = await self.conn.execute_fetchall(sql, tuple(params))
-        return next(iter(rows), None)
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        return next(iter(await self.fetchall(sql, params)), None)
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._lock:
-            return list(await self.conn.execute_fetchall(sql, tuple(params)))
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        def query() -> list[sqlite3.Row]:
+            return self.conn._conn.execute(sql, tuple(params)).fetchall()
+
+        return await self._call(query)
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One statement in its own transaction; returns the row count."""
-        async with self._lock:
-            cursor = await self.conn.execute(sql, tuple(params))
-            return cursor.rowcount
+        return await self.run(lambda c: c.execute(sql, tuple(params)).rowcount)
 
 
 class Transaction:
