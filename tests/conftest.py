@@ -21,7 +21,10 @@ from core.clock import FakeClock
 from core.policy import Policy, defaults
 from core.settings import Settings
 from storage.db import Database
+from tests import dpytest_ext
 from tests.fake_claude import FakeClaude
+
+dpytest_ext.install()
 
 GUILD_ID = 900000000000000001
 
