@@ -68,7 +68,7 @@ class Harness:
         self.members: list[discord.Member] = []
 
     async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
-                    configure: Callable[[HandoffBot], None] | None = None) -> HandoffBot:
+                    configure: Callable[[HandoffBot], None] | None = None, concurrency: int = 32) -> HandoffBot:
         self.db = await Database(self.db_path).open()
         await shop.install(self.db)
         policy = policy or test_policy()
@@ -76,7 +76,7 @@ class Harness:
         if ai:
             client = anthropic.AsyncAnthropic(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=10)
             agent = ClaudeAgent(client, model="claude-test", policy=policy,
-                                registry=ActionRegistry().extend(shop.ACTIONS), concurrency=32)
+                                registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
         bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
                          db=self.db, agent=agent, clock=self.clock)
         # The real bot needs no member cache (payloads carry members); dpytest's fake guild does.

@@ -81,6 +81,8 @@ class FakeClaude:
         self.script: deque[Reply | Callable[[dict[str, Any]], Reply]] = deque()
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -94,8 +96,13 @@ class FakeClaude:
         step = self.script.popleft() if self.script else self.default
         reply = step(body) if callable(step) else step
         delay = self.latency + reply.delay
-        if delay:
-            await asyncio.sleep(delay)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+        finally:
+            self.in_flight -= 1
         self.statuses.append(reply.status)
         headers = {"request-id": f"req_{next(_ids)}", **reply.headers}
         return web.Response(status=reply.status, text=json.dumps(reply.body), content_type="application/json",

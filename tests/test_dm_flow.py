@@ -215,6 +215,16 @@ async def test_customers_never_wait_on_each_other(harness):
     assert [m.content for m in harness.sent()] == ["slow reply"]
 
 
+async def test_the_limit_on_concurrent_claude_calls_holds(harness):
+    await harness.start(concurrency=2, members=5)
+    harness.fake.default = lambda request: text("ok", delay=0.1)
+    for i in range(5):
+        await harness.dm(i, f"customer {i}", settle=False)
+    await harness.settle()
+    assert len(harness.sent()) == 5
+    assert harness.fake.peak_in_flight == 2
+
+
 async def test_restart_answers_a_message_left_unanswered(harness):
     await harness.start()
     harness.fake.then(text("never delivered", delay=5))
