@@ -92,7 +92,7 @@ class ConversationEngine:
 
     async def drain(self) -> None:
         """Wait until every scheduled answer and delivery is done (tests and benchmarks)."""
-        while self._workers.busy or self.outbox._workers.busy:
+        while self._workers.busy or self.outbox.busy:
             await self._workers.drain()
             await self.outbox.drain()
 

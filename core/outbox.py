@@ -54,6 +54,10 @@ class Outbox:
             self.kick(customer_id)
         return len(customers)
 
+    @property
+    def busy(self) -> bool:
+        return self._workers.busy
+
     async def drain(self) -> None:
         await self._workers.drain()
 
