@@ -24,7 +24,7 @@ from storage.db import Database
 from tests import dpytest_ext
 from tests.fake_claude import FakeClaude
 
-dpytest_ext.install()
+dpytest_ext.install_all()
 
 GUILD_ID = 900000000000000001
 

@@ -22,3 +22,104 @@ async def _start_private_message(self: backend.FakeHttp, user_id: int) -> dict[s
 
 def install() -> None:
     backend.FakeHttp.start_private_message = _start_private_message  # type: ignore[method-assign]
+
+
+# --- threads -----------------------------------------------------------------------------------
+
+THREAD_NAME_LIMIT = 100
+created_threads: list[dict[str, Any]] = []
+
+
+async def _start_thread_with_message(self: backend.FakeHttp, channel_id: int, message_id: int, *, name: str,
+                                     auto_archive_duration: int, rate_limit_per_user: int | None = None,
+                                     reason: str | None = None) -> dict[str, Any]:
+    """POST /channels/{id}/messages/{id}/threads, which dpytest lacks. Enforces Discord's name limit."""
+    import datetime as dt
+
+    import discord
+
+    if not 1 <= len(name) <= THREAD_NAME_LIMIT:
+        detail = f"thread name must be 1-100 characters, got {len(name)}"
+        raise discord.HTTPException(backend.FakeRequest(400, "Bad Request"), {"code": 50035, "message": detail})
+    parent = self.state.get_channel(channel_id)
+    data = {
+        "id": str(facts.make_id()), "type": discord.ChannelType.public_thread.value, "guild_id": str(parent.guild.id),
+        "parent_id": str(channel_id), "owner_id": str(self.state.user.id), "name": name, "message_count": 0,
+        "member_count": 1, "rate_limit_per_user": rate_limit_per_user or 0, "last_message_id": None,
+        "thread_metadata": {"archived": False, "auto_archive_duration": auto_archive_duration, "locked": False,
+                            "archive_timestamp": dt.datetime.now(dt.UTC).isoformat()},
+    }
+    created_threads.append({**data, "message_id": message_id})
+    self.state.parse_thread_create(data)  # Discord follows up with THREAD_CREATE on the gateway
+    return data
+
+
+# --- interactions ------------------------------------------------------------------------------
+
+class Interactions:
+    """Feeds INTERACTION_CREATE payloads through discord.py's own dispatch and captures the responses.
+
+    Slash commands go through ``bot.tree``; button clicks and modal submits through the view store,
+    so persistent views and DynamicItems are matched exactly as in production.
+    """
+
+    def __init__(self, bot: Any) -> None:
+        import itertools
+
+        from discord.webhook.async_ import AsyncWebhookAdapter
+
+        self.bot = bot
+        self.responses: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        bot._connection._command_tree = bot.tree
+        bot.http._HTTPClient__session = None  # Interaction() reads it; the adapter below never uses it
+        original = AsyncWebhookAdapter.create_interaction_response
+        responses = self.responses
+
+        async def capture(adapter: Any, interaction_id: int, token: str, *, params: Any, **_: Any) -> dict:
+            responses.append({"interaction_id": interaction_id, **(params.payload or {})})
+            return {"interaction": {"id": str(interaction_id), "type": 0}}
+
+        AsyncWebhookAdapter.create_interaction_response = capture  # type: ignore[method-assign]
+        self._restore = (AsyncWebhookAdapter, original)
+
+    def close(self) -> None:
+        cls, original = self._restore
+        cls.create_interaction_response = original
+
+    def _base(self, kind: int, member: Any, channel: Any, data: dict[str, Any]) -> dict[str, Any]:
+        guild = channel.guild
+        channel_data: dict[str, Any] = {"id": str(channel.id), "type": channel.type.value, "name": channel.name,
+                                        "guild_id": str(guild.id)}
+        if getattr(channel, "parent_id", None):
+            channel_data["parent_id"] = str(channel.parent_id)
+        return {
+            "id": str(facts.make_id()), "application_id": str(self.bot.application_id or self.bot.user.id),
+            "type": kind, "token": f"token-{next(self._ids)}", "version": 1, "guild_id": str(guild.id),
+            "channel_id": str(channel.id), "channel": channel_data, "locale": "en-US", "guild_locale": "en-US",
+            "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {},
+            "attachment_size_limit": 8 * 1024 * 1024, "context": 0,
+            "member": {**facts.dict_from_member(member), "permissions": "0"},
+            "data": data,
+        }
+
+    def slash(self, name: str, *, member: Any, channel: Any, **options: Any) -> None:
+        types = {str: 3, int: 4, bool: 5, float: 10}
+        data = {"id": str(facts.make_id()), "name": name, "type": 1,
+                "options": [{"name": k, "type": types[type(v)], "value": v} for k, v in options.items()]}
+        self.bot._connection.parse_interaction_create(self._base(2, member, channel, data))
+
+    def click(self, custom_id: str, *, member: Any, channel: Any, message: Any) -> None:
+        payload = self._base(3, member, channel, {"custom_id": custom_id, "component_type": 2})
+        payload["message"] = facts.dict_from_message(message)
+        self.bot._connection.parse_interaction_create(payload)
+
+    def submit_modal(self, custom_id: str, values: dict[str, str], *, member: Any, channel: Any) -> None:
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
+        self.bot._connection.parse_interaction_create(
+            self._base(5, member, channel, {"custom_id": custom_id, "components": rows}))
+
+
+def install_all() -> None:
+    install()
+    backend.FakeHttp.start_thread_with_message = _start_thread_with_message  # type: ignore[method-assign]
