@@ -138,7 +138,11 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """``async with db.transaction() as tx:`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+        """``async with db.transaction() as tx:`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error.
+
+        Inside it, use only ``tx``: calling ``db.fetchone``/``db.run`` there waits for this very
+        transaction to end, which never happens (a deadlock).
+        """
         async with self._lock:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
