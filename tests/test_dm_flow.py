@@ -262,7 +262,6 @@ async def test_discord_refusing_sends_for_a_while_still_delivers_once_in_order(h
     harness.fake.then(text("x" * 2500))
     await harness.dm(0, "long please")
     sent = harness.sent()
-    assert [len(m.content) for m in sent] == [2000 - 4, 504] or sum(len(m.content) for m in sent) == 2500
     assert len(sent) == 2 and "".join(m.content for m in sent) == "x" * 2500
     assert len(recorder.attempts) == 6
     nonces = [a["nonce"] for a in recorder.attempts]
