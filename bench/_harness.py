@@ -13,14 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
-import discord
-import discord.ext.test as dpytest
 
 from actions import shop
 from cogs.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent, client_pool
 from storage.db import Database
+from tests import dpytest_ext
 from tests.conftest import test_policy, test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,16 +49,11 @@ async def bench_bot(url: str, customers: int, *, concurrency: int) -> AsyncItera
         agent = ClaudeAgent(clients, model="claude-bench", policy=policy,
                             registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
         bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, agent=agent)
-        bot._connection._intents.members = True
-        bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
-        dpytest.configure(bot, members=customers)
-        await bot._async_setup_hook()
-        await bot.setup_hook()
+        await dpytest_ext.attach(bot, members=customers)
         try:
             yield bot
         finally:
-            bot.ws = None
-            await bot.close()
+            await dpytest_ext.detach(bot)
             await db.close()
 
 

@@ -126,10 +126,11 @@ def client_pool(
 
 
 class ClaudeAgent:
-    def __init__(self, client: anthropic.AsyncAnthropic | Sequence[anthropic.AsyncAnthropic], *, model: str,
-                 policy: Policy, registry: ActionRegistry, concurrency: int,
-                 gate: InformationalOnlyGate | None = None) -> None:
-        self.clients = [client] if isinstance(client, anthropic.AsyncAnthropic) else list(client)
+    def __init__(self, clients: Sequence[anthropic.AsyncAnthropic], *, model: str, policy: Policy,
+                 registry: ActionRegistry, concurrency: int, gate: InformationalOnlyGate | None = None) -> None:
+        if not clients:
+            raise ValueError("ClaudeAgent needs at least one client")
+        self.clients = list(clients)
         self.model = model
         self.policy = policy
         self.registry = registry
@@ -137,7 +138,7 @@ class ClaudeAgent:
         self._slots = asyncio.Semaphore(concurrency)
         self._tools = registry.tool_definitions()
 
-    async def _create(self, messages: list[dict[str, Any]], *, final: bool, customer_id: int = 0) -> Any:
+    async def _create(self, messages: list[dict[str, Any]], *, final: bool, customer_id: int) -> Any:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.policy["llm"]["max_tokens"],

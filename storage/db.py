@@ -133,9 +133,6 @@ class Database:
 
         return await self._call(in_transaction)
 
-    # Each statement below is one round trip to aiosqlite's thread (execute_fetchall / execute_insert,
-    # no cursor objects to fetch from and close): under load, round trips are what the lock queues on.
-
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """``async with db.transaction() as tx:`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error.
@@ -168,7 +165,11 @@ class Database:
 
 
 class Transaction:
-    """Statements inside ``Database.transaction()``; the caller already holds the lock."""
+    """Statements inside ``Database.transaction()``; the caller already holds the lock.
+
+    Each statement is one round trip to aiosqlite's thread (execute_fetchall / execute_insert, no
+    cursor to fetch from and close): while the lock is held, every round trip delays everyone.
+    """
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn

@@ -24,8 +24,6 @@ from storage.db import Database
 from tests import dpytest_ext
 from tests.fake_claude import FakeClaude
 
-dpytest_ext.install_all()
-
 GUILD_ID = 900000000000000001
 
 
@@ -68,25 +66,18 @@ class Harness:
         self.members: list[discord.Member] = []
 
     async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
-                    configure: Callable[[HandoffBot], None] | None = None, concurrency: int = 32) -> HandoffBot:
+                    concurrency: int = 32) -> HandoffBot:
         self.db = await Database(self.db_path).open()
         await shop.install(self.db)
         policy = policy or test_policy()
         agent = None
         if ai:
             client = anthropic.AsyncAnthropic(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=10)
-            agent = ClaudeAgent(client, model="claude-test", policy=policy,
+            agent = ClaudeAgent([client], model="claude-test", policy=policy,
                                 registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
         bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
                          db=self.db, agent=agent, clock=self.clock)
-        # The real bot needs no member cache (payloads carry members); dpytest's fake guild does.
-        bot._connection._intents.members = True
-        bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
-        dpytest.configure(bot, members=members)
-        await bot._async_setup_hook()  # after configure: it hands the running loop to dpytest's state
-        if configure:
-            configure(bot)
-        await bot.setup_hook()
+        await dpytest_ext.attach(bot, members=members)
         self.bot = bot
         self.members = self._same_people(dpytest.get_config())
         self.sent()  # dpytest's queue is global: start each bot with it empty
@@ -109,8 +100,7 @@ class Harness:
 
     async def stop(self) -> None:
         if self.bot is not None:
-            self.bot.ws = None  # dpytest's fake gateway has no socket to close
-            await self.bot.close()
+            await dpytest_ext.detach(self.bot)
             self.bot = None
         if self.db is not None:
             await self.db.close()

@@ -123,3 +123,22 @@ class Interactions:
 def install_all() -> None:
     install()
     backend.FakeHttp.start_thread_with_message = _start_thread_with_message  # type: ignore[method-assign]
+
+
+async def attach(bot: Any, *, members: int) -> None:
+    """Put a HandoffBot on dpytest's fake Discord and run its start-up, as ``bot.start()`` would."""
+    import discord
+    import discord.ext.test as dpytest
+
+    install_all()
+    # The real bot needs no member cache (payloads carry members); dpytest's fake guild does.
+    bot._connection._intents.members = True
+    bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
+    dpytest.configure(bot, members=members)
+    await bot._async_setup_hook()  # after configure: it hands the running loop to dpytest's state
+    await bot.setup_hook()
+
+
+async def detach(bot: Any) -> None:
+    bot.ws = None  # dpytest's fake gateway has no socket to close
+    await bot.close()

@@ -5,12 +5,11 @@ These drive discord.py's own dispatch (CommandTree, ViewStore) with raw payloads
 
 from __future__ import annotations
 
-import asyncio
-
 import discord
 import discord.ext.test as dpytest
 import pytest
 
+from tests.conftest import eventually
 from tests.dpytest_ext import Interactions, created_threads
 
 
@@ -47,7 +46,8 @@ async def test_thread_on_a_staff_message_and_a_message_in_it(bot, harness):
     staff = dpytest.get_config().channels[0]
     post = await staff.send("ticket #1")
     thread = await post.create_thread(name="#1 refund question")
-    assert bot.get_channel(thread.id) is thread or bot.get_channel(thread.id).id == thread.id
+    cached = bot.get_channel(thread.id)
+    assert isinstance(cached, discord.Thread) and cached.parent_id == staff.id, "THREAD_CREATE cached it"
     await thread.send("details")
     sent = harness.sent()
     assert [m.content for m in sent] == ["ticket #1", "details"] and sent[1].channel.id == thread.id
@@ -77,11 +77,7 @@ async def test_slash_command_button_and_modal_go_through_discord_py(bot, harness
         interactions.click("test:approve:1", member=member, channel=staff, message=post)
         bot._connection._view_store.add_view(Reason(reasons))
         interactions.submit_modal("test:deny:1", {"reason": "too much"}, member=member, channel=staff)
-        for _ in range(20):
-            await dpytest.run_all_events()
-            if len(interactions.responses) == 3:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(interactions.responses) == 3, what="three interaction responses")
     finally:
         interactions.close()
     assert seen == ["hi"] and view.clicks == [member.id] and reasons == ["too much"]
