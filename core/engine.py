@@ -34,7 +34,6 @@ class InboundMessage:
     content: str
     discord_message_id: int | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
-    received_at: float | None = None
 
 
 class ConversationEngine:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Protocol
 
 
@@ -35,17 +34,3 @@ class CustomerChannel(Protocol):
     def typing(self, customer_discord_id: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Show that the bot is working on an answer."""
 
-
-class NullChannel:
-    """Sends nowhere; useful for a console run and for core tests that inspect the outbox."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, str]] = []
-
-    async def send(self, customer_discord_id: int, content: str, *, nonce: str) -> int | None:
-        self.sent.append((customer_discord_id, content))
-        return None
-
-    @contextlib.asynccontextmanager
-    async def typing(self, customer_discord_id: int) -> AsyncIterator[None]:
-        yield

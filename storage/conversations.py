@@ -49,7 +49,6 @@ class Inbound:
     customer: Customer
     conversation_id: int
     turn_id: int
-    new_conversation: bool
     duplicate: bool
 
 
@@ -68,7 +67,6 @@ class OutboxItem:
     discord_id: int
     content: str
     attempts: int
-    next_attempt_at: float
 
 
 def _json(value: Any) -> str | None:
@@ -135,7 +133,7 @@ class ConversationStore:
                 dup = c.execute("SELECT id, conversation_id FROM turns WHERE discord_message_id = ?",
                                 (discord_message_id,)).fetchone()
                 if dup is not None:
-                    return Inbound(customer, dup["conversation_id"], dup["id"], False, True)
+                    return Inbound(customer, dup["conversation_id"], dup["id"], duplicate=True)
             conv = c.execute(
                 "SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS NULL"
                 " ORDER BY id DESC LIMIT 1", (customer_id,),
@@ -157,7 +155,7 @@ class ConversationStore:
                 " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?)",
                 (conversation_id, customer_id, content, _json(data), discord_message_id, status, now),
             ).lastrowid
-            return Inbound(customer, conversation_id, turn_id, new, False)
+            return Inbound(customer, conversation_id, turn_id, duplicate=False)
 
         return await self.db.run(write)
 
@@ -262,8 +260,7 @@ class OutboxStore:
         )
         if row is None:
             return None
-        return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"],
-                          row["next_attempt_at"])
+        return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"])
 
     async def customers_with_pending(self) -> list[int]:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM outbox WHERE status = 'pending'")
