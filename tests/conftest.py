@@ -121,9 +121,11 @@ class Harness:
             await self.settle()
         return message
 
-    async def settle(self) -> None:
+    async def settle(self, within: float = 20.0) -> None:
+        """Wait for every answer and delivery; a bot that never goes quiet fails the test instead of hanging CI."""
         assert self.bot is not None and self.bot.engine is not None
-        await self.bot.engine.drain()
+        async with asyncio.timeout(within):
+            await self.bot.engine.drain()
 
     def sent(self) -> list[discord.Message]:
         """Everything the bot sent since the last call, oldest first."""
