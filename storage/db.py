@@ -71,11 +71,17 @@ class Database:
         except Exception as exc:  # sqlite3.OperationalError carries the reason
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
         self._conn.row_factory = aiosqlite.Row
-        await self._conn.execute("PRAGMA journal_mode = WAL")
-        await self._conn.execute("PRAGMA synchronous = NORMAL")
-        await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        await self._conn.execute("PRAGMA foreign_keys = ON")
-        await self.migrate()
+        try:
+            await self._conn.execute("PRAGMA journal_mode = WAL")
+            await self._conn.execute("PRAGMA synchronous = NORMAL")
+            await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            await self._conn.execute("PRAGMA foreign_keys = ON")
+            await self.migrate()
+        except BaseException:
+            # aiosqlite's worker is a non-daemon thread: a connection left open
+            # after a failed start keeps the process alive forever.
+            await self.close()
+            raise
         return self
 
     async def close(self) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,21 @@ def test_policy(**overrides: dict[str, Any]) -> Policy:
     for section, keys in overrides.items():
         values[section].update(keys)
     return Policy(values, "tests")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """A non-daemon thread left running (an unclosed aiosqlite connection) keeps
+    pytest from exiting after the last test; CI then hangs until its time limit."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2.0
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not leaked, f"test left non-daemon threads running: {[t.name for t in leaked]}"
 
 
 @pytest.fixture
