@@ -39,6 +39,7 @@ class ActionContext:
     discord_user_id: int
     db: Any  # storage.Database; typed loosely so actions don't depend on storage internals
     now: float
+    conversation_id: int | None = None
 
 
 ActionHandler = Callable[[ActionContext, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -12,14 +12,18 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 
 from core.actions import ActionContext, ActionError, ActionRegistry
-from core.gate import InformationalOnlyGate
+from core.gate import Gate, Verdict
 from core.policy import Policy
+from core.tickets import Kind, Priority
 from storage.conversations import NewTurn, Turn
+
+if TYPE_CHECKING:
+    from core.desk import TicketDesk
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +62,10 @@ def turn_to_message(turn: Turn) -> tuple[str, list[dict[str, Any]]]:
     if turn.kind == "tool_result":
         return "user", list(turn.data["blocks"])
     if turn.kind == "operator":
-        who = (turn.data or {}).get("operator_name", "an operator")
-        return "user", [_text_block(f"[{who}, a member of our team, wrote to the customer]: {turn.content}")]
+        data = turn.data or {}
+        who = data.get("operator_name", "an operator")
+        about = f" about ticket #{data['ticket']} ({data.get('question', '')[:300]})" if data.get("ticket") else ""
+        return "user", [_text_block(f"[{who}, a member of our team, wrote to the customer{about}]: {turn.content}")]
     return "user", [_text_block(f"[System note]: {turn.content}")]
 
 
@@ -110,6 +116,44 @@ def _block_dict(block: Any) -> dict[str, Any]:
     return block.model_dump(exclude_none=True)
 
 
+ASK_HUMAN = "ask_human"
+HAND_OVER = "hand_over_to_human"
+BUILTIN_TOOLS = [
+    {
+        "name": ASK_HUMAN,
+        "description": (
+            "Ask a person on our team for a fact or a decision you don't have and must not guess (for example "
+            "which discount this customer may get, or an exception to a policy), or when your confidence in an "
+            "answer is low. Returns at once with a ticket number; the person's answer goes to the customer "
+            "directly and appears in this conversation later. Do not wait for it, and do not invent the answer."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "question": {"type": "string", "description": "the question for our team, self-contained"},
+                "reason": {"type": "string", "description": "why you can't answer it yourself"},
+                "priority": {"type": "string", "enum": ["normal", "high", "urgent"]},
+            },
+            "required": ["question"],
+        },
+    },
+    {
+        "name": HAND_OVER,
+        "description": (
+            "Hand the conversation to a person on our team: when the customer asks for a human, or is upset "
+            "and you cannot resolve it. Returns at once with a ticket number; a person will write to the customer."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "reason": {"type": "string", "description": "why a person should take over"},
+                "priority": {"type": "string", "enum": ["normal", "high", "urgent"]},
+            },
+            "required": ["reason"],
+        },
+    },
+]
+
 CONNECTIONS_PER_CLIENT = 16
 
 
@@ -127,16 +171,26 @@ def client_pool(
 
 class ClaudeAgent:
     def __init__(self, clients: Sequence[anthropic.AsyncAnthropic], *, model: str, policy: Policy,
-                 registry: ActionRegistry, concurrency: int, gate: InformationalOnlyGate | None = None) -> None:
+                 registry: ActionRegistry, concurrency: int) -> None:
         if not clients:
             raise ValueError("ClaudeAgent needs at least one client")
         self.clients = list(clients)
         self.model = model
         self.policy = policy
         self.registry = registry
-        self.gate = gate or InformationalOnlyGate()
+        reserved = {t["name"] for t in BUILTIN_TOOLS} & set(registry.actions)
+        if reserved:
+            raise ValueError(f"action name(s) {sorted(reserved)} are reserved for Handoff's built-in tools")
+        self.desk: TicketDesk | None = None
+        self.gate = Gate(desk_available=False)
         self._slots = asyncio.Semaphore(concurrency)
         self._tools = registry.tool_definitions()
+
+    def attach_desk(self, desk: TicketDesk) -> None:
+        """With an operator desk, the agent can ask people and send actions for approval."""
+        self.desk = desk
+        self.gate = Gate(desk_available=True)
+        self._tools = [*BUILTIN_TOOLS, *self.registry.tool_definitions()]
 
     async def _create(self, messages: list[dict[str, Any]], *, final: bool, customer_id: int) -> Any:
         kwargs: dict[str, Any] = {
@@ -193,6 +247,8 @@ class ClaudeAgent:
                 block["is_error"] = True
             return block
 
+        if self.desk is not None and call["name"] in (ASK_HUMAN, HAND_OVER):
+            return result(await self._escalate_builtin(call, ctx, notices))
         action = self.registry.get(call["name"])
         if action is None:
             log.warning("model called unknown tool %r", call["name"])
@@ -201,6 +257,23 @@ class ClaudeAgent:
         if problem is not None:
             return result(f"Invalid parameters for {action.name}: {problem}. Nothing was done.", error=True)
         decision = self.gate.decide(action)
+        if decision.verdict is Verdict.OPERATOR:
+            assert self.desk is not None
+            from core.desk import Escalation
+
+            params = dict(call["input"])
+            number, notice = await self.desk.escalate(ctx, Escalation(
+                Kind.APPROVAL, "approval" if action.decision_type != "legal_medical" else "specialist",
+                question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}",
+                reason=f"{action.decision_type.value} action requested by the assistant",
+                action_name=action.name, action_summary=action.summary or action.name, action_params=params,
+                decision_type=action.decision_type.value, tool_use_id=call["id"]))
+            notices.append(notice)
+            return result(
+                f"NOT DONE YET: {action.name} needs an operator's approval and was sent to our team as ticket "
+                f"#{number}. The customer is told the ticket number and will hear the outcome directly. Do not say "
+                "it is done; you may keep helping with other things."
+            )
         if not decision.run_now:
             notices.append(self.policy.message("action_unavailable", action=action.summary, step=decision.step))
             return result(
@@ -216,3 +289,27 @@ class ClaudeAgent:
             log.exception("action %s failed", action.name)
             return result(f"{action.name} failed with an internal error; treat it as not done.", error=True)
         return result({"status": "executed", "result": outcome})
+
+    async def _escalate_builtin(self, call: dict[str, Any], ctx: ActionContext, notices: list[str]) -> str:
+        assert self.desk is not None
+        from core.desk import Escalation
+
+        args = call.get("input") if isinstance(call.get("input"), dict) else {}
+        try:
+            hint = Priority(str(args.get("priority", "normal")))
+        except ValueError:
+            hint = Priority.NORMAL
+        if call["name"] == ASK_HUMAN:
+            question = str(args.get("question") or "").strip()
+            if not question:
+                return "ask_human needs a question. Nothing was sent."
+            escalation = Escalation(Kind.QUESTION, "ask_human", question, str(args.get("reason") or ""),
+                                    tool_use_id=call["id"], priority_hint=hint)
+        else:
+            reason = str(args.get("reason") or "the customer asked for a person").strip()
+            escalation = Escalation(Kind.HANDOVER, "handover", reason, reason, tool_use_id=call["id"],
+                                    priority_hint=hint)
+        number, notice = await self.desk.escalate(ctx, escalation)
+        notices.append(notice)
+        return (f"Sent to our team as ticket #{number}. The customer is told the ticket number; the answer will "
+                "reach them directly. Don't guess the answer meanwhile.")

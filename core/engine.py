@@ -16,6 +16,7 @@ from typing import Any
 from core.actions import ActionContext
 from core.agent import ClaudeAgent, LLMUnavailable
 from core.clock import Clock
+from core.desk import TicketDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
@@ -46,6 +47,7 @@ class ConversationEngine:
         self.channel = channel
         self.outbox = outbox
         self.agent = agent
+        self.desk: TicketDesk | None = None  # the operator desk, when the bot has one
         self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
 
     # -- input ------------------------------------------------------------------------------
@@ -66,6 +68,10 @@ class ConversationEngine:
         )
         if inbound.duplicate:
             log.info("message %s was already stored; not answering twice", message.discord_message_id)
+            return
+        if inbound.relayed_to is not None:
+            if self.desk is not None and self.desk.desk_outbox is not None:
+                self.desk.desk_outbox.kick(inbound.relayed_to)
             return
         if canned:
             # Nothing for Claude to read: answer at once, and keep the turn so nothing is lost.
@@ -91,9 +97,12 @@ class ConversationEngine:
 
     async def drain(self) -> None:
         """Wait until every scheduled answer and delivery is done (tests and benchmarks)."""
-        while self._workers.busy or self.outbox.busy:
+        desk_outbox = self.desk.desk_outbox if self.desk is not None else None
+        while self._workers.busy or self.outbox.busy or (desk_outbox is not None and desk_outbox.busy):
             await self._workers.drain()
             await self.outbox.drain()
+            if desk_outbox is not None:
+                await desk_outbox.drain()
 
     async def close(self) -> None:
         await self._workers.close()
@@ -113,7 +122,10 @@ class ConversationEngine:
                 return
 
     async def _hold_for_human(self, customer: Customer, batch: Sequence[Turn]) -> None:
-        """No AI configured: keep the messages for a person and tell the customer once per conversation."""
+        """No AI configured: keep the messages for a person (a relay ticket) and tell the customer once."""
+        if self.desk is not None:
+            await self.desk.hold_for_person(customer.id, batch, source="relay", notice=self.policy.message("no_ai"))
+            return
         await self.store.hold(batch, self.policy.message("no_ai"), self.clock.now())
         self.outbox.kick(customer.id)
 
@@ -121,7 +133,7 @@ class ConversationEngine:
         assert self.agent is not None
         conversation_id = batch[0].conversation_id
         history = await self.store.history(conversation_id, limit=self.policy["llm"]["history_turns"])
-        ctx = ActionContext(customer.id, customer.discord_id, self.db, self.clock.now())
+        ctx = ActionContext(customer.id, customer.discord_id, self.db, self.clock.now(), conversation_id)
 
         async def record_round(turns: Sequence[NewTurn]) -> None:
             await self.store.record_round(conversation_id, customer.id, turns, self.clock.now(), batch[-1].id)
@@ -147,6 +159,9 @@ class ConversationEngine:
         if attempts >= llm["max_answer_attempts"]:
             await self.store.give_up(batch, error, self.clock.now())
             await self.say(customer.id, self.policy.message("llm_gave_up"), reason="llm_gave_up")
+            if self.desk is not None:
+                await self.desk.hold_for_person(customer.id, batch, source="llm_failure", notice=None,
+                                                reason=f"Claude failed {attempts} times: {error[:300]}")
             return
         if attempts == 1:
             await self.say(customer.id, self.policy.message("llm_unavailable"), reason="llm_unavailable")

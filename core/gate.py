@@ -1,11 +1,13 @@
-"""What may run right now. Until the risk policy lands, only informational actions run.
+"""What may run right now, decided by code for every tool call from the action's declared type.
 
-The gate is consulted by code for every tool call; nothing in the model's arguments is
-read by it, so the model cannot talk its way past it.
+Nothing in the model's arguments is read here, so the model cannot talk its way past it.
+Informational actions run; those that need an operator go to the desk as approval tickets;
+the rest need a step that is not built yet (the risk policy replaces this table).
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from core.actions import Action, DecisionType
@@ -18,16 +20,33 @@ REQUIRED_STEP = {
     DecisionType.LEGAL_MEDICAL: "a person from our team",
     DecisionType.DESTRUCTIVE: "a one-time code",
 }
+OPERATOR_TYPES = frozenset({DecisionType.FINANCIAL, DecisionType.LEGAL_MEDICAL})
+
+
+class Verdict(enum.Enum):
+    RUN = "run"
+    OPERATOR = "operator"  # an approval ticket
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
 class GateDecision:
-    run_now: bool
+    verdict: Verdict
     step: str = ""
 
+    @property
+    def run_now(self) -> bool:
+        return self.verdict is Verdict.RUN
 
-class InformationalOnlyGate:
+
+class Gate:
+    def __init__(self, *, desk_available: bool = True) -> None:
+        self.desk_available = desk_available
+
     def decide(self, action: Action) -> GateDecision:
-        if action.decision_type is DecisionType.INFORMATIONAL:
-            return GateDecision(True)
-        return GateDecision(False, REQUIRED_STEP[action.decision_type])
+        kind = action.decision_type
+        if kind is DecisionType.INFORMATIONAL:
+            return GateDecision(Verdict.RUN)
+        if kind in OPERATOR_TYPES and self.desk_available:
+            return GateDecision(Verdict.OPERATOR, REQUIRED_STEP[kind])
+        return GateDecision(Verdict.UNAVAILABLE, REQUIRED_STEP[kind])

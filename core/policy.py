@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.actions import DecisionType
+
 DEFAULT_SYSTEM_PROMPT = """\
 You are the customer assistant of {business_name}, talking with a customer in Discord direct messages.
 Answer briefly and plainly. Use the tools to look things up instead of guessing, and never invent
@@ -33,6 +35,7 @@ class Key:
     lo: float | None = None
     hi: float | None = None
     help: str = ""
+    choices: tuple[str, ...] = ()  # for lists: the words allowed
 
 
 # section -> key -> spec. Adding a rule means adding a line here and reading it where it is used.
@@ -56,6 +59,19 @@ SPEC: dict[str, dict[str, Key]] = {
         "retry_base_seconds": Key((int, float), 2, 0.001, 600, "first wait after Discord refused a send for now"),
         "retry_max_seconds": Key((int, float), 300, 0.001, 86400, "longest wait between retries"),
     },
+    "desk": {
+        "note_prefix": Key(str, "//", help="operator messages starting with this stay between operators"),
+        "transcript_turns": Key(int, 8, 0, 30, "recent conversation turns shown on a new ticket"),
+        "urgent_keywords": Key(list, ["payment", "charge", "card", "refund", "fraud", "stolen", "hacked",
+                                      "password", "security", "locked out", "unauthorized"],
+                               help="words that make a ticket urgent (payment or security)"),
+        "high_keywords": Key(list, ["complaint", "complain", "angry", "furious", "terrible", "unacceptable",
+                                    "frustrated", "disappointed", "ridiculous", "lawyer", "worst"],
+                             help="words that make a ticket high priority (complaints, frustration)"),
+        "urgent_decision_types": Key(list, ["financial"],
+                                     help="decision types whose approvals are urgent (payments)",
+                                     choices=tuple(d.value for d in DecisionType)),
+    },
     "messages": {
         "llm_unavailable": Key(str, "Sorry, I can't answer right now. Your message is saved and I'll reply "
                                     "as soon as I can; no need to send it again."),
@@ -65,6 +81,21 @@ SPEC: dict[str, dict[str, Key]] = {
         "empty": Key(str, "I can only read text. Could you type your question?"),
         "attachment_only": Key(str, "I can't open attachments yet. Could you describe what you need in text?"),
         "action_unavailable": Key(str, "Not done: {action}. It needs {step}, which I can't ask for here yet."),
+        "ticket_question": Key(str, "I've asked our team about this (ticket #{number}). Their answer will come "
+                                    "here; you can keep chatting meanwhile."),
+        "ticket_approval": Key(str, "{action} needs an operator's approval, so I've sent it to our team as "
+                                    "ticket #{number}. You'll hear back here; nothing has been done yet."),
+        "ticket_handover": Key(str, "I've asked a person from our team to take over (ticket #{number}). They'll "
+                                    "write to you here."),
+        "ticket_relay": Key(str, "Your message is with our team as ticket #{number}; a person will answer here."),
+        "operator_says": Key(str, "**{operator}** (our team): {text}"),
+        "approved": Key(str, "Good news: your request ({action}, ticket #{number}) was approved and done."),
+        "approved_failed": Key(str, "Your request ({action}, ticket #{number}) was approved, but it could not be "
+                                    "done: {error}. Our team has been told."),
+        "denied": Key(str, "Your request ({action}, ticket #{number}) was not approved: {reason}"),
+        "takeover": Key(str, "{operator} from our team is here and will talk with you directly."),
+        "handback": Key(str, "Thanks for your patience! You're back with the assistant now."),
+        "closed": Key(str, "Ticket #{number} is closed: {reason}"),
     },
 }
 
@@ -98,7 +129,12 @@ class Policy:
 
 
 def defaults() -> Policy:
-    return Policy({s: {k: spec.default for k, spec in keys.items()} for s, keys in SPEC.items()}, "built-in defaults")
+    return Policy({s: {k: _copy(spec.default) for k, spec in keys.items()} for s, keys in SPEC.items()},
+                  "built-in defaults")
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
 
 
 def _line_of(text: str, section: str, key: str | None) -> int | None:
@@ -118,7 +154,8 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:
-    names = {int: "a whole number", float: "a number", str: "text in quotes", bool: "true or false"}
+    names = {int: "a whole number", float: "a number", str: "text in quotes", bool: "true or false",
+             list: "a list of words in quotes"}
     if isinstance(t, tuple):
         return "a number" if set(t) == {int, float} else " or ".join(names[x] for x in t)
     return names.get(t, t.__name__)
@@ -149,6 +186,17 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
                 fix = f"did you mean '{hint[0]}'?" if hint else f"known keys: {', '.join(SPEC[section])}"
                 raise PolicyError(f"{where(section, key)}: unknown key '{key}' in [{section}]; {fix}")
             allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+            if spec.type is list and not (isinstance(value, list) and all(isinstance(v, str) and v.strip()
+                                                                            for v in value)):
+                raise PolicyError(
+                    f"{where(section, key)}: [{section}] {key} must be a list of words in quotes,"
+                    f" e.g. {key} = [\"one\", \"two\"] ({spec.help})"
+                )
+            unknown = [v for v in value if v not in spec.choices] if spec.choices else []
+            if unknown:
+                hint = difflib.get_close_matches(unknown[0], spec.choices, n=1)
+                fix = f"did you mean {hint[0]!r}?" if hint else f"use some of: {', '.join(spec.choices)}"
+                raise PolicyError(f"{where(section, key)}: [{section}] {key}: unknown {unknown[0]!r}; {fix}")
             if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
                 raise PolicyError(
                     f"{where(section, key)}: [{section}] {key} = {value!r} must be {_type_name(spec.type)}"

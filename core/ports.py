@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from core.tickets import Card
 
 
 class DeliveryRefused(Exception):
@@ -34,3 +37,25 @@ class CustomerChannel(Protocol):
     def typing(self, customer_discord_id: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Show that the bot is working on an answer."""
 
+
+
+class StaffDesk(Protocol):
+    """Where operators see tickets: a message per ticket in the staff channel, with a thread on it.
+
+    Each method raises DeliveryFailed (``permanent`` when retrying cannot help) on failure.
+    """
+
+    async def post_ticket(self, card: Card) -> int:
+        """Post the ticket message (with its buttons, mentioning the operators); returns its id."""
+
+    async def open_thread(self, message_id: int, name: str) -> int:
+        """Start the ticket's thread on that message; returns the thread id."""
+
+    async def post(self, thread_id: int, text: str) -> None:
+        """Write in the ticket's thread (<= 2000 chars)."""
+
+    async def refresh(self, message_id: int, card: Card) -> None:
+        """Show the ticket's current state on its message (buttons disabled once decided)."""
+
+    async def archive(self, thread_id: int) -> None:
+        """Archive the thread of a closed ticket."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database
+from storage.tickets import desk_post_sql, takeover_ticket_sql
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Inbound:
     conversation_id: int
     turn_id: int
     duplicate: bool
+    relayed_to: int | None = None  # the ticket whose operator gets this message (a take-over)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,9 @@ class ConversationStore:
     ) -> Inbound:
         """Store a customer's DM as a turn, first of all. Starts a conversation after ``idle_seconds`` of silence.
 
-        A Discord message already stored (a redelivered gateway event) is not stored twice.
+        A Discord message already stored (a redelivered gateway event) is not stored twice. While an
+        operator has taken over (or in no-AI relay mode), the message goes to their ticket's thread instead
+        of Claude, in the same transaction.
         """
 
         def write(c: sqlite3.Connection) -> Inbound:
@@ -150,12 +154,20 @@ class ConversationStore:
             else:
                 conversation_id = conv["id"]
                 c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (now, conversation_id))
+            c.execute("UPDATE tickets SET dm_closed_at = NULL WHERE customer_id = ? AND dm_closed_at IS NOT NULL",
+                      (customer_id,))
+            relay_to = takeover_ticket_sql(c, customer_id)
             turn_id = c.execute(
                 "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
                 " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?)",
-                (conversation_id, customer_id, content, _json(data), discord_message_id, status, now),
+                (conversation_id, customer_id, content, _json(data), discord_message_id,
+                 "relayed" if relay_to is not None else status, now),
             ).lastrowid
-            return Inbound(customer, conversation_id, turn_id, duplicate=False)
+            if relay_to is not None:
+                attached = (data or {}).get("attachments", [])
+                files = "".join(f"\n📎 {a.get('filename')}: {a.get('url')}" for a in attached)
+                desk_post_sql(c, relay_to, "post", now, f"**{display_name}:** {content}{files}".strip())
+            return Inbound(customer, conversation_id, turn_id, duplicate=False, relayed_to=relay_to)
 
         return await self.db.run(write)
 
@@ -176,12 +188,13 @@ class ConversationStore:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'")
         return [r[0] for r in rows]
 
-    async def history(self, conversation_id: int, *, limit: int) -> list[Turn]:
+    async def history(self, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:
         """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
+        only = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
         rows = await self.db.fetchall(
             "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE conversation_id = ?"
-            " ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
-            (conversation_id, limit),
+            f"{only} ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
+            (conversation_id, *kinds, limit),
         )
         return [Turn.from_row(r) for r in rows]
 

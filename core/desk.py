@@ -1,0 +1,525 @@
+"""The operator desk: tickets opened by the agent or the engine, and what operators do with them.
+
+Nothing here waits for a person. A ticket is a row; what operators see is queued in the
+desk outbox and what the customer hears is queued in the customer outbox, both in the same
+transaction as the state change and its audit row. Every decision is a conditional update,
+so two operators (or a click and a slash command) racing for the same ticket decide it once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.actions import ActionContext, ActionError, ActionRegistry
+from core.clock import Clock
+from core.outbox import Outbox
+from core.policy import Policy
+from core.text import split_message
+from core.tickets import Card, Kind, Priority, Ticket, build_card, classify_priority, thread_name, transcript_lines
+from storage.conversations import ConversationStore, NewTurn, audit_sql, enqueue_sql, insert_turns_sql, set_status_sql
+from storage.db import Database
+from storage.tickets import (
+    NewTicket,
+    TicketStore,
+    current_conversation_sql,
+    desk_post_sql,
+    open_ticket_sql,
+    same_open_approval_sql,
+    ticket_sql,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: int
+    name: str
+
+    @property
+    def actor(self) -> str:
+        return f"operator:{self.id}"
+
+
+@dataclass(frozen=True)
+class DeskReply:
+    """What the operator who acted is told (ephemerally)."""
+
+    ok: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """What the agent hands to a person: a question, a hand-over, or an action to approve."""
+
+    kind: Kind
+    source: str
+    question: str
+    reason: str = ""
+    action_name: str | None = None
+    action_summary: str = ""
+    action_params: dict[str, Any] | None = None
+    decision_type: str | None = None
+    tool_use_id: str | None = None
+    priority_hint: Priority = Priority.NORMAL
+
+
+CLOSED = "closed"
+
+
+class TicketDesk:
+    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
+                 ai_enabled: bool) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+        self.registry = registry
+        self.outbox = outbox
+        self.ai_enabled = ai_enabled
+        self.tickets = TicketStore(db)
+        self.conversations = ConversationStore(db)
+        self.desk_outbox: Any = None  # set by the bot (DeskOutbox); kicked after each commit
+
+    def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
+        if self.desk_outbox is not None:
+            self.desk_outbox.kick(ticket_id)
+        if customer_id is not None:
+            self.outbox.kick(customer_id)
+
+    def _tell_customer_sql(self, c: sqlite3.Connection, ticket: Ticket, text: str, now: float,
+                           turn: NewTurn | None = None) -> None:
+        """Store what the customer is told (as a turn Claude will see, when given) and owe it through the outbox."""
+        turn_id = None
+        if turn is not None:
+            conversation_id = current_conversation_sql(c, ticket.customer_id, ticket.conversation_id, now)
+            [turn_id] = insert_turns_sql(c, conversation_id, ticket.customer_id, [turn], now)
+        enqueue_sql(c, ticket.customer_id, turn_id, split_message(text), now)
+
+    # -- opening ----------------------------------------------------------------------------
+
+    async def _priority(self, conversation_id: int, escalation: Escalation) -> tuple[Priority, str]:
+        recent = await self.conversations.history(conversation_id, limit=6, kinds=("customer",))
+        texts = [escalation.question, escalation.reason, *(t.content for t in recent)]
+        return classify_priority(texts=texts, decision_type=escalation.decision_type,
+                                 desk_policy=self.policy["desk"], floor=escalation.priority_hint)
+
+    async def escalate(self, ctx: ActionContext, escalation: Escalation) -> tuple[int, str]:
+        """Open a ticket from the LLM loop; returns (ticket number, what to tell the customer). Never waits."""
+        assert ctx.conversation_id is not None
+        priority, rule = await self._priority(ctx.conversation_id, escalation)
+        now = self.clock.now()
+        new = NewTicket(ctx.customer_id, ctx.conversation_id, escalation.kind.value, escalation.source, priority.value,
+                        escalation.question, escalation.reason, escalation.action_name, escalation.action_params,
+                        escalation.tool_use_id)
+
+        def write(c: sqlite3.Connection) -> tuple[int, bool]:
+            if escalation.action_name:
+                existing = same_open_approval_sql(c, ctx.customer_id, escalation.action_name,
+                                                  escalation.action_params or {})
+                if existing is not None:
+                    return existing, False
+            ticket_id = open_ticket_sql(c, new, now)
+            audit_sql(c, now, "agent", "ticket_opened", f"ticket:{ticket_id}",
+                      {"kind": new.kind, "source": new.source, "priority": new.priority, "priority_rule": rule,
+                       "action": new.action_name})
+            return ticket_id, True
+
+        ticket_id, created = await self.db.run(write)
+        if created:
+            self._kick(ticket_id)
+            log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
+        message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
+                   Kind.HANDOVER: "ticket_handover"}[escalation.kind]
+        return ticket_id, self.policy.message(message, number=str(ticket_id), action=escalation.action_summary)
+
+    async def hold_for_person(self, customer_id: int, turns: Sequence[Any], *, source: str, notice: str | None,
+                              reason: str = "") -> int | None:
+        """Messages no AI will answer (no AI configured, or Claude gave up): keep them and open a ticket.
+
+        In no-AI mode the ticket is a relay: the customer's next DMs go to its thread and the
+        operators' messages in it go to the customer, until it is closed. Returns the ticket number.
+        """
+        first = turns[0]
+        question = "\n".join(t.content for t in turns if t.content.strip()) or "(no text)"
+        escalation = Escalation(Kind.HANDOVER, source, question, reason)
+        priority, rule = await self._priority(first.conversation_id, escalation)
+        now = self.clock.now()
+        relay = source == "relay"
+
+        def write(c: sqlite3.Connection) -> int | None:
+            set_status_sql(c, [t.id for t in turns], "held")
+            existing = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed' AND source = ?"
+                                 " ORDER BY id DESC LIMIT 1", (first.customer_id, source)).fetchone()
+            if existing is not None:  # the same trouble again: add to the open ticket
+                desk_post_sql(c, existing[0], "post", now, f"**Customer:** {question}")
+                return existing[0]
+            ticket_id = open_ticket_sql(c, NewTicket(
+                first.customer_id, first.conversation_id, Kind.HANDOVER.value, source, priority.value, question,
+                reason, takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None), now)
+            audit_sql(c, now, "system", "ticket_opened", f"ticket:{ticket_id}",
+                      {"kind": "handover", "source": source, "priority": priority.value, "priority_rule": rule})
+            if notice is not None:
+                once = c.execute("UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
+                                 (first.conversation_id,)).rowcount
+                text = notice if once or not relay else None
+                if text:
+                    enqueue_sql(c, first.customer_id, turns[-1].id,
+                                [f"{text}\n{self.policy.message('ticket_relay', number=str(ticket_id))}"]
+                                if relay else [text], now)
+            return ticket_id
+
+        ticket_id = await self.db.run(write)
+        if ticket_id is not None:
+            self._kick(ticket_id, first.customer_id)
+        return ticket_id
+
+    # -- what operators see -----------------------------------------------------------------
+
+    async def card(self, ticket_id: int) -> tuple[Card, str, Ticket]:
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None:
+            raise LookupError(f"ticket {ticket_id} does not exist")
+        turns = await self.conversations.history(ticket.conversation_id, limit=self.policy["desk"]["transcript_turns"],
+                                                 kinds=("customer", "assistant", "operator"))
+        action = self.registry.get(ticket.action_name) if ticket.action_name else None
+        return (build_card(ticket, transcript_lines(turns), action.summary if action else None),
+                thread_name(ticket.id, ticket.question), ticket)
+
+    async def pending(self) -> list[Ticket]:
+        return await self.tickets.unclosed()
+
+    async def ticket_for_thread(self, thread_id: int) -> Ticket | None:
+        return await self.tickets.by_thread(thread_id)
+
+    async def audit_refusal(self, user: Operator, what: str, ticket_id: int | None) -> None:
+        await self.db.run(lambda c: audit_sql(c, self.clock.now(), f"user:{user.id}", "refused_not_operator",
+                                              f"ticket:{ticket_id}" if ticket_id else None,
+                                              {"attempted": what, "name": user.name}))
+
+    # -- operators answering ----------------------------------------------------------------
+
+    async def operator_message(self, thread_id: int, operator: Operator, text: str) -> DeskReply | None:
+        """An operator wrote in a thread. Returns a hint to post back, or None when nothing needs saying."""
+        ticket = await self.tickets.by_thread(thread_id)
+        if ticket is None or text.lstrip().startswith(self.policy["desk"]["note_prefix"]) or not text.strip():
+            return None  # not a ticket thread, or a note between operators
+        if ticket.in_takeover and ticket.takeover_by in (0, operator.id):
+            return await self.reply(ticket.id, operator, text, via="thread")
+        if ticket.in_takeover:
+            return DeskReply(False, f"Not relayed: {ticket.takeover_by_name} has taken over ticket #{ticket.id}. "
+                                    "Use `/reply` to write to the customer anyway.")
+        if ticket.status == "open" and ticket.kind is not Kind.APPROVAL:
+            return await self.reply(ticket.id, operator, text, via="thread", first_only=True)
+        if ticket.awaits_decision:
+            return DeskReply(False, f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
+                                    "`/approve` or `/deny`; `/reply` writes to the customer.")
+        return DeskReply(False, f"Not relayed: ticket #{ticket.id} is {ticket.status}. Use `/reply` to write to the "
+                                "customer again, or `/takeover` to talk with them directly.")
+
+    async def reply(self, ticket_id: int, operator: Operator, text: str, *, via: str = "command",
+                    first_only: bool = False) -> DeskReply:
+        """Relay an operator's words to the customer; the first answer to an open question answers it."""
+        now = self.clock.now()
+        text = text.strip()
+        if not text:
+            return DeskReply(False, "Nothing to send: the message is empty.")
+
+        def write(c: sqlite3.Connection) -> DeskReply:
+            ticket = ticket_sql(c, ticket_id)
+            if ticket is None:
+                return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
+            if ticket.status == CLOSED:
+                return DeskReply(False, f"Ticket #{ticket_id} is closed; nothing was sent.")
+            answered = c.execute(
+                "UPDATE tickets SET status = 'answered', first_response_at = COALESCE(first_response_at, ?)"
+                " WHERE id = ? AND status = 'open' AND kind != 'approval'", (now, ticket_id)).rowcount
+            if first_only and not answered:
+                return DeskReply(False, f"Not relayed: ticket #{ticket_id} was just answered by someone else.")
+            c.execute("UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+                      (now, ticket_id))
+            turn = NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
+                                              "ticket": ticket_id, "question": ticket.question})
+            self._tell_customer_sql(c, ticket, self.policy.message("operator_says", operator=operator.name,
+                                                                   text=text), now, turn)
+            audit_sql(c, now, operator.actor, "answered" if answered else "replied", f"ticket:{ticket_id}",
+                      {"via": via, "chars": len(text)})
+            if answered:
+                desk_post_sql(c, ticket_id, "refresh", now)
+            if via != "thread":
+                desk_post_sql(c, ticket_id, "post", now, f"**{operator.name}** (sent to the customer): {text}")
+            return DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).", )
+
+        reply = await self.db.run(write)
+        if reply.ok:
+            ticket = await self.tickets.get(ticket_id)
+            self._kick(ticket_id, ticket.customer_id if ticket else None)
+        return reply
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def _decided_text(self, ticket: Ticket) -> str:
+        who = f" by {ticket.decided_by_name}" if ticket.decided_by_name else ""
+        return f"Ticket #{ticket.id} was already {ticket.status}{who}."
+
+    async def approve(self, ticket_id: int, operator: Operator, params: dict[str, Any] | None = None) -> DeskReply:
+        """Approve once and run the action once; ``params`` are an operator's edited values (validated)."""
+        now = self.clock.now()
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None:
+            return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
+        if ticket.kind is not Kind.APPROVAL:
+            return DeskReply(False, f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; "
+                                    "answer it in the thread or with `/reply`.")
+        if operator.id == ticket.customer_discord_id:
+            await self.audit_refusal(operator, "approve own request", ticket_id)
+            return DeskReply(False, "You cannot approve your own request.")
+        action = self.registry.get(ticket.action_name or "")
+        if action is None:
+            return DeskReply(False, f"The action {ticket.action_name!r} is no longer installed; deny or close the "
+                                    "ticket instead.")
+        final = dict(ticket.action_params or {}) if params is None else params
+        problem = action.validate(final)
+        if problem is not None:
+            return DeskReply(False, f"Not approved: the parameters don't fit {action.name}: {problem}")
+        edited = params is not None and params != ticket.action_params
+
+        def decide(c: sqlite3.Connection) -> Ticket | None:
+            won = c.execute(
+                "UPDATE tickets SET status = 'approved', decided_by = ?, decided_by_name = ?, decided_at = ?,"
+                " action_params = ?, decision_note = ?, first_response_at = COALESCE(first_response_at, ?)"
+                " WHERE id = ? AND status = 'open'",
+                (operator.id, operator.name, now, json.dumps(final, ensure_ascii=False),
+                 "edited" if edited else None, now, ticket_id)).rowcount
+            if not won:
+                return ticket_sql(c, ticket_id)
+            audit_sql(c, now, operator.actor, "approved", f"ticket:{ticket_id}",
+                      {"action": action.name, "params": final, "edited_from": ticket.action_params if edited else None})
+            return None
+
+        lost_to = await self.db.run(decide)
+        if lost_to is not None:
+            return DeskReply(False, self._decided_text(lost_to))
+        outcome = await self._execute(ticket, action, final, operator)
+        self._kick(ticket_id, ticket.customer_id)
+        return outcome
+
+    async def _execute(self, ticket: Ticket, action: Any, params: dict[str, Any], operator: Operator) -> DeskReply:
+        ctx = ActionContext(ticket.customer_id, ticket.customer_discord_id, self.db, self.clock.now(),
+                            ticket.conversation_id)
+        try:
+            result: Any = {"status": "executed", "result": await action.handler(ctx, dict(params))}
+            error = None
+        except ActionError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug in the deployer's action: record it, don't claim success
+            log.exception("approved action %s failed (ticket #%d)", action.name, ticket.id)
+            error = f"internal error ({type(exc).__name__})"
+        if error is not None:
+            result = {"status": "failed", "error": error}
+        now = self.clock.now()
+        summary = action.summary or action.name
+
+        def record(c: sqlite3.Connection) -> None:
+            c.execute("UPDATE tickets SET executed_at = ?, result = ? WHERE id = ?",
+                      (now, json.dumps(result, ensure_ascii=False, default=str), ticket.id))
+            audit_sql(c, now, "system", "action_executed" if error is None else "action_failed",
+                      f"ticket:{ticket.id}", {"action": action.name, "result": result})
+            note = (f"{operator.name} (operator) approved {action.name} with {json.dumps(params)} (ticket "
+                    f"#{ticket.id}); result: {json.dumps(result, default=str)[:1500]}. The customer has been told.")
+            text = (self.policy.message("approved", action=summary, number=str(ticket.id)) if error is None else
+                    self.policy.message("approved_failed", action=summary, number=str(ticket.id), error=error))
+            self._tell_customer_sql(c, ticket, text, now, NewTurn("system", note))
+            outcome = (f"Done: `{json.dumps(result['result'], default=str)[:1500]}`" if error is None
+                       else f"⚠ It failed: {error}")
+            desk_post_sql(c, ticket.id, "post", now, f"✅ Approved by **{operator.name}**. {outcome}")
+            desk_post_sql(c, ticket.id, "refresh", now)
+
+        await self.db.run(record)
+        if error is None:
+            return DeskReply(True, f"Approved and done: ticket #{ticket.id} ({summary}). The customer has been told.")
+        return DeskReply(False, f"Approved, but {summary} failed: {error}. The customer has been told.")
+
+    async def deny(self, ticket_id: int, operator: Operator, reason: str) -> DeskReply:
+        now = self.clock.now()
+        reason = reason.strip() or "no reason given"
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None:
+            return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
+        if ticket.kind is not Kind.APPROVAL:
+            return DeskReply(False, f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; use `/close`.")
+        action = self.registry.get(ticket.action_name or "")
+        summary = (action.summary if action else None) or ticket.action_name or "the request"
+
+        def decide(c: sqlite3.Connection) -> Ticket | None:
+            won = c.execute(
+                "UPDATE tickets SET status = 'denied', decided_by = ?, decided_by_name = ?, decided_at = ?,"
+                " decision_note = ?, first_response_at = COALESCE(first_response_at, ?)"
+                " WHERE id = ? AND status = 'open'",
+                (operator.id, operator.name, now, reason, now, ticket_id)).rowcount
+            if not won:
+                return ticket_sql(c, ticket_id)
+            audit_sql(c, now, operator.actor, "denied", f"ticket:{ticket_id}",
+                      {"action": ticket.action_name, "reason": reason})
+            note = (f"{operator.name} (operator) denied {ticket.action_name} with "
+                    f"{json.dumps(ticket.action_params)} (ticket #{ticket_id}); it was not done. Reason: {reason}")
+            self._tell_customer_sql(c, ticket, self.policy.message("denied", action=summary, number=str(ticket_id),
+                                                                   reason=reason), now, NewTurn("system", note))
+            desk_post_sql(c, ticket_id, "post", now, f"⛔ Denied by **{operator.name}**: {reason}")
+            desk_post_sql(c, ticket_id, "refresh", now)
+            return None
+
+        lost_to = await self.db.run(decide)
+        if lost_to is not None:
+            return DeskReply(False, self._decided_text(lost_to))
+        self._kick(ticket_id, ticket.customer_id)
+        return DeskReply(True, f"Denied ticket #{ticket_id}; the customer has been told why.")
+
+    # -- handling ---------------------------------------------------------------------------
+
+    async def _update(self, ticket_id: int, operator: Operator, audit_action: str, fn: Any) -> DeskReply:
+        """Run ``fn(c, ticket, now) -> DeskReply`` in a transaction with the ticket's current row."""
+        now = self.clock.now()
+        customer: list[int] = []
+
+        def write(c: sqlite3.Connection) -> DeskReply:
+            ticket = ticket_sql(c, ticket_id)
+            if ticket is None:
+                return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
+            reply = fn(c, ticket, now)
+            if reply.ok:
+                audit_sql(c, now, operator.actor, audit_action, f"ticket:{ticket_id}", {"name": operator.name})
+                desk_post_sql(c, ticket_id, "refresh", now)
+                customer.append(ticket.customer_id)
+            return reply
+
+        reply = await self.db.run(write)
+        if reply.ok:
+            self._kick(ticket_id, customer[0])
+        return reply
+
+    async def claim(self, ticket_id: int, operator: Operator) -> DeskReply:
+        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
+            if ticket.status == CLOSED:
+                return DeskReply(False, f"Ticket #{ticket_id} is closed.")
+            if ticket.claimed_by == operator.id:
+                return DeskReply(False, f"You already have ticket #{ticket_id}.")
+            won = c.execute("UPDATE tickets SET claimed_by = ?, claimed_by_name = ? WHERE id = ?"
+                            " AND claimed_by IS NULL", (operator.id, operator.name, ticket_id)).rowcount
+            if not won:
+                return DeskReply(False, f"Ticket #{ticket_id} is already claimed by {ticket.claimed_by_name}.")
+            desk_post_sql(c, ticket_id, "post", now, f"🙋 **{operator.name}** is handling this ticket.")
+            return DeskReply(True, f"Ticket #{ticket_id} is yours.")
+
+        return await self._update(ticket_id, operator, "claimed", fn)
+
+    async def takeover(self, ticket_id: int, operator: Operator) -> DeskReply:
+        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
+            if ticket.status == CLOSED:
+                return DeskReply(False, f"Ticket #{ticket_id} is closed.")
+            if ticket.takeover_by == operator.id:
+                return DeskReply(False, f"You are already talking with the customer on ticket #{ticket_id}.")
+            other = c.execute("SELECT id, takeover_by_name FROM tickets WHERE customer_id = ? AND status != 'closed'"
+                              " AND takeover_by IS NOT NULL AND takeover_by != 0 AND id != ?",
+                              (ticket.customer_id, ticket_id)).fetchone()
+            if other is not None:
+                return DeskReply(False, f"{other[1]} is already talking with this customer on ticket #{other[0]}.")
+            won = c.execute("UPDATE tickets SET takeover_by = ?, takeover_by_name = ?, claimed_by = ?,"
+                            " claimed_by_name = ?, first_response_at = COALESCE(first_response_at, ?)"
+                            " WHERE id = ? AND status != 'closed' AND (takeover_by IS NULL OR takeover_by = 0)",
+                            (operator.id, operator.name, operator.id, operator.name, now, ticket_id)).rowcount
+            if not won:
+                return DeskReply(False, f"{ticket.takeover_by_name} has already taken over ticket #{ticket_id}.")
+            self._tell_customer_sql(c, ticket, self.policy.message("takeover", operator=operator.name), now,
+                                    NewTurn("system", f"{operator.name} from our team took over the conversation."))
+            desk_post_sql(c, ticket_id, "post", now,
+                          f"🎧 **{operator.name}** took over: the customer's messages now come here, and your messages "
+                          f"here go to the customer (start with `{self.policy['desk']['note_prefix']}` for a note). "
+                          "`/handback` returns them to the assistant.")
+            return DeskReply(True, f"You're talking with {ticket.customer_name} now. `/handback` when done.")
+
+        return await self._update(ticket_id, operator, "took_over", fn)
+
+    async def handback(self, ticket_id: int, operator: Operator) -> DeskReply:
+        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
+            if not self.ai_enabled:
+                return DeskReply(False, "No AI is configured, so there is nothing to hand back to; use `/close` "
+                                        "when the conversation is done.")
+            if not ticket.in_takeover:
+                return DeskReply(False, f"Nobody has taken over ticket #{ticket_id}.")
+            c.execute("UPDATE tickets SET takeover_by = NULL, takeover_by_name = NULL,"
+                      " status = CASE WHEN status = 'open' AND kind != 'approval' THEN 'answered' ELSE status END"
+                      " WHERE id = ?", (ticket_id,))
+            self._tell_customer_sql(c, ticket, self.policy.message("handback"), now, NewTurn(
+                "system", f"{operator.name} handed the conversation back to you (the assistant). The messages "
+                          "above between the customer and our team are what was said meanwhile."))
+            desk_post_sql(c, ticket_id, "post", now,
+                          f"↩ **{operator.name}** handed the customer back to the assistant.")
+            return DeskReply(True, f"{ticket.customer_name} is back with the assistant.")
+
+        return await self._update(ticket_id, operator, "handed_back", fn)
+
+    async def close(self, ticket_id: int, operator: Operator, reason: str) -> DeskReply:
+        reason = reason.strip() or "resolved"
+
+        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
+            won = c.execute("UPDATE tickets SET status = 'closed', closed_at = ?, close_reason = ?,"
+                            " takeover_by = NULL, first_response_at = COALESCE(first_response_at, ?)"
+                            " WHERE id = ? AND status != 'closed'", (now, reason, now, ticket_id)).rowcount
+            if not won:
+                return DeskReply(False, f"Ticket #{ticket_id} is already closed.")
+            undecided = ticket.awaits_decision
+            note = f"{operator.name} closed ticket #{ticket_id}: {reason}"
+            if undecided:
+                note += f". The proposed {ticket.action_name} was not done."
+            # Held messages (no AI, or Claude gave up) are settled by the operator now.
+            c.execute("UPDATE turns SET status = 'answered' WHERE customer_id = ? AND status = 'held'",
+                      (ticket.customer_id,))
+            self._tell_customer_sql(c, ticket, self.policy.message("closed", number=str(ticket_id), reason=reason),
+                                    now, NewTurn("system", note))
+            desk_post_sql(c, ticket_id, "post", now, f"🔒 Closed by **{operator.name}**: {reason}")
+            desk_post_sql(c, ticket_id, "archive", now)
+            return DeskReply(True, f"Ticket #{ticket_id} closed; the customer has been told.")
+
+        return await self._update(ticket_id, operator, "closed", fn)
+
+    # -- faults and restarts ----------------------------------------------------------------
+
+    async def customer_unreachable(self, customer_id: int, reason: str) -> None:
+        """DMs are closed: record it on the customer's tickets and tell the operators in their threads."""
+        now = self.clock.now()
+
+        def write(c: sqlite3.Connection) -> list[int]:
+            ids = [r[0] for r in c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed'"
+                                           " AND dm_closed_at IS NULL", (customer_id,))]
+            for ticket_id in ids:
+                c.execute("UPDATE tickets SET dm_closed_at = ? WHERE id = ?", (now, ticket_id))
+                desk_post_sql(c, ticket_id, "post", now,
+                              f"⚠ The customer's DMs are closed ({reason}): our last message(s) did not reach them "
+                              "and nothing more is sent until they write to us again.")
+                desk_post_sql(c, ticket_id, "refresh", now)
+            return ids
+
+        for ticket_id in await self.db.run(write):
+            self._kick(ticket_id)
+
+    async def resume(self) -> None:
+        """Approvals whose action was running when the process stopped: say so rather than guess."""
+        now = self.clock.now()
+        for ticket in await self.tickets.approved_not_executed():
+            def write(c: sqlite3.Connection, ticket: Ticket = ticket) -> None:
+                result = {"status": "interrupted", "error": "the bot stopped while the action was running"}
+                c.execute("UPDATE tickets SET executed_at = ?, result = ? WHERE id = ? AND executed_at IS NULL",
+                          (now, json.dumps(result), ticket.id))
+                audit_sql(c, now, "system", "action_interrupted", f"ticket:{ticket.id}", {"action": ticket.action_name})
+                desk_post_sql(c, ticket.id, "post", now,
+                              f"⚠ The bot stopped while running the approved `{ticket.action_name}`. It may or may not "
+                              "have been done: check, then tell the customer with `/reply`.")
+
+            await self.db.run(write)
+            self._kick(ticket.id)

@@ -1,0 +1,94 @@
+"""Delivery of ticket posts to the staff desk, from the desk_outbox table, in order per ticket.
+
+A ticket's first item creates its staff message and thread; later items write in the
+thread, re-render the message, or archive the thread. Rows are written in the same
+transaction as the ticket change, so a restart or a Discord outage delays a post but
+never loses it. Ids are saved as soon as Discord returns them, so a retry after a
+half-done 'open' does not post the ticket twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from core.clock import Clock
+from core.outbox import backoff_delay
+from core.ports import StaffDesk
+from core.tickets import Card, Ticket
+from core.workers import KeyedWorkers
+from storage.tickets import DeskItem, TicketStore
+
+log = logging.getLogger(__name__)
+
+CardRenderer = Callable[[int], Awaitable[tuple[Card, str, Ticket]]]
+
+
+class DeskOutbox:
+    def __init__(self, store: TicketStore, desk: StaffDesk, render: CardRenderer, clock: Clock, *,
+                 retry_base: float, retry_max: float) -> None:
+        self.store = store
+        self.desk = desk
+        self.render = render
+        self.clock = clock
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._workers: KeyedWorkers[int] = KeyedWorkers(self._deliver, "desk")
+
+    def kick(self, ticket_id: int) -> None:
+        self._workers.wake(ticket_id)
+
+    async def resume(self) -> int:
+        tickets = await self.store.tickets_with_desk_items()
+        for ticket_id in tickets:
+            self.kick(ticket_id)
+        return len(tickets)
+
+    @property
+    def busy(self) -> bool:
+        return self._workers.busy
+
+    async def drain(self) -> None:
+        await self._workers.drain()
+
+    async def close(self) -> None:
+        await self._workers.close()
+
+    async def _deliver(self, ticket_id: int) -> None:
+        while (item := await self.store.next_desk_item(ticket_id)) is not None:
+            try:
+                await self._apply(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # DeliveryFailed, or anything unexpected
+                error = f"{type(exc).__name__}: {exc}"
+                if getattr(exc, "permanent", False):
+                    await self.store.desk_failed(item, error, self.clock.now())
+                    log.error("ticket #%d: Discord refused the %s post for good: %s. Check the bot's permissions"
+                              " in the staff channel (see DISCORD_BOT.md).", ticket_id, item.op, error)
+                    continue
+                delay = backoff_delay(item.attempts + 1, self.retry_base, self.retry_max)
+                await self.store.desk_retry(item.id, error, self.clock.now() + delay)
+                log.warning("ticket #%d: %s post failed (%s); retrying in %.1fs", ticket_id, item.op, error, delay)
+                await asyncio.sleep(delay)
+                continue
+            await self.store.desk_done(item.id)
+
+    async def _apply(self, item: DeskItem) -> None:
+        card, name, ticket = await self.render(item.ticket_id)
+        if item.op == "open":
+            message_id = ticket.staff_message_id
+            if message_id is None:
+                message_id = await self.desk.post_ticket(card)
+                await self.store.set_posted(ticket.id, message_id=message_id)
+            if ticket.thread_id is None:
+                await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
+        elif ticket.thread_id is None or ticket.staff_message_id is None:
+            raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
+        elif item.op == "post":
+            await self.desk.post(ticket.thread_id, item.content)
+        elif item.op == "refresh":
+            await self.desk.refresh(ticket.staff_message_id, card)
+        elif item.op == "archive":
+            await self.desk.archive(ticket.thread_id)

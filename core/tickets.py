@@ -1,0 +1,302 @@
+"""Tickets: what the operator desk decides, without Discord.
+
+Priority rules, thread names, the ticket card (what the staff message shows), the queue
+listing, and turning an operator's typed parameter values back into an action's input.
+The Discord cog renders these; the rules stay here so they are tested on their own.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+THREAD_NAME_LIMIT = 100
+EMBED_TITLE_LIMIT = 256
+EMBED_DESCRIPTION_LIMIT = 4096
+EMBED_FIELD_LIMIT = 1024
+EMBED_TOTAL_LIMIT = 6000
+MODAL_INPUTS_LIMIT = 5
+
+
+class Kind(enum.StrEnum):
+    QUESTION = "question"
+    APPROVAL = "approval"
+    HANDOVER = "handover"
+
+
+class Priority(enum.StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+
+    @property
+    def rank(self) -> int:
+        return {"urgent": 0, "high": 1, "normal": 2}[self.value]
+
+
+# How a ticket came about (tickets.source); shown to operators as the reason's origin.
+SOURCES = {
+    "ask_human": "the assistant asked a question",
+    "approval": "an action needs approval",
+    "handover": "the customer asked for a person",
+    "llm_failure": "the assistant could not answer",
+    "relay": "no AI is configured (human relay)",
+    "specialist": "a legal or medical question",
+}
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: int
+    customer_id: int
+    conversation_id: int
+    kind: Kind
+    source: str
+    priority: Priority
+    status: str
+    question: str
+    reason: str
+    action_name: str | None
+    action_params: dict[str, Any] | None
+    claimed_by: int | None
+    claimed_by_name: str | None
+    takeover_by: int | None
+    takeover_by_name: str | None
+    decided_by_name: str | None
+    decision_note: str | None
+    result: Any
+    staff_message_id: int | None
+    thread_id: int | None
+    created_at: float
+    customer_discord_id: int
+    customer_name: str
+    dm_closed_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Ticket:
+        return cls(
+            id=row["id"], customer_id=row["customer_id"], conversation_id=row["conversation_id"],
+            kind=Kind(row["kind"]), source=row["source"], priority=Priority(row["priority"]), status=row["status"],
+            question=row["question"], reason=row["reason"], action_name=row["action_name"],
+            action_params=json.loads(row["action_params"]) if row["action_params"] else None,
+            claimed_by=row["claimed_by"], claimed_by_name=row["claimed_by_name"], takeover_by=row["takeover_by"],
+            takeover_by_name=row["takeover_by_name"], decided_by_name=row["decided_by_name"],
+            decision_note=row["decision_note"], result=json.loads(row["result"]) if row["result"] else None,
+            staff_message_id=row["staff_message_id"], thread_id=row["thread_id"], created_at=row["created_at"],
+            customer_discord_id=row["discord_id"], customer_name=row["display_name"], dm_closed_at=row["dm_closed_at"],
+        )
+
+    @property
+    def in_takeover(self) -> bool:
+        return self.takeover_by is not None and self.status != "closed"
+
+    @property
+    def awaits_decision(self) -> bool:
+        return self.kind is Kind.APPROVAL and self.status == "open"
+
+
+# -- priority ---------------------------------------------------------------------------------
+
+def _mentions(text: str, words: Iterable[str]) -> str | None:
+    lowered = text.casefold()
+    for word in words:
+        if re.search(rf"(?<!\w){re.escape(word.casefold())}", lowered):
+            return word
+    return None
+
+
+def classify_priority(*, texts: Sequence[str], decision_type: str | None, desk_policy: dict[str, Any],
+                      floor: Priority = Priority.NORMAL) -> tuple[Priority, str]:
+    """The ticket's priority and the rule that set it. ``floor`` (e.g. the model's view) can raise, never lower."""
+    found = [(floor, f"at least {floor.value} as requested")] if floor is not Priority.NORMAL else []
+    if decision_type and decision_type in desk_policy["urgent_decision_types"]:
+        found.append((Priority.URGENT, f"{decision_type} action"))
+    joined = "\n".join(texts)
+    if word := _mentions(joined, desk_policy["urgent_keywords"]):
+        found.append((Priority.URGENT, f"mentions {word!r}"))
+    if word := _mentions(joined, desk_policy["high_keywords"]):
+        found.append((Priority.HIGH, f"mentions {word!r}"))
+    if not found:
+        return Priority.NORMAL, "no priority rule matched"
+    return min(found, key=lambda pair: pair[0].rank)
+
+
+# -- names and the card -----------------------------------------------------------------------
+
+def clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def thread_name(number: int, question: str) -> str:
+    """``#12 Can I get a discount?``, one line, never over Discord's 100 characters."""
+    one_line = " ".join(question.split()) or "ticket"
+    return clip(f"#{number} {one_line}", THREAD_NAME_LIMIT)
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the ticket message shows: an embed's title, description and fields, within Discord's limits."""
+
+    title: str
+    description: str
+    fields: list[tuple[str, str]]
+    colour: int
+    closed: bool
+    can_decide: bool
+    can_edit: bool
+
+    def total_length(self) -> int:
+        return len(self.title) + len(self.description) + sum(len(n) + len(v) for n, v in self.fields)
+
+
+COLOURS = {Priority.URGENT: 0xE02B2B, Priority.HIGH: 0xF0A020, Priority.NORMAL: 0x3B82F6}
+STATUS_LABELS = {"open": "waiting for a person", "answered": "answered", "approved": "approved",
+                 "denied": "denied", "closed": "closed"}
+
+
+def transcript_lines(turns: Sequence[Any]) -> list[str]:
+    """Recent turns as short lines (customer, assistant, operator); tool plumbing is left out."""
+    who = {"customer": "Customer", "assistant": "Assistant", "operator": "Operator"}
+    lines = []
+    for turn in turns:
+        if turn.kind in who and turn.content.strip():
+            name = (turn.data or {}).get("operator_name") if turn.kind == "operator" else None
+            lines.append(f"**{name or who[turn.kind]}:** {clip(' '.join(turn.content.split()), 300)}")
+    return lines
+
+
+def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | None) -> Card:
+    title = clip(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT)
+    description = clip(ticket.question, 1500)
+    fields: list[tuple[str, str]] = [
+        ("Customer", clip(f"{ticket.customer_name} (<@{ticket.customer_discord_id}>, id {ticket.customer_discord_id})",
+                          EMBED_FIELD_LIMIT)),
+        ("Status", _status_line(ticket)),
+        ("Reason", clip(ticket.reason or SOURCES.get(ticket.source, ticket.source), EMBED_FIELD_LIMIT)),
+    ]
+    if ticket.action_name:
+        params = json.dumps(ticket.action_params or {}, ensure_ascii=False, indent=1)
+        label = f"{action_summary} (`{ticket.action_name}`)" if action_summary else f"`{ticket.action_name}`"
+        fields.append(("Proposed action", clip(f"{label}\n```json\n{clip(params, 800)}\n```", EMBED_FIELD_LIMIT)))
+    if ticket.dm_closed_at is not None:
+        fields.append(("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages."))
+    if transcript:
+        fields.append(("Recent conversation", _fit_lines(transcript, EMBED_FIELD_LIMIT)))
+    card = Card(title, description, fields, COLOURS[ticket.priority], ticket.status == "closed",
+                can_decide=ticket.awaits_decision, can_edit=ticket.awaits_decision and bool(ticket.action_params))
+    assert card.total_length() <= EMBED_TOTAL_LIMIT
+    return card
+
+
+def _status_line(ticket: Ticket) -> str:
+    parts = [STATUS_LABELS.get(ticket.status, ticket.status)]
+    if ticket.decided_by_name:
+        parts.append(f"by {ticket.decided_by_name}")
+    if ticket.decision_note:
+        parts.append(f"({clip(ticket.decision_note, 300)})")
+    if ticket.claimed_by_name:
+        parts.append(f"· claimed by {ticket.claimed_by_name}")
+    if ticket.in_takeover:
+        parts.append(f"· {ticket.takeover_by_name or 'relay'} is talking with the customer")
+    return clip(" ".join(parts), EMBED_FIELD_LIMIT)
+
+
+def _fit_lines(lines: Sequence[str], limit: int) -> str:
+    """The newest lines that fit, oldest first; older ones are dropped, not the recent context."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(reversed(kept)) or clip(lines[-1], limit)
+
+
+def age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def pending_lines(tickets: Sequence[Ticket], now: float, limit: int = 1900) -> str:
+    """The queue, oldest first: number, age, kind, priority, who has it, and a link to the thread."""
+    if not tickets:
+        return "No open tickets. 🎉"
+    lines = []
+    for t in sorted(tickets, key=lambda t: (t.created_at, t.id)):
+        where = f"<#{t.thread_id}>" if t.thread_id else "(thread not posted yet)"
+        who = f" · {t.claimed_by_name}" if t.claimed_by_name else ""
+        lines.append(f"#{t.id} · {age(now - t.created_at)} · {t.kind.value} · {t.priority.value} · "
+                     f"{STATUS_LABELS.get(t.status, t.status)}{who} · {where}")
+    text = ""
+    for shown, line in enumerate(lines):
+        if len(text) + len(line) + 40 > limit:
+            return text + f"… and {len(lines) - shown} more"
+        text += line + "\n"
+    return text.rstrip()
+
+
+# -- edited parameters ------------------------------------------------------------------------
+
+def editable_fields(schema: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, current value as text) for a modal. More than a modal holds: one JSON field ``params``."""
+    props = list((schema.get("properties") or {}).keys())
+    names = props + [k for k in params if k not in props]
+    if len(names) > MODAL_INPUTS_LIMIT or any(_is_structured(schema, n) for n in names):
+        return [("params", json.dumps(params, ensure_ascii=False))]
+    return [(n, _as_text(params.get(n))) for n in names]
+
+
+def _is_structured(schema: dict[str, Any], name: str) -> bool:
+    return (schema.get("properties") or {}).get(name, {}).get("type") in ("object", "array")
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_edited(schema: dict[str, Any], raw: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
+    """Typed values from what an operator typed, by the schema's types. Returns (params, "") or (None, why)."""
+    if set(raw) == {"params"} and "params" not in (schema.get("properties") or {}):
+        try:
+            value = json.loads(raw["params"])
+        except json.JSONDecodeError as exc:
+            return None, f"the parameters are not valid JSON ({exc.msg})"
+        return (value, "") if isinstance(value, dict) else (None, "the parameters must be a JSON object")
+    props = schema.get("properties") or {}
+    out: dict[str, Any] = {}
+    for name, text in raw.items():
+        text = text.strip()
+        if text == "":
+            continue  # left empty: leave it out (the schema says whether that is allowed)
+        kind = props.get(name, {}).get("type")
+        try:
+            if kind == "integer":
+                out[name] = int(text)
+            elif kind == "number":
+                number = float(text)
+                out[name] = int(number) if number.is_integer() and "." not in text else number
+            elif kind == "boolean":
+                if text.casefold() not in ("true", "false", "yes", "no"):
+                    raise ValueError
+                out[name] = text.casefold() in ("true", "yes")
+            else:
+                out[name] = text
+        except ValueError:
+            return None, f"{name}: {text!r} is not a valid {kind}"
+    return out, ""

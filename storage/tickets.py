@@ -1,0 +1,159 @@
+"""Tickets and the desk outbox: SQL used inside ``Database.run`` transactions, plus plain reads.
+
+Every state change is a conditional UPDATE (``... AND status = 'open'``) whose row count says
+whether this caller won; the caller writes its audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from core.text import split_message
+from core.tickets import Ticket
+from storage.db import Database
+
+_TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name FROM tickets t JOIN customers c ON c.id = t.customer_id")
+
+
+def _json(value: Any) -> str | None:
+    return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
+
+
+def ticket_sql(c: sqlite3.Connection, ticket_id: int) -> Ticket | None:
+    row = c.execute(f"{_TICKET_SELECT} WHERE t.id = ?", (ticket_id,)).fetchone()
+    return Ticket.from_row(row) if row else None
+
+
+def takeover_ticket_sql(c: sqlite3.Connection, customer_id: int) -> int | None:
+    """The ticket whose operator (or the no-AI relay) is talking with this customer, if any."""
+    row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND takeover_by IS NOT NULL AND status != 'closed'"
+                    " ORDER BY id DESC LIMIT 1", (customer_id,)).fetchone()
+    return row[0] if row else None
+
+
+def desk_post_sql(c: sqlite3.Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
+    """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits)."""
+    chunks = split_message(content) if op == "post" else [content]
+    c.executemany("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at)"
+                  " VALUES (?, ?, ?, ?, ?)", [(ticket_id, op, chunk, now, now) for chunk in chunks])
+
+
+def current_conversation_sql(c: sqlite3.Connection, customer_id: int, fallback: int, now: float) -> int:
+    """The customer's open conversation (kept alive: an operator writing counts as activity)."""
+    row = c.execute("SELECT id FROM conversations WHERE customer_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+                    (customer_id,)).fetchone()
+    conversation_id = row[0] if row else fallback
+    c.execute("UPDATE conversations SET last_activity_at = MAX(last_activity_at, ?) WHERE id = ?",
+              (now, conversation_id))
+    return conversation_id
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    customer_id: int
+    conversation_id: int
+    kind: str
+    source: str
+    priority: str
+    question: str
+    reason: str = ""
+    action_name: str | None = None
+    action_params: dict[str, Any] | None = None
+    tool_use_id: str | None = None
+    takeover_by: int | None = None
+    takeover_by_name: str | None = None
+
+
+def open_ticket_sql(c: sqlite3.Connection, ticket: NewTicket, now: float) -> int:
+    ticket_id = c.execute(
+        "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question, reason, action_name,"
+        " action_params, tool_use_id, takeover_by, takeover_by_name, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (ticket.customer_id, ticket.conversation_id, ticket.kind, ticket.source, ticket.priority, ticket.question,
+         ticket.reason, ticket.action_name, _json(ticket.action_params), ticket.tool_use_id, ticket.takeover_by,
+         ticket.takeover_by_name, now),
+    ).lastrowid
+    desk_post_sql(c, ticket_id, "open", now)
+    return ticket_id
+
+
+def same_open_approval_sql(c: sqlite3.Connection, customer_id: int, action_name: str,
+                           params: dict[str, Any]) -> int | None:
+    """An approval for the same action and parameters still waiting: the model asked twice."""
+    row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND kind = 'approval' AND status = 'open'"
+                    " AND action_name = ? AND action_params = ?",
+                    (customer_id, action_name, _json(params))).fetchone()
+    return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class DeskItem:
+    id: int
+    ticket_id: int
+    op: str
+    content: str
+    attempts: int
+
+
+class TicketStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        return await self.db.run(lambda c: ticket_sql(c, ticket_id))
+
+    async def by_thread(self, thread_id: int) -> Ticket | None:
+        row = await self.db.fetchone(f"{_TICKET_SELECT} WHERE t.thread_id = ?", (thread_id,))
+        return Ticket.from_row(row) if row else None
+
+    async def unclosed(self) -> list[Ticket]:
+        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status != 'closed' ORDER BY t.created_at, t.id")
+        return [Ticket.from_row(r) for r in rows]
+
+    async def unclosed_of_customer(self, customer_id: int) -> list[Ticket]:
+        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.customer_id = ? AND t.status != 'closed'"
+                                      " ORDER BY t.id", (customer_id,))
+        return [Ticket.from_row(r) for r in rows]
+
+    async def approved_not_executed(self) -> list[Ticket]:
+        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status = 'approved' AND t.executed_at IS NULL")
+        return [Ticket.from_row(r) for r in rows]
+
+    # -- desk outbox ------------------------------------------------------------------------
+
+    async def next_desk_item(self, ticket_id: int) -> DeskItem | None:
+        row = await self.db.fetchone("SELECT * FROM desk_outbox WHERE ticket_id = ? AND status = 'pending'"
+                                     " ORDER BY id LIMIT 1", (ticket_id,))
+        return DeskItem(row["id"], row["ticket_id"], row["op"], row["content"], row["attempts"]) if row else None
+
+    async def tickets_with_desk_items(self) -> list[int]:
+        rows = await self.db.fetchall("SELECT DISTINCT ticket_id FROM desk_outbox WHERE status = 'pending'")
+        return [r[0] for r in rows]
+
+    async def desk_done(self, item_id: int) -> None:
+        await self.db.execute("UPDATE desk_outbox SET status = 'done', attempts = attempts + 1 WHERE id = ?",
+                              (item_id,))
+
+    async def desk_retry(self, item_id: int, error: str, next_attempt_at: float) -> None:
+        await self.db.execute("UPDATE desk_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                              " WHERE id = ?", (error[:500], next_attempt_at, item_id))
+
+    async def desk_failed(self, item: DeskItem, error: str, now: float) -> None:
+        from storage.conversations import audit_sql
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("UPDATE desk_outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                      (error[:500], item.id))
+            audit_sql(c, now, "system", "desk_post_failed", f"ticket:{item.ticket_id}",
+                      {"op": item.op, "error": error[:500]})
+
+        await self.db.run(write)
+
+    async def set_posted(self, ticket_id: int, *, message_id: int | None = None, thread_id: int | None = None) -> None:
+        if message_id is not None:
+            await self.db.execute("UPDATE tickets SET staff_message_id = ? WHERE id = ?", (message_id, ticket_id))
+        if thread_id is not None:
+            await self.db.execute("UPDATE tickets SET thread_id = ? WHERE id = ?", (thread_id, ticket_id))
