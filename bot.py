@@ -64,7 +64,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
             ))
             agent = ClaudeAgent(clients, model=settings.anthropic_model, policy=policy, registry=registry,
                                 concurrency=settings.llm_concurrency)
-        bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent)
+        bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent, registry=registry)
         try:
             async with bot:
                 await bot.start(settings.discord_token)

@@ -44,11 +44,13 @@ async def bench_bot(url: str, customers: int, *, concurrency: int) -> AsyncItera
         db = await Database(Path(tmp) / "bench.db").open()
         await shop.install(db)
         policy = test_policy()
+        registry = ActionRegistry().extend(shop.ACTIONS)
         clients = client_pool(concurrency, lambda: anthropic.AsyncAnthropic(
             api_key="bench", base_url=url, max_retries=0, timeout=30))
         agent = ClaudeAgent(clients, model="claude-bench", policy=policy,
-                            registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
-        bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, agent=agent)
+                            registry=registry, concurrency=concurrency)
+        bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, agent=agent,
+                         registry=registry)
         await dpytest_ext.attach(bot, members=customers)
         try:
             yield bot

@@ -17,6 +17,19 @@ NO_PINGS = discord.AllowedMentions.none()
 CANNOT_DM_USER = 50007
 
 
+TRANSIENT_ERRORS = (discord.RateLimited, aiohttp.ClientError, TimeoutError, OSError)
+
+
+def delivery_failure(exc: Exception) -> DeliveryFailed:
+    """Discord's error as the engine's: 429, 5xx and network errors are worth retrying; other 4xx are not."""
+    if isinstance(exc, discord.HTTPException):
+        if exc.status == 429 or exc.status >= 500:
+            return DeliveryFailed(f"Discord {exc.status}: {exc.text or 'no detail'}")
+        return DeliveryFailed(f"Discord rejected the request ({exc.status}, code {exc.code}): {exc.text}",
+                              permanent=True)
+    return DeliveryFailed(f"{type(exc).__name__}: {exc}")
+
+
 class DiscordCustomerChannel:
     def __init__(self, client: discord.Client) -> None:
         self.client = client
@@ -36,12 +49,9 @@ class DiscordCustomerChannel:
         except discord.HTTPException as exc:
             if exc.code == CANNOT_DM_USER:
                 raise DeliveryRefused(f"DMs closed (code {exc.code})") from exc
-            if exc.status == 429 or exc.status >= 500:
-                raise DeliveryFailed(f"Discord {exc.status}: {exc.text or 'no detail'}") from exc
-            raise DeliveryFailed(f"Discord rejected the message ({exc.status}, code {exc.code}): {exc.text}",
-                                 permanent=True) from exc
-        except (discord.RateLimited, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise delivery_failure(exc) from exc
+        except TRANSIENT_ERRORS as exc:
+            raise delivery_failure(exc) from exc
         return message.id
 
     @contextlib.asynccontextmanager

@@ -8,8 +8,14 @@ import discord
 from discord.ext import commands
 
 from cogs.discord_channel import NO_PINGS, DiscordCustomerChannel
+from cogs.staff_desk import DiscordStaffDesk
+from cogs.ticket_views import TicketButton
+from cogs.tree import HandoffTree
+from core.actions import ActionRegistry
 from core.agent import ClaudeAgent
 from core.clock import Clock, SystemClock
+from core.desk import TicketDesk
+from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
 from core.outbox import Outbox
 from core.policy import Policy
@@ -19,7 +25,7 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation",)
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets")
 
 
 def handoff_intents() -> discord.Intents:
@@ -33,11 +39,12 @@ def handoff_intents() -> discord.Intents:
 
 class HandoffBot(commands.Bot):
     def __init__(self, *, settings: Settings, policy: Policy, db: Database, agent: ClaudeAgent | None,
-                 clock: Clock | None = None) -> None:
+                 registry: ActionRegistry, clock: Clock | None = None) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned, intents=handoff_intents(), allowed_mentions=NO_PINGS,
-            help_command=None,
+            help_command=None, tree_cls=HandoffTree,
         )
+        self.registry = registry
         self.settings = settings
         self.policy = policy
         self.db = db
@@ -45,6 +52,8 @@ class HandoffBot(commands.Bot):
         self.clock = clock or SystemClock()
         self.engine: ConversationEngine | None = None
         self.outbox: Outbox | None = None
+        self.desk: TicketDesk = None  # type: ignore[assignment]  # built in setup_hook
+        self.desk_outbox: DeskOutbox | None = None
 
     async def setup_hook(self) -> None:
         channel = DiscordCustomerChannel(self)
@@ -53,13 +62,41 @@ class HandoffBot(commands.Bot):
                              retry_base=delivery["retry_base_seconds"], retry_max=delivery["retry_max_seconds"])
         self.engine = ConversationEngine(db=self.db, policy=self.policy, clock=self.clock, channel=channel,
                                          outbox=self.outbox, agent=self.agent)
+        self.desk = TicketDesk(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry,
+                               outbox=self.outbox, ai_enabled=self.agent is not None)
+        self.desk_outbox = DeskOutbox(self.desk.tickets, DiscordStaffDesk(self, self.settings), self.desk.card,
+                                      self.clock, retry_base=delivery["retry_base_seconds"],
+                                      retry_max=delivery["retry_max_seconds"])
+        self.desk.desk_outbox = self.desk_outbox
+        self.engine.desk = self.desk
+        self.outbox.on_unreachable.append(self.desk.customer_unreachable)
+        if self.agent is not None:
+            self.agent.attach_desk(self.desk)
+        self.add_dynamic_items(TicketButton)  # ticket buttons work after a restart: the id is in the custom_id
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        await self._sync_commands()
         if self.agent is None:
-            log.warning("No AI is configured (ANTHROPIC_API_KEY is empty): customers are told a person will answer.")
+            log.warning("No AI is configured (ANTHROPIC_API_KEY is empty): every conversation goes to the operators"
+                        " as a relay ticket.")
+        await self.desk.resume()
+        posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
         unanswered = await self.engine.resume()
-        log.info("ready to work: %d customer(s) owed messages, %d with unanswered messages", owed, unanswered)
+        log.info("ready to work: %d customer(s) owed messages, %d with unanswered messages, %d ticket(s) with"
+                 " posts for the staff channel", owed, unanswered, posts)
+
+    async def _sync_commands(self) -> None:
+        """Register the slash commands in the staff guild (guild commands appear at once)."""
+        guild = discord.Object(self.settings.guild_id)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as exc:
+            log.error("could not register slash commands in guild %s (%s). Was the bot invited with the"
+                      " applications.commands scope? See DISCORD_BOT.md.", self.settings.guild_id, exc)
+            return
+        log.info("slash commands registered in guild %s: %s", self.settings.guild_id,
+                 ", ".join(f"/{c.name}" for c in synced))
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: the cogs' listeners handle messages; slash commands are the operator interface."""
@@ -69,4 +106,6 @@ class HandoffBot(commands.Bot):
             await self.engine.close()
         if self.outbox is not None:
             await self.outbox.close()
+        if self.desk_outbox is not None:
+            await self.desk_outbox.close()
         await super().close()

@@ -142,6 +142,7 @@ def thread_name(number: int, question: str) -> str:
 class Card:
     """What the ticket message shows: an embed's title, description and fields, within Discord's limits."""
 
+    ticket_id: int
     title: str
     description: str
     fields: list[tuple[str, str]]
@@ -187,7 +188,7 @@ def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | 
         fields.append(("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages."))
     if transcript:
         fields.append(("Recent conversation", _fit_lines(transcript, EMBED_FIELD_LIMIT)))
-    card = Card(title, description, fields, COLOURS[ticket.priority], ticket.status == "closed",
+    card = Card(ticket.id, title, description, fields, COLOURS[ticket.priority], ticket.status == "closed",
                 can_decide=ticket.awaits_decision, can_edit=ticket.awaits_decision and bool(ticket.action_params))
     assert card.total_length() <= EMBED_TOTAL_LIMIT
     return card

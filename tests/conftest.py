@@ -81,6 +81,8 @@ class Harness:
         self.bot: HandoffBot | None = None
         self.db: Database | None = None
         self.members: list[discord.Member] = []
+        self._dms: list[discord.Message] = []
+        self._staff: list[discord.Message] = []
 
     async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
                     concurrency: int = 32) -> HandoffBot:
@@ -93,11 +95,11 @@ class Harness:
             agent = ClaudeAgent([client], model="claude-test", policy=policy,
                                 registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
         bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
-                         db=self.db, agent=agent, clock=self.clock)
+                         db=self.db, agent=agent, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS))
         await dpytest_ext.attach(bot, members=members)
         self.bot = bot
         self.members = self._same_people(dpytest.get_config())
-        self.sent()  # dpytest's queue is global: start each bot with it empty
+        self.sent(), self.staff()  # dpytest's queue is global: start each bot with it empty
         return bot
 
     def _same_people(self, config: Any) -> list[discord.Member]:
@@ -144,11 +146,21 @@ class Harness:
         async with asyncio.timeout(within):
             await self.bot.engine.drain()
 
-    def sent(self) -> list[discord.Message]:
-        """Everything the bot sent since the last call, oldest first."""
-        out = []
+    def _drain(self) -> None:
         while not dpytest.sent_queue.empty():
-            out.append(dpytest.sent_queue.get_nowait())
+            message = dpytest.sent_queue.get_nowait()
+            (self._staff if message.guild is not None else self._dms).append(message)
+
+    def sent(self) -> list[discord.Message]:
+        """The DMs the bot sent since the last call, oldest first."""
+        self._drain()
+        out, self._dms = self._dms, []
+        return out
+
+    def staff(self) -> list[discord.Message]:
+        """What the bot posted in the staff channel and its threads since the last call, oldest first."""
+        self._drain()
+        out, self._staff = self._staff, []
         return out
 
     async def fetch(self, sql: str, params: tuple = ()) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from discord.ext.test import backend, callbacks
@@ -54,6 +55,37 @@ async def _start_thread_with_message(self: backend.FakeHttp, channel_id: int, me
     return data
 
 
+archived_threads: list[int] = []
+
+
+async def _edit_channel(self: backend.FakeHttp, channel_id: int, *, reason: str | None = None,
+                        **options: Any) -> dict[str, Any]:
+    """PATCH /channels/{id} for threads (archiving a closed ticket's thread), which dpytest lacks."""
+    thread = self.state.get_channel(channel_id)
+    data = next((dict(t) for t in created_threads if int(t["id"]) == channel_id), None)
+    if thread is None or data is None:
+        raise NotImplementedError(f"dpytest_ext only edits threads it created, not {channel_id}")
+    data.pop("message_id", None)
+    data["thread_metadata"] = {**data["thread_metadata"], **{k: v for k, v in options.items()
+                                                             if k in ("archived", "locked", "auto_archive_duration")}}
+    if options.get("archived"):
+        archived_threads.append(channel_id)
+    self.state.parse_thread_update(data)
+    return data
+
+
+async def _bulk_upsert_guild_commands(self: backend.FakeHttp, application_id: int, guild_id: int,
+                                      payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PUT /applications/{id}/guilds/{id}/commands: what tree.sync() sends; Discord echoes it with ids."""
+    registered_commands[guild_id] = payload
+    return [{**cmd, "id": str(facts.make_id()), "application_id": str(application_id), "guild_id": str(guild_id),
+             "version": "1", "default_member_permissions": None, "dm_permission": True, "nsfw": False}
+            for cmd in payload]
+
+
+registered_commands: dict[int, list[dict[str, Any]]] = {}
+
+
 # --- interactions ------------------------------------------------------------------------------
 
 class Interactions:
@@ -80,12 +112,36 @@ class Interactions:
             responses.append({"interaction_id": interaction_id, **(params.payload or {})})
             return {"interaction": {"id": str(interaction_id), "type": 0}}
 
+        original_followup = AsyncWebhookAdapter.execute_webhook
+        bot_user = facts.dict_from_user(bot.user)
+
+        async def followup(adapter: Any, webhook_id: int, token: str, *, payload: Any = None, **_: Any) -> dict:
+            responses.append({"followup": True, "data": dict(payload or {})})
+            import datetime as dt
+
+            return {"id": str(facts.make_id()), "channel_id": "0", "author": bot_user,
+                    "content": (payload or {}).get("content", ""), "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+                    "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+                    "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
+                    "flags": (payload or {}).get("flags", 0)}
+
         AsyncWebhookAdapter.create_interaction_response = capture  # type: ignore[method-assign]
-        self._restore = (AsyncWebhookAdapter, original)
+        AsyncWebhookAdapter.execute_webhook = followup  # type: ignore[method-assign]
+        self._restore = (AsyncWebhookAdapter, original, original_followup)
 
     def close(self) -> None:
-        cls, original = self._restore
+        cls, original, original_followup = self._restore
         cls.create_interaction_response = original
+        cls.execute_webhook = original_followup
+
+    def texts(self) -> list[tuple[str, bool]]:
+        """What the users who acted were told: (text, ephemeral) per response, deferrals left out."""
+        out = []
+        for r in self.responses:
+            data = r.get("data") or {}
+            if "content" in data:
+                out.append((data["content"], bool(data.get("flags", 0) & 64)))
+        return out
 
     def _base(self, kind: int, member: Any, channel: Any, data: dict[str, Any]) -> dict[str, Any]:
         guild = channel.guild
@@ -123,6 +179,8 @@ class Interactions:
 def install_all() -> None:
     install()
     backend.FakeHttp.start_thread_with_message = _start_thread_with_message  # type: ignore[method-assign]
+    backend.FakeHttp.edit_channel = _edit_channel  # type: ignore[method-assign]
+    backend.FakeHttp.bulk_upsert_guild_commands = _bulk_upsert_guild_commands  # type: ignore[method-assign]
 
 
 async def attach(bot: Any, *, members: int) -> None:
@@ -135,8 +193,23 @@ async def attach(bot: Any, *, members: int) -> None:
     bot._connection._intents.members = True
     bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
     dpytest.configure(bot, members=members)
+    # Point the bot at dpytest's guild and channel, with an operator role (given out by make_operator).
+    config = dpytest.get_config()
+    guild = config.guilds[0]
+    role = backend.make_role("Operators", guild)
+    bot.settings = dataclasses.replace(bot.settings, guild_id=guild.id, staff_channel_id=config.channels[0].id,
+                                       operator_role_id=role.id)
+    bot._connection.application_id = bot.user.id  # tree.sync() needs it; Discord sends it on READY
+    bot.tree._http = bot.http  # the tree kept the real HTTP client from before configure()
     await bot._async_setup_hook()  # after configure: it hands the running loop to dpytest's state
     await bot.setup_hook()
+
+
+def make_operator(bot: Any, member: Any) -> Any:
+    """Give a member the bot's operator role (as a guild admin would)."""
+    role = member.guild.get_role(bot.settings.operator_role_id)
+    backend.update_member(member, roles=[role])
+    return member.guild.get_member(member.id)
 
 
 async def detach(bot: Any) -> None:

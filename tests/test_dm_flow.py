@@ -87,20 +87,20 @@ async def test_several_tool_calls_in_one_round_get_results_in_one_message(harnes
     assert harness.sent()[0].content == "Here is everything."
 
 
-async def test_non_informational_action_is_refused_and_the_customer_told(harness):
+async def test_an_action_needing_a_step_not_built_yet_is_refused_and_the_customer_told(harness):
     await harness.start()
     harness.fake.then(
-        tool_calls(("issue_refund", {"order_id": 1, "amount": 10, "reason": "late"})),
-        text("I've refunded you!"),  # the model claims success; the code-written notice says otherwise
+        tool_calls(("cancel_subscription", {"subscription_id": 1})),
+        text("I've cancelled it!"),  # the model claims success; the code-written notice says otherwise
     )
-    await harness.dm(0, "refund order 1 please")
+    await harness.dm(0, "cancel my subscription please")
 
     [result] = tool_results(harness.fake.requests[1])
     assert result["is_error"] is True and result["content"].startswith("NOT DONE")
     [reply] = harness.sent()
-    assert "Not done: Refund an order. It needs an operator's approval" in reply.content
-    refunded = await harness.fetch("SELECT COUNT(*) FROM shop_orders WHERE refunded_cents > 0")
-    assert refunded[0][0] == 0
+    assert "Not done: Cancel a subscription. It needs a one-time code" in reply.content
+    cancelled = await harness.fetch("SELECT COUNT(*) FROM shop_subscriptions WHERE status = 'cancelled'")
+    assert cancelled[0][0] == 0
 
 
 async def test_unknown_tool_and_bad_parameters_get_error_results(harness):
@@ -296,7 +296,7 @@ async def test_without_ai_customers_are_told_a_person_will_answer_once(harness):
     await harness.dm(0, "hello")
     await harness.dm(0, "still there?")
     [notice] = harness.sent()
-    assert "person from our team" in notice.content
+    assert "person from our team" in notice.content and "ticket #1" in notice.content
     statuses = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
-    assert [s[0] for s in statuses] == ["held", "held"]
+    assert [s[0] for s in statuses] == ["held", "relayed"], "the first opens a relay ticket, the next go to it"
     assert harness.fake.requests == []

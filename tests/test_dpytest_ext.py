@@ -49,7 +49,7 @@ async def test_thread_on_a_staff_message_and_a_message_in_it(bot, harness):
     cached = bot.get_channel(thread.id)
     assert isinstance(cached, discord.Thread) and cached.parent_id == staff.id, "THREAD_CREATE cached it"
     await thread.send("details")
-    sent = harness.sent()
+    sent = harness.staff()
     assert [m.content for m in sent] == ["ticket #1", "details"] and sent[1].channel.id == thread.id
     assert created_threads[-1]["message_id"] == post.id
     with pytest.raises(discord.HTTPException, match="1-100 characters"):

@@ -1,0 +1,92 @@
+"""The engine's StaffDesk port: ticket messages with persistent buttons in the staff channel, one thread each."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs.discord_channel import TRANSIENT_ERRORS, delivery_failure
+from cogs.ticket_views import ticket_view
+from core.ports import DeliveryFailed
+from core.settings import Settings
+from core.tickets import Card
+
+if TYPE_CHECKING:
+    from discord.ext import commands
+
+log = logging.getLogger(__name__)
+
+THREAD_ARCHIVE_MINUTES = 10080  # a week: tickets can wait over a weekend
+
+
+def embed_for(card: Card) -> discord.Embed:
+    embed = discord.Embed(title=card.title, description=card.description, colour=card.colour)
+    for name, value in card.fields:
+        embed.add_field(name=name, value=value, inline=name in ("Status", "Customer"))
+    return embed
+
+
+class DiscordStaffDesk:
+    def __init__(self, bot: commands.Bot, settings: Settings) -> None:
+        self.bot = bot
+        self.settings = settings
+
+    def _mentions(self) -> tuple[str, discord.AllowedMentions]:
+        role = discord.Object(self.settings.operator_role_id)
+        users = [discord.Object(self.settings.operator_user_id)] if self.settings.operator_user_id else []
+        text = f"<@&{self.settings.operator_role_id}>" + "".join(f" <@{u.id}>" for u in users)
+        return text, discord.AllowedMentions(everyone=False, users=users, roles=[role], replied_user=False)
+
+    async def _channel(self, channel_id: int) -> discord.abc.Messageable:
+        channel = self.bot.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(channel_id)
+            except discord.HTTPException as exc:
+                raise delivery_failure(exc) from exc
+        if not isinstance(channel, discord.TextChannel | discord.Thread):
+            raise DeliveryFailed(f"channel {channel_id} is not a text channel or thread", permanent=True)
+        return channel
+
+    async def post_ticket(self, card: Card) -> int:
+        channel = await self._channel(self.settings.staff_channel_id)
+        mention, allowed = self._mentions()
+        try:
+            message = await channel.send(mention, embed=embed_for(card), view=ticket_view(card),
+                                         allowed_mentions=allowed)
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise delivery_failure(exc) from exc
+        return message.id
+
+    async def open_thread(self, message_id: int, name: str) -> int:
+        channel = await self._channel(self.settings.staff_channel_id)
+        try:
+            thread = await channel.get_partial_message(message_id).create_thread(
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise delivery_failure(exc) from exc
+        return thread.id
+
+    async def post(self, thread_id: int, text: str) -> None:
+        thread = await self._channel(thread_id)
+        try:
+            await thread.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise delivery_failure(exc) from exc
+
+    async def refresh(self, message_id: int, card: Card) -> None:
+        channel = await self._channel(self.settings.staff_channel_id)
+        try:
+            await channel.get_partial_message(message_id).edit(embed=embed_for(card), view=ticket_view(card))
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise delivery_failure(exc) from exc
+
+    async def archive(self, thread_id: int) -> None:
+        thread = await self._channel(thread_id)
+        if isinstance(thread, discord.Thread):
+            try:
+                await thread.edit(archived=True)
+            except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+                raise delivery_failure(exc) from exc

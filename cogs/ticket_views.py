@@ -1,0 +1,163 @@
+"""Ticket buttons and modals. Buttons are DynamicItems: the ticket id lives in the custom_id
+(``ticket:approve:12``), so they work after a restart without any view being re-created.
+
+Every click re-checks who is clicking and the ticket's state in the database (the desk does
+the latter with conditional updates); nothing is trusted from the message itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import discord
+
+from core.desk import DeskReply, Operator
+from core.tickets import Card, editable_fields, parse_edited
+
+if TYPE_CHECKING:
+    from cogs.handoff_bot import HandoffBot
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("approve", "deny", "edit", "claim")
+
+
+def is_operator(bot: HandoffBot, user: discord.abc.User) -> bool:
+    settings = bot.settings
+    if settings.operator_user_id and user.id == settings.operator_user_id:
+        return True
+    roles = getattr(user, "roles", None) or []
+    return any(role.id == settings.operator_role_id for role in roles)
+
+
+async def operator_or_refuse(interaction: discord.Interaction, what: str, ticket_id: int | None) -> Operator | None:
+    """The operator behind this interaction, or None after an ephemeral refusal (audited)."""
+    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    user = interaction.user
+    person = Operator(user.id, getattr(user, "display_name", None) or user.name)
+    if is_operator(bot, user):
+        return person
+    await bot.desk.audit_refusal(person, what, ticket_id)
+    log.warning("refused %s on ticket %s to %s (%s): not an operator", what, ticket_id, user, user.id)
+    await answer(interaction, DeskReply(False, "Only operators can do that. (This attempt was recorded.)"))
+    return None
+
+
+async def answer(interaction: discord.Interaction, reply: DeskReply | str) -> None:
+    """Tell the person who acted, only them; works whether or not the interaction was deferred."""
+    text = reply.text if isinstance(reply, DeskReply) else reply
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+TEMPLATE = r"ticket:(?P<action>[a-z]+):(?P<id>[0-9]+)"
+
+
+class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
+    LABELS: ClassVar[dict[str, tuple[str, discord.ButtonStyle]]] = {
+        "approve": ("Approve", discord.ButtonStyle.success), "deny": ("Deny", discord.ButtonStyle.danger),
+        "edit": ("Edit & approve", discord.ButtonStyle.primary), "claim": ("Claim", discord.ButtonStyle.secondary),
+    }
+
+    def __init__(self, action: str, ticket_id: int, *, disabled: bool = False) -> None:
+        label, style = self.LABELS[action]
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=f"ticket:{action}:{ticket_id}",
+                                           disabled=disabled))
+        self.action = action
+        self.ticket_id = ticket_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> TicketButton:
+        action = match["action"]
+        if action not in ACTIONS:
+            raise ValueError(f"unknown ticket button {item.custom_id!r}")
+        return cls(action, int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        operator = await operator_or_refuse(interaction, self.action, self.ticket_id)
+        if operator is None:
+            return
+        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        desk = bot.desk
+        if self.action == "approve":
+            await interaction.response.defer(ephemeral=True, thinking=True)  # the action may take a while
+            await answer(interaction, await desk.approve(self.ticket_id, operator))
+        elif self.action == "claim":
+            await answer(interaction, await desk.claim(self.ticket_id, operator))
+        elif self.action == "deny":
+            await interaction.response.send_modal(DenyModal(self.ticket_id))
+        else:
+            await self._edit(interaction, operator)
+
+    async def _edit(self, interaction: discord.Interaction, operator: Operator) -> None:
+        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        ticket = await bot.desk.tickets.get(self.ticket_id)
+        action = bot.desk.registry.get(ticket.action_name or "") if ticket else None
+        if ticket is None or action is None or not ticket.awaits_decision:
+            reply = (DeskReply(False, f"Ticket #{self.ticket_id} has nothing to edit.") if ticket is None
+                     or action is None else DeskReply(False, f"Ticket #{ticket.id} was already {ticket.status}"
+                                                             f" by {ticket.decided_by_name or 'someone'}."))
+            await answer(interaction, reply)
+            return
+        fields = editable_fields(action.input_schema, ticket.action_params or {})
+        await interaction.response.send_modal(EditModal(self.ticket_id, action.input_schema, fields))
+
+
+def ticket_view(card: Card) -> discord.ui.View:
+    """The buttons under a ticket message, as its current state allows."""
+    view = discord.ui.View(timeout=None)
+    if card.can_decide:
+        view.add_item(TicketButton("approve", card.ticket_id))
+        view.add_item(TicketButton("deny", card.ticket_id))
+        if card.can_edit:
+            view.add_item(TicketButton("edit", card.ticket_id))
+    if not card.closed:
+        view.add_item(TicketButton("claim", card.ticket_id))
+    return view
+
+
+class DenyModal(discord.ui.Modal, title="Deny the request"):
+    reason: discord.ui.TextInput = discord.ui.TextInput(
+        label="Reason (the customer is told)", style=discord.TextStyle.paragraph, max_length=1000,
+        custom_id="reason")
+
+    def __init__(self, ticket_id: int) -> None:
+        super().__init__(custom_id=f"ticket:deny-reason:{ticket_id}", timeout=15 * 60)
+        self.ticket_id = ticket_id
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        operator = await operator_or_refuse(interaction, "deny", self.ticket_id)
+        if operator is not None:
+            bot: HandoffBot = interaction.client  # type: ignore[assignment]
+            await answer(interaction, await bot.desk.deny(self.ticket_id, operator, self.reason.value))
+
+
+class EditModal(discord.ui.Modal, title="Edit & approve"):
+    def __init__(self, ticket_id: int, schema: dict[str, Any], fields: list[tuple[str, str]]) -> None:
+        super().__init__(custom_id=f"ticket:edit-params:{ticket_id}", timeout=15 * 60)
+        self.ticket_id = ticket_id
+        self.schema = schema
+        self.inputs: dict[str, discord.ui.TextInput] = {}
+        for name, value in fields:
+            text_input = discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
+                                              style=discord.TextStyle.paragraph if name == "params"
+                                              else discord.TextStyle.short)
+            self.inputs[name] = text_input
+            self.add_item(text_input)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        operator = await operator_or_refuse(interaction, "edit & approve", self.ticket_id)
+        if operator is None:
+            return
+        params, problem = parse_edited(self.schema, {k: v.value for k, v in self.inputs.items()})
+        if params is None:
+            await answer(interaction, f"Not approved: {problem}. Nothing was done; click **Edit & approve** again.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        await answer(interaction, await bot.desk.approve(self.ticket_id, operator, params))

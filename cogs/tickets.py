@@ -1,0 +1,115 @@
+"""The operator desk in Discord: slash commands in the guild and operators' messages in ticket threads.
+
+Commands work inside a ticket's thread without a ticket number (or anywhere with ``ticket:``).
+Every command checks that the user is an operator; the desk checks the ticket's state.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.ticket_views import answer, is_operator, operator_or_refuse
+from core.desk import DeskReply, Operator
+from core.tickets import pending_lines
+
+if TYPE_CHECKING:
+    from cogs.handoff_bot import HandoffBot
+
+log = logging.getLogger(__name__)
+
+TICKET_OPTION = "the ticket number (not needed inside its thread)"
+
+
+class Tickets(commands.Cog):
+    def __init__(self, bot: HandoffBot) -> None:
+        self.bot = bot
+
+    async def _target(self, interaction: discord.Interaction, what: str,
+                      ticket: int | None) -> tuple[Operator, int] | None:
+        """The operator and the ticket this command is about, or None after telling them why not."""
+        found = ticket
+        if found is None and interaction.channel_id is not None:
+            in_thread = await self.bot.desk.ticket_for_thread(interaction.channel_id)
+            found = in_thread.id if in_thread else None
+        operator = await operator_or_refuse(interaction, what, found)
+        if operator is None:
+            return None
+        if found is None:
+            await answer(interaction, f"Use `/{what}` inside a ticket's thread, or give the ticket number.")
+            return None
+        return operator, found
+
+    @app_commands.command(description="Approve the action proposed on this ticket (it runs once).")
+    @app_commands.describe(ticket=TICKET_OPTION)
+    async def approve(self, interaction: discord.Interaction, ticket: int | None = None) -> None:
+        if target := await self._target(interaction, "approve", ticket):
+            await interaction.response.defer(ephemeral=True, thinking=True)  # the action may take a while
+            await answer(interaction, await self.bot.desk.approve(target[1], target[0]))
+
+    @app_commands.command(description="Deny the action proposed on this ticket; the customer is told the reason.")
+    @app_commands.describe(reason="told to the customer", ticket=TICKET_OPTION)
+    async def deny(self, interaction: discord.Interaction, reason: app_commands.Range[str, 1, 1000],
+                   ticket: int | None = None) -> None:
+        if target := await self._target(interaction, "deny", ticket):
+            await answer(interaction, await self.bot.desk.deny(target[1], target[0], reason))
+
+    @app_commands.command(description="Send a message to this ticket's customer.")
+    @app_commands.describe(text="what the customer receives", ticket=TICKET_OPTION)
+    async def reply(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 1900],
+                    ticket: int | None = None) -> None:
+        if target := await self._target(interaction, "reply", ticket):
+            await answer(interaction, await self.bot.desk.reply(target[1], target[0], text))
+
+    @app_commands.command(description="Mark this ticket as yours.")
+    @app_commands.describe(ticket=TICKET_OPTION)
+    async def claim(self, interaction: discord.Interaction, ticket: int | None = None) -> None:
+        if target := await self._target(interaction, "claim", ticket):
+            await answer(interaction, await self.bot.desk.claim(target[1], target[0]))
+
+    @app_commands.command(description="Talk with the customer directly until /handback.")
+    @app_commands.describe(ticket=TICKET_OPTION)
+    async def takeover(self, interaction: discord.Interaction, ticket: int | None = None) -> None:
+        if target := await self._target(interaction, "takeover", ticket):
+            await answer(interaction, await self.bot.desk.takeover(target[1], target[0]))
+
+    @app_commands.command(description="Return the customer to the assistant, with what was said in its history.")
+    @app_commands.describe(ticket=TICKET_OPTION)
+    async def handback(self, interaction: discord.Interaction, ticket: int | None = None) -> None:
+        if target := await self._target(interaction, "handback", ticket):
+            await answer(interaction, await self.bot.desk.handback(target[1], target[0]))
+
+    @app_commands.command(description="Close this ticket; the customer is told, the thread archived.")
+    @app_commands.describe(reason="told to the customer", ticket=TICKET_OPTION)
+    async def close(self, interaction: discord.Interaction, reason: app_commands.Range[str, 1, 500],
+                    ticket: int | None = None) -> None:
+        if target := await self._target(interaction, "close", ticket):
+            await answer(interaction, await self.bot.desk.close(target[1], target[0], reason))
+
+    @app_commands.command(description="The open tickets, oldest first.")
+    async def pending(self, interaction: discord.Interaction) -> None:
+        if await operator_or_refuse(interaction, "pending", None) is None:
+            return
+        tickets = await self.bot.desk.pending()
+        await answer(interaction, DeskReply(True, pending_lines(tickets, self.bot.clock.now())))
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Operators writing in a ticket's thread: the first answer, or a take-over conversation."""
+        channel = message.channel
+        if message.author.bot or not isinstance(channel, discord.Thread):
+            return
+        if channel.parent_id != self.bot.settings.staff_channel_id or not is_operator(self.bot, message.author):
+            return  # only operators, only in the staff channel's threads
+        operator = Operator(message.author.id, message.author.display_name)
+        reply = await self.bot.desk.operator_message(channel.id, operator, message.content)
+        if reply is not None and not reply.ok:
+            await channel.send(reply.text, allowed_mentions=discord.AllowedMentions.none())
+
+
+async def setup(bot: HandoffBot) -> None:
+    await bot.add_cog(Tickets(bot), guild=discord.Object(bot.settings.guild_id))
