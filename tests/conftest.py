@@ -82,6 +82,7 @@ class Harness:
         self.db: Database | None = None
         self.members: list[discord.Member] = []
         self._dms: list[discord.Message] = []
+        self._world: dpytest_ext.World | None = None
         self._staff: list[discord.Message] = []
 
     async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
@@ -96,7 +97,7 @@ class Harness:
                                 registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
         bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
                          db=self.db, agent=agent, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS))
-        await dpytest_ext.attach(bot, members=members)
+        await dpytest_ext.attach(bot, members=members, world=self._world)
         self.bot = bot
         self.members = self._same_people(dpytest.get_config())
         self.sent(), self.staff()  # dpytest's queue is global: start each bot with it empty
@@ -119,6 +120,7 @@ class Harness:
 
     async def stop(self) -> None:
         if self.bot is not None:
+            self._world = dpytest_ext.capture_world(self.bot)
             await dpytest_ext.detach(self.bot)
             self.bot = None
         if self.db is not None:

@@ -159,15 +159,22 @@ class Interactions:
             "data": data,
         }
 
-    def slash(self, name: str, *, member: Any, channel: Any, **options: Any) -> None:
+    def slash(self, name: str, *, member: Any, channel: Any, guild_command: bool = True, **options: Any) -> None:
+        """A slash command; Discord names the guild in the command data when the command is a guild command."""
         types = {str: 3, int: 4, bool: 5, float: 10}
         data = {"id": str(facts.make_id()), "name": name, "type": 1,
                 "options": [{"name": k, "type": types[type(v)], "value": v} for k, v in options.items()]}
+        if guild_command:
+            data["guild_id"] = str(channel.guild.id)
         self.bot._connection.parse_interaction_create(self._base(2, member, channel, data))
 
-    def click(self, custom_id: str, *, member: Any, channel: Any, message: Any) -> None:
+    def click(self, custom_id: str, *, member: Any, channel: Any, message: Any,
+              components: list[dict[str, Any]] | None = None) -> None:
+        """A button click. ``components``: the message as the clicker saw it (a click racing an edit)."""
         payload = self._base(3, member, channel, {"custom_id": custom_id, "component_type": 2})
         payload["message"] = facts.dict_from_message(message)
+        # Discord sends the clicked message with its components; dpytest's dict leaves them out.
+        payload["message"]["components"] = stored_components(message) if components is None else components
         self.bot._connection.parse_interaction_create(payload)
 
     def submit_modal(self, custom_id: str, values: dict[str, str], *, member: Any, channel: Any) -> None:
@@ -176,15 +183,106 @@ class Interactions:
             self._base(5, member, channel, {"custom_id": custom_id, "components": rows}))
 
 
+async def _send_message(self: backend.FakeHttp, channel_id: int, *, params: Any) -> dict[str, Any]:
+    """dpytest's send, keeping the components (buttons) in the stored message, as Discord does."""
+    channel = self.state.get_channel(channel_id) or self.state._get_private_channel(channel_id)  # noqa: F841 (read by dpytest)
+    data = await _original_send(self, channel_id, params=params)
+    components = (params.payload or {}).get("components")
+    if components:
+        for stored in backend._cur_config.messages.get(channel_id, []):
+            if int(stored["id"]) == int(data["id"]):
+                stored["components"] = components
+        data["components"] = components
+        _set_cached_components(self, int(data["id"]), components)
+    return data
+
+
+def stored_components(message: Any) -> list[dict[str, Any]]:
+    """The components Discord holds for a message right now."""
+    stored = next((m for m in backend._cur_config.messages.get(message.channel.id, []) if int(m["id"]) == message.id),
+                  {})
+    return list(stored.get("components", []))
+
+
+def _set_cached_components(http: backend.FakeHttp, message_id: int, components: list[dict[str, Any]]) -> None:
+    from discord.components import _component_factory
+
+    cached = http.state._get_message(message_id)
+    if cached is not None:
+        cached.components = [c for c in map(_component_factory, components) if c is not None]
+
+
+async def _edit_message(self: backend.FakeHttp, channel_id: int, message_id: int, **fields: Any) -> dict[str, Any]:
+    """PATCH a stored message by id (dpytest's version needs a full Message from its caller's frame)."""
+    import discord
+
+    payload = fields["params"].payload or {}
+    for stored in backend._cur_config.messages.get(channel_id, []):
+        if int(stored["id"]) == message_id:
+            stored.update(payload)
+            if "components" in payload:
+                _set_cached_components(self, message_id, payload["components"])
+            return dict(stored)
+    raise discord.NotFound(backend.FakeRequest(404, "Not Found"), {"code": 10008, "message": "Unknown Message"})
+
+
+_original_send = backend.FakeHttp.send_message
+
+
 def install_all() -> None:
     install()
     backend.FakeHttp.start_thread_with_message = _start_thread_with_message  # type: ignore[method-assign]
     backend.FakeHttp.edit_channel = _edit_channel  # type: ignore[method-assign]
     backend.FakeHttp.bulk_upsert_guild_commands = _bulk_upsert_guild_commands  # type: ignore[method-assign]
+    backend.FakeHttp.send_message = _send_message  # type: ignore[method-assign]
+    backend.FakeHttp.edit_message = _edit_message  # type: ignore[method-assign]
 
 
-async def attach(bot: Any, *, members: int) -> None:
-    """Put a HandoffBot on dpytest's fake Discord and run its start-up, as ``bot.start()`` would."""
+@dataclasses.dataclass
+class World:
+    """What Discord keeps while the bot restarts: the guild, the staff channel, the role, people, messages, threads."""
+
+    guild_id: int
+    channel_id: int
+    role_id: int
+    people: list[tuple[int, str, str]]
+    messages: dict[int, list[dict[str, Any]]]
+
+
+def capture_world(bot: Any) -> World:
+    import discord.ext.test as dpytest
+
+    config = dpytest.get_config()
+    return World(config.guilds[0].id, config.channels[0].id, bot.settings.operator_role_id,
+                 [(m.id, m.name, m.discriminator) for m in config.members],
+                 {k: [dict(m) for m in v] for k, v in backend._cur_config.messages.items()})
+
+
+def _rebuild(bot: Any, world: World) -> Any:
+    """dpytest.configure() makes a new world with new ids; make the old one again instead."""
+    import discord.ext.test as dpytest
+    from discord.ext.test import runner
+
+    dpytest.configure(bot, guilds=0, text_channels=0, voice_channels=0, members=0)
+    guild = backend.make_guild("Test Guild 0", id_num=world.guild_id)
+    channel = backend.make_text_channel("TextChannel_0", guild, id_num=world.channel_id)
+    members = [backend.make_member(backend.make_user(name, discrim, id_num=uid), guild, nick=f"{name}_nick")
+               for uid, name, discrim in world.people]
+    backend.make_member(backend.get_state().user, guild, nick="bot_nick")
+    backend.make_role("Operators", guild, id_num=world.role_id)
+    backend._cur_config.messages.update(world.messages)
+    for thread in created_threads:
+        if int(thread["guild_id"]) == guild.id:
+            bot._connection.parse_thread_create({k: v for k, v in thread.items() if k != "message_id"})
+    runner._cur_config = runner.RunnerConfig(bot, [guild], [channel], members)
+    return guild
+
+
+async def attach(bot: Any, *, members: int, world: World | None = None) -> None:
+    """Put a HandoffBot on dpytest's fake Discord and run its start-up, as ``bot.start()`` would.
+
+    With ``world`` (from ``capture_world`` before the last bot stopped), Discord is as that bot left it.
+    """
     import discord
     import discord.ext.test as dpytest
 
@@ -192,11 +290,15 @@ async def attach(bot: Any, *, members: int) -> None:
     # The real bot needs no member cache (payloads carry members); dpytest's fake guild does.
     bot._connection._intents.members = True
     bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
-    dpytest.configure(bot, members=members)
+    if world is None:
+        dpytest.configure(bot, members=members)
+        guild = dpytest.get_config().guilds[0]
+        role = backend.make_role("Operators", guild)
+    else:
+        guild = _rebuild(bot, world)
+        role = guild.get_role(world.role_id)
     # Point the bot at dpytest's guild and channel, with an operator role (given out by make_operator).
     config = dpytest.get_config()
-    guild = config.guilds[0]
-    role = backend.make_role("Operators", guild)
     bot.settings = dataclasses.replace(bot.settings, guild_id=guild.id, staff_channel_id=config.channels[0].id,
                                        operator_role_id=role.id)
     bot._connection.application_id = bot.user.id  # tree.sync() needs it; Discord sends it on READY

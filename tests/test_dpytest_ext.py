@@ -71,7 +71,7 @@ async def test_slash_command_button_and_modal_go_through_discord_py(bot, harness
     staff = dpytest.get_config().channels[0]
     member = harness.members[0]
     try:
-        interactions.slash("ping", member=member, channel=staff, text="hi")
+        interactions.slash("ping", member=member, channel=staff, text="hi", guild_command=False)
         await dpytest.run_all_events()
         post = await staff.send("ticket", view=view)
         interactions.click("test:approve:1", member=member, channel=staff, message=post)
