@@ -64,7 +64,7 @@ class HandoffBot(commands.Bot):
                                          outbox=self.outbox, agent=self.agent)
         self.desk = TicketDesk(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry,
                                outbox=self.outbox, ai_enabled=self.agent is not None)
-        self.desk_outbox = DeskOutbox(self.desk.tickets, DiscordStaffDesk(self, self.settings), self.desk.card,
+        self.desk_outbox = DeskOutbox(self.desk.tickets, DiscordStaffDesk(self), self.desk.card,
                                       self.clock, retry_base=delivery["retry_base_seconds"],
                                       retry_max=delivery["retry_max_seconds"])
         self.desk.desk_outbox = self.desk_outbox

@@ -14,7 +14,7 @@ from core.settings import Settings
 from core.tickets import Card
 
 if TYPE_CHECKING:
-    from discord.ext import commands
+    from cogs.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,12 @@ def embed_for(card: Card) -> discord.Embed:
 
 
 class DiscordStaffDesk:
-    def __init__(self, bot: commands.Bot, settings: Settings) -> None:
+    def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
-        self.settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        return self.bot.settings
 
     def _mentions(self) -> tuple[str, discord.AllowedMentions]:
         role = discord.Object(self.settings.operator_role_id)

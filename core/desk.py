@@ -85,6 +85,7 @@ class TicketDesk:
         self.tickets = TicketStore(db)
         self.conversations = ConversationStore(db)
         self.desk_outbox: Any = None  # set by the bot (DeskOutbox); kicked after each commit
+        self._thread_tickets: dict[int, int] = {}
 
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
         if self.desk_outbox is not None:
@@ -206,41 +207,54 @@ class TicketDesk:
 
     async def operator_message(self, thread_id: int, operator: Operator, text: str) -> DeskReply | None:
         """An operator wrote in a thread. Returns a hint to post back, or None when nothing needs saying."""
-        ticket = await self.tickets.by_thread(thread_id)
-        if ticket is None or text.lstrip().startswith(self.policy["desk"]["note_prefix"]) or not text.strip():
-            return None  # not a ticket thread, or a note between operators
+        if text.lstrip().startswith(self.policy["desk"]["note_prefix"]) or not text.strip():
+            return None  # a note between operators
+        ticket_id = self._thread_tickets.get(thread_id)
+        if ticket_id is None:
+            ticket = await self.tickets.by_thread(thread_id)
+            if ticket is None:
+                return None  # not a ticket's thread
+            ticket_id = self._thread_tickets[thread_id] = ticket.id  # a thread never changes ticket
+        return await self.reply(ticket_id, operator, text, via="thread")
+
+    def _thread_hint(self, ticket: Ticket, operator: Operator) -> DeskReply | None:
+        """Whether an operator's message in the thread is relayed: None if so, else why not."""
         if ticket.in_takeover and ticket.takeover_by in (0, operator.id):
-            return await self.reply(ticket.id, operator, text, via="thread")
+            return None
         if ticket.in_takeover:
             return DeskReply(False, f"Not relayed: {ticket.takeover_by_name} has taken over ticket #{ticket.id}. "
                                     "Use `/reply` to write to the customer anyway.")
         if ticket.status == "open" and ticket.kind is not Kind.APPROVAL:
-            return await self.reply(ticket.id, operator, text, via="thread", first_only=True)
+            return None  # the first answer to a question
         if ticket.awaits_decision:
             return DeskReply(False, f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
                                     "`/approve` or `/deny`; `/reply` writes to the customer.")
         return DeskReply(False, f"Not relayed: ticket #{ticket.id} is {ticket.status}. Use `/reply` to write to the "
                                 "customer again, or `/takeover` to talk with them directly.")
 
-    async def reply(self, ticket_id: int, operator: Operator, text: str, *, via: str = "command",
-                    first_only: bool = False) -> DeskReply:
-        """Relay an operator's words to the customer; the first answer to an open question answers it."""
+    async def reply(self, ticket_id: int, operator: Operator, text: str, *, via: str = "command") -> DeskReply:
+        """Relay an operator's words to the customer; the first answer to an open question answers it.
+
+        ``via="thread"``: a plain message in the ticket's thread, relayed only when it answers an open
+        question or during a take-over. Decided in the same transaction as the relay (one round trip).
+        """
         now = self.clock.now()
         text = text.strip()
         if not text:
             return DeskReply(False, "Nothing to send: the message is empty.")
 
-        def write(c: sqlite3.Connection) -> DeskReply:
+        def write(c: sqlite3.Connection, customer: list[int]) -> DeskReply:
             ticket = ticket_sql(c, ticket_id)
             if ticket is None:
                 return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
             if ticket.status == CLOSED:
                 return DeskReply(False, f"Ticket #{ticket_id} is closed; nothing was sent.")
+            if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
+                return hint
+            customer.append(ticket.customer_id)
             answered = c.execute(
                 "UPDATE tickets SET status = 'answered', first_response_at = COALESCE(first_response_at, ?)"
                 " WHERE id = ? AND status = 'open' AND kind != 'approval'", (now, ticket_id)).rowcount
-            if first_only and not answered:
-                return DeskReply(False, f"Not relayed: ticket #{ticket_id} was just answered by someone else.")
             c.execute("UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
                       (now, ticket_id))
             turn = NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
@@ -255,10 +269,10 @@ class TicketDesk:
                 desk_post_sql(c, ticket_id, "post", now, f"**{operator.name}** (sent to the customer): {text}")
             return DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).", )
 
-        reply = await self.db.run(write)
+        customer: list[int] = []
+        reply = await self.db.run(lambda c: write(c, customer))
         if reply.ok:
-            ticket = await self.tickets.get(ticket_id)
-            self._kick(ticket_id, ticket.customer_id if ticket else None)
+            self._kick(ticket_id, customer[0])
         return reply
 
     # -- decisions --------------------------------------------------------------------------

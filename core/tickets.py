@@ -171,23 +171,28 @@ def transcript_lines(turns: Sequence[Any]) -> list[str]:
     return lines
 
 
+def _value(text: str, limit: int = EMBED_FIELD_LIMIT) -> str:
+    """A field value: Discord refuses empty ones."""
+    return clip(text, limit) or "(none)"
+
+
 def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | None) -> Card:
     title = clip(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT)
-    description = clip(ticket.question, 1500)
+    description = _value(ticket.question, 1500)
     fields: list[tuple[str, str]] = [
-        ("Customer", clip(f"{ticket.customer_name} (<@{ticket.customer_discord_id}>, id {ticket.customer_discord_id})",
-                          EMBED_FIELD_LIMIT)),
+        ("Customer", _value(f"{clip(ticket.customer_name, 200)} (<@{ticket.customer_discord_id}>,"
+                            f" id {ticket.customer_discord_id})")),
         ("Status", _status_line(ticket)),
-        ("Reason", clip(ticket.reason or SOURCES.get(ticket.source, ticket.source), EMBED_FIELD_LIMIT)),
+        ("Reason", _value(ticket.reason.strip() or SOURCES.get(ticket.source, ticket.source))),
     ]
     if ticket.action_name:
         params = json.dumps(ticket.action_params or {}, ensure_ascii=False, indent=1)
         label = f"{action_summary} (`{ticket.action_name}`)" if action_summary else f"`{ticket.action_name}`"
-        fields.append(("Proposed action", clip(f"{label}\n```json\n{clip(params, 800)}\n```", EMBED_FIELD_LIMIT)))
+        fields.append(("Proposed action", _value(f"{label}\n```json\n{clip(params, 800)}\n```")))
     if ticket.dm_closed_at is not None:
         fields.append(("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages."))
     if transcript:
-        fields.append(("Recent conversation", _fit_lines(transcript, EMBED_FIELD_LIMIT)))
+        fields.append(("Recent conversation", _value(_fit_lines(transcript, EMBED_FIELD_LIMIT))))
     card = Card(ticket.id, title, description, fields, COLOURS[ticket.priority], ticket.status == "closed",
                 can_decide=ticket.awaits_decision, can_edit=ticket.awaits_decision and bool(ticket.action_params))
     assert card.total_length() <= EMBED_TOTAL_LIMIT
@@ -204,7 +209,7 @@ def _status_line(ticket: Ticket) -> str:
         parts.append(f"· claimed by {ticket.claimed_by_name}")
     if ticket.in_takeover:
         parts.append(f"· {ticket.takeover_by_name or 'relay'} is talking with the customer")
-    return clip(" ".join(parts), EMBED_FIELD_LIMIT)
+    return _value(" ".join(parts))
 
 
 def _fit_lines(lines: Sequence[str], limit: int) -> str:
@@ -216,7 +221,7 @@ def _fit_lines(lines: Sequence[str], limit: int) -> str:
             break
         kept.append(line)
         size += len(line) + 1
-    return "\n".join(reversed(kept)) or clip(lines[-1], limit)
+    return "\n".join(reversed(kept)) or _value(lines[-1], limit)
 
 
 def age(seconds: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -515,3 +516,29 @@ async def test_interaction_failure_is_answered_ephemerally(desk, monkeypatch):
     [(text_, ephemeral)] = await desk.told(1)
     assert ephemeral and "failed on our side" in text_
     await asyncio.sleep(0)
+
+
+async def test_deny_and_reply_by_slash_command_and_the_listed_operator_is_mentioned(harness):
+    h = harness
+    await h.start(members=4)
+    listed = h.members[2]  # no role: the operator named in DISCORD_USER_ID
+    h.bot.settings = dataclasses.replace(h.bot.settings, operator_user_id=listed.id)
+    recorder = SendRecorder(h.bot)
+    desk = Desk(h, Interactions(h.bot))
+    try:
+        await refund_ticket(desk)
+        [post] = [a for a in recorder.attempts if a.get("embeds")]
+        role = h.bot.settings.operator_role_id
+        assert post["content"] == f"<@&{role}> <@{listed.id}>"
+        assert post["allowed_mentions"] == {"parse": [], "users": [listed.id], "roles": [role]}
+        h.sent()
+        await desk.slash("deny", 1, member=listed, reason="refunds need a photo of the damage")
+        assert (await desk.told(1))[0][0] == "Denied ticket #1; the customer has been told why."
+        await desk.slash("reply", 1, member=listed, text="Send us a photo and we'll look again.")
+        assert (await desk.told(2))[-1][0].startswith("Sent to")
+        assert [m.content.split(": ", 1)[-1] for m in h.sent()] == [
+            "refunds need a photo of the damage", "Send us a photo and we'll look again."]
+        assert any(m.content.endswith("(sent to the customer): Send us a photo and we'll look again.")
+                   for m in h.staff()), "a /reply is shown in the thread"
+    finally:
+        desk.i.close()
