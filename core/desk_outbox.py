@@ -17,7 +17,7 @@ from core.clock import Clock
 from core.outbox import backoff_delay
 from core.ports import StaffDesk
 from core.tickets import Card, Ticket
-from core.workers import KeyedWorkers
+from core.workers import DeliveryQueue
 from storage.tickets import DeskItem, TicketStore
 
 log = logging.getLogger(__name__)
@@ -25,35 +25,19 @@ log = logging.getLogger(__name__)
 CardRenderer = Callable[[int], Awaitable[tuple[Card, str, Ticket]]]
 
 
-class DeskOutbox:
+class DeskOutbox(DeliveryQueue[int]):
     def __init__(self, store: TicketStore, desk: StaffDesk, render: CardRenderer, clock: Clock, *,
                  retry_base: float, retry_max: float) -> None:
+        super().__init__("desk")
         self.store = store
         self.desk = desk
         self.render = render
         self.clock = clock
         self.retry_base = retry_base
         self.retry_max = retry_max
-        self._workers: KeyedWorkers[int] = KeyedWorkers(self._deliver, "desk")
 
-    def kick(self, ticket_id: int) -> None:
-        self._workers.wake(ticket_id)
-
-    async def resume(self) -> int:
-        tickets = await self.store.tickets_with_desk_items()
-        for ticket_id in tickets:
-            self.kick(ticket_id)
-        return len(tickets)
-
-    @property
-    def busy(self) -> bool:
-        return self._workers.busy
-
-    async def drain(self) -> None:
-        await self._workers.drain()
-
-    async def close(self) -> None:
-        await self._workers.close()
+    async def _pending_keys(self) -> list[int]:
+        return await self.store.tickets_with_desk_items()
 
     async def _deliver(self, ticket_id: int) -> None:
         while (item := await self.store.next_desk_item(ticket_id)) is not None:

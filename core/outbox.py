@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from core.clock import Clock
 from core.ports import CustomerChannel, DeliveryRefused
-from core.workers import KeyedWorkers
+from core.workers import DeliveryQueue
 from storage.conversations import OutboxStore
 
 log = logging.getLogger(__name__)
@@ -32,37 +32,19 @@ def backoff_delay(attempts: int, base: float, cap: float) -> float:
     return delay * random.uniform(0.8, 1.2)
 
 
-class Outbox:
+class Outbox(DeliveryQueue[int]):
     def __init__(self, store: OutboxStore, channel: CustomerChannel, clock: Clock, *,
                  retry_base: float, retry_max: float) -> None:
+        super().__init__("outbox")
         self.store = store
         self.channel = channel
         self.clock = clock
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.on_unreachable: list[UnreachableHook] = []
-        self._workers: KeyedWorkers[int] = KeyedWorkers(self._deliver, "outbox")
 
-    def kick(self, customer_id: int) -> None:
-        """Deliver what is owed to this customer (call after committing new outbox rows)."""
-        self._workers.wake(customer_id)
-
-    async def resume(self) -> int:
-        """After a start: deliver everything still owed. Returns how many customers were owed."""
-        customers = await self.store.customers_with_pending()
-        for customer_id in customers:
-            self.kick(customer_id)
-        return len(customers)
-
-    @property
-    def busy(self) -> bool:
-        return self._workers.busy
-
-    async def drain(self) -> None:
-        await self._workers.drain()
-
-    async def close(self) -> None:
-        await self._workers.close()
+    async def _pending_keys(self) -> list[int]:
+        return await self.store.customers_with_pending()
 
     async def _deliver(self, customer_id: int) -> None:
         while (item := await self.store.next_pending(customer_id)) is not None:

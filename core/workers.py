@@ -81,3 +81,40 @@ class KeyedWorkers(Generic[K]):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class DeliveryQueue(Generic[K]):
+    """What the two outboxes share: one in-order delivery worker per key, woken after each commit.
+
+    Subclasses say which keys have rows waiting (``_pending_keys``) and how to deliver them (``_deliver``).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._workers: KeyedWorkers[K] = KeyedWorkers(self._deliver, name)
+
+    async def _pending_keys(self) -> list[K]:
+        raise NotImplementedError
+
+    async def _deliver(self, key: K) -> None:
+        raise NotImplementedError
+
+    def kick(self, key: K) -> None:
+        """Deliver what is waiting for this key (call after committing new rows)."""
+        self._workers.wake(key)
+
+    async def resume(self) -> int:
+        """After a start: deliver everything still waiting. Returns how many keys had rows."""
+        keys = await self._pending_keys()
+        for key in keys:
+            self.kick(key)
+        return len(keys)
+
+    @property
+    def busy(self) -> bool:
+        return self._workers.busy
+
+    async def drain(self) -> None:
+        await self._workers.drain()
+
+    async def close(self) -> None:
+        await self._workers.close()
