@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import discord
 
@@ -90,7 +90,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         elif self.action == "claim":
             await answer(interaction, await desk.claim(self.ticket_id, operator))
         elif self.action == "deny":
-            await interaction.response.send_modal(DenyModal(self.ticket_id))
+            await interaction.response.send_modal(deny_form(self.ticket_id))
         else:
             await self._edit(interaction, operator)
 
@@ -105,7 +105,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await answer(interaction, reply)
             return
         fields = editable_fields(action.input_schema, ticket.action_params or {})
-        await interaction.response.send_modal(EditModal(self.ticket_id, action.input_schema, fields))
+        await interaction.response.send_modal(edit_form(self.ticket_id, fields))
 
 
 def ticket_view(card: Card) -> discord.ui.View:
@@ -121,43 +121,64 @@ def ticket_view(card: Card) -> discord.ui.View:
     return view
 
 
-class DenyModal(discord.ui.Modal, title="Deny the request"):
-    reason: discord.ui.TextInput = discord.ui.TextInput(
+# -- forms (modals) ----------------------------------------------------------------------------
+# A form is sent stopped, so discord.py keeps no object waiting for it: every submission, before
+# or after a restart, is handled by ``on_form_submit`` from its custom_id, like the buttons.
+
+FORM = re.compile(r"^ticket:(?P<form>deny-reason|edit-params):(?P<id>[0-9]+)$")
+
+
+def _form(title: str, custom_id: str, inputs: list[discord.ui.TextInput]) -> discord.ui.Modal:
+    modal = discord.ui.Modal(title=title, custom_id=custom_id, timeout=None)
+    for text_input in inputs:
+        modal.add_item(text_input)
+    modal.stop()
+    return modal
+
+
+def deny_form(ticket_id: int) -> discord.ui.Modal:
+    return _form("Deny the request", f"ticket:deny-reason:{ticket_id}", [discord.ui.TextInput(
         label="Reason (the customer is told)", style=discord.TextStyle.paragraph, max_length=1000,
-        custom_id="reason")
+        custom_id="reason")])
 
-    def __init__(self, ticket_id: int) -> None:
-        super().__init__(custom_id=f"ticket:deny-reason:{ticket_id}", timeout=15 * 60)
-        self.ticket_id = ticket_id
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        operator = await operator_or_refuse(interaction, "deny", self.ticket_id)
+def edit_form(ticket_id: int, fields: list[tuple[str, str]]) -> discord.ui.Modal:
+    return _form("Edit & approve", f"ticket:edit-params:{ticket_id}", [
+        discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
+                             style=discord.TextStyle.paragraph if name == "params" else discord.TextStyle.short)
+        for name, value in fields])
+
+
+def _submitted_values(interaction: discord.Interaction) -> dict[str, str]:
+    rows = (interaction.data or {}).get("components", [])
+    return {c["custom_id"]: c.get("value", "") for row in rows for c in row.get("components", [row])
+            if "custom_id" in c}
+
+
+async def on_form_submit(interaction: discord.Interaction) -> None:
+    """A submitted ticket form (deny reason, edited parameters); other modals are not ours."""
+    match = FORM.match(str((interaction.data or {}).get("custom_id", "")))
+    if match is None:
+        return
+    ticket_id = int(match["id"])
+    values = _submitted_values(interaction)
+    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    if match["form"] == "deny-reason":
+        operator = await operator_or_refuse(interaction, "deny", ticket_id)
         if operator is not None:
-            bot: HandoffBot = interaction.client  # type: ignore[assignment]
-            await answer(interaction, await bot.desk.deny(self.ticket_id, operator, self.reason.value))
-
-
-class EditModal(discord.ui.Modal, title="Edit & approve"):
-    def __init__(self, ticket_id: int, schema: dict[str, Any], fields: list[tuple[str, str]]) -> None:
-        super().__init__(custom_id=f"ticket:edit-params:{ticket_id}", timeout=15 * 60)
-        self.ticket_id = ticket_id
-        self.schema = schema
-        self.inputs: dict[str, discord.ui.TextInput] = {}
-        for name, value in fields:
-            text_input = discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
-                                              style=discord.TextStyle.paragraph if name == "params"
-                                              else discord.TextStyle.short)
-            self.inputs[name] = text_input
-            self.add_item(text_input)
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        operator = await operator_or_refuse(interaction, "edit & approve", self.ticket_id)
-        if operator is None:
-            return
-        params, problem = parse_edited(self.schema, {k: v.value for k, v in self.inputs.items()})
-        if params is None:
-            await answer(interaction, f"Not approved: {problem}. Nothing was done; click **Edit & approve** again.")
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        bot: HandoffBot = interaction.client  # type: ignore[assignment]
-        await answer(interaction, await bot.desk.approve(self.ticket_id, operator, params))
+            await answer(interaction, await bot.desk.deny(ticket_id, operator, values.get("reason", "")))
+        return
+    operator = await operator_or_refuse(interaction, "edit & approve", ticket_id)
+    if operator is None:
+        return
+    ticket = await bot.desk.tickets.get(ticket_id)
+    action = bot.desk.registry.get(ticket.action_name or "") if ticket else None
+    if action is None:
+        await answer(interaction, f"Ticket #{ticket_id} has no action to approve.")
+        return
+    params, problem = parse_edited(action.input_schema, values)
+    if params is None:
+        await answer(interaction, f"Not approved: {problem}. Nothing was done; click **Edit & approve** again.")
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    await answer(interaction, await bot.desk.approve(ticket_id, operator, params))

@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import answer, is_operator, operator_or_refuse
+from cogs.ticket_views import answer, is_operator, on_form_submit, operator_or_refuse
 from core.desk import DeskReply, Operator
 from core.tickets import pending_lines
 
@@ -96,6 +96,11 @@ class Tickets(commands.Cog):
             return
         tickets = await self.bot.desk.pending()
         await answer(interaction, DeskReply(True, pending_lines(tickets, self.bot.clock.now())))
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is discord.InteractionType.modal_submit:
+            await on_form_submit(interaction)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
