@@ -144,6 +144,10 @@ class ConversationEngine:
         except LLMUnavailable as exc:
             await self._claude_failed(customer, batch, str(exc))
             return False
+        except Exception as exc:  # a bug (ours or an action's): the customer must not be left in silence
+            log.exception("answering customer %s failed", customer.id)
+            await self._claude_failed(customer, batch, f"internal error: {type(exc).__name__}: {exc}")
+            return False
         text = "\n\n".join(part for part in [reply.text, *reply.notices] if part.strip())
         if not text.strip():
             text = "Sorry, I don't have an answer to that. Could you put it another way?"

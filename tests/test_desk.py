@@ -551,3 +551,19 @@ async def test_a_form_opened_before_a_restart_still_works_after_it(desk):
                         channel=await desk.thread(1))
     assert await desk.told(1) == [("Denied ticket #1; the customer has been told why.", True)]
     assert h.sent()[-1].content.endswith("not approved: duplicate request")
+
+
+async def test_a_bug_while_answering_is_not_silence(desk, monkeypatch):
+    h = desk.h
+    h.bot.policy.values["llm"]["max_answer_attempts"] = 2
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(h.bot.agent, "respond", broken)
+    await h.dm(0, "hello")
+    assert "can't answer right now" in h.sent()[0].content, "the first failure gets the apology"
+    await h.dm(0, "hello??")
+    assert "a person from our team will follow up" in h.sent()[0].content
+    ticket = await desk.ticket(1)
+    assert ticket["source"] == "llm_failure" and "internal error: KeyError" in ticket["reason"]
