@@ -4,7 +4,7 @@
 
 Each customer's question makes Claude call ask_human, so every customer has an open ticket
 with its own thread. Then an operator answers each ticket in its thread, in a random order,
-one at a time. Prints the share of answers that reached the right customer (must be 100%)
+one at a time: half of the answers when the bot is idle, half the moment the previous DM went out. Prints the share of answers that reached the right customer (must be 100%)
 and the bot's own overhead from the operator's message arriving to the customer's DM being
 sent (p50, p99; target p99 <= 10 ms). dpytest stands in for Discord, so Discord's own
 latency is not in the figure; the time dpytest spends building the DM is (a few hundred
@@ -71,15 +71,22 @@ async def run(customers: int, seed: int) -> dict[str, float]:
             callbacks.set_callback(on_send, "send_message")
             order = list(members)
             random.Random(seed).shuffle(order)
-            overheads: list[float] = []
+            paced: list[float] = []
+            back_to_back: list[float] = []
             loop = asyncio.get_running_loop()
-            for member in order:
+            for number, member in enumerate(order):
+                # Operators type seconds apart, so the bot is idle when the next answer comes ("paced").
+                # Every other answer is sent the moment the previous DM went out, while the bot still
+                # updates the previous ticket's card ("back to back").
+                rushed = number % 2 == 1
+                if not rushed:
+                    await bot.engine.drain()
                 key = token_of[member.id]
                 waiting[key] = loop.create_future()
                 sent_at = time.perf_counter()
                 backend.make_message(f"answer for {key}", operator, threads[member.id])
                 await asyncio.wait_for(waiting[key], 10)
-                overheads.append(delivered[key][1] - sent_at)
+                (back_to_back if rushed else paced).append(delivered[key][1] - sent_at)
             await bot.engine.drain()
             right = sum(1 for m in members if delivered.get(token_of[m.id], (0,))[0] == m.id)
     finally:
@@ -87,8 +94,9 @@ async def run(customers: int, seed: int) -> dict[str, float]:
     share = right / customers * 100
     print(f"customers={customers}: {customers} tickets opened and posted in {opened:.2f} s")
     print(f"answers that reached the right customer: {right}/{customers} = {share:.1f}% (must be 100%)")
-    print(f"overhead, operator's message in the thread -> customer's DM sent: {summary_ms(overheads)}"
-          " (target p99 <= 10 ms)")
+    print("overhead, operator's message in the thread -> customer's DM sent (target p99 <= 10 ms):")
+    print(f"  paced (bot idle when the answer comes): {summary_ms(paced)}")
+    print(f"  back to back (previous answer's work still running): {summary_ms(back_to_back)}")
     print(f"peak RSS {peak_rss_mb():.1f} MB")
     return {"share": share}
 

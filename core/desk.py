@@ -88,10 +88,11 @@ class TicketDesk:
         self._thread_tickets: dict[int, int] = {}
 
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
-        if self.desk_outbox is not None:
-            self.desk_outbox.kick(ticket_id)
+        # The customer's DM first: its worker then queues its database read before the card's re-render.
         if customer_id is not None:
             self.outbox.kick(customer_id)
+        if self.desk_outbox is not None:
+            self.desk_outbox.kick(ticket_id)
 
     def _tell_customer_sql(self, c: sqlite3.Connection, ticket: Ticket, text: str, now: float,
                            turn: NewTurn | None = None) -> None:
