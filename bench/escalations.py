@@ -4,8 +4,9 @@
 
 Each customer's question makes Claude call ask_human, so every customer has an open ticket
 with its own thread. Then an operator answers each ticket in its thread, in a random order,
-one at a time: half of the answers when the bot is idle, half the moment the previous DM went out. Prints the share of answers that reached the right customer (must be 100%)
-and the bot's own overhead from the operator's message arriving to the customer's DM being
+one at a time: half of the answers when the bot is idle, half the moment the previous DM
+went out. Prints the share of answers that reached the right customer (must be 100%) and
+the bot's own overhead from the operator's message arriving to the customer's DM being
 sent (p50, p99; target p99 <= 10 ms). dpytest stands in for Discord, so Discord's own
 latency is not in the figure; the time dpytest spends building the DM is (a few hundred
 microseconds).
