@@ -567,3 +567,17 @@ async def test_a_bug_while_answering_is_not_silence(desk, monkeypatch):
     assert "a person from our team will follow up" in h.sent()[0].content
     ticket = await desk.ticket(1)
     assert ticket["source"] == "llm_failure" and "internal error: KeyError" in ticket["reason"]
+
+
+async def test_an_answer_discord_refuses_for_a_while_still_arrives_once(desk):
+    h = desk.h
+    h.fake.default = ask_then_wait
+    await h.dm(0, "question")
+    h.sent()
+    recorder = SendRecorder(h.bot)
+    recorder.fail_next(http_error(429), http_error(502))
+    await desk.write(1, "Here you go")
+    answers = [m for m in h.sent() if m.content.endswith("Here you go")]
+    assert len(answers) == 1
+    tries = [a for a in recorder.attempts if a.get("content", "").endswith("Here you go")]
+    assert len(tries) == 3 and len({a["nonce"] for a in tries}) == 1, "retried with one nonce: Discord posts it once"
