@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import discord
 
+from cogs.confirm_views import confirmation_view
 from core.ports import DeliveryFailed, DeliveryRefused
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,12 @@ class DiscordCustomerChannel:
         user = self.client.get_user(discord_user_id) or await self.client.fetch_user(discord_user_id)
         return user.dm_channel or await user.create_dm()
 
-    async def send(self, customer_discord_id: int, content: str, *, nonce: str) -> int | None:
+    async def send(self, customer_discord_id: int, content: str, *, nonce: str,
+                   buttons: list[dict[str, Any]] | None = None) -> int | None:
+        extra: dict[str, Any] = {"view": confirmation_view(buttons)} if buttons else {}
         try:
             channel = await self._dm(customer_discord_id)
-            message = await channel.send(content, nonce=nonce, allowed_mentions=NO_PINGS)
+            message = await channel.send(content, nonce=nonce, allowed_mentions=NO_PINGS, **extra)
         except discord.Forbidden as exc:
             raise DeliveryRefused(f"DMs closed (403, code {exc.code})") from exc
         except discord.NotFound as exc:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
 from discord.ext import commands
 
+from cogs.confirm_views import ConfirmButton
 from cogs.discord_channel import NO_PINGS, DiscordCustomerChannel
 from cogs.staff_desk import DiscordStaffDesk
 from cogs.ticket_views import TicketButton
@@ -14,6 +16,7 @@ from cogs.tree import HandoffTree
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent
 from core.clock import Clock, SystemClock
+from core.confirmations import ConfirmationDesk
 from core.desk import TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
@@ -25,7 +28,8 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets")
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk")
+EXPIRY_CHECK_SECONDS = 15  # how often pending confirmations are checked for expiry
 
 
 def handoff_intents() -> discord.Intents:
@@ -54,6 +58,8 @@ class HandoffBot(commands.Bot):
         self.outbox: Outbox | None = None
         self.desk: TicketDesk = None  # type: ignore[assignment]  # built in setup_hook
         self.desk_outbox: DeskOutbox | None = None
+        self.confirmations: ConfirmationDesk = None  # type: ignore[assignment]  # built in setup_hook
+        self._expiry_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         channel = DiscordCustomerChannel(self)
@@ -68,11 +74,15 @@ class HandoffBot(commands.Bot):
                                       self.clock, retry_base=delivery["retry_base_seconds"],
                                       retry_max=delivery["retry_max_seconds"])
         self.desk.desk_outbox = self.desk_outbox
+        self.confirmations = ConfirmationDesk(db=self.db, policy=self.policy, clock=self.clock,
+                                              registry=self.registry, outbox=self.outbox)
         self.engine.desk = self.desk
+        self.engine.confirmations = self.confirmations
         self.outbox.on_unreachable.append(self.desk.customer_unreachable)
         if self.agent is not None:
-            self.agent.attach_desk(self.desk)
-        self.add_dynamic_items(TicketButton)  # ticket buttons work after a restart: the id is in the custom_id
+            self.agent.attach_desk(self.desk, self.confirmations)
+        # Buttons work after a restart: the ticket or confirmation id is in the custom_id.
+        self.add_dynamic_items(TicketButton, ConfirmButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self._sync_commands()
@@ -80,11 +90,21 @@ class HandoffBot(commands.Bot):
             log.warning("No AI is configured (ANTHROPIC_API_KEY is empty): every conversation goes to the operators"
                         " as a relay ticket.")
         await self.desk.resume()
+        await self.confirmations.expire_due()  # those that expired while the bot was down
+        self._expiry_task = asyncio.create_task(self._expire_confirmations(), name="confirmation-expiry")
         posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
         unanswered = await self.engine.resume()
         log.info("ready to work: %d customer(s) owed messages, %d with unanswered messages, %d ticket(s) with"
                  " posts for the staff channel", owed, unanswered, posts)
+
+    async def _expire_confirmations(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK_SECONDS)
+            try:
+                await self.confirmations.expire_due()
+            except Exception:
+                log.exception("checking confirmations for expiry failed; trying again")
 
     async def _sync_commands(self) -> None:
         """Register the slash commands in the staff guild (guild commands appear at once)."""
@@ -102,6 +122,8 @@ class HandoffBot(commands.Bot):
         """No text commands: the cogs' listeners handle messages; slash commands are the operator interface."""
 
     async def close(self) -> None:
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
         if self.engine is not None:
             await self.engine.close()
         if self.outbox is not None:

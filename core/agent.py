@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import anthropic
 
-from core.actions import ActionContext, ActionError, ActionRegistry
-from core.gate import Gate, Verdict
+from core.actions import ActionContext, ActionRegistry
 from core.policy import Policy
-from core.tickets import Kind, Priority
+from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
 from storage.conversations import NewTurn, Turn
 
 if TYPE_CHECKING:
+    from core.confirmations import ConfirmationDesk
     from core.desk import TicketDesk
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class AgentReply:
     text: str
     final_turn: NewTurn
     notices: list[str] = field(default_factory=list)
+    buttons: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _text_block(text: str) -> dict[str, Any]:
@@ -116,44 +117,6 @@ def _block_dict(block: Any) -> dict[str, Any]:
     return block.model_dump(exclude_none=True)
 
 
-ASK_HUMAN = "ask_human"
-HAND_OVER = "hand_over_to_human"
-BUILTIN_TOOLS = [
-    {
-        "name": ASK_HUMAN,
-        "description": (
-            "Ask a person on our team for a fact or a decision you don't have and must not guess (for example "
-            "which discount this customer may get, or an exception to a policy), or when your confidence in an "
-            "answer is low. Returns at once with a ticket number; the person's answer goes to the customer "
-            "directly and appears in this conversation later. Do not wait for it, and do not invent the answer."
-        ),
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "question": {"type": "string", "description": "the question for our team, self-contained"},
-                "reason": {"type": "string", "description": "why you can't answer it yourself"},
-                "priority": {"type": "string", "enum": ["normal", "high", "urgent"]},
-            },
-            "required": ["question"],
-        },
-    },
-    {
-        "name": HAND_OVER,
-        "description": (
-            "Hand the conversation to a person on our team: when the customer asks for a human, or is upset "
-            "and you cannot resolve it. Returns at once with a ticket number; a person will write to the customer."
-        ),
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "reason": {"type": "string", "description": "why a person should take over"},
-                "priority": {"type": "string", "enum": ["normal", "high", "urgent"]},
-            },
-            "required": ["reason"],
-        },
-    },
-]
-
 CONNECTIONS_PER_CLIENT = 16
 
 
@@ -178,19 +141,18 @@ class ClaudeAgent:
         self.model = model
         self.policy = policy
         self.registry = registry
-        reserved = {t["name"] for t in BUILTIN_TOOLS} & set(registry.actions)
+        reserved = BUILTIN_NAMES & set(registry.actions)
         if reserved:
             raise ValueError(f"action name(s) {sorted(reserved)} are reserved for Handoff's built-in tools")
-        self.desk: TicketDesk | None = None
-        self.gate = Gate(desk_available=False)
+        self.tools = ToolRunner(registry=registry, policy=policy)
         self._slots = asyncio.Semaphore(concurrency)
-        self._tools = registry.tool_definitions()
+        self._tools = self.tools.tool_definitions()
 
-    def attach_desk(self, desk: TicketDesk) -> None:
-        """With an operator desk, the agent can ask people and send actions for approval."""
-        self.desk = desk
-        self.gate = Gate(desk_available=True)
-        self._tools = [*BUILTIN_TOOLS, *self.registry.tool_definitions()]
+    def attach_desk(self, desk: TicketDesk, confirmations: ConfirmationDesk | None = None) -> None:
+        """With the operator desk (and customer confirmations), every decision type has its step."""
+        self.tools.desk = desk
+        self.tools.confirmations = confirmations
+        self._tools = self.tools.tool_definitions()
 
     async def _create(self, messages: list[dict[str, Any]], *, final: bool, customer_id: int) -> Any:
         kwargs: dict[str, Any] = {
@@ -216,7 +178,7 @@ class ClaudeAgent:
         if not messages or messages[0]["role"] != "user":
             raise ValueError("history has no customer message to answer")
         texts: list[str] = []
-        notices: list[str] = []
+        extras = TurnExtras(customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), ""))
         max_rounds = self.policy["llm"]["max_tool_rounds"]
         for round_number in range(max_rounds + 1):
             response = await self._create(messages, final=round_number == max_rounds, customer_id=ctx.customer_id)
@@ -227,10 +189,11 @@ class ClaudeAgent:
                 if text:
                     texts.append(text)
                 final_text = "\n\n".join(texts)
-                return AgentReply(final_text, NewTurn("assistant", text or "(no answer)"), notices)
+                return AgentReply(final_text, NewTurn("assistant", text or "(no answer)"), extras.notices,
+                                  extras.buttons)
             if text:
                 texts.append(text)
-            results = [await self._run_tool(call, ctx, notices) for call in calls]
+            results = [await self.tools.run(call, ctx, extras) for call in calls]
             await record_round([
                 NewTurn("tool_use", text, {"blocks": blocks}),
                 NewTurn("tool_result", "", {"blocks": results}),
@@ -238,78 +201,3 @@ class ClaudeAgent:
             messages.append({"role": "assistant", "content": blocks})
             messages.append({"role": "user", "content": results})
         raise AssertionError("unreachable: the final round forbids tools")
-
-    async def _run_tool(self, call: dict[str, Any], ctx: ActionContext, notices: list[str]) -> dict[str, Any]:
-        def result(payload: Any, *, error: bool = False) -> dict[str, Any]:
-            content = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
-            block = {"type": "tool_result", "tool_use_id": call["id"], "content": content}
-            if error:
-                block["is_error"] = True
-            return block
-
-        if self.desk is not None and call["name"] in (ASK_HUMAN, HAND_OVER):
-            return result(await self._escalate_builtin(call, ctx, notices))
-        action = self.registry.get(call["name"])
-        if action is None:
-            log.warning("model called unknown tool %r", call["name"])
-            return result(f"There is no action named {call['name']!r}. Nothing was done.", error=True)
-        problem = action.validate(call.get("input"))
-        if problem is not None:
-            return result(f"Invalid parameters for {action.name}: {problem}. Nothing was done.", error=True)
-        decision = self.gate.decide(action)
-        if decision.verdict is Verdict.OPERATOR:
-            assert self.desk is not None
-            from core.desk import Escalation
-
-            params = dict(call["input"])
-            number, notice = await self.desk.escalate(ctx, Escalation(
-                Kind.APPROVAL, "approval" if action.decision_type != "legal_medical" else "specialist",
-                question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}",
-                reason=f"{action.decision_type.value} action requested by the assistant",
-                action_name=action.name, action_summary=action.summary or action.name, action_params=params,
-                decision_type=action.decision_type.value, tool_use_id=call["id"]))
-            notices.append(notice)
-            return result(
-                f"NOT DONE YET: {action.name} needs an operator's approval and was sent to our team as ticket "
-                f"#{number}. The customer is told the ticket number and will hear the outcome directly. Do not say "
-                "it is done; you may keep helping with other things."
-            )
-        if not decision.run_now:
-            notices.append(self.policy.message("action_unavailable", action=action.summary, step=decision.step))
-            return result(
-                f"NOT DONE: {action.name} is a {action.decision_type.value} action; it needs {decision.step},"
-                " which is not available yet. Tell the customer plainly that it was not done.",
-                error=True,
-            )
-        try:
-            outcome = await action.handler(ctx, dict(call["input"]))
-        except ActionError as exc:
-            return result(f"{action.name} could not be done: {exc}", error=True)
-        except Exception:
-            log.exception("action %s failed", action.name)
-            return result(f"{action.name} failed with an internal error; treat it as not done.", error=True)
-        return result({"status": "executed", "result": outcome})
-
-    async def _escalate_builtin(self, call: dict[str, Any], ctx: ActionContext, notices: list[str]) -> str:
-        assert self.desk is not None
-        from core.desk import Escalation
-
-        args = call.get("input") if isinstance(call.get("input"), dict) else {}
-        try:
-            hint = Priority(str(args.get("priority", "normal")))
-        except ValueError:
-            hint = Priority.NORMAL
-        if call["name"] == ASK_HUMAN:
-            question = str(args.get("question") or "").strip()
-            if not question:
-                return "ask_human needs a question. Nothing was sent."
-            escalation = Escalation(Kind.QUESTION, "ask_human", question, str(args.get("reason") or ""),
-                                    tool_use_id=call["id"], priority_hint=hint)
-        else:
-            reason = str(args.get("reason") or "the customer asked for a person").strip()
-            escalation = Escalation(Kind.HANDOVER, "handover", reason, reason, tool_use_id=call["id"],
-                                    priority_hint=hint)
-        number, notice = await self.desk.escalate(ctx, escalation)
-        notices.append(notice)
-        return (f"Sent to our team as ticket #{number}. The customer is told the ticket number; the answer will "
-                "reach them directly. Don't guess the answer meanwhile.")

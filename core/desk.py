@@ -142,43 +142,48 @@ class TicketDesk:
 
     async def hold_for_person(self, customer_id: int, turns: Sequence[Any], *, source: str, notice: str | None,
                               reason: str = "") -> int | None:
-        """Messages no AI will answer (no AI configured, or Claude gave up): keep them and open a ticket.
+        """Messages no AI will answer (no AI configured, Claude gave up, a legal or medical question): keep them
+        for a person and open a ticket (or add them to the open one of the same source).
 
-        In no-AI mode the ticket is a relay: the customer's next DMs go to its thread and the
-        operators' messages in it go to the customer, until it is closed. Returns the ticket number.
+        ``notice`` is what the customer is told; ``{number}`` in it becomes the ticket number. In no-AI mode
+        the ticket is a relay: the customer's next DMs go to its thread and the operators' messages in it
+        go to the customer, until it is closed; the notice is sent once per conversation.
         """
         first = turns[0]
         question = "\n".join(t.content for t in turns if t.content.strip()) or "(no text)"
-        escalation = Escalation(Kind.HANDOVER, source, question, reason)
+        kind = Kind.QUESTION if source == "specialist" else Kind.HANDOVER
+        escalation = Escalation(kind, source, question, reason,
+                                priority_hint=Priority.HIGH if source == "specialist" else Priority.NORMAL)
         priority, rule = await self._priority(first.conversation_id, escalation)
         now = self.clock.now()
         relay = source == "relay"
 
-        def write(c: sqlite3.Connection) -> int | None:
+        def write(c: sqlite3.Connection) -> int:
             set_status_sql(c, [t.id for t in turns], "held")
             existing = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed' AND source = ?"
                                  " ORDER BY id DESC LIMIT 1", (first.customer_id, source)).fetchone()
             if existing is not None:  # the same trouble again: add to the open ticket
-                desk_post_sql(c, existing[0], "post", now, f"**Customer:** {question}")
-                return existing[0]
-            ticket_id = open_ticket_sql(c, NewTicket(
-                first.customer_id, first.conversation_id, Kind.HANDOVER.value, source, priority.value, question,
-                reason, takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None), now)
-            audit_sql(c, now, "system", "ticket_opened", f"ticket:{ticket_id}",
-                      {"kind": "handover", "source": source, "priority": priority.value, "priority_rule": rule})
-            if notice is not None:
+                ticket_id = existing[0]
+                desk_post_sql(c, ticket_id, "post", now, f"**Customer:** {question}")
+            else:
+                ticket_id = open_ticket_sql(c, NewTicket(
+                    first.customer_id, first.conversation_id, kind.value, source, priority.value, question, reason,
+                    takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None), now)
+                audit_sql(c, now, "system", "ticket_opened", f"ticket:{ticket_id}",
+                          {"kind": kind.value, "source": source, "priority": priority.value, "priority_rule": rule})
+            if notice is not None and relay:
                 once = c.execute("UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
                                  (first.conversation_id,)).rowcount
-                text = notice if once or not relay else None
-                if text:
-                    enqueue_sql(c, first.customer_id, turns[-1].id,
-                                [f"{text}\n{self.policy.message('ticket_relay', number=str(ticket_id))}"]
-                                if relay else [text], now)
+                if once:
+                    text = f"{notice}\n{self.policy.message('ticket_relay', number=str(ticket_id))}"
+                    enqueue_sql(c, first.customer_id, turns[-1].id, [text], now)
+            elif notice is not None:
+                enqueue_sql(c, first.customer_id, turns[-1].id, split_message(notice.replace(
+                    "{number}", str(ticket_id))), now)
             return ticket_id
 
         ticket_id = await self.db.run(write)
-        if ticket_id is not None:
-            self._kick(ticket_id, first.customer_id)
+        self._kick(ticket_id, first.customer_id)
         return ticket_id
 
     # -- what operators see -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from core.actions import ActionContext
 from core.agent import ClaudeAgent, LLMUnavailable
 from core.clock import Clock
+from core.confirmations import ConfirmationDesk
 from core.desk import TicketDesk
 from core.outbox import Outbox
 from core.policy import Policy
@@ -48,6 +49,7 @@ class ConversationEngine:
         self.outbox = outbox
         self.agent = agent
         self.desk: TicketDesk | None = None  # the operator desk, when the bot has one
+        self.confirmations: ConfirmationDesk | None = None  # customers' pending confirmations
         self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
 
     # -- input ------------------------------------------------------------------------------
@@ -116,6 +118,10 @@ class ConversationEngine:
                 return
             # Answer the oldest conversation's messages first (after a long outage there may be two).
             batch = [t for t in pending if t.conversation_id == pending[0].conversation_id]
+            if self.confirmations is not None and await self.confirmations.handle_reply(customer.id, batch):
+                continue  # a yes / no (or an unclear answer, asked again) to a pending confirmation
+            if self.agent is not None and self.desk is not None and await self._for_a_specialist(customer, batch):
+                continue
             if self.agent is None:
                 await self._hold_for_human(customer, batch)
             elif not await self._answer_with_claude(customer, batch):
@@ -128,6 +134,18 @@ class ConversationEngine:
             return
         await self.store.hold(batch, self.policy.message("no_ai"), self.clock.now())
         self.outbox.kick(customer.id)
+
+    async def _for_a_specialist(self, customer: Customer, batch: Sequence[Turn]) -> bool:
+        """Legal and medical questions go to a person, not to Claude (the policy's keyword list decides)."""
+        assert self.agent is not None and self.desk is not None
+        text = "\n".join(t.content for t in batch)
+        topic = self.agent.tools.risk.message_topic(text)
+        if topic is None:
+            return False
+        await self.desk.hold_for_person(customer.id, batch, source="specialist",
+                                        notice=self.policy.message("specialist_only", number="{number}"),
+                                        reason=f"the customer's message mentions {topic!r} (legal/medical: critical)")
+        return True
 
     async def _answer_with_claude(self, customer: Customer, batch: Sequence[Turn]) -> bool:
         assert self.agent is not None
@@ -151,7 +169,8 @@ class ConversationEngine:
         text = "\n\n".join(part for part in [reply.text, *reply.notices] if part.strip())
         if not text.strip():
             text = "Sorry, I don't have an answer to that. Could you put it another way?"
-        await self.store.complete_answer(batch, reply.final_turn, split_message(text), self.clock.now())
+        await self.store.complete_answer(batch, reply.final_turn, split_message(text), self.clock.now(),
+                                         buttons=reply.buttons or None)
         self.outbox.kick(customer.id)
         return True
 

@@ -49,7 +49,8 @@ class Outbox(DeliveryQueue[int]):
     async def _deliver(self, customer_id: int) -> None:
         while (item := await self.store.next_pending(customer_id)) is not None:
             try:
-                message_id = await self.channel.send(item.discord_id, item.content, nonce=f"hof{item.id}")
+                message_id = await self.channel.send(item.discord_id, item.content, nonce=f"hof{item.id}",
+                                                     buttons=item.buttons)
             except DeliveryRefused as exc:
                 count = await self.store.mark_customer_unreachable(item, exc.reason, self.clock.now())
                 log.warning("customer %s cannot receive DMs (%s); %d message(s) not delivered",

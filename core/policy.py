@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.actions import DecisionType
+from core.risk_table import DEFAULT_LEVELS, DEFAULT_STRATEGIES, LEVELS, STRATEGIES
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are the customer assistant of {business_name}, talking with a customer in Discord direct messages.
@@ -35,7 +36,7 @@ class Key:
     lo: float | None = None
     hi: float | None = None
     help: str = ""
-    choices: tuple[str, ...] = ()  # for lists: the words allowed
+    choices: tuple[str, ...] = ()  # the words allowed (for text, or each item of a list)
 
 
 # section -> key -> spec. Adding a rule means adding a line here and reading it where it is used.
@@ -72,6 +73,28 @@ SPEC: dict[str, dict[str, Key]] = {
                                      help="decision types whose approvals are urgent (payments)",
                                      choices=tuple(d.value for d in DecisionType)),
     },
+    "risk": {
+        "confidence_threshold": Key(int, 70, 0, 100, "below this confidence the agent asks a person instead"),
+        "confirmation_minutes": Key((int, float), 10, 0.5, 1440, "a customer confirmation expires after this"),
+        "amount_threshold": Key((int, float), 100, 0, 10**9, "money above this makes an action financial/high"),
+        "amount_params": Key(list, ["amount", "total", "price", "refund", "value", "cost", "sum"],
+                             help="parameter names holding money"),
+        "personal_data_params": Key(list, ["card", "card_number", "cvv", "cvc", "password", "passcode", "pin",
+                                           "ssn", "iban", "account_number", "medical", "diagnosis", "health"],
+                                    help="parameter names holding personal data (at least medium risk)"),
+        "legal_medical_keywords": Key(list, ["lawyer", "lawsuit", "sue you", "legal advice", "attorney", "court",
+                                             "diagnos", "symptom", "medication", "allergic reaction", "pregnan",
+                                             "doctor", "poison", "overdose", "injur"],
+                                      help="customer words that make a message critical (a person answers)"),
+    },
+    "risk_levels": {
+        dt: Key(str, level, help=f"risk level of {dt} actions", choices=LEVELS)
+        for dt, level in DEFAULT_LEVELS.items()
+    },
+    "strategies": {
+        dt: Key(str, strategy, help=f"what happens to {dt} actions", choices=STRATEGIES)
+        for dt, strategy in DEFAULT_STRATEGIES.items()
+    },
     "messages": {
         "llm_unavailable": Key(str, "Sorry, I can't answer right now. Your message is saved and I'll reply "
                                     "as soon as I can; no need to send it again."),
@@ -96,6 +119,17 @@ SPEC: dict[str, dict[str, Key]] = {
         "takeover": Key(str, "{operator} from our team is here and will talk with you directly."),
         "handback": Key(str, "Thanks for your patience! You're back with the assistant now."),
         "closed": Key(str, "Ticket #{number} is closed: {reason}"),
+        "confirm_preference": Key(str, "I can do this: {details}. Shall I go ahead? (Yes / No)"),
+        "confirm_details": Key(str, "Please confirm exactly this:\n{details}\nReply **yes** to confirm or **no** "
+                                    "to cancel."),
+        "confirm_again": Key(str, "I need a clear yes or no for: {action}. Shall I go ahead?"),
+        "confirmed_done": Key(str, "Done: {action}."),
+        "confirmed_failed": Key(str, "{action} could not be done: {error}"),
+        "confirm_cancelled": Key(str, "OK, I won't do that ({action}). Nothing was changed."),
+        "confirm_expired": Key(str, "Your confirmation for {action} expired, so nothing was done. Ask again "
+                                    "if you still want it."),
+        "specialist_only": Key(str, "That's a question for a person on our team, not for me: I've passed it on as "
+                                    "ticket #{number}. They'll answer here."),
     },
 }
 
@@ -192,7 +226,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
                     f"{where(section, key)}: [{section}] {key} must be a list of words in quotes,"
                     f" e.g. {key} = [\"one\", \"two\"] ({spec.help})"
                 )
-            unknown = [v for v in value if v not in spec.choices] if spec.choices else []
+            items = value if isinstance(value, list) else [value]
+            unknown = [v for v in items if v not in spec.choices] if spec.choices else []
             if unknown:
                 hint = difflib.get_close_matches(unknown[0], spec.choices, n=1)
                 fix = f"did you mean {hint[0]!r}?" if hint else f"use some of: {', '.join(spec.choices)}"

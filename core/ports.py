@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from core.tickets import Card
@@ -28,8 +28,10 @@ class DeliveryFailed(Exception):
 
 
 class CustomerChannel(Protocol):
-    async def send(self, customer_discord_id: int, content: str, *, nonce: str) -> int | None:
-        """Send one message (<= 2000 chars) to the customer; returns the platform's message id.
+    async def send(self, customer_discord_id: int, content: str, *, nonce: str,
+                   buttons: list[dict[str, Any]] | None = None) -> int | None:
+        """Send one message (<= 2000 chars) to the customer, with ``buttons`` (confirmation answers) under it;
+        returns the platform's message id.
 
         Raises DeliveryRefused or DeliveryFailed; any other exception counts as DeliveryFailed.
         """

@@ -69,6 +69,7 @@ class OutboxItem:
     discord_id: int
     content: str
     attempts: int
+    buttons: list[dict[str, Any]] | None = None
 
 
 def _json(value: Any) -> str | None:
@@ -96,11 +97,17 @@ def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: i
 
 
 def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],
-                now: float) -> None:
-    """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order."""
+                now: float, *, buttons: list[dict[str, Any]] | None = None) -> None:
+    """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order.
+
+    ``buttons`` go under the last chunk (e.g. Yes / No for a confirmation).
+    """
+    last = len(chunks) - 1
     c.executemany(
-        "INSERT INTO outbox (customer_id, turn_id, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
-        [(customer_id, turn_id, chunk, now, now) for chunk in chunks],
+        "INSERT INTO outbox (customer_id, turn_id, content, buttons, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(customer_id, turn_id, chunk, _json(buttons) if i == last and buttons else None, now, now)
+         for i, chunk in enumerate(chunks)],
     )
 
 
@@ -214,7 +221,7 @@ class ConversationStore:
                                                      after_turn_id=after_turn_id))
 
     async def complete_answer(self, batch: Sequence[Turn], final_turn: NewTurn, chunks: Sequence[str],
-                              now: float) -> None:
+                              now: float, buttons: list[dict[str, Any]] | None = None) -> None:
         """Claude's answer, the messages it answers marked answered, and the DMs owed: one transaction."""
         first = batch[0]
 
@@ -222,7 +229,7 @@ class ConversationStore:
             [turn_id] = insert_turns_sql(c, first.conversation_id, first.customer_id, [final_turn], now,
                                          after_turn_id=batch[-1].id)
             set_status_sql(c, [t.id for t in batch], "answered")
-            enqueue_sql(c, first.customer_id, turn_id, chunks, now)
+            enqueue_sql(c, first.customer_id, turn_id, chunks, now, buttons=buttons)
 
         await self.db.run(write)
 
@@ -273,7 +280,8 @@ class OutboxStore:
         )
         if row is None:
             return None
-        return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"])
+        return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"],
+                          json.loads(row["buttons"]) if row["buttons"] else None)
 
     async def customers_with_pending(self) -> list[int]:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM outbox WHERE status = 'pending'")

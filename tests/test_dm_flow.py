@@ -87,7 +87,7 @@ async def test_several_tool_calls_in_one_round_get_results_in_one_message(harnes
     assert harness.sent()[0].content == "Here is everything."
 
 
-async def test_an_action_needing_a_step_not_built_yet_is_refused_and_the_customer_told(harness):
+async def test_a_destructive_action_goes_to_an_operator_until_one_time_codes_exist(harness):
     await harness.start()
     harness.fake.then(
         tool_calls(("cancel_subscription", {"subscription_id": 1})),
@@ -96,9 +96,11 @@ async def test_an_action_needing_a_step_not_built_yet_is_refused_and_the_custome
     await harness.dm(0, "cancel my subscription please")
 
     [result] = tool_results(harness.fake.requests[1])
-    assert result["is_error"] is True and result["content"].startswith("NOT DONE")
+    assert result["content"].startswith("NOT DONE YET") and "a one-time code" in result["content"]
     [reply] = harness.sent()
-    assert "Not done: Cancel a subscription. It needs a one-time code" in reply.content
+    assert "Cancel a subscription needs an operator's approval" in reply.content and "ticket #1" in reply.content
+    [ticket] = await harness.fetch("SELECT kind, reason FROM tickets")
+    assert ticket["kind"] == "approval" and "One-time codes are not set up yet" in ticket["reason"]
     cancelled = await harness.fetch("SELECT COUNT(*) FROM shop_subscriptions WHERE status = 'cancelled'")
     assert cancelled[0][0] == 0
 

@@ -1,0 +1,54 @@
+"""Yes / No buttons under a confirmation in a customer's DM. DynamicItems: the confirmation id is in the
+custom_id (``confirm:yes:12``), so they work after a restart; the database decides the rest."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+if TYPE_CHECKING:
+    from cogs.handoff_bot import HandoffBot
+
+log = logging.getLogger(__name__)
+
+
+class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"confirm:(?P<answer>yes|no):(?P<id>[0-9]+)"):
+    def __init__(self, answer: str, confirmation_id: int, *, label: str | None = None) -> None:
+        yes = answer == "yes"
+        super().__init__(discord.ui.Button(
+            label=label or ("Yes" if yes else "No"), custom_id=f"confirm:{answer}:{confirmation_id}",
+            style=discord.ButtonStyle.success if yes else discord.ButtonStyle.secondary))
+        self.answer = answer
+        self.confirmation_id = confirmation_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> ConfirmButton:
+        return cls(match["answer"], int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        changed, text = await bot.confirmations.decide(self.confirmation_id, self.answer == "yes", via="button",
+                                                       by_discord_id=interaction.user.id)
+        if changed:
+            # The buttons go; the outcome arrives as the next DM (through the outbox, so it is never lost).
+            await interaction.response.edit_message(view=None)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
+
+def confirmation_view(buttons: list[dict[str, Any]]) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    several = len(buttons) > 1
+    for spec in buttons:
+        if spec.get("kind") != "confirm":
+            continue
+        number = int(spec["id"])
+        transactional = spec.get("style") == "confirm_details"
+        yes, no = ("Confirm", "Cancel") if transactional else ("Yes", "No")
+        view.add_item(ConfirmButton("yes", number, label=f"{yes} #{number}" if several else yes))
+        view.add_item(ConfirmButton("no", number, label=f"{no} #{number}" if several else no))
+    return view

@@ -1,0 +1,151 @@
+"""The risk policy: every proposed action gets a decision type, a risk level, a strategy and the rules that
+decided them. Pure and fast (it runs on every tool call); no discord, no database.
+
+The declared decision type is a floor. Amounts above the threshold raise an action to financial/high;
+personal data raises it to at least medium; legal or medical words in the customer's message make it
+critical; the model's own view can raise the level. Nothing lowers anything: each rule can only move
+the level and the strategy up (``STRATEGIES`` is ordered by how much a person is involved).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.risk_table import LEVEL_FLOOR_STRATEGY, LEVELS, STRATEGIES
+
+LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
+STRATEGY_RANK = {strategy: i for i, strategy in enumerate(STRATEGIES)}
+MODEL_VIEWS = ("low", "medium", "high", "critical")
+_CARD_DIGITS = re.compile(r"(?:\d[ -]?){13,19}")
+
+
+@dataclass(frozen=True)
+class Classification:
+    decision_type: str
+    level: str
+    strategy: str
+    rules: tuple[str, ...]
+
+    @property
+    def rule(self) -> str:
+        """The rule that decided the outcome (the last one that raised something)."""
+        return self.rules[-1]
+
+    def describe(self) -> str:
+        return f"{self.decision_type} · {self.level} · {self.strategy} — " + "; ".join(self.rules)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def looks_like_card_number(text: str) -> bool:
+    for match in _CARD_DIGITS.finditer(text):
+        digits = re.sub(r"\D", "", match.group())
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            return True
+    return False
+
+
+def _words_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
+    words = [w.casefold() for w in words if w.strip()]
+    if not words:
+        return None
+    # Word start only ("diagnos" matches "diagnosis"), so "discourt" does not match "court".
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", "").strip().lstrip("$€£"))
+        except ValueError:
+            return None
+    return None
+
+
+class RiskPolicy:
+    """Compiled from the policy file once; ``classify`` is then a few dictionary lookups and regexes."""
+
+    def __init__(self, policy: Any) -> None:
+        risk = policy["risk"]
+        self.levels: Mapping[str, str] = dict(policy["risk_levels"])
+        self.strategies: Mapping[str, str] = dict(policy["strategies"])
+        self.amount_threshold = float(risk["amount_threshold"])
+        self.amount_params = frozenset(p.casefold() for p in risk["amount_params"])
+        self.personal_params = frozenset(p.casefold() for p in risk["personal_data_params"])
+        self.legal_medical = _words_pattern(risk["legal_medical_keywords"])
+        self.confidence_threshold = int(risk["confidence_threshold"])
+
+    # -- the customer's message ---------------------------------------------------------------
+
+    def message_topic(self, text: str) -> str | None:
+        """The legal/medical word a customer's message mentions, if any (such messages go to a person)."""
+        if self.legal_medical is None or not text:
+            return None
+        match = self.legal_medical.search(text.casefold())
+        return match.group() if match else None
+
+    # -- a proposed action --------------------------------------------------------------------
+
+    def classify(self, declared: str, params: Mapping[str, Any] | None = None, *, customer_text: str = "",
+                 model_view: str | None = None) -> Classification:
+        decision_type = declared
+        level = self.levels[declared]
+        strategy = self.strategies[declared]
+        rules = [f"declared {declared}: {level}, {strategy}"]
+
+        def raise_to(new_level: str, new_strategy: str | None, why: str, new_type: str | None = None) -> None:
+            nonlocal decision_type, level, strategy
+            changed = False
+            if LEVEL_RANK[new_level] > LEVEL_RANK[level]:
+                level = new_level
+                changed = True
+                new_strategy = new_strategy or LEVEL_FLOOR_STRATEGY[new_level]
+            if new_strategy and STRATEGY_RANK[new_strategy] > STRATEGY_RANK[strategy]:
+                strategy = new_strategy
+                changed = True
+            if new_type and changed:
+                decision_type = new_type
+            if changed:
+                rules.append(f"{why}: {level}, {strategy}")
+
+        for name, value in (params or {}).items():
+            key = name.casefold()
+            if key in self.amount_params or "amount" in key:
+                amount = _number(value)
+                if amount is not None and abs(amount) > self.amount_threshold:
+                    raise_to(self.levels["financial"], self.strategies["financial"],
+                             f"{name}={value} is above {self.amount_threshold:g}", "financial")
+            if key in self.personal_params:
+                raise_to("medium", "confirm_details", f"parameter {name!r} holds personal data")
+            elif isinstance(value, str) and looks_like_card_number(value):
+                raise_to("medium", "confirm_details", f"parameter {name!r} looks like a card number")
+        if topic := self.message_topic(customer_text):
+            raise_to("critical", self.strategies["legal_medical"],
+                     f"the customer's message mentions {topic!r} (legal/medical)", "legal_medical")
+        if model_view in MODEL_VIEWS and model_view != "low":
+            raise_to(model_view, None, f"the assistant rated it {model_view}")
+        return Classification(decision_type, level, strategy, tuple(rules))
+
+    def describe(self) -> list[str]:
+        lines = [f"{dt}: {self.levels[dt]} risk → {self.strategies[dt]}" for dt in self.levels]
+        lines.append(f"amounts above {self.amount_threshold:g} in {', '.join(sorted(self.amount_params))} → "
+                     f"financial ({self.levels['financial']}, {self.strategies['financial']})")
+        lines.append(f"personal data in {', '.join(sorted(self.personal_params))} or card numbers → at least "
+                     "medium (confirm_details)")
+        lines.append(f"confidence below {self.confidence_threshold} → a person is asked")
+        return lines

@@ -1,0 +1,228 @@
+"""Every tool call Claude makes, answered at once: run, ask the customer, or hand to a person.
+
+The risk policy decides from the action's declared type, its parameters, the customer's message and
+the model's own view (which can only raise the risk). Nothing in the arguments approves anything:
+``risk_view`` is the only key read from them besides the action's own parameters, and it only raises.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from core.actions import Action, ActionContext, ActionError, ActionRegistry
+from core.policy import Policy
+from core.risk import MODEL_VIEWS, Classification, RiskPolicy
+from core.tickets import Kind, Priority
+
+if TYPE_CHECKING:
+    from core.confirmations import ConfirmationDesk
+    from core.desk import TicketDesk
+
+log = logging.getLogger(__name__)
+
+ASK_HUMAN = "ask_human"
+HAND_OVER = "hand_over_to_human"
+CHECK_CONFIDENCE = "check_confidence"
+RISK_VIEW = "risk_view"
+BUILTIN_TOOLS = [
+    {
+        "name": ASK_HUMAN,
+        "description": (
+            "Ask a person on our team for a fact or a decision you don't have and must not guess (for example "
+            "which discount this customer may get, or an exception to a policy). Returns at once with a ticket "
+            "number; the person's answer goes to the customer directly and appears in this conversation later. "
+            "Do not wait for it, and do not invent the answer."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "question": {"type": "string", "description": "the question for our team, self-contained"},
+                "reason": {"type": "string", "description": "why you can't answer it yourself"},
+                "priority": {"type": "string", "enum": ["normal", "high", "urgent"]},
+            },
+            "required": ["question"],
+        },
+    },
+    {
+        "name": HAND_OVER,
+        "description": (
+            "Hand the conversation to a person on our team: when the customer asks for a human, or is upset "
+            "and you cannot resolve it. Returns at once with a ticket number; a person will write to the customer."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "reason": {"type": "string", "description": "why a person should take over"},
+                "priority": {"type": "string", "enum": ["normal", "high", "urgent"]},
+            },
+            "required": ["reason"],
+        },
+    },
+    {
+        "name": CHECK_CONFIDENCE,
+        "description": (
+            "Before answering a factual question you are not sure about, report how confident you are (0-100) "
+            "in the answer you would give. Below our threshold a person is asked instead and you must not "
+            "answer it yourself; the result tells you which."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "question": {"type": "string", "description": "the customer's question"},
+                "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
+            },
+            "required": ["question", "confidence"],
+        },
+    },
+]
+BUILTIN_NAMES = frozenset(t["name"] for t in BUILTIN_TOOLS)
+
+
+def with_risk_view(definition: dict[str, Any]) -> dict[str, Any]:
+    """The tool as Claude sees it: the action's schema plus an optional ``risk_view`` (stripped before use)."""
+    shown = copy.deepcopy(definition)
+    props = shown["input_schema"].setdefault("properties", {})
+    props[RISK_VIEW] = {"type": "string", "enum": list(MODEL_VIEWS),
+                        "description": "optional: your view of this action's risk; it can only make us more careful"}
+    return shown
+
+
+@dataclass
+class TurnExtras:
+    """What the tool calls of one answer add to it: lines the code writes, and buttons under the answer."""
+
+    customer_text: str = ""
+    notices: list[str] = field(default_factory=list)
+    buttons: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ToolRunner:
+    def __init__(self, *, registry: ActionRegistry, policy: Policy) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.risk = RiskPolicy(policy)
+        self.desk: TicketDesk | None = None
+        self.confirmations: ConfirmationDesk | None = None
+
+    def tool_definitions(self) -> list[dict[str, Any]]:
+        actions = [with_risk_view(a.tool_definition()) for a in self.registry.actions.values()]
+        return [*BUILTIN_TOOLS, *actions] if self.desk is not None else actions
+
+    async def run(self, call: dict[str, Any], ctx: ActionContext, extras: TurnExtras) -> dict[str, Any]:
+        def result(payload: Any, *, error: bool = False) -> dict[str, Any]:
+            content = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
+            block = {"type": "tool_result", "tool_use_id": call["id"], "content": content}
+            if error:
+                block["is_error"] = True
+            return block
+
+        if self.desk is not None and call["name"] in BUILTIN_NAMES:
+            return result(await self._builtin(call, ctx, extras))
+        action = self.registry.get(call["name"])
+        if action is None:
+            log.warning("model called unknown tool %r", call["name"])
+            return result(f"There is no action named {call['name']!r}. Nothing was done.", error=True)
+        raw = call.get("input")
+        params = {k: v for k, v in raw.items() if k != RISK_VIEW} if isinstance(raw, dict) else raw
+        problem = action.validate(params)
+        if problem is not None:
+            return result(f"Invalid parameters for {action.name}: {problem}. Nothing was done.", error=True)
+        view = raw.get(RISK_VIEW) if isinstance(raw, dict) else None
+        decision = self.risk.classify(action.decision_type.value, params, customer_text=extras.customer_text,
+                                      model_view=view if isinstance(view, str) else None)
+        if decision.strategy == "execute":
+            payload, failed = await self._execute(action, params, ctx)
+            return result(payload, error=failed)
+        if decision.strategy in ("confirm", "confirm_details") and self.confirmations is not None:
+            number, prompt = await self.confirmations.request(ctx, action, params, decision, call["id"])
+            extras.notices.append(prompt)
+            extras.buttons.append({"kind": "confirm", "id": number, "style": decision.strategy})
+            return result(f"AWAITING THE CUSTOMER'S CONFIRMATION (#{number}): {action.name} is not done yet. "
+                          "The customer was shown the exact details and asked to confirm; the result will appear "
+                          "in this conversation. Do not say it is done.")
+        if self.desk is not None and decision.strategy in ("approval", "human", "code"):
+            number = await self._ticket(action, params, decision, ctx, call["id"], extras)
+            return result(f"NOT DONE YET: {action.name} needs {self._step(decision)} and was sent to our team as "
+                          f"ticket #{number}. The customer is told the ticket number and will hear the outcome "
+                          "directly. Do not say it is done; you may keep helping with other things.")
+        extras.notices.append(self.policy.message("action_unavailable", action=action.summary or action.name,
+                                                  step=self._step(decision)))
+        return result(f"NOT DONE: {action.name} needs {self._step(decision)}, which is not available here. "
+                      "Tell the customer plainly that it was not done.", error=True)
+
+    @staticmethod
+    def _step(decision: Classification) -> str:
+        return {"confirm": "your confirmation", "confirm_details": "your explicit confirmation",
+                "approval": "an operator's approval", "human": "a person from our team",
+                "code": "a one-time code"}.get(decision.strategy, "another step")
+
+    async def _execute(self, action: Action, params: dict[str, Any], ctx: ActionContext) -> tuple[Any, bool]:
+        """(tool result payload, failed)."""
+        try:
+            outcome = await action.handler(ctx, dict(params))
+        except ActionError as exc:
+            return f"{action.name} could not be done: {exc}", True
+        except Exception:
+            log.exception("action %s failed", action.name)
+            return f"{action.name} failed with an internal error; treat it as not done.", True
+        return {"status": "executed", "result": outcome}, False
+
+    async def _ticket(self, action: Action, params: dict[str, Any], decision: Classification, ctx: ActionContext,
+                      tool_use_id: str, extras: TurnExtras) -> int:
+        from core.desk import Escalation
+
+        assert self.desk is not None
+        reason = f"{decision.level} risk: " + "; ".join(decision.rules)
+        if decision.strategy == "code":
+            reason += ". One-time codes are not set up yet, so an operator checks it is really the customer."
+        number, notice = await self.desk.escalate(ctx, Escalation(
+            Kind.APPROVAL, "specialist" if decision.strategy == "human" else "approval",
+            question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}", reason=reason,
+            action_name=action.name, action_summary=action.summary or action.name, action_params=params,
+            decision_type=decision.decision_type, tool_use_id=tool_use_id,
+            priority_hint=Priority.HIGH if decision.level == "critical" else Priority.NORMAL))
+        extras.notices.append(notice)
+        return number
+
+    async def _builtin(self, call: dict[str, Any], ctx: ActionContext, extras: TurnExtras) -> str:
+        from core.desk import Escalation
+
+        assert self.desk is not None
+        args = call.get("input") if isinstance(call.get("input"), dict) else {}
+        try:
+            hint = Priority(str(args.get("priority", "normal")))
+        except ValueError:
+            hint = Priority.NORMAL
+        if call["name"] == CHECK_CONFIDENCE:
+            confidence = args.get("confidence")
+            if not isinstance(confidence, int) or isinstance(confidence, bool):
+                return "check_confidence needs confidence as a whole number from 0 to 100."
+            threshold = self.risk.confidence_threshold
+            if confidence >= threshold:
+                return f"Confidence {confidence} is at or above {threshold}: answer the customer yourself."
+            question = str(args.get("question") or extras.customer_text or "(the customer's last question)")
+            escalation = Escalation(Kind.QUESTION, "ask_human", question,
+                                    f"the assistant's confidence {confidence} is below {threshold}",
+                                    tool_use_id=call["id"])
+            number, notice = await self.desk.escalate(ctx, escalation)
+            extras.notices.append(notice)
+            return (f"Confidence {confidence} is below {threshold}: do NOT answer this yourself. It was sent to our "
+                    f"team as ticket #{number}; the customer is told.")
+        if call["name"] == ASK_HUMAN:
+            question = str(args.get("question") or "").strip()
+            if not question:
+                return "ask_human needs a question. Nothing was sent."
+            escalation = Escalation(Kind.QUESTION, "ask_human", question, str(args.get("reason") or ""),
+                                    tool_use_id=call["id"], priority_hint=hint)
+        else:
+            reason = str(args.get("reason") or "the customer asked for a person").strip()
+            escalation = Escalation(Kind.HANDOVER, "handover", reason, reason, tool_use_id=call["id"],
+                                    priority_hint=hint)
+        number, notice = await self.desk.escalate(ctx, escalation)
+        extras.notices.append(notice)
+        return (f"Sent to our team as ticket #{number}. The customer is told the ticket number; the answer will "
+                "reach them directly. Don't guess the answer meanwhile.")
