@@ -145,12 +145,17 @@ async def update_preferences(ctx: ActionContext, params: dict[str, Any]) -> dict
     return {"email_updates": params["email_updates"]}
 
 
+async def _order_total(ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+    return {"total": CATALOG[params["item"]] * params["quantity"] / 100}
+
+
 @action("transactional", f"Place a new order. Items: {', '.join(CATALOG)}.",
         {"type": "object", "properties": {
             "item": {"type": "string", "enum": list(CATALOG)},
             "quantity": {"type": "integer", "minimum": 1, "maximum": 20},
             "address": {"type": "string", "minLength": 5, "maxLength": 200}},
-         "required": ["item", "quantity", "address"], "additionalProperties": False})
+         "required": ["item", "quantity", "address"], "additionalProperties": False},
+        preview=_order_total)
 async def place_order(ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
     """Place an order"""
     total = CATALOG[params["item"]] * params["quantity"]

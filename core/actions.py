@@ -57,6 +57,9 @@ class Action:
     input_schema: dict[str, Any]
     handler: ActionHandler
     summary: str = ""  # a short human label, e.g. "Refund an order"
+    # Optional: what the action would do, computed without doing it (e.g. {"total": 35.0}). Shown to the
+    # customer when they confirm, and read by the risk policy (a total above the threshold is financial).
+    preview: ActionHandler | None = None
 
     def tool_definition(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "input_schema": self.input_schema}
@@ -110,6 +113,7 @@ def action(
     *,
     name: str | None = None,
     summary: str = "",
+    preview: ActionHandler | None = None,
 ) -> Callable[[ActionHandler], Action]:
     """Decorator: ``@action("informational", "Look up an order", {...})`` on an async handler."""
 
@@ -121,6 +125,7 @@ def action(
             input_schema=input_schema,
             handler=fn,
             summary=summary or _first_line(fn.__doc__) or (name or fn.__name__).replace("_", " "),
+            preview=preview,
         )
 
     return wrap

@@ -55,10 +55,10 @@ def interpret_reply(text: str) -> str:
     return "unclear" if len(phrase.split()) <= 2 else "other"
 
 
-def details_text(action: Action, params: dict[str, Any]) -> str:
-    """The exact details a customer confirms: what, and every parameter by name."""
+def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any] | None = None) -> str:
+    """The exact details a customer confirms: what, every parameter by name, and what the action previews."""
     lines = [f"**{action.summary or action.name}**"]
-    for name, value in params.items():
+    for name, value in {**params, **(preview or {})}.items():
         shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
         lines.append(f"- {name.replace('_', ' ')}: {shown}")
     return "\n".join(lines)
@@ -92,11 +92,12 @@ class ConfirmationDesk:
     # -- asking -----------------------------------------------------------------------------
 
     async def request(self, ctx: ActionContext, action: Action, params: dict[str, Any],
-                      decision: Classification, tool_use_id: str | None) -> tuple[int, str]:
+                      decision: Classification, tool_use_id: str | None,
+                      preview: dict[str, Any] | None = None) -> tuple[int, str]:
         """Store a pending confirmation; returns (its id, the question for the customer)."""
         assert ctx.conversation_id is not None
         now = self.clock.now()
-        details = details_text(action, params)
+        details = details_text(action, params, preview)
         if decision.strategy == "confirm":
             flat = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in params.items())
             prompt = self.policy.message("confirm_preference",

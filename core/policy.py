@@ -22,6 +22,8 @@ You are the customer assistant of {business_name}, talking with a customer in Di
 Answer briefly and plainly. Use the tools to look things up instead of guessing, and never invent
 order details, prices or policies. When a tool result says an action was not performed, tell the
 customer so honestly. Never claim an action is done unless a tool result says it was executed.
+Before answering a factual question you are not sure about, call check_confidence. When you need a
+fact or decision you don't have, use ask_human; when the customer wants a person, hand_over_to_human.
 """
 
 
@@ -83,9 +85,10 @@ SPEC: dict[str, dict[str, Key]] = {
                                            "ssn", "iban", "account_number", "medical", "diagnosis", "health"],
                                     help="parameter names holding personal data (at least medium risk)"),
         "legal_medical_keywords": Key(list, ["lawyer", "lawsuit", "sue you", "legal advice", "attorney", "court",
-                                             "diagnos", "symptom", "medication", "allergic reaction", "pregnan",
-                                             "doctor", "poison", "overdose", "injur"],
-                                      help="customer words that make a message critical (a person answers)"),
+                                             "diagnos*", "symptom", "medication", "allergic reaction", "pregnan*",
+                                             "doctor", "poison*", "overdose", "injur*"],
+                                      help="customer words that make a message critical (a person answers);"
+                                           " a final * matches word beginnings"),
     },
     "risk_levels": {
         dt: Key(str, level, help=f"risk level of {dt} actions", choices=LEVELS)

@@ -57,11 +57,14 @@ def looks_like_card_number(text: str) -> bool:
 
 
 def _words_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
-    words = [w.casefold() for w in words if w.strip()]
-    if not words:
-        return None
-    # Word start only ("diagnos" matches "diagnosis"), so "discourt" does not match "court".
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")")
+    """Whole words (and their plural in s), or word beginnings written with a final ``*`` ("diagnos*")."""
+    parts = []
+    for word in sorted((w.casefold().strip() for w in words if w.strip()), key=len, reverse=True):
+        if word.endswith("*"):
+            parts.append(re.escape(word[:-1].rstrip()) + r"\w*")
+        else:
+            parts.append(re.escape(word) + r"s?(?!\w)")
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")") if parts else None
 
 
 def _number(value: Any) -> float | None:

@@ -132,13 +132,20 @@ class ToolRunner:
         if problem is not None:
             return result(f"Invalid parameters for {action.name}: {problem}. Nothing was done.", error=True)
         view = raw.get(RISK_VIEW) if isinstance(raw, dict) else None
-        decision = self.risk.classify(action.decision_type.value, params, customer_text=extras.customer_text,
+        preview: dict[str, Any] = {}
+        if action.preview is not None:
+            try:
+                preview = dict(await action.preview(ctx, dict(params)))
+            except ActionError as exc:
+                return result(f"{action.name} could not be done: {exc}", error=True)
+        decision = self.risk.classify(action.decision_type.value, {**params, **preview},
+                                      customer_text=extras.customer_text,
                                       model_view=view if isinstance(view, str) else None)
         if decision.strategy == "execute":
             payload, failed = await self._execute(action, params, ctx)
             return result(payload, error=failed)
         if decision.strategy in ("confirm", "confirm_details") and self.confirmations is not None:
-            number, prompt = await self.confirmations.request(ctx, action, params, decision, call["id"])
+            number, prompt = await self.confirmations.request(ctx, action, params, decision, call["id"], preview)
             extras.notices.append(prompt)
             extras.buttons.append({"kind": "confirm", "id": number, "style": decision.strategy})
             return result(f"AWAITING THE CUSTOMER'S CONFIRMATION (#{number}): {action.name} is not done yet. "

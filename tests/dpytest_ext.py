@@ -144,20 +144,24 @@ class Interactions:
         return out
 
     def _base(self, kind: int, member: Any, channel: Any, data: dict[str, Any]) -> dict[str, Any]:
-        guild = channel.guild
-        channel_data: dict[str, Any] = {"id": str(channel.id), "type": channel.type.value, "name": channel.name,
-                                        "guild_id": str(guild.id)}
+        guild = getattr(channel, "guild", None)
+        channel_data: dict[str, Any] = {"id": str(channel.id), "type": channel.type.value}
+        payload: dict[str, Any] = {
+            "id": str(facts.make_id()), "application_id": str(self.bot.application_id or self.bot.user.id),
+            "type": kind, "token": f"token-{next(self._ids)}", "version": 1,
+            "channel_id": str(channel.id), "channel": channel_data, "locale": "en-US",
+            "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {},
+            "attachment_size_limit": 8 * 1024 * 1024, "data": data,
+        }
+        if guild is None:  # a DM: Discord sends the user, no member and no guild
+            payload.update(user=facts.dict_from_user(member), context=1)
+            return payload
+        channel_data.update(name=channel.name, guild_id=str(guild.id))
         if getattr(channel, "parent_id", None):
             channel_data["parent_id"] = str(channel.parent_id)
-        return {
-            "id": str(facts.make_id()), "application_id": str(self.bot.application_id or self.bot.user.id),
-            "type": kind, "token": f"token-{next(self._ids)}", "version": 1, "guild_id": str(guild.id),
-            "channel_id": str(channel.id), "channel": channel_data, "locale": "en-US", "guild_locale": "en-US",
-            "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {},
-            "attachment_size_limit": 8 * 1024 * 1024, "context": 0,
-            "member": {**facts.dict_from_member(member), "permissions": "0"},
-            "data": data,
-        }
+        payload.update(guild_id=str(guild.id), guild_locale="en-US", context=0,
+                       member={**facts.dict_from_member(member), "permissions": "0"})
+        return payload
 
     def slash(self, name: str, *, member: Any, channel: Any, guild_command: bool = True, **options: Any) -> None:
         """A slash command; Discord names the guild in the command data when the command is a guild command."""
