@@ -129,7 +129,7 @@ class TicketDesk:
             ticket_id = open_ticket_sql(c, new, now)
             audit_sql(c, now, "agent", "ticket_opened", f"ticket:{ticket_id}",
                       {"kind": new.kind, "source": new.source, "priority": new.priority, "priority_rule": rule,
-                       "action": new.action_name})
+                       "action": new.action_name, "reason": new.reason[:500]})
             return ticket_id, True
 
         ticket_id, created = await self.db.run(write)

@@ -164,6 +164,8 @@ async def test_adversarial_tool_calls_run_nothing_unapproved(desk):
     assert (await h.fetch("SELECT COUNT(*) FROM shop_subscriptions WHERE status = 'cancelled'"))[0][0] == 0
     [ticket] = await h.fetch("SELECT kind, action_name, priority FROM tickets")
     assert tuple(ticket) == ("approval", "issue_refund", "urgent")
+    [opened] = await h.fetch("SELECT detail FROM audit WHERE action = 'ticket_opened'")
+    assert "declared financial: high, approval" in json.loads(opened[0])["reason"], "audited with its rule"
 
 
 async def test_a_huge_order_total_needs_an_operator(desk):
@@ -258,3 +260,14 @@ async def test_a_running_bot_expires_confirmations_on_its_own(harness, monkeypat
     assert await expired()
     await h.settle()
     assert "expired, so nothing was done" in h.sent()[-1].content
+
+
+async def test_a_click_and_a_typed_yes_at_once_run_the_action_once(desk):
+    h = desk.h
+    prompt = await email_updates_off(h)
+    click(desk, prompt, "yes", 1)
+    await h.dm(0, "yes", settle=False)
+    await eventually(lambda: desk.i.responses, what="the click's answer")
+    await h.settle()
+    assert len(await h.fetch("SELECT 1 FROM audit WHERE action = 'action_executed'")) == 1
+    assert [m.content for m in h.sent()].count("Done: Change email updates.") == 1
