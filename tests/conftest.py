@@ -224,3 +224,15 @@ class SendRecorder:
         # dpytest reads the target channel from its caller's local variable named `channel`.
         channel = self.bot._connection._get_private_channel(channel_id) or self.bot.get_channel(channel_id)  # noqa: F841
         return await self._original(channel_id, params=params)
+
+
+@pytest.fixture
+async def desk(harness: Harness) -> AsyncIterator[Any]:
+    """A started bot with customers 0 and 1, an operator (2) and a member without the role (3)."""
+    from tests.desk_support import Desk
+
+    await harness.start(members=4)
+    harness.members[2] = dpytest_ext.make_operator(harness.bot, harness.members[2])
+    interactions = dpytest_ext.Interactions(harness.bot)
+    yield Desk(harness, interactions)
+    interactions.close()

@@ -7,100 +7,10 @@ import dataclasses
 import json
 from typing import Any
 
-import discord
-import discord.ext.test as dpytest
-import pytest
-
-from tests.conftest import Harness, SendRecorder, eventually, http_error
-from tests.dpytest_ext import Interactions, archived_threads, make_operator, registered_commands, stored_components
-from tests.fake_claude import error, last_user_text, text, tool_calls
-
-
-def ask_then_wait(request: dict[str, Any]) -> Any:
-    """Claude that asks our team about every customer message, then tells the customer it asked."""
-    last = request["messages"][-1]["content"]
-    if any(b.get("type") == "tool_result" for b in last):
-        return text("I've asked our team.")
-    return tool_calls(("ask_human", {"question": f"About: {last_user_text(request)}"}))
-
-
-class Desk:
-    """A started bot with customers 0 and 1, an operator (2) and a member without the role (3)."""
-
-    def __init__(self, harness: Harness, interactions: Interactions) -> None:
-        self.h = harness
-        self.i = interactions
-
-    @property
-    def operator(self) -> discord.Member:
-        return self.h.members[2]
-
-    @property
-    def stranger(self) -> discord.Member:
-        return self.h.members[3]
-
-    async def ticket(self, number: int) -> Any:
-        [row] = await self.h.fetch("SELECT * FROM tickets WHERE id = ?", (number,))
-        return row
-
-    async def thread(self, number: int) -> discord.Thread:
-        row = await self.ticket(number)
-        thread = self.h.bot.get_channel(row["thread_id"])
-        assert isinstance(thread, discord.Thread)
-        return thread
-
-    async def staff_message(self, number: int) -> discord.Message:
-        row = await self.ticket(number)
-        staff = self.h.bot.get_channel(self.h.bot.settings.staff_channel_id)
-        return await staff.fetch_message(row["staff_message_id"])
-
-    async def write(self, number: int, content: str, member: discord.Member | None = None) -> None:
-        """Someone writes in the ticket's thread."""
-        await dpytest.message(content, channel=await self.thread(number), member=member or self.operator)
-        await self.h.settle()
-
-    async def click(self, number: int, action: str, member: discord.Member | None = None,
-                    seen: list[dict[str, Any]] | None = None) -> None:
-        """A click on the ticket's button; ``seen``: the buttons as the clicker's screen still shows them."""
-        self.i.click(f"ticket:{action}:{number}", member=member or self.operator,
-                     channel=self.h.bot.get_channel(self.h.bot.settings.staff_channel_id),
-                     message=await self.staff_message(number), components=seen)
-
-    async def screen(self, number: int) -> list[dict[str, Any]]:
-        return stored_components(await self.staff_message(number))
-
-    async def slash(self, name: str, number: int | None, member: discord.Member | None = None,
-                    **options: Any) -> None:
-        channel = await self.thread(number) if number else self.h.bot.get_channel(self.h.bot.settings.staff_channel_id)
-        self.i.slash(name, member=member or self.operator, channel=channel, **options)
-
-    async def told(self, count: int = 1) -> list[tuple[str, bool]]:
-        """Wait for ``count`` more interaction answers; return all so far."""
-        await eventually(lambda: len(self.i.texts()) >= count, what=f"{count} interaction answer(s)")
-        await self.h.settle()
-        return self.i.texts()
-
-
-async def buttons(desk: Desk, number: int) -> list[str]:
-    message = await desk.staff_message(number)
-    return [c.custom_id for row in message.components for c in row.children if not c.disabled]
-
-
-@pytest.fixture
-async def desk(harness):
-    await harness.start(members=4)
-    harness.members[2] = make_operator(harness.bot, harness.members[2])
-    interactions = Interactions(harness.bot)
-    yield Desk(harness, interactions)
-    interactions.close()
-
-
-async def start_again(desk: Desk, **kwargs: Any) -> None:
-    desk.i.close()
-    await desk.h.restart(members=4, **kwargs)
-    desk.h.members[2] = make_operator(desk.h.bot, desk.h.members[2])
-    desk.i = Interactions(desk.h.bot)
-
+from tests.conftest import SendRecorder, eventually, http_error
+from tests.desk_support import Desk, ask_then_wait, buttons, refund_ticket, refunded_cents, start_again
+from tests.dpytest_ext import Interactions, archived_threads, make_operator, registered_commands
+from tests.fake_claude import error, text, tool_calls
 
 # -- questions ---------------------------------------------------------------------------------
 
@@ -187,16 +97,6 @@ async def test_a_long_question_gets_a_thread_name_within_discords_limit(desk):
 
 
 # -- approvals ---------------------------------------------------------------------------------
-
-async def refund_ticket(desk: Desk, amount: float = 10) -> None:
-    desk.h.fake.then(tool_calls(("issue_refund", {"order_id": 1, "amount": amount, "reason": "arrived broken"})),
-                     text("I've sent your refund request to our team."))
-    await desk.h.dm(0, "my grinder arrived broken, refund 10 please")
-
-
-async def refunded_cents(h: Harness) -> int:
-    return (await h.fetch("SELECT COALESCE(SUM(refunded_cents), 0) FROM shop_orders"))[0][0]
-
 
 async def test_financial_action_waits_for_approval_and_runs_once_when_approved(desk):
     h = desk.h

@@ -7,21 +7,10 @@ import json
 from typing import Any
 
 import discord
-import pytest
 
 from tests.conftest import Harness, eventually
-from tests.dpytest_ext import Interactions, make_operator
+from tests.desk_support import Desk, refunded_cents, start_again
 from tests.fake_claude import text, tool_calls
-from tests.test_desk import Desk, refunded_cents, start_again
-
-
-@pytest.fixture
-async def desk(harness):
-    await harness.start(members=4)
-    harness.members[2] = make_operator(harness.bot, harness.members[2])
-    interactions = Interactions(harness.bot)
-    yield Desk(harness, interactions)
-    interactions.close()
 
 
 def tool_results(request: dict) -> list[dict]:
