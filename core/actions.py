@@ -133,3 +133,21 @@ def action(
 
 def _first_line(doc: str | None) -> str:
     return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
+
+
+async def execute(action: Action | None, ctx: ActionContext,
+                  params: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Run an action once; returns (outcome to record, error to tell or None). Never raises for the action's
+    own failures: an ActionError is its clear refusal, anything else a bug that is logged, not shown."""
+    if action is None:
+        error = "this action is no longer available"
+        return {"status": "failed", "error": error}, error
+    try:
+        result = await action.handler(ctx, dict(params))
+    except ActionError as exc:
+        return {"status": "failed", "error": str(exc)}, str(exc)
+    except Exception as exc:
+        log.exception("action %s failed", action.name)
+        error = f"internal error ({type(exc).__name__})"
+        return {"status": "failed", "error": error}, error
+    return {"status": "executed", "result": result}, None

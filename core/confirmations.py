@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from core.actions import Action, ActionContext, ActionError, ActionRegistry
+from core.actions import Action, ActionContext, ActionRegistry, execute
 from core.clock import Clock
 from core.outbox import Outbox
 from core.policy import Policy
@@ -53,6 +53,14 @@ def interpret_reply(text: str) -> str:
     if len(phrase.split()) <= 4 and first in {"no", "nope", "nah", "cancel"}:
         return "no"
     return "unclear" if len(phrase.split()) <= 2 else "other"
+
+
+def tell_sql(c: sqlite3.Connection, customer_id: int, conversation_id: int, text: str, note: str,
+             now: float) -> None:
+    """Tell the customer ``text`` (outbox) and put ``note`` in the conversation for Claude, in ``c``'s transaction."""
+    current = current_conversation_sql(c, customer_id, conversation_id, now)
+    [turn_id] = insert_turns_sql(c, current, customer_id, [NewTurn("system", note)], now)
+    enqueue_sql(c, customer_id, turn_id, split_message(text), now)
 
 
 def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any] | None = None) -> str:
@@ -193,8 +201,9 @@ class ConfirmationDesk:
             if yes:
                 return pending, True, "", pending.customer_id
             text = self.policy.message("confirm_cancelled", action=self._summary(pending.action_name))
-            self._tell_sql(c, pending, text, f"The customer cancelled {pending.action_name} "
-                                             f"(confirmation #{confirmation_id}); it was not done.", now)
+            tell_sql(c, pending.customer_id, pending.conversation_id, text,
+                     f"The customer cancelled {pending.action_name} (confirmation #{confirmation_id});"
+                     " it was not done.", now)
             return None, True, text, pending.customer_id
 
         to_run, changed, text, customer_id = await self.db.run(claim)
@@ -205,24 +214,10 @@ class ConfirmationDesk:
         return changed, text
 
     async def _run(self, pending: Pending) -> str:
-        action = self.registry.get(pending.action_name)
         summary = self._summary(pending.action_name)
-        error = None
-        result: Any = None
-        if action is None:
-            error = "this action is no longer available"
-        else:
-            ctx = ActionContext(pending.customer_id, pending.discord_id, self.db, self.clock.now(),
-                                pending.conversation_id)
-            try:
-                result = await action.handler(ctx, dict(pending.action_params))
-            except ActionError as exc:
-                error = str(exc)
-            except Exception as exc:
-                log.exception("confirmed action %s failed (confirmation #%d)", pending.action_name, pending.id)
-                error = f"internal error ({type(exc).__name__})"
+        ctx = ActionContext(pending.customer_id, pending.discord_id, self.db, self.clock.now(), pending.conversation_id)
+        outcome, error = await execute(self.registry.get(pending.action_name), ctx, pending.action_params)
         now = self.clock.now()
-        outcome = {"status": "executed", "result": result} if error is None else {"status": "failed", "error": error}
         text = (self.policy.message("confirmed_done", action=summary) if error is None
                 else self.policy.message("confirmed_failed", action=summary, error=error))
 
@@ -231,18 +226,13 @@ class ConfirmationDesk:
                       (json.dumps(outcome, ensure_ascii=False, default=str), pending.id))
             audit_sql(c, now, "system", "action_executed" if error is None else "action_failed",
                       f"confirmation:{pending.id}", {"action": pending.action_name, "result": outcome})
-            self._tell_sql(c, pending, text, f"The customer confirmed {pending.action_name} with "
-                                             f"{json.dumps(pending.action_params)} (confirmation #{pending.id}); "
-                                             f"result: {json.dumps(outcome, default=str)[:1500]}", now)
+            tell_sql(c, pending.customer_id, pending.conversation_id, text,
+                     f"The customer confirmed {pending.action_name} with {json.dumps(pending.action_params)} "
+                     f"(confirmation #{pending.id}); result: {json.dumps(outcome, default=str)[:1500]}", now)
 
         await self.db.run(record)
         self.outbox.kick(pending.customer_id)
         return text
-
-    def _tell_sql(self, c: sqlite3.Connection, pending: Pending, text: str, note: str, now: float) -> None:
-        conversation_id = current_conversation_sql(c, pending.customer_id, pending.conversation_id, now)
-        [turn_id] = insert_turns_sql(c, conversation_id, pending.customer_id, [NewTurn("system", note)], now)
-        enqueue_sql(c, pending.customer_id, turn_id, split_message(text), now)
 
     # -- expiry -------------------------------------------------------------------------------
 
@@ -252,9 +242,9 @@ class ConfirmationDesk:
         if won:
             audit_sql(c, now, "system", "confirmation_expired", f"confirmation:{pending.id}",
                       {"action": pending.action_name})
-            self._tell_sql(c, pending, self.policy.message("confirm_expired", action=self._summary(
-                pending.action_name)), f"The confirmation for {pending.action_name} (#{pending.id}) expired; "
-                                       "it was not done.", now)
+            text = self.policy.message("confirm_expired", action=self._summary(pending.action_name))
+            tell_sql(c, pending.customer_id, pending.conversation_id, text,
+                     f"The confirmation for {pending.action_name} (#{pending.id}) expired; it was not done.", now)
         return bool(won)
 
     async def expire_due(self) -> int:

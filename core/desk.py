@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.actions import ActionContext, ActionError, ActionRegistry
+from core.actions import ActionContext, ActionRegistry, execute
 from core.clock import Clock
 from core.outbox import Outbox
 from core.policy import Policy
@@ -332,16 +332,7 @@ class TicketDesk:
     async def _execute(self, ticket: Ticket, action: Any, params: dict[str, Any], operator: Operator) -> DeskReply:
         ctx = ActionContext(ticket.customer_id, ticket.customer_discord_id, self.db, self.clock.now(),
                             ticket.conversation_id)
-        try:
-            result: Any = {"status": "executed", "result": await action.handler(ctx, dict(params))}
-            error = None
-        except ActionError as exc:
-            error = str(exc)
-        except Exception as exc:  # a bug in the deployer's action: record it, don't claim success
-            log.exception("approved action %s failed (ticket #%d)", action.name, ticket.id)
-            error = f"internal error ({type(exc).__name__})"
-        if error is not None:
-            result = {"status": "failed", "error": error}
+        result, error = await execute(action, ctx, params)
         now = self.clock.now()
         summary = action.summary or action.name
 

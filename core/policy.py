@@ -90,6 +90,15 @@ SPEC: dict[str, dict[str, Key]] = {
                                       help="customer words that make a message critical (a person answers);"
                                            " a final * matches word beginnings"),
     },
+    "mfa": {
+        "enabled": Key(bool, True, help="one-time codes for destructive actions (needs HANDOFF_SECRET_KEY)"),
+        "issuer": Key(str, "", help="the name the authenticator app shows (default: [agent] business_name)"),
+        "challenge_minutes": Key((int, float), 5, 0.5, 60, "a code request expires after this"),
+        "attempts_per_challenge": Key(int, 3, 1, 10, "wrong codes before a request is cancelled"),
+        "failures_per_hour": Key(int, 10, 1, 100, "wrong codes in an hour before codes are locked"),
+        "unenrolled": Key(str, "enrol", help="a customer without an authenticator: offer enrolment, or a ticket",
+                          choices=("enrol", "ticket")),
+    },
     "risk_levels": {
         dt: Key(str, level, help=f"risk level of {dt} actions", choices=LEVELS)
         for dt, level in DEFAULT_LEVELS.items()
@@ -131,6 +140,28 @@ SPEC: dict[str, dict[str, Key]] = {
         "confirm_cancelled": Key(str, "OK, I won't do that ({action}). Nothing was changed."),
         "confirm_expired": Key(str, "Your confirmation for {action} expired, so nothing was done. Ask again "
                                     "if you still want it."),
+        "mfa_prompt": Key(str, "This needs a one-time code:\n{details}\nSend the 6-digit code from your "
+                               "authenticator app within {minutes} minutes, or press Cancel."),
+        "mfa_wrong": Key(str, "That code isn't right. {left} more tries."),
+        "mfa_too_many": Key(str, "Too many wrong codes, so I cancelled it ({action}). Nothing was done."),
+        "mfa_locked": Key(str, "Codes are locked for your account after too many wrong tries. Our team can unlock "
+                               "them; nothing was done."),
+        "mfa_expired": Key(str, "The code request for {action} expired, so nothing was done. Ask again if you "
+                                "still want it."),
+        "mfa_done": Key(str, "Code accepted. Done: {action}."),
+        "mfa_failed": Key(str, "Code accepted, but {action} could not be done: {error}"),
+        "mfa_cancelled": Key(str, "Cancelled: {action}. Nothing was done."),
+        "mfa_not_enrolled": Key(str, "{action} needs a one-time code from an authenticator app, and you haven't "
+                                     "set one up yet. Type **enrol** (or use /enrol) to set it up, then ask again."),
+        "mfa_enrol": Key(str, "Scan this QR code with your authenticator app (Google Authenticator, Authy, "
+                              "1Password...), or enter this key by hand: `{secret}`\nThen send me the 6-digit code "
+                              "it shows to finish."),
+        "mfa_enrolled": Key(str, "Your authenticator is set up. Actions like cancelling a subscription or deleting "
+                                 "your account will now ask for a code."),
+        "mfa_enrol_wrong": Key(str, "That code doesn't match the new setup. Check the app and send the current "
+                                    "code."),
+        "mfa_reset": Key(str, "Our team reset your authenticator setup. Type **enrol** to set it up again."),
+        "mfa_unlocked": Key(str, "Our team unlocked codes for your account."),
         "specialist_only": Key(str, "That's a question for a person on our team, not for me: I've passed it on as "
                                     "ticket #{number}. They'll answer here."),
     },

@@ -34,6 +34,7 @@ class Settings:
     llm_max_retries: int
     llm_timeout_seconds: float
     log_level: str
+    secret_key: str | None = None  # HANDOFF_SECRET_KEY: encrypts TOTP secrets at rest (Fernet)
 
     @property
     def ai_enabled(self) -> bool:
@@ -55,6 +56,7 @@ class Settings:
             f"HANDOFF_LLM_CONCURRENCY  {self.llm_concurrency}",
             f"HANDOFF_LLM_MAX_RETRIES  {self.llm_max_retries}",
             f"HANDOFF_LLM_TIMEOUT      {self.llm_timeout_seconds:g} s",
+            f"HANDOFF_SECRET_KEY       {'(set)' if self.secret_key else '(none: one-time codes are off)'}",
         ]
 
 
@@ -127,6 +129,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"HANDOFF_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
 
+    secret_key = env.get("HANDOFF_SECRET_KEY", "").strip() or None
+    if secret_key is not None:
+        from core.mfa import SecretBox
+
+        try:
+            SecretBox(secret_key)
+        except ValueError:
+            raise ConfigError(
+                "HANDOFF_SECRET_KEY is not a valid key (44 characters of URL-safe base64). Make one with "
+                "`python bot.py --generate-secret-key` and put it in .env. Changing it makes existing "
+                "authenticator setups unreadable: customers then enrol again."
+            ) from None
+
     return Settings(
         discord_token=token,
         guild_id=_snowflake(env, "DISCORD_GUILD_ID", required=True, fix=_ID_FIX.format(what="server icon")),
@@ -146,4 +161,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_max_retries=int(_number(env, "HANDOFF_LLM_MAX_RETRIES", 2, lo=0, hi=10, integer=True)),
         llm_timeout_seconds=_number(env, "HANDOFF_LLM_TIMEOUT", 60, lo=1, hi=600, integer=False),
         log_level=level,
+        secret_key=secret_key,
     )

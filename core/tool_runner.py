@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.actions import Action, ActionContext, ActionError, ActionRegistry
+from core.actions import Action, ActionContext, ActionError, ActionRegistry, execute
 from core.policy import Policy
 from core.risk import MODEL_VIEWS, Classification, RiskPolicy
 from core.tickets import Kind, Priority
@@ -169,14 +169,10 @@ class ToolRunner:
 
     async def _execute(self, action: Action, params: dict[str, Any], ctx: ActionContext) -> tuple[Any, bool]:
         """(tool result payload, failed)."""
-        try:
-            outcome = await action.handler(ctx, dict(params))
-        except ActionError as exc:
-            return f"{action.name} could not be done: {exc}", True
-        except Exception:
-            log.exception("action %s failed", action.name)
-            return f"{action.name} failed with an internal error; treat it as not done.", True
-        return {"status": "executed", "result": outcome}, False
+        outcome, error = await execute(action, ctx, params)
+        if error is not None:
+            return f"{action.name} could not be done: {error}. Treat it as not done.", True
+        return outcome, False
 
     async def _ticket(self, action: Action, params: dict[str, Any], decision: Classification, ctx: ActionContext,
                       tool_use_id: str, extras: TurnExtras) -> int:

@@ -1,0 +1,79 @@
+"""One-time codes (TOTP): secrets encrypted at rest, codes checked in constant time, never twice.
+
+Pure functions and a small key wrapper; the desk that stores challenges is ``core.mfa_desk``.
+A code is accepted for the current 30-second step or one step either side (clock drift), and
+only for a step later than the last accepted one, so a code (or an older one) never works twice.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import re
+
+import pyotp
+from cryptography.fernet import Fernet, InvalidToken
+
+STEP_SECONDS = 30
+DRIFT_STEPS = 1
+CODE = re.compile(r"^\s*(\d{6})\s*$")
+
+
+def generate_key() -> str:
+    """A new HANDOFF_SECRET_KEY."""
+    return Fernet.generate_key().decode()
+
+
+def generate_secret() -> str:
+    return pyotp.random_base32()
+
+
+class SecretBox:
+    """Encrypts TOTP secrets with HANDOFF_SECRET_KEY (Fernet: AES-128-CBC with an HMAC)."""
+
+    def __init__(self, key: str) -> None:
+        try:
+            self._fernet = Fernet(key.encode() if isinstance(key, str) else key)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("not a valid Fernet key") from exc
+
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            raise ValueError("this secret was encrypted with another HANDOFF_SECRET_KEY") from None
+
+
+def code_in(text: str) -> str | None:
+    """The 6-digit code a message consists of, if that is all it is."""
+    match = CODE.match(text)
+    return match.group(1) if match else None
+
+
+def matching_step(secret: str, code: str, now: float, last_step: int) -> int | None:
+    """The time step ``code`` belongs to (within the drift), if it is later than ``last_step``."""
+    if not re.fullmatch(r"\d{6}", code):
+        return None
+    totp = pyotp.TOTP(secret, interval=STEP_SECONDS)
+    current = int(now // STEP_SECONDS)
+    found = None
+    for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
+        # Compare every candidate (no early exit) so timing says nothing about which one matched.
+        if hmac.compare_digest(totp.at(step * STEP_SECONDS), code) and step > last_step and found is None:
+            found = step
+    return found
+
+
+def provisioning_uri(secret: str, account: str, issuer: str) -> str:
+    return pyotp.TOTP(secret, interval=STEP_SECONDS).provisioning_uri(name=account, issuer_name=issuer)
+
+
+def qr_png(uri: str) -> bytes:
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(uri, error="m").save(buffer, kind="png", scale=6, border=2)
+    return buffer.getvalue()
