@@ -2,6 +2,7 @@
 
     python bot.py            run the bot
     python bot.py --check    validate .env and the policy file, print the effective setup, don't connect
+    python bot.py --generate-secret-key    print a new HANDOFF_SECRET_KEY
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
         registry = ActionRegistry().extend(module.ACTIONS)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"HANDOFF_ACTIONS={module_name!r}: {exc}") from exc
+    if policy["mfa"]["enabled"] and not settings.secret_key:
+        raise ConfigError(
+            "HANDOFF_SECRET_KEY is not set, but one-time codes are on ([mfa] enabled = true in "
+            f"{settings.policy_path}). Run `python bot.py --generate-secret-key`, put the key it prints in .env "
+            "as HANDOFF_SECRET_KEY (it encrypts customers' authenticator secrets; keep it safe), or set "
+            "[mfa] enabled = false to send destructive actions to the operators instead."
+        )
     return settings, policy, module, registry
 
 
@@ -84,7 +92,14 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Handoff: a human-in-the-loop AI customer agent for Discord")
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    parser.add_argument("--generate-secret-key", action="store_true",
+                        help="print a new HANDOFF_SECRET_KEY (encrypts authenticator secrets) and exit")
     args = parser.parse_args(argv)
+    if args.generate_secret_key:
+        from core.mfa import generate_key
+
+        print(generate_key())
+        return 0
 
     # .env from the directory the bot is started in; values already in the environment win over it.
     load_dotenv(find_dotenv(usecwd=True), override=False)

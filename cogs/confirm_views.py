@@ -40,10 +40,38 @@ class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"confir
             await interaction.response.send_message(text, ephemeral=True)
 
 
+class CodeCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mfa:cancel:(?P<id>[0-9]+)"):
+    """Cancel under a request for a one-time code (the code itself is typed)."""
+
+    def __init__(self, challenge_id: int, *, label: str = "Cancel") -> None:
+        super().__init__(discord.ui.Button(label=label, custom_id=f"mfa:cancel:{challenge_id}",
+                                           style=discord.ButtonStyle.secondary))
+        self.challenge_id = challenge_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> CodeCancelButton:
+        return cls(int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        if bot.mfa is None:
+            await interaction.response.send_message("One-time codes are switched off.", ephemeral=True)
+            return
+        changed, text = await bot.mfa.cancel(self.challenge_id, interaction.user.id)
+        if changed:
+            await interaction.response.edit_message(view=None)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
+
 def confirmation_view(buttons: list[dict[str, Any]]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     several = len(buttons) > 1
     for spec in buttons:
+        if spec.get("kind") == "mfa":
+            view.add_item(CodeCancelButton(int(spec["id"]), label=f"Cancel #{spec['id']}" if several else "Cancel"))
+            continue
         if spec.get("kind") != "confirm":
             continue
         number = int(spec["id"])

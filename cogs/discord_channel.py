@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -57,6 +58,11 @@ class DiscordCustomerChannel:
         except TRANSIENT_ERRORS as exc:
             raise delivery_failure(exc) from exc
         return message.id
+
+    async def send_file(self, customer_discord_id: int, content: str, data: bytes, filename: str) -> None:
+        channel = await self._dm(customer_discord_id)
+        await channel.send(content, file=discord.File(io.BytesIO(data), filename=filename),
+                           allowed_mentions=NO_PINGS)
 
     @contextlib.asynccontextmanager
     async def typing(self, customer_discord_id: int) -> AsyncIterator[None]:

@@ -8,7 +8,7 @@ import logging
 import discord
 from discord.ext import commands
 
-from cogs.confirm_views import ConfirmButton
+from cogs.confirm_views import CodeCancelButton, ConfirmButton
 from cogs.discord_channel import NO_PINGS, DiscordCustomerChannel
 from cogs.staff_desk import DiscordStaffDesk
 from cogs.ticket_views import TicketButton
@@ -20,6 +20,8 @@ from core.confirmations import ConfirmationDesk
 from core.desk import TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
+from core.mfa import SecretBox
+from core.mfa_desk import MfaDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.settings import Settings
@@ -28,7 +30,7 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk")
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa")
 EXPIRY_CHECK_SECONDS = 15  # how often pending confirmations are checked for expiry
 
 
@@ -60,6 +62,7 @@ class HandoffBot(commands.Bot):
         self.desk_outbox: DeskOutbox | None = None
         self.confirmations: ConfirmationDesk = None  # type: ignore[assignment]  # built in setup_hook
         self._expiry_task: asyncio.Task[None] | None = None
+        self.mfa: MfaDesk | None = None
 
     async def setup_hook(self) -> None:
         channel = DiscordCustomerChannel(self)
@@ -76,13 +79,17 @@ class HandoffBot(commands.Bot):
         self.desk.desk_outbox = self.desk_outbox
         self.confirmations = ConfirmationDesk(db=self.db, policy=self.policy, clock=self.clock,
                                               registry=self.registry, outbox=self.outbox)
+        if self.policy["mfa"]["enabled"] and self.settings.secret_key:
+            self.mfa = MfaDesk(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry,
+                               outbox=self.outbox, box=SecretBox(self.settings.secret_key))
         self.engine.desk = self.desk
         self.engine.confirmations = self.confirmations
+        self.engine.mfa = self.mfa
         self.outbox.on_unreachable.append(self.desk.customer_unreachable)
         if self.agent is not None:
-            self.agent.attach_desk(self.desk, self.confirmations)
-        # Buttons work after a restart: the ticket or confirmation id is in the custom_id.
-        self.add_dynamic_items(TicketButton, ConfirmButton)
+            self.agent.attach_desk(self.desk, self.confirmations, self.mfa)
+        # Buttons work after a restart: the ticket, confirmation or challenge id is in the custom_id.
+        self.add_dynamic_items(TicketButton, ConfirmButton, CodeCancelButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self._sync_commands()
@@ -90,7 +97,7 @@ class HandoffBot(commands.Bot):
             log.warning("No AI is configured (ANTHROPIC_API_KEY is empty): every conversation goes to the operators"
                         " as a relay ticket.")
         await self.desk.resume()
-        await self.confirmations.expire_due()  # those that expired while the bot was down
+        await self._expire_due()  # what expired while the bot was down
         self._expiry_task = asyncio.create_task(self._expire_confirmations(), name="confirmation-expiry")
         posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
@@ -98,24 +105,30 @@ class HandoffBot(commands.Bot):
         log.info("ready to work: %d customer(s) owed messages, %d with unanswered messages, %d ticket(s) with"
                  " posts for the staff channel", owed, unanswered, posts)
 
+    async def _expire_due(self) -> None:
+        await self.confirmations.expire_due()
+        if self.mfa is not None:
+            await self.mfa.expire_due()
+
     async def _expire_confirmations(self) -> None:
         while True:
             await asyncio.sleep(EXPIRY_CHECK_SECONDS)
             try:
-                await self.confirmations.expire_due()
+                await self._expire_due()
             except Exception:
-                log.exception("checking confirmations for expiry failed; trying again")
+                log.exception("checking confirmations and code requests for expiry failed; trying again")
 
     async def _sync_commands(self) -> None:
         """Register the slash commands in the staff guild (guild commands appear at once)."""
         guild = discord.Object(self.settings.guild_id)
         try:
             synced = await self.tree.sync(guild=guild)
+            synced += await self.tree.sync()  # /enrol, for customers in DMs
         except discord.HTTPException as exc:
             log.error("could not register slash commands in guild %s (%s). Was the bot invited with the"
                       " applications.commands scope? See DISCORD_BOT.md.", self.settings.guild_id, exc)
             return
-        log.info("slash commands registered in guild %s: %s", self.settings.guild_id,
+        log.info("slash commands registered (guild %s and DMs): %s", self.settings.guild_id,
                  ", ".join(f"/{c.name}" for c in synced))
 
     async def on_message(self, message: discord.Message, /) -> None:

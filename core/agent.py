@@ -24,6 +24,7 @@ from storage.conversations import NewTurn, Turn
 if TYPE_CHECKING:
     from core.confirmations import ConfirmationDesk
     from core.desk import TicketDesk
+    from core.mfa_desk import MfaDesk
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +149,12 @@ class ClaudeAgent:
         self._slots = asyncio.Semaphore(concurrency)
         self._tools = self.tools.tool_definitions()
 
-    def attach_desk(self, desk: TicketDesk, confirmations: ConfirmationDesk | None = None) -> None:
-        """With the operator desk (and customer confirmations), every decision type has its step."""
+    def attach_desk(self, desk: TicketDesk, confirmations: ConfirmationDesk | None = None,
+                    mfa: MfaDesk | None = None) -> None:
+        """With the operator desk, customer confirmations and one-time codes, every decision type has its step."""
         self.tools.desk = desk
         self.tools.confirmations = confirmations
+        self.tools.mfa = mfa
         self._tools = self.tools.tool_definitions()
 
     async def _create(self, messages: list[dict[str, Any]], *, final: bool, customer_id: int) -> Any:

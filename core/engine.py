@@ -18,6 +18,8 @@ from core.agent import ClaudeAgent, LLMUnavailable
 from core.clock import Clock
 from core.confirmations import ConfirmationDesk
 from core.desk import TicketDesk
+from core.mfa import code_in
+from core.mfa_desk import REDACTED, MfaDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
@@ -27,6 +29,9 @@ from storage.conversations import ConversationStore, Customer, NewTurn, Turn
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+ENROL_WORDS = {"enrol", "enroll", "enrol me", "enroll me", "set up codes", "setup codes", "set up 2fa", "2fa",
+               "mfa", "authenticator", "set up authenticator"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class ConversationEngine:
         self.agent = agent
         self.desk: TicketDesk | None = None  # the operator desk, when the bot has one
         self.confirmations: ConfirmationDesk | None = None  # customers' pending confirmations
+        self.mfa: MfaDesk | None = None  # one-time codes, when HANDOFF_SECRET_KEY is set
         self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
 
     # -- input ------------------------------------------------------------------------------
@@ -61,15 +67,27 @@ class ConversationEngine:
         canned = None
         if not text:
             canned = "attachment_only" if message.attachments else "empty"
+        # A one-time code is never stored, logged or shown to Claude: the turn keeps a placeholder.
+        code = code_in(text) if self.mfa is not None else None
+        if code is not None and not await self.mfa.expects_code(message.discord_user_id):
+            code = None
+        enrol = self.mfa is not None and " ".join(text.casefold().strip(" .!").split()) in ENROL_WORDS
         now = self.clock.now()
         inbound = await self.store.record_inbound(
-            discord_id=message.discord_user_id, display_name=message.display_name, content=message.content,
-            data=data, discord_message_id=message.discord_message_id, now=now,
+            discord_id=message.discord_user_id, display_name=message.display_name,
+            content=REDACTED if code else message.content, data=data,
+            discord_message_id=message.discord_message_id, now=now,
             idle_seconds=self.policy["conversation"]["idle_minutes"] * 60,
-            status="answered" if canned else "pending",
+            status="answered" if canned or code or enrol else "pending",
         )
         if inbound.duplicate:
             log.info("message %s was already stored; not answering twice", message.discord_message_id)
+            return
+        if code is not None:
+            await self.mfa.submit_code(inbound.customer.id, code)
+            return
+        if enrol:
+            await self.enrol(inbound.customer.id, message.discord_user_id, message.display_name)
             return
         if inbound.relayed_to is not None:
             if self.desk is not None and self.desk.desk_outbox is not None:
@@ -80,6 +98,23 @@ class ConversationEngine:
             await self.say(inbound.customer.id, self.policy.message(canned), reason=f"canned:{canned}")
             return
         self._workers.wake(inbound.customer.id)
+
+    async def enrol(self, customer_id: int, discord_id: int, display_name: str) -> bool:
+        """Send a new authenticator setup (QR code and key) straight to the customer's DM.
+
+        Not through the outbox: the message carries the secret, and the outbox table must not hold it.
+        If Discord refuses, the customer is told to ask again (a new secret is made each time).
+        """
+        assert self.mfa is not None
+        enrolment = await self.mfa.start_enrolment(customer_id, account=display_name or str(discord_id))
+        try:
+            await self.channel.send_file(discord_id, enrolment.text, enrolment.png, "authenticator.png")
+        except Exception as exc:
+            log.warning("could not send the authenticator setup to customer %s: %s", customer_id, type(exc).__name__)
+            await self.say(customer_id, "Sorry, I couldn't send the setup just now. Type **enrol** to try again.",
+                           reason="mfa_enrol_failed")
+            return False
+        return True
 
     async def say(self, customer_id: int, text: str, *, reason: str, turn_id: int | None = None) -> None:
         """Owe the customer a message the bot wrote itself (not Claude), through the outbox."""

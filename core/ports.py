@@ -36,6 +36,9 @@ class CustomerChannel(Protocol):
         Raises DeliveryRefused or DeliveryFailed; any other exception counts as DeliveryFailed.
         """
 
+    async def send_file(self, customer_discord_id: int, content: str, data: bytes, filename: str) -> None:
+        """Send a message with one file (an authenticator QR code), now; raises on failure."""
+
     def typing(self, customer_discord_id: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Show that the bot is working on an answer."""
 

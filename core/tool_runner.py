@@ -21,6 +21,7 @@ from core.tickets import Kind, Priority
 if TYPE_CHECKING:
     from core.confirmations import ConfirmationDesk
     from core.desk import TicketDesk
+    from core.mfa_desk import MfaDesk
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class ToolRunner:
         self.risk = RiskPolicy(policy)
         self.desk: TicketDesk | None = None
         self.confirmations: ConfirmationDesk | None = None
+        self.mfa: MfaDesk | None = None
 
     def tool_definitions(self) -> list[dict[str, Any]]:
         actions = [with_risk_view(a.tool_definition()) for a in self.registry.actions.values()]
@@ -151,6 +153,18 @@ class ToolRunner:
             return result(f"AWAITING THE CUSTOMER'S CONFIRMATION (#{number}): {action.name} is not done yet. "
                           "The customer was shown the exact details and asked to confirm; the result will appear "
                           "in this conversation. Do not say it is done.")
+        if decision.strategy == "code" and self.mfa is not None:
+            if await self.mfa.enrolled(ctx.customer_id):
+                number, prompt = await self.mfa.challenge(ctx, action, params, preview, call["id"], decision.rule)
+                extras.notices.append(prompt)
+                extras.buttons.append({"kind": "mfa", "id": number})
+                return result(f"AWAITING A ONE-TIME CODE (#{number}): {action.name} is not done yet. The customer "
+                              "was asked for the code from their authenticator app; the result will appear in this "
+                              "conversation. Do not ask for or repeat codes yourself, and do not say it is done.")
+            if self.policy["mfa"]["unenrolled"] == "enrol" or self.desk is None:
+                extras.notices.append(self.policy.message("mfa_not_enrolled", action=action.summary or action.name))
+                return result(f"NOT DONE: {action.name} needs a one-time code and the customer has not set up an "
+                              "authenticator; they were told how (type enrol). Do not say it is done.", error=True)
         if self.desk is not None and decision.strategy in ("approval", "human", "code"):
             number = await self._ticket(action, params, decision, ctx, call["id"], extras)
             return result(f"NOT DONE YET: {action.name} needs {self._step(decision)} and was sent to our team as "
@@ -181,7 +195,9 @@ class ToolRunner:
         assert self.desk is not None
         reason = f"{decision.level} risk: " + "; ".join(decision.rules)
         if decision.strategy == "code":
-            reason += ". One-time codes are not set up yet, so an operator checks it is really the customer."
+            reason += (". One-time codes are off (no HANDOFF_SECRET_KEY or [mfa] enabled = false)" if self.mfa is None
+                       else ". The customer has no authenticator set up ([mfa] unenrolled = \"ticket\")")
+            reason += ", so an operator checks it is really the customer."
         number, notice = await self.desk.escalate(ctx, Escalation(
             Kind.APPROVAL, "specialist" if decision.strategy == "human" else "approval",
             question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}", reason=reason,

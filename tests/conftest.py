@@ -29,12 +29,15 @@ from tests.fake_claude import FakeClaude
 GUILD_ID = 900000000000000001
 
 
+TEST_SECRET_KEY = "bxTD7p4sVxnOJwQyQwM3y7pJmS3F4rVf0S9c6N0m1i8="  # a fixed Fernet key for tests
+
+
 def test_settings(db_path: Path, *, api_key: str | None = "test-key") -> Settings:
     return Settings(
         discord_token="test.token.value", guild_id=GUILD_ID, staff_channel_id=900000000000000002,
         operator_role_id=900000000000000003, operator_user_id=None, anthropic_api_key=api_key,
         anthropic_model="claude-test", anthropic_base_url=None, db_path=db_path, policy_path=Path("policy.toml"),
-        llm_concurrency=32, llm_max_retries=2, llm_timeout_seconds=10, log_level="INFO",
+        llm_concurrency=32, llm_max_retries=2, llm_timeout_seconds=10, log_level="INFO", secret_key=TEST_SECRET_KEY,
     )
 
 
@@ -46,6 +49,10 @@ def test_policy(**overrides: dict[str, Any]) -> Policy:
     for section, keys in overrides.items():
         values[section].update(keys)
     return Policy(values, "tests")
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # helpers, not tests, where they are imported
+test_policy.__test__ = False  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

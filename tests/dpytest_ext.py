@@ -84,6 +84,15 @@ async def _bulk_upsert_guild_commands(self: backend.FakeHttp, application_id: in
 
 
 registered_commands: dict[int, list[dict[str, Any]]] = {}
+GLOBAL = 0  # registered_commands key of global commands
+
+
+async def _bulk_upsert_global_commands(self: backend.FakeHttp, application_id: int,
+                                       payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PUT /applications/{id}/commands: the global commands (customers' /enrol in DMs)."""
+    registered_commands[GLOBAL] = payload
+    return [{**cmd, "id": str(facts.make_id()), "application_id": str(application_id), "version": "1",
+             "default_member_permissions": None, "nsfw": False} for cmd in payload]
 
 
 # --- interactions ------------------------------------------------------------------------------
@@ -238,6 +247,7 @@ def install_all() -> None:
     backend.FakeHttp.start_thread_with_message = _start_thread_with_message  # type: ignore[method-assign]
     backend.FakeHttp.edit_channel = _edit_channel  # type: ignore[method-assign]
     backend.FakeHttp.bulk_upsert_guild_commands = _bulk_upsert_guild_commands  # type: ignore[method-assign]
+    backend.FakeHttp.bulk_upsert_global_commands = _bulk_upsert_global_commands  # type: ignore[method-assign]
     backend.FakeHttp.send_message = _send_message  # type: ignore[method-assign]
     backend.FakeHttp.edit_message = _edit_message  # type: ignore[method-assign]
 

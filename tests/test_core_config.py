@@ -11,6 +11,7 @@ import pytest
 
 from core.policy import PolicyError, defaults, load_policy, parse_policy
 from core.settings import ConfigError, load_settings
+from tests.conftest import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {
@@ -18,6 +19,7 @@ GOOD = {
     "DISCORD_GUILD_ID": "123456789012345678",
     "DISCORD_STAFF_CHANNEL_ID": "223456789012345678",
     "DISCORD_OPERATOR_ROLE_ID": "323456789012345678",
+    "HANDOFF_SECRET_KEY": TEST_SECRET_KEY,
 }
 
 
@@ -86,7 +88,8 @@ def test_check_prints_the_effective_setup(tmp_path):
     result = _run_check({**GOOD, "ANTHROPIC_API_KEY": "sk-ant-secret-value-1234"}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Configuration OK" in result.stdout and "DISCORD_STAFF_CHANNEL_ID 223456789012345678" in result.stdout
-    assert "sk-ant-secret" not in result.stdout, "secrets are masked"
+    assert "sk-ant-secret" not in result.stdout and TEST_SECRET_KEY not in result.stdout, "secrets are masked"
+    assert "HANDOFF_SECRET_KEY       (set)" in result.stdout
     assert "issue_refund (financial)" in result.stdout
 
 
@@ -112,3 +115,23 @@ def test_dotenv_is_read_when_the_environment_is_silent(tmp_path):
     assert result.returncode == 0, result.stderr
     missing = _run_check({}, tmp_path / "..")
     assert missing.returncode == 2 and "DISCORD_TOKEN is not set" in missing.stderr
+
+
+def test_one_time_codes_need_a_secret_key_and_say_how_to_make_one(tmp_path):
+    (tmp_path / "policy.toml").write_text("")
+    env = {k: v for k, v in GOOD.items() if k != "HANDOFF_SECRET_KEY"}
+    result = _run_check(env, tmp_path)
+    assert result.returncode == 2
+    assert "HANDOFF_SECRET_KEY is not set" in result.stderr and "--generate-secret-key" in result.stderr
+    (tmp_path / "policy.toml").write_text("[mfa]\nenabled = false\n")
+    assert _run_check(env, tmp_path).returncode == 0, "codes off: no key needed"
+    with pytest.raises(ConfigError, match="HANDOFF_SECRET_KEY is not a valid key"):
+        load_settings({**GOOD, "HANDOFF_SECRET_KEY": "not-a-key"})
+
+
+def test_generate_secret_key_prints_a_usable_key():
+    result = subprocess.run([sys.executable, "bot.py", "--generate-secret-key"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    key = result.stdout.strip()
+    assert result.returncode == 0 and len(key) == 44
+    assert load_settings({**GOOD, "HANDOFF_SECRET_KEY": key}).secret_key == key

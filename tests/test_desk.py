@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.conftest import SendRecorder, eventually, http_error
 from tests.desk_support import Desk, ask_then_wait, buttons, refund_ticket, refunded_cents, start_again
-from tests.dpytest_ext import Interactions, archived_threads, make_operator, registered_commands
+from tests.dpytest_ext import GLOBAL, Interactions, archived_threads, make_operator, registered_commands
 from tests.fake_claude import error, text, tool_calls
 
 # -- questions ---------------------------------------------------------------------------------
@@ -293,7 +293,9 @@ async def test_commands_outside_a_ticket_thread_say_how_to_use_them(desk):
 async def test_slash_commands_are_registered_in_the_staff_guild(desk):
     names = {c["name"] for c in registered_commands[desk.h.bot.settings.guild_id]}
     assert names == {"approve", "deny", "reply", "claim", "takeover", "handback", "close", "pending", "policy",
-                     "classify"}
+                     "classify", "mfa-reset", "mfa-unlock"}
+    [enrol] = registered_commands[GLOBAL]
+    assert enrol["name"] == "enrol" and enrol["contexts"] == [1], "customers enrol in DMs"
 
 
 async def test_claim_marks_who_handles_it_once(desk):

@@ -8,7 +8,7 @@ import json
 import discord.ext.test as dpytest
 from discord.ext.test import callbacks
 
-from tests.conftest import SendRecorder, eventually, http_error
+from tests.conftest import SendRecorder, eventually, http_error, test_policy
 from tests.fake_claude import error, text, tool_calls
 
 
@@ -87,20 +87,23 @@ async def test_several_tool_calls_in_one_round_get_results_in_one_message(harnes
     assert harness.sent()[0].content == "Here is everything."
 
 
-async def test_a_destructive_action_goes_to_an_operator_until_one_time_codes_exist(harness):
+async def test_a_destructive_action_without_an_authenticator_offers_enrolment_or_a_ticket(harness):
     await harness.start()
     harness.fake.then(
         tool_calls(("cancel_subscription", {"subscription_id": 1})),
         text("I've cancelled it!"),  # the model claims success; the code-written notice says otherwise
     )
     await harness.dm(0, "cancel my subscription please")
-
     [result] = tool_results(harness.fake.requests[1])
-    assert result["content"].startswith("NOT DONE YET") and "a one-time code" in result["content"]
+    assert result["is_error"] and "has not set up an authenticator" in result["content"]
     [reply] = harness.sent()
-    assert "Cancel a subscription needs an operator's approval" in reply.content and "ticket #1" in reply.content
+    assert "Cancel a subscription needs a one-time code" in reply.content and "Type **enrol**" in reply.content
+
+    await harness.restart(policy=test_policy(mfa={"unenrolled": "ticket"}))
+    harness.fake.then(tool_calls(("cancel_subscription", {"subscription_id": 1})), text("Sent."))
+    await harness.dm(0, "cancel my subscription please")
     [ticket] = await harness.fetch("SELECT kind, reason FROM tickets")
-    assert ticket["kind"] == "approval" and "One-time codes are not set up yet" in ticket["reason"]
+    assert ticket["kind"] == "approval" and "no authenticator set up" in ticket["reason"]
     cancelled = await harness.fetch("SELECT COUNT(*) FROM shop_subscriptions WHERE status = 'cancelled'")
     assert cancelled[0][0] == 0
 

@@ -1,0 +1,72 @@
+"""One-time codes in Discord: customers enrol with /enrol in their DM (or by typing "enrol");
+operators reset or unlock a customer's codes with /mfa-reset and /mfa-unlock."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.ticket_views import answer, operator_or_refuse
+
+if TYPE_CHECKING:
+    from cogs.handoff_bot import HandoffBot
+
+log = logging.getLogger(__name__)
+CODES_OFF = "One-time codes are switched off here; our team handles such requests instead."
+
+
+class Enrolment(commands.Cog):
+    """The customer's side: a command in DMs with the bot."""
+
+    def __init__(self, bot: HandoffBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(description="Set up an authenticator app for one-time codes.")
+    @app_commands.allowed_contexts(guilds=False, dms=True, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def enrol(self, interaction: discord.Interaction) -> None:
+        if self.bot.mfa is None:
+            await answer(interaction, CODES_OFF)
+            return
+        user = interaction.user
+        customer_id = await self.bot.mfa.customer_id_for(user.id, user.display_name)
+        setup = await self.bot.mfa.start_enrolment(customer_id, account=user.display_name or str(user.id))
+        await interaction.response.send_message(
+            setup.text, file=discord.File(io.BytesIO(setup.png), filename="authenticator.png"))
+
+
+class Codes(commands.Cog):
+    """The operators' side, in the staff guild."""
+
+    def __init__(self, bot: HandoffBot) -> None:
+        self.bot = bot
+
+    async def _change(self, interaction: discord.Interaction, what: str, customer: discord.User) -> None:
+        operator = await operator_or_refuse(interaction, what, None)
+        if operator is None:
+            return
+        if self.bot.mfa is None:
+            await answer(interaction, CODES_OFF)
+            return
+        change = self.bot.mfa.reset if what == "mfa-reset" else self.bot.mfa.unlock
+        await answer(interaction, await change(customer.id, operator.actor))
+
+    @app_commands.command(name="mfa-reset", description="Remove a customer's authenticator setup (they enrol again).")
+    @app_commands.describe(customer="the customer (their user)")
+    async def mfa_reset(self, interaction: discord.Interaction, customer: discord.User) -> None:
+        await self._change(interaction, "mfa-reset", customer)
+
+    @app_commands.command(name="mfa-unlock", description="Unlock codes for a customer after too many wrong codes.")
+    @app_commands.describe(customer="the customer (their user)")
+    async def mfa_unlock(self, interaction: discord.Interaction, customer: discord.User) -> None:
+        await self._change(interaction, "mfa-unlock", customer)
+
+
+async def setup(bot: HandoffBot) -> None:
+    await bot.add_cog(Enrolment(bot))
+    await bot.add_cog(Codes(bot), guild=discord.Object(bot.settings.guild_id))
