@@ -105,12 +105,12 @@ class MfaDesk:
         return int(row[0])
 
     async def expects_code(self, discord_id: int) -> bool:
-        """Whether a 6-digit message from this customer is a code (a challenge or an enrolment is waiting)."""
+        """Whether a 6-digit message from this customer is treated as a code: they have an authenticator (or
+        are setting one up). Such a message is never stored or shown to Claude, even when no code was asked."""
         row = await self.db.fetchone(
-            "SELECT EXISTS (SELECT 1 FROM mfa_challenges h WHERE h.customer_id = c.id AND h.status = 'pending')"
-            " OR EXISTS (SELECT 1 FROM mfa_secrets s WHERE s.customer_id = c.id AND s.pending_secret IS NOT NULL)"
-            " FROM customers c WHERE c.discord_id = ?", (discord_id,))
-        return bool(row and row[0])
+            "SELECT 1 FROM mfa_secrets s JOIN customers c ON c.id = s.customer_id WHERE c.discord_id = ?",
+            (discord_id,))
+        return row is not None
 
     # -- challenges -------------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ class MfaDesk:
 
     def _enrol_with(self, c: sqlite3.Connection, row: Any, code: str, now: float) -> str | None:
         if row is None or row["pending_secret"] is None:
-            return None
+            return self.policy.message("mfa_unexpected")
         step = matching_step(self.box.open(row["pending_secret"]), code, now, 0)
         if step is None:
             audit_sql(c, now, f"customer:{row['customer_id']}", "mfa_enrolment_code_wrong",

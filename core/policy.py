@@ -151,6 +151,8 @@ SPEC: dict[str, dict[str, Key]] = {
         "mfa_done": Key(str, "Code accepted. Done: {action}."),
         "mfa_failed": Key(str, "Code accepted, but {action} could not be done: {error}"),
         "mfa_cancelled": Key(str, "Cancelled: {action}. Nothing was done."),
+        "mfa_unexpected": Key(str, "No code was asked for just now, so I didn't use that one. Please don't send "
+                                   "codes unless I ask for one."),
         "mfa_not_enrolled": Key(str, "{action} needs a one-time code from an authenticator app, and you haven't "
                                      "set one up yet. Type **enrol** (or use /enrol) to set it up, then ask again."),
         "mfa_enrol": Key(str, "Scan this QR code with your authenticator app (Google Authenticator, Authy, "

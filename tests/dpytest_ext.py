@@ -118,7 +118,13 @@ class Interactions:
         responses = self.responses
 
         async def capture(adapter: Any, interaction_id: int, token: str, *, params: Any, **_: Any) -> dict:
-            responses.append({"interaction_id": interaction_id, **(params.payload or {})})
+            payload = params.payload
+            if payload is None and params.multipart:  # a response with a file: the JSON is a form field
+                import json
+
+                form = next((f for f in params.multipart if f.get("name") == "payload_json"), None)
+                payload = json.loads(form["value"]) if form else None
+            responses.append({"interaction_id": interaction_id, **(payload or {})})
             return {"interaction": {"id": str(interaction_id), "type": 0}}
 
         original_followup = AsyncWebhookAdapter.execute_webhook
@@ -174,9 +180,16 @@ class Interactions:
 
     def slash(self, name: str, *, member: Any, channel: Any, guild_command: bool = True, **options: Any) -> None:
         """A slash command; Discord names the guild in the command data when the command is a guild command."""
+        import discord
+
         types = {str: 3, int: 4, bool: 5, float: 10}
-        data = {"id": str(facts.make_id()), "name": name, "type": 1,
-                "options": [{"name": k, "type": types[type(v)], "value": v} for k, v in options.items()]}
+        data: dict[str, Any] = {"id": str(facts.make_id()), "name": name, "type": 1, "options": []}
+        for key, value in options.items():
+            if isinstance(value, discord.abc.User):  # a user option: an id, and the user in "resolved"
+                data["options"].append({"name": key, "type": 6, "value": str(value.id)})
+                data.setdefault("resolved", {"users": {}})["users"][str(value.id)] = facts.dict_from_user(value)
+            else:
+                data["options"].append({"name": key, "type": types[type(value)], "value": value})
         if guild_command:
             data["guild_id"] = str(channel.guild.id)
         self.bot._connection.parse_interaction_create(self._base(2, member, channel, data))
@@ -199,6 +212,16 @@ class Interactions:
 async def _send_message(self: backend.FakeHttp, channel_id: int, *, params: Any) -> dict[str, Any]:
     """dpytest's send, keeping the components (buttons) in the stored message, as Discord does."""
     channel = self.state.get_channel(channel_id) or self.state._get_private_channel(channel_id)  # noqa: F841 (read by dpytest)
+    if params.payload is None and params.multipart:
+        # With a file, discord.py sends the JSON as a multipart field; dpytest only reads params.payload.
+        import json
+
+        from discord.http import MultipartParameters
+
+        form = next((f for f in params.multipart if f.get("name") == "payload_json"), None)
+        if form is not None:
+            params = MultipartParameters(payload=json.loads(form["value"]), multipart=params.multipart,
+                                         files=params.files)
     data = await _original_send(self, channel_id, params=params)
     components = (params.payload or {}).get("components")
     if components:
