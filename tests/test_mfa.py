@@ -13,7 +13,7 @@ import pytest
 
 from core.mfa import SecretBox, code_in, generate_key, matching_step
 from tests.conftest import TEST_SECRET_KEY, Harness, eventually, test_policy
-from tests.desk_support import Desk, start_again
+from tests.desk_support import start_again
 from tests.fake_claude import text, tool_calls
 
 SUBSCRIPTION = "SELECT status FROM shop_subscriptions WHERE discord_user_id = ?"
@@ -81,7 +81,7 @@ async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_
     await h.dm(0, "enrol")
     [setup] = h.sent()
     first = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
-    png = sorted(Path(".").glob("dpytest_*.dat"), key=lambda p: p.stat().st_mtime)[-1].read_bytes()
+    png = sorted(Path(".").glob("dpytest_*.dat"), key=lambda p: p.stat().st_mtime)[-1].read_bytes()  # noqa: ASYNC240
     assert png.startswith(b"\x89PNG\r\n\x1a\n"), "the QR code is a PNG"
     await h.dm(0, "000000" if code(first, h) != "000000" else "111111")
     assert h.sent()[0].content.startswith("That code doesn't match the new setup")
