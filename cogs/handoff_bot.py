@@ -82,6 +82,7 @@ class HandoffBot(commands.Bot):
         if self.policy["mfa"]["enabled"] and self.settings.secret_key:
             self.mfa = MfaDesk(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry,
                                outbox=self.outbox, box=SecretBox(self.settings.secret_key))
+        self.desk.mfa = self.mfa
         self.engine.desk = self.desk
         self.engine.confirmations = self.confirmations
         self.engine.mfa = self.mfa

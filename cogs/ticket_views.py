@@ -85,6 +85,10 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         bot: HandoffBot = interaction.client  # type: ignore[assignment]
         desk = bot.desk
         if self.action == "approve":
+            ticket = await desk.tickets.get(self.ticket_id)
+            if ticket is not None and ticket.awaits_decision and desk.code_needed(ticket) is not None:
+                await interaction.response.send_modal(approve_code_form(self.ticket_id))
+                return
             await interaction.response.defer(ephemeral=True, thinking=True)  # the action may take a while
             await answer(interaction, await desk.approve(self.ticket_id, operator))
         elif self.action == "claim":
@@ -105,7 +109,8 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await answer(interaction, reply)
             return
         fields = editable_fields(action.input_schema, ticket.action_params or {})
-        await interaction.response.send_modal(edit_form(self.ticket_id, fields))
+        ask_code = bot.desk.mfa is not None and bool(bot.policy["mfa"]["operator_code_above"]) and len(fields) < 5
+        await interaction.response.send_modal(edit_form(self.ticket_id, fields, ask_code=ask_code))
 
 
 def ticket_view(card: Card) -> discord.ui.View:
@@ -125,7 +130,8 @@ def ticket_view(card: Card) -> discord.ui.View:
 # A form is sent stopped, so discord.py keeps no object waiting for it: every submission, before
 # or after a restart, is handled by ``on_form_submit`` from its custom_id, like the buttons.
 
-FORM = re.compile(r"^ticket:(?P<form>deny-reason|edit-params):(?P<id>[0-9]+)$")
+FORM = re.compile(r"^ticket:(?P<form>deny-reason|edit-params|approve-code):(?P<id>[0-9]+)$")
+CODE_FIELD = "__operator_code"
 
 
 def _form(title: str, custom_id: str, inputs: list[discord.ui.TextInput]) -> discord.ui.Modal:
@@ -142,11 +148,21 @@ def deny_form(ticket_id: int) -> discord.ui.Modal:
         custom_id="reason")])
 
 
-def edit_form(ticket_id: int, fields: list[tuple[str, str]]) -> discord.ui.Modal:
-    return _form("Edit & approve", f"ticket:edit-params:{ticket_id}", [
-        discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
-                             style=discord.TextStyle.paragraph if name == "params" else discord.TextStyle.short)
-        for name, value in fields])
+def _code_input(required: bool) -> discord.ui.TextInput:
+    return discord.ui.TextInput(label="Your one-time code" + ("" if required else " (large amounts)"),
+                                min_length=6, max_length=6, required=required, custom_id=CODE_FIELD)
+
+
+def approve_code_form(ticket_id: int) -> discord.ui.Modal:
+    return _form("Approve: your one-time code", f"ticket:approve-code:{ticket_id}", [_code_input(True)])
+
+
+def edit_form(ticket_id: int, fields: list[tuple[str, str]], *, ask_code: bool = False) -> discord.ui.Modal:
+    inputs = [discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
+                                   style=discord.TextStyle.paragraph if name == "params" else discord.TextStyle.short)
+              for name, value in fields]
+    return _form("Edit & approve", f"ticket:edit-params:{ticket_id}", inputs + ([_code_input(False)]
+                                                                                 if ask_code else []))
 
 
 def _submitted_values(interaction: discord.Interaction) -> dict[str, str]:
@@ -162,7 +178,14 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
         return
     ticket_id = int(match["id"])
     values = _submitted_values(interaction)
+    code = values.pop(CODE_FIELD, "").strip() or None
     bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    if match["form"] == "approve-code":
+        operator = await operator_or_refuse(interaction, "approve", ticket_id)
+        if operator is not None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await answer(interaction, await bot.desk.approve(ticket_id, operator, code=code))
+        return
     if match["form"] == "deny-reason":
         operator = await operator_or_refuse(interaction, "deny", ticket_id)
         if operator is not None:
@@ -181,4 +204,4 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
         await answer(interaction, f"Not approved: {problem}. Nothing was done; click **Edit & approve** again.")
         return
     await interaction.response.defer(ephemeral=True, thinking=True)
-    await answer(interaction, await bot.desk.approve(ticket_id, operator, params))
+    await answer(interaction, await bot.desk.approve(ticket_id, operator, params, code=code))

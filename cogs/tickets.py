@@ -45,11 +45,12 @@ class Tickets(commands.Cog):
         return operator, found
 
     @app_commands.command(description="Approve the action proposed on this ticket (it runs once).")
-    @app_commands.describe(ticket=TICKET_OPTION)
-    async def approve(self, interaction: discord.Interaction, ticket: int | None = None) -> None:
+    @app_commands.describe(ticket=TICKET_OPTION, code="your one-time code (needed for large amounts)")
+    async def approve(self, interaction: discord.Interaction, ticket: int | None = None,
+                      code: app_commands.Range[str, 6, 6] | None = None) -> None:
         if target := await self._target(interaction, "approve", ticket):
             await interaction.response.defer(ephemeral=True, thinking=True)  # the action may take a while
-            await answer(interaction, await self.bot.desk.approve(target[1], target[0]))
+            await answer(interaction, await self.bot.desk.approve(target[1], target[0], code=code))
 
     @app_commands.command(description="Deny the action proposed on this ticket; the customer is told the reason.")
     @app_commands.describe(reason="told to the customer", ticket=TICKET_OPTION)

@@ -86,6 +86,7 @@ class TicketDesk:
         self.conversations = ConversationStore(db)
         self.desk_outbox: Any = None  # set by the bot (DeskOutbox); kicked after each commit
         self._thread_tickets: dict[int, int] = {}
+        self.mfa: Any = None  # MfaDesk, set by the bot when one-time codes are on
 
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
         # The customer's DM first: its worker then queues its database read before the card's re-render.
@@ -287,8 +288,22 @@ class TicketDesk:
         who = f" by {ticket.decided_by_name}" if ticket.decided_by_name else ""
         return f"Ticket #{ticket.id} was already {ticket.status}{who}."
 
-    async def approve(self, ticket_id: int, operator: Operator, params: dict[str, Any] | None = None) -> DeskReply:
-        """Approve once and run the action once; ``params`` are an operator's edited values (validated)."""
+    def code_needed(self, ticket: Ticket, params: dict[str, Any] | None = None) -> float | None:
+        """The threshold, when approving this ticket needs the operator's own one-time code; else None."""
+        threshold = self.policy["mfa"]["operator_code_above"]
+        if not threshold or self.mfa is None:
+            return None
+        names = {n.casefold() for n in self.policy["risk"]["amount_params"]}
+        for name, value in (params if params is not None else ticket.action_params or {}).items():
+            if (name.casefold() in names or "amount" in name.casefold()) and isinstance(value, int | float) \
+                    and not isinstance(value, bool) and abs(value) > threshold:
+                return float(threshold)
+        return None
+
+    async def approve(self, ticket_id: int, operator: Operator, params: dict[str, Any] | None = None, *,
+                      code: str | None = None) -> DeskReply:
+        """Approve once and run the action once; ``params`` are an operator's edited values (validated);
+        ``code`` is the operator's own one-time code, needed above ``[mfa] operator_code_above``."""
         now = self.clock.now()
         ticket = await self.tickets.get(ticket_id)
         if ticket is None:
@@ -308,6 +323,14 @@ class TicketDesk:
         if problem is not None:
             return DeskReply(False, f"Not approved: the parameters don't fit {action.name}: {problem}")
         edited = params is not None and params != ticket.action_params
+        threshold = self.code_needed(ticket, final)
+        if threshold is not None and ticket.status == "open":
+            if not code:
+                return DeskReply(False, f"Approving more than {threshold:g} needs your own one-time code: use "
+                                        "`/approve code:` or the Approve button's form. Nothing was done.")
+            problem = await self.mfa.verify_person(operator.id, code.strip())
+            if problem is not None:
+                return DeskReply(False, f"Not approved: {problem}. Nothing was done.")
 
         def decide(c: sqlite3.Connection) -> Ticket | None:
             won = c.execute(

@@ -287,6 +287,38 @@ class MfaDesk:
 
     # -- operators ----------------------------------------------------------------------------
 
+    async def verify_person(self, discord_id: int, code: str) -> str | None:
+        """Check a code typed by anyone with an authenticator (an operator approving a large amount).
+
+        None when it is right (and now used up); else why not. Wrong codes count toward the same lock.
+        """
+        now = self.clock.now()
+        mfa = self.policy["mfa"]
+
+        def check(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT s.* FROM mfa_secrets s JOIN customers c ON c.id = s.customer_id"
+                            " WHERE c.discord_id = ?", (discord_id,)).fetchone()
+            if row is None or row["secret"] is None:
+                return "you have no authenticator set up: DM the bot `enrol` first"
+            if row["locked_at"] is not None:
+                return "your codes are locked after too many wrong tries; another operator can /mfa-unlock you"
+            step = matching_step(self.box.open(row["secret"]), code, now, row["last_step"])
+            if step is not None:
+                c.execute("UPDATE mfa_secrets SET last_step = ?, updated_at = ? WHERE customer_id = ?",
+                          (step, now, row["customer_id"]))
+                audit_sql(c, now, f"user:{discord_id}", "mfa_operator_code_accepted", f"customer:{row['customer_id']}")
+                return None
+            c.execute("INSERT INTO mfa_failures (customer_id, at) VALUES (?, ?)", (row["customer_id"], now))
+            audit_sql(c, now, f"user:{discord_id}", "mfa_operator_code_wrong", f"customer:{row['customer_id']}")
+            recent = c.execute("SELECT COUNT(*) FROM mfa_failures WHERE customer_id = ? AND at > ?",
+                               (row["customer_id"], now - HOUR)).fetchone()[0]
+            if recent >= mfa["failures_per_hour"]:
+                c.execute("UPDATE mfa_secrets SET locked_at = ? WHERE customer_id = ?", (now, row["customer_id"]))
+                audit_sql(c, now, "system", "mfa_locked", f"customer:{row['customer_id']}")
+            return "that code is not right (or was already used)"
+
+        return await self.db.run(check)
+
     async def reset(self, discord_id: int, operator: str) -> str:
         return await self._operator_change(discord_id, operator, "mfa_reset", "DELETE FROM mfa_secrets"
                                            " WHERE customer_id = ?", "Their authenticator setup was removed.")

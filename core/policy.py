@@ -98,6 +98,8 @@ SPEC: dict[str, dict[str, Key]] = {
         "failures_per_hour": Key(int, 10, 1, 100, "wrong codes in an hour before codes are locked"),
         "unenrolled": Key(str, "enrol", help="a customer without an authenticator: offer enrolment, or a ticket",
                           choices=("enrol", "ticket")),
+        "operator_code_above": Key((int, float), 0, 0, 10**9,
+                                   "approvals of amounts above this need the approving operator's own code (0: off)"),
     },
     "risk_levels": {
         dt: Key(str, level, help=f"risk level of {dt} actions", choices=LEVELS)

@@ -89,8 +89,8 @@ async def start_again(desk: Desk, **kwargs: Any) -> None:
     desk.i = Interactions(desk.h.bot)
 
 
-async def refund_ticket(desk: Desk, amount: float = 10) -> None:
-    desk.h.fake.then(tool_calls(("issue_refund", {"order_id": 1, "amount": amount, "reason": "arrived broken"})),
+async def refund_ticket(desk: Desk, amount: float = 10, order_id: int = 1) -> None:
+    desk.h.fake.then(tool_calls(("issue_refund", {"order_id": order_id, "amount": amount, "reason": "arrived broken"})),
                      text("I've sent your refund request to our team."))
     await desk.h.dm(0, "my grinder arrived broken, refund 10 please")
 

@@ -13,7 +13,8 @@ import pytest
 
 from core.mfa import SecretBox, code_in, generate_key, matching_step
 from tests.conftest import TEST_SECRET_KEY, Harness, eventually, test_policy
-from tests.desk_support import start_again
+from tests.desk_support import Desk, refund_ticket, refunded_cents, start_again
+from tests.dpytest_ext import Interactions, make_operator
 from tests.fake_claude import text, tool_calls
 
 SUBSCRIPTION = "SELECT status FROM shop_subscriptions WHERE discord_user_id = ?"
@@ -286,3 +287,35 @@ async def test_codes_off_send_destructive_actions_to_the_operators(harness):
     await h.dm(0, "enrol")  # not a command when codes are off: Claude answers it
     assert h.fake.requests[-1]["messages"][-1]["content"][-1]["text"] == "enrol"
     await asyncio.sleep(0)
+
+
+async def test_large_approvals_need_the_operators_own_code(harness):
+    h = harness
+    await h.start(members=4, policy=test_policy(mfa={"operator_code_above": 50}))
+
+    h.members[2] = make_operator(h.bot, h.members[2])
+    desk = Desk(h, Interactions(h.bot))
+    try:
+        operator_secret = await enrol(h, who=2)  # operators enrol like customers: DM the bot "enrol"
+        await refund_ticket(desk, amount=80, order_id=2)  # the grinder, $89
+        await desk.click(1, "approve")
+        await eventually(lambda: desk.i.responses, what="the code form")
+        form = desk.i.responses[-1]
+        assert form["type"] == 9 and form["data"]["custom_id"] == "ticket:approve-code:1"
+        await desk.slash("approve", 1)
+        assert "needs your own one-time code" in (await desk.told(1))[-1][0]
+        wrong = "000000" if code(operator_secret, h) != "000000" else "111111"
+        thread = await desk.thread(1)
+        desk.i.submit_modal("ticket:approve-code:1", {"__operator_code": wrong}, member=desk.operator, channel=thread)
+        assert (await desk.told(2))[-1][0].startswith("Not approved: that code is not right")
+        assert await refunded_cents(h) == 0
+        desk.i.submit_modal("ticket:approve-code:1", {"__operator_code": code(operator_secret, h)},
+                            member=desk.operator, channel=thread)
+        assert (await desk.told(3))[-1][0].startswith("Approved and done")
+        assert await refunded_cents(h) == 8000
+
+        await refund_ticket(desk, amount=20)  # below the threshold: no code
+        await desk.slash("approve", 2)
+        assert (await desk.told(4))[-1][0].startswith("Approved and done")
+    finally:
+        desk.i.close()
