@@ -94,7 +94,7 @@ class MfaDesk:
 
         await self.db.run(write)
         uri = provisioning_uri(secret, account, self.issuer)
-        return Enrolment(self.policy.message("mfa_enrol", secret=secret), qr_png(uri), uri)
+        return Enrolment(self.policy.message("mfa_enrol", secret=secret, uri=uri), qr_png(uri), uri)
 
     async def customer_id_for(self, discord_id: int, display_name: str) -> int:
         now = self.clock.now()

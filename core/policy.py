@@ -159,7 +159,7 @@ SPEC: dict[str, dict[str, Key]] = {
                                      "set one up yet. Type **enrol** (or use /enrol) to set it up, then ask again."),
         "mfa_enrol": Key(str, "Scan this QR code with your authenticator app (Google Authenticator, Authy, "
                               "1Password...), or enter this key by hand: `{secret}`\nThen send me the 6-digit code "
-                              "it shows to finish."),
+                              "it shows to finish.\n-# {uri}"),
         "mfa_enrolled": Key(str, "Your authenticator is set up. Actions like cancelling a subscription or deleting "
                                  "your account will now ask for a code."),
         "mfa_enrol_wrong": Key(str, "That code doesn't match the new setup. Check the app and send the current "

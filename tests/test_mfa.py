@@ -82,6 +82,7 @@ async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_
     await h.dm(0, "enrol")
     [setup] = h.sent()
     first = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    assert f"otpauth://totp/Example%20Shop:TestUser0?secret={first}&issuer=Example%20Shop" in setup.content
     png = sorted(Path(".").glob("dpytest_*.dat"), key=lambda p: p.stat().st_mtime)[-1].read_bytes()  # noqa: ASYNC240
     assert png.startswith(b"\x89PNG\r\n\x1a\n"), "the QR code is a PNG"
     await h.dm(0, "000000" if code(first, h) != "000000" else "111111")
