@@ -72,7 +72,10 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
             ))
             agent = ClaudeAgent(clients, model=settings.anthropic_model, policy=policy, registry=registry,
                                 concurrency=settings.llm_concurrency)
-        bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent, registry=registry)
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent, registry=registry, scheduler=scheduler)
         try:
             async with bot:
                 await bot.start(settings.discord_token)

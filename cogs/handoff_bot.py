@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import discord
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from cogs.confirm_views import CodeCancelButton, ConfirmButton
@@ -17,6 +17,7 @@ from core.actions import ActionRegistry
 from core.agent import ClaudeAgent
 from core.clock import Clock, SystemClock
 from core.confirmations import ConfirmationDesk
+from core.deadlines import Deadlines
 from core.desk import TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
@@ -30,8 +31,7 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa")
-EXPIRY_CHECK_SECONDS = 15  # how often pending confirmations are checked for expiry
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa", "cogs.stats")
 
 
 def handoff_intents() -> discord.Intents:
@@ -45,12 +45,14 @@ def handoff_intents() -> discord.Intents:
 
 class HandoffBot(commands.Bot):
     def __init__(self, *, settings: Settings, policy: Policy, db: Database, agent: ClaudeAgent | None,
-                 registry: ActionRegistry, clock: Clock | None = None) -> None:
+                 registry: ActionRegistry, scheduler: AsyncIOScheduler | None = None,
+                 clock: Clock | None = None) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned, intents=handoff_intents(), allowed_mentions=NO_PINGS,
             help_command=None, tree_cls=HandoffTree,
         )
         self.registry = registry
+        self.scheduler = scheduler  # fires deadlines kept in the database, and the summary post
         self.settings = settings
         self.policy = policy
         self.db = db
@@ -61,7 +63,7 @@ class HandoffBot(commands.Bot):
         self.desk: TicketDesk = None  # type: ignore[assignment]  # built in setup_hook
         self.desk_outbox: DeskOutbox | None = None
         self.confirmations: ConfirmationDesk = None  # type: ignore[assignment]  # built in setup_hook
-        self._expiry_task: asyncio.Task[None] | None = None
+        self.deadlines: Deadlines = None  # type: ignore[assignment]  # built in setup_hook
         self.mfa: MfaDesk | None = None
 
     async def setup_hook(self) -> None:
@@ -83,6 +85,14 @@ class HandoffBot(commands.Bot):
             self.mfa = MfaDesk(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry,
                                outbox=self.outbox, box=SecretBox(self.settings.secret_key))
         self.desk.mfa = self.mfa
+        self.deadlines = Deadlines(db=self.db, policy=self.policy, clock=self.clock, scheduler=self.scheduler)
+        self.deadlines.expirers = [self.confirmations.expire_due, *([self.mfa.expire_due] if self.mfa else [])]
+        self.deadlines.kick_desk = self.desk_outbox.kick
+        self.deadlines.kick_customer = self.outbox.kick
+        self.desk.deadlines = self.deadlines
+        self.confirmations.schedule = self.deadlines.arm
+        if self.mfa is not None:
+            self.mfa.schedule = self.deadlines.arm
         self.engine.desk = self.desk
         self.engine.confirmations = self.confirmations
         self.engine.mfa = self.mfa
@@ -98,26 +108,28 @@ class HandoffBot(commands.Bot):
             log.warning("No AI is configured (ANTHROPIC_API_KEY is empty): every conversation goes to the operators"
                         " as a relay ticket.")
         await self.desk.resume()
-        await self._expire_due()  # what expired while the bot was down
-        self._expiry_task = asyncio.create_task(self._expire_confirmations(), name="confirmation-expiry")
+        if self.scheduler is not None and not self.scheduler.running:
+            self.scheduler.start()
+        await self.deadlines.start()  # what fell due while the bot was down, then every future deadline
+        self._schedule_summary()
         posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
         unanswered = await self.engine.resume()
         log.info("ready to work: %d customer(s) owed messages, %d with unanswered messages, %d ticket(s) with"
                  " posts for the staff channel", owed, unanswered, posts)
 
-    async def _expire_due(self) -> None:
-        await self.confirmations.expire_due()
-        if self.mfa is not None:
-            await self.mfa.expire_due()
+    def _schedule_summary(self) -> None:
+        if self.scheduler is None:
+            return
+        from zoneinfo import ZoneInfo
 
-    async def _expire_confirmations(self) -> None:
-        while True:
-            await asyncio.sleep(EXPIRY_CHECK_SECONDS)
-            try:
-                await self._expire_due()
-            except Exception:
-                log.exception("checking confirmations and code requests for expiry failed; trying again")
+        from apscheduler.triggers.cron import CronTrigger
+
+        summary = self.policy["summary"]
+        stats = self.get_cog("Stats")
+        trigger = CronTrigger.from_crontab(summary["cron"], timezone=ZoneInfo(summary["timezone"]))
+        self.scheduler.add_job(stats.post_summary, trigger, id="escalation-summary", replace_existing=True,
+                               coalesce=True, misfire_grace_time=3600)
 
     async def _sync_commands(self) -> None:
         """Register the slash commands in the staff guild (guild commands appear at once)."""
@@ -136,8 +148,8 @@ class HandoffBot(commands.Bot):
         """No text commands: the cogs' listeners handle messages; slash commands are the operator interface."""
 
     async def close(self) -> None:
-        if self._expiry_task is not None:
-            self._expiry_task.cancel()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.engine is not None:
             await self.engine.close()
         if self.outbox is not None:

@@ -72,10 +72,14 @@ class DiscordStaffDesk:
             raise delivery_failure(exc) from exc
         return thread.id
 
-    async def post(self, thread_id: int, text: str) -> None:
+    async def post(self, thread_id: int, text: str, *, ping: bool = False) -> None:
         thread = await self._channel(thread_id)
+        allowed = discord.AllowedMentions.none()
+        if ping:
+            mention, allowed = self._mentions()
+            text = f"{mention} {text}"
         try:
-            await thread.send(text, allowed_mentions=discord.AllowedMentions.none())
+            await thread.send(text, allowed_mentions=allowed)
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
 

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,7 @@ class ConfirmationDesk:
         self.clock = clock
         self.registry = registry
         self.outbox = outbox
+        self.schedule: Callable[[str, float], None] | None = None  # arms the expiry (Deadlines.arm)
 
     def _summary(self, action_name: str) -> str:
         action = self.registry.get(action_name)
@@ -126,7 +128,10 @@ class ConfirmationDesk:
                       {"action": action.name, "strategy": decision.strategy, "rule": decision.rule})
             return confirmation_id
 
-        return await self.db.run(write), prompt
+        confirmation_id = await self.db.run(write)
+        if self.schedule is not None:
+            self.schedule(f"confirmation:{confirmation_id}", expires)
+        return confirmation_id, prompt
 
     async def pending_for(self, customer_id: int) -> Pending | None:
         row = await self.db.fetchone(

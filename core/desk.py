@@ -87,6 +87,17 @@ class TicketDesk:
         self.desk_outbox: Any = None  # set by the bot (DeskOutbox); kicked after each commit
         self._thread_tickets: dict[int, int] = {}
         self.mfa: Any = None  # MfaDesk, set by the bot when one-time codes are on
+        self.deadlines: Any = None  # Deadlines, set by the bot: arms each new ticket's reminder and timeout
+
+    def _due(self, now: float) -> tuple[float | None, float]:
+        """When a new ticket gets its reminder (half the answer time) and its timeout."""
+        timeouts = self.policy["timeouts"]
+        seconds = timeouts["ticket_answer_seconds"]
+        return (now + seconds / 2 if timeouts["reminder"] else None), now + seconds
+
+    def _arm(self, ticket_id: int, now: float) -> None:
+        if self.deadlines is not None:
+            self.deadlines.arm_ticket(ticket_id, *self._due(now))
 
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
         # The customer's DM first: its worker then queues its database read before the card's re-render.
@@ -117,9 +128,10 @@ class TicketDesk:
         assert ctx.conversation_id is not None
         priority, rule = await self._priority(ctx.conversation_id, escalation)
         now = self.clock.now()
+        reminder, timeout = self._due(now)
         new = NewTicket(ctx.customer_id, ctx.conversation_id, escalation.kind.value, escalation.source, priority.value,
                         escalation.question, escalation.reason, escalation.action_name, escalation.action_params,
-                        escalation.tool_use_id)
+                        escalation.tool_use_id, reminder_due_at=reminder, timeout_due_at=timeout)
 
         def write(c: sqlite3.Connection) -> tuple[int, bool]:
             if escalation.action_name:
@@ -135,6 +147,7 @@ class TicketDesk:
 
         ticket_id, created = await self.db.run(write)
         if created:
+            self._arm(ticket_id, now)
             self._kick(ticket_id)
             log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
         message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
@@ -167,9 +180,12 @@ class TicketDesk:
                 ticket_id = existing[0]
                 desk_post_sql(c, ticket_id, "post", now, f"**Customer:** {question}")
             else:
+                reminder, timeout = self._due(now)
                 ticket_id = open_ticket_sql(c, NewTicket(
                     first.customer_id, first.conversation_id, kind.value, source, priority.value, question, reason,
-                    takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None), now)
+                    takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None,
+                    reminder_due_at=reminder, timeout_due_at=timeout), now)
+                created.append(ticket_id)
                 audit_sql(c, now, "system", "ticket_opened", f"ticket:{ticket_id}",
                           {"kind": kind.value, "source": source, "priority": priority.value, "priority_rule": rule})
             if notice is not None and relay:
@@ -183,7 +199,10 @@ class TicketDesk:
                     "{number}", str(ticket_id))), now)
             return ticket_id
 
+        created: list[int] = []
         ticket_id = await self.db.run(write)
+        if created:
+            self._arm(ticket_id, now)
         self._kick(ticket_id, first.customer_id)
         return ticket_id
 

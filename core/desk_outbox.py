@@ -70,8 +70,8 @@ class DeskOutbox(DeliveryQueue[int]):
                 await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
         elif ticket.thread_id is None or ticket.staff_message_id is None:
             raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
-        elif item.op == "post":
-            await self.desk.post(ticket.thread_id, item.content)
+        elif item.op in ("post", "ping"):
+            await self.desk.post(ticket.thread_id, item.content, ping=item.op == "ping")
         elif item.op == "refresh":
             await self.desk.refresh(ticket.staff_message_id, card)
         elif item.op == "archive":

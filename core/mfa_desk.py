@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ class MfaDesk:
         self.clock = clock
         self.registry = registry
         self.outbox = outbox
+        self.schedule: Callable[[str, float], None] | None = None  # arms the expiry (Deadlines.arm)
         self.box = box
 
     @property
@@ -137,7 +139,10 @@ class MfaDesk:
                       {"action": action.name, "rule": rule})
             return challenge_id
 
-        return await self.db.run(write), self.policy.message("mfa_prompt", details=details, minutes=f"{minutes:g}")
+        challenge_id = await self.db.run(write)
+        if self.schedule is not None:
+            self.schedule(f"mfa:{challenge_id}", now + minutes * 60)
+        return challenge_id, self.policy.message("mfa_prompt", details=details, minutes=f"{minutes:g}")
 
     async def submit_code(self, customer_id: int, code: str) -> None:
         """A code from the customer: for the pending challenge, else for a pending enrolment."""

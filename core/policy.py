@@ -101,6 +101,19 @@ SPEC: dict[str, dict[str, Key]] = {
         "operator_code_above": Key((int, float), 0, 0, 10**9,
                                    "approvals of amounts above this need the approving operator's own code (0: off)"),
     },
+    "timeouts": {
+        "ticket_answer_seconds": Key((int, float), 600, 10, 7 * 86400,
+                                     "a ticket with no human answer after this: the customer is told; it stays open"),
+        "reminder": Key(bool, True, help="remind the operators at half the answer time"),
+        "idle_check_seconds": Key((int, float), 60, 5, 3600, "how often idle conversations are closed"),
+    },
+    "summary": {
+        "cron": Key(str, "0 9 * * *", help="when the escalation summary is posted (crontab: minute hour day month"
+                                          " weekday)"),
+        "timezone": Key(str, "UTC", help="the time zone of the cron expression, e.g. Europe/Paris"),
+        "days": Key(int, 7, 1, 365, "the period the scheduled summary covers"),
+        "alert_rate_percent": Key((int, float), 15, 0, 100, "escalation rate above which the summary is an alert"),
+    },
     "risk_levels": {
         dt: Key(str, level, help=f"risk level of {dt} actions", choices=LEVELS)
         for dt, level in DEFAULT_LEVELS.items()
@@ -166,6 +179,9 @@ SPEC: dict[str, dict[str, Key]] = {
                                     "code."),
         "mfa_reset": Key(str, "Our team reset your authenticator setup. Type **enrol** to set it up again."),
         "mfa_unlocked": Key(str, "Our team unlocked codes for your account."),
+        "ticket_timeout": Key(str, "No one from our team has answered yet, sorry for the wait. Your request "
+                                   "(ticket #{number}) stays open: the answer will come here as soon as someone "
+                                   "replies. Meanwhile I can help with anything else."),
         "specialist_only": Key(str, "That's a question for a person on our team, not for me: I've passed it on as "
                                     "ticket #{number}. They'll answer here."),
     },
@@ -283,7 +299,26 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             if isinstance(value, str) and not value.strip():
                 raise PolicyError(f"{where(section, key)}: [{section}] {key} is empty; remove it to use the default")
             values[section][key] = value
+    _check_schedule(values["summary"], where("summary", "cron"), where("summary", "timezone"))
     return Policy(values, source)
+
+
+def _check_schedule(summary: dict[str, Any], cron_at: str, tz_at: str) -> None:
+    """The summary's cron expression and time zone, checked at start-up rather than at 09:00."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        tz = ZoneInfo(summary["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyError(f"{tz_at}: [summary] timezone = {summary['timezone']!r} is not a time zone; use a name"
+                          " such as \"UTC\" or \"Europe/Paris\"") from None
+    try:
+        CronTrigger.from_crontab(summary["cron"], timezone=tz)
+    except ValueError as exc:
+        raise PolicyError(f"{cron_at}: [summary] cron = {summary['cron']!r} is not a crontab expression ({exc});"
+                          " e.g. \"0 9 * * *\" is every day at 09:00, \"0 9 * * mon\" every Monday") from None
 
 
 def load_policy(path: Path) -> Policy:

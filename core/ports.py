@@ -56,8 +56,8 @@ class StaffDesk(Protocol):
     async def open_thread(self, message_id: int, name: str) -> int:
         """Start the ticket's thread on that message; returns the thread id."""
 
-    async def post(self, thread_id: int, text: str) -> None:
-        """Write in the ticket's thread (<= 2000 chars)."""
+    async def post(self, thread_id: int, text: str, *, ping: bool = False) -> None:
+        """Write in the ticket's thread (<= 2000 chars); ``ping`` mentions the operators (a reminder)."""
 
     async def refresh(self, message_id: int, card: Card) -> None:
         """Show the ticket's current state on its message (buttons disabled once decided)."""

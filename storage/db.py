@@ -139,6 +139,19 @@ class Database:
 
         return await self._call(in_transaction)
 
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` as one read transaction (a consistent snapshot, no write lock), one round trip."""
+
+        def in_snapshot() -> T:
+            raw: sqlite3.Connection = self.conn._conn
+            raw.execute("BEGIN")
+            try:
+                return fn(raw)
+            finally:
+                raw.execute("COMMIT")
+
+        return await self._call(in_snapshot)
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """``async with db.transaction() as tx:`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error.

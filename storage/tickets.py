@@ -36,7 +36,7 @@ def takeover_ticket_sql(c: sqlite3.Connection, customer_id: int) -> int | None:
 
 def desk_post_sql(c: sqlite3.Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
     """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits)."""
-    chunks = split_message(content) if op == "post" else [content]
+    chunks = split_message(content, limit=1900) if op in ("post", "ping") else [content]
     c.executemany("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at)"
                   " VALUES (?, ?, ?, ?, ?)", [(ticket_id, op, chunk, now, now) for chunk in chunks])
 
@@ -65,16 +65,18 @@ class NewTicket:
     tool_use_id: str | None = None
     takeover_by: int | None = None
     takeover_by_name: str | None = None
+    reminder_due_at: float | None = None
+    timeout_due_at: float | None = None
 
 
 def open_ticket_sql(c: sqlite3.Connection, ticket: NewTicket, now: float) -> int:
     ticket_id = c.execute(
         "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question, reason, action_name,"
-        " action_params, tool_use_id, takeover_by, takeover_by_name, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " action_params, tool_use_id, takeover_by, takeover_by_name, reminder_due_at, timeout_due_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (ticket.customer_id, ticket.conversation_id, ticket.kind, ticket.source, ticket.priority, ticket.question,
          ticket.reason, ticket.action_name, _json(ticket.action_params), ticket.tool_use_id, ticket.takeover_by,
-         ticket.takeover_by_name, now),
+         ticket.takeover_by_name, ticket.reminder_due_at, ticket.timeout_due_at, now),
     ).lastrowid
     desk_post_sql(c, ticket_id, "open", now)
     return ticket_id

@@ -14,6 +14,7 @@ import anthropic
 import discord
 import discord.ext.test as dpytest
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from actions import shop
 from cogs.handoff_bot import HandoffBot
@@ -102,8 +103,11 @@ class Harness:
             client = anthropic.AsyncAnthropic(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=10)
             agent = ClaudeAgent([client], model="claude-test", policy=policy,
                                 registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
+        # A real scheduler: deadlines are armed as in production. They are at FakeClock times (2027), so
+        # nothing fires by itself; tests move the clock and call bot.deadlines.run_due(), what a job runs.
         bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
-                         db=self.db, agent=agent, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS))
+                         db=self.db, agent=agent, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS),
+                         scheduler=AsyncIOScheduler(timezone="UTC"))
         await dpytest_ext.attach(bot, members=members, world=self._world)
         self.bot = bot
         self.members = self._same_people(dpytest.get_config())
