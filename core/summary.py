@@ -58,13 +58,13 @@ def outcome_sql(t: str = "") -> str:
 
 def compute_sql(c: sqlite3.Connection, since: float, until: float) -> Summary:
     s = Summary(since, until)
-    s.conversations = c.execute("SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at < ?",
+    s.conversations = c.execute("SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ?",
                                 (since, until)).fetchone()[0]
     # Escalated conversations: started in the period and with at least one ticket.
     s.escalated_conversations = c.execute(
         "SELECT COUNT(DISTINCT t.conversation_id) FROM tickets t JOIN conversations v ON v.id = t.conversation_id"
-        " WHERE v.started_at >= ? AND v.started_at < ?", (since, until)).fetchone()[0]
-    window = "FROM tickets WHERE created_at >= ? AND created_at < ?"
+        " WHERE v.started_at >= ? AND v.started_at <= ?", (since, until)).fetchone()[0]
+    window = "FROM tickets WHERE created_at >= ? AND created_at <= ?"
     rows = c.execute(f"SELECT kind, priority, {outcome_sql()} AS outcome, source, action_name, COUNT(*) {window}"
                      " GROUP BY 1, 2, 3, 4, 5", (since, until)).fetchall()
     reasons: dict[str, int] = {}
@@ -87,7 +87,7 @@ def compute_sql(c: sqlite3.Connection, since: float, until: float) -> Summary:
 
 
 async def compute(db: Database, since: float, until: float) -> Summary:
-    """The summary of tickets and conversations in [since, until), in one database round trip."""
+    """The summary of tickets and conversations in [since, until], in one database round trip."""
     return await db.read(lambda c: compute_sql(c, since, until))
 
 
@@ -160,7 +160,7 @@ def export_sql(c: sqlite3.Connection, since: float, until: float) -> bytes:
     """The tickets of a period as CSV (UTF-8, a header row), oldest first."""
     rows = c.execute(
         f"SELECT t.*, {outcome_sql('t.')} AS outcome, c.discord_id"
-        " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.created_at >= ? AND t.created_at < ?"
+        " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.created_at >= ? AND t.created_at <= ?"
         " ORDER BY t.created_at, t.id", (since, until)).fetchall()
     out = io.StringIO()
     writer = csv.writer(out)

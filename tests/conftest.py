@@ -229,7 +229,7 @@ class SendRecorder:
         self.failures.extend(errors)
 
     async def _send(self, channel_id: int, *, params: Any) -> Any:
-        self.attempts.append(dict(params.payload or {}))
+        self.attempts.append(dict(dpytest_ext.json_of(params.payload, params.multipart) or {}))
         if self.failures:
             raise self.failures.pop(0)
         # dpytest reads the target channel from its caller's local variable named `channel`.

@@ -11,6 +11,16 @@ from discord.ext.test import factories as facts
 _dm_channel_ids: dict[int, int] = {}
 
 
+def json_of(payload: Any, multipart: Any) -> dict[str, Any] | None:
+    """The JSON of a request: with a file, discord.py sends it as the multipart field ``payload_json``."""
+    if payload is None and multipart:
+        import json
+
+        form = next((f for f in multipart if f.get("name") == "payload_json"), None)
+        return json.loads(form["value"]) if form else None
+    return payload
+
+
 async def _start_private_message(self: backend.FakeHttp, user_id: int) -> dict[str, Any]:
     # Discord has one DM channel per user, with a stable id. dpytest makes a new channel on every
     # create_dm(), so once discord.py's cache of 128 DM channels evicts one, replies go to a
@@ -118,20 +128,15 @@ class Interactions:
         responses = self.responses
 
         async def capture(adapter: Any, interaction_id: int, token: str, *, params: Any, **_: Any) -> dict:
-            payload = params.payload
-            if payload is None and params.multipart:  # a response with a file: the JSON is a form field
-                import json
-
-                form = next((f for f in params.multipart if f.get("name") == "payload_json"), None)
-                payload = json.loads(form["value"]) if form else None
-            responses.append({"interaction_id": interaction_id, **(payload or {})})
+            responses.append({"interaction_id": interaction_id, **(json_of(params.payload, params.multipart) or {})})
             return {"interaction": {"id": str(interaction_id), "type": 0}}
 
         original_followup = AsyncWebhookAdapter.execute_webhook
         bot_user = facts.dict_from_user(bot.user)
 
-        async def followup(adapter: Any, webhook_id: int, token: str, *, payload: Any = None, **_: Any) -> dict:
-            responses.append({"followup": True, "data": dict(payload or {})})
+        async def followup(adapter: Any, webhook_id: int, token: str, *, payload: Any = None,
+                           multipart: Any = None, files: Any = None, **_: Any) -> dict:
+            responses.append({"followup": True, "data": dict(json_of(payload, multipart) or {})})
             import datetime as dt
 
             return {"id": str(facts.make_id()), "channel_id": "0", "author": bot_user,
@@ -212,16 +217,11 @@ class Interactions:
 async def _send_message(self: backend.FakeHttp, channel_id: int, *, params: Any) -> dict[str, Any]:
     """dpytest's send, keeping the components (buttons) in the stored message, as Discord does."""
     channel = self.state.get_channel(channel_id) or self.state._get_private_channel(channel_id)  # noqa: F841 (read by dpytest)
-    if params.payload is None and params.multipart:
-        # With a file, discord.py sends the JSON as a multipart field; dpytest only reads params.payload.
-        import json
-
+    if params.payload is None and params.multipart:  # dpytest only reads params.payload
         from discord.http import MultipartParameters
 
-        form = next((f for f in params.multipart if f.get("name") == "payload_json"), None)
-        if form is not None:
-            params = MultipartParameters(payload=json.loads(form["value"]), multipart=params.multipart,
-                                         files=params.files)
+        params = MultipartParameters(payload=json_of(None, params.multipart), multipart=params.multipart,
+                                     files=params.files)
     data = await _original_send(self, channel_id, params=params)
     components = (params.payload or {}).get("components")
     if components:

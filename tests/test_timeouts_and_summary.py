@@ -1,0 +1,188 @@
+"""Deadlines (fake clock, across restarts) and the escalation summary (figures, alert, chart, export)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from PIL import Image
+
+from core.summary import compute, export_sql, render_chart, render_text
+from storage.db import Database
+from tests.desk_support import ask_then_wait, start_again
+from tests.fake_claude import text
+
+DAY = 86400.0
+
+
+async def open_question(desk, who: int = 0) -> None:
+    desk.h.fake.default = ask_then_wait
+    await desk.h.dm(who, "is the mug dishwasher safe?")
+    desk.h.sent(), desk.h.staff()
+
+
+# -- timeouts ----------------------------------------------------------------------------------
+
+async def test_reminder_and_timeout_fire_once_each_across_a_restart(desk):
+    h = desk.h
+    await open_question(desk)
+    jobs = {job.id: job.next_run_time.timestamp() for job in h.bot.scheduler.get_jobs()}
+    assert jobs["ticket-reminder:1"] == pytest.approx(h.clock.now() + 300, abs=1)
+    assert jobs["ticket-timeout:1"] == pytest.approx(h.clock.now() + 600, abs=1)
+
+    h.clock.advance(299)
+    await h.bot.deadlines.run_due()
+    await h.settle()
+    assert h.staff() == [] and h.sent() == [], "nothing is due yet"
+    h.clock.advance(2)
+    await h.bot.deadlines.run_due()
+    await h.bot.deadlines.run_due()  # fired twice: acts once
+    await h.settle()
+    [reminder] = h.staff()
+    assert reminder.content.startswith(f"<@&{h.bot.settings.operator_role_id}> ⏰ Reminder: ticket #1")
+
+    await start_again(desk)
+    ids = [job.id for job in h.bot.scheduler.get_jobs()]
+    assert "ticket-timeout:1" in ids and "ticket-reminder:1" not in ids, "re-armed from the database"
+    assert len(ids) == len(set(ids))
+    h.clock.advance(300)
+    await start_again(desk)  # down across the timeout: start-up settles it at once
+    told = await h.fetch("SELECT content FROM outbox WHERE content LIKE 'No one from our team%'")
+    assert len(told) == 1 and "ticket #1" in told[0][0]
+    await h.bot.deadlines.run_due()
+    await h.settle()
+    assert len(await h.fetch("SELECT 1 FROM outbox WHERE content LIKE 'No one from our team%'")) == 1
+    [ticket] = await h.fetch("SELECT status, timed_out_at FROM tickets")
+    assert ticket["status"] == "open" and ticket["timed_out_at"] is not None, "nothing is lost at a timeout"
+
+
+async def test_a_late_answer_after_the_timeout_still_reaches_the_customer(desk):
+    h = desk.h
+    await open_question(desk)
+    h.clock.advance(601)
+    await h.bot.deadlines.run_due()
+    await h.settle()
+    assert h.sent()[-1].content.startswith("No one from our team has answered yet")
+    await desk.write(1, "Yes, it is dishwasher safe.")
+    assert h.sent()[-1].content.endswith("Yes, it is dishwasher safe.")
+
+
+async def test_an_answered_ticket_is_neither_reminded_nor_timed_out(desk):
+    h = desk.h
+    await open_question(desk)
+    await desk.write(1, "Yes.")
+    h.sent(), h.staff()
+    h.clock.advance(3600)
+    await h.bot.deadlines.run_due()
+    await h.settle()
+    assert h.sent() == [] and h.staff() == []
+
+
+async def test_idle_conversations_are_closed_by_their_deadline(desk):
+    h = desk.h
+    h.fake.default = lambda request: text("Hi")
+    await h.dm(0, "hello")
+    h.clock.advance(29 * 60)
+    assert await h.bot.deadlines.close_idle_conversations() == 0
+    h.clock.advance(2 * 60)
+    assert await h.bot.deadlines.close_idle_conversations() == 1
+    [conversation] = await h.fetch("SELECT ended_at, last_activity_at FROM conversations")
+    assert conversation["ended_at"] == conversation["last_activity_at"] + 30 * 60
+
+
+# -- the summary -------------------------------------------------------------------------------
+
+async def hand_made(db: Database, now: float) -> None:
+    """10 conversations in the last 7 days (2 more before), 3 of them escalated with 4 tickets."""
+    def write(c):
+        c.execute("INSERT INTO customers (id, discord_id, display_name, created_at) VALUES (1, 42, 'Ada', 0)")
+        for i in range(12):
+            started = now - (i + 0.5) * DAY if i < 10 else now - 9 * DAY
+            c.execute("INSERT INTO conversations (id, customer_id, started_at, last_activity_at) VALUES (?, 1, ?, ?)",
+                      (i + 1, started, started))
+        tickets = [  # conversation, kind, priority, status, source, action, created, first response after, timed out
+            (1, "approval", "urgent", "approved", "approval", "issue_refund", now - 0.4 * DAY, 60, False),
+            (1, "question", "normal", "answered", "ask_human", None, now - 0.3 * DAY, 300, False),
+            (2, "approval", "urgent", "denied", "approval", "issue_refund", now - 1.4 * DAY, 120, False),
+            (3, "handover", "high", "open", "handover", None, now - 2.4 * DAY, None, True),
+            (11, "question", "normal", "answered", "ask_human", None, now - 9 * DAY, 10, False),  # outside
+        ]
+        for n, (conv, kind, priority, status, source, action, created, wait, timed_out) in enumerate(tickets, 1):
+            c.execute("INSERT INTO tickets (id, customer_id, conversation_id, kind, source, priority, status, question,"
+                      " action_name, created_at, first_response_at, timed_out_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?,"
+                      " ?, ?, ?)", (n, conv, kind, source, priority, status, f"q{n}", action, created,
+                                    created + wait if wait is not None else None,
+                                    created + 600 if timed_out else None))
+
+    await db.run(write)
+
+
+async def test_the_summary_figures_match_a_hand_made_data_set(tmp_path):
+    now = 1_800_000_000.0
+    async with Database(tmp_path / "s.db") as db:
+        await hand_made(db, now)
+        s = await compute(db, now - 7 * DAY, now)
+        csv_bytes = await db.read(lambda c: export_sql(c, now - 7 * DAY, now))
+    assert (s.conversations, s.escalated_conversations, s.tickets) == (7, 3, 4)
+    assert s.escalation_rate == pytest.approx(3 / 7)
+    assert s.by_kind == {"approval": 2, "question": 1, "handover": 1}
+    assert s.by_priority == {"urgent": 2, "normal": 1, "high": 1}
+    assert s.by_outcome == {"approved": 1, "answered": 1, "denied": 1, "timed out": 1}
+    assert s.top_reasons[0] == ("an action needed approval: issue_refund", 2)
+    assert s.first_response_median == 120 and s.first_response_p90 == 300
+    assert sum(sum(kinds.values()) for kinds in s.per_day.values()) == 4
+    rows = list(csv.DictReader(io.StringIO(csv_bytes.decode())))
+    assert [r["id"] for r in rows] == ["4", "3", "1", "2"], "oldest first, only the period"
+    assert rows[0]["outcome"] == "timed out" and rows[0]["timed_out"] == "yes"
+    assert rows[2]["first_response_seconds"] == "60" and rows[2]["action_name"] == "issue_refund"
+
+
+def test_the_alert_threshold_on_both_sides():
+    from core.summary import Summary
+
+    at = Summary(0, 1, conversations=100, escalated_conversations=15)
+    above = Summary(0, 1, conversations=1000, escalated_conversations=151)
+    text, alert = render_text(at, alert_percent=15, days=7)
+    assert not alert and "escalation rate 15.0%" in text and "Alert" not in text
+    text, alert = render_text(above, alert_percent=15, days=7)
+    assert alert and text.startswith("⚠ **Alert:**") and "above the alert level of 15%" in text
+    assert render_text(Summary(0, 1), alert_percent=15, days=7)[1] is False, "no conversations: no alert"
+
+
+def test_the_chart_is_a_png_that_opens():
+    from core.summary import Summary
+
+    s = Summary(0, 1_800_000_000.0, per_day={"2027-01-14": {"question": 2, "approval": 1}})
+    png = render_chart(s, days=7)
+    image = Image.open(io.BytesIO(png))
+    image.verify()
+    assert image.format == "PNG" and image.size[0] >= 600
+
+
+async def test_scheduled_post_is_an_alert_with_a_mention_and_a_chart(desk):
+    from tests.conftest import SendRecorder
+
+    h = desk.h
+    await open_question(desk)  # 1 conversation, 1 escalated: 100%
+    recorder = SendRecorder(h.bot)
+    job = h.bot.scheduler.get_job("escalation-summary")
+    assert job is not None and str(job.trigger).startswith("cron[")
+    await job.func()
+    [post] = [m for m in h.staff() if "Escalations, last 7 days" in m.content]
+    role = h.bot.settings.operator_role_id
+    assert post.content.startswith(f"<@&{role}>\n⚠ **Alert:**") and post.attachments[0].filename == "escalations.png"
+    assert recorder.attempts[-1]["allowed_mentions"]["roles"] == [role]
+
+
+async def test_stats_and_export_for_operators_only(desk):
+    await open_question(desk)
+    await desk.slash("stats", None, days=7)
+    await desk.slash("export", None, days=30)
+    await desk.slash("stats", None, member=desk.stranger)
+    told = await desk.told(3)
+    stats, export = [r["data"] for r in desk.i.responses if r.get("followup")]
+    assert "Tickets: 1" in stats["content"] and stats["flags"] & 64
+    assert stats["attachments"][0]["filename"] == "escalations.png"
+    assert export["attachments"][0]["filename"] == "tickets-30d.csv" and export["flags"] & 64
+    assert told[-1][0].startswith("Only operators")
