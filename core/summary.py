@@ -1,7 +1,8 @@
 """The escalation summary: why customers needed a person, computed by SQL over indexed columns.
 
-``compute`` is a handful of aggregate queries (one round trip); ``render_text`` and ``render_chart``
-turn it into what operators read: text within Discord's limits and a PNG bar chart.
+``compute`` is three queries over covering indexes in one read transaction (one round trip);
+``render_text`` and ``render_chart`` turn it into what operators read: text within Discord's limits
+and a PNG bar chart.
 """
 
 from __future__ import annotations
@@ -57,32 +58,34 @@ def outcome_sql(t: str = "") -> str:
 
 
 def compute_sql(c: sqlite3.Connection, since: float, until: float) -> Summary:
+    """Three queries over covering indexes; the tickets of the period are aggregated in one pass."""
     s = Summary(since, until)
     s.conversations = c.execute("SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ?",
                                 (since, until)).fetchone()[0]
-    # Escalated conversations: started in the period and with at least one ticket.
+    # Escalated: conversations started in the period with at least one ticket. A ticket comes after its
+    # conversation started, so only tickets created since the start of the period can count.
     s.escalated_conversations = c.execute(
-        "SELECT COUNT(DISTINCT t.conversation_id) FROM tickets t JOIN conversations v ON v.id = t.conversation_id"
-        " WHERE v.started_at >= ? AND v.started_at <= ?", (since, until)).fetchone()[0]
-    window = "FROM tickets WHERE created_at >= ? AND created_at <= ?"
-    rows = c.execute(f"SELECT kind, priority, {outcome_sql()} AS outcome, source, action_name, COUNT(*) {window}"
-                     " GROUP BY 1, 2, 3, 4, 5", (since, until)).fetchall()
+        "SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ? AND id IN"
+        " (SELECT conversation_id FROM tickets WHERE created_at >= ?)", (since, until, since)).fetchone()[0]
     reasons: dict[str, int] = {}
-    for kind, priority, outcome, source, action, count in rows:
-        s.tickets += count
-        s.by_kind[kind] = s.by_kind.get(kind, 0) + count
-        s.by_priority[priority] = s.by_priority.get(priority, 0) + count
-        s.by_outcome[outcome] = s.by_outcome.get(outcome, 0) + count
+    waits: list[float] = []
+    for kind, priority, outcome, source, action, wait, day in c.execute(
+            f"SELECT kind, priority, {outcome_sql()}, source, action_name, first_response_at - created_at,"
+            " date(created_at, 'unixepoch') FROM tickets WHERE created_at >= ? AND created_at <= ?", (since, until)):
+        s.tickets += 1
+        s.by_kind[kind] = s.by_kind.get(kind, 0) + 1
+        s.by_priority[priority] = s.by_priority.get(priority, 0) + 1
+        s.by_outcome[outcome] = s.by_outcome.get(outcome, 0) + 1
         label = REASONS.get(source, source) + (f": {action}" if action else "")
-        reasons[label] = reasons.get(label, 0) + count
+        reasons[label] = reasons.get(label, 0) + 1
+        if wait is not None:
+            waits.append(wait)
+        per_kind = s.per_day.setdefault(day, {})
+        per_kind[kind] = per_kind.get(kind, 0) + 1
     s.top_reasons = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-    waits = [r[0] for r in c.execute(f"SELECT first_response_at - created_at {window}"
-                                     " AND first_response_at IS NOT NULL ORDER BY 1", (since, until))]
+    waits.sort()
     s.first_response_median = _percentile(waits, 50)
     s.first_response_p90 = _percentile(waits, 90)
-    for day, kind, count in c.execute(f"SELECT date(created_at, 'unixepoch'), kind, COUNT(*) {window}"
-                                      " GROUP BY 1, 2", (since, until)):
-        s.per_day.setdefault(day, {})[kind] = count
     return s
 
 
