@@ -85,7 +85,10 @@ class Pending:
     expires_at: float
 
 
-class ConfirmationDesk:
+class CustomerStep:
+    """What confirmations and code requests share: once the customer has decided, run the action once,
+    record its result on the request, audit it, and tell the customer (and Claude, in the history)."""
+
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry,
                  outbox: Outbox) -> None:
         self.db = db
@@ -99,6 +102,31 @@ class ConfirmationDesk:
         action = self.registry.get(action_name)
         return (action.summary if action else "") or action_name
 
+    async def _run_decided(self, *, table: str, subject: str, request_id: int, customer_id: int, discord_id: int,
+                           conversation_id: int, action_name: str, params: dict[str, Any], done: str, failed: str,
+                           how: str) -> str:
+        summary = self._summary(action_name)
+        ctx = ActionContext(customer_id, discord_id, self.db, self.clock.now(), conversation_id)
+        outcome, error = await execute(self.registry.get(action_name), ctx, params)
+        now = self.clock.now()
+        text = (self.policy.message(done, action=summary) if error is None
+                else self.policy.message(failed, action=summary, error=error))
+
+        def record(c: sqlite3.Connection) -> None:
+            c.execute(f"UPDATE {table} SET result = ? WHERE id = ?",
+                      (json.dumps(outcome, ensure_ascii=False, default=str), request_id))
+            audit_sql(c, now, "system", "action_executed" if error is None else "action_failed",
+                      f"{subject}:{request_id}", {"action": action_name, "result": outcome})
+            tell_sql(c, customer_id, conversation_id, text,
+                     f"{how} {action_name} with {json.dumps(params)} ({subject} #{request_id}); result: "
+                     f"{json.dumps(outcome, default=str)[:1500]}", now)
+
+        await self.db.run(record)
+        self.outbox.kick(customer_id)
+        return text
+
+
+class ConfirmationDesk(CustomerStep):
     # -- asking -----------------------------------------------------------------------------
 
     async def request(self, ctx: ActionContext, action: Action, params: dict[str, Any],
@@ -219,25 +247,11 @@ class ConfirmationDesk:
         return changed, text
 
     async def _run(self, pending: Pending) -> str:
-        summary = self._summary(pending.action_name)
-        ctx = ActionContext(pending.customer_id, pending.discord_id, self.db, self.clock.now(), pending.conversation_id)
-        outcome, error = await execute(self.registry.get(pending.action_name), ctx, pending.action_params)
-        now = self.clock.now()
-        text = (self.policy.message("confirmed_done", action=summary) if error is None
-                else self.policy.message("confirmed_failed", action=summary, error=error))
-
-        def record(c: sqlite3.Connection) -> None:
-            c.execute("UPDATE confirmations SET result = ? WHERE id = ?",
-                      (json.dumps(outcome, ensure_ascii=False, default=str), pending.id))
-            audit_sql(c, now, "system", "action_executed" if error is None else "action_failed",
-                      f"confirmation:{pending.id}", {"action": pending.action_name, "result": outcome})
-            tell_sql(c, pending.customer_id, pending.conversation_id, text,
-                     f"The customer confirmed {pending.action_name} with {json.dumps(pending.action_params)} "
-                     f"(confirmation #{pending.id}); result: {json.dumps(outcome, default=str)[:1500]}", now)
-
-        await self.db.run(record)
-        self.outbox.kick(pending.customer_id)
-        return text
+        return await self._run_decided(
+            table="confirmations", subject="confirmation", request_id=pending.id, customer_id=pending.customer_id,
+            discord_id=pending.discord_id, conversation_id=pending.conversation_id, action_name=pending.action_name,
+            params=pending.action_params, done="confirmed_done", failed="confirmed_failed",
+            how="The customer confirmed")
 
     # -- expiry -------------------------------------------------------------------------------
 

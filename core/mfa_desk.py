@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.actions import Action, ActionContext, ActionRegistry, execute
+from core.actions import Action, ActionContext, ActionRegistry
 from core.clock import Clock
-from core.confirmations import details_text, tell_sql
+from core.confirmations import CustomerStep, details_text, tell_sql
 from core.mfa import SecretBox, generate_secret, matching_step, provisioning_uri, qr_png
 from core.outbox import Outbox
 from core.policy import Policy
@@ -58,24 +57,15 @@ class Challenge:
 _CHALLENGE = ("SELECT h.*, c.discord_id FROM mfa_challenges h JOIN customers c ON c.id = h.customer_id")
 
 
-class MfaDesk:
+class MfaDesk(CustomerStep):
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  box: SecretBox) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.registry = registry
-        self.outbox = outbox
-        self.schedule: Callable[[str, float], None] | None = None  # arms the expiry (Deadlines.arm)
+        super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox)
         self.box = box
 
     @property
     def issuer(self) -> str:
         return self.policy["mfa"]["issuer"] or self.policy["agent"]["business_name"]
-
-    def _summary(self, name: str) -> str:
-        action = self.registry.get(name)
-        return (action.summary if action else "") or name
 
     # -- enrolment --------------------------------------------------------------------------
 
@@ -232,26 +222,11 @@ class MfaDesk:
         return bool(won)
 
     async def _run(self, challenge: Challenge) -> None:
-        summary = self._summary(challenge.action_name)
-        ctx = ActionContext(challenge.customer_id, challenge.discord_id, self.db, self.clock.now(),
-                            challenge.conversation_id)
-        outcome, error = await execute(self.registry.get(challenge.action_name), ctx, challenge.action_params)
-        now = self.clock.now()
-        text = (self.policy.message("mfa_done", action=summary) if error is None
-                else self.policy.message("mfa_failed", action=summary, error=error))
-
-        def record(c: sqlite3.Connection) -> None:
-            c.execute("UPDATE mfa_challenges SET result = ? WHERE id = ?",
-                      (json.dumps(outcome, ensure_ascii=False, default=str), challenge.id))
-            audit_sql(c, now, "system", "action_executed" if error is None else "action_failed",
-                      f"mfa:{challenge.id}", {"action": challenge.action_name, "result": outcome})
-            tell_sql(c, challenge.customer_id, challenge.conversation_id, text,
-                     f"The customer gave a correct one-time code for {challenge.action_name} with "
-                     f"{json.dumps(challenge.action_params)} (#{challenge.id}); result: "
-                     f"{json.dumps(outcome, default=str)[:1500]}", now)
-
-        await self.db.run(record)
-        self.outbox.kick(challenge.customer_id)
+        await self._run_decided(
+            table="mfa_challenges", subject="mfa", request_id=challenge.id, customer_id=challenge.customer_id,
+            discord_id=challenge.discord_id, conversation_id=challenge.conversation_id,
+            action_name=challenge.action_name, params=challenge.action_params, done="mfa_done", failed="mfa_failed",
+            how="The customer gave a correct one-time code for")
 
     async def cancel(self, challenge_id: int, discord_id: int) -> tuple[bool, str]:
         now = self.clock.now()
