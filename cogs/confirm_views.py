@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from cogs.ticket_views import answer_failures
+
 if TYPE_CHECKING:
     from cogs.handoff_bot import HandoffBot
 
@@ -29,6 +31,7 @@ class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"confir
                              match: re.Match[str]) -> ConfirmButton:
         return cls(match["answer"], int(match["id"]))
 
+    @answer_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: HandoffBot = interaction.client  # type: ignore[assignment]
         changed, text = await bot.confirmations.decide(self.confirmation_id, self.answer == "yes", via="button",
@@ -53,6 +56,7 @@ class CodeCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mfa
                              match: re.Match[str]) -> CodeCancelButton:
         return cls(int(match["id"]))
 
+    @answer_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: HandoffBot = interaction.client  # type: ignore[assignment]
         if bot.mfa is None:

@@ -7,9 +7,12 @@ the latter with conditional updates); nothing is trusted from the message itself
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import re
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 
@@ -57,6 +60,22 @@ async def answer(interaction: discord.Interaction, reply: DeskReply | str) -> No
 TEMPLATE = r"ticket:(?P<action>[a-z]+):(?P<id>[0-9]+)"
 
 
+def answer_failures(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A button or form that fails tells the person who clicked, instead of Discord's bare 'interaction failed'."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any) -> None:
+        interaction = next(a for a in args if isinstance(a, discord.Interaction))
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("%s failed for %s", getattr(fn, "__qualname__", fn), interaction.user)
+            with contextlib.suppress(discord.HTTPException):
+                await answer(interaction, "Sorry, that failed on our side. It has been logged; try again.")
+
+    return wrapper
+
+
 class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
     LABELS: ClassVar[dict[str, tuple[str, discord.ButtonStyle]]] = {
         "approve": ("Approve", discord.ButtonStyle.success), "deny": ("Deny", discord.ButtonStyle.danger),
@@ -78,6 +97,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             raise ValueError(f"unknown ticket button {item.custom_id!r}")
         return cls(action, int(match["id"]))
 
+    @answer_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         operator = await operator_or_refuse(interaction, self.action, self.ticket_id)
         if operator is None:
@@ -171,6 +191,7 @@ def _submitted_values(interaction: discord.Interaction) -> dict[str, str]:
             if "custom_id" in c}
 
 
+@answer_failures
 async def on_form_submit(interaction: discord.Interaction) -> None:
     """A submitted ticket form (deny reason, edited parameters); other modals are not ours."""
     match = FORM.match(str((interaction.data or {}).get("custom_id", "")))

@@ -485,3 +485,16 @@ async def test_an_answer_discord_refuses_for_a_while_still_arrives_once(desk):
     assert len(answers) == 1
     tries = [a for a in recorder.attempts if a.get("content", "").endswith("Here you go")]
     assert len(tries) == 3 and len({a["nonce"] for a in tries}) == 1, "retried with one nonce: Discord posts it once"
+
+
+async def test_a_button_that_fails_answers_instead_of_discords_interaction_failed(desk, monkeypatch):
+    h = desk.h
+    h.fake.default = ask_then_wait
+    await h.dm(0, "question")
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(h.bot.desk, "claim", broken)
+    await desk.click(1, "claim")
+    assert (await desk.told(1)) == [("Sorry, that failed on our side. It has been logged; try again.", True)]
