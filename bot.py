@@ -48,6 +48,7 @@ def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
 
 
 async def run(settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry) -> int:
+    import aiohttp
     import discord
 
     from cogs.handoff_bot import HandoffBot
@@ -87,6 +88,11 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
             log.error("The Message Content intent is off. Developer Portal > your application > Bot > "
                       "Privileged Gateway Intents: turn on MESSAGE CONTENT INTENT, then start again.")
             return 2
+        except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+            # Nothing was lost: stored messages and deadlines are picked up at the next start.
+            log.error("Cannot reach Discord (%s: %s). Check this machine's network and DNS, then start again.",
+                      type(exc).__name__, exc)
+            return 3
     finally:
         await db.close()
     return 0
