@@ -155,7 +155,7 @@ class ConversationEngine:
             batch = [t for t in pending if t.conversation_id == pending[0].conversation_id]
             if self.confirmations is not None and await self.confirmations.handle_reply(customer.id, batch):
                 continue  # a yes / no (or an unclear answer, asked again) to a pending confirmation
-            if self.agent is not None and self.desk is not None and await self._for_a_specialist(customer, batch):
+            if self.agent is not None and self.desk is not None and await self._for_a_person(customer, batch):
                 continue
             if self.agent is None:
                 await self._hold_for_human(customer, batch)
@@ -170,10 +170,18 @@ class ConversationEngine:
         await self.store.hold(batch, self.policy.message("no_ai"), self.clock.now())
         self.outbox.kick(customer.id)
 
-    async def _for_a_specialist(self, customer: Customer, batch: Sequence[Turn]) -> bool:
-        """Legal and medical questions go to a person, not to Claude (the policy's keyword list decides)."""
+    async def _for_a_person(self, customer: Customer, batch: Sequence[Turn]) -> bool:
+        """Legal and medical questions, and customers asking for a person, go to a person, not to Claude
+        (the policy's word lists decide; Claude can also hand over with its hand_over_to_human tool)."""
         assert self.agent is not None and self.desk is not None
         text = "\n".join(t.content for t in batch)
+        lowered = " ".join(text.casefold().split())
+        phrase = next((p for p in self.policy["desk"]["handover_phrases"] if p.casefold() in lowered), None)
+        if phrase is not None:
+            await self.desk.hold_for_person(customer.id, batch, source="handover",
+                                            notice=self.policy.message("ticket_handover", number="{number}"),
+                                            reason=f"the customer asked for a person ({phrase!r})")
+            return True
         topic = self.agent.tools.risk.message_topic(text)
         if topic is None:
             return False

@@ -16,6 +16,10 @@ def _cut_point(text: str, limit: int) -> int:
         # Don't cut absurdly early (a lone paragraph break near the start); keep chunks useful.
         if at >= limit // 3:
             return at + len(sep)
+    # A hard cut inside a very long word; never through the middle of a ``` fence marker.
+    for back in (1, 2):
+        if text[limit - back:limit - back + len(_FENCE)] == _FENCE:
+            return limit - back
     return limit
 
 

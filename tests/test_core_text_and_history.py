@@ -89,3 +89,13 @@ async def test_a_database_from_newer_code_is_refused(tmp_path):
     sqlite3.connect(path).execute("PRAGMA user_version = 999").connection.close()
     with pytest.raises(StorageError, match="newer than this code"):
         await Database(path).open()
+
+
+def test_a_hard_cut_never_splits_a_code_fence_marker():
+    # Found by hypothesis: a 300-character word followed by ``` was cut between the backticks.
+    for extra in range(0, 4):
+        text = "x" * (300 + extra) + "```word"
+        chunks = split_message(text, 305)
+        assert all(len(c) <= 305 for c in chunks)
+        assert "".join(chunks).replace("```", "") == "x" * (300 + extra) + "word"
+        assert all(c.count("`") % 3 == 0 for c in chunks), "no chunk holds a partial ``` marker"

@@ -498,3 +498,16 @@ async def test_a_button_that_fails_answers_instead_of_discords_interaction_faile
     monkeypatch.setattr(h.bot.desk, "claim", broken)
     await desk.click(1, "claim")
     assert (await desk.told(1)) == [("Sorry, that failed on our side. It has been logged; try again.", True)]
+
+
+async def test_a_customer_asking_for_a_person_gets_one_without_claude(desk):
+    h = desk.h
+    await h.dm(0, "This bot is useless, can I talk to a human?")
+    assert h.fake.requests == []
+    [told] = h.sent()
+    assert "asked a person from our team to take over (ticket #1)" in told.content
+    [ticket] = await h.fetch("SELECT kind, source, priority, reason FROM tickets")
+    assert tuple(ticket)[:3] == ("handover", "handover", "normal")
+    assert "'talk to a human'" in ticket["reason"]
+    await desk.write(1, "Hi, I'm Sam. How can I help?")
+    assert h.sent()[0].content.endswith("Hi, I'm Sam. How can I help?")
