@@ -25,8 +25,6 @@ from storage.tickets import desk_post_sql
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[], Awaitable[Any]]
-
 
 class Deadlines:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, scheduler: Any | None) -> None:

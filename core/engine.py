@@ -153,7 +153,8 @@ class ConversationEngine:
                 return
             # Answer the oldest conversation's messages first (after a long outage there may be two).
             batch = [t for t in pending if t.conversation_id == pending[0].conversation_id]
-            if self.confirmations is not None and await self.confirmations.handle_reply(customer.id, batch):
+            if customer.confirming and self.confirmations is not None and await self.confirmations.handle_reply(
+                    customer.id, batch):
                 continue  # a yes / no (or an unclear answer, asked again) to a pending confirmation
             if self.agent is not None and self.desk is not None and await self._for_a_person(customer, batch):
                 continue

@@ -43,6 +43,7 @@ class Customer:
     discord_id: int
     display_name: str
     dm_status: str
+    confirming: bool = False  # a confirmation waits for this customer's yes or no
 
 
 @dataclass(frozen=True)
@@ -181,14 +182,16 @@ class ConversationStore:
     async def pending_turns(self, customer_id: int) -> tuple[Customer | None, list[Turn]]:
         """The customer and their messages waiting for an answer, oldest first (one round trip)."""
         rows = await self.db.fetchall(
-            "SELECT t.*, c.discord_id, c.display_name, c.dm_status FROM customers c"
+            "SELECT t.*, c.discord_id, c.display_name, c.dm_status, EXISTS (SELECT 1 FROM confirmations f"
+            " WHERE f.customer_id = c.id AND f.status = 'pending') AS confirming FROM customers c"
             " LEFT JOIN turns t ON t.customer_id = c.id AND t.status = 'pending' WHERE c.id = ? ORDER BY t.id",
             (customer_id,),
         )
         if not rows:
             return None, []
         first = rows[0]
-        customer = Customer(customer_id, first["discord_id"], first["display_name"], first["dm_status"])
+        customer = Customer(customer_id, first["discord_id"], first["display_name"], first["dm_status"],
+                            bool(first["confirming"]))
         return customer, [Turn.from_row(r) for r in rows if r["id"] is not None]
 
     async def customers_with_pending_turns(self) -> list[int]:

@@ -115,11 +115,6 @@ class TicketStore:
         rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status != 'closed' ORDER BY t.created_at, t.id")
         return [Ticket.from_row(r) for r in rows]
 
-    async def unclosed_of_customer(self, customer_id: int) -> list[Ticket]:
-        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.customer_id = ? AND t.status != 'closed'"
-                                      " ORDER BY t.id", (customer_id,))
-        return [Ticket.from_row(r) for r in rows]
-
     async def approved_not_executed(self) -> list[Ticket]:
         rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status = 'approved' AND t.executed_at IS NULL")
         return [Ticket.from_row(r) for r in rows]
