@@ -18,10 +18,8 @@ from core.clock import Clock
 from core.outbox import Outbox
 from core.policy import Policy
 from core.risk import Classification
-from core.text import split_message
-from storage.conversations import NewTurn, audit_sql, enqueue_sql, insert_turns_sql, set_status_sql
+from storage.conversations import NewTurn, audit_sql, enqueue_sql, insert_turns_sql, set_status_sql, tell_customer_sql
 from storage.db import Database
-from storage.tickets import current_conversation_sql
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +54,6 @@ def interpret_reply(text: str) -> str:
     return "unclear" if len(phrase.split()) <= 2 else "other"
 
 
-def tell_sql(c: sqlite3.Connection, customer_id: int, conversation_id: int, text: str, note: str,
-             now: float) -> None:
-    """Tell the customer ``text`` (outbox) and put ``note`` in the conversation for Claude, in ``c``'s transaction."""
-    current = current_conversation_sql(c, customer_id, conversation_id, now)
-    [turn_id] = insert_turns_sql(c, current, customer_id, [NewTurn("system", note)], now)
-    enqueue_sql(c, customer_id, turn_id, split_message(text), now)
-
-
 def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any] | None = None) -> str:
     """The exact details a customer confirms: what, every parameter by name, and what the action previews."""
     lines = [f"**{action.summary or action.name}**"]
@@ -74,20 +64,29 @@ def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Pending:
+class StepRequest:
+    """An action waiting for the customer (a confirmation or a code): who, where, and what would run."""
+
     id: int
     customer_id: int
     discord_id: int
     conversation_id: int
     action_name: str
     action_params: dict[str, Any]
-    strategy: str
     expires_at: float
+
+
+@dataclass(frozen=True)
+class Pending(StepRequest):
+    strategy: str
 
 
 class CustomerStep:
     """What confirmations and code requests share: once the customer has decided, run the action once,
     record its result on the request, audit it, and tell the customer (and Claude, in the history)."""
+
+    table = ""  # where requests live ("confirmations", "mfa_challenges")
+    subject = ""  # the audit subject prefix ("confirmation", "mfa")
 
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry,
                  outbox: Outbox) -> None:
@@ -102,31 +101,36 @@ class CustomerStep:
         action = self.registry.get(action_name)
         return (action.summary if action else "") or action_name
 
-    async def _run_decided(self, *, table: str, subject: str, request_id: int, customer_id: int, discord_id: int,
-                           conversation_id: int, action_name: str, params: dict[str, Any], done: str, failed: str,
-                           how: str) -> str:
-        summary = self._summary(action_name)
-        ctx = ActionContext(customer_id, discord_id, self.db, self.clock.now(), conversation_id)
-        outcome, error = await execute(self.registry.get(action_name), ctx, params)
+    def _tell_sql(self, c: sqlite3.Connection, request: StepRequest, text: str, note: str, now: float) -> None:
+        tell_customer_sql(c, request.customer_id, request.conversation_id, text, NewTurn("system", note), now)
+
+    async def _run_decided(self, request: StepRequest, *, done: str, failed: str, how: str) -> str:
+        summary = self._summary(request.action_name)
+        ctx = ActionContext(request.customer_id, request.discord_id, self.db, self.clock.now(),
+                            request.conversation_id)
+        outcome, error = await execute(self.registry.get(request.action_name), ctx, request.action_params)
         now = self.clock.now()
         text = (self.policy.message(done, action=summary) if error is None
                 else self.policy.message(failed, action=summary, error=error))
 
         def record(c: sqlite3.Connection) -> None:
-            c.execute(f"UPDATE {table} SET result = ? WHERE id = ?",
-                      (json.dumps(outcome, ensure_ascii=False, default=str), request_id))
+            c.execute(f"UPDATE {self.table} SET result = ? WHERE id = ?",
+                      (json.dumps(outcome, ensure_ascii=False, default=str), request.id))
             audit_sql(c, now, "system", "action_executed" if error is None else "action_failed",
-                      f"{subject}:{request_id}", {"action": action_name, "result": outcome})
-            tell_sql(c, customer_id, conversation_id, text,
-                     f"{how} {action_name} with {json.dumps(params)} ({subject} #{request_id}); result: "
-                     f"{json.dumps(outcome, default=str)[:1500]}", now)
+                      f"{self.subject}:{request.id}", {"action": request.action_name, "result": outcome})
+            self._tell_sql(c, request, text, f"{how} {request.action_name} with {json.dumps(request.action_params)}"
+                                             f" ({self.subject} #{request.id}); result: "
+                                             f"{json.dumps(outcome, default=str)[:1500]}", now)
 
         await self.db.run(record)
-        self.outbox.kick(customer_id)
+        self.outbox.kick(request.customer_id)
         return text
 
 
 class ConfirmationDesk(CustomerStep):
+    table = "confirmations"
+    subject = "confirmation"
+
     # -- asking -----------------------------------------------------------------------------
 
     async def request(self, ctx: ActionContext, action: Action, params: dict[str, Any],
@@ -170,7 +174,7 @@ class ConfirmationDesk(CustomerStep):
     @staticmethod
     def _pending(row: Any) -> Pending:
         return Pending(row["id"], row["customer_id"], row["discord_id"], row["conversation_id"], row["action_name"],
-                       json.loads(row["action_params"]), row["strategy"], row["expires_at"])
+                       json.loads(row["action_params"]), row["expires_at"], row["strategy"])
 
     # -- the customer's answer ----------------------------------------------------------------
 
@@ -234,9 +238,8 @@ class ConfirmationDesk(CustomerStep):
             if yes:
                 return pending, True, "", pending.customer_id
             text = self.policy.message("confirm_cancelled", action=self._summary(pending.action_name))
-            tell_sql(c, pending.customer_id, pending.conversation_id, text,
-                     f"The customer cancelled {pending.action_name} (confirmation #{confirmation_id});"
-                     " it was not done.", now)
+            self._tell_sql(c, pending, text, f"The customer cancelled {pending.action_name} (confirmation"
+                                             f" #{confirmation_id}); it was not done.", now)
             return None, True, text, pending.customer_id
 
         to_run, changed, text, customer_id = await self.db.run(claim)
@@ -247,11 +250,8 @@ class ConfirmationDesk(CustomerStep):
         return changed, text
 
     async def _run(self, pending: Pending) -> str:
-        return await self._run_decided(
-            table="confirmations", subject="confirmation", request_id=pending.id, customer_id=pending.customer_id,
-            discord_id=pending.discord_id, conversation_id=pending.conversation_id, action_name=pending.action_name,
-            params=pending.action_params, done="confirmed_done", failed="confirmed_failed",
-            how="The customer confirmed")
+        return await self._run_decided(pending, done="confirmed_done", failed="confirmed_failed",
+                                       how="The customer confirmed")
 
     # -- expiry -------------------------------------------------------------------------------
 
@@ -262,8 +262,8 @@ class ConfirmationDesk(CustomerStep):
             audit_sql(c, now, "system", "confirmation_expired", f"confirmation:{pending.id}",
                       {"action": pending.action_name})
             text = self.policy.message("confirm_expired", action=self._summary(pending.action_name))
-            tell_sql(c, pending.customer_id, pending.conversation_id, text,
-                     f"The confirmation for {pending.action_name} (#{pending.id}) expired; it was not done.", now)
+            self._tell_sql(c, pending, text,
+                           f"The confirmation for {pending.action_name} (#{pending.id}) expired; it was not done.", now)
         return bool(won)
 
     async def expire_due(self) -> int:

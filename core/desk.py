@@ -21,12 +21,18 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.text import split_message
 from core.tickets import Card, Kind, Priority, Ticket, build_card, classify_priority, thread_name, transcript_lines
-from storage.conversations import ConversationStore, NewTurn, audit_sql, enqueue_sql, insert_turns_sql, set_status_sql
+from storage.conversations import (
+    ConversationStore,
+    NewTurn,
+    audit_sql,
+    enqueue_sql,
+    set_status_sql,
+    tell_customer_sql,
+)
 from storage.db import Database
 from storage.tickets import (
     NewTicket,
     TicketStore,
-    current_conversation_sql,
     desk_post_sql,
     open_ticket_sql,
     same_open_approval_sql,
@@ -105,15 +111,6 @@ class TicketDesk:
             self.outbox.kick(customer_id)
         if self.desk_outbox is not None:
             self.desk_outbox.kick(ticket_id)
-
-    def _tell_customer_sql(self, c: sqlite3.Connection, ticket: Ticket, text: str, now: float,
-                           turn: NewTurn | None = None) -> None:
-        """Store what the customer is told (as a turn Claude will see, when given) and owe it through the outbox."""
-        turn_id = None
-        if turn is not None:
-            conversation_id = current_conversation_sql(c, ticket.customer_id, ticket.conversation_id, now)
-            [turn_id] = insert_turns_sql(c, conversation_id, ticket.customer_id, [turn], now)
-        enqueue_sql(c, ticket.customer_id, turn_id, split_message(text), now)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -285,8 +282,8 @@ class TicketDesk:
                       (now, ticket_id))
             turn = NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
                                               "ticket": ticket_id, "question": ticket.question})
-            self._tell_customer_sql(c, ticket, self.policy.message("operator_says", operator=operator.name,
-                                                                   text=text), now, turn)
+            said = self.policy.message("operator_says", operator=operator.name, text=text)
+            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, said, turn, now)
             audit_sql(c, now, operator.actor, "answered" if answered else "replied", f"ticket:{ticket_id}",
                       {"via": via, "chars": len(text)})
             if answered:
@@ -387,7 +384,7 @@ class TicketDesk:
                     f"#{ticket.id}); result: {json.dumps(result, default=str)[:1500]}. The customer has been told.")
             text = (self.policy.message("approved", action=summary, number=str(ticket.id)) if error is None else
                     self.policy.message("approved_failed", action=summary, number=str(ticket.id), error=error))
-            self._tell_customer_sql(c, ticket, text, now, NewTurn("system", note))
+            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, text, NewTurn("system", note), now)
             outcome = (f"Done: `{json.dumps(result['result'], default=str)[:1500]}`" if error is None
                        else f"⚠ It failed: {error}")
             desk_post_sql(c, ticket.id, "post", now, f"✅ Approved by **{operator.name}**. {outcome}")
@@ -421,8 +418,8 @@ class TicketDesk:
                       {"action": ticket.action_name, "reason": reason})
             note = (f"{operator.name} (operator) denied {ticket.action_name} with "
                     f"{json.dumps(ticket.action_params)} (ticket #{ticket_id}); it was not done. Reason: {reason}")
-            self._tell_customer_sql(c, ticket, self.policy.message("denied", action=summary, number=str(ticket_id),
-                                                                   reason=reason), now, NewTurn("system", note))
+            told = self.policy.message("denied", action=summary, number=str(ticket_id), reason=reason)
+            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, told, NewTurn("system", note), now)
             desk_post_sql(c, ticket_id, "post", now, f"⛔ Denied by **{operator.name}**: {reason}")
             desk_post_sql(c, ticket_id, "refresh", now)
             return None
@@ -488,8 +485,9 @@ class TicketDesk:
                             (operator.id, operator.name, operator.id, operator.name, now, ticket_id)).rowcount
             if not won:
                 return DeskReply(False, f"{ticket.takeover_by_name} has already taken over ticket #{ticket_id}.")
-            self._tell_customer_sql(c, ticket, self.policy.message("takeover", operator=operator.name), now,
-                                    NewTurn("system", f"{operator.name} from our team took over the conversation."))
+            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id,
+                              self.policy.message("takeover", operator=operator.name),
+                              NewTurn("system", f"{operator.name} from our team took over the conversation."), now)
             desk_post_sql(c, ticket_id, "post", now,
                           f"🎧 **{operator.name}** took over: the customer's messages now come here, and your messages "
                           f"here go to the customer (start with `{self.policy['desk']['note_prefix']}` for a note). "
@@ -508,9 +506,9 @@ class TicketDesk:
             c.execute("UPDATE tickets SET takeover_by = NULL, takeover_by_name = NULL,"
                       " status = CASE WHEN status = 'open' AND kind != 'approval' THEN 'answered' ELSE status END"
                       " WHERE id = ?", (ticket_id,))
-            self._tell_customer_sql(c, ticket, self.policy.message("handback"), now, NewTurn(
+            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, self.policy.message("handback"), NewTurn(
                 "system", f"{operator.name} handed the conversation back to you (the assistant). The messages "
-                          "above between the customer and our team are what was said meanwhile."))
+                          "above between the customer and our team are what was said meanwhile."), now)
             desk_post_sql(c, ticket_id, "post", now,
                           f"↩ **{operator.name}** handed the customer back to the assistant.")
             return DeskReply(True, f"{ticket.customer_name} is back with the assistant.")
@@ -533,8 +531,8 @@ class TicketDesk:
             # Held messages (no AI, or Claude gave up) are settled by the operator now.
             c.execute("UPDATE turns SET status = 'answered' WHERE customer_id = ? AND status = 'held'",
                       (ticket.customer_id,))
-            self._tell_customer_sql(c, ticket, self.policy.message("closed", number=str(ticket_id), reason=reason),
-                                    now, NewTurn("system", note))
+            told = self.policy.message("closed", number=str(ticket_id), reason=reason)
+            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, told, NewTurn("system", note), now)
             desk_post_sql(c, ticket_id, "post", now, f"🔒 Closed by **{operator.name}**: {reason}")
             desk_post_sql(c, ticket_id, "archive", now)
             return DeskReply(True, f"Ticket #{ticket_id} closed; the customer has been told.")

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.actions import Action, ActionContext, ActionRegistry
 from core.clock import Clock
-from core.confirmations import CustomerStep, details_text, tell_sql
+from core.confirmations import CustomerStep, StepRequest, details_text
 from core.mfa import SecretBox, generate_secret, matching_step, provisioning_uri, qr_png
 from core.outbox import Outbox
 from core.policy import Policy
@@ -38,26 +38,22 @@ class Enrolment:
 
 
 @dataclass(frozen=True)
-class Challenge:
-    id: int
-    customer_id: int
-    discord_id: int
-    conversation_id: int
-    action_name: str
-    action_params: dict[str, Any]
+class Challenge(StepRequest):
     wrong: int
-    expires_at: float
 
     @classmethod
     def from_row(cls, row: Any) -> Challenge:
         return cls(row["id"], row["customer_id"], row["discord_id"], row["conversation_id"], row["action_name"],
-                   json.loads(row["action_params"]), row["wrong"], row["expires_at"])
+                   json.loads(row["action_params"]), row["expires_at"], row["wrong"])
 
 
 _CHALLENGE = ("SELECT h.*, c.discord_id FROM mfa_challenges h JOIN customers c ON c.id = h.customer_id")
 
 
 class MfaDesk(CustomerStep):
+    table = "mfa_challenges"
+    subject = "mfa"
+
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  box: SecretBox) -> None:
         super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox)
@@ -218,15 +214,12 @@ class MfaDesk(CustomerStep):
                       {"action": challenge.action_name})
             note = f"The code request for {challenge.action_name} (#{challenge.id}) ended: {status}; it was not done."
             if tell:
-                tell_sql(c, challenge.customer_id, challenge.conversation_id, text or "", note, now)
+                self._tell_sql(c, challenge, text or "", note, now)
         return bool(won)
 
     async def _run(self, challenge: Challenge) -> None:
-        await self._run_decided(
-            table="mfa_challenges", subject="mfa", request_id=challenge.id, customer_id=challenge.customer_id,
-            discord_id=challenge.discord_id, conversation_id=challenge.conversation_id,
-            action_name=challenge.action_name, params=challenge.action_params, done="mfa_done", failed="mfa_failed",
-            how="The customer gave a correct one-time code for")
+        await self._run_decided(challenge, done="mfa_done", failed="mfa_failed",
+                                how="The customer gave a correct one-time code for")
 
     async def cancel(self, challenge_id: int, discord_id: int) -> tuple[bool, str]:
         now = self.clock.now()

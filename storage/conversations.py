@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.text import split_message
 from storage.db import Database
 from storage.tickets import desk_post_sql, takeover_ticket_sql
 
@@ -115,6 +116,25 @@ def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, ch
 def set_status_sql(c: sqlite3.Connection, turn_ids: Sequence[int], status: str) -> None:
     marks = ",".join("?" * len(turn_ids))
     c.execute(f"UPDATE turns SET status = ? WHERE id IN ({marks}) AND status = 'pending'", [status, *turn_ids])
+
+
+def current_conversation_sql(c: sqlite3.Connection, customer_id: int, fallback: int, now: float) -> int:
+    """The customer's open conversation (kept alive: an operator writing counts as activity)."""
+    row = c.execute("SELECT id FROM conversations WHERE customer_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+                    (customer_id,)).fetchone()
+    conversation_id = row[0] if row else fallback
+    c.execute("UPDATE conversations SET last_activity_at = MAX(last_activity_at, ?) WHERE id = ?",
+              (now, conversation_id))
+    return conversation_id
+
+
+def tell_customer_sql(c: sqlite3.Connection, customer_id: int, conversation_id: int, text: str, turn: NewTurn,
+                      now: float) -> None:
+    """Tell the customer ``text`` (owed through the outbox) and store ``turn`` in their current conversation,
+    so Claude sees what happened; in the caller's transaction."""
+    current = current_conversation_sql(c, customer_id, conversation_id, now)
+    [turn_id] = insert_turns_sql(c, current, customer_id, [turn], now)
+    enqueue_sql(c, customer_id, turn_id, split_message(text), now)
 
 
 class ConversationStore:

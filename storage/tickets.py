@@ -41,16 +41,6 @@ def desk_post_sql(c: sqlite3.Connection, ticket_id: int, op: str, now: float, co
                   " VALUES (?, ?, ?, ?, ?)", [(ticket_id, op, chunk, now, now) for chunk in chunks])
 
 
-def current_conversation_sql(c: sqlite3.Connection, customer_id: int, fallback: int, now: float) -> int:
-    """The customer's open conversation (kept alive: an operator writing counts as activity)."""
-    row = c.execute("SELECT id FROM conversations WHERE customer_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
-                    (customer_id,)).fetchone()
-    conversation_id = row[0] if row else fallback
-    c.execute("UPDATE conversations SET last_activity_at = MAX(last_activity_at, ?) WHERE id = ?",
-              (now, conversation_id))
-    return conversation_id
-
-
 @dataclass(frozen=True)
 class NewTicket:
     customer_id: int
