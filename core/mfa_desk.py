@@ -158,8 +158,7 @@ class MfaDesk(CustomerStep):
                                 " AND status = 'pending'", (now, challenge.id)).rowcount
                 if not won:
                     return None, None
-                c.execute("UPDATE mfa_secrets SET last_step = ?, updated_at = ? WHERE customer_id = ?",
-                          (step, now, customer_id))
+                self._use_step_sql(c, customer_id, step, now)
                 audit_sql(c, now, f"customer:{customer_id}", "mfa_code_accepted", f"mfa:{challenge.id}",
                           {"action": challenge.action_name})
                 return challenge, None
@@ -189,21 +188,31 @@ class MfaDesk(CustomerStep):
     def _wrong_sql(self, c: sqlite3.Connection, challenge: Challenge, summary: str, now: float,
                    mfa: dict[str, Any]) -> str:
         c.execute("UPDATE mfa_challenges SET wrong = wrong + 1 WHERE id = ?", (challenge.id,))
-        c.execute("INSERT INTO mfa_failures (customer_id, at) VALUES (?, ?)", (challenge.customer_id, now))
         audit_sql(c, now, f"customer:{challenge.customer_id}", "mfa_code_wrong", f"mfa:{challenge.id}")
-        recent = c.execute("SELECT COUNT(*) FROM mfa_failures WHERE customer_id = ? AND at > ?",
-                           (challenge.customer_id, now - HOUR)).fetchone()[0]
-        if recent >= mfa["failures_per_hour"]:
-            c.execute("UPDATE mfa_secrets SET locked_at = ?, updated_at = ? WHERE customer_id = ?",
-                      (now, now, challenge.customer_id))
-            audit_sql(c, now, "system", "mfa_locked", f"customer:{challenge.customer_id}",
-                      {"wrong_codes_last_hour": recent})
+        if self._count_wrong_sql(c, challenge.customer_id, now):
             self._finish_sql(c, challenge, "failed", now, tell=False)
             return self.policy.message("mfa_locked")
         if challenge.wrong + 1 >= mfa["attempts_per_challenge"]:
             self._finish_sql(c, challenge, "failed", now, tell=False)
             return self.policy.message("mfa_too_many", action=summary)
         return self.policy.message("mfa_wrong", left=str(mfa["attempts_per_challenge"] - challenge.wrong - 1))
+
+    def _count_wrong_sql(self, c: sqlite3.Connection, customer_id: int, now: float) -> bool:
+        """Count a wrong code toward the hourly limit; True when it now locks this person's codes."""
+        c.execute("INSERT INTO mfa_failures (customer_id, at) VALUES (?, ?)", (customer_id, now))
+        recent = c.execute("SELECT COUNT(*) FROM mfa_failures WHERE customer_id = ? AND at > ?",
+                           (customer_id, now - HOUR)).fetchone()[0]
+        if recent < self.policy["mfa"]["failures_per_hour"]:
+            return False
+        c.execute("UPDATE mfa_secrets SET locked_at = ?, updated_at = ? WHERE customer_id = ?", (now, now, customer_id))
+        audit_sql(c, now, "system", "mfa_locked", f"customer:{customer_id}", {"wrong_codes_last_hour": recent})
+        return True
+
+    @staticmethod
+    def _use_step_sql(c: sqlite3.Connection, customer_id: int, step: int, now: float) -> None:
+        """A code was accepted: it, and every older one, can never be used again."""
+        c.execute("UPDATE mfa_secrets SET last_step = ?, updated_at = ? WHERE customer_id = ?",
+                  (step, now, customer_id))
 
     def _finish_sql(self, c: sqlite3.Connection, challenge: Challenge, status: str, now: float, *,
                     tell: bool = False, text: str | None = None) -> bool:
@@ -266,7 +275,6 @@ class MfaDesk(CustomerStep):
         None when it is right (and now used up); else why not. Wrong codes count toward the same lock.
         """
         now = self.clock.now()
-        mfa = self.policy["mfa"]
 
         def check(c: sqlite3.Connection) -> str | None:
             row = c.execute("SELECT s.* FROM mfa_secrets s JOIN customers c ON c.id = s.customer_id"
@@ -277,17 +285,11 @@ class MfaDesk(CustomerStep):
                 return "your codes are locked after too many wrong tries; another operator can /mfa-unlock you"
             step = matching_step(self.box.open(row["secret"]), code, now, row["last_step"])
             if step is not None:
-                c.execute("UPDATE mfa_secrets SET last_step = ?, updated_at = ? WHERE customer_id = ?",
-                          (step, now, row["customer_id"]))
+                self._use_step_sql(c, row["customer_id"], step, now)
                 audit_sql(c, now, f"user:{discord_id}", "mfa_operator_code_accepted", f"customer:{row['customer_id']}")
                 return None
-            c.execute("INSERT INTO mfa_failures (customer_id, at) VALUES (?, ?)", (row["customer_id"], now))
             audit_sql(c, now, f"user:{discord_id}", "mfa_operator_code_wrong", f"customer:{row['customer_id']}")
-            recent = c.execute("SELECT COUNT(*) FROM mfa_failures WHERE customer_id = ? AND at > ?",
-                               (row["customer_id"], now - HOUR)).fetchone()[0]
-            if recent >= mfa["failures_per_hour"]:
-                c.execute("UPDATE mfa_secrets SET locked_at = ? WHERE customer_id = ?", (now, row["customer_id"]))
-                audit_sql(c, now, "system", "mfa_locked", f"customer:{row['customer_id']}")
+            self._count_wrong_sql(c, row["customer_id"], now)
             return "that code is not right (or was already used)"
 
         return await self.db.run(check)
