@@ -19,6 +19,7 @@ from core.actions import ActionContext, ActionRegistry, execute
 from core.clock import Clock
 from core.outbox import Outbox
 from core.policy import Policy
+from core.risk import amounts
 from core.text import split_message
 from core.tickets import Card, Kind, Priority, Ticket, build_card, classify_priority, thread_name, transcript_lines
 from storage.conversations import (
@@ -101,9 +102,9 @@ class TicketDesk:
         seconds = timeouts["ticket_answer_seconds"]
         return (now + seconds / 2 if timeouts["reminder"] else None), now + seconds
 
-    def _arm(self, ticket_id: int, now: float) -> None:
+    def _arm(self, ticket_id: int, reminder: float | None, timeout: float) -> None:
         if self.deadlines is not None:
-            self.deadlines.arm_ticket(ticket_id, *self._due(now))
+            self.deadlines.arm_ticket(ticket_id, reminder, timeout)
 
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
         # The customer's DM first: its worker then queues its database read before the card's re-render.
@@ -144,7 +145,7 @@ class TicketDesk:
 
         ticket_id, created = await self.db.run(write)
         if created:
-            self._arm(ticket_id, now)
+            self._arm(ticket_id, reminder, timeout)
             self._kick(ticket_id)
             log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
         message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
@@ -168,6 +169,7 @@ class TicketDesk:
         priority, rule = await self._priority(first.conversation_id, escalation)
         now = self.clock.now()
         relay = source == "relay"
+        reminder, timeout = self._due(now)
 
         def write(c: sqlite3.Connection) -> int:
             set_status_sql(c, [t.id for t in turns], "held")
@@ -177,7 +179,6 @@ class TicketDesk:
                 ticket_id = existing[0]
                 desk_post_sql(c, ticket_id, "post", now, f"**Customer:** {question}")
             else:
-                reminder, timeout = self._due(now)
                 ticket_id = open_ticket_sql(c, NewTicket(
                     first.customer_id, first.conversation_id, kind.value, source, priority.value, question, reason,
                     takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None,
@@ -199,7 +200,7 @@ class TicketDesk:
         created: list[int] = []
         ticket_id = await self.db.run(write)
         if created:
-            self._arm(ticket_id, now)
+            self._arm(ticket_id, reminder, timeout)
         self._kick(ticket_id, first.customer_id)
         return ticket_id
 
@@ -275,11 +276,10 @@ class TicketDesk:
             if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
                 return hint
             customer.append(ticket.customer_id)
-            answered = c.execute(
-                "UPDATE tickets SET status = 'answered', first_response_at = COALESCE(first_response_at, ?)"
-                " WHERE id = ? AND status = 'open' AND kind != 'approval'", (now, ticket_id)).rowcount
-            c.execute("UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
-                      (now, ticket_id))
+            # Read in this same write transaction, so no other answer can come in between.
+            answered = ticket.status == "open" and ticket.kind is not Kind.APPROVAL
+            c.execute("UPDATE tickets SET status = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+                      ("answered" if answered else ticket.status, now, ticket_id))
             turn = NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
                                               "ticket": ticket_id, "question": ticket.question})
             said = self.policy.message("operator_says", operator=operator.name, text=text)
@@ -290,7 +290,7 @@ class TicketDesk:
                 desk_post_sql(c, ticket_id, "refresh", now)
             if via != "thread":
                 desk_post_sql(c, ticket_id, "post", now, f"**{operator.name}** (sent to the customer): {text}")
-            return DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).", )
+            return DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).")
 
         customer: list[int] = []
         reply = await self.db.run(lambda c: write(c, customer))
@@ -309,11 +309,10 @@ class TicketDesk:
         threshold = self.policy["mfa"]["operator_code_above"]
         if not threshold or self.mfa is None:
             return None
-        names = {n.casefold() for n in self.policy["risk"]["amount_params"]}
-        for name, value in (params if params is not None else ticket.action_params or {}).items():
-            if (name.casefold() in names or "amount" in name.casefold()) and isinstance(value, int | float) \
-                    and not isinstance(value, bool) and abs(value) > threshold:
-                return float(threshold)
+        names = frozenset(n.casefold() for n in self.policy["risk"]["amount_params"])
+        values = params if params is not None else ticket.action_params or {}
+        if any(abs(number) > threshold for _, _, number in amounts(values, names)):
+            return float(threshold)
         return None
 
     async def approve(self, ticket_id: int, operator: Operator, params: dict[str, Any] | None = None, *,

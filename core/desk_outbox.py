@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from core.clock import Clock
 from core.outbox import backoff_delay
-from core.ports import StaffDesk
+from core.ports import DeliveryFailed, StaffDesk
 from core.tickets import Card, Ticket
 from core.workers import DeliveryQueue
 from storage.tickets import DeskItem, TicketStore
@@ -60,7 +60,13 @@ class DeskOutbox(DeliveryQueue[int]):
             await self.store.desk_done(item.id)
 
     async def _apply(self, item: DeskItem) -> None:
-        card, name, ticket = await self.render(item.ticket_id)
+        if item.op in ("open", "refresh"):
+            card, name, ticket = await self.render(item.ticket_id)
+        else:  # a post or an archive needs the thread, not the card (one query, not three)
+            found = await self.store.get(item.ticket_id)
+            if found is None:
+                raise DeliveryFailed(f"ticket #{item.ticket_id} does not exist", permanent=True)
+            ticket = found
         if item.op == "open":
             message_id = ticket.staff_message_id
             if message_id is None:

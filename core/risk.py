@@ -10,7 +10,7 @@ the level and the strategy up (``STRATEGIES`` is ordered by how much a person is
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,16 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def amounts(params: Mapping[str, Any], amount_params: frozenset[str]) -> Iterator[tuple[str, Any, float]]:
+    """(name, value as given, value as a number) of every parameter that holds money."""
+    for name, value in params.items():
+        key = name.casefold()
+        if key in amount_params or "amount" in key:
+            number = _number(value)
+            if number is not None:
+                yield name, value, number
+
+
 class RiskPolicy:
     """Compiled from the policy file once; ``classify`` is then a few dictionary lookups and regexes."""
 
@@ -126,14 +136,12 @@ class RiskPolicy:
             if changed:
                 rules.append(f"{why}: {level}, {strategy}")
 
+        for name, value, amount in amounts(params or {}, self.amount_params):
+            if abs(amount) > self.amount_threshold:
+                raise_to(self.levels["financial"], self.strategies["financial"],
+                         f"{name}={value} is above {self.amount_threshold:g}", "financial")
         for name, value in (params or {}).items():
-            key = name.casefold()
-            if key in self.amount_params or "amount" in key:
-                amount = _number(value)
-                if amount is not None and abs(amount) > self.amount_threshold:
-                    raise_to(self.levels["financial"], self.strategies["financial"],
-                             f"{name}={value} is above {self.amount_threshold:g}", "financial")
-            if key in self.personal_params:
+            if name.casefold() in self.personal_params:
                 raise_to("medium", "confirm_details", f"parameter {name!r} holds personal data")
             elif isinstance(value, str) and looks_like_card_number(value):
                 raise_to("medium", "confirm_details", f"parameter {name!r} looks like a card number")
