@@ -99,7 +99,7 @@ class ConversationEngine:
             return
         self._workers.wake(inbound.customer.id)
 
-    async def enrol(self, customer_id: int, discord_id: int, display_name: str) -> bool:
+    async def enrol(self, customer_id: int, discord_id: int, display_name: str) -> None:
         """Send a new authenticator setup (QR code and key) straight to the customer's DM.
 
         Not through the outbox: the message carries the secret, and the outbox table must not hold it.
@@ -113,8 +113,6 @@ class ConversationEngine:
             log.warning("could not send the authenticator setup to customer %s: %s", customer_id, type(exc).__name__)
             await self.say(customer_id, "Sorry, I couldn't send the setup just now. Type **enrol** to try again.",
                            reason="mfa_enrol_failed")
-            return False
-        return True
 
     async def say(self, customer_id: int, text: str, *, reason: str, turn_id: int | None = None) -> None:
         """Owe the customer a message the bot wrote itself (not Claude), through the outbox."""

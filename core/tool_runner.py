@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.actions import Action, ActionContext, ActionError, ActionRegistry, execute
+from core.desk import Escalation, TicketDesk
 from core.policy import Policy
 from core.risk import MODEL_VIEWS, Classification, RiskPolicy
 from core.tickets import Kind, Priority
 
 if TYPE_CHECKING:
     from core.confirmations import ConfirmationDesk
-    from core.desk import TicketDesk
     from core.mfa_desk import MfaDesk
 
 log = logging.getLogger(__name__)
@@ -190,8 +190,6 @@ class ToolRunner:
 
     async def _ticket(self, action: Action, params: dict[str, Any], decision: Classification, ctx: ActionContext,
                       tool_use_id: str, extras: TurnExtras) -> int:
-        from core.desk import Escalation
-
         assert self.desk is not None
         reason = f"{decision.level} risk: " + "; ".join(decision.rules)
         if decision.strategy == "code":
@@ -208,8 +206,6 @@ class ToolRunner:
         return number
 
     async def _builtin(self, call: dict[str, Any], ctx: ActionContext, extras: TurnExtras) -> str:
-        from core.desk import Escalation
-
         assert self.desk is not None
         args = call.get("input") if isinstance(call.get("input"), dict) else {}
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -287,7 +286,6 @@ async def test_codes_off_send_destructive_actions_to_the_operators(harness):
     assert ticket["kind"] == "approval" and "One-time codes are off" in ticket["reason"]
     await h.dm(0, "enrol")  # not a command when codes are off: Claude answers it
     assert h.fake.requests[-1]["messages"][-1]["content"][-1]["text"] == "enrol"
-    await asyncio.sleep(0)
 
 
 async def test_large_approvals_need_the_operators_own_code(harness):
