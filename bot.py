@@ -52,7 +52,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     import discord
 
     from cogs.handoff_bot import HandoffBot
-    from core.agent import ClaudeAgent, client_pool
+    from core.agent import ClaudeAgent, claude_client
     from storage.db import Database, StorageError
 
     try:
@@ -65,13 +65,9 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
             await actions_module.install(db)
         agent = None
         if settings.ai_enabled:
-            import anthropic
-
-            clients = client_pool(settings.llm_concurrency, lambda: anthropic.AsyncAnthropic(
-                api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
-                max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds,
-            ))
-            agent = ClaudeAgent(clients, model=settings.anthropic_model, policy=policy, registry=registry,
+            client = claude_client(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
+                                   max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
+            agent = ClaudeAgent(client, model=settings.anthropic_model, policy=policy, registry=registry,
                                 concurrency=settings.llm_concurrency)
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 

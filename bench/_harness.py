@@ -12,12 +12,10 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anthropic
-
 from actions import shop
 from cogs.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent, client_pool
+from core.agent import ClaudeAgent, claude_client
 from storage.db import Database
 from tests import dpytest_ext
 from tests.conftest import test_policy, test_settings
@@ -45,9 +43,8 @@ async def bench_bot(url: str, customers: int, *, concurrency: int) -> AsyncItera
         await shop.install(db)
         policy = test_policy()
         registry = ActionRegistry().extend(shop.ACTIONS)
-        clients = client_pool(concurrency, lambda: anthropic.AsyncAnthropic(
-            api_key="bench", base_url=url, max_retries=0, timeout=30))
-        agent = ClaudeAgent(clients, model="claude-bench", policy=policy,
+        client = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
+        agent = ClaudeAgent(client, model="claude-bench", policy=policy,
                             registry=registry, concurrency=concurrency)
         bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, agent=agent,
                          registry=registry)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import cProfile
+import pstats
 import time
 
 from discord.ext.test import backend, callbacks
@@ -36,7 +38,7 @@ def time_claude_calls(agent) -> None:
     agent._create = timed
 
 
-async def run(customers: int, messages: int, latency: float) -> dict[str, float]:
+async def run(customers: int, messages: int, latency: float, profile: int = 0) -> dict[str, float]:
     async with claude_server(latency) as url, bench_bot(url, customers, concurrency=customers) as bot:
         members = [m for m in backend.get_state().guilds[0].members if m.id != bot.user.id][:customers]
         channels = {m.id: await m.create_dm() for m in members}
@@ -70,15 +72,23 @@ async def run(customers: int, messages: int, latency: float) -> dict[str, float]
         await customer(members[0])
         overheads.clear()
         own.clear()
-        started = time.perf_counter()
+        profiler = cProfile.Profile() if profile else None
+        if profiler:
+            profiler.enable()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(customer(m) for m in members))
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
         await bot.engine.drain()
     ideal = messages * latency
     print(f"customers={customers} messages={messages} latency={latency * 1000:.0f} ms")
     print(f"wall {wall:.3f} s, ideal {ideal:.3f} s, ratio {wall / ideal:.3f} (target <= 1.10)")
     print(f"overhead per message, end to end minus L: {summary_ms(overheads)} (target p99 <= 5 ms)")
     print(f"  of which outside the anthropic client call: {summary_ms(own)}")
+    per_message = cpu / (customers * messages) * 1000
+    print(f"CPU of the bot's process during the run: {cpu:.3f} s, {per_message:.2f} ms per message")
     print(f"peak RSS {peak_rss_mb():.1f} MB (target <= 150 MB)")
     return {"ratio": wall / ideal, "rss": peak_rss_mb()}
 
@@ -88,8 +98,10 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                        help="profile the timed run (cProfile, slows it down) and print the top ROWS functions")
     args = parser.parse_args()
-    asyncio.run(run(args.customers, args.messages, args.latency))
+    asyncio.run(run(args.customers, args.messages, args.latency, args.profile))
 
 
 if __name__ == "__main__":

@@ -156,4 +156,6 @@ class HandoffBot(commands.Bot):
             await self.outbox.close()
         if self.desk_outbox is not None:
             await self.desk_outbox.close()
+        if self.agent is not None:
+            await self.agent.close()
         await super().close()

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import discord
 import discord.ext.test as dpytest
 import pytest
@@ -19,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from actions import shop
 from cogs.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent
+from core.agent import ClaudeAgent, claude_client
 from core.clock import FakeClock
 from core.policy import Policy, defaults
 from core.settings import Settings
@@ -95,14 +94,14 @@ class Harness:
         self._staff: list[discord.Message] = []
 
     async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
-                    concurrency: int = 32) -> HandoffBot:
+                    concurrency: int = 32, llm_timeout: float = 10) -> HandoffBot:
         self.db = await Database(self.db_path).open()
         await shop.install(self.db)
         policy = policy or test_policy()
         agent = None
         if ai:
-            client = anthropic.AsyncAnthropic(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=10)
-            agent = ClaudeAgent([client], model="claude-test", policy=policy,
+            client = claude_client(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=llm_timeout)
+            agent = ClaudeAgent(client, model="claude-test", policy=policy,
                                 registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
         # A real scheduler: deadlines are armed as in production. They are at FakeClock times (2027), so
         # nothing fires by itself; tests move the clock and call bot.deadlines.run_due(), what a job runs.

@@ -158,6 +158,17 @@ async def test_claude_down_apologises_keeps_the_message_and_answers_later(harnes
     assert [s[0] for s in statuses] == ["answered", "answered"]
 
 
+async def test_claude_timing_out_apologises_and_the_message_waits(harness):
+    await harness.start(llm_timeout=0.2)
+    harness.fake.then(*(text("too late", delay=1.0) for _ in range(3)))  # the first try and the SDK's 2 retries
+    await harness.dm(0, "slow day?")
+    assert len(harness.fake.requests) == 3
+    [apology] = harness.sent()
+    assert "your message is saved" in apology.content.lower()
+    [(status,)] = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
+    assert status == "pending"
+
+
 async def test_claude_failing_every_time_stops_retrying_and_says_a_person_follows_up(harness):
     from tests.conftest import test_policy
 
