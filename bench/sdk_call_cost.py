@@ -3,8 +3,9 @@
     python -m bench.sdk_call_cost [--calls 300]
 
 Calls go one at a time to the scripted server (no latency) with the request the bot really
-sends: its system prompt, its 14 tools, and a five-message history. Both of the SDK's
-transports are measured, and the server's own CPU per call (it shares this machine's cores).
+sends: its system prompt, its 14 tools, and a five-message history. Measured: the SDK's defaults
+(httpx transport, parsed into pydantic models) and what Handoff does (aiohttp transport, the raw
+JSON), each with the server's own CPU per call (it shares this machine's cores).
 
 At N=200, M=5, L=200 ms the conversation benchmark's target (ratio <= 1.10) leaves 1.1 s for
 1000 answers. The last lines print the lowest ratio this machine could reach if the bot did
@@ -19,6 +20,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anthropic
@@ -46,14 +48,14 @@ def real_request() -> dict[str, Any]:
             "messages": messages[:-1], "tools": runner.tool_definitions()}
 
 
-async def measure(client: anthropic.AsyncAnthropic, request: dict[str, Any], calls: int) -> tuple[float, float]:
+async def measure(call: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
     """(client CPU ms, server CPU ms) per call."""
     [server] = psutil.Process().children()
     for _ in range(20):  # warm-up: imports, first connection
-        await client.messages.create(**request)
+        await call()
     cpu, server_cpu = time.process_time(), sum(server.cpu_times()[:2])
     for _ in range(calls):
-        await client.messages.create(**request)
+        await call()
     return ((time.process_time() - cpu) / calls * 1000, (sum(server.cpu_times()[:2]) - server_cpu) / calls * 1000)
 
 
@@ -61,14 +63,18 @@ async def run(calls: int) -> float:
     request = real_request()
     print(f"request: {len(json.dumps(request))} bytes of JSON, {len(request['tools'])} tools; {calls} calls each")
     async with claude_server(0.0) as url:
-        transports = {
-            "httpx (the SDK's default)": anthropic.AsyncAnthropic(api_key="bench", base_url=url, max_retries=0),
-            "aiohttp (what Handoff uses)": claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30),
-        }
-        for name, client in transports.items():
-            client_ms, server_ms = await measure(client, request, calls)
-            await client.close()
-            print(f"{name:28} client {client_ms:.2f} ms CPU per call (scripted server: {server_ms:.2f} ms)")
+        default = anthropic.AsyncAnthropic(api_key="bench", base_url=url, max_retries=0)
+        handoff = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
+
+        async def as_handoff_calls() -> Any:
+            return await (await handoff.messages.with_raw_response.create(**request)).json()
+
+        ways = {"SDK defaults": lambda: default.messages.create(**request), "as Handoff calls": as_handoff_calls}
+        for name, call in ways.items():
+            client_ms, server_ms = await measure(call, calls)
+            print(f"{name:17} client {client_ms:.2f} ms CPU per call (scripted server: {server_ms:.2f} ms)")
+        await default.close()
+        await handoff.close()
     cores = os.cpu_count() or 1
     one_loop = ANSWERS * client_ms / 1000 / SECONDS
     print(f"N=200, M=5, L=200 ms (ideal {SECONDS:.1f} s, target ratio 1.10), before any of the bot's own work:")

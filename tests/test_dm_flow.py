@@ -9,7 +9,7 @@ import discord.ext.test as dpytest
 from discord.ext.test import callbacks
 
 from tests.conftest import SendRecorder, eventually, http_error, test_policy
-from tests.fake_claude import error, text, tool_calls
+from tests.fake_claude import Reply, error, text, tool_calls
 
 
 def tool_results(request: dict) -> list[dict]:
@@ -167,6 +167,19 @@ async def test_claude_timing_out_apologises_and_the_message_waits(harness):
     assert "your message is saved" in apology.content.lower()
     [(status,)] = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
     assert status == "pending"
+
+
+async def test_a_malformed_answer_from_claude_is_a_failure_not_a_crash(harness, caplog):
+    await harness.start()
+    harness.fake.then(Reply(body={"type": "message", "id": "msg_x", "content": "not a list"}))
+    await harness.dm(0, "hello")
+    [apology] = harness.sent()
+    assert "your message is saved" in apology.content.lower()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "reported as Claude failing, not as a bug"
+    assert any("no list of content blocks" in r.getMessage() for r in caplog.records)
+    harness.fake.then(text("Here now."))
+    await harness.dm(0, "still there?")
+    assert [m.content for m in harness.sent()] == ["Here now."]
 
 
 async def test_claude_failing_every_time_stops_retrying_and_says_a_person_follows_up(harness):
