@@ -39,14 +39,32 @@ async def test_typing_indicator_is_shown_while_claude_works(harness):
     typed = []
 
     async def on_typing(channel):
-        typed.append((channel.id, len(harness.fake.requests)))
+        typed.append((channel.id, dpytest.sent_queue.empty()))
 
     callbacks.set_callback(on_typing, "send_typing")
-    harness.fake.then(text("done", delay=0.05))
+    harness.fake.then(text("done", delay=0.2))
     await harness.dm(0, "hello")
     dm = harness.members[0].dm_channel
-    assert typed and typed[0] == (dm.id, 0), "typing starts in the customer's DM before Claude is asked"
+    assert typed and typed[0] == (dm.id, True), "typing shows in the customer's DM before the answer"
     callbacks.remove_callback("send_typing")
+
+
+async def test_a_slow_typing_indicator_never_delays_the_answer(harness):
+    await harness.start()
+    discord_answers_typing = asyncio.Event()
+
+    async def on_typing(channel):
+        await discord_answers_typing.wait()  # Discord slow to acknowledge POST /typing
+
+    callbacks.set_callback(on_typing, "send_typing")
+    try:
+        harness.fake.then(text("Here is your answer."))
+        await harness.dm(0, "hello")  # waits until the answer is delivered
+        assert [m.content for m in harness.sent()] == ["Here is your answer."]
+        assert not discord_answers_typing.is_set()
+    finally:
+        discord_answers_typing.set()
+        callbacks.remove_callback("send_typing")
 
 
 async def test_tool_call_is_answered_and_the_loop_continues(harness):
