@@ -7,7 +7,6 @@ written are answered together in the next round, in the order they were sent.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -199,7 +198,7 @@ class ConversationEngine:
             await self.store.record_round(conversation_id, customer.id, turns, self.clock.now(), batch[-1].id)
 
         try:
-            async with self._typing(customer.discord_id):
+            async with self.channel.typing(customer.discord_id):
                 reply = await self.agent.respond(history, ctx, record_round)
         except LLMUnavailable as exc:
             await self._claude_failed(customer, batch, str(exc))
@@ -231,11 +230,3 @@ class ConversationEngine:
         if attempts == 1:
             await self.say(customer.id, self.policy.message("llm_unavailable"), reason="llm_unavailable")
         self._workers.wake_later(customer.id, llm["retry_after_failure_seconds"])
-
-    def _typing(self, discord_id: int) -> contextlib.AbstractAsyncContextManager[None]:
-        try:
-            return self.channel.typing(discord_id)
-        except Exception:  # a typing indicator is a nicety; never fail an answer over it
-            log.debug("typing indicator unavailable", exc_info=True)
-            return contextlib.nullcontext()
-

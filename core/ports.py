@@ -40,7 +40,10 @@ class CustomerChannel(Protocol):
         """Send a message with one file (an authenticator QR code), now; raises on failure."""
 
     def typing(self, customer_discord_id: int) -> contextlib.AbstractAsyncContextManager[None]:
-        """Show that the bot is working on an answer."""
+        """Show that the bot is working on an answer while the body runs.
+
+        Never waits on the platform before the body starts and never raises: a typing indicator is a nicety.
+        """
 
 
 
