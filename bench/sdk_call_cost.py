@@ -29,23 +29,26 @@ import psutil
 from actions import shop
 from bench._harness import claude_server
 from core.actions import ActionRegistry
-from core.agent import claude_client
-from core.tool_runner import ToolRunner
+from core.agent import ClaudeAgent, claude_client
 from tests.conftest import test_policy
 
 ANSWERS, SECONDS = 1000, 1.0  # the N x M answers and ideal wall time M x L
 
 
-def real_request() -> dict[str, Any]:
+def handoff_agent(client: anthropic.AsyncAnthropic) -> ClaudeAgent:
     policy = test_policy()
-    runner = ToolRunner(registry=ActionRegistry().extend(shop.ACTIONS), policy=policy)
-    runner.desk = object()  # with the operator desk attached, the built-in tools are offered too
+    agent = ClaudeAgent(client, model="claude-bench", policy=policy, registry=ActionRegistry().extend(shop.ACTIONS),
+                        concurrency=1)
+    agent.attach_desk(desk=object())  # type: ignore[arg-type]  # with the desk, the built-in tools are offered too
+    return agent
+
+
+def history() -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for i in range(3):
         messages.append({"role": "user", "content": [{"type": "text", "text": f"message {i} from a customer"}]})
         messages.append({"role": "assistant", "content": [{"type": "text", "text": f"You said: message {i}"}]})
-    return {"model": "claude-bench", "max_tokens": policy["llm"]["max_tokens"], "system": policy.system_prompt,
-            "messages": messages[:-1], "tools": runner.tool_definitions()}
+    return messages[:-1]
 
 
 async def measure(call: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
@@ -60,21 +63,19 @@ async def measure(call: Callable[[], Awaitable[Any]], calls: int) -> tuple[float
 
 
 async def run(calls: int) -> float:
-    request = real_request()
-    print(f"request: {len(json.dumps(request))} bytes of JSON, {len(request['tools'])} tools; {calls} calls each")
     async with claude_server(0.0) as url:
         default = anthropic.AsyncAnthropic(api_key="bench", base_url=url, max_retries=0)
-        handoff = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
-
-        async def as_handoff_calls() -> Any:
-            return await (await handoff.messages.with_raw_response.create(**request)).json()
-
-        ways = {"SDK defaults": lambda: default.messages.create(**request), "as Handoff calls": as_handoff_calls}
+        agent = handoff_agent(claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30))
+        messages = history()
+        request = agent.request(messages, final=False)
+        print(f"request: {len(json.dumps(request))} bytes of JSON, {len(request['tools'])} tools; {calls} calls each")
+        ways = {"SDK defaults": lambda: default.messages.create(**request),
+                "as Handoff calls": lambda: agent._create(messages, final=False)}
         for name, call in ways.items():
             client_ms, server_ms = await measure(call, calls)
             print(f"{name:17} client {client_ms:.2f} ms CPU per call (scripted server: {server_ms:.2f} ms)")
         await default.close()
-        await handoff.close()
+        await agent.close()
     cores = os.cpu_count() or 1
     one_loop = ANSWERS * client_ms / 1000 / SECONDS
     print(f"N=200, M=5, L=200 ms (ideal {SECONDS:.1f} s, target ratio 1.10), before any of the bot's own work:")

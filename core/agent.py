@@ -156,13 +156,8 @@ class ClaudeAgent:
         """Closes the client's connections (its aiohttp session warns at exit if left open)."""
         await self.client.close()
 
-    async def _create(self, messages: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
-        """One Messages API call; the response as the API's JSON.
-
-        The raw response skips the SDK's pydantic models (about a fifth of a call's CPU, measured
-        with bench.sdk_call_cost); the loop only needs the content blocks as dicts. Errors, retries
-        and time-outs are the SDK's as usual.
-        """
+    def request(self, messages: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+        """The Messages API parameters for one call; ``final`` forbids tools (the last round)."""
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.policy["llm"]["max_tokens"],
@@ -173,9 +168,18 @@ class ClaudeAgent:
             kwargs["tools"] = self._tools
             if final:
                 kwargs["tool_choice"] = {"type": "none"}
+        return kwargs
+
+    async def _create(self, messages: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+        """One Messages API call; the response as the API's JSON.
+
+        The raw response skips the SDK's pydantic models (about a fifth of a call's CPU, measured
+        with bench.sdk_call_cost); the loop only needs the content blocks as dicts. Errors, retries
+        and time-outs are the SDK's as usual.
+        """
         try:
             async with self._slots:
-                raw = await self.client.messages.with_raw_response.create(**kwargs)
+                raw = await self.client.messages.with_raw_response.create(**self.request(messages, final=final))
                 body = await raw.json()
         except anthropic.APIError as exc:
             status = getattr(exc, "status_code", None)
