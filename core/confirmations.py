@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,42 +16,12 @@ from core.actions import Action, ActionContext, ActionRegistry, execute
 from core.clock import Clock
 from core.outbox import Outbox
 from core.policy import Policy
+from core.replies import Reply, ReplyReader
 from core.risk import Classification
 from storage.conversations import NewTurn, audit_sql, enqueue_sql, insert_turns_sql, set_status_sql, tell_customer_sql
 from storage.db import Database
 
 log = logging.getLogger(__name__)
-
-_YES = {"yes", "y", "yeah", "yep", "yup", "sure", "confirm", "confirmed", "ok", "okay", "go ahead", "do it",
-        "please do", "yes please", "yes do it", "yes go ahead", "correct", "that's right", "👍", "✅"}
-_NO = {"no", "n", "nope", "nah", "cancel", "don't", "do not", "stop", "no thanks", "no thank you",
-       "don't do it", "never mind", "nevermind", "👎", "❌"}
-_HEDGES = re.compile(r"\b(maybe|perhaps|probably|i think|i guess|not sure|unsure|possibly|might|kind of|sort of|"
-                     r"hmm+|dunno|don't know|idk|wait)\b")
-
-
-def interpret_reply(text: str) -> str:
-    """``yes``, ``no``, ``unclear`` (a hedge: ask again) or ``other`` (a new message: answer it)."""
-    raw = text.strip().casefold()
-    if not raw:
-        return "other"
-    if "?" in raw:
-        return "other"
-    if _HEDGES.search(raw):
-        return "unclear"
-    words = re.sub(r"[^\w\s'👍👎✅❌]", " ", raw)
-    phrase = " ".join(words.split())
-    if phrase in _YES:
-        return "yes"
-    if phrase in _NO:
-        return "no"
-    first = phrase.split(" ", 1)[0] if phrase else ""
-    if len(phrase.split()) <= 4 and first in {"yes", "yeah", "yep", "sure", "ok", "okay", "confirm"}:
-        return "yes"
-    if len(phrase.split()) <= 4 and first in {"no", "nope", "nah", "cancel"}:
-        return "no"
-    return "unclear" if len(phrase.split()) <= 2 else "other"
-
 
 def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any] | None = None) -> str:
     """The exact details a customer confirms: what, every parameter by name, and what the action previews."""
@@ -131,6 +100,12 @@ class ConfirmationDesk(CustomerStep):
     table = "confirmations"
     subject = "confirmation"
 
+    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry,
+                 outbox: Outbox) -> None:
+        super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox)
+        words = self.policy["confirmations"]
+        self.replies = ReplyReader(words["yes_words"], words["no_words"])
+
     # -- asking -----------------------------------------------------------------------------
 
     async def request(self, ctx: ActionContext, action: Action, params: dict[str, Any],
@@ -183,13 +158,17 @@ class ConfirmationDesk(CustomerStep):
         pending = await self.pending_for(customer_id)
         if pending is None:
             return False
-        meaning = interpret_reply(turns[-1].content)
-        if meaning == "other":
-            return False  # a new question: Claude answers it; the confirmation stays pending
-        if meaning == "unclear":
+        meaning = self.replies.read(turns[-1].content)
+        if meaning is Reply.OTHER:
+            return False  # a new question, or a qualified yes: Claude answers it; the confirmation stays pending
+        if meaning is Reply.UNCLEAR:
             await self._ask_again(pending, turns)
             return True
-        await self.decide(pending.id, meaning == "yes", via="typed", answered_turns=[t.id for t in turns])
+        if meaning is Reply.NO_AND_MORE:
+            # "no, make it 2": cancel, and leave the message pending so Claude answers the rest.
+            await self.decide(pending.id, False, via="typed")
+            return False
+        await self.decide(pending.id, meaning is Reply.YES, via="typed", answered_turns=[t.id for t in turns])
         return True
 
     async def _ask_again(self, pending: Pending, turns: list[Any]) -> None:

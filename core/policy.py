@@ -95,6 +95,18 @@ SPEC: dict[str, dict[str, Key]] = {
                                       help="customer words that make a message critical (a person answers);"
                                            " a final * matches word beginnings"),
     },
+    "confirmations": {
+        "yes_words": Key(list, ["yes", "y", "yeah", "yea", "yep", "yup", "ya", "sure", "ok", "okay", "k", "kk",
+                                "confirm", "confirmed", "go ahead", "do it", "go for it", "please do", "correct",
+                                "that's right", "that's correct", "right", "sounds good", "looks good", "perfect",
+                                "absolutely", "definitely", "of course", "alright", "all right", "fine", "approved",
+                                "yes do it", "yes go ahead", "👍", "✅", "👌"],
+                         help="words that confirm, alone or with please/thanks (add other languages' words)"),
+        "no_words": Key(list, ["no", "n", "nope", "nah", "cancel", "cancel it", "don't", "do not", "don't do it",
+                               "do not do it", "stop", "never mind", "nevermind", "no way", "abort", "decline",
+                               "👎", "❌"],
+                        help="words that cancel (add other languages' words)"),
+    },
     "mfa": {
         "enabled": Key(bool, True, help="one-time codes for destructive actions (needs HANDOFF_SECRET_KEY)"),
         "issuer": Key(str, "", help="the name the authenticator app shows (default: [agent] business_name)"),

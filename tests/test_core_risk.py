@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.confirmations import interpret_reply
 from core.policy import PolicyError, defaults, parse_policy
+from core.replies import FILLERS, ReplyReader, tokens
 from core.risk import LEVEL_RANK, MODEL_VIEWS, STRATEGY_RANK, RiskPolicy, looks_like_card_number
 from core.risk_table import DEFAULT_LEVELS, DEFAULT_STRATEGIES
 
@@ -90,12 +90,59 @@ def test_the_policy_file_can_change_the_table_and_refuses_typos():
         parse_policy("[risk]\nconfidence_threshold = 170\n")
 
 
-@pytest.mark.parametrize(("reply", "meaning"), [
-    ("yes", "yes"), ("Yes!", "yes"), ("yes please", "yes"), ("ok", "yes"), ("sure, do it", "yes"), ("👍", "yes"),
-    ("no", "no"), ("No thanks", "no"), ("cancel", "no"), ("nope", "no"),
+READER = ReplyReader(defaults()["confirmations"]["yes_words"], defaults()["confirmations"]["no_words"])
+MULTILINGUAL = ReplyReader([*defaults()["confirmations"]["yes_words"], "oui", "ja", "sí", "si", "d'accord"],
+                           [*defaults()["confirmations"]["no_words"], "non", "nein"])
+
+TYPED_ANSWERS = [
+    # plain yes, with punctuation and politeness around it
+    ("yes", "yes"), ("Yes!", "yes"), ("YES.", "yes"), ("yes please", "yes"), ("Yes, please!", "yes"), ("ok", "yes"),
+    ("okay", "yes"), ("sure", "yes"), ("sure, do it", "yes"), ("yep", "yes"), ("yeah go ahead", "yes"),
+    ("go ahead", "yes"), ("Confirm", "yes"), ("confirmed", "yes"), ("yes, go ahead, thanks", "yes"),
+    ("thank you, yes", "yes"), ("👍", "yes"), ("👍🏽", "yes"), ("✅", "yes"), ("sounds good!", "yes"),
+    ("that’s right", "yes"), ("ok sure", "yes"), ("yes yes", "yes"), ("please do", "yes"),
+    # a yes with a change or a condition: Claude reads it, nothing runs
+    ("yes, but only 2", "other"), ("yes but cheaper", "other"), ("ok but not today", "other"),
+    ("sure, make it 2", "other"), ("yes to the other address", "other"), ("yes 2", "other"),
+    ("yes and add a mug", "other"), ("go ahead with 5 instead", "other"), ("ok, ship it on Monday", "other"),
+    # no, plain or with more
+    ("no", "no"), ("No thanks", "no"), ("no, thank you", "no"), ("cancel", "no"), ("nope", "no"), ("nah", "no"),
+    ("👎", "no"), ("don't do it", "no"), ("never mind", "no"), ("no, make it 2", "no_and_more"),
+    ("cancel it, I want a grinder instead", "no_and_more"),
+    # hedges and unknown words: asked again
     ("maybe", "unclear"), ("I think so", "unclear"), ("yes maybe", "unclear"), ("hmm", "unclear"),
-    ("not sure", "unclear"), ("yes?", "other"), ("what colours do you have?", "other"),
-    ("Actually I'd like to know when my other order arrives", "other"), ("", "other"),
-])
+    ("not sure", "unclear"), ("no problem", "unclear"), ("wait", "unclear"), ("yes no", "unclear"),
+    ("thanks", "unclear"), ("...", "unclear"), ("oui", "unclear"), ("lol", "unclear"),
+    # questions and new messages
+    ("yes?", "other"), ("what colours do you have?", "other"), ("", "other"),
+    ("Actually I'd like to know when my other order arrives", "other"),
+]
+
+
+@pytest.mark.parametrize(("reply", "meaning"), TYPED_ANSWERS)
 def test_typed_answers_to_a_confirmation(reply, meaning):
-    assert interpret_reply(reply) == meaning
+    assert READER.read(reply) == meaning
+
+
+def test_the_table_of_typed_answers_is_large():
+    assert len(TYPED_ANSWERS) >= 40
+
+
+@pytest.mark.parametrize(("reply", "meaning"), [
+    ("oui", "yes"), ("Ja, bitte", "other"), ("sí", "yes"), ("d'accord", "yes"), ("oui merci", "other"),
+    ("non", "no"), ("nein", "no"), ("oui mais seulement 2", "other"), ("non, 2 seulement", "no_and_more"),
+])
+def test_other_languages_words_confirm_where_the_policy_lists_them(reply, meaning):
+    assert MULTILINGUAL.read(reply) == meaning
+
+
+KNOWN_WORDS = {w for phrase in [*FILLERS, *defaults()["confirmations"]["yes_words"],
+                                 *defaults()["confirmations"]["no_words"]] for w in tokens(phrase)}
+
+
+@given(st.sampled_from(["yes", "ok", "sure", "go ahead", "👍", "yes please"]),
+       st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=12),
+       st.sampled_from([" ", ", ", " - ", "! "]))
+def test_a_yes_followed_by_any_other_word_never_confirms(yes, word, joiner):
+    assume(tokens(word) and not set(tokens(word)) <= KNOWN_WORDS)
+    assert READER.read(f"{yes}{joiner}{word}") != "yes"

@@ -96,6 +96,40 @@ async def test_a_transactional_confirmation_shows_the_details_and_takes_only_a_c
     assert "The customer confirmed place_order" in json.dumps(h.fake.requests[-1]["messages"])
 
 
+async def order_three_mugs(h: Harness) -> None:
+    h.fake.then(tool_calls(("place_order", {"item": "mug", "quantity": 3, "address": "5 Elm Road, Springfield"})),
+                text("Please confirm below."))
+    await h.dm(0, "order 3 mugs to 5 Elm Road, Springfield")
+    [prompt] = h.sent()
+    assert "- quantity: 3" in prompt.content
+
+
+async def test_a_qualified_yes_goes_to_claude_and_places_nothing(desk):
+    h = desk.h
+    await order_three_mugs(h)
+    h.fake.then(text("Understood, only 2. Shall I prepare a new order for 2 mugs?"))
+    await h.dm(0, "yes, but only 2")
+    assert [m.content for m in h.sent()] == ["Understood, only 2. Shall I prepare a new order for 2 mugs?"]
+    assert "yes, but only 2" in json.dumps(h.fake.requests[-1]["messages"]), "Claude read the qualified yes"
+    assert (await h.fetch("SELECT COUNT(*) FROM shop_orders WHERE status = 'processing'"))[0][0] == 0
+    assert (await h.fetch("SELECT status FROM confirmations"))[0][0] == "pending"
+    await h.dm(0, "Yes.")  # an unqualified yes still confirms what was shown
+    assert [m.content for m in h.sent()] == ["Done: Place an order."]
+    assert (await h.fetch("SELECT quantity FROM shop_orders WHERE status = 'processing'"))[0][0] == 3
+
+
+async def test_a_no_with_a_change_cancels_and_claude_answers_the_change(desk):
+    h = desk.h
+    await order_three_mugs(h)
+    h.fake.then(text("Sure, 2 mugs instead?"))
+    await h.dm(0, "no, make it 2")
+    assert [m.content for m in h.sent()] == ["OK, I won't do that (Place an order). Nothing was changed.",
+                                             "Sure, 2 mugs instead?"]
+    assert (await h.fetch("SELECT status FROM confirmations"))[0][0] == "cancelled"
+    assert "no, make it 2" in json.dumps(h.fake.requests[-1]["messages"])
+    assert (await h.fetch("SELECT COUNT(*) FROM shop_orders WHERE status = 'processing'"))[0][0] == 0
+
+
 async def test_typing_no_cancels_and_nothing_runs(desk):
     h = desk.h
     await email_updates_off(h)
