@@ -16,11 +16,12 @@ def _cut_point(text: str, limit: int) -> int:
         # Don't cut absurdly early (a lone paragraph break near the start); keep chunks useful.
         if at >= limit // 3:
             return at + len(sep)
-    # A hard cut inside a very long word; never through the middle of a ``` fence marker.
-    for back in (1, 2):
-        if text[limit - back:limit - back + len(_FENCE)] == _FENCE:
-            return limit - back
-    return limit
+    # A hard cut inside a very long word; never through a run of backticks (``` fence markers, even
+    # two of them back to back), so every marker stays whole.
+    cut = limit
+    while cut > 0 and text[cut - 1] == "`" and text[cut] == "`":
+        cut -= 1
+    return cut or limit
 
 
 def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:

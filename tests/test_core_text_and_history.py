@@ -30,6 +30,12 @@ def test_split_respects_the_limit_and_keeps_every_word(text, limit):
     assert "".join(split_words) == "".join(original_words)
 
 
+def test_split_never_cuts_through_back_to_back_fences():
+    text = "longerword" + "x" * 300 + "``````word"  # found by the hypothesis test above
+    chunks = split_message(text, 316)
+    assert "".join(" ".join(chunks).replace("```", " ").split()) == "".join(text.replace("```", " ").split())
+
+
 def test_split_prefers_paragraphs_then_sentences():
     text = ("A sentence here. " * 70).strip() + "\n\n" + "Second paragraph."
     chunks = split_message(text, 1300)
