@@ -10,8 +10,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.ticket_views import answer, operator_or_refuse
+from core.actions import ActionContext
 from core.risk import MODEL_VIEWS, RiskPolicy
 from core.tickets import clip
+from core.tool_runner import RISK_VIEW, assess
 
 if TYPE_CHECKING:
     from cogs.handoff_bot import HandoffBot
@@ -60,13 +62,19 @@ class Risk(commands.Cog):
             if not isinstance(values, dict):
                 await answer(interaction, "params must be a JSON object, e.g. {\"amount\": 250}")
                 return
-            problem = found.validate(values)
-            decision = self.risk.classify(found.decision_type.value, values, customer_text=message,
-                                          model_view=model_view or None)
-            lines.append(f"Action {action}: **{decision.decision_type} · {decision.level} · {decision.strategy}**")
-            lines.extend(f"- {rule}" for rule in decision.rules)
-            if problem:
-                lines.append(f"(the parameters would be refused first: {problem})")
+            # The tool runner's own classification (schema, preview, rules), so the dry run never disagrees.
+            ctx = ActionContext(0, interaction.user.id, self.bot.db, self.bot.clock.now())
+            raw = {**values, RISK_VIEW: model_view} if model_view else values
+            assessment = await assess(self.risk, found, raw, ctx, customer_text=message)
+            decision = assessment.decision
+            if decision is None:
+                lines.append(f"Action {action}: refused before classification: {assessment.problem}")
+            else:
+                lines.append(f"Action {action}: **{decision.decision_type} · {decision.level} · "
+                             f"{decision.strategy}**")
+                if assessment.preview:
+                    lines.append("- preview: " + json.dumps(assessment.preview, ensure_ascii=False, default=str))
+                lines.extend(f"- {rule}" for rule in decision.rules)
         if not lines:
             lines.append("Give a `message`, an `action` (with `params`), or both.")
         await answer(interaction, clip("\n".join(lines), 1990))

@@ -92,6 +92,37 @@ def with_risk_view(definition: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """What the risk policy makes of one proposed call: its parameters, preview and decision, or why it
+    would be refused before any of that (``problem``)."""
+
+    params: dict[str, Any]
+    preview: dict[str, Any]
+    decision: Classification | None
+    problem: str | None = None
+
+
+async def assess(risk: RiskPolicy, action: Action, raw: Any, ctx: ActionContext, *,
+                 customer_text: str) -> Assessment:
+    """The one classification of a proposed call, used by the tool runner and by operators' /classify:
+    strip ``risk_view``, validate the parameters, ask the action's preview, then classify all of it."""
+    params = {k: v for k, v in raw.items() if k != RISK_VIEW} if isinstance(raw, dict) else raw
+    problem = action.validate(params)
+    if problem is not None:
+        return Assessment({}, {}, None, f"Invalid parameters for {action.name}: {problem}. Nothing was done.")
+    view = raw.get(RISK_VIEW)
+    preview: dict[str, Any] = {}
+    if action.preview is not None:
+        try:
+            preview = dict(await action.preview(ctx, dict(params)))
+        except ActionError as exc:
+            return Assessment(params, {}, None, f"{action.name} could not be done: {exc}")
+    decision = risk.classify(action.decision_type.value, {**params, **preview}, customer_text=customer_text,
+                             model_view=view if isinstance(view, str) else None)
+    return Assessment(params, preview, decision)
+
+
 @dataclass
 class TurnExtras:
     """What the tool calls of one answer add to it: lines the code writes, and buttons under the answer."""
@@ -128,21 +159,10 @@ class ToolRunner:
         if action is None:
             log.warning("model called unknown tool %r", call["name"])
             return result(f"There is no action named {call['name']!r}. Nothing was done.", error=True)
-        raw = call.get("input")
-        params = {k: v for k, v in raw.items() if k != RISK_VIEW} if isinstance(raw, dict) else raw
-        problem = action.validate(params)
-        if problem is not None:
-            return result(f"Invalid parameters for {action.name}: {problem}. Nothing was done.", error=True)
-        view = raw.get(RISK_VIEW) if isinstance(raw, dict) else None
-        preview: dict[str, Any] = {}
-        if action.preview is not None:
-            try:
-                preview = dict(await action.preview(ctx, dict(params)))
-            except ActionError as exc:
-                return result(f"{action.name} could not be done: {exc}", error=True)
-        decision = self.risk.classify(action.decision_type.value, {**params, **preview},
-                                      customer_text=extras.customer_text,
-                                      model_view=view if isinstance(view, str) else None)
+        assessment = await assess(self.risk, action, call.get("input"), ctx, customer_text=extras.customer_text)
+        if assessment.decision is None:
+            return result(assessment.problem, error=True)
+        decision, params, preview = assessment.decision, assessment.params, assessment.preview
         if decision.strategy == "execute":
             payload, failed = await self._execute(action, params, ctx)
             return result(payload, error=failed)

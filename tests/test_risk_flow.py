@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import discord
@@ -252,13 +253,67 @@ async def test_policy_and_classify_for_operators(desk):
     assert "Message: critical: mentions 'lawyer'" in verdict
     assert "Action place_order: **legal_medical · critical · human**" in verdict
     await desk.slash("classify", None, action="issue_refund", params='{"amount": 500}')
-    assert "**financial · high · approval**" in (await desk.told(3))[-1][0]
+    assert "refused before classification: Invalid parameters for issue_refund" in (await desk.told(3))[-1][0]
     await desk.slash("classify", None, action="nope")
     assert (await desk.told(4))[-1][0].startswith("There is no action 'nope'")
     await desk.slash("classify", None, action="issue_refund", params="{amount: 5}")
     assert "params is not valid JSON" in (await desk.told(5))[-1][0]
     await desk.slash("classify", None, member=desk.stranger, message="hi")
     assert (await desk.told(6))[-1][0].startswith("Only operators")
+
+
+# (action, params, the customer's message): every example action, and parameters that move the rules.
+DRY_RUNS = [
+    ("get_account", {}, "what's my email"),
+    ("list_orders", {}, "my orders"),
+    ("get_order_status", {"order_id": 1}, "where is order 1"),
+    ("update_preferences", {"email_updates": False}, "no more emails"),
+    ("place_order", {"item": "mug", "quantity": 3, "address": "5 Elm Road, Springfield"}, "3 mugs"),
+    ("place_order", {"item": "grinder", "quantity": 3, "address": "5 Elm Road, Springfield"}, "3 grinders"),
+    ("place_order", {"item": "grinder", "quantity": 1, "address": "5 Elm Road, Springfield", "risk_view": "high"},
+     "a grinder"),
+    ("change_delivery_address", {"order_id": 2, "address": "7 Oak Lane, Springfield"}, "new address"),
+    ("issue_refund", {"order_id": 1, "amount": 10, "reason": "broken"}, "refund please"),
+    ("apply_discount", {"percent": 10, "reason": "loyal"}, "a discount?"),
+    ("request_specialist_advice", {"topic": "allergy", "question": "nuts in the beans?"}, "a question"),
+    ("cancel_subscription", {"subscription_id": 1}, "cancel my subscription"),
+    ("delete_account", {}, "delete my account"),
+    ("update_preferences", {"email_updates": True}, "my lawyer wants emails"),
+]
+
+
+def strategy_of_tool_result(content: str) -> str:
+    for start, strategy in (("AWAITING THE CUSTOMER'S CONFIRMATION", "confirm*"), ("AWAITING A ONE-TIME CODE", "code"),
+                            ("NOT DONE: ", "code"), ("NOT DONE YET", "ticket")):
+        if content.startswith(start):
+            return strategy
+    return "execute"
+
+
+@pytest.mark.parametrize(("action", "params", "said"), DRY_RUNS)
+async def test_classify_reaches_the_same_strategy_as_the_real_tool_call(desk, action, params, said):
+    h = desk.h
+    shown = {k: v for k, v in params.items() if k != "risk_view"}
+    options = {"model_view": params["risk_view"]} if "risk_view" in params else {}
+    await desk.slash("classify", None, action=action, params=json.dumps(shown), message=said, **options)
+    verdict = (await desk.told(1))[-1][0]
+    [(dry_type, dry_strategy)] = re.findall(rf"Action {action}: \*\*(\w+) · \w+ · (\w+)\*\*", verdict)
+
+    h.fake.then(tool_calls((action, params)), text("Done what I could."))
+    await h.dm(0, said)
+    if h.fake.requests:
+        [result] = tool_results(h.fake.requests[1])
+        real = strategy_of_tool_result(result["content"])
+    else:
+        real = "ticket"  # a legal/medical message goes to a person before Claude proposes anything
+    if real == "confirm*":
+        [(real,)] = await h.fetch("SELECT strategy FROM confirmations")
+    elif real == "ticket":
+        [(kind,)] = await h.fetch("SELECT source FROM tickets")
+        real = {"approval": "approval", "specialist": "human"}[kind]
+    assert real == dry_strategy, f"/classify said {dry_strategy} ({verdict}); the tool call did {real}"
+    if action == "place_order" and params["quantity"] == 3 and params["item"] == "grinder":
+        assert dry_type == "financial" and "total" in verdict, "the preview's $267 total counts in the dry run"
 
 
 async def test_a_running_bot_expires_confirmations_with_a_scheduled_job(harness):
