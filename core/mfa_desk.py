@@ -94,9 +94,11 @@ class MfaDesk(CustomerStep):
 
     async def expects_code(self, discord_id: int) -> bool:
         """Whether a 6-digit message from this customer is treated as a code: they have an authenticator (or
-        are setting one up). Such a message is never stored or shown to Claude, even when no code was asked."""
+        are setting one up), or were ever asked for a code (their setup may have been reset since). Such a
+        message is never stored or shown to Claude, even when no code was asked."""
         row = await self.db.fetchone(
-            "SELECT 1 FROM mfa_secrets s JOIN customers c ON c.id = s.customer_id WHERE c.discord_id = ?",
+            "SELECT 1 FROM customers c WHERE c.discord_id = ? AND (EXISTS (SELECT 1 FROM mfa_secrets s"
+            " WHERE s.customer_id = c.id) OR EXISTS (SELECT 1 FROM mfa_challenges h WHERE h.customer_id = c.id))",
             (discord_id,))
         return row is not None
 
@@ -148,6 +150,8 @@ class MfaDesk(CustomerStep):
                 self._finish_sql(c, challenge, "expired", now)
                 return None, self.policy.message("mfa_expired", action=summary)
             if row is None or row["secret"] is None:
+                if row is not None and row["pending_secret"] is not None:
+                    return None, self._enrol_with(c, row, code, now)  # setting up again after a reset
                 return None, self.policy.message("mfa_not_enrolled", action=summary)
             if row["locked_at"] is not None:
                 self._finish_sql(c, challenge, "failed", now)
@@ -318,6 +322,13 @@ class MfaDesk(CustomerStep):
                 return ("They have no authenticator setup." if what == "mfa_reset" else "Codes are not locked "
                         "for them."), None
             audit_sql(c, now, operator, what, f"customer:{customer_id}")
+            if what == "mfa_reset":
+                # A code request can no longer be answered with the old app: end it (nothing runs) and say so.
+                rows = c.execute(f"{_CHALLENGE} WHERE h.customer_id = ? AND h.status = 'pending'",
+                                 (customer_id,)).fetchall()
+                for challenge in map(Challenge.from_row, rows):
+                    self._finish_sql(c, challenge, "cancelled", now, tell=True, text=self.policy.message(
+                        "mfa_cancelled", action=self._summary(challenge.action_name)))
             enqueue_sql(c, customer_id, None, [self.policy.message(what)], now)
             return f"{done} They have been told.", customer_id
 

@@ -259,6 +259,47 @@ async def test_mfa_reset_by_an_operator_is_audited_and_the_customer_told(desk):
     assert "haven't set one up yet" in h.sent()[-1].content
 
 
+async def test_a_reset_ends_a_pending_code_request_and_codes_are_never_stored_in_clear(desk):
+    h = desk.h
+    await enrol(h)
+    await ask_to_cancel_subscription(h)
+    assert "one-time code" in h.sent()[0].content
+    await desk.slash("mfa-reset", None, customer=h.members[0])
+    await desk.told(1)
+    told = [m.content for m in h.sent()]
+    assert "Cancelled: Cancel a subscription. Nothing was done." in told
+    assert "reset your authenticator" in told[-1]
+    assert (await h.fetch("SELECT status FROM mfa_challenges"))[0][0] == "cancelled"
+
+    calls = len(h.fake.requests)
+    old_code = "123456"
+    await h.dm(0, old_code)  # a code from the old app, typed in answer to the old prompt
+    assert "No code was asked for" in h.sent()[-1].content
+    await h.dm(0, "enrol")
+    [setup] = h.sent()
+    secret = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    await h.dm(0, code(secret, h))
+    assert "Your authenticator is set up" in h.sent()[-1].content
+    assert len(h.fake.requests) == calls, "no code reached Claude"
+    contents = [r[0] for r in await h.fetch("SELECT content FROM turns")]
+    assert old_code not in contents and code(secret, h) not in contents
+    assert await subscription(h) != "cancelled"
+
+
+async def test_a_pending_request_without_a_setup_takes_the_new_setups_first_code(desk):
+    h = desk.h
+    secret = await enrol(h)
+    await ask_to_cancel_subscription(h)
+    h.sent()
+    await h.db.execute("UPDATE mfa_secrets SET secret = NULL")  # a setup gone while the request waits
+    await h.dm(0, "enrol")
+    [setup] = h.sent()
+    new_secret = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    assert new_secret != secret
+    await h.dm(0, code(new_secret, h))
+    assert "Your authenticator is set up" in h.sent()[-1].content
+
+
 async def test_no_secret_or_code_in_the_database_file_or_the_logs(harness, caplog):
     caplog.set_level(logging.DEBUG)
     h = harness
