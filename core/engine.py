@@ -23,6 +23,7 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
 from core.text import split_message
+from core.words import word_list
 from core.workers import KeyedWorkers
 from storage.conversations import ConversationStore, Customer, NewTurn, Turn
 from storage.db import Database
@@ -173,8 +174,7 @@ class ConversationEngine:
         (the policy's word lists decide; Claude can also hand over with its hand_over_to_human tool)."""
         assert self.agent is not None and self.desk is not None
         text = "\n".join(t.content for t in batch)
-        lowered = " ".join(text.casefold().split())
-        phrase = next((p for p in self.policy["desk"]["handover_phrases"] if p.casefold() in lowered), None)
+        phrase = word_list(tuple(self.policy["desk"]["handover_phrases"])).find(text)
         if phrase is not None:
             await self.desk.hold_for_person(customer.id, batch, source="handover",
                                             notice=self.policy.message("ticket_handover", number="{number}"),

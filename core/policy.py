@@ -27,6 +27,25 @@ fact or decision you don't have, use ask_human; when the customer wants a person
 """
 
 
+# Measured on the corpora in tests/data with `python -m bench.word_lists`: no ordinary shop message matches,
+# and they find the legal, medical and hand-over requests (see the README). Matching: core/words.py.
+LEGAL_MEDICAL_WORDS = [
+    "sue", "lawyer", "lawsuit", "attorney", "solicitor", "legal advice", "legal action", "legal rights", "to court",
+    "in court", "court case", "small claims", "breach of contract", "consumer protection", "liable", "liability",
+    "negligence", "negligent", "diagnos*", "symptom", "medication", "medicine", "allergic", "allergy", "pregnan*",
+    "breastfeed*", "doctor", "poisoned", "poisoning", "toxic", "overdose", "injur*", "stitches", "hospital",
+    "heart condition", "blood pressure", "palpitation", "rash",
+]
+HANDOVER_PHRASES = [
+    "talk to a human", "speak to a human", "talk to a person", "speak to a person", "speak with a person",
+    "talk with a person", "real person", "actual person", "real human", "human being", "human agent", "human please",
+    "is there a human", "get a human", "need a human", "want a human", "live agent", "talk to someone",
+    "speak to someone", "customer service representative", "a representative", "talk to an agent",
+    "speak to an agent", "your manager", "speak to a manager", "talk to a manager", "supervisor", "not a bot",
+    "talk to a bot",
+]
+
+
 class PolicyError(ValueError):
     """The policy file is unreadable or holds a wrong key or value."""
 
@@ -71,10 +90,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "high_keywords": Key(list, ["complaint", "complain", "angry", "furious", "terrible", "unacceptable",
                                     "frustrated", "disappointed", "ridiculous", "lawyer", "worst"],
                              help="words that make a ticket high priority (complaints, frustration)"),
-        "handover_phrases": Key(list, ["talk to a human", "speak to a human", "talk to a person", "speak to a person",
-                                       "real person", "human please", "a human", "live agent", "talk to someone",
-                                       "speak to someone", "customer service representative", "talk to an agent",
-                                       "speak to an agent"],
+        "handover_phrases": Key(list, HANDOVER_PHRASES,
                                 help="a customer message with one of these goes to a person without the assistant"),
         "urgent_decision_types": Key(list, ["financial"],
                                      help="decision types whose approvals are urgent (payments)",
@@ -89,9 +105,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "personal_data_params": Key(list, ["card", "card_number", "cvv", "cvc", "password", "passcode", "pin",
                                            "ssn", "iban", "account_number", "medical", "diagnosis", "health"],
                                     help="parameter names holding personal data (at least medium risk)"),
-        "legal_medical_keywords": Key(list, ["lawyer", "lawsuit", "sue you", "legal advice", "attorney", "court",
-                                             "diagnos*", "symptom", "medication", "allergic reaction", "pregnan*",
-                                             "doctor", "poison*", "overdose", "injur*"],
+        "legal_medical_keywords": Key(list, LEGAL_MEDICAL_WORDS,
                                       help="customer words that make a message critical (a person answers);"
                                            " a final * matches word beginnings"),
     },

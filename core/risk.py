@@ -10,11 +10,12 @@ the level and the strategy up (``STRATEGIES`` is ordered by how much a person is
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.risk_table import LEVEL_FLOOR_STRATEGY, LEVELS, STRATEGIES
+from core.words import word_list
 
 LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
 STRATEGY_RANK = {strategy: i for i, strategy in enumerate(STRATEGIES)}
@@ -56,17 +57,6 @@ def looks_like_card_number(text: str) -> bool:
     return False
 
 
-def _words_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
-    """Whole words (and their plural in s), or word beginnings written with a final ``*`` ("diagnos*")."""
-    parts = []
-    for word in sorted((w.casefold().strip() for w in words if w.strip()), key=len, reverse=True):
-        if word.endswith("*"):
-            parts.append(re.escape(word[:-1].rstrip()) + r"\w*")
-        else:
-            parts.append(re.escape(word) + r"s?(?!\w)")
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")") if parts else None
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -100,17 +90,14 @@ class RiskPolicy:
         self.amount_threshold = float(risk["amount_threshold"])
         self.amount_params = frozenset(p.casefold() for p in risk["amount_params"])
         self.personal_params = frozenset(p.casefold() for p in risk["personal_data_params"])
-        self.legal_medical = _words_pattern(risk["legal_medical_keywords"])
+        self.legal_medical = word_list(tuple(risk["legal_medical_keywords"]))
         self.confidence_threshold = int(risk["confidence_threshold"])
 
     # -- the customer's message ---------------------------------------------------------------
 
     def message_topic(self, text: str) -> str | None:
         """The legal/medical word a customer's message mentions, if any (such messages go to a person)."""
-        if self.legal_medical is None or not text:
-            return None
-        match = self.legal_medical.search(text.casefold())
-        return match.group() if match else None
+        return self.legal_medical.found_text(text)
 
     # -- a proposed action --------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from core.words import word_list
 
 THREAD_NAME_LIMIT = 100
 EMBED_TITLE_LIMIT = 256
@@ -101,11 +102,7 @@ class Ticket:
 # -- priority ---------------------------------------------------------------------------------
 
 def _mentions(text: str, words: Iterable[str]) -> str | None:
-    lowered = text.casefold()
-    for word in words:
-        if re.search(rf"(?<!\w){re.escape(word.casefold())}", lowered):
-            return word
-    return None
+    return word_list(tuple(words)).find(text)
 
 
 def classify_priority(*, texts: Sequence[str], decision_type: str | None, desk_policy: dict[str, Any],

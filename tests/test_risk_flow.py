@@ -210,9 +210,18 @@ async def test_legal_or_medical_messages_go_to_a_person_not_to_claude(desk):
     assert "question for a person on our team" in told.content and "ticket #1" in told.content
     [ticket] = await h.fetch("SELECT kind, source, priority, reason FROM tickets")
     assert tuple(ticket)[:3] == ("question", "specialist", "high")
-    assert "'allergic reaction'" in ticket["reason"]
+    assert "'allergic'" in ticket["reason"]
     await desk.write(1, "Please see a doctor; we'll refund the coffee.")
     assert h.sent()[0].content.endswith("Please see a doctor; we'll refund the coffee.")
+
+
+async def test_the_word_lists_match_whole_words_in_the_running_bot(desk):
+    h = desk.h
+    await h.dm(0, "I want to sue")
+    assert h.fake.requests == [] and "ticket #1" in h.sent()[0].content
+    await h.dm(1, "that was a humane mistake, and any chance of a real personal discount?")
+    assert len(h.fake.requests) == 1, "shop talk reaches Claude"
+    assert len(await h.fetch("SELECT id FROM tickets")) == 1
 
 
 async def test_low_confidence_asks_a_person_instead_of_guessing(desk):
