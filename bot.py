@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from dotenv import find_dotenv, load_dotenv
@@ -26,25 +27,68 @@ DEFAULT_ACTIONS_MODULE = "actions.shop"
 
 
 def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
-    """Everything the bot needs before it connects. Raises ConfigError or PolicyError with the fix."""
+    """Everything the bot needs before it connects. Raises ConfigError listing every problem with its fix
+    (in .env and in the policy file at once, so a deployer fixes them all in one go)."""
     import os
 
-    settings = load_settings()
-    policy = load_policy(settings.policy_path)
+    problems: list[str] = []
+    settings = policy = None
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    policy_path = settings.policy_path if settings else Path(os.environ.get("HANDOFF_POLICY", "").strip()
+                                                               or "policy.toml")
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        problems.extend(exc.problems)
     module_name = os.environ.get("HANDOFF_ACTIONS", "").strip() or DEFAULT_ACTIONS_MODULE
+    module = registry = None
     try:
         module = load_actions_module(module_name)
         registry = ActionRegistry().extend(module.ACTIONS)
     except (ImportError, ValueError) as exc:
-        raise ConfigError(f"HANDOFF_ACTIONS={module_name!r}: {exc}") from exc
-    if policy["mfa"]["enabled"] and not settings.secret_key:
-        raise ConfigError(
+        problems.append(f"HANDOFF_ACTIONS={module_name!r}: {exc}")
+    secret_key = os.environ.get("HANDOFF_SECRET_KEY", "").strip()
+    if _codes_on(policy, policy_path) and not secret_key:
+        problems.append(
             "HANDOFF_SECRET_KEY is not set, but one-time codes are on ([mfa] enabled = true in "
-            f"{settings.policy_path}). Run `python bot.py --generate-secret-key`, put the key it prints in .env "
+            f"{policy_path}). Run `python bot.py --generate-secret-key`, put the key it prints in .env "
             "as HANDOFF_SECRET_KEY (it encrypts customers' authenticator secrets; keep it safe), or set "
             "[mfa] enabled = false to send destructive actions to the operators instead."
         )
+    if problems:
+        raise ConfigError("\n".join(problems), problems=problems)
+    assert settings is not None and policy is not None and module is not None and registry is not None
     return settings, policy, module, registry
+
+
+def _codes_on(policy: Policy | None, path: Path) -> bool:
+    """[mfa] enabled, read from the raw file when the policy has other problems (to report them all)."""
+    if policy is not None:
+        return bool(policy["mfa"]["enabled"])
+    import tomllib
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False  # the file's own problem is reported; don't guess about codes
+    mfa = raw.get("mfa")
+    return not isinstance(mfa, dict) or mfa.get("enabled", True) is not False
+
+
+async def check_database(path: Path) -> str | None:
+    """Open (and create, migrate) the database as the bot will; None when it works, else one line naming
+    HANDOFF_DB and the fix."""
+    from storage.db import Database, StorageError
+
+    try:
+        db = await Database(path).open()
+    except StorageError as exc:
+        return f"HANDOFF_DB={str(path)!r}: {exc}"
+    await db.close()
+    return None
 
 
 async def run(settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry) -> int:
@@ -58,7 +102,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     try:
         db = await Database(settings.db_path).open()
     except StorageError as exc:
-        log.error("HANDOFF_DB: %s", exc)
+        log.error("HANDOFF_DB=%r: %s", str(settings.db_path), exc)
         return 2
     try:
         if hasattr(actions_module, "install"):
@@ -110,13 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     load_dotenv(find_dotenv(usecwd=True), override=False)
     try:
         settings, policy, module, registry = load_configuration()
-    except (ConfigError, PolicyError) as exc:
-        print(f"Configuration error: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        count = len(exc.problems)
+        print(f"Configuration error{'s' if count > 1 else ''} ({count}; fix them all, then start again):",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"- {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
 
     if args.check:
+        problem = asyncio.run(check_database(settings.db_path))
+        if problem is not None:
+            print(f"Configuration error: {problem}", file=sys.stderr)
+            return 2
         print("Configuration OK\n")
         print("\n".join(settings.describe()))
         print()

@@ -123,11 +123,11 @@ class HandoffBot(commands.Bot):
             return
         from zoneinfo import ZoneInfo
 
-        from apscheduler.triggers.cron import CronTrigger
+        from core.crontab import crontab_trigger
 
         summary = self.policy["summary"]
         stats = self.get_cog("Stats")
-        trigger = CronTrigger.from_crontab(summary["cron"], timezone=ZoneInfo(summary["timezone"]))
+        trigger = crontab_trigger(summary["cron"], ZoneInfo(summary["timezone"]))
         self.scheduler.add_job(stats.post_summary, trigger, id="escalation-summary", replace_existing=True,
                                coalesce=True, misfire_grace_time=3600)
 

@@ -47,7 +47,11 @@ HANDOVER_PHRASES = [
 
 
 class PolicyError(ValueError):
-    """The policy file is unreadable or holds a wrong key or value."""
+    """The policy file is unreadable or holds wrong keys or values (one line each in the message)."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 @dataclass(frozen=True)
@@ -291,65 +295,72 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         return f"{source}:{line}" if line else source
 
     values = defaults().values
+    problems: list[str] = []
     for section, table in raw.items():
         if section not in SPEC:
             hint = difflib.get_close_matches(section, SPEC, n=1)
             fix = f"did you mean [{hint[0]}]?" if hint else f"known sections: {', '.join(SPEC)}"
-            raise PolicyError(f"{where(section)}: unknown section [{section}]; {fix}")
+            problems.append(f"{where(section)}: unknown section [{section}]; {fix}")
+            continue
         if not isinstance(table, dict):
-            raise PolicyError(f"{where(section)}: '{section}' must be a [section] of keys")
+            problems.append(f"{where(section)}: '{section}' must be a [section] of keys")
+            continue
         for key, value in table.items():
-            spec = SPEC[section].get(key)
-            if spec is None:
-                hint = difflib.get_close_matches(key, SPEC[section], n=1)
-                fix = f"did you mean '{hint[0]}'?" if hint else f"known keys: {', '.join(SPEC[section])}"
-                raise PolicyError(f"{where(section, key)}: unknown key '{key}' in [{section}]; {fix}")
-            allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
-            if spec.type is list and not (isinstance(value, list) and all(isinstance(v, str) and v.strip()
-                                                                            for v in value)):
-                raise PolicyError(
-                    f"{where(section, key)}: [{section}] {key} must be a list of words in quotes,"
-                    f" e.g. {key} = [\"one\", \"two\"] ({spec.help})"
-                )
-            items = value if isinstance(value, list) else [value]
-            unknown = [v for v in items if v not in spec.choices] if spec.choices else []
-            if unknown:
-                hint = difflib.get_close_matches(unknown[0], spec.choices, n=1)
-                fix = f"did you mean {hint[0]!r}?" if hint else f"use some of: {', '.join(spec.choices)}"
-                raise PolicyError(f"{where(section, key)}: [{section}] {key}: unknown {unknown[0]!r}; {fix}")
-            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-                raise PolicyError(
-                    f"{where(section, key)}: [{section}] {key} = {value!r} must be {_type_name(spec.type)}"
-                    f" (default: {spec.default!r})"
-                )
-            if spec.lo is not None and not (spec.lo <= value <= spec.hi):
-                raise PolicyError(
-                    f"{where(section, key)}: [{section}] {key} = {value!r} is out of range;"
-                    f" use {spec.lo:g} to {spec.hi:g} ({spec.help})"
-                )
-            if isinstance(value, str) and not value.strip():
-                raise PolicyError(f"{where(section, key)}: [{section}] {key} is empty; remove it to use the default")
-            values[section][key] = value
-    _check_schedule(values["summary"], where("summary", "cron"), where("summary", "timezone"))
+            problem = _check_value(section, key, value, where(section, key))
+            if problem is None:
+                values[section][key] = value
+            else:
+                problems.append(problem)
+    problem = _check_schedule(values["summary"], where("summary", "cron"), where("summary", "timezone"))
+    problems.extend([problem] if problem else [])
+    if problems:
+        raise PolicyError("\n".join(problems), problems=problems)
     return Policy(values, source)
 
 
-def _check_schedule(summary: dict[str, Any], cron_at: str, tz_at: str) -> None:
+def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
+    """What is wrong with one key of the file (with its line and the fix), or None."""
+    spec = SPEC[section].get(key)
+    if spec is None:
+        hint = difflib.get_close_matches(key, SPEC[section], n=1)
+        fix = f"did you mean '{hint[0]}'?" if hint else f"known keys: {', '.join(SPEC[section])}"
+        return f"{at}: unknown key '{key}' in [{section}]; {fix}"
+    allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if spec.type is list and not (isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)):
+        return (f"{at}: [{section}] {key} must be a list of words in quotes, e.g. {key} = [\"one\", \"two\"]"
+                f" ({spec.help})")
+    items = value if isinstance(value, list) else [value]
+    unknown = [v for v in items if v not in spec.choices] if spec.choices else []
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], spec.choices, n=1)
+        fix = f"did you mean {hint[0]!r}?" if hint else f"use some of: {', '.join(spec.choices)}"
+        return f"{at}: [{section}] {key}: unknown {unknown[0]!r}; {fix}"
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        return f"{at}: [{section}] {key} = {value!r} must be {_type_name(spec.type)} (default: {spec.default!r})"
+    if spec.lo is not None and not (spec.lo <= value <= spec.hi):
+        return f"{at}: [{section}] {key} = {value!r} is out of range; use {spec.lo:g} to {spec.hi:g} ({spec.help})"
+    if isinstance(value, str) and not value.strip():
+        return f"{at}: [{section}] {key} is empty; remove it to use the default"
+    return None
+
+
+def _check_schedule(summary: dict[str, Any], cron_at: str, tz_at: str) -> str | None:
     """The summary's cron expression and time zone, checked at start-up rather than at 09:00."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from apscheduler.triggers.cron import CronTrigger
+    from core.crontab import crontab_trigger
 
     try:
         tz = ZoneInfo(summary["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
-        raise PolicyError(f"{tz_at}: [summary] timezone = {summary['timezone']!r} is not a time zone; use a name"
-                          " such as \"UTC\" or \"Europe/Paris\"") from None
+        return (f"{tz_at}: [summary] timezone = {summary['timezone']!r} is not a time zone; use a name"
+                " such as \"UTC\" or \"Europe/Paris\"")
     try:
-        CronTrigger.from_crontab(summary["cron"], timezone=tz)
+        crontab_trigger(summary["cron"], tz)
     except ValueError as exc:
-        raise PolicyError(f"{cron_at}: [summary] cron = {summary['cron']!r} is not a crontab expression ({exc});"
-                          " e.g. \"0 9 * * *\" is every day at 09:00, \"0 9 * * mon\" every Monday") from None
+        return (f"{cron_at}: [summary] cron = {summary['cron']!r} is not a crontab expression ({exc});"
+                " e.g. \"0 9 * * *\" is every day at 09:00, \"0 9 * * 1\" every Monday")
+    return None
 
 
 def load_policy(path: Path) -> Policy:

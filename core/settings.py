@@ -14,8 +14,16 @@ from pathlib import Path
 DEFAULT_MODEL = "claude-sonnet-4-5"
 
 
+# Discord ids (snowflakes) written in decimal: 17 digits for the oldest accounts (2015), 19 today, 20 at most.
+SNOWFLAKE_DIGITS = (17, 20)
+
+
 class ConfigError(ValueError):
-    """A setting is missing or malformed. The message names the variable and the fix."""
+    """Settings are missing or malformed. The message names each variable and its fix, one per line."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 @dataclass(frozen=True)
@@ -66,20 +74,35 @@ def _mask(secret: str | None) -> str:
     return f"set ({len(secret)} chars, ends ...{secret[-4:]})" if len(secret) > 8 else "set"
 
 
-def _snowflake(env: Mapping[str, str], name: str, *, required: bool, fix: str) -> int | None:
+class _Problems:
+    """Collects every configuration problem, so a deployer fixes them all in one go (not one per run)."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.found.append(problem)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise ConfigError("\n".join(self.found), problems=self.found)
+
+
+def _snowflake(env: Mapping[str, str], name: str, problems: _Problems, *, required: bool, fix: str) -> int | None:
     raw = env.get(name, "").strip()
     if not raw:
         if required:
-            raise ConfigError(f"{name} is not set. {fix}")
+            problems.add(f"{name} is not set. {fix}")
         return None
-    if not raw.isdigit() or not (15 <= len(raw) <= 21):
-        raise ConfigError(
-            f"{name}={raw!r} is not a Discord ID (a number of 17-20 digits). {fix}"
-        )
+    if not raw.isdigit() or not (SNOWFLAKE_DIGITS[0] <= len(raw) <= SNOWFLAKE_DIGITS[1]):
+        problems.add(f"{name}={raw!r} is not a Discord ID (a number of {SNOWFLAKE_DIGITS[0]}-{SNOWFLAKE_DIGITS[1]}"
+                     f" digits). {fix}")
+        return None
     return int(raw)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, lo: float, hi: float, integer: bool) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, problems: _Problems, *, lo: float, hi: float,
+            integer: bool) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -87,9 +110,11 @@ def _number(env: Mapping[str, str], name: str, default: float, *, lo: float, hi:
         value = int(raw) if integer else float(raw)
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{name}={raw!r} is not {kind}; set it between {lo:g} and {hi:g}") from None
+        problems.add(f"{name}={raw!r} is not {kind}; set it between {lo:g} and {hi:g}")
+        return default
     if not lo <= value <= hi:
-        raise ConfigError(f"{name}={raw!r} is out of range; set it between {lo:g} and {hi:g}")
+        problems.add(f"{name}={raw!r} is out of range; set it between {lo:g} and {hi:g}")
+        return default
     return value
 
 
@@ -97,37 +122,39 @@ _ID_FIX = "In Discord, turn on Developer Mode (User Settings > Advanced), right-
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from ``env`` (default: ``os.environ``). Raises ConfigError naming the variable."""
+    """Build settings from ``env`` (default: ``os.environ``). Raises ConfigError naming every bad variable."""
     env = os.environ if env is None else env
+    problems = _Problems()
 
     token = env.get("DISCORD_TOKEN", "").strip()
     if not token:
-        raise ConfigError(
-            "DISCORD_TOKEN is not set. Copy the bot token from the Developer Portal "
-            "(your application > Bot > Reset Token) into .env; see DISCORD_BOT.md step 2."
-        )
-    if any(c.isspace() for c in token) or token.lower().startswith("bot "):
-        raise ConfigError("DISCORD_TOKEN contains spaces or a 'Bot ' prefix; paste only the token itself.")
+        problems.add("DISCORD_TOKEN is not set. Copy the bot token from the Developer Portal "
+                     "(your application > Bot > Reset Token) into .env; see DISCORD_BOT.md step 2.")
+    elif any(c.isspace() for c in token) or token.lower().startswith("bot "):
+        problems.add("DISCORD_TOKEN contains spaces or a 'Bot ' prefix; paste only the token itself.")
 
+    guild = _snowflake(env, "DISCORD_GUILD_ID", problems, required=True, fix=_ID_FIX.format(what="server icon"))
     staff_name = "DISCORD_STAFF_CHANNEL_ID" if env.get("DISCORD_STAFF_CHANNEL_ID", "").strip() else "DISCORD_CHANNEL_ID"
-    staff = _snowflake(env, staff_name, required=False, fix=_ID_FIX.format(what="staff channel"))
-    if staff is None:
-        raise ConfigError(
-            "DISCORD_STAFF_CHANNEL_ID is not set (DISCORD_CHANNEL_ID is accepted too). "
-            + _ID_FIX.format(what="staff channel")
-        )
+    if not env.get(staff_name, "").strip():
+        problems.add("DISCORD_STAFF_CHANNEL_ID is not set (DISCORD_CHANNEL_ID is accepted too). "
+                     + _ID_FIX.format(what="staff channel"))
+    staff = _snowflake(env, staff_name, problems, required=False, fix=_ID_FIX.format(what="staff channel"))
+    role = _snowflake(env, "DISCORD_OPERATOR_ROLE_ID", problems, required=True,
+                      fix="Server Settings > Roles, right-click the operators' role and Copy Role ID "
+                          "(Developer Mode must be on).")
+    operator = _snowflake(env, "DISCORD_USER_ID", problems, required=False, fix=_ID_FIX.format(what="operator"))
 
     api_key = env.get("ANTHROPIC_API_KEY", "").strip() or None
     model = env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_MODEL
     if any(c.isspace() for c in model):
-        raise ConfigError(f"ANTHROPIC_MODEL={model!r} contains spaces; use a model id such as {DEFAULT_MODEL}")
+        problems.add(f"ANTHROPIC_MODEL={model!r} contains spaces; use a model id such as {DEFAULT_MODEL}")
     base_url = env.get("ANTHROPIC_BASE_URL", "").strip() or None
     if base_url and not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"ANTHROPIC_BASE_URL={base_url!r} must start with http:// or https://")
+        problems.add(f"ANTHROPIC_BASE_URL={base_url!r} must start with http:// or https://")
 
     level = env.get("HANDOFF_LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError(f"HANDOFF_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
+        problems.add(f"HANDOFF_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
 
     secret_key = env.get("HANDOFF_SECRET_KEY", "").strip() or None
     if secret_key is not None:
@@ -136,30 +163,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         try:
             SecretBox(secret_key)
         except ValueError:
-            raise ConfigError(
-                "HANDOFF_SECRET_KEY is not a valid key (44 characters of URL-safe base64). Make one with "
-                "`python bot.py --generate-secret-key` and put it in .env. Changing it makes existing "
-                "authenticator setups unreadable: customers then enrol again."
-            ) from None
+            problems.add("HANDOFF_SECRET_KEY is not a valid key (44 characters of URL-safe base64). Make one with "
+                         "`python bot.py --generate-secret-key` and put it in .env. Changing it makes existing "
+                         "authenticator setups unreadable: customers then enrol again.")
 
+    concurrency = _number(env, "HANDOFF_LLM_CONCURRENCY", 32, problems, lo=1, hi=1000, integer=True)
+    retries = _number(env, "HANDOFF_LLM_MAX_RETRIES", 2, problems, lo=0, hi=10, integer=True)
+    timeout = _number(env, "HANDOFF_LLM_TIMEOUT", 60, problems, lo=1, hi=600, integer=False)
+    problems.raise_any()
+    assert guild is not None and staff is not None and role is not None  # required: a problem otherwise
     return Settings(
         discord_token=token,
-        guild_id=_snowflake(env, "DISCORD_GUILD_ID", required=True, fix=_ID_FIX.format(what="server icon")),
+        guild_id=guild,
         staff_channel_id=staff,
-        operator_role_id=_snowflake(
-            env, "DISCORD_OPERATOR_ROLE_ID", required=True,
-            fix="Server Settings > Roles, right-click the operators' role and Copy Role ID "
-                "(Developer Mode must be on).",
-        ),
-        operator_user_id=_snowflake(env, "DISCORD_USER_ID", required=False, fix=_ID_FIX.format(what="operator")),
+        operator_role_id=role,
+        operator_user_id=operator,
         anthropic_api_key=api_key,
         anthropic_model=model,
         anthropic_base_url=base_url,
         db_path=Path(env.get("HANDOFF_DB", "").strip() or "data/handoff.db"),
         policy_path=Path(env.get("HANDOFF_POLICY", "").strip() or "policy.toml"),
-        llm_concurrency=int(_number(env, "HANDOFF_LLM_CONCURRENCY", 32, lo=1, hi=1000, integer=True)),
-        llm_max_retries=int(_number(env, "HANDOFF_LLM_MAX_RETRIES", 2, lo=0, hi=10, integer=True)),
-        llm_timeout_seconds=_number(env, "HANDOFF_LLM_TIMEOUT", 60, lo=1, hi=600, integer=False),
+        llm_concurrency=int(concurrency),
+        llm_max_retries=int(retries),
+        llm_timeout_seconds=timeout,
         log_level=level,
         secret_key=secret_key,
     )

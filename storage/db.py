@@ -65,7 +65,13 @@ class Database:
 
     async def open(self) -> Database:
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():
+                raise StorageError(f"{self.path} is a folder; point it at a file in it, e.g. {self.path}/handoff.db")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the folder {self.path.parent} ({exc.strerror or exc}); choose a"
+                                   " path this user can write to") from None
         try:
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         except Exception as exc:  # sqlite3.OperationalError carries the reason
@@ -77,6 +83,10 @@ class Database:
             await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await self._conn.execute("PRAGMA foreign_keys = ON")
             await self.migrate()
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            raise StorageError(f"{self.path} is not a Handoff database (SQLite: {exc}); point it at a new file"
+                               " or at the database Handoff created") from None
         except BaseException:
             # aiosqlite's worker is a non-daemon thread: a connection left open
             # after a failed start keeps the process alive forever.

@@ -135,3 +135,46 @@ def test_generate_secret_key_prints_a_usable_key():
     key = result.stdout.strip()
     assert result.returncode == 0 and len(key) == 44
     assert load_settings({**GOOD, "HANDOFF_SECRET_KEY": key}).secret_key == key
+
+
+def test_the_unedited_template_reports_every_problem_in_one_run(tmp_path):
+    (tmp_path / "policy.toml").write_text("[llm]\nmax_tokns = 1\n[summary]\ncron = \"0 9 * * 8\"\n")
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    result = _run_check({}, tmp_path)
+    assert result.returncode == 2
+    for named in ("DISCORD_TOKEN is not set", "DISCORD_GUILD_ID is not set", "DISCORD_STAFF_CHANNEL_ID is not set",
+                  "DISCORD_OPERATOR_ROLE_ID is not set", "policy.toml:2: unknown key 'max_tokns'",
+                  "policy.toml:4: [summary] cron = '0 9 * * 8'", "HANDOFF_SECRET_KEY is not set"):
+        assert named in result.stderr, f"{named!r} missing from:\n{result.stderr}"
+    assert result.stderr.startswith("Configuration errors (7;")
+
+
+@pytest.mark.parametrize(("digits", "accepted"), [(15, False), (16, False), (17, True), (19, True), (20, True),
+                                                  (21, False)])
+def test_discord_ids_have_17_to_20_digits_as_the_message_says(digits, accepted):
+    env = {**GOOD, "DISCORD_GUILD_ID": "1" * digits}
+    if accepted:
+        assert load_settings(env).guild_id == int("1" * digits)
+    else:
+        with pytest.raises(ConfigError, match="is not a Discord ID \\(a number of 17-20 digits\\)"):
+            load_settings(env)
+
+
+def test_check_opens_the_database_and_names_handoff_db(tmp_path):
+    (tmp_path / "policy.toml").write_text("")
+    fresh = tmp_path / "new" / "handoff.db"
+    result = _run_check({**GOOD, "HANDOFF_DB": str(fresh)}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert fresh.exists(), "--check creates the database as the bot would"
+
+    (tmp_path / "a-file").write_text("not a folder")
+    result = _run_check({**GOOD, "HANDOFF_DB": str(tmp_path / "a-file" / "handoff.db")}, tmp_path)
+    assert result.returncode == 2 and "Configuration OK" not in result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Configuration error: HANDOFF_DB=") and "cannot create the folder" in line
+
+    (tmp_path / "notes.txt").write_text("this is not a database\n" * 200)
+    result = _run_check({**GOOD, "HANDOFF_DB": str(tmp_path / "notes.txt")}, tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "HANDOFF_DB=" in line and "is not a Handoff database" in line and "Traceback" not in result.stderr
