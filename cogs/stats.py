@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ class Stats(commands.Cog):
         since, until = period(self.bot.clock.now(), days)
         summary = await compute(self.bot.db, since, until)
         text, alert = render_text(summary, alert_percent=self.bot.policy["summary"]["alert_rate_percent"], days=days)
-        chart = render_chart(summary, days=days)
+        chart = await asyncio.to_thread(render_chart, summary, days=days)  # CPU-bound: off the event loop
         text += f"\n-# {describe_period(since, until)}"
         return text, alert, discord.File(io.BytesIO(chart), filename="escalations.png")
 

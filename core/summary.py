@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 
 from storage.db import Database
@@ -127,31 +128,70 @@ def render_text(s: Summary, *, alert_percent: float, days: int) -> tuple[str, bo
     return (text if len(text) <= 1900 else text[:1899] + "…"), alert
 
 
+CHART_MAX_INCHES = 14  # at 100 dpi: never wider than 1400 pixels, whatever the period
+DAILY_UP_TO_DAYS = 60  # longer periods are drawn by week, so the bars stay readable
+_chart_lock = threading.Lock()  # matplotlib's font cache and Agg backend set-up are shared between threads
+
+
+def chart_buckets(s: Summary, days: int) -> list[tuple[str, dict[str, int]]]:
+    """(label, escalations by kind) per bar: one per day up to DAILY_UP_TO_DAYS, else one per week (the
+    week's first day as its label), every bucket of the period included, zeros too."""
+    first = dt.datetime.fromtimestamp(s.until, dt.UTC).date() - dt.timedelta(days=days - 1)
+    step = 1 if days <= DAILY_UP_TO_DAYS else 7
+    buckets: list[tuple[str, dict[str, int]]] = []
+    for start in range(0, days, step):
+        day0 = first + dt.timedelta(days=start)
+        totals: dict[str, int] = {}
+        for offset in range(min(step, days - start)):
+            for kind, count in s.per_day.get((day0 + dt.timedelta(days=offset)).isoformat(), {}).items():
+                totals[kind] = totals.get(kind, 0) + count
+        buckets.append((day0.isoformat()[5:], totals))
+    return buckets
+
+
 def render_chart(s: Summary, *, days: int) -> bytes:
-    """A PNG bar chart of escalations per day, stacked by kind (every day of the period, zeros included)."""
+    """A PNG bar chart of escalations per day (per week past DAILY_UP_TO_DAYS), stacked by kind.
+
+    CPU-bound (0.5-1.5 s): call it in a thread (``asyncio.to_thread``), never on the event loop.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    first = dt.datetime.fromtimestamp(s.until, dt.UTC).date() - dt.timedelta(days=days - 1)
-    labels = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
-    figure = Figure(figsize=(max(6, days * 0.45), 3.2), dpi=100)
-    axes = figure.add_subplot()
-    bottom = [0] * days
-    colours = {"question": "#3b82f6", "approval": "#f59e0b", "handover": "#ef4444"}
-    for kind in KINDS:
-        values = [s.per_day.get(day, {}).get(kind, 0) for day in labels]
-        axes.bar([d[5:] for d in labels], values, bottom=bottom, label=kind, color=colours[kind])
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    axes.set_title(f"Escalations per day by kind, last {days} days")
-    axes.set_ylabel("tickets")
-    axes.legend(loc="upper left", fontsize="small")
-    axes.tick_params(axis="x", labelrotation=45, labelsize="small")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    buckets = chart_buckets(s, days)
+    labels = [label for label, _ in buckets]
+    with _chart_lock:
+        figure = Figure(figsize=(min(CHART_MAX_INCHES, max(6, len(buckets) * 0.45)), 3.2), dpi=100)
+        axes = figure.add_subplot()
+        bottom = [0] * len(buckets)
+        colours = {"question": "#3b82f6", "approval": "#f59e0b", "handover": "#ef4444"}
+        for kind in KINDS:
+            values = [totals.get(kind, 0) for _, totals in buckets]
+            axes.bar(range(len(buckets)), values, bottom=bottom, label=kind, color=colours[kind])
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        every = max(1, -(-len(labels) // 30))  # at most 30 labels on the axis
+        axes.set_xticks(range(0, len(labels), every), labels[::every])
+        unit = "day" if days <= DAILY_UP_TO_DAYS else "week"
+        axes.set_title(f"Escalations per {unit} by kind, last {days} days")
+        axes.set_ylabel("tickets")
+        axes.legend(loc="upper left", fontsize="small")
+        axes.tick_params(axis="x", labelrotation=45, labelsize="small")
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text, never runs: text starting with = + - @ tab or carriage return
+    gets a leading ' (OWASP, CSV injection). Numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 EXPORT_COLUMNS = ("id", "created_at", "kind", "priority", "source", "status", "outcome", "customer_discord_id",
@@ -171,11 +211,12 @@ def export_sql(c: sqlite3.Connection, since: float, until: float) -> bytes:
     iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds") if t else ""  # noqa: E731
     for r in rows:
         wait = r["first_response_at"] - r["created_at"] if r["first_response_at"] else None
-        writer.writerow([r["id"], iso(r["created_at"]), r["kind"], r["priority"], r["source"], r["status"],
-                         r["outcome"], r["discord_id"], r["question"], r["reason"], r["action_name"] or "",
-                         r["action_params"] or "", r["claimed_by_name"] or "", r["decided_by_name"] or "",
-                         r["decision_note"] or "", "" if wait is None else f"{wait:.0f}",
-                         "yes" if r["timed_out_at"] else "", iso(r["closed_at"]), r["close_reason"] or ""])
+        cells = [r["id"], iso(r["created_at"]), r["kind"], r["priority"], r["source"], r["status"], r["outcome"],
+                 r["discord_id"], r["question"], r["reason"], r["action_name"] or "", r["action_params"] or "",
+                 r["claimed_by_name"] or "", r["decided_by_name"] or "", r["decision_note"] or "",
+                 "" if wait is None else f"{wait:.0f}", "yes" if r["timed_out_at"] else "", iso(r["closed_at"]),
+                 r["close_reason"] or ""]
+        writer.writerow([csv_cell(v) for v in cells])
     return out.getvalue().encode("utf-8")
 
 

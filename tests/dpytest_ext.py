@@ -136,7 +136,8 @@ class Interactions:
 
         async def followup(adapter: Any, webhook_id: int, token: str, *, payload: Any = None,
                            multipart: Any = None, files: Any = None, **_: Any) -> dict:
-            responses.append({"followup": True, "data": dict(json_of(payload, multipart) or {})})
+            responses.append({"followup": True, "data": dict(json_of(payload, multipart) or {}),
+                              "files": [f.fp.getvalue() for f in files or [] if hasattr(f.fp, "getvalue")]})
             import datetime as dt
 
             return {"id": str(facts.make_id()), "channel_id": "0", "author": bot_user,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 
 from core.summary import compute, export_sql, render_chart, render_text
 from storage.db import Database
+from tests.conftest import eventually
 from tests.desk_support import ask_then_wait, start_again
 from tests.fake_claude import text
 
@@ -181,8 +183,70 @@ async def test_stats_and_export_for_operators_only(desk):
     await desk.slash("export", None, days=30)
     await desk.slash("stats", None, member=desk.stranger)
     told = await desk.told(3)
-    stats, export = [r["data"] for r in desk.i.responses if r.get("followup")]
+    followups = {r["data"]["attachments"][0]["filename"]: r["data"] for r in desk.i.responses if r.get("followup")}
+    stats, export = followups["escalations.png"], followups["tickets-30d.csv"]
     assert "Tickets: 1" in stats["content"] and stats["flags"] & 64
     assert stats["attachments"][0]["filename"] == "escalations.png"
     assert export["attachments"][0]["filename"] == "tickets-30d.csv" and export["flags"] & 64
-    assert told[-1][0].startswith("Only operators")
+    assert any(said.startswith("Only operators") for said, _ in told)
+
+
+async def test_export_escapes_cells_a_spreadsheet_would_run(desk):
+    h = desk.h
+    desk.h.fake.default = ask_then_wait
+    await h.dm(0, '=HYPERLINK("http://example.invalid","x")')
+    await desk.slash("export", None, days=7)
+    await desk.told(0)
+    await eventually(lambda: any(r.get("followup") for r in desk.i.responses), what="the export")
+    [export] = [r for r in desk.i.responses if r.get("followup")]
+    data = export["files"][0]
+    [row] = list(csv.DictReader(io.StringIO(data.decode())))
+    assert row["question"].startswith("'About: =HYPERLINK") or row["question"].startswith("About:")
+    for value in row.values():
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+
+
+def test_csv_cells_are_escaped_as_owasp_recommends():
+    from core.summary import csv_cell
+
+    for risky in ('=HYPERLINK("http://example.invalid","x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_cell(risky) == "'" + risky
+    assert csv_cell("a =b") == "a =b" and csv_cell(-5) == -5 and csv_cell("") == ""
+
+
+def test_a_year_long_chart_is_drawn_by_week_within_a_fixed_width():
+    from core.summary import CHART_MAX_INCHES, Summary, chart_buckets
+
+    until = 1_800_000_000.0
+    day = dt.datetime.fromtimestamp(until, dt.UTC).date()
+    per_day = {(day - dt.timedelta(days=i)).isoformat(): {"question": 1} for i in range(365)}
+    s = Summary(0, until, per_day=per_day)
+    buckets = chart_buckets(s, 365)
+    assert len(buckets) == 53 and sum(t["question"] for _, t in buckets) == 365
+    assert len(chart_buckets(s, 60)) == 60, "daily up to 60 days"
+    image = Image.open(io.BytesIO(render_chart(s, days=365)))
+    assert image.size[0] <= CHART_MAX_INCHES * 100
+
+
+async def test_customers_are_answered_while_a_chart_is_drawn(desk, monkeypatch):
+    import sys
+    import threading
+    import time
+
+    h = desk.h
+    drawing, done = threading.Event(), threading.Event()
+
+    def slow_chart(*args, **kwargs):
+        drawing.set()
+        time.sleep(1.5)  # a chart that takes long, as a year's once did (1.3 s)
+        done.set()
+        return render_chart(*args, **kwargs)
+
+    monkeypatch.setattr(sys.modules["cogs.stats"], "render_chart", slow_chart)  # the module the bot loaded
+    await desk.slash("stats", None, days=365)
+    await eventually(drawing.is_set, what="the chart being drawn")
+    h.fake.then(text("Your order is on its way."))
+    await h.dm(1, "where is my order?")
+    assert [m.content for m in h.sent()] == ["Your order is on its way."]
+    assert not done.is_set(), "the answer went out while the chart was still being drawn"
+    await eventually(lambda: any(r.get("followup") for r in desk.i.responses), within=10, what="the chart")
