@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -117,6 +118,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
 
         scheduler = AsyncIOScheduler(timezone="UTC")
         bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent, registry=registry, scheduler=scheduler)
+        stopped_by = stop_on_signals(bot)
         try:
             async with bot:
                 await bot.start(settings.discord_token)
@@ -135,7 +137,35 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
             return 3
     finally:
         await db.close()
+    if stopped_by:
+        log.info("Handoff stopped (%s): %s; database closed.", stopped_by[0], bot.shutdown_report)
     return 0
+
+
+def stop_on_signals(bot: Any) -> list[str]:
+    """SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C) stop the bot gracefully: no new work, in-flight
+    answers and sends get a few seconds, then the database is closed. Returns the list the signal's name is
+    put in. A second signal while stopping is ignored (the grace period is short)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    received: list[str] = []
+    closing: list[asyncio.Task[None]] = []  # a reference, so the task is not collected mid-way
+
+    def on_signal(sig: signal.Signals) -> None:
+        if received:
+            return
+        received.append(sig.name)
+        log.info("%s received: finishing answers in flight (up to %g s), then stopping", sig.name,
+                 bot.shutdown_grace_seconds)
+        closing.append(loop.create_task(bot.close()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows: default handling
+            pass
+    return received
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
@@ -65,6 +66,9 @@ class HandoffBot(commands.Bot):
         self.confirmations: ConfirmationDesk = None  # type: ignore[assignment]  # built in setup_hook
         self.deadlines: Deadlines = None  # type: ignore[assignment]  # built in setup_hook
         self.mfa: MfaDesk | None = None
+        self.shutdown_grace_seconds = 5.0  # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
+        self.shutdown_report = ""
+        self._wound_down = False
 
     async def setup_hook(self) -> None:
         channel = DiscordCustomerChannel(self)
@@ -144,12 +148,34 @@ class HandoffBot(commands.Bot):
         log.info("slash commands registered (guild %s and DMs): %s", self.settings.guild_id,
                  ", ".join(f"/{c.name}" for c in synced))
 
+    async def _wind_down(self, grace: float) -> str:
+        """Stop taking new work, let answers and sends in flight finish for up to ``grace`` seconds.
+
+        Whatever is cut off is safe: messages and owed sends are rows in the database, answered and
+        delivered after the next start.
+        """
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        queues = [q for q in (self.outbox, self.desk_outbox) if q is not None]
+        if self.engine is None:
+            return "nothing was running"
+        self.engine.stop_accepting()
+        drained = asyncio.create_task(self.engine.drain())  # answers being written, and the sends they owe
+        done, _ = await asyncio.wait({drained}, timeout=grace)
+        for queue in queues:
+            queue.stop_accepting()
+        if done:
+            return "in-flight work finished"
+        drained.cancel()  # the workers are closed (cancelled) next; their rows stay for the next start
+        return f"work still running after {grace:g} s was stopped; it carries on at the next start"
+
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: the cogs' listeners handle messages; slash commands are the operator interface."""
 
     async def close(self) -> None:
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        if not self._wound_down:
+            self._wound_down = True
+            self.shutdown_report = await self._wind_down(self.shutdown_grace_seconds)
         if self.engine is not None:
             await self.engine.close()
         if self.outbox is not None:

@@ -139,6 +139,16 @@ class ConversationEngine:
             if desk_outbox is not None:
                 await desk_outbox.drain()
 
+    @property
+    def busy(self) -> bool:
+        """An answer is being written for some customer."""
+        return self._workers.busy
+
+    def stop_accepting(self) -> None:
+        """A graceful stop: messages still arrive and are stored (answered after the next start), but no new
+        answer starts; answers being written may finish."""
+        self._workers.stop_accepting()
+
     async def close(self) -> None:
         await self._workers.close()
 

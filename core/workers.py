@@ -72,6 +72,13 @@ class KeyedWorkers(Generic[K]):
         while self._tasks:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
+    def stop_accepting(self) -> None:
+        """No new work from now on (wakes are ignored); what runs may finish (a graceful stop)."""
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
     async def close(self) -> None:
         self._closed = True
         for timer in self._timers.values():
@@ -115,6 +122,9 @@ class DeliveryQueue(Generic[K]):
 
     async def drain(self) -> None:
         await self._workers.drain()
+
+    def stop_accepting(self) -> None:
+        self._workers.stop_accepting()
 
     async def close(self) -> None:
         await self._workers.close()

@@ -108,6 +108,7 @@ class Harness:
         bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
                          db=self.db, agent=agent, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS),
                          scheduler=AsyncIOScheduler(timezone="UTC"))
+        bot.shutdown_grace_seconds = 0  # a restart in tests is abrupt, like a crash; graceful stops are tested apart
         await dpytest_ext.attach(bot, members=members, world=self._world)
         self.bot = bot
         self.members = self._same_people(dpytest.get_config())

@@ -274,6 +274,10 @@ def install_all() -> None:
     backend.FakeHttp.bulk_upsert_global_commands = _bulk_upsert_global_commands  # type: ignore[method-assign]
     backend.FakeHttp.send_message = _send_message  # type: ignore[method-assign]
     backend.FakeHttp.edit_message = _edit_message  # type: ignore[method-assign]
+    # dpytest's fake gateway has no socket: Client.close() (a graceful stop, a signal) must see it as shut.
+    from discord.ext.test.websocket import FakeWebSocket
+
+    FakeWebSocket.open = property(lambda self: False)  # type: ignore[assignment,method-assign]
 
 
 @dataclasses.dataclass
@@ -353,5 +357,4 @@ def make_operator(bot: Any, member: Any) -> Any:
 
 
 async def detach(bot: Any) -> None:
-    bot.ws = None  # dpytest's fake gateway has no socket to close
     await bot.close()
