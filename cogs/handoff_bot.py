@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from cogs.confirm_views import CodeCancelButton, ConfirmButton
 from cogs.discord_channel import NO_PINGS, DiscordCustomerChannel
+from cogs.setup_check import staff_setup_problems
 from cogs.staff_desk import DiscordStaffDesk
 from cogs.ticket_views import TicketButton
 from cogs.tree import HandoffTree
@@ -32,7 +33,7 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa", "cogs.stats")
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa", "cogs.stats", "cogs.help")
 
 
 def handoff_intents() -> discord.Intents:
@@ -68,6 +69,7 @@ class HandoffBot(commands.Bot):
         self.mfa: MfaDesk | None = None
         self.shutdown_grace_seconds = 5.0  # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
         self.shutdown_report = ""
+        self.setup_problems: list[str] | None = None  # from the check after login (cogs/setup_check.py)
         self._wound_down = False
 
     async def setup_hook(self) -> None:
@@ -168,6 +170,17 @@ class HandoffBot(commands.Bot):
             return "in-flight work finished"
         drained.cancel()  # the workers are closed (cancelled) next; their rows stay for the next start
         return f"work still running after {grace:g} s was stopped; it carries on at the next start"
+
+    async def on_ready(self) -> None:
+        """After login (and every reconnect): say once what keeps the staff desk from working."""
+        problems = staff_setup_problems(self)
+        if problems == self.setup_problems:
+            return
+        self.setup_problems = problems
+        for problem in problems:
+            log.error("staff desk set-up: %s", problem)
+        if not problems:
+            log.info("staff desk set-up: channel, threads and operator pings all work")
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: the cogs' listeners handle messages; slash commands are the operator interface."""

@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.setup_check import staff_setup_problems
 from cogs.ticket_views import answer, operator_or_refuse
 from core.actions import ActionContext
 from core.risk import MODEL_VIEWS, RiskPolicy
@@ -31,6 +32,9 @@ class Risk(commands.Cog):
         lines = [f"**Risk policy** ({self.bot.policy.source})", *(f"- {line}" for line in self.risk.describe()),
                  f"- confirmations expire after {self.bot.policy['risk']['confirmation_minutes']:g} minutes",
                  f"- legal/medical words: {', '.join(self.bot.policy['risk']['legal_medical_keywords'])}"]
+        problems = staff_setup_problems(self.bot)
+        if problems:  # first: these keep the desk from working at all
+            lines = ["**Set-up problems** (fix these first):", *(f"- ⚠ {p}" for p in problems), "", *lines]
         await answer(interaction, clip("\n".join(lines), 1990))
 
     @app_commands.command(description="Dry-run the risk policy on a customer sentence and/or an action.")

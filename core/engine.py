@@ -17,6 +17,7 @@ from core.agent import ClaudeAgent, LLMUnavailable
 from core.clock import Clock
 from core.confirmations import ConfirmationDesk
 from core.desk import TicketDesk
+from core.help_text import help_text, is_help_request
 from core.mfa import code_in
 from core.mfa_desk import REDACTED, MfaDesk
 from core.outbox import Outbox
@@ -72,6 +73,8 @@ class ConversationEngine:
         if code is not None and not await self.mfa.expects_code(message.discord_user_id):
             code = None
         enrol = self.mfa is not None and " ".join(text.casefold().strip(" .!").split()) in ENROL_WORDS
+        if self.agent is not None and not code and not enrol and is_help_request(text):
+            canned = "help"  # answered by the bot itself, from the actions it has (no Claude call)
         now = self.clock.now()
         inbound = await self.store.record_inbound(
             discord_id=message.discord_user_id, display_name=message.display_name,
@@ -95,7 +98,9 @@ class ConversationEngine:
             return
         if canned:
             # Nothing for Claude to read: answer at once, and keep the turn so nothing is lost.
-            await self.say(inbound.customer.id, self.policy.message(canned), reason=f"canned:{canned}")
+            reply = (help_text(self.policy, self.agent.registry, codes=self.mfa is not None) if canned == "help"
+                     else self.policy.message(canned))
+            await self.say(inbound.customer.id, reply, reason=f"canned:{canned}")
             return
         self._workers.wake(inbound.customer.id)
 

@@ -217,6 +217,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "ticket_timeout": Key(str, "No one from our team has answered yet, sorry for the wait. Your request "
                                    "(ticket #{number}) stays open: the answer will come here as soon as someone "
                                    "replies. Meanwhile I can help with anything else."),
+        "help": Key(str, "I'm the assistant of {business_name}. Ask me anything about your orders and account. "
+                         "What I can do, and how:\n{abilities}\nTo reach a person from our team at any time, write "
+                         "**talk to a human**."),
         "specialist_only": Key(str, "That's a question for a person on our team, not for me: I've passed it on as "
                                     "ticket #{number}. They'll answer here."),
     },

@@ -1,0 +1,49 @@
+"""/help for operators: every slash command the bot registered, one line each, generated (never stale)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.ticket_views import answer, operator_or_refuse
+from core.tickets import clip
+
+if TYPE_CHECKING:
+    from cogs.handoff_bot import HandoffBot
+
+
+def command_lines(commands_: list[app_commands.Command | app_commands.Group]) -> list[str]:
+    lines = []
+    for command in sorted(commands_, key=lambda c: c.name):
+        if not isinstance(command, app_commands.Command):
+            continue
+        options = " ".join(f"[{p.display_name}]" if not p.required else f"<{p.display_name}>"
+                           for p in command.parameters)
+        lines.append(f"`/{command.name}{' ' + options if options else ''}` {command.description}")
+    return lines
+
+
+class Help(commands.Cog):
+    def __init__(self, bot: HandoffBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="help", description="What the operator commands do (only you see it).")
+    async def help(self, interaction: discord.Interaction) -> None:
+        if await operator_or_refuse(interaction, "help", None) is None:
+            return
+        guild = discord.Object(self.bot.settings.guild_id)
+        staff = command_lines(self.bot.tree.get_commands(guild=guild))
+        dms = command_lines(self.bot.tree.get_commands())
+        text = "\n".join(["**Operator commands** (in the staff channel or a ticket's thread; `<needed>`, "
+                          "`[optional]`; in a thread the ticket is that thread's):", *staff,
+                          "", "**Customers, in DMs with the bot:**", *dms,
+                          "Ticket buttons do the same as the commands. Messages starting with "
+                          f"`{self.bot.policy['desk']['note_prefix']}` in a thread stay between operators."])
+        await answer(interaction, clip(text, 1990))
+
+
+async def setup(bot: HandoffBot) -> None:
+    await bot.add_cog(Help(bot), guild=discord.Object(bot.settings.guild_id))

@@ -1,0 +1,35 @@
+"""Help for customers (typed "help" in a DM) and for operators (/help), both generated from what the bot has."""
+
+from __future__ import annotations
+
+import re
+
+
+async def test_a_customer_typing_help_learns_what_the_assistant_can_do_and_how_to_reach_a_person(desk):
+    h = desk.h
+    await h.dm(0, "Help!")
+    [reply] = h.sent()
+    assert h.fake.requests == [], "answered by the bot itself"
+    text = reply.content
+    assert text.startswith("I'm the assistant of Example Shop.")
+    assert "- show the account, list orders, look up an order: right away" in text
+    assert "- place an order, change a delivery address: after you confirm the exact details" in text
+    assert "refund an order, give a discount: once a person on our team approves" in text
+    assert "cancel a subscription, delete the account: with a one-time code" in text
+    assert "write **talk to a human**" in text
+    [(status,)] = await h.fetch("SELECT status FROM turns WHERE kind = 'customer'")
+    assert status == "answered"
+
+
+async def test_operator_help_lists_every_registered_command_one_line_each(desk):
+    h = desk.h
+    await desk.slash("help", None)
+    [(shown, ephemeral)] = await desk.told(1)
+    assert ephemeral
+    listed = set(re.findall(r"^`/([\w-]+)", shown, flags=re.M))
+    guild = h.bot.get_guild(h.bot.settings.guild_id)
+    registered = {c.name for c in h.bot.tree.get_commands(guild=guild)} | {c.name for c in h.bot.tree.get_commands()}
+    assert listed == registered and len(listed) == 16
+    assert "`/deny <reason> [ticket]` Deny the action proposed on this ticket" in shown
+    await desk.slash("help", None, member=desk.stranger)
+    assert (await desk.told(2))[-1][0].startswith("Only operators")
