@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+GUIDE = Path(__file__).resolve().parents[1] / "DISCORD_BOT.md"
 
 
 async def test_a_customer_typing_help_learns_what_the_assistant_can_do_and_how_to_reach_a_person(desk):
@@ -33,3 +36,18 @@ async def test_operator_help_lists_every_registered_command_one_line_each(desk):
     assert "`/deny <reason> [ticket]` Deny the action proposed on this ticket" in shown
     await desk.slash("help", None, member=desk.stranger)
     assert (await desk.told(2))[-1][0].startswith("Only operators")
+
+
+async def test_the_setup_guide_lists_every_registered_command(desk):
+    guide = GUIDE.read_text(encoding="utf-8")
+    bot = desk.h.bot
+    guild = bot.get_guild(bot.settings.guild_id)
+    for command in [*bot.tree.get_commands(guild=guild), *bot.tree.get_commands()]:
+        assert f"`/{command.name}" in guide, f"/{command.name} is missing from DISCORD_BOT.md"
+
+
+def test_the_docs_stand_on_their_own():
+    root = Path(__file__).resolve().parents[1]
+    for name in ("README.md", "DISCORD_BOT.md", ".env.example", "policy.toml"):
+        text = (root / name).read_text(encoding="utf-8")
+        assert "../shared" not in text and "DESIGN.md" not in text, name
