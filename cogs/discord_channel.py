@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
 CANNOT_DM_USER = 50007
+TYPING_REFRESH_SECONDS = 9  # Discord shows "typing" for 10 s after each POST /typing
 
 
 TRANSIENT_ERRORS = (discord.RateLimited, aiohttp.ClientError, TimeoutError, OSError)
@@ -34,9 +35,60 @@ def delivery_failure(exc: Exception) -> DeliveryFailed:
     return DeliveryFailed(f"{type(exc).__name__}: {exc}")
 
 
+class RequestGuard:
+    """No request the bot starts is ever cancelled inside discord.py, and a wedged client is noticed.
+
+    discord.py clears its global rate-limit event before sleeping out a global 429 and sets it again
+    after the sleep (``HTTPClient.request``); a request cancelled during that sleep leaves the event
+    cleared for good, and every later request waits on it forever: the bot goes silent. Each request
+    therefore runs in its own task, shielded: a caller that stops waiting (a worker closing, a wait
+    with a time-out) leaves the request to finish, and the event to be set again.
+
+    ``stalled()`` is the watchdog's question: has a request been waiting longer than any rate limit
+    explains? ``recover()`` releases discord.py's global lock if it was left taken.
+    """
+
+    def __init__(self, http: discord.http.HTTPClient, *, stall_seconds: float) -> None:
+        self.http = http
+        self.stall_seconds = stall_seconds
+        self.in_flight: dict[asyncio.Task[Any], float] = {}  # request -> when it started (loop time)
+        self.completed = 0
+        request = http.request
+
+        async def shielded(route: discord.http.Route, **kwargs: Any) -> Any:
+            task = asyncio.ensure_future(request(route, **kwargs))
+            self.in_flight[task] = asyncio.get_running_loop().time()
+            task.add_done_callback(self._done)
+            return await asyncio.shield(task)
+
+        http.request = shielded  # type: ignore[method-assign]
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.in_flight.pop(task, None)
+        if not task.cancelled():
+            self.completed += 1
+            task.exception()  # retrieved: a caller that gave up must not leave "never retrieved" warnings
+
+    def stalled(self) -> tuple[int, float]:
+        """(requests waiting longer than stall_seconds, the longest wait in seconds)."""
+        now = asyncio.get_running_loop().time()
+        waits = [now - started for started in self.in_flight.values()]
+        stuck = [w for w in waits if w > self.stall_seconds]
+        return len(stuck), max(waits, default=0.0)
+
+    def recover(self) -> bool:
+        """Release discord.py's global rate-limit lock if it is held; True when it was."""
+        event = getattr(self.http, "_global_over", None)
+        if isinstance(event, asyncio.Event) and not event.is_set():
+            event.set()
+            return True
+        return False
+
+
 class DiscordCustomerChannel:
     def __init__(self, client: discord.Client) -> None:
         self.client = client
+        self._typing: set[asyncio.Task[None]] = set()
 
     async def _dm(self, discord_user_id: int) -> discord.DMChannel:
         user = self.client.get_user(discord_user_id) or await self.client.fetch_user(discord_user_id)
@@ -67,22 +119,29 @@ class DiscordCustomerChannel:
 
     @contextlib.asynccontextmanager
     async def typing(self, customer_discord_id: int) -> AsyncIterator[None]:
-        """discord.py's typing indicator beside the body, which never waits for it or fails over it.
+        """A typing indicator beside the body, which never waits for it, fails over it, or cancels it.
 
-        ``channel.typing()`` awaits Discord's answer to the first POST /typing before its body
-        runs; that round trip (longer under rate limits) would be added to every answer.
+        Not discord.py's ``channel.typing()``: that awaits Discord's answer to the first POST /typing
+        before its body runs, and cancels its request at the end, which can wedge discord.py (see
+        RequestGuard). Here the body runs at once; at its end the loop is told to stop and finishes
+        the request it may have in flight.
         """
+        stop = asyncio.Event()
 
         async def keep_typing() -> None:
             try:
                 channel = await self._dm(customer_discord_id)
-                async with channel.typing():
-                    await asyncio.Future()  # until the answer is ready and this task is cancelled
+                while not stop.is_set():
+                    await self.client.http.send_typing(channel.id)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), TYPING_REFRESH_SECONDS)  # our event, not Discord
             except Exception as exc:  # a typing indicator is a nicety; it never fails an answer
                 log.debug("no typing indicator for %s: %s", customer_discord_id, exc)
 
         indicator = asyncio.create_task(keep_typing())
+        self._typing.add(indicator)  # a reference until it ends by itself
+        indicator.add_done_callback(self._typing.discard)
         try:
             yield
         finally:
-            indicator.cancel()
+            stop.set()

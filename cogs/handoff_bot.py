@@ -10,7 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from cogs.confirm_views import CodeCancelButton, ConfirmButton
-from cogs.discord_channel import NO_PINGS, DiscordCustomerChannel
+from cogs.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard
 from cogs.setup_check import staff_setup_problems
 from cogs.staff_desk import DiscordStaffDesk
 from cogs.ticket_views import TicketButton
@@ -28,7 +28,7 @@ from core.mfa_desk import MfaDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.settings import Settings
-from storage.conversations import OutboxStore
+from storage.conversations import OutboxStore, audit_sql
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,14 @@ class HandoffBot(commands.Bot):
         self.mfa: MfaDesk | None = None
         self.shutdown_grace_seconds = 5.0  # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
         self.shutdown_report = ""
+        self._watchdog: asyncio.Task[None] | None = None
+        self.request_guard: RequestGuard = None  # type: ignore[assignment]  # wraps self.http in setup_hook
         self.setup_problems: list[str] | None = None  # from the check after login (cogs/setup_check.py)
         self._wound_down = False
 
     async def setup_hook(self) -> None:
+        self.request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"])
+        self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
         channel = DiscordCustomerChannel(self)
         delivery = self.policy["delivery"]
         self.outbox = Outbox(OutboxStore(self.db), channel, self.clock,
@@ -150,6 +154,33 @@ class HandoffBot(commands.Bot):
         log.info("slash commands registered (guild %s and DMs): %s", self.settings.guild_id,
                  ", ".join(f"/{c.name}" for c in synced))
 
+    async def _watch_requests(self) -> None:
+        """Every few seconds: is a Discord request stuck longer than any rate limit explains?"""
+        interval = min(5.0, self.request_guard.stall_seconds / 2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_requests()
+            except Exception:
+                log.exception("the request watchdog failed; it checks again in %.0f s", interval)
+
+    async def check_requests(self) -> bool:
+        """Log, recover and count a wedged Discord client. True when one was found."""
+        stuck, longest = self.request_guard.stalled()
+        if not stuck:
+            return False
+        released = self.request_guard.recover()
+        owed = (self.outbox.busy if self.outbox else False) or (self.desk_outbox.busy if self.desk_outbox else False)
+        log.error("%d Discord request(s) waiting for %.0f s (more than [delivery] stall_seconds); %s. Sends owed:"
+                  " %s.", stuck, longest, "released discord.py's global rate-limit lock, which was left taken"
+                  if released else "no lock was held: Discord or the network is not answering", "yes" if owed
+                  else "no")
+        now = self.clock.now()
+        await self.db.run(lambda c: audit_sql(c, now, "system", "delivery_stalled", None,
+                                              {"requests": stuck, "longest_seconds": round(longest, 1),
+                                               "released_global_lock": released}))
+        return True
+
     async def _wind_down(self, grace: float) -> str:
         """Stop taking new work, let answers and sends in flight finish for up to ``grace`` seconds.
 
@@ -189,6 +220,8 @@ class HandoffBot(commands.Bot):
         if not self._wound_down:
             self._wound_down = True
             self.shutdown_report = await self._wind_down(self.shutdown_grace_seconds)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self.engine is not None:
             await self.engine.close()
         if self.outbox is not None:

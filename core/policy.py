@@ -84,6 +84,8 @@ SPEC: dict[str, dict[str, Key]] = {
     "delivery": {
         "retry_base_seconds": Key((int, float), 2, 0.001, 600, "first wait after Discord refused a send for now"),
         "retry_max_seconds": Key((int, float), 300, 0.001, 86400, "longest wait between retries"),
+        "stall_seconds": Key((int, float), 60, 1, 3600, "a Discord request waiting longer than this means the"
+                                                          " client is wedged: logged, recovered, counted in /stats"),
     },
     "desk": {
         "note_prefix": Key(str, "//", help="operator messages starting with this stay between operators"),

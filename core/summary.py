@@ -37,6 +37,7 @@ class Summary:
     first_response_median: float | None = None
     first_response_p90: float | None = None
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # "2026-11-20" -> kind -> count
+    delivery_stalls: int = 0  # times the watchdog found Discord requests stuck and recovered the client
 
     @property
     def escalation_rate(self) -> float:
@@ -84,6 +85,8 @@ def compute_sql(c: sqlite3.Connection, since: float, until: float) -> Summary:
         per_kind = s.per_day.setdefault(day, {})
         per_kind[kind] = per_kind.get(kind, 0) + 1
     s.top_reasons = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    s.delivery_stalls = c.execute("SELECT COUNT(*) FROM audit WHERE action = 'delivery_stalled' AND at >= ?"
+                                  " AND at <= ?", (since, until)).fetchone()[0]
     waits.sort()
     s.first_response_median = _percentile(waits, 50)
     s.first_response_p90 = _percentile(waits, 90)
@@ -124,6 +127,8 @@ def render_text(s: Summary, *, alert_percent: float, days: int) -> tuple[str, bo
     if s.top_reasons:
         lines.append("Top reasons:")
         lines.extend(f"{i}. {reason} — {count}" for i, (reason, count) in enumerate(s.top_reasons, 1))
+    if s.delivery_stalls:
+        lines.append(f"⚠ Discord requests stalled and were recovered {s.delivery_stalls} time(s): see the log")
     text = "\n".join(lines)
     return (text if len(text) <= 1900 else text[:1899] + "…"), alert
 

@@ -1,0 +1,86 @@
+"""discord.py's real HTTP client against a stand-in for Discord's REST API: the bot must never go silent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import discord
+import pytest
+
+from cogs.discord_channel import DiscordCustomerChannel, RequestGuard
+from tests.conftest import eventually
+from tests.fake_discord import FakeDiscord, use_fake_discord
+
+CUSTOMER = 600000000000000001
+TYPING = "POST /channels/{id}/typing"
+
+
+@pytest.fixture
+async def discord_api() -> AsyncIterator[tuple[FakeDiscord, discord.Client]]:
+    server = await FakeDiscord().start()
+    with use_fake_discord(server):
+        client = discord.Client(intents=discord.Intents.none())
+        await client.http.static_login("test.token")
+        client.guard = RequestGuard(client.http, stall_seconds=0.5)  # type: ignore[attr-defined]
+        try:
+            yield server, client
+        finally:
+            await client.close()
+            await server.stop()
+
+
+async def test_a_global_429_during_typing_then_typing_stopped_and_answers_still_go_out(discord_api):
+    server, client = discord_api
+    channel = DiscordCustomerChannel(client)
+    server.script(TYPING, FakeDiscord.global_429(0.3))
+    async with channel.typing(CUSTOMER):
+        await eventually(lambda: server.count("POST", "/channels/", 429) == 1, what="the global 429")
+        await asyncio.sleep(0.05)  # the answer is ready while discord.py sleeps out the global limit
+    async with asyncio.timeout(5):
+        await channel.send(CUSTOMER, "Your order ships tomorrow.", nonce="hof1")
+        await channel.send(CUSTOMER, "Anything else?", nonce="hof2")
+    assert [m["content"] for m in server.messages[CUSTOMER + 1]] == ["Your order ships tomorrow.", "Anything else?"]
+
+
+async def test_a_request_cancelled_during_a_global_429_does_not_block_later_requests(discord_api):
+    server, client = discord_api
+    server.script(TYPING, FakeDiscord.global_429(0.3))
+    typing = asyncio.create_task(client.http.send_typing(CUSTOMER + 1))
+    await eventually(lambda: server.count("POST", "/channels/", 429) == 1, what="the global 429")
+    typing.cancel()  # whoever started it gave up; discord.py is sleeping with its global lock taken
+    async with asyncio.timeout(5):
+        await client.http.send_message(CUSTOMER + 1, params=discord.http.handle_message_parameters(content="hi"))
+    assert server.count("POST", "/channels/", 200) == 1
+
+
+async def test_the_watchdog_notices_a_wedged_client_and_recovers_it(discord_api):
+    _, client = discord_api
+    client.http._global_over.clear()  # as a cancelled request used to leave it (before RequestGuard)
+    send = asyncio.create_task(
+        client.http.send_message(CUSTOMER + 1, params=discord.http.handle_message_parameters(content="owed")))
+    await asyncio.sleep(0.6)
+    stuck, longest = client.guard.stalled()
+    assert stuck == 1 and longest > 0.5 and not send.done()
+    assert client.guard.recover() is True
+    async with asyncio.timeout(5):
+        await send
+    assert client.guard.stalled() == (0, 0.0) and client.guard.recover() is False
+
+
+async def test_a_stall_is_logged_counted_and_shown_in_stats(desk, caplog):
+    bot = desk.h.bot
+    loop = asyncio.get_running_loop()
+    stuck = loop.create_future()
+    bot.request_guard.in_flight[stuck] = loop.time() - 120  # a request waiting for two minutes
+    bot.http._global_over = asyncio.Event()  # discord.py's global lock, left taken
+    assert await bot.check_requests() is True
+    assert bot.http._global_over.is_set(), "the lock is released"
+    assert any("released discord.py's global rate-limit lock" in r.getMessage() for r in caplog.records)
+    del bot.request_guard.in_flight[stuck]
+    stuck.cancel()
+    assert await bot.check_requests() is False
+    await desk.slash("stats", None, days=1)
+    await eventually(lambda: any(r.get("followup") for r in desk.i.responses), what="the summary")
+    [summary] = [r["data"]["content"] for r in desk.i.responses if r.get("followup")]
+    assert "Discord requests stalled and were recovered 1 time(s)" in summary
