@@ -165,9 +165,10 @@ class ConfirmationDesk(CustomerStep):
             await self._ask_again(pending, turns)
             return True
         if meaning is Reply.NO_AND_MORE:
-            # "no, make it 2": cancel, and leave the message pending so Claude answers the rest.
+            # "no, make it 2": cancel, and leave the message pending: the next round (read afresh, with the
+            # cancellation in the history) has Claude answer the rest.
             await self.decide(pending.id, False, via="typed")
-            return False
+            return True
         await self.decide(pending.id, meaning is Reply.YES, via="typed", answered_turns=[t.id for t in turns])
         return True
 

@@ -161,7 +161,8 @@ class ConversationEngine:
 
     async def _answer_pending(self, customer_id: int) -> None:
         while True:
-            customer, pending = await self.store.pending_turns(customer_id)
+            work = await self.store.pending_turns(customer_id, history_limit=self.policy["llm"]["history_turns"])
+            customer, pending = work.customer, work.turns
             if customer is None or not pending:
                 return
             # Answer the oldest conversation's messages first (after a long outage there may be two).
@@ -173,7 +174,7 @@ class ConversationEngine:
                 continue
             if self.agent is None:
                 await self._hold_for_human(customer, batch)
-            elif not await self._answer_with_claude(customer, batch):
+            elif not await self._answer_with_claude(customer, batch, work.history):
                 return
 
     async def _hold_for_human(self, customer: Customer, batch: Sequence[Turn]) -> None:
@@ -203,10 +204,11 @@ class ConversationEngine:
                                         reason=f"the customer's message mentions {topic!r} (legal/medical: critical)")
         return True
 
-    async def _answer_with_claude(self, customer: Customer, batch: Sequence[Turn]) -> bool:
+    async def _answer_with_claude(self, customer: Customer, batch: Sequence[Turn], history: Sequence[Turn]) -> bool:
+        """Answer ``batch`` with ``history``, read in the same snapshot (a message arriving since waits for
+        the next round, so it is answered exactly once)."""
         assert self.agent is not None
         conversation_id = batch[0].conversation_id
-        history = await self.store.history(conversation_id, limit=self.policy["llm"]["history_turns"])
         ctx = ActionContext(customer.id, customer.discord_id, self.db, self.clock.now(), conversation_id)
 
         async def record_round(turns: Sequence[NewTurn]) -> None:

@@ -137,6 +137,26 @@ def tell_customer_sql(c: sqlite3.Connection, customer_id: int, conversation_id: 
     enqueue_sql(c, customer_id, turn_id, split_message(text), now)
 
 
+def history_sql(c: sqlite3.Connection, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:
+    """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
+    only = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+    rows = c.execute(
+        "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE conversation_id = ?"
+        f"{only} ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
+        (conversation_id, *kinds, limit),
+    ).fetchall()
+    return [Turn.from_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """What a customer's worker reads in one snapshot: who, what waits for an answer, and its history."""
+
+    customer: Customer | None
+    turns: list[Turn]
+    history: list[Turn]
+
+
 class ConversationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -199,20 +219,29 @@ class ConversationStore:
 
         return await self.db.run(write)
 
-    async def pending_turns(self, customer_id: int) -> tuple[Customer | None, list[Turn]]:
-        """The customer and their messages waiting for an answer, oldest first (one round trip)."""
-        rows = await self.db.fetchall(
-            "SELECT t.*, c.discord_id, c.display_name, c.dm_status, EXISTS (SELECT 1 FROM confirmations f"
-            " WHERE f.customer_id = c.id AND f.status = 'pending') AS confirming FROM customers c"
-            " LEFT JOIN turns t ON t.customer_id = c.id AND t.status = 'pending' WHERE c.id = ? ORDER BY t.id",
-            (customer_id,),
-        )
-        if not rows:
-            return None, []
-        first = rows[0]
-        customer = Customer(customer_id, first["discord_id"], first["display_name"], first["dm_status"],
-                            bool(first["confirming"]))
-        return customer, [Turn.from_row(r) for r in rows if r["id"] is not None]
+    async def pending_turns(self, customer_id: int, *, history_limit: int = 0) -> PendingWork:
+        """The customer, their messages waiting for an answer (oldest first) and, with ``history_limit``, the
+        oldest waiting conversation's last turns: one read snapshot, so the messages answered and the
+        history Claude reads are the same set (a message arriving meanwhile waits for the next round)."""
+
+        def read(c: sqlite3.Connection) -> PendingWork:
+            rows = c.execute(
+                "SELECT t.*, c.discord_id, c.display_name, c.dm_status, EXISTS (SELECT 1 FROM confirmations f"
+                " WHERE f.customer_id = c.id AND f.status = 'pending') AS confirming FROM customers c"
+                " LEFT JOIN turns t ON t.customer_id = c.id AND t.status = 'pending' WHERE c.id = ? ORDER BY t.id",
+                (customer_id,),
+            ).fetchall()
+            if not rows:
+                return PendingWork(None, [], [])
+            first = rows[0]
+            customer = Customer(customer_id, first["discord_id"], first["display_name"], first["dm_status"],
+                                bool(first["confirming"]))
+            pending = [Turn.from_row(r) for r in rows if r["id"] is not None]
+            history = history_sql(c, pending[0].conversation_id, limit=history_limit) if pending and history_limit \
+                else []
+            return PendingWork(customer, pending, history)
+
+        return await self.db.read(read)
 
     async def customers_with_pending_turns(self) -> list[int]:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'")
@@ -220,13 +249,7 @@ class ConversationStore:
 
     async def history(self, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:
         """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
-        only = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
-        rows = await self.db.fetchall(
-            "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE conversation_id = ?"
-            f"{only} ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
-            (conversation_id, *kinds, limit),
-        )
-        return [Turn.from_row(r) for r in rows]
+        return await self.db.read(lambda c: history_sql(c, conversation_id, limit=limit, kinds=kinds))
 
     async def owe(self, customer_id: int, chunks: Sequence[str], now: float, *, reason: str,
                   turn_id: int | None = None) -> None:

@@ -9,7 +9,7 @@ import discord.ext.test as dpytest
 from discord.ext.test import callbacks
 
 from tests.conftest import SendRecorder, eventually, http_error, test_policy
-from tests.fake_claude import Reply, error, text, tool_calls
+from tests.fake_claude import Reply, error, last_user_text, text, tool_calls
 
 
 def tool_results(request: dict) -> list[dict]:
@@ -347,3 +347,27 @@ async def test_without_ai_customers_are_told_a_person_will_answer_once(harness):
     statuses = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
     assert [s[0] for s in statuses] == ["held", "relayed"], "the first opens a relay ticket, the next go to it"
     assert harness.fake.requests == []
+
+
+async def test_a_message_arriving_just_after_the_batch_is_read_is_answered_once(harness):
+    h = harness
+    await h.start()
+    store = h.bot.engine.store
+    original = store.pending_turns
+    arrived: list[bool] = []
+
+    async def read_then_second_message_arrives(*args, **kwargs):
+        work = await original(*args, **kwargs)
+        if not arrived:  # the second DM lands 1 ms after the first was read, before Claude is asked
+            arrived.append(True)
+            await h.dm(0, "and the second one?", settle=False)
+        return work
+
+    store.pending_turns = read_then_second_message_arrives
+    await h.dm(0, "first question")
+    await h.settle()
+    asked = [last_user_text(r) for r in h.fake.requests]
+    assert sum("and the second one?" in t for t in asked) == 1, asked
+    assert len(h.sent()) == 2, "each message answered once"
+    rows = await h.fetch("SELECT COUNT(*) FROM turns WHERE kind = 'assistant'")
+    assert rows[0][0] == 2
