@@ -41,7 +41,6 @@ class AgentReply:
     text: str
     final_turn: NewTurn
     notices: list[str] = field(default_factory=list)
-    buttons: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _text_block(text: str) -> dict[str, Any]:
@@ -207,8 +206,7 @@ class ClaudeAgent:
                 if text:
                     texts.append(text)
                 final_text = "\n\n".join(texts)
-                return AgentReply(final_text, NewTurn("assistant", text or "(no answer)"), extras.notices,
-                                  extras.buttons)
+                return AgentReply(final_text, NewTurn("assistant", text or "(no answer)"), extras.notices)
             if text:
                 texts.append(text)
             results = [await self.tools.run(call, ctx, extras) for call in calls]

@@ -18,6 +18,7 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.replies import Reply, ReplyReader
 from core.risk import Classification
+from core.text import split_message
 from storage.conversations import NewTurn, audit_sql, enqueue_sql, insert_turns_sql, set_status_sql, tell_customer_sql
 from storage.db import Database
 
@@ -133,9 +134,13 @@ class ConfirmationDesk(CustomerStep):
             ).lastrowid
             audit_sql(c, now, "agent", "confirmation_requested", f"confirmation:{confirmation_id}",
                       {"action": action.name, "strategy": decision.strategy, "rule": decision.rule})
+            # Owed in the same transaction: a crash after this never leaves a confirmation the customer can't see.
+            enqueue_sql(c, ctx.customer_id, None, split_message(prompt), now,
+                        buttons=[{"kind": "confirm", "id": confirmation_id, "style": decision.strategy}])
             return confirmation_id
 
         confirmation_id = await self.db.run(write)
+        self.outbox.kick(ctx.customer_id)
         if self.schedule is not None:
             self.schedule(f"confirmation:{confirmation_id}", expires)
         return confirmation_id, prompt

@@ -131,26 +131,28 @@ class TicketDesk:
                         escalation.question, escalation.reason, escalation.action_name, escalation.action_params,
                         escalation.tool_use_id, reminder_due_at=reminder, timeout_due_at=timeout)
 
-        def write(c: sqlite3.Connection) -> tuple[int, bool]:
-            if escalation.action_name:
-                existing = same_open_approval_sql(c, ctx.customer_id, escalation.action_name,
-                                                  escalation.action_params or {})
-                if existing is not None:
-                    return existing, False
-            ticket_id = open_ticket_sql(c, new, now)
-            audit_sql(c, now, "agent", "ticket_opened", f"ticket:{ticket_id}",
-                      {"kind": new.kind, "source": new.source, "priority": new.priority, "priority_rule": rule,
-                       "action": new.action_name, "reason": new.reason[:500]})
-            return ticket_id, True
-
-        ticket_id, created = await self.db.run(write)
-        if created:
-            self._arm(ticket_id, reminder, timeout)
-            self._kick(ticket_id)
-            log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
         message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
                    Kind.HANDOVER: "ticket_handover"}[escalation.kind]
-        return ticket_id, self.policy.message(message, number=str(ticket_id), action=escalation.action_summary)
+
+        def write(c: sqlite3.Connection) -> tuple[int, bool, str]:
+            existing = same_open_approval_sql(c, ctx.customer_id, escalation.action_name,
+                                              escalation.action_params or {}) if escalation.action_name else None
+            ticket_id = existing if existing is not None else open_ticket_sql(c, new, now)
+            if existing is None:
+                audit_sql(c, now, "agent", "ticket_opened", f"ticket:{ticket_id}",
+                          {"kind": new.kind, "source": new.source, "priority": new.priority, "priority_rule": rule,
+                           "action": new.action_name, "reason": new.reason[:500]})
+            # The ticket number is owed in the same transaction: a crash after this never hides it.
+            notice = self.policy.message(message, number=str(ticket_id), action=escalation.action_summary)
+            enqueue_sql(c, ctx.customer_id, None, split_message(notice), now)
+            return ticket_id, existing is None, notice
+
+        ticket_id, created, notice = await self.db.run(write)
+        if created:
+            self._arm(ticket_id, reminder, timeout)
+            log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
+        self._kick(ticket_id, ctx.customer_id)
+        return ticket_id, notice
 
     async def hold_for_person(self, customer_id: int, turns: Sequence[Any], *, source: str, notice: str | None,
                               reason: str = "") -> int | None:

@@ -227,8 +227,7 @@ class ConversationEngine:
         text = "\n\n".join(part for part in [reply.text, *reply.notices] if part.strip())
         if not text.strip():
             text = "Sorry, I don't have an answer to that. Could you put it another way?"
-        await self.store.complete_answer(batch, reply.final_turn, split_message(text), self.clock.now(),
-                                         buttons=reply.buttons or None)
+        await self.store.complete_answer(batch, reply.final_turn, split_message(text), self.clock.now())
         self.outbox.kick(customer.id)
         return True
 

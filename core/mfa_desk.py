@@ -21,6 +21,7 @@ from core.confirmations import CustomerStep, StepRequest, details_text
 from core.mfa import SecretBox, generate_secret, matching_step, provisioning_uri, qr_png
 from core.outbox import Outbox
 from core.policy import Policy
+from core.text import split_message
 from storage.conversations import audit_sql, enqueue_sql
 from storage.db import Database
 
@@ -125,12 +126,17 @@ class MfaDesk(CustomerStep):
                  tool_use_id, now + minutes * 60, now)).lastrowid
             audit_sql(c, now, "agent", "mfa_challenge_started", f"mfa:{challenge_id}",
                       {"action": action.name, "rule": rule})
+            # Owed in the same transaction: a crash after this never leaves a code request the customer can't see.
+            enqueue_sql(c, ctx.customer_id, None, split_message(prompt), now,
+                        buttons=[{"kind": "mfa", "id": challenge_id}])
             return challenge_id
 
+        prompt = self.policy.message("mfa_prompt", details=details, minutes=f"{minutes:g}")
         challenge_id = await self.db.run(write)
+        self.outbox.kick(ctx.customer_id)
         if self.schedule is not None:
             self.schedule(f"mfa:{challenge_id}", now + minutes * 60)
-        return challenge_id, self.policy.message("mfa_prompt", details=details, minutes=f"{minutes:g}")
+        return challenge_id, prompt
 
     async def submit_code(self, customer_id: int, code: str) -> None:
         """A code from the customer: for the pending challenge, else for a pending enrolment."""

@@ -125,11 +125,11 @@ async def assess(risk: RiskPolicy, action: Action, raw: Any, ctx: ActionContext,
 
 @dataclass
 class TurnExtras:
-    """What the tool calls of one answer add to it: lines the code writes, and buttons under the answer."""
+    """What the tool calls of one answer add to it: lines the code writes under Claude's text. (Prompts and
+    ticket numbers of pending steps are owed by the step's own transaction, not here.)"""
 
     customer_text: str = ""
     notices: list[str] = field(default_factory=list)
-    buttons: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ToolRunner:
@@ -167,17 +167,13 @@ class ToolRunner:
             payload, failed = await self._execute(action, params, ctx)
             return result(payload, error=failed)
         if decision.strategy in ("confirm", "confirm_details") and self.confirmations is not None:
-            number, prompt = await self.confirmations.request(ctx, action, params, decision, call["id"], preview)
-            extras.notices.append(prompt)
-            extras.buttons.append({"kind": "confirm", "id": number, "style": decision.strategy})
+            number, _ = await self.confirmations.request(ctx, action, params, decision, call["id"], preview)
             return result(f"AWAITING THE CUSTOMER'S CONFIRMATION (#{number}): {action.name} is not done yet. "
                           "The customer was shown the exact details and asked to confirm; the result will appear "
                           "in this conversation. Do not say it is done.")
         if decision.strategy == "code" and self.mfa is not None:
             if await self.mfa.enrolled(ctx.customer_id):
-                number, prompt = await self.mfa.challenge(ctx, action, params, preview, call["id"], decision.rule)
-                extras.notices.append(prompt)
-                extras.buttons.append({"kind": "mfa", "id": number})
+                number, _ = await self.mfa.challenge(ctx, action, params, preview, call["id"], decision.rule)
                 return result(f"AWAITING A ONE-TIME CODE (#{number}): {action.name} is not done yet. The customer "
                               "was asked for the code from their authenticator app; the result will appear in this "
                               "conversation. Do not ask for or repeat codes yourself, and do not say it is done.")
@@ -216,13 +212,12 @@ class ToolRunner:
             reason += (". One-time codes are off (no HANDOFF_SECRET_KEY or [mfa] enabled = false)" if self.mfa is None
                        else ". The customer has no authenticator set up ([mfa] unenrolled = \"ticket\")")
             reason += ", so an operator checks it is really the customer."
-        number, notice = await self.desk.escalate(ctx, Escalation(
+        number, _ = await self.desk.escalate(ctx, Escalation(
             Kind.APPROVAL, "specialist" if decision.strategy == "human" else "approval",
             question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}", reason=reason,
             action_name=action.name, action_summary=action.summary or action.name, action_params=params,
             decision_type=decision.decision_type, tool_use_id=tool_use_id,
             priority_hint=Priority.HIGH if decision.level == "critical" else Priority.NORMAL))
-        extras.notices.append(notice)
         return number
 
     async def _builtin(self, call: dict[str, Any], ctx: ActionContext, extras: TurnExtras) -> str:
@@ -243,8 +238,7 @@ class ToolRunner:
             escalation = Escalation(Kind.QUESTION, "ask_human", question,
                                     f"the assistant's confidence {confidence} is below {threshold}",
                                     tool_use_id=call["id"])
-            number, notice = await self.desk.escalate(ctx, escalation)
-            extras.notices.append(notice)
+            number, _ = await self.desk.escalate(ctx, escalation)
             return (f"Confidence {confidence} is below {threshold}: do NOT answer this yourself. It was sent to our "
                     f"team as ticket #{number}; the customer is told.")
         if call["name"] == ASK_HUMAN:
@@ -257,7 +251,6 @@ class ToolRunner:
             reason = str(args.get("reason") or "the customer asked for a person").strip()
             escalation = Escalation(Kind.HANDOVER, "handover", reason, reason, tool_use_id=call["id"],
                                     priority_hint=hint)
-        number, notice = await self.desk.escalate(ctx, escalation)
-        extras.notices.append(notice)
+        number, _ = await self.desk.escalate(ctx, escalation)
         return (f"Sent to our team as ticket #{number}. The customer is told the ticket number; the answer will "
                 "reach them directly. Don't guess the answer meanwhile.")

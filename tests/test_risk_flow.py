@@ -21,7 +21,8 @@ def tool_results(request: dict) -> list[dict]:
 async def email_updates_off(h: Harness) -> discord.Message:
     h.fake.then(tool_calls(("update_preferences", {"email_updates": False})), text("Sure."))
     await h.dm(0, "stop sending me emails")
-    [prompt] = h.sent()
+    prompt, said = h.sent()  # the prompt is owed with the confirmation, before Claude's own text
+    assert said.content == "Sure." and prompt.components
     return prompt
 
 
@@ -70,7 +71,7 @@ async def test_a_transactional_confirmation_shows_the_details_and_takes_only_a_c
     h.fake.then(tool_calls(("place_order", {"item": "mug", "quantity": 2, "address": "5 Elm Road, Springfield"})),
                 text("Please confirm below."))
     await h.dm(0, "order 2 mugs to 5 Elm Road, Springfield")
-    [prompt] = h.sent()
+    prompt, _ = h.sent()
     assert "Please confirm exactly this:" in prompt.content
     for line in ("**Place an order**", "- item: mug", "- quantity: 2", "- address: 5 Elm Road, Springfield",
                  "- total: 24.0"):
@@ -101,7 +102,7 @@ async def order_three_mugs(h: Harness) -> None:
     h.fake.then(tool_calls(("place_order", {"item": "mug", "quantity": 3, "address": "5 Elm Road, Springfield"})),
                 text("Please confirm below."))
     await h.dm(0, "order 3 mugs to 5 Elm Road, Springfield")
-    [prompt] = h.sent()
+    prompt, _ = h.sent()
     assert "- quantity: 3" in prompt.content
 
 
@@ -354,3 +355,32 @@ async def test_a_click_and_a_typed_yes_at_once_run_the_action_once(desk):
     await h.settle()
     assert len(await h.fetch("SELECT 1 FROM audit WHERE action = 'action_executed'")) == 1
     assert [m.content for m in h.sent()].count("Done: Change email updates.") == 1
+
+
+@pytest.mark.parametrize(("call", "shown"), [
+    (("update_preferences", {"email_updates": False}), "Shall I go ahead?"),
+    (("issue_refund", {"order_id": 1, "amount": 10, "reason": "broken"}), "ticket #1"),
+])
+async def test_a_crash_after_the_step_is_made_still_shows_the_customer_its_prompt(harness, call, shown):
+    from tests.conftest import SendRecorder, http_error
+
+    h = harness
+    await h.start(members=2)
+    recorder = SendRecorder(h.bot)
+    recorder.fail_next(*(http_error(503) for _ in range(1000)))  # Discord is down; then the bot dies
+    h.fake.then(tool_calls(call), text("Here you go.", delay=30))  # Claude's final text never comes
+    await h.dm(0, "please do it", settle=False)
+    await eventually(lambda: len(h.fake.requests) == 2, what="the tool round")
+    await h.stop()
+
+    h.fake.then(text("Here you go."))
+    await h.start(members=2)
+    await h.settle()
+    told = h.sent()
+    prompts = [m for m in told if shown in m.content]
+    assert len(prompts) == 1, [m.content for m in told]
+    if call[0] == "update_preferences":
+        assert prompts[0].components, "with its buttons"
+    table = "tickets" if call[0] == "issue_refund" else "confirmations"
+    [(steps,)] = await h.fetch(f"SELECT COUNT(*) FROM {table}")
+    assert steps == 1, "the step is not made twice"
