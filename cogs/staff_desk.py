@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THREAD_ARCHIVE_MINUTES = 10080  # a week: tickets can wait over a weekend
+THREAD_ALREADY_EXISTS = 160004  # Discord: "A thread has already been created for this message"
 
 
 def embed_for(card: Card) -> discord.Embed:
@@ -53,12 +54,13 @@ class DiscordStaffDesk:
             raise DeliveryFailed(f"channel {channel_id} is not a text channel or thread", permanent=True)
         return channel
 
-    async def post_ticket(self, card: Card) -> int:
+    async def post_ticket(self, card: Card, *, nonce: str) -> int:
         channel = await self._channel(self.settings.staff_channel_id)
         mention, allowed = self._mentions()
         try:
+            # enforce_nonce: Discord returns the message it already has for this nonce instead of a second card.
             message = await channel.send(mention, embed=embed_for(card), view=ticket_view(card),
-                                         allowed_mentions=allowed)
+                                         allowed_mentions=allowed, nonce=nonce)
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
         return message.id
@@ -68,18 +70,33 @@ class DiscordStaffDesk:
         try:
             thread = await channel.get_partial_message(message_id).create_thread(
                 name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
-        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_ALREADY_EXISTS:
+                return await self._existing_thread(message_id)
+            raise delivery_failure(exc) from exc
+        except TRANSIENT_ERRORS as exc:
             raise delivery_failure(exc) from exc
         return thread.id
 
-    async def post(self, thread_id: int, text: str, *, ping: bool = False) -> None:
+    async def _existing_thread(self, message_id: int) -> int:
+        """The thread made for this card before a restart (its id was never saved): adopt it.
+
+        Discord gives a thread started from a message that message's id."""
+        try:
+            thread = self.bot.get_channel(message_id) or await self.bot.fetch_channel(message_id)
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:  # it exists (160004 said so): retry, never give up
+            raise DeliveryFailed(f"thread {message_id} exists but could not be read: {exc}") from exc
+        log.info("adopted the existing thread %s of ticket message %s (made before a restart)", thread.id, message_id)
+        return thread.id
+
+    async def post(self, thread_id: int, text: str, *, nonce: str, ping: bool = False) -> None:
         thread = await self._channel(thread_id)
         allowed = discord.AllowedMentions.none()
         if ping:
             mention, allowed = self._mentions()
             text = f"{mention} {text}"
         try:
-            await thread.send(text, allowed_mentions=allowed)
+            await thread.send(text, allowed_mentions=allowed, nonce=nonce)
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
 

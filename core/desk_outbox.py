@@ -70,14 +70,14 @@ class DeskOutbox(DeliveryQueue[int]):
         if item.op == "open":
             message_id = ticket.staff_message_id
             if message_id is None:
-                message_id = await self.desk.post_ticket(card)
+                message_id = await self.desk.post_ticket(card, nonce=f"hod{item.id}")
                 await self.store.set_posted(ticket.id, message_id=message_id)
             if ticket.thread_id is None:
                 await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
         elif ticket.thread_id is None or ticket.staff_message_id is None:
             raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
         elif item.op in ("post", "ping"):
-            await self.desk.post(ticket.thread_id, item.content, ping=item.op == "ping")
+            await self.desk.post(ticket.thread_id, item.content, nonce=f"hod{item.id}", ping=item.op == "ping")
         elif item.op == "refresh":
             await self.desk.refresh(ticket.staff_message_id, card)
         elif item.op == "archive":

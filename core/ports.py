@@ -53,14 +53,17 @@ class StaffDesk(Protocol):
     Each method raises DeliveryFailed (``permanent`` when retrying cannot help) on failure.
     """
 
-    async def post_ticket(self, card: Card) -> int:
-        """Post the ticket message (with its buttons, mentioning the operators); returns its id."""
+    async def post_ticket(self, card: Card, *, nonce: str) -> int:
+        """Post the ticket message (with its buttons, mentioning the operators); returns its id.
+
+        ``nonce`` is the same on every try of one post: the platform stores it once (a retry after a lost
+        answer, or after a restart, returns the message already posted)."""
 
     async def open_thread(self, message_id: int, name: str) -> int:
         """Start the ticket's thread on that message; returns the thread id."""
 
-    async def post(self, thread_id: int, text: str, *, ping: bool = False) -> None:
-        """Write in the ticket's thread (<= 2000 chars); ``ping`` mentions the operators (a reminder)."""
+    async def post(self, thread_id: int, text: str, *, nonce: str, ping: bool = False) -> None:
+        """Write in the ticket's thread (<= 2000 chars), once per ``nonce``; ``ping`` mentions the operators."""
 
     async def refresh(self, message_id: int, card: Card) -> None:
         """Show the ticket's current state on its message (buttons disabled once decided)."""

@@ -53,8 +53,11 @@ async def _start_thread_with_message(self: backend.FakeHttp, channel_id: int, me
         detail = f"thread name must be 1-100 characters, got {len(name)}"
         raise discord.HTTPException(backend.FakeRequest(400, "Bad Request"), {"code": 50035, "message": detail})
     parent = self.state.get_channel(channel_id)
-    data = {
-        "id": str(facts.make_id()), "type": discord.ChannelType.public_thread.value, "guild_id": str(parent.guild.id),
+    if any(int(t["message_id"]) == int(message_id) for t in created_threads):
+        raise discord.HTTPException(backend.FakeRequest(400, "Bad Request"),
+                                    {"code": 160004, "message": "A thread has already been created for this message"})
+    data = {  # as Discord does: a thread started from a message has that message's id
+        "id": str(message_id), "type": discord.ChannelType.public_thread.value, "guild_id": str(parent.guild.id),
         "parent_id": str(channel_id), "owner_id": str(self.state.user.id), "name": name, "message_count": 0,
         "member_count": 1, "rate_limit_per_user": rate_limit_per_user or 0, "last_message_id": None,
         "thread_metadata": {"archived": False, "auto_archive_duration": auto_archive_duration, "locked": False,
@@ -223,8 +226,18 @@ async def _send_message(self: backend.FakeHttp, channel_id: int, *, params: Any)
 
         params = MultipartParameters(payload=json_of(None, params.multipart), multipart=params.multipart,
                                      files=params.files)
+    payload = params.payload or {}
+    nonce = payload.get("nonce")
+    if nonce and payload.get("enforce_nonce"):  # Discord: the same nonce returns the message it already has
+        for stored in backend._cur_config.messages.get(channel_id, []):
+            if stored.get("nonce") == nonce:
+                return stored
     data = await _original_send(self, channel_id, params=params)
-    components = (params.payload or {}).get("components")
+    if nonce:
+        for stored in backend._cur_config.messages.get(channel_id, []):
+            if int(stored["id"]) == int(data["id"]):
+                stored["nonce"] = nonce
+    components = payload.get("components")
     if components:
         for stored in backend._cur_config.messages.get(channel_id, []):
             if int(stored["id"]) == int(data["id"]):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from typing import Any
+
+import pytest
 
 from tests.conftest import SendRecorder, eventually, http_error
 from tests.desk_support import Desk, ask_then_wait, buttons, refund_ticket, refunded_cents, start_again
@@ -509,3 +512,33 @@ async def test_a_customer_asking_for_a_person_gets_one_without_claude(desk):
     assert "'talk to a human'" in ticket["reason"]
     await desk.write(1, "Hi, I'm Sam. How can I help?")
     assert h.sent()[0].content.endswith("Hi, I'm Sam. How can I help?")
+
+
+@pytest.mark.parametrize("dies_after", ["card", "thread"])
+async def test_a_crash_between_posting_and_saving_makes_no_second_card_and_the_thread_relays(desk, dies_after):
+    h = desk.h
+    store = h.bot.desk_outbox.store
+    original = store.set_posted
+    never = asyncio.Event()
+
+    async def dies_before_saving(ticket_id, *, message_id=None, thread_id=None):
+        if (dies_after == "card" and message_id is not None) or (dies_after == "thread" and thread_id is not None):
+            await never.wait()  # Discord has it; the bot is killed before the id is saved
+        await original(ticket_id, message_id=message_id, thread_id=thread_id)
+
+    store.set_posted = dies_before_saving
+    h.fake.default = ask_then_wait
+    await h.dm(0, "is the mug dishwasher safe?", settle=False)
+    await eventually(lambda: any(m.embeds for m in h.staff()), what="the card")
+    await start_again(desk)
+    await h.settle()
+    staff = h.bot.get_channel(h.bot.settings.staff_channel_id)
+    cards = [m async for m in staff.history(limit=50) if m.embeds]
+    assert len(cards) == 1, "one card for one ticket"
+    ticket = await desk.ticket(1)
+    assert ticket["staff_message_id"] == cards[0].id and ticket["thread_id"] == cards[0].id, "the thread adopted"
+    h.sent()
+    await desk.write(1, "Yes, it is dishwasher safe.")
+    assert any(m.content.endswith("Yes, it is dishwasher safe.") for m in h.sent()), "the thread relays"
+    [(failed,)] = await h.fetch("SELECT COUNT(*) FROM desk_outbox WHERE status = 'failed'")
+    assert failed == 0, "a 160004 is never a permanent failure"
