@@ -37,8 +37,10 @@ class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"confir
         changed, text = await bot.confirmations.decide(self.confirmation_id, self.answer == "yes", via="button",
                                                        by_discord_id=interaction.user.id)
         if changed:
-            # The buttons go; the outcome arrives as the next DM (through the outbox, so it is never lost).
-            await interaction.response.edit_message(view=None)
+            # This confirmation's buttons go (others on the same message stay); the outcome arrives as the next
+            # DM (through the outbox, so it is never lost).
+            await interaction.response.edit_message(view=without_buttons(
+                interaction.message, {f"confirm:yes:{self.confirmation_id}", f"confirm:no:{self.confirmation_id}"}))
         else:
             await interaction.response.send_message(text, ephemeral=True)
 
@@ -64,9 +66,21 @@ class CodeCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mfa
             return
         changed, text = await bot.mfa.cancel(self.challenge_id, interaction.user.id)
         if changed:
-            await interaction.response.edit_message(view=None)
+            await interaction.response.edit_message(view=without_buttons(interaction.message,
+                                                                         {f"mfa:cancel:{self.challenge_id}"}))
         else:
             await interaction.response.send_message(text, ephemeral=True)
+
+
+def without_buttons(message: discord.Message | None, custom_ids: set[str]) -> discord.ui.View | None:
+    """The message's buttons less those of one decided step (None when no button is left)."""
+    if message is None:
+        return None
+    view = discord.ui.View.from_message(message, timeout=None)
+    for item in list(view.children):
+        if getattr(item, "custom_id", None) in custom_ids:
+            view.remove_item(item)
+    return view if view.children else None
 
 
 def confirmation_view(buttons: list[dict[str, Any]]) -> discord.ui.View:

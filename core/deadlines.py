@@ -18,7 +18,7 @@ from typing import Any
 
 from core.clock import Clock
 from core.policy import Policy
-from core.text import split_message
+from core.text import for_people, split_message
 from storage.conversations import audit_sql, enqueue_sql
 from storage.db import Database
 from storage.tickets import desk_post_sql
@@ -91,14 +91,14 @@ class Deadlines:
 
         def write(c: sqlite3.Connection) -> tuple[list[int], list[tuple[int, int]]]:
             reminded = []
-            for (ticket_id,) in c.execute(
-                    "SELECT id FROM tickets WHERE reminded_at IS NULL AND reminder_due_at <= ?"
+            for ticket_id, timeout_due_at in c.execute(
+                    "SELECT id, timeout_due_at FROM tickets WHERE reminded_at IS NULL AND reminder_due_at <= ?"
                     " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
                 if c.execute("UPDATE tickets SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL",
                              (now, ticket_id)).rowcount:
-                    left = max(0, round((timeout_seconds - timeout_seconds / 2) / 60))
+                    left = for_people((timeout_due_at or now) - now)
                     desk_post_sql(c, ticket_id, "ping", now, f"⏰ Reminder: ticket #{ticket_id} still waits for a "
-                                                             f"person; the customer is told in about {left} min that "
+                                                             f"person; the customer is told in about {left} that "
                                                              "no one has answered yet.")
                     audit_sql(c, now, "system", "ticket_reminder", f"ticket:{ticket_id}")
                     reminded.append(ticket_id)
@@ -110,7 +110,7 @@ class Deadlines:
                              (now, ticket_id)).rowcount:
                     enqueue_sql(c, customer_id, None, split_message(
                         self.policy.message("ticket_timeout", number=str(ticket_id))), now)
-                    desk_post_sql(c, ticket_id, "post", now, f"⌛ No answer within {timeout_seconds / 60:g} min: "
+                    desk_post_sql(c, ticket_id, "post", now, f"⌛ No answer within {for_people(timeout_seconds)}: "
                                                              "the customer was told. The ticket stays open; a late "
                                                              "answer still reaches them.")
                     audit_sql(c, now, "system", "ticket_timed_out", f"ticket:{ticket_id}")

@@ -51,3 +51,22 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
         if head.strip():
             chunks.append(head)
     return chunks
+
+
+def for_people(seconds: float) -> str:
+    """A duration as a person says it: "40 seconds", "1 minute", "10 minutes", "1 hour 30 minutes", "2 days"."""
+    seconds = max(0, round(seconds))
+
+    def unit(n: int, name: str) -> str:
+        return f"{n} {name}{'' if n == 1 else 's'}"
+
+    if seconds < 90:
+        return unit(seconds, "second")
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return unit(minutes, "minute")
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return unit(hours, "hour") + (f" {unit(minutes, 'minute')}" if minutes else "")
+    days, hours = divmod(hours, 24)
+    return unit(days, "day") + (f" {unit(hours, 'hour')}" if hours else "")

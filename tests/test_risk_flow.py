@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import Harness, eventually
 from tests.desk_support import Desk, refunded_cents, start_again
+from tests.dpytest_ext import stored_components
 from tests.fake_claude import text, tool_calls
 
 
@@ -384,3 +385,26 @@ async def test_a_crash_after_the_step_is_made_still_shows_the_customer_its_promp
     table = "tickets" if call[0] == "issue_refund" else "confirmations"
     [(steps,)] = await h.fetch(f"SELECT COUNT(*) FROM {table}")
     assert steps == 1, "the step is not made twice"
+
+
+async def test_deciding_one_of_two_confirmations_leaves_the_others_buttons(desk):
+    h = desk.h
+    h.fake.then(tool_calls(("update_preferences", {"email_updates": False}),
+                           ("place_order", {"item": "mug", "quantity": 1, "address": "5 Elm Road, Springfield"})),
+                text("Two things to confirm."))
+    await h.dm(0, "no more emails, and one mug please")
+    first, second, _ = h.sent()
+    ids = lambda m: [c["custom_id"] for row in stored_components(m) for c in row["components"]]  # noqa: E731
+    assert ids(first) == ["confirm:yes:1", "confirm:no:1"] and ids(second) == ["confirm:yes:2", "confirm:no:2"]
+
+    # An older message may carry the buttons of both (one answer used to hold every prompt).
+    both = await h.bot.engine.channel.send(h.members[0].id, "Both:", nonce="legacy", buttons=[
+        {"kind": "confirm", "id": 1, "style": "confirm"}, {"kind": "confirm", "id": 2, "style": "confirm_details"}])
+    [legacy] = h.sent()
+    assert legacy.id == both
+    click(desk, legacy, "yes", 1)
+    await eventually(lambda: desk.i.responses, what="the click's answer")
+    left = [c["custom_id"] for row in desk.i.responses[0]["data"]["components"] for c in row["components"]]
+    assert left == ["confirm:yes:2", "confirm:no:2"], "only the decided confirmation's buttons go"
+    await h.settle()
+    assert [r[0] for r in await h.fetch("SELECT status FROM confirmations ORDER BY id")] == ["confirmed", "pending"]

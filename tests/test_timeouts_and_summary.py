@@ -250,3 +250,35 @@ async def test_customers_are_answered_while_a_chart_is_drawn(desk, monkeypatch):
     assert [m.content for m in h.sent()] == ["Your order is on its way."]
     assert not done.is_set(), "the answer went out while the chart was still being drawn"
     await eventually(lambda: any(r.get("followup") for r in desk.i.responses), within=10, what="the chart")
+
+
+@pytest.mark.parametrize(("seconds", "said"), [
+    (0, "0 seconds"), (1, "1 second"), (20, "20 seconds"), (89, "89 seconds"), (90, "2 minutes"), (600, "10 minutes"),
+    (60 * 89, "89 minutes"), (5400, "1 hour 30 minutes"), (7200, "2 hours"), (86400, "24 hours"),
+    (3 * 86400 + 3600, "3 days 1 hour"), (-5, "0 seconds"), (20 / 3 * 3, "20 seconds"),
+])
+def test_durations_are_written_for_people(seconds, said):
+    from core.text import for_people
+
+    assert for_people(seconds) == said
+
+
+async def test_short_ticket_times_read_in_seconds(harness):
+    from tests.conftest import test_policy
+    from tests.desk_support import Desk
+    from tests.dpytest_ext import Interactions
+
+    h = harness
+    await h.start(policy=test_policy(timeouts={"ticket_answer_seconds": 20}))
+    desk = Desk(h, Interactions(h.bot))
+    await open_question(desk)
+    h.clock.advance(10)
+    await h.bot.deadlines.run_due()
+    await h.settle()
+    [reminder] = h.staff()
+    assert "the customer is told in about 10 seconds that no one has answered yet" in reminder.content
+    h.clock.advance(10)
+    await h.bot.deadlines.run_due()
+    await h.settle()
+    assert any(m.content.startswith("⌛ No answer within 20 seconds:") for m in h.staff())
+    desk.i.close()
