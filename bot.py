@@ -100,6 +100,10 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     from core.agent import ClaudeAgent, claude_client
     from storage.db import Database, StorageError
 
+    if settings.discord_api_base:  # a proxy, or a local stand-in for Discord's API (the chaos benchmark)
+        if (problem := await use_discord_api(settings.discord_api_base)) is not None:
+            log.error("DISCORD_API_BASE=%r: %s", settings.discord_api_base, problem)
+            return 2
     try:
         db = await Database(settings.db_path).open()
     except StorageError as exc:
@@ -140,6 +144,23 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     if stopped_by:
         log.info("Handoff stopped (%s): %s; database closed.", stopped_by[0], bot.shutdown_report)
     return 0
+
+
+async def use_discord_api(base: str) -> str | None:
+    """Send REST requests to ``base`` and connect to the gateway it names (GET /gateway, as Discord answers
+    it); discord.py otherwise always connects to gateway.discord.gg. None when it works, else why not."""
+    import aiohttp
+    import discord
+    import yarl
+
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/gateway") as response:
+            url = (await response.json(content_type=None))["url"]
+    except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+        return f"GET {base}/gateway did not name a gateway ({type(exc).__name__}: {exc})"
+    discord.http.Route.BASE = base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+    return None
 
 
 def stop_on_signals(bot: Any) -> list[str]:

@@ -43,6 +43,7 @@ class Settings:
     llm_timeout_seconds: float
     log_level: str
     secret_key: str | None = None  # HANDOFF_SECRET_KEY: encrypts TOTP secrets at rest (Fernet)
+    discord_api_base: str | None = None  # DISCORD_API_BASE: another REST endpoint (a proxy, a local stand-in)
 
     @property
     def ai_enabled(self) -> bool:
@@ -65,6 +66,7 @@ class Settings:
             f"HANDOFF_LLM_MAX_RETRIES  {self.llm_max_retries}",
             f"HANDOFF_LLM_TIMEOUT      {self.llm_timeout_seconds:g} s",
             f"HANDOFF_SECRET_KEY       {'(set)' if self.secret_key else '(none: one-time codes are off)'}",
+            f"DISCORD_API_BASE         {self.discord_api_base or '(default: https://discord.com/api/v10)'}",
         ]
 
 
@@ -167,6 +169,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                          "`python bot.py --generate-secret-key` and put it in .env. Changing it makes existing "
                          "authenticator setups unreadable: customers then enrol again.")
 
+    api_base = env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None
+    if api_base and not api_base.startswith(("http://", "https://")):
+        problems.add(f"DISCORD_API_BASE={api_base!r} must start with http:// or https:// (e.g. a proxy's"
+                     " https://host/api/v10); leave it empty for Discord itself")
     concurrency = _number(env, "HANDOFF_LLM_CONCURRENCY", 32, problems, lo=1, hi=1000, integer=True)
     retries = _number(env, "HANDOFF_LLM_MAX_RETRIES", 2, problems, lo=0, hi=10, integer=True)
     timeout = _number(env, "HANDOFF_LLM_TIMEOUT", 60, problems, lo=1, hi=600, integer=False)
@@ -188,4 +194,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_timeout_seconds=timeout,
         log_level=level,
         secret_key=secret_key,
+        discord_api_base=api_base,
     )

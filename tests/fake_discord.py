@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import discord
 import discord.http
 from aiohttp import web
 
@@ -68,6 +69,16 @@ class FakeDiscord:
         self._nonces: dict[tuple[int, str], dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.gateway_url = ""
+        # The world a guild bot sees: one guild, a staff channel, an operator role, threads made on cards.
+        self.guild_id, self.staff_channel_id, self.operator_role_id = 900000000000000001, 900000000000000002, \
+            900000000000000003
+        self.operator_id = 900000000000000004
+        self.threads: dict[int, dict[str, Any]] = {}  # thread id (= its card's message id) -> channel JSON
+        self.interactions: list[dict[str, Any]] = []  # what the bot answered to interactions (callbacks)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = itertools.count(1)
+        self.identified = asyncio.Event()  # a bot connected and identified (READY sent)
 
     # -- scripting ------------------------------------------------------------------------
 
@@ -94,6 +105,7 @@ class FakeDiscord:
 
     async def start(self) -> FakeDiscord:
         app = web.Application()
+        app.router.add_route("GET", "/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -101,11 +113,14 @@ class FakeDiscord:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}/api/v10"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self
 
     async def stop(self) -> None:
         for event in self._held.values():
             event.set()
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -151,15 +166,50 @@ class FakeDiscord:
             self._global.append(now)
             answer = self._route(request.method, parts, body, now, channel_id)
         self.requests.append(Seen(request.method, path, answer.status, now, body))
-        if answer.status == 204:
+        if answer.status in (204,) or answer.body is None:
             return web.Response(status=204, headers=answer.headers)
         # Exactly "application/json", as Discord sends it: discord.py reads anything else as text.
         return web.Response(body=json.dumps(answer.body).encode(), status=answer.status,
                             headers={"Content-Type": "application/json", **answer.headers})
 
+    def _message(self, channel_id: int, body: dict[str, Any], nonce: str) -> dict[str, Any]:
+        return {"id": str(next(_ids)), "channel_id": str(channel_id), "author": user_json(BOT_ID, "handoff", bot=True),
+                "content": body.get("content", ""), "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+                "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+                "mention_roles": [], "attachments": [], "embeds": body.get("embeds") or [], "pinned": False,
+                "type": 0, "flags": 0, "nonce": nonce or None, "components": body.get("components") or [],
+                **({"guild_id": str(self.guild_id)} if channel_id == self.staff_channel_id or channel_id in self.threads
+                   else {})}
+
+    def find_message(self, message_id: int) -> dict[str, Any] | None:
+        for messages in self.messages.values():
+            for message in messages:
+                if int(message["id"]) == message_id:
+                    return message
+        return None
+
     def _route(self, method: str, parts: list[str], body: Any, now: float, channel_id: int | None) -> Scripted:
-        if parts[:2] == ["users", "@me"] and method == "GET":
+        if parts == ["users", "@me"] and method == "GET":
             return Scripted(200, user_json(BOT_ID, "handoff", bot=True))
+        if parts == ["oauth2", "applications", "@me"]:
+            return Scripted(200, {"id": str(BOT_ID), "name": "Handoff", "icon": None, "description": "",
+                                  "bot_public": False, "bot_require_code_grant": False, "verify_key": "0" * 64,
+                                  "owner": user_json(self.operator_id), "team": None, "flags": 0,
+                                  "interactions_endpoint_url": None, "rpc_origins": []})
+        if parts == ["gateway"]:
+            return Scripted(200, {"url": self.gateway_url})
+        if parts == ["gateway", "bot"]:
+            return Scripted(200, {"url": self.gateway_url, "shards": 1, "session_start_limit": {
+                "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})
+        if parts[0] == "applications" and method == "PUT":  # slash commands registered
+            return Scripted(200, [{**c, "id": str(next(_ids)), "application_id": str(BOT_ID), "version": "1"}
+                                  for c in body or []])
+        if parts[0] == "interactions":  # POST /interactions/{id}/{token}/callback
+            self.interactions.append(body)
+            return Scripted(204, None)
+        if parts[0] == "webhooks":  # follow-ups and edits of interaction answers
+            self.interactions.append(body or {})
+            return Scripted(200, self._message(0, body or {}, ""))
         if parts[:3] == ["users", "@me", "channels"] and method == "POST":
             recipient = int(body["recipient_id"])
             return Scripted(200, {"id": str(recipient + 1), "type": 1, "last_message_id": None,
@@ -168,16 +218,41 @@ class FakeDiscord:
             return Scripted(200, user_json(int(parts[1])))
         if parts[0] == "channels" and parts[2:] == ["typing"]:
             return Scripted(204, None)
+        if parts[0] == "channels" and len(parts) == 5 and parts[4] == "threads":  # a thread on a card
+            message_id = int(parts[3])
+            if message_id in self.threads:
+                return Scripted(400, {"code": 160004, "message": "A thread has already been created for this message"})
+            self.threads[message_id] = {
+                "id": str(message_id), "type": 11, "guild_id": str(self.guild_id), "parent_id": parts[1],
+                "owner_id": str(BOT_ID), "name": body.get("name", "thread"), "message_count": 0, "member_count": 1,
+                "rate_limit_per_user": 0, "last_message_id": None,
+                "thread_metadata": {"archived": False, "locked": False,
+                                    "auto_archive_duration": body.get("auto_archive_duration", 10080),
+                                    "archive_timestamp": dt.datetime.now(dt.UTC).isoformat()}}
+            return Scripted(201, self.threads[message_id])
+        if parts[0] == "channels" and len(parts) == 2:  # GET or PATCH a channel (a thread: fetch, archive)
+            thread = self.threads.get(int(parts[1]))
+            if thread is None:
+                if int(parts[1]) == self.staff_channel_id:
+                    return Scripted(200, self.staff_channel_json())
+                return Scripted(404, {"code": 10003, "message": "Unknown Channel"})
+            if method == "PATCH" and "archived" in (body or {}):
+                thread["thread_metadata"]["archived"] = bool(body["archived"])
+            return Scripted(200, thread)
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages":  # GET or PATCH one message
+            message = self.find_message(int(parts[3]))
+            if message is None:
+                return Scripted(404, {"code": 10008, "message": "Unknown Message"})
+            if method == "PATCH":
+                message.update({k: v for k, v in (body or {}).items() if k in ("content", "embeds", "components")})
+                message["edited_timestamp"] = dt.datetime.now(dt.UTC).isoformat()
+            return Scripted(200, message)
         if channel_id is not None:
             nonce = str(body.get("nonce") or "")
             if nonce and body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
                 return Scripted(200, self._nonces[(channel_id, nonce)])
             self._channel[channel_id].append(now)
-            message = {"id": str(next(_ids)), "channel_id": str(channel_id), "author": user_json(BOT_ID, bot=True),
-                       "content": body.get("content", ""), "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-                       "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-                       "mention_roles": [], "attachments": [], "embeds": body.get("embeds") or [], "pinned": False,
-                       "type": 0, "flags": 0, "nonce": nonce or None, "components": body.get("components") or []}
+            message = self._message(channel_id, body, nonce)
             if nonce:
                 self._nonces[(channel_id, nonce)] = message
             self.messages[channel_id].append(message)
@@ -187,6 +262,104 @@ class FakeDiscord:
                                            "X-RateLimit-Reset-After": str(self.channel_window),
                                            "X-RateLimit-Bucket": f"messages-{channel_id}"})
         return Scripted(404, {"message": "Unknown route", "code": 0})
+
+    # -- the gateway ----------------------------------------------------------------------
+
+    def staff_channel_json(self) -> dict[str, Any]:
+        return {"id": str(self.staff_channel_id), "type": 0, "guild_id": str(self.guild_id), "name": "staff",
+                "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
+                "last_message_id": None, "rate_limit_per_user": 0}
+
+    def guild_json(self) -> dict[str, Any]:
+        allowed = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True,
+                                      read_message_history=True, create_public_threads=True, manage_threads=True,
+                                      send_messages_in_threads=True, mention_everyone=True,
+                                      use_application_commands=True)
+        everyone = {"id": str(self.guild_id), "name": "@everyone", "permissions": str(allowed.value),
+                    "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False}
+        operators = {"id": str(self.operator_role_id), "name": "Operators", "permissions": "0", "position": 1,
+                     "color": 0, "hoist": False, "managed": False, "mentionable": True}
+        joined = dt.datetime.now(dt.UTC).isoformat()
+        members = [{"user": user_json(BOT_ID, "handoff", bot=True), "roles": [], "joined_at": joined, "deaf": False,
+                    "mute": False, "flags": 0},
+                   {"user": user_json(self.operator_id, "operator"), "roles": [str(self.operator_role_id)],
+                    "joined_at": joined, "deaf": False, "mute": False, "flags": 0}]
+        return {"id": str(self.guild_id), "name": "Shop", "owner_id": str(self.operator_id),
+                "roles": [everyone, operators], "channels": [self.staff_channel_json()],
+                "threads": list(self.threads.values()), "members": members,
+                "member_count": len(members), "unavailable": False, "emojis": [], "stickers": [], "features": [],
+                "large": False, "verification_level": 0, "default_message_notifications": 0,
+                "explicit_content_filter": 0, "mfa_level": 0, "premium_tier": 0, "preferred_locale": "en-US",
+                "system_channel_flags": 0, "nsfw_level": 0, "voice_states": [], "presences": [],
+                "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": []}
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """Discord's gateway, as much as a DM and desk bot needs: HELLO, IDENTIFY -> READY + GUILD_CREATE,
+        heartbeats; events go out with ``dispatch``."""
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        try:
+            async for frame in ws:
+                if frame.type != web.WSMsgType.TEXT:
+                    continue
+                message = json.loads(frame.data)
+                if message.get("op") == 1:
+                    await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
+                elif message.get("op") == 2:
+                    await self._send(ws, "READY", {
+                        "v": 10, "user": user_json(BOT_ID, "handoff", bot=True),
+                        "guilds": [{"id": str(self.guild_id), "unavailable": True}], "session_id": "fake",
+                        "resume_gateway_url": self.gateway_url, "application": {"id": str(BOT_ID), "flags": 0},
+                        "private_channels": [], "relationships": []})
+                    await self._send(ws, "GUILD_CREATE", self.guild_json())
+                    self.identified.set()
+        finally:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+        return ws
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        await ws.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
+
+    @property
+    def connected(self) -> bool:
+        return any(not ws.closed for ws in self._sockets)
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> bool:
+        """Send a gateway event to the connected bot; False when none is connected (the event is missed)."""
+        sent = False
+        for ws in list(self._sockets):
+            if not ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self._send(ws, event, data)
+                    sent = True
+        return sent
+
+    async def customer_writes(self, user_id: int, content: str) -> tuple[int, bool]:
+        """A DM from a customer: (its message id, whether a bot received it)."""
+        message_id = next(_ids)
+        delivered = await self.dispatch("MESSAGE_CREATE", {
+            "id": str(message_id), "channel_id": str(user_id + 1), "author": user_json(user_id), "content": content,
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(), "edited_timestamp": None, "tts": False,
+            "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+            "pinned": False, "type": 0, "flags": 0, "components": []})
+        return message_id, delivered
+
+    async def operator_clicks(self, message: dict[str, Any], custom_id: str) -> bool:
+        """The operator presses a button on a message in the staff channel."""
+        interaction_id = next(_ids)
+        member = {"user": user_json(self.operator_id, "operator"), "roles": [str(self.operator_role_id)],
+                  "joined_at": dt.datetime.now(dt.UTC).isoformat(), "deaf": False, "mute": False, "flags": 0,
+                  "permissions": "2147483647"}
+        return await self.dispatch("INTERACTION_CREATE", {
+            "id": str(interaction_id), "application_id": str(BOT_ID), "type": 3, "token": f"token-{interaction_id}",
+            "version": 1, "guild_id": str(self.guild_id), "channel_id": str(self.staff_channel_id),
+            "channel": {"id": str(self.staff_channel_id), "type": 0}, "member": member, "message": message,
+            "data": {"custom_id": custom_id, "component_type": 2}, "locale": "en-US", "guild_locale": "en-US",
+            "app_permissions": "2147483647", "entitlements": [], "authorizing_integration_owners": {},
+            "attachment_size_limit": 8388608})
 
 
 @contextlib.contextmanager
