@@ -161,9 +161,13 @@ class FakeDiscord:
         now = time.monotonic()
         parts = path.strip("/").split("/")
         channel_id = int(parts[1]) if key == "POST /channels/{id}/messages" else None
-        answer = self._scripts[key].popleft() if self._scripts[key] else self._limited(now, channel_id)
+        # Interaction answers and follow-ups are not bound by the global limit (Discord's rule).
+        interaction = parts[0] in ("interactions", "webhooks")
+        answer = self._scripts[key].popleft() if self._scripts[key] else (
+            None if interaction else self._limited(now, channel_id))
         if answer is None:
-            self._global.append(now)
+            if not interaction:
+                self._global.append(now)
             answer = self._route(request.method, parts, body, now, channel_id)
         self.requests.append(Seen(request.method, path, answer.status, now, body))
         if answer.status in (204,) or answer.body is None:
@@ -204,9 +208,11 @@ class FakeDiscord:
         if parts[0] == "applications" and method == "PUT":  # slash commands registered
             return Scripted(200, [{**c, "id": str(next(_ids)), "application_id": str(BOT_ID), "version": "1"}
                                   for c in body or []])
-        if parts[0] == "interactions":  # POST /interactions/{id}/{token}/callback
+        if parts[0] == "interactions":  # POST /interactions/{id}/{token}/callback?with_response=true
             self.interactions.append(body)
-            return Scripted(204, None)
+            return Scripted(200, {"interaction": {"id": parts[1], "type": 3, "activity_instance_id": None,
+                                                  "response_message_id": None, "response_message_loading": False,
+                                                  "response_message_ephemeral": False}})
         if parts[0] == "webhooks":  # follow-ups and edits of interaction answers
             self.interactions.append(body or {})
             return Scripted(200, self._message(0, body or {}, ""))
