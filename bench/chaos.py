@@ -68,10 +68,9 @@ def scripted_claude(rng: random.Random, failure_rate: float) -> Any:
         messages = request["messages"]
         last = messages[-1]["content"]
         after_tools = any(b.get("type") == "tool_result" for b in last)
-        texts = next(([b["text"] for b in m["content"] if b.get("type") == "text"]
-                      for m in reversed(messages) if m["role"] == "user"
-                      and any(b.get("type") == "text" for b in m["content"])), [])
-        customer = [t for t in texts if not t.startswith("[")]  # system notes and operators' lines start with [
+        # The newest user message with the customer's own words (system notes and operators' lines start with [).
+        customer = next((said for m in reversed(messages) if m["role"] == "user" and (said := [
+            b["text"] for b in m["content"] if b.get("type") == "text" and not b["text"].startswith("[")])), [])
         tags = sorted(set(TAG.findall(" ".join(customer))), key=lambda t: int(t[1:]))
         said = " ".join(customer).casefold()
         if after_tools or not tags:
@@ -253,7 +252,17 @@ def report(db: Path, discord: FakeDiscord, run: Run, seconds: float, settled: bo
         "longest stall, bot up (s)": round(run.stall_up, 1), "longest stall, restarts included (s)":
             round(run.stall_any, 1), "requests to Discord": requests, "429s": limited,
         "429 share": f"{limited / requests:.1%}" if requests else "0%",
+        "requests by route (top 4)": ", ".join(f"{key} {n}" for key, n in sorted(
+            _by_route(discord).items(), key=lambda kv: -kv[1])[:4]),
     }
+
+
+def _by_route(discord: FakeDiscord) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in discord.requests:
+        key = FakeDiscord.route_key(r.method, r.path)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 async def main() -> None:

@@ -159,23 +159,26 @@ class ConfirmationDesk(CustomerStep):
     # -- the customer's answer ----------------------------------------------------------------
 
     async def handle_reply(self, customer_id: int, turns: list[Any]) -> bool:
-        """A typed answer to a pending confirmation. True when it was one (and is now handled)."""
+        """A typed answer to a pending confirmation, among the customer's waiting messages. True when one was
+        handled: only that message is used up, so a question sent with it ("where is my parcel?", "yes")
+        is still answered by Claude in the next round."""
         pending = await self.pending_for(customer_id)
         if pending is None:
             return False
-        meaning = self.replies.read(turns[-1].content)
-        if meaning is Reply.OTHER:
-            return False  # a new question, or a qualified yes: Claude answers it; the confirmation stays pending
-        if meaning is Reply.UNCLEAR:
-            await self._ask_again(pending, turns)
+        for turn in turns:
+            meaning = self.replies.read(turn.content)
+            if meaning is Reply.OTHER:
+                continue  # a new question, or a qualified yes: Claude answers it; the confirmation stays pending
+            if meaning is Reply.UNCLEAR:
+                await self._ask_again(pending, [turn])
+                return True
+            if meaning is Reply.NO_AND_MORE:
+                # "no, make it 2": cancel, and Claude answers the messages (this one included) now.
+                await self.decide(pending.id, False, via="typed")
+                return False
+            await self.decide(pending.id, meaning is Reply.YES, via="typed", answered_turns=[turn.id])
             return True
-        if meaning is Reply.NO_AND_MORE:
-            # "no, make it 2": cancel, and leave the message pending: the next round (read afresh, with the
-            # cancellation in the history) has Claude answer the rest.
-            await self.decide(pending.id, False, via="typed")
-            return True
-        await self.decide(pending.id, meaning is Reply.YES, via="typed", answered_turns=[t.id for t in turns])
-        return True
+        return False
 
     async def _ask_again(self, pending: Pending, turns: list[Any]) -> None:
         now = self.clock.now()

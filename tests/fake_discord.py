@@ -125,7 +125,8 @@ class FakeDiscord:
             await self._runner.cleanup()
 
     @staticmethod
-    def _key(method: str, path: str) -> str:
+    def route_key(method: str, path: str) -> str:
+        """"POST /channels/{id}/messages": a route with its ids folded (how scripts and counts name it)."""
         parts = ["{id}" if p.isdigit() else p for p in path.strip("/").split("/")]
         return f"{method} /{'/'.join(parts)}"
 
@@ -151,7 +152,7 @@ class FakeDiscord:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
-        key = self._key(request.method, path)
+        key = self.route_key(request.method, path)
         body = await request.json() if request.can_read_body and request.content_type == "application/json" else None
         if self.latency:
             await asyncio.sleep(self.latency)

@@ -408,3 +408,20 @@ async def test_deciding_one_of_two_confirmations_leaves_the_others_buttons(desk)
     assert left == ["confirm:yes:2", "confirm:no:2"], "only the decided confirmation's buttons go"
     await h.settle()
     assert [r[0] for r in await h.fetch("SELECT status FROM confirmations ORDER BY id")] == ["confirmed", "pending"]
+
+
+async def test_a_question_and_a_yes_in_one_batch_are_both_handled(desk):
+    h = desk.h
+    await order_three_mugs(h)
+    asked = len(h.fake.requests)
+    h.fake.then(text("Hi!", delay=0.5), text("Your parcel arrives Friday."))
+    await h.dm(0, "what else do you sell in your shop?", settle=False)
+    await eventually(lambda: len(h.fake.requests) > asked, what="Claude answering")
+    await h.dm(0, "where is my parcel?", settle=False)  # both arrive while the bot is busy: one batch
+    await h.dm(0, "yes", settle=False)
+    await h.settle()
+    told = [m.content for m in h.sent()]
+    assert "Done: Place an order." in told and "Your parcel arrives Friday." in told, told
+    assert (await h.fetch("SELECT COUNT(*) FROM shop_orders WHERE status = 'processing'"))[0][0] == 1
+    statuses = [r[0] for r in await h.fetch("SELECT status FROM turns WHERE kind = 'customer' ORDER BY id")]
+    assert statuses[-2:] == ["answered", "answered"]
