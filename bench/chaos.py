@@ -68,9 +68,15 @@ def scripted_claude(rng: random.Random, failure_rate: float) -> Any:
         messages = request["messages"]
         last = messages[-1]["content"]
         after_tools = any(b.get("type") == "tool_result" for b in last)
-        # The newest user message with the customer's own words (system notes and operators' lines start with [).
-        customer = next((said for m in reversed(messages) if m["role"] == "user" and (said := [
-            b["text"] for b in m["content"] if b.get("type") == "text" and not b["text"].startswith("[")])), [])
+        # Everything the customer wrote since the last answer (an assistant message without tool calls), as a
+        # model answers what is unanswered; system notes and operators' lines start with [.
+        customer: list[str] = []
+        for m in reversed(messages):
+            if m["role"] == "assistant" and not any(b.get("type") == "tool_use" for b in m["content"]):
+                break
+            if m["role"] == "user":
+                customer[:0] = [b["text"] for b in m["content"] if b.get("type") == "text"
+                                and not b["text"].startswith("[")]
         tags = sorted(set(TAG.findall(" ".join(customer))), key=lambda t: int(t[1:]))
         said = " ".join(customer).casefold()
         if after_tools or not tags:
