@@ -14,14 +14,16 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from core.clock import Clock
-from core.outbox import backoff_delay
+from core.outbox import backoff_delay, chunk_nonce
 from core.ports import DeliveryFailed, StaffDesk
+from core.text import split_message
 from core.tickets import Card, Ticket
 from core.workers import DeliveryQueue
 from storage.tickets import DeskItem, TicketStore
 
 log = logging.getLogger(__name__)
 
+THREAD_POST_LIMIT = 1900  # room for a reminder's role mention in front
 CardRenderer = Callable[[int], Awaitable[tuple[Card, str, Ticket]]]
 
 
@@ -77,7 +79,10 @@ class DeskOutbox(DeliveryQueue[int]):
         elif ticket.thread_id is None or ticket.staff_message_id is None:
             raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
         elif item.op in ("post", "ping"):
-            await self.desk.post(ticket.thread_id, item.content, nonce=f"hod{item.id}", ping=item.op == "ping")
+            # Rows hold whole texts; split here, each chunk with its own nonce (a retry posts only what is missing).
+            for i, chunk in enumerate(split_message(item.content, limit=THREAD_POST_LIMIT) or [item.content]):
+                await self.desk.post(ticket.thread_id, chunk, nonce=chunk_nonce("hod", item.id, i),
+                                     ping=item.op == "ping" and i == 0)
         elif item.op == "refresh":
             await self.desk.refresh(ticket.staff_message_id, card)
         elif item.op == "archive":

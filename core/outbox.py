@@ -18,12 +18,19 @@ from collections.abc import Awaitable, Callable
 
 from core.clock import Clock
 from core.ports import CustomerChannel, DeliveryRefused
+from core.text import split_message
 from core.workers import DeliveryQueue
-from storage.conversations import OutboxStore
+from storage.conversations import OutboxItem, OutboxStore
 
 log = logging.getLogger(__name__)
 
 UnreachableHook = Callable[[int, str], Awaitable[None]]
+
+
+def chunk_nonce(prefix: str, row_id: int, chunk: int) -> str:
+    """The nonce of one chunk of an owed row: the same on every try (Discord keeps the first), the first
+    chunk's as it always was (``hof12``)."""
+    return f"{prefix}{row_id}" if chunk == 0 else f"{prefix}{row_id}.{chunk}"
 
 
 def backoff_delay(attempts: int, base: float, cap: float) -> float:
@@ -46,11 +53,22 @@ class Outbox(DeliveryQueue[int]):
     async def _pending_keys(self) -> list[int]:
         return await self.store.customers_with_pending()
 
+    async def _send(self, item: OutboxItem) -> int | None:
+        """One owed row as Discord messages: split under 2000 characters here (rows hold whole texts), each
+        chunk with its own nonce, so a retry after a partial send posts only what is missing; buttons go
+        under the last chunk."""
+        chunks = split_message(item.content) or [item.content]
+        message_id = None
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            message_id = await self.channel.send(item.discord_id, chunk, nonce=chunk_nonce("hof", item.id, i),
+                                                 buttons=item.buttons if last else None)
+        return message_id
+
     async def _deliver(self, customer_id: int) -> None:
         while (item := await self.store.next_pending(customer_id)) is not None:
             try:
-                message_id = await self.channel.send(item.discord_id, item.content, nonce=f"hof{item.id}",
-                                                     buttons=item.buttons)
+                message_id = await self._send(item)
             except DeliveryRefused as exc:
                 count = await self.store.mark_customer_unreachable(item, exc.reason, self.clock.now())
                 log.warning("customer %s cannot receive DMs (%s); %d message(s) not delivered",

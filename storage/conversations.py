@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.text import split_message
 from storage.db import Database
 from storage.tickets import desk_post_sql, takeover_ticket_sql
 
@@ -134,7 +133,7 @@ def tell_customer_sql(c: sqlite3.Connection, customer_id: int, conversation_id: 
     so Claude sees what happened; in the caller's transaction."""
     current = current_conversation_sql(c, customer_id, conversation_id, now)
     [turn_id] = insert_turns_sql(c, current, customer_id, [turn], now)
-    enqueue_sql(c, customer_id, turn_id, split_message(text), now)
+    enqueue_sql(c, customer_id, turn_id, [text], now)  # split when it is sent
 
 
 def history_sql(c: sqlite3.Connection, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:

@@ -11,7 +11,6 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from core.text import split_message
 from core.tickets import Ticket
 from storage.db import Database
 
@@ -35,10 +34,10 @@ def takeover_ticket_sql(c: sqlite3.Connection, customer_id: int) -> int | None:
 
 
 def desk_post_sql(c: sqlite3.Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
-    """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits)."""
-    chunks = split_message(content, limit=1900) if op in ("post", "ping") else [content]
-    c.executemany("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at)"
-                  " VALUES (?, ?, ?, ?, ?)", [(ticket_id, op, chunk, now, now) for chunk in chunks])
+    """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits; a long
+    text is split when it is posted)."""
+    c.execute("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
+              (ticket_id, op, content, now, now))
 
 
 @dataclass(frozen=True)
