@@ -21,7 +21,7 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.risk import amounts
 from core.text import split_message
-from core.tickets import Card, Kind, Priority, Ticket, build_card, classify_priority, thread_name, transcript_lines
+from core.tickets import Card, build_card, classify_priority, thread_name, transcript_lines
 from storage.conversations import (
     ConversationStore,
     NewTurn,
@@ -31,6 +31,7 @@ from storage.conversations import (
     tell_customer_sql,
 )
 from storage.db import Database
+from storage.records import Kind, Priority, Status, Ticket
 from storage.tickets import (
     NewTicket,
     TicketStore,
@@ -75,9 +76,6 @@ class Escalation:
     decision_type: str | None = None
     tool_use_id: str | None = None
     priority_hint: Priority = Priority.NORMAL
-
-
-CLOSED = "closed"
 
 
 class TicketDesk:
@@ -273,7 +271,7 @@ class TicketDesk:
             ticket = ticket_sql(c, ticket_id)
             if ticket is None:
                 return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
-            if ticket.status == CLOSED:
+            if ticket.status == Status.CLOSED:
                 return DeskReply(False, f"Ticket #{ticket_id} is closed; nothing was sent.")
             if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
                 return hint
@@ -456,7 +454,7 @@ class TicketDesk:
 
     async def claim(self, ticket_id: int, operator: Operator) -> DeskReply:
         def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
-            if ticket.status == CLOSED:
+            if ticket.status == Status.CLOSED:
                 return DeskReply(False, f"Ticket #{ticket_id} is closed.")
             if ticket.claimed_by == operator.id:
                 return DeskReply(False, f"You already have ticket #{ticket_id}.")
@@ -471,7 +469,7 @@ class TicketDesk:
 
     async def takeover(self, ticket_id: int, operator: Operator) -> DeskReply:
         def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
-            if ticket.status == CLOSED:
+            if ticket.status == Status.CLOSED:
                 return DeskReply(False, f"Ticket #{ticket_id} is closed.")
             if ticket.takeover_by == operator.id:
                 return DeskReply(False, f"You are already talking with the customer on ticket #{ticket_id}.")

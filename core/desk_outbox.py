@@ -17,8 +17,9 @@ from core.clock import Clock
 from core.outbox import backoff_delay, chunk_nonce
 from core.ports import DeliveryFailed, StaffDesk
 from core.text import split_message
-from core.tickets import Card, Ticket
+from core.tickets import Card
 from core.workers import DeliveryQueue
+from storage.records import Ticket
 from storage.tickets import DeskItem, TicketStore
 
 log = logging.getLogger(__name__)

@@ -7,35 +7,19 @@ The Discord cog renders these; the rules stay here so they are tested on their o
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from core.words import word_list
+from storage.records import Priority, Ticket
 
 THREAD_NAME_LIMIT = 100
 EMBED_TITLE_LIMIT = 256
 EMBED_FIELD_LIMIT = 1024
 EMBED_TOTAL_LIMIT = 6000
 MODAL_INPUTS_LIMIT = 5
-
-
-class Kind(enum.StrEnum):
-    QUESTION = "question"
-    APPROVAL = "approval"
-    HANDOVER = "handover"
-
-
-class Priority(enum.StrEnum):
-    URGENT = "urgent"
-    HIGH = "high"
-    NORMAL = "normal"
-
-    @property
-    def rank(self) -> int:
-        return {"urgent": 0, "high": 1, "normal": 2}[self.value]
 
 
 # How a ticket came about (tickets.source); shown to operators as the reason's origin.
@@ -49,54 +33,6 @@ SOURCES = {
 }
 
 
-@dataclass(frozen=True)
-class Ticket:
-    id: int
-    customer_id: int
-    conversation_id: int
-    kind: Kind
-    source: str
-    priority: Priority
-    status: str
-    question: str
-    reason: str
-    action_name: str | None
-    action_params: dict[str, Any] | None
-    claimed_by: int | None
-    claimed_by_name: str | None
-    takeover_by: int | None
-    takeover_by_name: str | None
-    decided_by_name: str | None
-    decision_note: str | None
-    result: Any
-    staff_message_id: int | None
-    thread_id: int | None
-    created_at: float
-    customer_discord_id: int
-    customer_name: str
-    dm_closed_at: float | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Ticket:
-        return cls(
-            id=row["id"], customer_id=row["customer_id"], conversation_id=row["conversation_id"],
-            kind=Kind(row["kind"]), source=row["source"], priority=Priority(row["priority"]), status=row["status"],
-            question=row["question"], reason=row["reason"], action_name=row["action_name"],
-            action_params=json.loads(row["action_params"]) if row["action_params"] else None,
-            claimed_by=row["claimed_by"], claimed_by_name=row["claimed_by_name"], takeover_by=row["takeover_by"],
-            takeover_by_name=row["takeover_by_name"], decided_by_name=row["decided_by_name"],
-            decision_note=row["decision_note"], result=json.loads(row["result"]) if row["result"] else None,
-            staff_message_id=row["staff_message_id"], thread_id=row["thread_id"], created_at=row["created_at"],
-            customer_discord_id=row["discord_id"], customer_name=row["display_name"], dm_closed_at=row["dm_closed_at"],
-        )
-
-    @property
-    def in_takeover(self) -> bool:
-        return self.takeover_by is not None and self.status != "closed"
-
-    @property
-    def awaits_decision(self) -> bool:
-        return self.kind is Kind.APPROVAL and self.status == "open"
 
 
 # -- priority ---------------------------------------------------------------------------------

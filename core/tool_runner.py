@@ -17,7 +17,7 @@ from core.actions import Action, ActionContext, ActionError, ActionRegistry, exe
 from core.desk import Escalation, TicketDesk
 from core.policy import Policy
 from core.risk import MODEL_VIEWS, Classification, RiskPolicy
-from core.tickets import Kind, Priority
+from storage.records import Kind, Priority
 
 if TYPE_CHECKING:
     from core.confirmations import ConfirmationDesk

@@ -11,8 +11,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from core.tickets import Ticket
 from storage.db import Database
+from storage.records import Ticket
 
 _TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name FROM tickets t JOIN customers c ON c.id = t.customer_id")
 

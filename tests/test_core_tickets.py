@@ -9,9 +9,6 @@ from core.policy import defaults, parse_policy
 from core.tickets import (
     EMBED_FIELD_LIMIT,
     EMBED_TOTAL_LIMIT,
-    Kind,
-    Priority,
-    Ticket,
     build_card,
     classify_priority,
     editable_fields,
@@ -19,6 +16,7 @@ from core.tickets import (
     pending_lines,
     thread_name,
 )
+from storage.records import Kind, Priority, Ticket
 
 DESK = defaults()["desk"]
 
