@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.ticket_views import operator_or_refuse
-from core.summary import compute, describe_period, export_sql, period, render_chart, render_text
+from core.summary import compute, describe_period, export, period, render_chart, render_text
 
 if TYPE_CHECKING:
     from cogs.handoff_bot import HandoffBot
@@ -61,7 +61,7 @@ class Stats(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         since, until = period(self.bot.clock.now(), days)
-        data = await self.bot.db.read(lambda c: export_sql(c, since, until))
+        data = await export(self.bot.db, since, until)
         await interaction.followup.send(f"Tickets, {describe_period(since, until)}", ephemeral=True,
                                         file=discord.File(io.BytesIO(data), filename=f"tickets-{days}d.csv"))
 

@@ -1,8 +1,8 @@
-"""The escalation summary: why customers needed a person, computed by SQL over indexed columns.
+"""The escalation summary: why customers needed a person.
 
-``compute`` is three queries over covering indexes in one read transaction (one round trip);
-``render_text`` and ``render_chart`` turn it into what operators read: text within Discord's limits
-and a PNG bar chart.
+``compute`` reads the period's counts from storage (three queries over covering indexes, one round
+trip, ``storage/summary.py``) and labels them; ``render_text`` and ``render_chart`` turn them into what
+operators read: text within Discord's limits and a PNG bar chart. ``export`` writes the CSV.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 
 from storage.db import Database
+from storage.summary import ExportRow, PeriodFigures, SummaryStore
 
 KINDS = ("question", "approval", "handover")
 OUTCOMES = ("approved", "denied", "answered", "timed out", "open", "closed")
@@ -52,50 +52,24 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[int(rank) - 1]
 
 
-def outcome_sql(t: str = "") -> str:
-    """A ticket's outcome: its decision, or timed out (no human answer in time), still open, or closed."""
-    return (f"CASE WHEN {t}status IN ('approved', 'denied', 'answered') THEN {t}status"
-            f" WHEN {t}timed_out_at IS NOT NULL AND {t}first_response_at IS NULL THEN 'timed out'"
-            f" WHEN {t}status = 'open' THEN 'open' ELSE 'closed' END")
-
-
-def compute_sql(c: sqlite3.Connection, since: float, until: float) -> Summary:
-    """Three queries over covering indexes; the tickets of the period are aggregated in one pass."""
-    s = Summary(since, until)
-    s.conversations = c.execute("SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ?",
-                                (since, until)).fetchone()[0]
-    # Escalated: conversations started in the period with at least one ticket. A ticket comes after its
-    # conversation started, so only tickets created since the start of the period can count.
-    s.escalated_conversations = c.execute(
-        "SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ? AND id IN"
-        " (SELECT conversation_id FROM tickets WHERE created_at >= ?)", (since, until, since)).fetchone()[0]
+def compute_from(f: PeriodFigures, since: float, until: float) -> Summary:
+    """What operators read, from the period's counts: reasons labelled, response-time percentiles."""
+    s = Summary(since, until, conversations=f.conversations, escalated_conversations=f.escalated_conversations,
+                tickets=f.tickets, by_kind=f.by_kind, by_priority=f.by_priority, by_outcome=f.by_outcome,
+                per_day=f.per_day, delivery_stalls=f.delivery_stalls)
     reasons: dict[str, int] = {}
-    waits: list[float] = []
-    for kind, priority, outcome, source, action, wait, day in c.execute(
-            f"SELECT kind, priority, {outcome_sql()}, source, action_name, first_response_at - created_at,"
-            " date(created_at, 'unixepoch') FROM tickets WHERE created_at >= ? AND created_at <= ?", (since, until)):
-        s.tickets += 1
-        s.by_kind[kind] = s.by_kind.get(kind, 0) + 1
-        s.by_priority[priority] = s.by_priority.get(priority, 0) + 1
-        s.by_outcome[outcome] = s.by_outcome.get(outcome, 0) + 1
+    for (source, action), count in f.by_source.items():
         label = REASONS.get(source, source) + (f": {action}" if action else "")
-        reasons[label] = reasons.get(label, 0) + 1
-        if wait is not None:
-            waits.append(wait)
-        per_kind = s.per_day.setdefault(day, {})
-        per_kind[kind] = per_kind.get(kind, 0) + 1
+        reasons[label] = reasons.get(label, 0) + count
     s.top_reasons = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-    s.delivery_stalls = c.execute("SELECT COUNT(*) FROM audit WHERE action = 'delivery_stalled' AND at >= ?"
-                                  " AND at <= ?", (since, until)).fetchone()[0]
-    waits.sort()
-    s.first_response_median = _percentile(waits, 50)
-    s.first_response_p90 = _percentile(waits, 90)
+    s.first_response_median = _percentile(f.waits, 50)
+    s.first_response_p90 = _percentile(f.waits, 90)
     return s
 
 
 async def compute(db: Database, since: float, until: float) -> Summary:
     """The summary of tickets and conversations in [since, until], in one database round trip."""
-    return await db.read(lambda c: compute_sql(c, since, until))
+    return compute_from(await SummaryStore(db).figures(since, until), since, until)
 
 
 def _duration(seconds: float | None) -> str:
@@ -204,25 +178,25 @@ EXPORT_COLUMNS = ("id", "created_at", "kind", "priority", "source", "status", "o
                   "decision_note", "first_response_seconds", "timed_out", "closed_at", "close_reason")
 
 
-def export_sql(c: sqlite3.Connection, since: float, until: float) -> bytes:
-    """The tickets of a period as CSV (UTF-8, a header row), oldest first."""
-    rows = c.execute(
-        f"SELECT t.*, {outcome_sql('t.')} AS outcome, c.discord_id"
-        " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.created_at >= ? AND t.created_at <= ?"
-        " ORDER BY t.created_at, t.id", (since, until)).fetchall()
+def export_csv(rows: list[ExportRow]) -> bytes:
+    """Tickets as CSV (UTF-8, a header row), in the order given; cells a spreadsheet would run are escaped."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds") if t else ""  # noqa: E731
     for r in rows:
-        wait = r["first_response_at"] - r["created_at"] if r["first_response_at"] else None
-        cells = [r["id"], iso(r["created_at"]), r["kind"], r["priority"], r["source"], r["status"], r["outcome"],
-                 r["discord_id"], r["question"], r["reason"], r["action_name"] or "", r["action_params"] or "",
-                 r["claimed_by_name"] or "", r["decided_by_name"] or "", r["decision_note"] or "",
-                 "" if wait is None else f"{wait:.0f}", "yes" if r["timed_out_at"] else "", iso(r["closed_at"]),
-                 r["close_reason"] or ""]
+        cells = [r.id, iso(r.created_at), r.kind, r.priority, r.source, r.status, r.outcome, r.customer_discord_id,
+                 r.question, r.reason, r.action_name or "", r.action_params or "", r.claimed_by_name or "",
+                 r.decided_by_name or "", r.decision_note or "",
+                 "" if r.first_response_seconds is None else f"{r.first_response_seconds:.0f}",
+                 "yes" if r.timed_out else "", iso(r.closed_at), r.close_reason or ""]
         writer.writerow([csv_cell(v) for v in cells])
     return out.getvalue().encode("utf-8")
+
+
+async def export(db: Database, since: float, until: float) -> bytes:
+    """The tickets created in [since, until] as CSV, oldest first."""
+    return export_csv(await SummaryStore(db).tickets(since, until))
 
 
 def period(now: float, days: int) -> tuple[float, float]:

@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image
 
-from core.summary import compute, export_sql, render_chart, render_text
+from core.summary import compute, export, render_chart, render_text
 from storage.db import Database
 from tests.conftest import eventually
 from tests.desk_support import ask_then_wait, start_again
@@ -125,7 +125,7 @@ async def test_the_summary_figures_match_a_hand_made_data_set(tmp_path):
     async with Database(tmp_path / "s.db") as db:
         await hand_made(db, now)
         s = await compute(db, now - 7 * DAY, now)
-        csv_bytes = await db.read(lambda c: export_sql(c, now - 7 * DAY, now))
+        csv_bytes = await export(db, now - 7 * DAY, now)
     assert (s.conversations, s.escalated_conversations, s.tickets) == (7, 3, 4)
     assert s.escalation_rate == pytest.approx(3 / 7)
     assert s.by_kind == {"approval": 2, "question": 1, "handover": 1}
