@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.clock import Clock
 from core.policy import Policy
-from core.text import for_people, split_message
-from storage.conversations import audit_sql, enqueue_sql
+from core.text import for_people
+from storage.conversations import close_idle_conversations
 from storage.db import Database
-from storage.tickets import desk_post_sql
+from storage.tickets import TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +31,7 @@ class Deadlines:
         self.policy = policy
         self.clock = clock
         self.scheduler = scheduler  # apscheduler AsyncIOScheduler, or None (tests drive run_due themselves)
+        self.tickets = TicketStore(db)
         self.expirers: list[Callable[[], Awaitable[int]]] = []  # confirmations, code requests
         self.kick_desk: Callable[[int], None] = lambda ticket_id: None
         self.kick_customer: Callable[[int], None] = lambda customer_id: None
@@ -58,13 +58,7 @@ class Deadlines:
         """After a start: settle what fell due while the bot was down, then arm every future deadline."""
         await self.run_due()
         now = self.clock.now()
-        rows = await self.db.fetchall(
-            "SELECT 'ticket-reminder:' || id, reminder_due_at FROM tickets WHERE reminded_at IS NULL"
-            " AND reminder_due_at IS NOT NULL AND status != 'closed'"
-            " UNION ALL SELECT 'ticket-timeout:' || id, timeout_due_at FROM tickets WHERE timed_out_at IS NULL"
-            " AND timeout_due_at IS NOT NULL AND status != 'closed'"
-            " UNION ALL SELECT 'confirmation:' || id, expires_at FROM confirmations WHERE status = 'pending'"
-            " UNION ALL SELECT 'mfa:' || id, expires_at FROM mfa_challenges WHERE status = 'pending'")
+        rows = await self.tickets.pending_deadlines()
         for job_id, due in rows:
             self.arm(job_id, due)
         if self.scheduler is not None:
@@ -89,35 +83,15 @@ class Deadlines:
         now = self.clock.now()
         timeout_seconds = self.policy["timeouts"]["ticket_answer_seconds"]
 
-        def write(c: sqlite3.Connection) -> tuple[list[int], list[tuple[int, int]]]:
-            reminded = []
-            for ticket_id, timeout_due_at in c.execute(
-                    "SELECT id, timeout_due_at FROM tickets WHERE reminded_at IS NULL AND reminder_due_at <= ?"
-                    " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
-                if c.execute("UPDATE tickets SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL",
-                             (now, ticket_id)).rowcount:
-                    left = for_people((timeout_due_at or now) - now)
-                    desk_post_sql(c, ticket_id, "ping", now, f"⏰ Reminder: ticket #{ticket_id} still waits for a "
-                                                             f"person; the customer is told in about {left} that "
-                                                             "no one has answered yet.")
-                    audit_sql(c, now, "system", "ticket_reminder", f"ticket:{ticket_id}")
-                    reminded.append(ticket_id)
-            timed_out = []
-            for ticket_id, customer_id in c.execute(
-                    "SELECT id, customer_id FROM tickets WHERE timed_out_at IS NULL AND timeout_due_at <= ?"
-                    " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
-                if c.execute("UPDATE tickets SET timed_out_at = ? WHERE id = ? AND timed_out_at IS NULL",
-                             (now, ticket_id)).rowcount:
-                    enqueue_sql(c, customer_id, None, split_message(
-                        self.policy.message("ticket_timeout", number=str(ticket_id))), now)
-                    desk_post_sql(c, ticket_id, "post", now, f"⌛ No answer within {for_people(timeout_seconds)}: "
-                                                             "the customer was told. The ticket stays open; a late "
-                                                             "answer still reaches them.")
-                    audit_sql(c, now, "system", "ticket_timed_out", f"ticket:{ticket_id}")
-                    timed_out.append((ticket_id, customer_id))
-            return reminded, timed_out
+        def reminder(ticket_id: int, left: float) -> str:
+            return (f"⏰ Reminder: ticket #{ticket_id} still waits for a person; the customer is told in about "
+                    f"{for_people(left)} that no one has answered yet.")
 
-        reminded, timed_out = await self.db.run(write)
+        reminded = await self.tickets.remind_due(now, reminder)
+        timed_out = await self.tickets.time_out_due(
+            now, lambda ticket_id: self.policy.message("ticket_timeout", number=str(ticket_id)),
+            f"⌛ No answer within {for_people(timeout_seconds)}: the customer was told. The ticket stays open; a "
+            "late answer still reaches them.")
         for ticket_id in reminded:
             self.kick_desk(ticket_id)
         for ticket_id, customer_id in timed_out:
@@ -127,8 +101,5 @@ class Deadlines:
 
     async def close_idle_conversations(self) -> int:
         """End conversations silent for ``[conversation] idle_minutes`` (the next message starts a new one)."""
-        now = self.clock.now()
-        idle = self.policy["conversation"]["idle_minutes"] * 60
-        return await self.db.execute(
-            "UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
-            " AND last_activity_at < ?", (idle, now - idle))
+        return await close_idle_conversations(self.db, self.clock.now(),
+                                              self.policy["conversation"]["idle_minutes"] * 60)

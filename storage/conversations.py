@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database
+from storage.sql import audit_sql, enqueue_sql, to_json
 from storage.tickets import desk_post_sql, takeover_ticket_sql
 
 
@@ -73,17 +74,6 @@ class OutboxItem:
     buttons: list[dict[str, Any]] | None = None
 
 
-def _json(value: Any) -> str | None:
-    return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
-
-
-def audit_sql(c: sqlite3.Connection, at: float, actor: str, action: str, subject: str | None = None,
-              detail: Any = None) -> None:
-    """Append an audit row inside the caller's transaction (the audit table refuses updates and deletes)."""
-    c.execute("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-              (at, actor, action, subject, _json(detail)))
-
-
 def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
                      now: float, *, after_turn_id: int | None = None) -> list[int]:
     """Store turns; ``after_turn_id`` places them right after that turn in conversation order."""
@@ -91,25 +81,10 @@ def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: i
         c.execute(
             "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status, anchor_id, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (conversation_id, customer_id, t.kind, t.content, _json(t.data), t.status, after_turn_id, now),
+            (conversation_id, customer_id, t.kind, t.content, to_json(t.data), t.status, after_turn_id, now),
         ).lastrowid
         for t in turns
     ]
-
-
-def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],
-                now: float, *, buttons: list[dict[str, Any]] | None = None) -> None:
-    """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order.
-
-    ``buttons`` go under the last chunk (e.g. Yes / No for a confirmation).
-    """
-    last = len(chunks) - 1
-    c.executemany(
-        "INSERT INTO outbox (customer_id, turn_id, content, buttons, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [(customer_id, turn_id, chunk, _json(buttons) if i == last and buttons else None, now, now)
-         for i, chunk in enumerate(chunks)],
-    )
 
 
 def set_status_sql(c: sqlite3.Connection, turn_ids: Sequence[int], status: str) -> None:
@@ -207,7 +182,7 @@ class ConversationStore:
             turn_id = c.execute(
                 "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
                 " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?)",
-                (conversation_id, customer_id, content, _json(data), discord_message_id,
+                (conversation_id, customer_id, content, to_json(data), discord_message_id,
                  "relayed" if relay_to is not None else status, now),
             ).lastrowid
             if relay_to is not None:
@@ -311,6 +286,12 @@ class ConversationStore:
                                  ).fetchone()[0] or 0)
 
         return await self.db.run(write)
+
+
+async def close_idle_conversations(db: Database, now: float, idle_seconds: float) -> int:
+    """End conversations silent for ``idle_seconds`` (the next message starts a new one). Returns how many."""
+    return await db.execute("UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
+                            " AND last_activity_at < ?", (idle_seconds, now - idle_seconds))
 
 
 class OutboxStore:

@@ -6,19 +6,16 @@ whether this caller won; the caller writes its audit row in the same transaction
 
 from __future__ import annotations
 
-import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database
 from storage.records import Ticket
+from storage.sql import audit_sql, enqueue_sql, to_json
 
 _TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name FROM tickets t JOIN customers c ON c.id = t.customer_id")
-
-
-def _json(value: Any) -> str | None:
-    return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
 
 
 def ticket_sql(c: sqlite3.Connection, ticket_id: int) -> Ticket | None:
@@ -64,7 +61,7 @@ def open_ticket_sql(c: sqlite3.Connection, ticket: NewTicket, now: float) -> int
         " action_params, tool_use_id, takeover_by, takeover_by_name, reminder_due_at, timeout_due_at, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (ticket.customer_id, ticket.conversation_id, ticket.kind, ticket.source, ticket.priority, ticket.question,
-         ticket.reason, ticket.action_name, _json(ticket.action_params), ticket.tool_use_id, ticket.takeover_by,
+         ticket.reason, ticket.action_name, to_json(ticket.action_params), ticket.tool_use_id, ticket.takeover_by,
          ticket.takeover_by_name, ticket.reminder_due_at, ticket.timeout_due_at, now),
     ).lastrowid
     desk_post_sql(c, ticket_id, "open", now)
@@ -76,7 +73,7 @@ def same_open_approval_sql(c: sqlite3.Connection, customer_id: int, action_name:
     """An approval for the same action and parameters still waiting: the model asked twice."""
     row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND kind = 'approval' AND status = 'open'"
                     " AND action_name = ? AND action_params = ?",
-                    (customer_id, action_name, _json(params))).fetchone()
+                    (customer_id, action_name, to_json(params))).fetchone()
     return row[0] if row else None
 
 
@@ -128,8 +125,6 @@ class TicketStore:
                               " WHERE id = ?", (error[:500], next_attempt_at, item_id))
 
     async def desk_failed(self, item: DeskItem, error: str, now: float) -> None:
-        from storage.conversations import audit_sql
-
         def write(c: sqlite3.Connection) -> None:
             c.execute("UPDATE desk_outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
                       (error[:500], item.id))
@@ -137,6 +132,59 @@ class TicketStore:
                       {"op": item.op, "error": error[:500]})
 
         await self.db.run(write)
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    async def remind_due(self, now: float, reminder: Callable[[int, float], str]) -> list[int]:
+        """Tickets past their reminder time with no human answer: mark reminded (once), queue the ping with
+        ``reminder(ticket_id, seconds_until_timeout)``, audit. One transaction; returns the tickets reminded."""
+
+        def write(c: sqlite3.Connection) -> list[int]:
+            done = []
+            for ticket_id, timeout_due_at in c.execute(
+                    "SELECT id, timeout_due_at FROM tickets WHERE reminded_at IS NULL AND reminder_due_at <= ?"
+                    " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
+                if c.execute("UPDATE tickets SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL",
+                             (now, ticket_id)).rowcount:
+                    desk_post_sql(c, ticket_id, "ping", now, reminder(ticket_id, (timeout_due_at or now) - now))
+                    audit_sql(c, now, "system", "ticket_reminder", f"ticket:{ticket_id}")
+                    done.append(ticket_id)
+            return done
+
+        return await self.db.run(write)
+
+    async def time_out_due(self, now: float, customer_text: Callable[[int], str],
+                           desk_text: str) -> list[tuple[int, int]]:
+        """Tickets past their answer time with no human answer: mark timed out (once), tell the customer
+        ``customer_text(ticket_id)``, post ``desk_text`` in the thread, audit; the ticket stays open. One
+        transaction; returns (ticket, customer) of each."""
+
+        def write(c: sqlite3.Connection) -> list[tuple[int, int]]:
+            done = []
+            for ticket_id, customer_id in c.execute(
+                    "SELECT id, customer_id FROM tickets WHERE timed_out_at IS NULL AND timeout_due_at <= ?"
+                    " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
+                if c.execute("UPDATE tickets SET timed_out_at = ? WHERE id = ? AND timed_out_at IS NULL",
+                             (now, ticket_id)).rowcount:
+                    enqueue_sql(c, customer_id, None, [customer_text(ticket_id)], now)
+                    desk_post_sql(c, ticket_id, "post", now, desk_text)
+                    audit_sql(c, now, "system", "ticket_timed_out", f"ticket:{ticket_id}")
+                    done.append((ticket_id, customer_id))
+            return done
+
+        return await self.db.run(write)
+
+    async def pending_deadlines(self) -> list[tuple[str, float]]:
+        """(job id, due) of every deadline still to come: ticket reminders and timeouts, confirmations and code
+        requests waiting for the customer."""
+        rows = await self.db.fetchall(
+            "SELECT 'ticket-reminder:' || id, reminder_due_at FROM tickets WHERE reminded_at IS NULL"
+            " AND reminder_due_at IS NOT NULL AND status != 'closed'"
+            " UNION ALL SELECT 'ticket-timeout:' || id, timeout_due_at FROM tickets WHERE timed_out_at IS NULL"
+            " AND timeout_due_at IS NOT NULL AND status != 'closed'"
+            " UNION ALL SELECT 'confirmation:' || id, expires_at FROM confirmations WHERE status = 'pending'"
+            " UNION ALL SELECT 'mfa:' || id, expires_at FROM mfa_challenges WHERE status = 'pending'")
+        return [(r[0], r[1]) for r in rows]
 
     async def set_posted(self, ticket_id: int, *, message_id: int | None = None, thread_id: int | None = None) -> None:
         if message_id is not None:

@@ -1,0 +1,36 @@
+"""Small statements that whole changes share, run inside the caller's transaction (``Database.run``)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+
+def to_json(value: Any) -> str | None:
+    return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
+
+
+def audit_sql(c: sqlite3.Connection, at: float, actor: str, action: str, subject: str | None = None,
+              detail: Any = None) -> None:
+    """Append an audit row inside the caller's transaction (the audit table refuses updates and deletes)."""
+    c.execute("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+              (at, actor, action, subject, to_json(detail)))
+
+
+def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],
+                now: float, *, buttons: list[dict[str, Any]] | None = None) -> None:
+    """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order.
+
+    ``buttons`` go under the last chunk (e.g. Yes / No for a confirmation).
+    """
+    last = len(chunks) - 1
+    c.executemany(
+        "INSERT INTO outbox (customer_id, turn_id, content, buttons, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(customer_id, turn_id, chunk, to_json(buttons) if i == last and buttons else None, now, now)
+         for i, chunk in enumerate(chunks)],
+    )
+
+
