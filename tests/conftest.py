@@ -19,7 +19,6 @@ from actions import shop
 from cogs.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent, claude_client
-from core.clock import FakeClock
 from core.policy import Policy, defaults
 from core.settings import Settings
 from storage.db import Database
@@ -27,6 +26,21 @@ from tests import dpytest_ext
 from tests.fake_claude import FakeClaude
 
 GUILD_ID = 900000000000000001
+
+
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
 
 
 TEST_SECRET_KEY = "bxTD7p4sVxnOJwQyQwM3y7pJmS3F4rVf0S9c6N0m1i8="  # a fixed Fernet key for tests

@@ -346,6 +346,7 @@ async def attach(bot: Any, *, members: int, world: World | None = None) -> None:
     bot._connection._intents.members = True
     bot._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(bot._connection._intents)
     if world is None:
+        forget_discord()  # a new Discord: nothing from an earlier test's world leaks into this one
         dpytest.configure(bot, members=members)
         guild = dpytest.get_config().guilds[0]
         role = backend.make_role("Operators", guild)
@@ -360,6 +361,15 @@ async def attach(bot: Any, *, members: int, world: World | None = None) -> None:
     bot.tree._http = bot.http  # the tree kept the real HTTP client from before configure()
     await bot._async_setup_hook()  # after configure: it hands the running loop to dpytest's state
     await bot.setup_hook()
+
+
+def forget_discord() -> None:
+    """Reset what this module remembers of Discord (threads, archives, commands, DM channels) in place, so
+    names imported by tests keep pointing at the live objects."""
+    created_threads.clear()
+    archived_threads.clear()
+    registered_commands.clear()
+    _dm_channel_ids.clear()
 
 
 def make_operator(bot: Any, member: Any) -> Any:
