@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 
 import discord
@@ -28,8 +30,9 @@ from core.mfa_desk import MfaDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.settings import Settings
-from storage.conversations import OutboxStore, audit_sql
+from storage.conversations import OutboxStore
 from storage.db import Database
+from storage.sql import audit
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +145,17 @@ class HandoffBot(commands.Bot):
                                coalesce=True, misfire_grace_time=3600)
 
     async def _sync_commands(self) -> None:
-        """Register the slash commands in the staff guild (guild commands appear at once)."""
+        """Register the slash commands in the staff guild (guild commands appear at once) and globally (/enrol
+        in DMs), only when they changed since the last registration: Discord limits how often commands may be
+        replaced, and a restart loop would otherwise spend that budget."""
         guild = discord.Object(self.settings.guild_id)
+        payload = {"application": self.application_id, "guild": self.settings.guild_id,
+                   "guild_commands": [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)],
+                   "global_commands": [c.to_dict(self.tree) for c in self.tree.get_commands()]}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        if await self.db.kept("slash_commands") == digest:
+            log.info("slash commands unchanged since the last start; not registered again")
+            return
         try:
             synced = await self.tree.sync(guild=guild)
             synced += await self.tree.sync()  # /enrol, for customers in DMs
@@ -151,6 +163,7 @@ class HandoffBot(commands.Bot):
             log.error("could not register slash commands in guild %s (%s). Was the bot invited with the"
                       " applications.commands scope? See DISCORD_BOT.md.", self.settings.guild_id, exc)
             return
+        await self.db.keep("slash_commands", digest, self.clock.now())
         log.info("slash commands registered (guild %s and DMs): %s", self.settings.guild_id,
                  ", ".join(f"/{c.name}" for c in synced))
 
@@ -176,9 +189,8 @@ class HandoffBot(commands.Bot):
                   if released else "no lock was held: Discord or the network is not answering", "yes" if owed
                   else "no")
         now = self.clock.now()
-        await self.db.run(lambda c: audit_sql(c, now, "system", "delivery_stalled", None,
-                                              {"requests": stuck, "longest_seconds": round(longest, 1),
-                                               "released_global_lock": released}))
+        await audit(self.db, now, "system", "delivery_stalled", None,
+                    {"requests": stuck, "longest_seconds": round(longest, 1), "released_global_lock": released})
         return True
 
     async def _wind_down(self, grace: float) -> str:

@@ -192,6 +192,16 @@ class Database:
         """One statement in its own transaction; returns the row count."""
         return await self.run(lambda c: c.execute(sql, tuple(params)).rowcount)
 
+    # -- small facts kept between starts --------------------------------------------------
+
+    async def kept(self, key: str) -> str | None:
+        row = await self.fetchone("SELECT value FROM kept WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def keep(self, key: str, value: str, now: float) -> None:
+        await self.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+                           " SET value = excluded.value, updated_at = excluded.updated_at", (key, value, now))
+
 
 class Transaction:
     """Statements inside ``Database.transaction()``; the caller already holds the lock.

@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from storage.db import Database
+
 
 def to_json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
@@ -17,6 +19,12 @@ def audit_sql(c: sqlite3.Connection, at: float, actor: str, action: str, subject
     """Append an audit row inside the caller's transaction (the audit table refuses updates and deletes)."""
     c.execute("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
               (at, actor, action, subject, to_json(detail)))
+
+
+async def audit(db: Database, at: float, actor: str, action: str, subject: str | None = None,
+                detail: Any = None) -> None:
+    """An audit row on its own (an event that changes nothing else, e.g. a stalled Discord client)."""
+    await db.run(lambda c: audit_sql(c, at, actor, action, subject, detail))
 
 
 def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],

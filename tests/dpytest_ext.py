@@ -91,12 +91,14 @@ async def _bulk_upsert_guild_commands(self: backend.FakeHttp, application_id: in
                                       payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """PUT /applications/{id}/guilds/{id}/commands: what tree.sync() sends; Discord echoes it with ids."""
     registered_commands[guild_id] = payload
+    command_syncs.append(guild_id)
     return [{**cmd, "id": str(facts.make_id()), "application_id": str(application_id), "guild_id": str(guild_id),
              "version": "1", "default_member_permissions": None, "dm_permission": True, "nsfw": False}
             for cmd in payload]
 
 
 registered_commands: dict[int, list[dict[str, Any]]] = {}
+command_syncs: list[int] = []  # each bulk registration, guild id or GLOBAL
 GLOBAL = 0  # registered_commands key of global commands
 
 
@@ -104,6 +106,7 @@ async def _bulk_upsert_global_commands(self: backend.FakeHttp, application_id: i
                                        payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """PUT /applications/{id}/commands: the global commands (customers' /enrol in DMs)."""
     registered_commands[GLOBAL] = payload
+    command_syncs.append(GLOBAL)
     return [{**cmd, "id": str(facts.make_id()), "application_id": str(application_id), "version": "1",
              "default_member_permissions": None, "nsfw": False} for cmd in payload]
 
@@ -302,6 +305,7 @@ class World:
     role_id: int
     people: list[tuple[int, str, str]]
     messages: dict[int, list[dict[str, Any]]]
+    application_id: int  # an application keeps its id (dpytest makes a new bot user each time)
 
 
 def capture_world(bot: Any) -> World:
@@ -310,7 +314,7 @@ def capture_world(bot: Any) -> World:
     config = dpytest.get_config()
     return World(config.guilds[0].id, config.channels[0].id, bot.settings.operator_role_id,
                  [(m.id, m.name, m.discriminator) for m in config.members],
-                 {k: [dict(m) for m in v] for k, v in backend._cur_config.messages.items()})
+                 {k: [dict(m) for m in v] for k, v in backend._cur_config.messages.items()}, bot.application_id)
 
 
 def _rebuild(bot: Any, world: World) -> Any:
@@ -357,7 +361,8 @@ async def attach(bot: Any, *, members: int, world: World | None = None) -> None:
     config = dpytest.get_config()
     bot.settings = dataclasses.replace(bot.settings, guild_id=guild.id, staff_channel_id=config.channels[0].id,
                                        operator_role_id=role.id)
-    bot._connection.application_id = bot.user.id  # tree.sync() needs it; Discord sends it on READY
+    # tree.sync() needs it; Discord sends it on READY, and it stays the same across restarts.
+    bot._connection.application_id = world.application_id if world is not None else bot.user.id
     bot.tree._http = bot.http  # the tree kept the real HTTP client from before configure()
     await bot._async_setup_hook()  # after configure: it hands the running loop to dpytest's state
     await bot.setup_hook()
@@ -369,6 +374,7 @@ def forget_discord() -> None:
     created_threads.clear()
     archived_threads.clear()
     registered_commands.clear()
+    command_syncs.clear()
     _dm_channel_ids.clear()
 
 

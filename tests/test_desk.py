@@ -11,7 +11,14 @@ import pytest
 
 from tests.conftest import SendRecorder, eventually, http_error
 from tests.desk_support import Desk, ask_then_wait, buttons, refund_ticket, refunded_cents, start_again
-from tests.dpytest_ext import GLOBAL, Interactions, archived_threads, make_operator, registered_commands
+from tests.dpytest_ext import (
+    GLOBAL,
+    Interactions,
+    archived_threads,
+    command_syncs,
+    make_operator,
+    registered_commands,
+)
 from tests.fake_claude import error, text, tool_calls
 
 # -- questions ---------------------------------------------------------------------------------
@@ -568,3 +575,12 @@ async def test_a_long_reply_is_split_when_sent_and_a_retry_posts_only_what_is_mi
     assert len(dms) == 2 and long_text.replace(" ", "") in "".join(dms).replace(" ", "")
     nonces = [a["nonce"] for a in recorder.attempts if a["nonce"].startswith("hof")]
     assert nonces == ["hof3", "hof3", "hof3.1"], "the retry repeats the first chunk's nonce: Discord keeps one"
+
+
+async def test_commands_are_registered_again_only_when_they_changed(desk):
+    assert len(command_syncs) == 2, "the first start registers guild and global commands"
+    await start_again(desk)
+    assert len(command_syncs) == 2, "same commands after a restart: not registered again"
+    await desk.h.db.keep("slash_commands", "an older set", 0)
+    await start_again(desk)
+    assert len(command_syncs) == 4, "a changed set is registered"
