@@ -52,7 +52,6 @@ _CHALLENGE = ("SELECT h.*, c.discord_id FROM mfa_challenges h JOIN customers c O
 
 
 class MfaDesk(CustomerStep):
-    table = "mfa_challenges"
     subject = "mfa"
 
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
