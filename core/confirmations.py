@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from core.replies import Reply, ReplyReader
 from core.risk import Classification
 from core.text import split_message
 from storage.db import Database
-from storage.steps import Confirmation, ConfirmationStore, Decided, StepRequest, StepStore, tell_step_sql
+from storage.steps import Confirmation, ConfirmationStore, Decided, StepRequest, StepStore
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +55,6 @@ class CustomerStep:
     def _summary(self, action_name: str) -> str:
         action = self.registry.get(action_name)
         return (action.summary if action else "") or action_name
-
-    def _tell_sql(self, c: sqlite3.Connection, request: StepRequest, text: str, note: str, now: float) -> None:
-        tell_step_sql(c, request, (text, note), now)
 
     async def _run_decided(self, request: StepRequest, *, done: str, failed: str, how: str) -> str:
         summary = self._summary(request.action_name)

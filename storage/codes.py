@@ -1,0 +1,204 @@
+"""One-time codes: authenticator secrets (sealed by core before they get here), code requests, wrong codes.
+
+Checking a code must be one transaction (read the secret, decide, move the request once, use up
+the step, count a wrong code), and the check itself needs the key, which storage never sees. So
+``CodeStore.run(fn)`` runs core's ``fn(tx)`` in one transaction, and ``CodeTx`` holds every
+statement it may use: the SQL stays here, the decisions in ``core/mfa_desk.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from storage.db import Database
+from storage.sql import audit_sql, enqueue_sql
+from storage.steps import StepRequest, tell_step_sql
+
+T = TypeVar("T")
+HOUR = 3600.0
+_CHALLENGE = "SELECT h.*, c.discord_id FROM mfa_challenges h JOIN customers c ON c.id = h.customer_id"
+
+
+@dataclass(frozen=True)
+class Challenge(StepRequest):
+    """A request for a one-time code before an action runs."""
+
+    wrong: int
+    status: str = "pending"
+
+    @classmethod
+    def from_row(cls, row: Any) -> Challenge:
+        return cls(row["id"], row["customer_id"], row["discord_id"], row["conversation_id"], row["action_name"],
+                   json.loads(row["action_params"]), row["expires_at"], row["wrong"], row["status"])
+
+
+@dataclass(frozen=True)
+class SecretRow:
+    customer_id: int
+    secret: str | None  # sealed; None until the first setup is confirmed
+    pending_secret: str | None  # sealed; a setup waiting for its first code
+    last_step: int
+    locked_at: float | None
+
+
+def _secret(row: Any) -> SecretRow | None:
+    return SecretRow(row["customer_id"], row["secret"], row["pending_secret"], row["last_step"] or 0,
+                     row["locked_at"]) if row else None
+
+
+class CodeTx:
+    """The statements of one code transaction (see the module's docstring)."""
+
+    def __init__(self, c: sqlite3.Connection, now: float) -> None:
+        self.c = c
+        self.now = now
+
+    def secret(self, customer_id: int) -> SecretRow | None:
+        return _secret(self.c.execute("SELECT * FROM mfa_secrets WHERE customer_id = ?", (customer_id,)).fetchone())
+
+    def secret_of(self, discord_id: int) -> SecretRow | None:
+        return _secret(self.c.execute("SELECT s.* FROM mfa_secrets s JOIN customers c ON c.id = s.customer_id"
+                                      " WHERE c.discord_id = ?", (discord_id,)).fetchone())
+
+    def customer_of(self, discord_id: int) -> int | None:
+        row = self.c.execute("SELECT id FROM customers WHERE discord_id = ?", (discord_id,)).fetchone()
+        return row[0] if row else None
+
+    def newest_pending(self, customer_id: int) -> Challenge | None:
+        row = self.c.execute(f"{_CHALLENGE} WHERE h.customer_id = ? AND h.status = 'pending' ORDER BY h.id DESC"
+                             " LIMIT 1", (customer_id,)).fetchone()
+        return Challenge.from_row(row) if row else None
+
+    def all_pending(self, customer_id: int) -> list[Challenge]:
+        rows = self.c.execute(f"{_CHALLENGE} WHERE h.customer_id = ? AND h.status = 'pending'", (customer_id,))
+        return [Challenge.from_row(r) for r in rows.fetchall()]
+
+    def challenge(self, challenge_id: int) -> Challenge | None:
+        row = self.c.execute(f"{_CHALLENGE} WHERE h.id = ?", (challenge_id,)).fetchone()
+        return Challenge.from_row(row) if row else None
+
+    def due(self) -> list[Challenge]:
+        rows = self.c.execute(f"{_CHALLENGE} WHERE h.status = 'pending' AND h.expires_at <= ?", (self.now,))
+        return [Challenge.from_row(r) for r in rows.fetchall()]
+
+    def passed(self, challenge: Challenge) -> bool:
+        """The right code: the request passes, once (False when another code already passed it)."""
+        return bool(self.c.execute("UPDATE mfa_challenges SET status = 'passed', decided_at = ? WHERE id = ?"
+                                   " AND status = 'pending'", (self.now, challenge.id)).rowcount)
+
+    def finish(self, challenge: Challenge, status: str, told: tuple[str, str] | None = None) -> bool:
+        """End a pending request (expired, failed, cancelled), once; audited, and told when ``told``."""
+        won = self.c.execute("UPDATE mfa_challenges SET status = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+                             (status, self.now, challenge.id)).rowcount
+        if won:
+            audit_sql(self.c, self.now, "system", f"mfa_challenge_{status}", f"mfa:{challenge.id}",
+                      {"action": challenge.action_name})
+            if told is not None:
+                tell_step_sql(self.c, challenge, told, self.now)
+        return bool(won)
+
+    def add_wrong(self, challenge: Challenge) -> None:
+        self.c.execute("UPDATE mfa_challenges SET wrong = wrong + 1 WHERE id = ?", (challenge.id,))
+
+    def count_failure(self, customer_id: int, per_hour: int) -> bool:
+        """Count a wrong code toward the hourly limit; True when it now locks this person's codes."""
+        self.c.execute("INSERT INTO mfa_failures (customer_id, at) VALUES (?, ?)", (customer_id, self.now))
+        recent = self.c.execute("SELECT COUNT(*) FROM mfa_failures WHERE customer_id = ? AND at > ?",
+                                (customer_id, self.now - HOUR)).fetchone()[0]
+        if recent < per_hour:
+            return False
+        self.c.execute("UPDATE mfa_secrets SET locked_at = ?, updated_at = ? WHERE customer_id = ?",
+                       (self.now, self.now, customer_id))
+        audit_sql(self.c, self.now, "system", "mfa_locked", f"customer:{customer_id}",
+                  {"wrong_codes_last_hour": recent})
+        return True
+
+    def use_step(self, customer_id: int, step: int) -> None:
+        """A code was accepted: it, and every older one, can never be used again."""
+        self.c.execute("UPDATE mfa_secrets SET last_step = ?, updated_at = ? WHERE customer_id = ?",
+                       (step, self.now, customer_id))
+
+    def confirm_setup(self, customer_id: int, step: int) -> None:
+        """The pending setup's first code was right: it becomes the customer's setup."""
+        self.c.execute("UPDATE mfa_secrets SET secret = pending_secret, pending_secret = NULL, last_step = ?,"
+                       " enrolled_at = ?, updated_at = ? WHERE customer_id = ?",
+                       (step, self.now, self.now, customer_id))
+
+    def remove_setup(self, customer_id: int) -> bool:
+        return bool(self.c.execute("DELETE FROM mfa_secrets WHERE customer_id = ?", (customer_id,)).rowcount)
+
+    def unlock(self, customer_id: int) -> bool:
+        """Codes unlocked, and the hour's wrong codes forgiven (or the next one would lock again)."""
+        self.c.execute("DELETE FROM mfa_failures WHERE customer_id = ?", (customer_id,))
+        return bool(self.c.execute("UPDATE mfa_secrets SET locked_at = NULL WHERE customer_id = ? AND locked_at IS NOT"
+                                   " NULL", (customer_id,)).rowcount)
+
+    def audit(self, actor: str, action: str, subject: str | None = None, detail: Any = None) -> None:
+        audit_sql(self.c, self.now, actor, action, subject, detail)
+
+    def tell(self, customer_id: int, text: str) -> None:
+        """Owe the customer a short message (no turn: codes and setups stay out of Claude's history)."""
+        enqueue_sql(self.c, customer_id, None, [text], self.now)
+
+
+class CodeStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def run(self, fn: Callable[[CodeTx], T], now: float) -> T:
+        """``fn(tx)`` as one transaction."""
+        return await self.db.run(lambda c: fn(CodeTx(c, now)))
+
+    async def start_setup(self, customer_id: int, sealed: str, now: float) -> None:
+        """A new sealed secret, pending until its first code (an existing setup keeps working until then)."""
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO mfa_secrets (customer_id, pending_secret, updated_at) VALUES (?, ?, ?)"
+                      " ON CONFLICT (customer_id) DO UPDATE SET pending_secret = excluded.pending_secret,"
+                      " updated_at = excluded.updated_at", (customer_id, sealed, now))
+            audit_sql(c, now, f"customer:{customer_id}", "mfa_enrolment_started", f"customer:{customer_id}")
+
+        await self.db.run(write)
+
+    async def customer_id_for(self, discord_id: int, display_name: str, now: float) -> int:
+        row = await self.db.run(lambda c: c.execute(
+            "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name RETURNING id",
+            (discord_id, display_name, now)).fetchone())
+        return int(row[0])
+
+    async def expects_code(self, discord_id: int) -> bool:
+        """Has an authenticator (or a setup under way), or was ever asked for a code."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM customers c WHERE c.discord_id = ? AND (EXISTS (SELECT 1 FROM mfa_secrets s"
+            " WHERE s.customer_id = c.id) OR EXISTS (SELECT 1 FROM mfa_challenges h WHERE h.customer_id = c.id))",
+            (discord_id,))
+        return row is not None
+
+    async def enrolled(self, customer_id: int) -> bool:
+        row = await self.db.fetchone("SELECT secret IS NOT NULL FROM mfa_secrets WHERE customer_id = ?",
+                                     (customer_id,))
+        return bool(row and row[0])
+
+    async def create_challenge(self, *, customer_id: int, conversation_id: int, action_name: str,
+                               params: dict[str, Any], details: str, tool_use_id: str | None, expires_at: float,
+                               rule: str, prompt: Sequence[str], now: float) -> int:
+        """A pending code request, audited, with its prompt and Cancel button owed to the customer."""
+
+        def write(c: sqlite3.Connection) -> int:
+            challenge_id = c.execute(
+                "INSERT INTO mfa_challenges (customer_id, conversation_id, action_name, action_params, details,"
+                " tool_use_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (customer_id, conversation_id, action_name, json.dumps(params, ensure_ascii=False), details,
+                 tool_use_id, expires_at, now)).lastrowid
+            audit_sql(c, now, "agent", "mfa_challenge_started", f"mfa:{challenge_id}",
+                      {"action": action_name, "rule": rule})
+            # Owed in the same transaction: a crash after this never leaves a code request the customer can't see.
+            enqueue_sql(c, customer_id, None, prompt, now, buttons=[{"kind": "mfa", "id": challenge_id}])
+            return challenge_id
+
+        return await self.db.run(write)
