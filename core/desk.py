@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,24 +21,10 @@ from core.policy import Policy
 from core.risk import amounts
 from core.text import split_message
 from core.tickets import Card, build_card, classify_priority, thread_name, transcript_lines
-from storage.conversations import (
-    ConversationStore,
-    NewTurn,
-    audit_sql,
-    enqueue_sql,
-    set_status_sql,
-    tell_customer_sql,
-)
+from storage.conversations import ConversationStore, NewTurn
 from storage.db import Database
 from storage.records import Kind, Priority, Status, Ticket
-from storage.tickets import (
-    NewTicket,
-    TicketStore,
-    desk_post_sql,
-    open_ticket_sql,
-    same_open_approval_sql,
-    ticket_sql,
-)
+from storage.tickets import DeskTx, NewTicket, TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +117,20 @@ class TicketDesk:
         message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
                    Kind.HANDOVER: "ticket_handover"}[escalation.kind]
 
-        def write(c: sqlite3.Connection) -> tuple[int, bool, str]:
-            existing = same_open_approval_sql(c, ctx.customer_id, escalation.action_name,
-                                              escalation.action_params or {}) if escalation.action_name else None
-            ticket_id = existing if existing is not None else open_ticket_sql(c, new, now)
+        def write(tx: DeskTx) -> tuple[int, bool, str]:
+            existing = tx.same_open_approval(ctx.customer_id, escalation.action_name,
+                                             escalation.action_params or {}) if escalation.action_name else None
+            ticket_id = existing if existing is not None else tx.open_ticket(new)
             if existing is None:
-                audit_sql(c, now, "agent", "ticket_opened", f"ticket:{ticket_id}",
-                          {"kind": new.kind, "source": new.source, "priority": new.priority, "priority_rule": rule,
-                           "action": new.action_name, "reason": new.reason[:500]})
+                tx.audit("agent", "ticket_opened", f"ticket:{ticket_id}",
+                         {"kind": new.kind, "source": new.source, "priority": new.priority, "priority_rule": rule,
+                          "action": new.action_name, "reason": new.reason[:500]})
             # The ticket number is owed in the same transaction: a crash after this never hides it.
             notice = self.policy.message(message, number=str(ticket_id), action=escalation.action_summary)
-            enqueue_sql(c, ctx.customer_id, None, split_message(notice), now)
+            tx.owe(ctx.customer_id, None, split_message(notice))
             return ticket_id, existing is None, notice
 
-        ticket_id, created, notice = await self.db.run(write)
+        ticket_id, created, notice = await self.tickets.run(write, now)
         if created:
             self._arm(ticket_id, reminder, timeout)
             log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
@@ -171,34 +156,30 @@ class TicketDesk:
         relay = source == "relay"
         reminder, timeout = self._due(now)
 
-        def write(c: sqlite3.Connection) -> int:
-            set_status_sql(c, [t.id for t in turns], "held")
-            existing = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed' AND source = ?"
-                                 " ORDER BY id DESC LIMIT 1", (first.customer_id, source)).fetchone()
+        def write(tx: DeskTx) -> int:
+            tx.hold([t.id for t in turns])
+            existing = tx.open_of_source(first.customer_id, source)
             if existing is not None:  # the same trouble again: add to the open ticket
-                ticket_id = existing[0]
-                desk_post_sql(c, ticket_id, "post", now, f"**Customer:** {question}")
+                ticket_id = existing
+                tx.post(ticket_id, "post", f"**Customer:** {question}")
             else:
-                ticket_id = open_ticket_sql(c, NewTicket(
+                ticket_id = tx.open_ticket(NewTicket(
                     first.customer_id, first.conversation_id, kind.value, source, priority.value, question, reason,
                     takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None,
-                    reminder_due_at=reminder, timeout_due_at=timeout), now)
+                    reminder_due_at=reminder, timeout_due_at=timeout))
                 created.append(ticket_id)
-                audit_sql(c, now, "system", "ticket_opened", f"ticket:{ticket_id}",
-                          {"kind": kind.value, "source": source, "priority": priority.value, "priority_rule": rule})
+                tx.audit("system", "ticket_opened", f"ticket:{ticket_id}",
+                         {"kind": kind.value, "source": source, "priority": priority.value, "priority_rule": rule})
             if notice is not None and relay:
-                once = c.execute("UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
-                                 (first.conversation_id,)).rowcount
-                if once:
+                if tx.notice_once(first.conversation_id):
                     text = f"{notice}\n{self.policy.message('ticket_relay', number=str(ticket_id))}"
-                    enqueue_sql(c, first.customer_id, turns[-1].id, [text], now)
+                    tx.owe(first.customer_id, turns[-1].id, [text])
             elif notice is not None:
-                enqueue_sql(c, first.customer_id, turns[-1].id, split_message(notice.replace(
-                    "{number}", str(ticket_id))), now)
+                tx.owe(first.customer_id, turns[-1].id, split_message(notice.replace("{number}", str(ticket_id))))
             return ticket_id
 
         created: list[int] = []
-        ticket_id = await self.db.run(write)
+        ticket_id = await self.tickets.run(write, now)
         if created:
             self._arm(ticket_id, reminder, timeout)
         self._kick(ticket_id, first.customer_id)
@@ -223,9 +204,8 @@ class TicketDesk:
         return await self.tickets.by_thread(thread_id)
 
     async def audit_refusal(self, user: Operator, what: str, ticket_id: int | None) -> None:
-        await self.db.run(lambda c: audit_sql(c, self.clock.now(), f"user:{user.id}", "refused_not_operator",
-                                              f"ticket:{ticket_id}" if ticket_id else None,
-                                              {"attempted": what, "name": user.name}))
+        await self.tickets.audit(self.clock.now(), f"user:{user.id}", "refused_not_operator",
+                                 f"ticket:{ticket_id}" if ticket_id else None, {"attempted": what, "name": user.name})
 
     # -- operators answering ----------------------------------------------------------------
 
@@ -267,8 +247,8 @@ class TicketDesk:
         if not text:
             return DeskReply(False, "Nothing to send: the message is empty.")
 
-        def write(c: sqlite3.Connection, customer: list[int]) -> DeskReply:
-            ticket = ticket_sql(c, ticket_id)
+        def write(tx: DeskTx, customer: list[int]) -> DeskReply:
+            ticket = tx.ticket(ticket_id)
             if ticket is None:
                 return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
             if ticket.status == Status.CLOSED:
@@ -278,22 +258,21 @@ class TicketDesk:
             customer.append(ticket.customer_id)
             # Read in this same write transaction, so no other answer can come in between.
             answered = ticket.status == "open" and ticket.kind is not Kind.APPROVAL
-            c.execute("UPDATE tickets SET status = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
-                      ("answered" if answered else ticket.status, now, ticket_id))
+            tx.responded(ticket_id, "answered" if answered else ticket.status)
             turn = NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
                                               "ticket": ticket_id, "question": ticket.question})
             said = self.policy.message("operator_says", operator=operator.name, text=text)
-            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, said, turn, now)
-            audit_sql(c, now, operator.actor, "answered" if answered else "replied", f"ticket:{ticket_id}",
-                      {"via": via, "chars": len(text)})
+            tx.tell(ticket, said, turn)
+            tx.audit(operator.actor, "answered" if answered else "replied", f"ticket:{ticket_id}",
+                     {"via": via, "chars": len(text)})
             if answered:
-                desk_post_sql(c, ticket_id, "refresh", now)
+                tx.post(ticket_id, "refresh")
             if via != "thread":
-                desk_post_sql(c, ticket_id, "post", now, f"**{operator.name}** (sent to the customer): {text}")
+                tx.post(ticket_id, "post", f"**{operator.name}** (sent to the customer): {text}")
             return DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).")
 
         customer: list[int] = []
-        reply = await self.db.run(lambda c: write(c, customer))
+        reply = await self.tickets.run(lambda tx: write(tx, customer), now)
         if reply.ok:
             self._kick(ticket_id, customer[0])
         return reply
@@ -347,20 +326,14 @@ class TicketDesk:
             if problem is not None:
                 return DeskReply(False, f"Not approved: {problem}. Nothing was done.")
 
-        def decide(c: sqlite3.Connection) -> Ticket | None:
-            won = c.execute(
-                "UPDATE tickets SET status = 'approved', decided_by = ?, decided_by_name = ?, decided_at = ?,"
-                " action_params = ?, decision_note = ?, first_response_at = COALESCE(first_response_at, ?)"
-                " WHERE id = ? AND status = 'open'",
-                (operator.id, operator.name, now, json.dumps(final, ensure_ascii=False),
-                 "edited" if edited else None, now, ticket_id)).rowcount
-            if not won:
-                return ticket_sql(c, ticket_id)
-            audit_sql(c, now, operator.actor, "approved", f"ticket:{ticket_id}",
-                      {"action": action.name, "params": final, "edited_from": ticket.action_params if edited else None})
+        def decide(tx: DeskTx) -> Ticket | None:
+            if not tx.approve(ticket_id, operator.id, operator.name, final, "edited" if edited else None):
+                return tx.ticket(ticket_id)
+            tx.audit(operator.actor, "approved", f"ticket:{ticket_id}",
+                     {"action": action.name, "params": final, "edited_from": ticket.action_params if edited else None})
             return None
 
-        lost_to = await self.db.run(decide)
+        lost_to = await self.tickets.run(decide, now)
         if lost_to is not None:
             return DeskReply(False, self._decided_text(lost_to))
         outcome = await self._execute(ticket, action, final, operator)
@@ -374,22 +347,21 @@ class TicketDesk:
         now = self.clock.now()
         summary = action.summary or action.name
 
-        def record(c: sqlite3.Connection) -> None:
-            c.execute("UPDATE tickets SET executed_at = ?, result = ? WHERE id = ?",
-                      (now, json.dumps(result, ensure_ascii=False, default=str), ticket.id))
-            audit_sql(c, now, "system", "action_executed" if error is None else "action_failed",
-                      f"ticket:{ticket.id}", {"action": action.name, "result": result})
+        def record(tx: DeskTx) -> None:
+            tx.executed(ticket.id, result)
+            tx.audit("system", "action_executed" if error is None else "action_failed", f"ticket:{ticket.id}",
+                     {"action": action.name, "result": result})
             note = (f"{operator.name} (operator) approved {action.name} with {json.dumps(params)} (ticket "
                     f"#{ticket.id}); result: {json.dumps(result, default=str)[:1500]}. The customer has been told.")
             text = (self.policy.message("approved", action=summary, number=str(ticket.id)) if error is None else
                     self.policy.message("approved_failed", action=summary, number=str(ticket.id), error=error))
-            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, text, NewTurn("system", note), now)
+            tx.tell(ticket, text, NewTurn("system", note))
             outcome = (f"Done: `{json.dumps(result['result'], default=str)[:1500]}`" if error is None
                        else f"⚠ It failed: {error}")
-            desk_post_sql(c, ticket.id, "post", now, f"✅ Approved by **{operator.name}**. {outcome}")
-            desk_post_sql(c, ticket.id, "refresh", now)
+            tx.post(ticket.id, "post", f"✅ Approved by **{operator.name}**. {outcome}")
+            tx.post(ticket.id, "refresh")
 
-        await self.db.run(record)
+        await self.tickets.run(record, now)
         if error is None:
             return DeskReply(True, f"Approved and done: ticket #{ticket.id} ({summary}). The customer has been told.")
         return DeskReply(False, f"Approved, but {summary} failed: {error}. The customer has been told.")
@@ -405,25 +377,19 @@ class TicketDesk:
         action = self.registry.get(ticket.action_name or "")
         summary = (action.summary if action else None) or ticket.action_name or "the request"
 
-        def decide(c: sqlite3.Connection) -> Ticket | None:
-            won = c.execute(
-                "UPDATE tickets SET status = 'denied', decided_by = ?, decided_by_name = ?, decided_at = ?,"
-                " decision_note = ?, first_response_at = COALESCE(first_response_at, ?)"
-                " WHERE id = ? AND status = 'open'",
-                (operator.id, operator.name, now, reason, now, ticket_id)).rowcount
-            if not won:
-                return ticket_sql(c, ticket_id)
-            audit_sql(c, now, operator.actor, "denied", f"ticket:{ticket_id}",
-                      {"action": ticket.action_name, "reason": reason})
+        def decide(tx: DeskTx) -> Ticket | None:
+            if not tx.deny(ticket_id, operator.id, operator.name, reason):
+                return tx.ticket(ticket_id)
+            tx.audit(operator.actor, "denied", f"ticket:{ticket_id}", {"action": ticket.action_name, "reason": reason})
             note = (f"{operator.name} (operator) denied {ticket.action_name} with "
                     f"{json.dumps(ticket.action_params)} (ticket #{ticket_id}); it was not done. Reason: {reason}")
             told = self.policy.message("denied", action=summary, number=str(ticket_id), reason=reason)
-            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, told, NewTurn("system", note), now)
-            desk_post_sql(c, ticket_id, "post", now, f"⛔ Denied by **{operator.name}**: {reason}")
-            desk_post_sql(c, ticket_id, "refresh", now)
+            tx.tell(ticket, told, NewTurn("system", note))
+            tx.post(ticket_id, "post", f"⛔ Denied by **{operator.name}**: {reason}")
+            tx.post(ticket_id, "refresh")
             return None
 
-        lost_to = await self.db.run(decide)
+        lost_to = await self.tickets.run(decide, now)
         if lost_to is not None:
             return DeskReply(False, self._decided_text(lost_to))
         self._kick(ticket_id, ticket.customer_id)
@@ -431,85 +397,74 @@ class TicketDesk:
 
     # -- handling ---------------------------------------------------------------------------
 
-    async def _update(self, ticket_id: int, operator: Operator, audit_action: str, fn: Any) -> DeskReply:
-        """Run ``fn(c, ticket, now) -> DeskReply`` in a transaction with the ticket's current row."""
+    async def _update(self, ticket_id: int, operator: Operator, audit_action: str,
+                      fn: Callable[[DeskTx, Ticket], DeskReply]) -> DeskReply:
+        """Run ``fn(tx, ticket) -> DeskReply`` in a transaction with the ticket's current row."""
         now = self.clock.now()
         customer: list[int] = []
 
-        def write(c: sqlite3.Connection) -> DeskReply:
-            ticket = ticket_sql(c, ticket_id)
+        def write(tx: DeskTx) -> DeskReply:
+            ticket = tx.ticket(ticket_id)
             if ticket is None:
                 return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
-            reply = fn(c, ticket, now)
+            reply = fn(tx, ticket)
             if reply.ok:
-                audit_sql(c, now, operator.actor, audit_action, f"ticket:{ticket_id}", {"name": operator.name})
-                desk_post_sql(c, ticket_id, "refresh", now)
+                tx.audit(operator.actor, audit_action, f"ticket:{ticket_id}", {"name": operator.name})
+                tx.post(ticket_id, "refresh")
                 customer.append(ticket.customer_id)
             return reply
 
-        reply = await self.db.run(write)
+        reply = await self.tickets.run(write, now)
         if reply.ok:
             self._kick(ticket_id, customer[0])
         return reply
 
     async def claim(self, ticket_id: int, operator: Operator) -> DeskReply:
-        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
+        def fn(tx: DeskTx, ticket: Ticket) -> DeskReply:
             if ticket.status == Status.CLOSED:
                 return DeskReply(False, f"Ticket #{ticket_id} is closed.")
             if ticket.claimed_by == operator.id:
                 return DeskReply(False, f"You already have ticket #{ticket_id}.")
-            won = c.execute("UPDATE tickets SET claimed_by = ?, claimed_by_name = ? WHERE id = ?"
-                            " AND claimed_by IS NULL", (operator.id, operator.name, ticket_id)).rowcount
-            if not won:
+            if not tx.claim(ticket_id, operator.id, operator.name):
                 return DeskReply(False, f"Ticket #{ticket_id} is already claimed by {ticket.claimed_by_name}.")
-            desk_post_sql(c, ticket_id, "post", now, f"🙋 **{operator.name}** is handling this ticket.")
+            tx.post(ticket_id, "post", f"🙋 **{operator.name}** is handling this ticket.")
             return DeskReply(True, f"Ticket #{ticket_id} is yours.")
 
         return await self._update(ticket_id, operator, "claimed", fn)
 
     async def takeover(self, ticket_id: int, operator: Operator) -> DeskReply:
-        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
+        def fn(tx: DeskTx, ticket: Ticket) -> DeskReply:
             if ticket.status == Status.CLOSED:
                 return DeskReply(False, f"Ticket #{ticket_id} is closed.")
             if ticket.takeover_by == operator.id:
                 return DeskReply(False, f"You are already talking with the customer on ticket #{ticket_id}.")
-            other = c.execute("SELECT id, takeover_by_name FROM tickets WHERE customer_id = ? AND status != 'closed'"
-                              " AND takeover_by IS NOT NULL AND takeover_by != 0 AND id != ?",
-                              (ticket.customer_id, ticket_id)).fetchone()
+            other = tx.other_takeover(ticket.customer_id, ticket_id)
             if other is not None:
                 return DeskReply(False, f"{other[1]} is already talking with this customer on ticket #{other[0]}.")
-            won = c.execute("UPDATE tickets SET takeover_by = ?, takeover_by_name = ?, claimed_by = ?,"
-                            " claimed_by_name = ?, first_response_at = COALESCE(first_response_at, ?)"
-                            " WHERE id = ? AND status != 'closed' AND (takeover_by IS NULL OR takeover_by = 0)",
-                            (operator.id, operator.name, operator.id, operator.name, now, ticket_id)).rowcount
-            if not won:
+            if not tx.take_over(ticket_id, operator.id, operator.name):
                 return DeskReply(False, f"{ticket.takeover_by_name} has already taken over ticket #{ticket_id}.")
-            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id,
-                              self.policy.message("takeover", operator=operator.name),
-                              NewTurn("system", f"{operator.name} from our team took over the conversation."), now)
-            desk_post_sql(c, ticket_id, "post", now,
-                          f"🎧 **{operator.name}** took over: the customer's messages now come here, and your messages "
-                          f"here go to the customer (start with `{self.policy['desk']['note_prefix']}` for a note). "
-                          "`/handback` returns them to the assistant.")
+            tx.tell(ticket, self.policy.message("takeover", operator=operator.name),
+                    NewTurn("system", f"{operator.name} from our team took over the conversation."))
+            tx.post(ticket_id, "post",
+                    f"🎧 **{operator.name}** took over: the customer's messages now come here, and your messages "
+                    f"here go to the customer (start with `{self.policy['desk']['note_prefix']}` for a note). "
+                    "`/handback` returns them to the assistant.")
             return DeskReply(True, f"You're talking with {ticket.customer_name} now. `/handback` when done.")
 
         return await self._update(ticket_id, operator, "took_over", fn)
 
     async def handback(self, ticket_id: int, operator: Operator) -> DeskReply:
-        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
+        def fn(tx: DeskTx, ticket: Ticket) -> DeskReply:
             if not self.ai_enabled:
                 return DeskReply(False, "No AI is configured, so there is nothing to hand back to; use `/close` "
                                         "when the conversation is done.")
             if not ticket.in_takeover:
                 return DeskReply(False, f"Nobody has taken over ticket #{ticket_id}.")
-            c.execute("UPDATE tickets SET takeover_by = NULL, takeover_by_name = NULL,"
-                      " status = CASE WHEN status = 'open' AND kind != 'approval' THEN 'answered' ELSE status END"
-                      " WHERE id = ?", (ticket_id,))
-            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, self.policy.message("handback"), NewTurn(
+            tx.hand_back(ticket_id)
+            tx.tell(ticket, self.policy.message("handback"), NewTurn(
                 "system", f"{operator.name} handed the conversation back to you (the assistant). The messages "
-                          "above between the customer and our team are what was said meanwhile."), now)
-            desk_post_sql(c, ticket_id, "post", now,
-                          f"↩ **{operator.name}** handed the customer back to the assistant.")
+                          "above between the customer and our team are what was said meanwhile."))
+            tx.post(ticket_id, "post", f"↩ **{operator.name}** handed the customer back to the assistant.")
             return DeskReply(True, f"{ticket.customer_name} is back with the assistant.")
 
         return await self._update(ticket_id, operator, "handed_back", fn)
@@ -517,23 +472,19 @@ class TicketDesk:
     async def close(self, ticket_id: int, operator: Operator, reason: str) -> DeskReply:
         reason = reason.strip() or "resolved"
 
-        def fn(c: sqlite3.Connection, ticket: Ticket, now: float) -> DeskReply:
-            won = c.execute("UPDATE tickets SET status = 'closed', closed_at = ?, close_reason = ?,"
-                            " takeover_by = NULL, first_response_at = COALESCE(first_response_at, ?)"
-                            " WHERE id = ? AND status != 'closed'", (now, reason, now, ticket_id)).rowcount
-            if not won:
+        def fn(tx: DeskTx, ticket: Ticket) -> DeskReply:
+            if not tx.close(ticket_id, reason):
                 return DeskReply(False, f"Ticket #{ticket_id} is already closed.")
             undecided = ticket.awaits_decision
             note = f"{operator.name} closed ticket #{ticket_id}: {reason}"
             if undecided:
                 note += f". The proposed {ticket.action_name} was not done."
             # Held messages (no AI, or Claude gave up) are settled by the operator now.
-            c.execute("UPDATE turns SET status = 'answered' WHERE customer_id = ? AND status = 'held'",
-                      (ticket.customer_id,))
+            tx.settle_held(ticket.customer_id)
             told = self.policy.message("closed", number=str(ticket_id), reason=reason)
-            tell_customer_sql(c, ticket.customer_id, ticket.conversation_id, told, NewTurn("system", note), now)
-            desk_post_sql(c, ticket_id, "post", now, f"🔒 Closed by **{operator.name}**: {reason}")
-            desk_post_sql(c, ticket_id, "archive", now)
+            tx.tell(ticket, told, NewTurn("system", note))
+            tx.post(ticket_id, "post", f"🔒 Closed by **{operator.name}**: {reason}")
+            tx.post(ticket_id, "archive")
             return DeskReply(True, f"Ticket #{ticket_id} closed; the customer has been told.")
 
         return await self._update(ticket_id, operator, "closed", fn)
@@ -544,32 +495,28 @@ class TicketDesk:
         """DMs are closed: record it on the customer's tickets and tell the operators in their threads."""
         now = self.clock.now()
 
-        def write(c: sqlite3.Connection) -> list[int]:
-            ids = [r[0] for r in c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed'"
-                                           " AND dm_closed_at IS NULL", (customer_id,))]
+        def write(tx: DeskTx) -> list[int]:
+            ids = tx.mark_dm_closed(customer_id)
             for ticket_id in ids:
-                c.execute("UPDATE tickets SET dm_closed_at = ? WHERE id = ?", (now, ticket_id))
-                desk_post_sql(c, ticket_id, "post", now,
-                              f"⚠ The customer's DMs are closed ({reason}): our last message(s) did not reach them "
-                              "and nothing more is sent until they write to us again.")
-                desk_post_sql(c, ticket_id, "refresh", now)
+                tx.post(ticket_id, "post", f"⚠ The customer's DMs are closed ({reason}): our last message(s) did not "
+                                           "reach them and nothing more is sent until they write to us again.")
+                tx.post(ticket_id, "refresh")
             return ids
 
-        for ticket_id in await self.db.run(write):
+        for ticket_id in await self.tickets.run(write, now):
             self._kick(ticket_id)
 
     async def resume(self) -> None:
         """Approvals whose action was running when the process stopped: say so rather than guess."""
         now = self.clock.now()
         for ticket in await self.tickets.approved_not_executed():
-            def write(c: sqlite3.Connection, ticket: Ticket = ticket) -> None:
+            def write(tx: DeskTx, ticket: Ticket = ticket) -> None:
                 result = {"status": "interrupted", "error": "the bot stopped while the action was running"}
-                c.execute("UPDATE tickets SET executed_at = ?, result = ? WHERE id = ? AND executed_at IS NULL",
-                          (now, json.dumps(result), ticket.id))
-                audit_sql(c, now, "system", "action_interrupted", f"ticket:{ticket.id}", {"action": ticket.action_name})
-                desk_post_sql(c, ticket.id, "post", now,
-                              f"⚠ The bot stopped while running the approved `{ticket.action_name}`. It may or may not "
-                              "have been done: check, then tell the customer with `/reply`.")
+                tx.executed(ticket.id, result, only_once=True)
+                tx.audit("system", "action_interrupted", f"ticket:{ticket.id}", {"action": ticket.action_name})
+                tx.post(ticket.id, "post", f"⚠ The bot stopped while running the approved `{ticket.action_name}`. "
+                                           "It may or may not have been done: check, then tell the customer with "
+                                           "`/reply`.")
 
-            await self.db.run(write)
+            await self.tickets.run(write, now)
             self._kick(ticket.id)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database
-from storage.sql import audit_sql, enqueue_sql, to_json
-from storage.tickets import desk_post_sql, takeover_ticket_sql
+from storage.sql import audit_sql, desk_post_sql, enqueue_sql, takeover_ticket_sql, to_json
 
 
 @dataclass(frozen=True)

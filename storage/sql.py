@@ -42,3 +42,15 @@ def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, ch
     )
 
 
+def takeover_ticket_sql(c: sqlite3.Connection, customer_id: int) -> int | None:
+    """The ticket whose operator (or the no-AI relay) is talking with this customer, if any."""
+    row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND takeover_by IS NOT NULL AND status != 'closed'"
+                    " ORDER BY id DESC LIMIT 1", (customer_id,)).fetchone()
+    return row[0] if row else None
+
+
+def desk_post_sql(c: sqlite3.Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
+    """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits; a long
+    text is split when it is posted)."""
+    c.execute("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
+              (ticket_id, op, content, now, now))

@@ -6,35 +6,24 @@ whether this caller won; the caller writes its audit row in the same transaction
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from storage.conversations import NewTurn, set_status_sql, tell_customer_sql
 from storage.db import Database
 from storage.records import Ticket
-from storage.sql import audit_sql, enqueue_sql, to_json
+from storage.sql import audit_sql, desk_post_sql, enqueue_sql, to_json
 
+T = TypeVar("T")
 _TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name FROM tickets t JOIN customers c ON c.id = t.customer_id")
 
 
 def ticket_sql(c: sqlite3.Connection, ticket_id: int) -> Ticket | None:
     row = c.execute(f"{_TICKET_SELECT} WHERE t.id = ?", (ticket_id,)).fetchone()
     return Ticket.from_row(row) if row else None
-
-
-def takeover_ticket_sql(c: sqlite3.Connection, customer_id: int) -> int | None:
-    """The ticket whose operator (or the no-AI relay) is talking with this customer, if any."""
-    row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND takeover_by IS NOT NULL AND status != 'closed'"
-                    " ORDER BY id DESC LIMIT 1", (customer_id,)).fetchone()
-    return row[0] if row else None
-
-
-def desk_post_sql(c: sqlite3.Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
-    """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits; a long
-    text is split when it is posted)."""
-    c.execute("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
-              (ticket_id, op, content, now, now))
 
 
 @dataclass(frozen=True)
@@ -86,9 +75,133 @@ class DeskItem:
     attempts: int
 
 
+class DeskTx:
+    """The statements of one desk transaction: core decides (who may, what is said), these write. Every
+    state change is conditional (its bool says whether this caller won)."""
+
+    def __init__(self, c: sqlite3.Connection, now: float) -> None:
+        self.c = c
+        self.now = now
+
+    # reading
+    def ticket(self, ticket_id: int) -> Ticket | None:
+        return ticket_sql(self.c, ticket_id)
+
+    def same_open_approval(self, customer_id: int, action_name: str, params: dict[str, Any]) -> int | None:
+        return same_open_approval_sql(self.c, customer_id, action_name, params)
+
+    def open_of_source(self, customer_id: int, source: str) -> int | None:
+        """The customer's newest unclosed ticket from this source (the same trouble again)."""
+        row = self.c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed' AND source = ?"
+                             " ORDER BY id DESC LIMIT 1", (customer_id, source)).fetchone()
+        return row[0] if row else None
+
+    def other_takeover(self, customer_id: int, ticket_id: int) -> tuple[int, str] | None:
+        """Another unclosed ticket of this customer where an operator (not the relay) has taken over."""
+        row = self.c.execute("SELECT id, takeover_by_name FROM tickets WHERE customer_id = ? AND status != 'closed'"
+                             " AND takeover_by IS NOT NULL AND takeover_by != 0 AND id != ?",
+                             (customer_id, ticket_id)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    # writing
+    def open_ticket(self, ticket: NewTicket) -> int:
+        return open_ticket_sql(self.c, ticket, self.now)
+
+    def audit(self, actor: str, action: str, subject: str | None = None, detail: Any = None) -> None:
+        audit_sql(self.c, self.now, actor, action, subject, detail)
+
+    def post(self, ticket_id: int, op: str, text: str = "") -> None:
+        desk_post_sql(self.c, ticket_id, op, self.now, text)
+
+    def owe(self, customer_id: int, turn_id: int | None, chunks: Sequence[str]) -> None:
+        enqueue_sql(self.c, customer_id, turn_id, chunks, self.now)
+
+    def tell(self, ticket: Ticket, text: str, turn: NewTurn) -> None:
+        """Tell the ticket's customer ``text`` and store ``turn`` in their conversation (Claude reads it)."""
+        tell_customer_sql(self.c, ticket.customer_id, ticket.conversation_id, text, turn, self.now)
+
+    def hold(self, turn_ids: Sequence[int]) -> None:
+        set_status_sql(self.c, turn_ids, "held")
+
+    def notice_once(self, conversation_id: int) -> bool:
+        """True the first time a conversation's "a person will answer" notice is owed."""
+        return bool(self.c.execute("UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
+                                   (conversation_id,)).rowcount)
+
+    def responded(self, ticket_id: int, status: str) -> None:
+        """A person wrote to the customer: the ticket's status, and its first response time (once)."""
+        self.c.execute("UPDATE tickets SET status = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+                       (status, self.now, ticket_id))
+
+    def approve(self, ticket_id: int, operator_id: int, operator_name: str, params: dict[str, Any],
+                note: str | None) -> bool:
+        return bool(self.c.execute(
+            "UPDATE tickets SET status = 'approved', decided_by = ?, decided_by_name = ?, decided_at = ?,"
+            " action_params = ?, decision_note = ?, first_response_at = COALESCE(first_response_at, ?)"
+            " WHERE id = ? AND status = 'open'",
+            (operator_id, operator_name, self.now, json.dumps(params, ensure_ascii=False), note, self.now,
+             ticket_id)).rowcount)
+
+    def executed(self, ticket_id: int, result: Any, *, only_once: bool = False) -> bool:
+        """The approved action's result (``only_once``: unless one was already recorded)."""
+        return bool(self.c.execute(
+            "UPDATE tickets SET executed_at = ?, result = ? WHERE id = ?" + (" AND executed_at IS NULL"
+                                                                              if only_once else ""),
+            (self.now, json.dumps(result, ensure_ascii=False, default=str), ticket_id)).rowcount)
+
+    def deny(self, ticket_id: int, operator_id: int, operator_name: str, reason: str) -> bool:
+        return bool(self.c.execute(
+            "UPDATE tickets SET status = 'denied', decided_by = ?, decided_by_name = ?, decided_at = ?,"
+            " decision_note = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id = ? AND status = 'open'",
+            (operator_id, operator_name, self.now, reason, self.now, ticket_id)).rowcount)
+
+    def claim(self, ticket_id: int, operator_id: int, operator_name: str) -> bool:
+        return bool(self.c.execute("UPDATE tickets SET claimed_by = ?, claimed_by_name = ? WHERE id = ?"
+                                   " AND claimed_by IS NULL", (operator_id, operator_name, ticket_id)).rowcount)
+
+    def take_over(self, ticket_id: int, operator_id: int, operator_name: str) -> bool:
+        return bool(self.c.execute(
+            "UPDATE tickets SET takeover_by = ?, takeover_by_name = ?, claimed_by = ?, claimed_by_name = ?,"
+            " first_response_at = COALESCE(first_response_at, ?)"
+            " WHERE id = ? AND status != 'closed' AND (takeover_by IS NULL OR takeover_by = 0)",
+            (operator_id, operator_name, operator_id, operator_name, self.now, ticket_id)).rowcount)
+
+    def hand_back(self, ticket_id: int) -> None:
+        """Nobody has taken over any more; an open question counts as answered by the conversation."""
+        self.c.execute("UPDATE tickets SET takeover_by = NULL, takeover_by_name = NULL,"
+                       " status = CASE WHEN status = 'open' AND kind != 'approval' THEN 'answered' ELSE status END"
+                       " WHERE id = ?", (ticket_id,))
+
+    def close(self, ticket_id: int, reason: str) -> bool:
+        return bool(self.c.execute("UPDATE tickets SET status = 'closed', closed_at = ?, close_reason = ?,"
+                                   " takeover_by = NULL, first_response_at = COALESCE(first_response_at, ?)"
+                                   " WHERE id = ? AND status != 'closed'",
+                                   (self.now, reason, self.now, ticket_id)).rowcount)
+
+    def settle_held(self, customer_id: int) -> None:
+        """Messages held for a person (no AI, or Claude gave up) are settled by the operator."""
+        self.c.execute("UPDATE turns SET status = 'answered' WHERE customer_id = ? AND status = 'held'",
+                       (customer_id,))
+
+    def mark_dm_closed(self, customer_id: int) -> list[int]:
+        """Record closed DMs on the customer's unclosed tickets not marked yet; returns those tickets."""
+        ids = [r[0] for r in self.c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed'"
+                                            " AND dm_closed_at IS NULL", (customer_id,))]
+        for ticket_id in ids:
+            self.c.execute("UPDATE tickets SET dm_closed_at = ? WHERE id = ?", (self.now, ticket_id))
+        return ids
+
+
 class TicketStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def run(self, fn: Callable[[DeskTx], T], now: float) -> T:
+        """``fn(tx)`` as one transaction."""
+        return await self.db.run(lambda c: fn(DeskTx(c, now)))
+
+    async def audit(self, now: float, actor: str, action: str, subject: str | None = None, detail: Any = None) -> None:
+        await self.db.run(lambda c: audit_sql(c, now, actor, action, subject, detail))
 
     async def get(self, ticket_id: int) -> Ticket | None:
         return await self.db.run(lambda c: ticket_sql(c, ticket_id))

@@ -23,7 +23,8 @@ def imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(("package", "forbidden"), [
     ("storage", ("core", "cogs", "discord", "actions")),
-    ("core", ("cogs", "discord")),
+    ("core", ("cogs", "discord", "sqlite3", "aiosqlite")),  # storage owns every SQL statement
+    ("cogs", ("sqlite3", "aiosqlite")),
 ])
 def test_packages_import_only_downwards(package, forbidden):
     offenders = {}
@@ -32,3 +33,15 @@ def test_packages_import_only_downwards(package, forbidden):
         if bad:
             offenders[str(path.relative_to(ROOT))] = bad
     assert offenders == {}, f"{package}/ must not import {forbidden}"
+
+
+@pytest.mark.parametrize("package", ["core", "cogs"])
+def test_no_sql_outside_storage(package):
+    statements = ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE TABLE")
+    offenders = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.lstrip().upper(
+                    ).startswith(statements):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == [], "SQL belongs in storage/"
