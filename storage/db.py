@@ -120,8 +120,20 @@ class Database:
         for number, path in files[current:]:
             log.info("applying migration %s", path.name)
             script = path.read_text(encoding="utf-8")
-            # executescript commits on its own; wrap the migration and the version bump together.
-            await self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+            # Foreign keys off while a migration runs (SQLite's way to rebuild a referenced table), and checked
+            # before its transaction commits: a migration that breaks a reference is rolled back.
+            await self.conn.execute("PRAGMA foreign_keys = OFF")
+            try:
+                # executescript commits on its own; wrap the migration, the check and the version bump together.
+                await self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};")
+                broken = await self.conn.execute_fetchall("PRAGMA foreign_key_check")
+                if broken:
+                    await self.conn.execute("ROLLBACK")
+                    raise StorageError(f"migration {path.name} would break {len(list(broken))} reference(s); "
+                                       "nothing was changed")
+                await self.conn.execute("COMMIT")
+            finally:
+                await self.conn.execute("PRAGMA foreign_keys = ON")
 
     # -- statements -------------------------------------------------------------------------
 

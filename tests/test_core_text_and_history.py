@@ -105,3 +105,34 @@ def test_a_hard_cut_never_splits_a_code_fence_marker():
         assert all(len(c) <= 305 for c in chunks)
         assert "".join(chunks).replace("```", "") == "x" * (300 + extra) + "word"
         assert all(c.count("`") % 3 == 0 for c in chunks), "no chunk holds a partial ``` marker"
+
+
+async def test_migration_9_keeps_every_ticket_and_reference_and_drops_the_kind_check(tmp_path):
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    for number, migration in migration_files()[:8]:  # a database as version 8 left it
+        raw.executescript(f"BEGIN;\n{migration.read_text()}\nPRAGMA user_version = {number};\nCOMMIT;")
+    raw.executescript("""
+        INSERT INTO customers (id, discord_id, display_name, created_at) VALUES (1, 42, 'Ada', 0);
+        INSERT INTO conversations (id, customer_id, started_at, last_activity_at) VALUES (1, 1, 0, 0);
+        INSERT INTO tickets (id, customer_id, conversation_id, kind, source, priority, status, question, thread_id,
+                             created_at, reminder_due_at, timed_out_at)
+            VALUES (7, 1, 1, 'approval', 'approval', 'urgent', 'approved', 'refund?', 555, 10, 20, 30);
+        INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at) VALUES (7, 'post', 'hi', 0, 0);
+    """)
+    raw.close()
+    async with Database(path) as db:
+        assert await db.user_version() == len(migration_files())
+        [ticket] = await db.fetchall("SELECT id, kind, status, thread_id, reminder_due_at, timed_out_at FROM tickets")
+        assert tuple(ticket) == (7, "approval", "approved", 555, 20, 30)
+        assert await db.fetchall("PRAGMA foreign_key_check") == []
+        [(outbox_ticket,)] = await db.fetchall("SELECT ticket_id FROM desk_outbox")
+        assert outbox_ticket == 7
+        indexes = {r["name"] for r in await db.fetchall("PRAGMA index_list(tickets)")}
+        assert {"tickets_open", "tickets_customer", "tickets_created", "tickets_reminder_due", "tickets_timeout_due",
+                "tickets_summary"} <= indexes
+        await db.execute("INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question,"
+                         " created_at) VALUES (1, 1, 'callback', 'phone', 'normal', 'call me', 0)")
+        with pytest.raises(sqlite3.IntegrityError):  # references are still enforced
+            await db.execute("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at)"
+                             " VALUES (999, 'post', 'x', 0, 0)")
