@@ -23,7 +23,7 @@ from core.text import split_message
 from core.tickets import Card, build_card, classify_priority, thread_name, transcript_lines
 from storage.conversations import ConversationStore, NewTurn
 from storage.db import Database
-from storage.records import Kind, Priority, Status, Ticket
+from storage.records import Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket, TicketStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Escalation:
     """What the agent hands to a person: a question, a hand-over, or an action to approve."""
 
     kind: Kind
-    source: str
+    source: Source
     question: str
     reason: str = ""
     action_name: str | None = None
@@ -137,7 +137,7 @@ class TicketDesk:
         self._kick(ticket_id, ctx.customer_id)
         return ticket_id, notice
 
-    async def hold_for_person(self, customer_id: int, turns: Sequence[Any], *, source: str, notice: str | None,
+    async def hold_for_person(self, customer_id: int, turns: Sequence[Any], *, source: Source, notice: str | None,
                               reason: str = "") -> int | None:
         """Messages no AI will answer (no AI configured, Claude gave up, a legal or medical question): keep them
         for a person and open a ticket (or add them to the open one of the same source).
@@ -148,12 +148,12 @@ class TicketDesk:
         """
         first = turns[0]
         question = "\n".join(t.content for t in turns if t.content.strip()) or "(no text)"
-        kind = Kind.QUESTION if source == "specialist" else Kind.HANDOVER
+        kind = Kind.QUESTION if source == Source.SPECIALIST else Kind.HANDOVER
         escalation = Escalation(kind, source, question, reason,
-                                priority_hint=Priority.HIGH if source == "specialist" else Priority.NORMAL)
+                                priority_hint=Priority.HIGH if source == Source.SPECIALIST else Priority.NORMAL)
         priority, rule = await self._priority(first.conversation_id, escalation)
         now = self.clock.now()
-        relay = source == "relay"
+        relay = source == Source.RELAY
         reminder, timeout = self._due(now)
 
         def write(tx: DeskTx) -> int:

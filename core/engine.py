@@ -28,6 +28,7 @@ from core.words import word_list
 from core.workers import KeyedWorkers
 from storage.conversations import ConversationStore, Customer, NewTurn, Turn
 from storage.db import Database
+from storage.records import Source
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,8 @@ class ConversationEngine:
     async def _hold_for_human(self, customer: Customer, batch: Sequence[Turn]) -> None:
         """No AI configured: keep the messages for a person (a relay ticket) and tell the customer once."""
         if self.desk is not None:
-            await self.desk.hold_for_person(customer.id, batch, source="relay", notice=self.policy.message("no_ai"))
+            await self.desk.hold_for_person(customer.id, batch, source=Source.RELAY,
+                                            notice=self.policy.message("no_ai"))
             return
         await self.store.hold(batch, self.policy.message("no_ai"), self.clock.now())
         self.outbox.kick(customer.id)
@@ -192,14 +194,14 @@ class ConversationEngine:
         text = "\n".join(t.content for t in batch)
         phrase = word_list(tuple(self.policy["desk"]["handover_phrases"])).find(text)
         if phrase is not None:
-            await self.desk.hold_for_person(customer.id, batch, source="handover",
+            await self.desk.hold_for_person(customer.id, batch, source=Source.HANDOVER,
                                             notice=self.policy.message("ticket_handover", number="{number}"),
                                             reason=f"the customer asked for a person ({phrase!r})")
             return True
         topic = self.agent.tools.risk.message_topic(text)
         if topic is None:
             return False
-        await self.desk.hold_for_person(customer.id, batch, source="specialist",
+        await self.desk.hold_for_person(customer.id, batch, source=Source.SPECIALIST,
                                         notice=self.policy.message("specialist_only", number="{number}"),
                                         reason=f"the customer's message mentions {topic!r} (legal/medical: critical)")
         return True
@@ -240,7 +242,7 @@ class ConversationEngine:
             await self.store.give_up(batch, error, self.clock.now())
             await self.say(customer.id, self.policy.message("llm_gave_up"), reason="llm_gave_up")
             if self.desk is not None:
-                await self.desk.hold_for_person(customer.id, batch, source="llm_failure", notice=None,
+                await self.desk.hold_for_person(customer.id, batch, source=Source.LLM_FAILURE, notice=None,
                                                 reason=f"Claude failed {attempts} times: {error[:300]}")
             return
         if attempts == 1:

@@ -14,13 +14,14 @@ import threading
 from dataclasses import dataclass, field
 
 from storage.db import Database
+from storage.records import Kind, Outcome, Source
 from storage.summary import ExportRow, PeriodFigures, SummaryStore
 
-KINDS = ("question", "approval", "handover")
-OUTCOMES = ("approved", "denied", "answered", "timed out", "open", "closed")
-REASONS = {"ask_human": "the assistant needed a fact or decision", "approval": "an action needed approval",
-           "handover": "the customer asked for a person", "llm_failure": "the assistant could not answer",
-           "relay": "no AI configured (relay)", "specialist": "legal or medical"}
+KINDS = tuple(kind.value for kind in Kind)
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+REASONS = {Source.ASK_HUMAN: "the assistant needed a fact or decision", Source.APPROVAL: "an action needed approval",
+           Source.HANDOVER: "the customer asked for a person", Source.LLM_FAILURE: "the assistant could not answer",
+           Source.RELAY: "no AI configured (relay)", Source.SPECIALIST: "legal or medical"}
 
 
 @dataclass
@@ -144,7 +145,7 @@ def render_chart(s: Summary, *, days: int) -> bytes:
         figure = Figure(figsize=(min(CHART_MAX_INCHES, max(6, len(buckets) * 0.45)), 3.2), dpi=100)
         axes = figure.add_subplot()
         bottom = [0] * len(buckets)
-        colours = {"question": "#3b82f6", "approval": "#f59e0b", "handover": "#ef4444"}
+        colours = {Kind.QUESTION: "#3b82f6", Kind.APPROVAL: "#f59e0b", Kind.HANDOVER: "#ef4444"}
         for kind in KINDS:
             values = [totals.get(kind, 0) for _, totals in buckets]
             axes.bar(range(len(buckets)), values, bottom=bottom, label=kind, color=colours[kind])

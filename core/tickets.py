@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.words import word_list
-from storage.records import Priority, Ticket
+from storage.records import Priority, Source, Ticket
 
 THREAD_NAME_LIMIT = 100
 EMBED_TITLE_LIMIT = 256
@@ -24,12 +24,12 @@ MODAL_INPUTS_LIMIT = 5
 
 # How a ticket came about (tickets.source); shown to operators as the reason's origin.
 SOURCES = {
-    "ask_human": "the assistant asked a question",
-    "approval": "an action needs approval",
-    "handover": "the customer asked for a person",
-    "llm_failure": "the assistant could not answer",
-    "relay": "no AI is configured (human relay)",
-    "specialist": "a legal or medical question",
+    Source.ASK_HUMAN: "the assistant asked a question",
+    Source.APPROVAL: "an action needs approval",
+    Source.HANDOVER: "the customer asked for a person",
+    Source.LLM_FAILURE: "the assistant could not answer",
+    Source.RELAY: "no AI is configured (human relay)",
+    Source.SPECIALIST: "a legal or medical question",
 }
 
 

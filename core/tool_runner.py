@@ -17,7 +17,7 @@ from core.actions import Action, ActionContext, ActionError, ActionRegistry, exe
 from core.desk import Escalation, TicketDesk
 from core.policy import Policy
 from core.risk import MODEL_VIEWS, Classification, RiskPolicy
-from storage.records import Kind, Priority
+from storage.records import Kind, Priority, Source
 
 if TYPE_CHECKING:
     from core.confirmations import ConfirmationDesk
@@ -213,7 +213,7 @@ class ToolRunner:
                        else ". The customer has no authenticator set up ([mfa] unenrolled = \"ticket\")")
             reason += ", so an operator checks it is really the customer."
         number, _ = await self.desk.escalate(ctx, Escalation(
-            Kind.APPROVAL, "specialist" if decision.strategy == "human" else "approval",
+            Kind.APPROVAL, Source.SPECIALIST if decision.strategy == "human" else Source.APPROVAL,
             question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}", reason=reason,
             action_name=action.name, action_summary=action.summary or action.name, action_params=params,
             decision_type=decision.decision_type, tool_use_id=tool_use_id,
@@ -235,7 +235,7 @@ class ToolRunner:
             if confidence >= threshold:
                 return f"Confidence {confidence} is at or above {threshold}: answer the customer yourself."
             question = str(args.get("question") or extras.customer_text or "(the customer's last question)")
-            escalation = Escalation(Kind.QUESTION, "ask_human", question,
+            escalation = Escalation(Kind.QUESTION, Source.ASK_HUMAN, question,
                                     f"the assistant's confidence {confidence} is below {threshold}",
                                     tool_use_id=call["id"])
             number, _ = await self.desk.escalate(ctx, escalation)
@@ -245,11 +245,11 @@ class ToolRunner:
             question = str(args.get("question") or "").strip()
             if not question:
                 return "ask_human needs a question. Nothing was sent."
-            escalation = Escalation(Kind.QUESTION, "ask_human", question, str(args.get("reason") or ""),
+            escalation = Escalation(Kind.QUESTION, Source.ASK_HUMAN, question, str(args.get("reason") or ""),
                                     tool_use_id=call["id"], priority_hint=hint)
         else:
             reason = str(args.get("reason") or "the customer asked for a person").strip()
-            escalation = Escalation(Kind.HANDOVER, "handover", reason, reason, tool_use_id=call["id"],
+            escalation = Escalation(Kind.HANDOVER, Source.HANDOVER, reason, reason, tool_use_id=call["id"],
                                     priority_hint=hint)
         number, _ = await self.desk.escalate(ctx, escalation)
         return (f"Sent to our team as ticket #{number}. The customer is told the ticket number; the answer will "

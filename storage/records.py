@@ -29,6 +29,28 @@ class Priority(enum.StrEnum):
         return {"urgent": 0, "high": 1, "normal": 2}[self.value]
 
 
+class Source(enum.StrEnum):
+    """How a ticket came about."""
+
+    ASK_HUMAN = "ask_human"  # the assistant asked our team (ask_human, or its confidence was low)
+    APPROVAL = "approval"  # an action needs an operator's approval
+    HANDOVER = "handover"  # the customer asked for a person
+    SPECIALIST = "specialist"  # a legal or medical matter: a person answers
+    LLM_FAILURE = "llm_failure"  # the assistant could not answer, several times
+    RELAY = "relay"  # no AI is configured: every conversation goes to a person
+
+
+class Outcome(enum.StrEnum):
+    """How a ticket ended up, for the summary and the export (storage/summary.py computes it)."""
+
+    APPROVED = "approved"
+    DENIED = "denied"
+    ANSWERED = "answered"
+    TIMED_OUT = "timed out"  # no human answer in time (it stayed open)
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class Status(enum.StrEnum):
     """Where a ticket stands: waiting for a person, or how a person settled it."""
 

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.db import Database
+from storage.records import Outcome, Status
 
 
 def outcome_sql(t: str = "") -> str:
-    """A ticket's outcome: its decision, or timed out (no human answer in time), still open, or closed."""
-    return (f"CASE WHEN {t}status IN ('approved', 'denied', 'answered') THEN {t}status"
-            f" WHEN {t}timed_out_at IS NOT NULL AND {t}first_response_at IS NULL THEN 'timed out'"
-            f" WHEN {t}status = 'open' THEN 'open' ELSE 'closed' END")
+    """A ticket's Outcome: its decision, or timed out (no human answer in time), still open, or closed."""
+    decided = ", ".join(f"'{o.value}'" for o in (Outcome.APPROVED, Outcome.DENIED, Outcome.ANSWERED))
+    return (f"CASE WHEN {t}status IN ({decided}) THEN {t}status"
+            f" WHEN {t}timed_out_at IS NOT NULL AND {t}first_response_at IS NULL THEN '{Outcome.TIMED_OUT.value}'"
+            f" WHEN {t}status = '{Status.OPEN.value}' THEN '{Outcome.OPEN.value}' ELSE '{Outcome.CLOSED.value}' END")
 
 
 @dataclass
