@@ -11,7 +11,7 @@ import csv
 import datetime as dt
 import io
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from storage.db import Database
 from storage.records import Kind, Outcome, Source
@@ -25,20 +25,12 @@ REASONS = {Source.ASK_HUMAN: "the assistant needed a fact or decision", Source.A
 
 
 @dataclass
-class Summary:
-    since: float
-    until: float
-    conversations: int = 0
-    escalated_conversations: int = 0
-    tickets: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-    by_priority: dict[str, int] = field(default_factory=dict)
-    by_outcome: dict[str, int] = field(default_factory=dict)
+class Summary(PeriodFigures):
+    """A period's counts (storage's) with what operators read from them: labelled reasons, percentiles."""
+
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
     first_response_median: float | None = None
     first_response_p90: float | None = None
-    per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # "2026-11-20" -> kind -> count
-    delivery_stalls: int = 0  # times the watchdog found Discord requests stuck and recovered the client
 
     @property
     def escalation_rate(self) -> float:
@@ -53,11 +45,9 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[int(rank) - 1]
 
 
-def compute_from(f: PeriodFigures, since: float, until: float) -> Summary:
+def compute_from(f: PeriodFigures) -> Summary:
     """What operators read, from the period's counts: reasons labelled, response-time percentiles."""
-    s = Summary(since, until, conversations=f.conversations, escalated_conversations=f.escalated_conversations,
-                tickets=f.tickets, by_kind=f.by_kind, by_priority=f.by_priority, by_outcome=f.by_outcome,
-                per_day=f.per_day, delivery_stalls=f.delivery_stalls)
+    s = Summary(**{f_.name: getattr(f, f_.name) for f_ in fields(f)})
     reasons: dict[str, int] = {}
     for (source, action), count in f.by_source.items():
         label = REASONS.get(source, source) + (f": {action}" if action else "")
@@ -70,7 +60,7 @@ def compute_from(f: PeriodFigures, since: float, until: float) -> Summary:
 
 async def compute(db: Database, since: float, until: float) -> Summary:
     """The summary of tickets and conversations in [since, until], in one database round trip."""
-    return compute_from(await SummaryStore(db).figures(since, until), since, until)
+    return compute_from(await SummaryStore(db).figures(since, until))
 
 
 def _duration(seconds: float | None) -> str:

@@ -27,6 +27,8 @@ def outcome_sql(t: str = "") -> str:
 class PeriodFigures:
     """Counts of one period, as the database has them."""
 
+    since: float
+    until: float
     conversations: int = 0
     escalated_conversations: int = 0
     tickets: int = 0
@@ -44,7 +46,7 @@ def _count(counts: dict[Any, int], key: Any) -> None:
 
 
 def figures_sql(c: sqlite3.Connection, since: float, until: float) -> PeriodFigures:
-    f = PeriodFigures()
+    f = PeriodFigures(since, until)
     f.conversations = c.execute("SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ?",
                                 (since, until)).fetchone()[0]
     # Escalated: conversations started in the period with at least one ticket. A ticket comes after its
