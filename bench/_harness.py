@@ -18,7 +18,7 @@ from core.actions import ActionRegistry
 from core.agent import ClaudeAgent, claude_client
 from storage.db import Database
 from tests import dpytest_ext
-from tests.conftest import test_policy, test_settings
+from tests.support import test_policy, test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,7 +30,7 @@ from actions import shop
 from bench._harness import claude_server
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent, claude_client
-from tests.conftest import test_policy
+from tests.support import test_policy
 
 ANSWERS, SECONDS = 1000, 1.0  # the N x M answers and ideal wall time M x L
 

@@ -19,55 +19,13 @@ from actions import shop
 from cogs.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent, claude_client
-from core.policy import Policy, defaults
-from core.settings import Settings
+from core.policy import Policy
 from storage.db import Database
 from tests import dpytest_ext
 from tests.fake_claude import FakeClaude
 
-GUILD_ID = 900000000000000001
-
-
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.t = start
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-
-
-TEST_SECRET_KEY = "bxTD7p4sVxnOJwQyQwM3y7pJmS3F4rVf0S9c6N0m1i8="  # a fixed Fernet key for tests
-
-
-def test_settings(db_path: Path, *, api_key: str | None = "test-key") -> Settings:
-    return Settings(
-        discord_token="test.token.value", guild_id=GUILD_ID, staff_channel_id=900000000000000002,
-        operator_role_id=900000000000000003, operator_user_id=None, anthropic_api_key=api_key,
-        anthropic_model="claude-test", anthropic_base_url=None, db_path=db_path, policy_path=Path("policy.toml"),
-        llm_concurrency=32, llm_max_retries=2, llm_timeout_seconds=10, log_level="INFO", secret_key=TEST_SECRET_KEY,
-    )
-
-
-def test_policy(**overrides: dict[str, Any]) -> Policy:
-    policy = defaults()
-    values = {section: dict(keys) for section, keys in policy.values.items()}
-    values["delivery"].update(retry_base_seconds=0.01, retry_max_seconds=0.05)
-    values["llm"].update(retry_after_failure_seconds=3600)  # tests trigger retries themselves
-    values["summary"].update(cron="0 9 29 2 *")  # the scheduler runs on real time: never post during a test run
-    for section, keys in overrides.items():
-        values[section].update(keys)
-    return Policy(values, "tests")
-
-
-test_settings.__test__ = False  # type: ignore[attr-defined]  # helpers, not tests, where they are imported
-test_policy.__test__ = False  # type: ignore[attr-defined]
+# Plain helpers (no fixtures) live in tests/support.py, so benches use them without conftest.
+from tests.support import FakeClock, test_policy, test_settings
 
 
 @pytest.fixture(autouse=True)

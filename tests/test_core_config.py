@@ -11,7 +11,7 @@ import pytest
 
 from core.policy import PolicyError, defaults, load_policy, parse_policy
 from core.settings import ConfigError, load_settings
-from tests.conftest import TEST_SECRET_KEY
+from tests.support import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {

@@ -8,8 +8,9 @@ import json
 import discord.ext.test as dpytest
 from discord.ext.test import callbacks
 
-from tests.conftest import SendRecorder, eventually, http_error, test_policy
+from tests.conftest import SendRecorder, eventually, http_error
 from tests.fake_claude import Reply, error, last_user_text, text, tool_calls
+from tests.support import test_policy
 
 
 def tool_results(request: dict) -> list[dict]:
@@ -139,7 +140,7 @@ async def test_unknown_tool_and_bad_parameters_get_error_results(harness):
 
 
 async def test_tool_rounds_are_bounded(harness):
-    from tests.conftest import test_policy
+    from tests.support import test_policy
 
     await harness.start(policy=test_policy(llm={"max_tool_rounds": 2}))
     harness.fake.then(*[tool_calls(("list_orders", {})) for _ in range(2)], text("Final answer."))
@@ -201,7 +202,7 @@ async def test_a_malformed_answer_from_claude_is_a_failure_not_a_crash(harness, 
 
 
 async def test_claude_failing_every_time_stops_retrying_and_says_a_person_follows_up(harness):
-    from tests.conftest import test_policy
+    from tests.support import test_policy
 
     await harness.start(policy=test_policy(llm={"max_answer_attempts": 2}))
     harness.fake.default = lambda request: error(529)

@@ -11,10 +11,11 @@ import pyotp
 import pytest
 
 from core.mfa import SecretBox, code_in, generate_key, matching_step
-from tests.conftest import TEST_SECRET_KEY, Harness, eventually, test_policy
+from tests.conftest import Harness, eventually
 from tests.desk_support import Desk, refund_ticket, refunded_cents, start_again
 from tests.dpytest_ext import Interactions, make_operator
 from tests.fake_claude import text, tool_calls
+from tests.support import TEST_SECRET_KEY, test_policy
 
 SUBSCRIPTION = "SELECT status FROM shop_subscriptions WHERE discord_user_id = ?"
 

@@ -8,9 +8,10 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.conftest import TEST_SECRET_KEY, eventually
+from tests.conftest import eventually
 from tests.fake_claude import FakeClaude
 from tests.fake_discord import FakeDiscord
+from tests.support import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMER = 600000000000000001

@@ -264,9 +264,9 @@ def test_durations_are_written_for_people(seconds, said):
 
 
 async def test_short_ticket_times_read_in_seconds(harness):
-    from tests.conftest import test_policy
     from tests.desk_support import Desk
     from tests.dpytest_ext import Interactions
+    from tests.support import test_policy
 
     h = harness
     await h.start(policy=test_policy(timeouts={"ticket_answer_seconds": 20}))
