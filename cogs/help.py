@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import answer, operator_or_refuse
+from cogs.ticket_views import OperatorsOnly, answer
 from core.tickets import clip
 
 if TYPE_CHECKING:
@@ -26,14 +26,12 @@ def command_lines(commands_: list[app_commands.Command | app_commands.Group]) ->
     return lines
 
 
-class Help(commands.Cog):
+class Help(OperatorsOnly, commands.Cog):
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="help", description="What the operator commands do (only you see it).")
     async def help(self, interaction: discord.Interaction) -> None:
-        if await operator_or_refuse(interaction, "help", None) is None:
-            return
         guild = discord.Object(self.bot.settings.guild_id)
         staff = command_lines(self.bot.tree.get_commands(guild=guild))
         dms = command_lines(self.bot.tree.get_commands())

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import answer, operator_or_refuse
+from cogs.ticket_views import OperatorsOnly, answer, operator_of
 
 if TYPE_CHECKING:
     from cogs.handoff_bot import HandoffBot
@@ -40,16 +40,14 @@ class Enrolment(commands.Cog):
             setup.text, file=discord.File(io.BytesIO(setup.png), filename="authenticator.png"))
 
 
-class Codes(commands.Cog):
+class Codes(OperatorsOnly, commands.Cog):
     """The operators' side, in the staff guild."""
 
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
 
     async def _change(self, interaction: discord.Interaction, what: str, customer: discord.User) -> None:
-        operator = await operator_or_refuse(interaction, what, None)
-        if operator is None:
-            return
+        operator = operator_of(interaction)
         if self.bot.mfa is None:
             await answer(interaction, CODES_OFF)
             return

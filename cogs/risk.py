@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.setup_check import staff_setup_problems
-from cogs.ticket_views import answer, operator_or_refuse
+from cogs.ticket_views import OperatorsOnly, answer
 from core.actions import ActionContext
 from core.risk import MODEL_VIEWS, RiskPolicy
 from core.tickets import clip
@@ -20,15 +20,13 @@ if TYPE_CHECKING:
     from cogs.handoff_bot import HandoffBot
 
 
-class Risk(commands.Cog):
+class Risk(OperatorsOnly, commands.Cog):
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
         self.risk = RiskPolicy(bot.policy)
 
     @app_commands.command(name="policy", description="The effective risk policy (only you see it).")
     async def show_policy(self, interaction: discord.Interaction) -> None:
-        if await operator_or_refuse(interaction, "policy", None) is None:
-            return
         lines = [f"**Risk policy** ({self.bot.policy.source})", *(f"- {line}" for line in self.risk.describe()),
                  f"- confirmations expire after {self.bot.policy['risk']['confirmation_minutes']:g} minutes",
                  f"- legal/medical words: {', '.join(self.bot.policy['risk']['legal_medical_keywords'])}"]
@@ -44,8 +42,6 @@ class Risk(commands.Cog):
     @app_commands.choices(model_view=[app_commands.Choice(name=v, value=v) for v in MODEL_VIEWS])
     async def classify(self, interaction: discord.Interaction, message: str = "", action: str = "",
                        params: str = "", model_view: str = "") -> None:
-        if await operator_or_refuse(interaction, "classify", None) is None:
-            return
         lines = []
         if message:
             topic = self.risk.message_topic(message)

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import operator_or_refuse
+from cogs.ticket_views import OperatorsOnly
 from core.summary import compute, describe_period, export, period, render_chart, render_text
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Stats(commands.Cog):
+class Stats(OperatorsOnly, commands.Cog):
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
 
@@ -48,8 +48,6 @@ class Stats(commands.Cog):
     @app_commands.command(description="The escalation summary (only you see it).")
     @app_commands.describe(days="how many days back (default 7)")
     async def stats(self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 365] = 7) -> None:
-        if await operator_or_refuse(interaction, "stats", None) is None:
-            return
         await interaction.response.defer(ephemeral=True, thinking=True)  # the chart takes a moment
         text, _, chart = await self.summary_message(days)
         await interaction.followup.send(text, file=chart, ephemeral=True)
@@ -57,8 +55,6 @@ class Stats(commands.Cog):
     @app_commands.command(description="The tickets of a period as a CSV file (only you see it).")
     @app_commands.describe(days="how many days back (default 7)")
     async def export(self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 365] = 7) -> None:
-        if await operator_or_refuse(interaction, "export", None) is None:
-            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         since, until = period(self.bot.clock.now(), days)
         data = await export(self.bot.db, since, until)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
+from discord import app_commands
 
 from core.desk import DeskReply, Operator
 from core.tickets import Card, editable_fields, parse_edited
@@ -33,6 +34,36 @@ def is_operator(bot: HandoffBot, user: discord.abc.User) -> bool:
         return True
     roles = getattr(user, "roles", None) or []
     return any(role.id == settings.operator_role_id for role in roles)
+
+
+class NotOperator(app_commands.CheckFailure):
+    """A slash command for operators used by someone else; the tree tells them this message, privately."""
+
+
+def operator_of(interaction: discord.Interaction) -> Operator:
+    user = interaction.user
+    return Operator(user.id, getattr(user, "display_name", None) or user.name)
+
+
+class OperatorsOnly:
+    """A cog whose every slash command is for operators: one check before any of them runs (discord.py calls
+    a cog's ``interaction_check`` for its app commands). Others are refused privately, and it is audited."""
+
+    bot: HandoffBot
+
+    async def ticket_in_question(self, interaction: discord.Interaction) -> int | None:
+        """The ticket a refused command was about, for the audit (cogs with ticket commands say which)."""
+        return None
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if is_operator(self.bot, interaction.user):
+            return True
+        what = interaction.command.name if interaction.command else "a command"
+        ticket_id = await self.ticket_in_question(interaction)
+        await self.bot.desk.audit_refusal(operator_of(interaction), what, ticket_id)
+        log.warning("refused /%s on ticket %s to %s (%s): not an operator", what, ticket_id, interaction.user,
+                    interaction.user.id)
+        raise NotOperator("Only operators can do that. (This attempt was recorded.)")
 
 
 async def operator_or_refuse(interaction: discord.Interaction, what: str, ticket_id: int | None) -> Operator | None:

@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import answer, is_operator, on_form_submit, operator_or_refuse
+from cogs.ticket_views import OperatorsOnly, answer, is_operator, on_form_submit, operator_of
 from core.desk import DeskReply, Operator
 from core.tickets import pending_lines
 
@@ -25,20 +25,25 @@ log = logging.getLogger(__name__)
 TICKET_OPTION = "the ticket number (not needed inside its thread)"
 
 
-class Tickets(commands.Cog):
+class Tickets(OperatorsOnly, commands.Cog):
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
+
+    async def _ticket(self, interaction: discord.Interaction, ticket: int | None) -> int | None:
+        """The ticket given, or the one whose thread this is."""
+        if ticket is None and interaction.channel_id is not None:
+            in_thread = await self.bot.desk.ticket_for_thread(interaction.channel_id)
+            return in_thread.id if in_thread else None
+        return ticket
+
+    async def ticket_in_question(self, interaction: discord.Interaction) -> int | None:
+        return await self._ticket(interaction, getattr(interaction.namespace, "ticket", None))
 
     async def _target(self, interaction: discord.Interaction, what: str,
                       ticket: int | None) -> tuple[Operator, int] | None:
         """The operator and the ticket this command is about, or None after telling them why not."""
-        found = ticket
-        if found is None and interaction.channel_id is not None:
-            in_thread = await self.bot.desk.ticket_for_thread(interaction.channel_id)
-            found = in_thread.id if in_thread else None
-        operator = await operator_or_refuse(interaction, what, found)
-        if operator is None:
-            return None
+        found = await self._ticket(interaction, ticket)
+        operator = operator_of(interaction)
         if found is None:
             await answer(interaction, f"Use `/{what}` inside a ticket's thread, or give the ticket number.")
             return None
@@ -93,8 +98,6 @@ class Tickets(commands.Cog):
 
     @app_commands.command(description="The open tickets, oldest first.")
     async def pending(self, interaction: discord.Interaction) -> None:
-        if await operator_or_refuse(interaction, "pending", None) is None:
-            return
         tickets = await self.bot.desk.pending()
         await answer(interaction, DeskReply(True, pending_lines(tickets, self.bot.clock.now())))
 
