@@ -96,7 +96,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     import aiohttp
     import discord
 
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
     from core.agent import ClaudeAgent, claude_client
     from storage.db import Database, StorageError
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from actions import shop
-from cogs.handoff_bot import HandoffBot
+from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent, claude_client
 from storage.db import Database

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from cogs.discord_channel import NO_PINGS
+from cogs.discord.discord_channel import NO_PINGS
 from core.engine import InboundMessage
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import OperatorsOnly, answer
+from cogs.discord.ticket_views import OperatorsOnly, answer
 from core.tickets import clip
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 
 def command_lines(commands_: list[app_commands.Command | app_commands.Group]) -> list[str]:

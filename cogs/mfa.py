@@ -11,10 +11,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import OperatorsOnly, answer, operator_of
+from cogs.discord.ticket_views import OperatorsOnly, answer, operator_of
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 CODES_OFF = "One-time codes are switched off here; our team handles such requests instead."

@@ -9,15 +9,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.setup_check import staff_setup_problems
-from cogs.ticket_views import OperatorsOnly, answer
+from cogs.discord.setup_check import staff_setup_problems
+from cogs.discord.ticket_views import OperatorsOnly, answer
 from core.actions import ActionContext
 from core.risk import MODEL_VIEWS, RiskPolicy
 from core.tickets import clip
 from core.tool_runner import RISK_VIEW, assess
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 
 class Risk(OperatorsOnly, commands.Cog):

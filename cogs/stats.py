@@ -11,11 +11,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import OperatorsOnly
+from cogs.discord.ticket_views import OperatorsOnly
 from core.summary import compute, describe_period, export, period, render_chart, render_text
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ticket_views import OperatorsOnly, answer, is_operator, on_form_submit, operator_of
+from cogs.discord.ticket_views import OperatorsOnly, answer, is_operator, on_form_submit, operator_of
 from core.desk import DeskReply, Operator
 from core.tickets import pending_lines
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 

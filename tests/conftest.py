@@ -16,7 +16,7 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from actions import shop
-from cogs.handoff_bot import HandoffBot
+from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent, claude_client
 from core.policy import Policy

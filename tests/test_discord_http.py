@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
-from cogs.discord_channel import DiscordCustomerChannel, RequestGuard
+from cogs.discord.discord_channel import DiscordCustomerChannel, RequestGuard
 from tests.conftest import eventually
 from tests.fake_discord import FakeDiscord, use_fake_discord
 

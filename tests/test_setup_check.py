@@ -7,7 +7,7 @@ import logging
 import discord
 from discord.ext.test import backend
 
-from cogs.setup_check import staff_setup_problems
+from cogs.discord.setup_check import staff_setup_problems
 
 EVERYTHING = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True,
                                  read_message_history=True, create_public_threads=True,

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.discord_channel import TRANSIENT_ERRORS, delivery_failure
-from cogs.ticket_views import ticket_view
+from cogs.discord.discord_channel import TRANSIENT_ERRORS, delivery_failure
+from cogs.discord.ticket_views import ticket_view
 from core.ports import DeliveryFailed
 from core.settings import Settings
 from core.tickets import Card
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 

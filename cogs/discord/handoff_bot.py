@@ -11,12 +11,12 @@ import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
-from cogs.confirm_views import CodeCancelButton, ConfirmButton
-from cogs.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard
-from cogs.setup_check import staff_setup_problems
-from cogs.staff_desk import DiscordStaffDesk
-from cogs.ticket_views import TicketButton
-from cogs.tree import HandoffTree
+from cogs.discord.confirm_views import CodeCancelButton, ConfirmButton
+from cogs.discord.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard
+from cogs.discord.setup_check import staff_setup_problems
+from cogs.discord.staff_desk import DiscordStaffDesk
+from cogs.discord.ticket_views import TicketButton
+from cogs.discord.tree import HandoffTree
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent
 from core.clock import Clock, SystemClock

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs.ticket_views import answer_failures
+from cogs.discord.ticket_views import answer_failures
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 

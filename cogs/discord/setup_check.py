@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 # What the bot needs in the staff channel, and where to turn each on.
 STAFF_PERMISSIONS = (

@@ -21,7 +21,7 @@ from core.desk import DeskReply, Operator
 from core.tickets import Card, editable_fields, parse_edited
 
 if TYPE_CHECKING:
-    from cogs.handoff_bot import HandoffBot
+    from cogs.discord.handoff_bot import HandoffBot
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from cogs.confirm_views import confirmation_view
+from cogs.discord.confirm_views import confirmation_view
 from core.ports import DeliveryFailed, DeliveryRefused
 
 log = logging.getLogger(__name__)
