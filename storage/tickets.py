@@ -1,7 +1,9 @@
-"""Tickets and the desk outbox: SQL used inside ``Database.run`` transactions, plus plain reads.
+"""Tickets and the desk outbox: every statement the operator desk runs.
 
-Every state change is a conditional UPDATE (``... AND status = 'open'``) whose row count says
-whether this caller won; the caller writes its audit row in the same transaction.
+``TicketStore.run(fn)`` runs one of core's decisions as one transaction with a ``DeskTx``, which
+holds the statements it may use; the other methods are whole changes or plain reads. Every state
+change is a conditional UPDATE (``... AND status = 'open'``) whose row count says whether this
+caller won, with its audit row in the same transaction.
 """
 
 from __future__ import annotations
