@@ -74,7 +74,7 @@ class HandoffBot(commands.Bot):
         self.shutdown_report = ""
         self._watchdog: asyncio.Task[None] | None = None
         self.request_guard: RequestGuard = None  # type: ignore[assignment]  # wraps self.http in setup_hook
-        self.setup_problems: list[str] | None = None  # from the check after login (cogs/setup_check.py)
+        self.setup_problems: list[str] | None = None  # from the check after login (cogs/discord/setup_check.py)
         self._wound_down = False
 
     async def setup_hook(self) -> None:
