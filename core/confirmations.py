@@ -42,14 +42,14 @@ class CustomerStep:
 
     subject = ""  # the audit subject prefix, which also names the table (storage.steps.STEP_TABLES)
 
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry,
-                 outbox: Outbox) -> None:
+    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
+                 schedule: Callable[[str, float], None]) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.registry = registry
         self.outbox = outbox
-        self.schedule: Callable[[str, float], None] | None = None  # arms the expiry (Deadlines.arm)
+        self.schedule = schedule  # arms a step's expiry (Deadlines.arm)
         self.steps = StepStore(db)
 
     def _summary(self, action_name: str) -> str:
@@ -73,9 +73,9 @@ class CustomerStep:
 class ConfirmationDesk(CustomerStep):
     subject = "confirmation"
 
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry,
-                 outbox: Outbox) -> None:
-        super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox)
+    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
+                 schedule: Callable[[str, float], None]) -> None:
+        super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)
         words = self.policy["confirmations"]
         self.replies = ReplyReader(words["yes_words"], words["no_words"])
         self.store = ConfirmationStore(db)
@@ -101,8 +101,7 @@ class ConfirmationDesk(CustomerStep):
             strategy=decision.strategy, level=decision.level, rules=decision.rules, rule=decision.rule,
             details=details, tool_use_id=tool_use_id, expires_at=expires, now=now, prompt=split_message(prompt))
         self.outbox.kick(ctx.customer_id)
-        if self.schedule is not None:
-            self.schedule(f"confirmation:{confirmation_id}", expires)
+        self.schedule(f"confirmation:{confirmation_id}", expires)
         return confirmation_id, prompt
 
     async def pending_for(self, customer_id: int) -> Pending | None:

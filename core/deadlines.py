@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from core.clock import Clock
@@ -26,15 +26,17 @@ log = logging.getLogger(__name__)
 
 
 class Deadlines:
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, scheduler: Any | None) -> None:
+    def __init__(self, *, db: Database, policy: Policy, clock: Clock, scheduler: Any | None,
+                 expirers: Sequence[Callable[[], Awaitable[int]]], kick_desk: Callable[[int], None],
+                 kick_customer: Callable[[int], None]) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.scheduler = scheduler  # apscheduler AsyncIOScheduler, or None (tests drive run_due themselves)
         self.tickets = TicketStore(db)
-        self.expirers: list[Callable[[], Awaitable[int]]] = []  # confirmations, code requests
-        self.kick_desk: Callable[[int], None] = lambda ticket_id: None
-        self.kick_customer: Callable[[int], None] = lambda customer_id: None
+        self.expirers = list(expirers)  # the customer steps' expiry (confirmations, code requests)
+        self.kick_desk = kick_desk  # deliver what a deadline owes the staff desk
+        self.kick_customer = kick_customer  # ... and the customer
 
     # -- arming -----------------------------------------------------------------------------
 

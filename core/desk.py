@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.actions import ActionContext, ActionRegistry, execute
 from core.clock import Clock
@@ -25,6 +25,10 @@ from storage.conversations import ConversationStore, NewTurn
 from storage.db import Database
 from storage.records import Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket, TicketStore
+
+if TYPE_CHECKING:
+    from core.desk_outbox import DeskOutbox
+    from core.mfa_desk import MfaDesk
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +67,42 @@ class Escalation:
     priority_hint: Priority = Priority.NORMAL
 
 
+class CardRenderer:
+    """What operators see of a ticket: its card (embed and buttons) and its thread's name."""
+
+    def __init__(self, *, db: Database, policy: Policy, registry: ActionRegistry) -> None:
+        self.policy = policy
+        self.registry = registry
+        self.tickets = TicketStore(db)
+        self.conversations = ConversationStore(db)
+
+    async def card(self, ticket_id: int) -> tuple[Card, str, Ticket]:
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None:
+            raise LookupError(f"ticket {ticket_id} does not exist")
+        turns = await self.conversations.history(ticket.conversation_id, limit=self.policy["desk"]["transcript_turns"],
+                                                 kinds=("customer", "assistant", "operator"))
+        action = self.registry.get(ticket.action_name) if ticket.action_name else None
+        return (build_card(ticket, transcript_lines(turns), action.summary if action else None),
+                thread_name(ticket.id, ticket.question), ticket)
+
+
 class TicketDesk:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
-                 ai_enabled: bool) -> None:
+                 desk_outbox: DeskOutbox, arm_ticket: Callable[[int, float | None, float], None],
+                 mfa: MfaDesk | None, ai_enabled: bool) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.registry = registry
         self.outbox = outbox
+        self.desk_outbox = desk_outbox  # kicked after each commit that owes the staff desk a post
+        self.arm_ticket = arm_ticket  # arms a new ticket's reminder and timeout (Deadlines.arm_ticket)
+        self.mfa = mfa  # one-time codes, when on: approving a large amount needs the operator's own code
         self.ai_enabled = ai_enabled
         self.tickets = TicketStore(db)
         self.conversations = ConversationStore(db)
-        self.desk_outbox: Any = None  # set by the bot (DeskOutbox); kicked after each commit
         self._thread_tickets: dict[int, int] = {}
-        self.mfa: Any = None  # MfaDesk, set by the bot when one-time codes are on
-        self.deadlines: Any = None  # Deadlines, set by the bot: arms each new ticket's reminder and timeout
 
     def _due(self, now: float) -> tuple[float | None, float]:
         """When a new ticket gets its reminder (half the answer time) and its timeout."""
@@ -86,15 +111,13 @@ class TicketDesk:
         return (now + seconds / 2 if timeouts["reminder"] else None), now + seconds
 
     def _arm(self, ticket_id: int, reminder: float | None, timeout: float) -> None:
-        if self.deadlines is not None:
-            self.deadlines.arm_ticket(ticket_id, reminder, timeout)
+        self.arm_ticket(ticket_id, reminder, timeout)
 
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
         # The customer's DM first: its worker then queues its database read before the card's re-render.
         if customer_id is not None:
             self.outbox.kick(customer_id)
-        if self.desk_outbox is not None:
-            self.desk_outbox.kick(ticket_id)
+        self.desk_outbox.kick(ticket_id)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -186,16 +209,6 @@ class TicketDesk:
         return ticket_id
 
     # -- what operators see -----------------------------------------------------------------
-
-    async def card(self, ticket_id: int) -> tuple[Card, str, Ticket]:
-        ticket = await self.tickets.get(ticket_id)
-        if ticket is None:
-            raise LookupError(f"ticket {ticket_id} does not exist")
-        turns = await self.conversations.history(ticket.conversation_id, limit=self.policy["desk"]["transcript_turns"],
-                                                 kinds=("customer", "assistant", "operator"))
-        action = self.registry.get(ticket.action_name) if ticket.action_name else None
-        return (build_card(ticket, transcript_lines(turns), action.summary if action else None),
-                thread_name(ticket.id, ticket.question), ticket)
 
     async def pending(self) -> list[Ticket]:
         return await self.tickets.unclosed()

@@ -47,7 +47,9 @@ class InboundMessage:
 
 class ConversationEngine:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, channel: CustomerChannel, outbox: Outbox,
-                 agent: ClaudeAgent | None) -> None:
+                 agent: ClaudeAgent | None, desk: TicketDesk, confirmations: ConfirmationDesk,
+                 mfa: MfaDesk | None) -> None:
+        """``agent`` None: no AI configured (every conversation goes to a person); ``mfa`` None: codes off."""
         self.db = db
         self.store = ConversationStore(db)
         self.policy = policy
@@ -55,9 +57,9 @@ class ConversationEngine:
         self.channel = channel
         self.outbox = outbox
         self.agent = agent
-        self.desk: TicketDesk | None = None  # the operator desk, when the bot has one
-        self.confirmations: ConfirmationDesk | None = None  # customers' pending confirmations
-        self.mfa: MfaDesk | None = None  # one-time codes, when HANDOFF_SECRET_KEY is set
+        self.desk = desk
+        self.confirmations = confirmations
+        self.mfa = mfa
         self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
 
     # -- input ------------------------------------------------------------------------------
@@ -94,8 +96,7 @@ class ConversationEngine:
             await self.enrol(inbound.customer.id, message.discord_user_id, message.display_name)
             return
         if inbound.relayed_to is not None:
-            if self.desk is not None and self.desk.desk_outbox is not None:
-                self.desk.desk_outbox.kick(inbound.relayed_to)
+            self.desk.desk_outbox.kick(inbound.relayed_to)
             return
         if canned:
             # Nothing for Claude to read: answer at once, and keep the turn so nothing is lost.
@@ -138,12 +139,11 @@ class ConversationEngine:
 
     async def drain(self) -> None:
         """Wait until every scheduled answer and delivery is done (tests and benchmarks)."""
-        desk_outbox = self.desk.desk_outbox if self.desk is not None else None
-        while self._workers.busy or self.outbox.busy or (desk_outbox is not None and desk_outbox.busy):
+        desk_outbox = self.desk.desk_outbox
+        while self._workers.busy or self.outbox.busy or desk_outbox.busy:
             await self._workers.drain()
             await self.outbox.drain()
-            if desk_outbox is not None:
-                await desk_outbox.drain()
+            await desk_outbox.drain()
 
     @property
     def busy(self) -> bool:
@@ -168,10 +168,10 @@ class ConversationEngine:
                 return
             # Answer the oldest conversation's messages first (after a long outage there may be two).
             batch = [t for t in pending if t.conversation_id == pending[0].conversation_id]
-            if customer.confirming and self.confirmations is not None and await self.confirmations.handle_reply(
+            if customer.confirming and await self.confirmations.handle_reply(
                     customer.id, batch):
                 continue  # a yes / no (or an unclear answer, asked again) to a pending confirmation
-            if self.agent is not None and self.desk is not None and await self._for_a_person(customer, batch):
+            if self.agent is not None and await self._for_a_person(customer, batch):
                 continue
             if self.agent is None:
                 await self._hold_for_human(customer, batch)
@@ -180,17 +180,12 @@ class ConversationEngine:
 
     async def _hold_for_human(self, customer: Customer, batch: Sequence[Turn]) -> None:
         """No AI configured: keep the messages for a person (a relay ticket) and tell the customer once."""
-        if self.desk is not None:
-            await self.desk.hold_for_person(customer.id, batch, source=Source.RELAY,
-                                            notice=self.policy.message("no_ai"))
-            return
-        await self.store.hold(batch, self.policy.message("no_ai"), self.clock.now())
-        self.outbox.kick(customer.id)
+        await self.desk.hold_for_person(customer.id, batch, source=Source.RELAY, notice=self.policy.message("no_ai"))
 
     async def _for_a_person(self, customer: Customer, batch: Sequence[Turn]) -> bool:
         """Legal and medical questions, and customers asking for a person, go to a person, not to Claude
         (the policy's word lists decide; Claude can also hand over with its hand_over_to_human tool)."""
-        assert self.agent is not None and self.desk is not None
+        assert self.agent is not None
         text = "\n".join(t.content for t in batch)
         phrase = word_list(tuple(self.policy["desk"]["handover_phrases"])).find(text)
         if phrase is not None:
@@ -241,9 +236,8 @@ class ConversationEngine:
         if attempts >= llm["max_answer_attempts"]:
             await self.store.give_up(batch, error, self.clock.now())
             await self.say(customer.id, self.policy.message("llm_gave_up"), reason="llm_gave_up")
-            if self.desk is not None:
-                await self.desk.hold_for_person(customer.id, batch, source=Source.LLM_FAILURE, notice=None,
-                                                reason=f"Claude failed {attempts} times: {error[:300]}")
+            await self.desk.hold_for_person(customer.id, batch, source=Source.LLM_FAILURE, notice=None,
+                                            reason=f"Claude failed {attempts} times: {error[:300]}")
             return
         if attempts == 1:
             await self.say(customer.id, self.policy.message("llm_unavailable"), reason="llm_unavailable")

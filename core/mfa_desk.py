@@ -41,8 +41,8 @@ class MfaDesk(CustomerStep):
     subject = "mfa"
 
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
-                 box: SecretBox) -> None:
-        super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox)
+                 schedule: Callable[[str, float], None], box: SecretBox) -> None:
+        super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)
         self.box = box
         self.codes = CodeStore(db)
 
@@ -89,8 +89,7 @@ class MfaDesk(CustomerStep):
             details=details, tool_use_id=tool_use_id, expires_at=now + minutes * 60, rule=rule,
             prompt=split_message(prompt), now=now)
         self.outbox.kick(ctx.customer_id)
-        if self.schedule is not None:
-            self.schedule(f"mfa:{challenge_id}", now + minutes * 60)
+        self.schedule(f"mfa:{challenge_id}", now + minutes * 60)
         return challenge_id, prompt
 
     async def submit_code(self, customer_id: int, code: str) -> None:

@@ -252,21 +252,6 @@ class ConversationStore:
 
         await self.db.run(write)
 
-    async def hold(self, batch: Sequence[Turn], notice: str | None, now: float) -> None:
-        """Keep these messages for a person; send ``notice`` once per conversation."""
-        first = batch[0]
-
-        def write(c: sqlite3.Connection) -> None:
-            set_status_sql(c, [t.id for t in batch], "held")
-            if notice is None:
-                return
-            once = c.execute("UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
-                             (first.conversation_id,)).rowcount
-            if once:
-                enqueue_sql(c, first.customer_id, batch[-1].id, [notice], now)
-
-        await self.db.run(write)
-
     async def give_up(self, batch: Sequence[Turn], error: str, now: float) -> None:
         def write(c: sqlite3.Connection) -> None:
             set_status_sql(c, [t.id for t in batch], "held")

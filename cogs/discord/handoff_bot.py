@@ -19,18 +19,10 @@ from cogs.discord.ticket_views import TicketButton
 from cogs.discord.tree import HandoffTree
 from core.actions import ActionRegistry
 from core.agent import ClaudeAgent
+from core.app import Handoff, build
 from core.clock import Clock, SystemClock
-from core.confirmations import ConfirmationDesk
-from core.deadlines import Deadlines
-from core.desk import TicketDesk
-from core.desk_outbox import DeskOutbox
-from core.engine import ConversationEngine
-from core.mfa import SecretBox
-from core.mfa_desk import MfaDesk
-from core.outbox import Outbox
 from core.policy import Policy
 from core.settings import Settings
-from storage.conversations import OutboxStore
 from storage.db import Database
 from storage.sql import audit
 
@@ -63,13 +55,7 @@ class HandoffBot(commands.Bot):
         self.db = db
         self.agent = agent
         self.clock = clock or SystemClock()
-        self.engine: ConversationEngine | None = None
-        self.outbox: Outbox | None = None
-        self.desk: TicketDesk = None  # type: ignore[assignment]  # built in setup_hook
-        self.desk_outbox: DeskOutbox | None = None
-        self.confirmations: ConfirmationDesk = None  # type: ignore[assignment]  # built in setup_hook
-        self.deadlines: Deadlines = None  # type: ignore[assignment]  # built in setup_hook
-        self.mfa: MfaDesk | None = None
+        self._app: Handoff | None = None  # Handoff's parts, built by the composition root in setup_hook
         self.shutdown_grace_seconds = 5.0  # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
         self.shutdown_report = ""
         self._watchdog: asyncio.Task[None] | None = None
@@ -77,41 +63,28 @@ class HandoffBot(commands.Bot):
         self.setup_problems: list[str] | None = None  # from the check after login (cogs/discord/setup_check.py)
         self._wound_down = False
 
+    @property
+    def app(self) -> Handoff:
+        if self._app is None:
+            raise RuntimeError("Handoff's parts are built in setup_hook (at login)")
+        return self._app
+
+    # The parts the cogs and views use, by name.
+    engine = property(lambda self: self.app.engine)
+    outbox = property(lambda self: self.app.outbox)
+    desk = property(lambda self: self.app.desk)
+    desk_outbox = property(lambda self: self.app.desk_outbox)
+    confirmations = property(lambda self: self.app.confirmations)
+    mfa = property(lambda self: self.app.mfa)
+    deadlines = property(lambda self: self.app.deadlines)
+
     async def setup_hook(self) -> None:
         self.request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"])
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
-        channel = DiscordCustomerChannel(self)
-        delivery = self.policy["delivery"]
-        self.outbox = Outbox(OutboxStore(self.db), channel, self.clock,
-                             retry_base=delivery["retry_base_seconds"], retry_max=delivery["retry_max_seconds"])
-        self.engine = ConversationEngine(db=self.db, policy=self.policy, clock=self.clock, channel=channel,
-                                         outbox=self.outbox, agent=self.agent)
-        self.desk = TicketDesk(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry,
-                               outbox=self.outbox, ai_enabled=self.agent is not None)
-        self.desk_outbox = DeskOutbox(self.desk.tickets, DiscordStaffDesk(self), self.desk.card,
-                                      self.clock, retry_base=delivery["retry_base_seconds"],
-                                      retry_max=delivery["retry_max_seconds"])
-        self.desk.desk_outbox = self.desk_outbox
-        self.confirmations = ConfirmationDesk(db=self.db, policy=self.policy, clock=self.clock,
-                                              registry=self.registry, outbox=self.outbox)
-        if self.policy["mfa"]["enabled"] and self.settings.secret_key:
-            self.mfa = MfaDesk(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry,
-                               outbox=self.outbox, box=SecretBox(self.settings.secret_key))
-        self.desk.mfa = self.mfa
-        self.deadlines = Deadlines(db=self.db, policy=self.policy, clock=self.clock, scheduler=self.scheduler)
-        self.deadlines.expirers = [self.confirmations.expire_due, *([self.mfa.expire_due] if self.mfa else [])]
-        self.deadlines.kick_desk = self.desk_outbox.kick
-        self.deadlines.kick_customer = self.outbox.kick
-        self.desk.deadlines = self.deadlines
-        self.confirmations.schedule = self.deadlines.arm
-        if self.mfa is not None:
-            self.mfa.schedule = self.deadlines.arm
-        self.engine.desk = self.desk
-        self.engine.confirmations = self.confirmations
-        self.engine.mfa = self.mfa
-        self.outbox.on_unreachable.append(self.desk.customer_unreachable)
-        if self.agent is not None:
-            self.agent.attach_desk(self.desk, self.confirmations, self.mfa)
+        app = build(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry, agent=self.agent,
+                    scheduler=self.scheduler, secret_key=self.settings.secret_key,
+                    channel=DiscordCustomerChannel(self), staff=DiscordStaffDesk(self))
+        self._app = app
         # Buttons work after a restart: the ticket, confirmation or challenge id is in the custom_id.
         self.add_dynamic_items(TicketButton, ConfirmButton, CodeCancelButton)
         for extension in EXTENSIONS:
@@ -183,7 +156,7 @@ class HandoffBot(commands.Bot):
         if not stuck:
             return False
         released = self.request_guard.recover()
-        owed = (self.outbox.busy if self.outbox else False) or (self.desk_outbox.busy if self.desk_outbox else False)
+        owed = self.outbox.busy or self.desk_outbox.busy
         log.error("%d Discord request(s) waiting for %.0f s (more than [delivery] stall_seconds); %s. Sends owed:"
                   " %s.", stuck, longest, "released discord.py's global rate-limit lock, which was left taken"
                   if released else "no lock was held: Discord or the network is not answering", "yes" if owed
@@ -201,13 +174,12 @@ class HandoffBot(commands.Bot):
         """
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        queues = [q for q in (self.outbox, self.desk_outbox) if q is not None]
-        if self.engine is None:
+        if self._app is None:
             return "nothing was running"
         self.engine.stop_accepting()
         drained = asyncio.create_task(self.engine.drain())  # answers being written, and the sends they owe
         done, _ = await asyncio.wait({drained}, timeout=grace)
-        for queue in queues:
+        for queue in (self.outbox, self.desk_outbox):
             queue.stop_accepting()
         if done:
             return "in-flight work finished"
@@ -234,11 +206,9 @@ class HandoffBot(commands.Bot):
             self.shutdown_report = await self._wind_down(self.shutdown_grace_seconds)
         if self._watchdog is not None:
             self._watchdog.cancel()
-        if self.engine is not None:
+        if self._app is not None:
             await self.engine.close()
-        if self.outbox is not None:
             await self.outbox.close()
-        if self.desk_outbox is not None:
             await self.desk_outbox.close()
         if self.agent is not None:
             await self.agent.close()
