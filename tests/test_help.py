@@ -47,7 +47,9 @@ async def test_the_setup_guide_lists_every_registered_command(desk):
 
 
 def test_the_docs_stand_on_their_own():
+    """A user who clones the project can follow every path the docs name: none leads outside it."""
     root = Path(__file__).resolve().parents[1]
     for name in ("README.md", "DISCORD_BOT.md", ".env.example", "policy.toml"):
         text = (root / name).read_text(encoding="utf-8")
-        assert "../shared" not in text and "DESIGN.md" not in text, name
+        outside = re.findall(r"(?<![\w.])\.\./[\w./-]+", text)
+        assert outside == [], f"{name} points outside the project: {outside}"
