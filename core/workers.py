@@ -80,10 +80,7 @@ class KeyedWorkers(Generic[K]):
         self._timers.clear()
 
     async def close(self) -> None:
-        self._closed = True
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self.stop_accepting()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

@@ -52,7 +52,6 @@ class RequestGuard:
         self.http = http
         self.stall_seconds = stall_seconds
         self.in_flight: dict[asyncio.Task[Any], float] = {}  # request -> when it started (loop time)
-        self.completed = 0
         request = http.request
 
         async def shielded(route: discord.http.Route, **kwargs: Any) -> Any:
@@ -66,7 +65,6 @@ class RequestGuard:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.in_flight.pop(task, None)
         if not task.cancelled():
-            self.completed += 1
             task.exception()  # retrieved: a caller that gave up must not leave "never retrieved" warnings
 
     def stalled(self) -> tuple[int, float]:

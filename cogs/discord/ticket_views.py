@@ -59,23 +59,28 @@ class OperatorsOnly:
         if is_operator(self.bot, interaction.user):
             return True
         what = interaction.command.name if interaction.command else "a command"
-        ticket_id = await self.ticket_in_question(interaction)
-        await self.bot.desk.audit_refusal(operator_of(interaction), what, ticket_id)
-        log.warning("refused /%s on ticket %s to %s (%s): not an operator", what, ticket_id, interaction.user,
-                    interaction.user.id)
-        raise NotOperator("Only operators can do that. (This attempt was recorded.)")
+        await _record_refusal(interaction, what, await self.ticket_in_question(interaction))
+        raise NotOperator(REFUSAL)
+
+
+REFUSAL = "Only operators can do that. (This attempt was recorded.)"
+
+
+async def _record_refusal(interaction: discord.Interaction, what: str, ticket_id: int | None) -> None:
+    """Someone without the operator role tried: audited and logged (they are told by the caller)."""
+    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    await bot.desk.audit_refusal(operator_of(interaction), what, ticket_id)
+    log.warning("refused %s on ticket %s to %s (%s): not an operator", what, ticket_id, interaction.user,
+                interaction.user.id)
 
 
 async def operator_or_refuse(interaction: discord.Interaction, what: str, ticket_id: int | None) -> Operator | None:
     """The operator behind this interaction, or None after an ephemeral refusal (audited)."""
     bot: HandoffBot = interaction.client  # type: ignore[assignment]
-    user = interaction.user
-    person = Operator(user.id, getattr(user, "display_name", None) or user.name)
-    if is_operator(bot, user):
-        return person
-    await bot.desk.audit_refusal(person, what, ticket_id)
-    log.warning("refused %s on ticket %s to %s (%s): not an operator", what, ticket_id, user, user.id)
-    await answer(interaction, DeskReply(False, "Only operators can do that. (This attempt was recorded.)"))
+    if is_operator(bot, interaction.user):
+        return operator_of(interaction)
+    await _record_refusal(interaction, what, ticket_id)
+    await answer(interaction, DeskReply(False, REFUSAL))
     return None
 
 
