@@ -24,6 +24,7 @@ from core.tickets import Card, build_card, classify_priority, thread_name, trans
 from storage.conversations import ConversationStore, NewTurn
 from storage.db import Database
 from storage.records import Kind, Priority, Source, Status, Ticket
+from storage.sql import audit
 from storage.tickets import DeskTx, NewTicket, TicketStore
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class TicketDesk:
         return await self.tickets.by_thread(thread_id)
 
     async def audit_refusal(self, user: Operator, what: str, ticket_id: int | None) -> None:
-        await self.tickets.audit(self.clock.now(), f"user:{user.id}", "refused_not_operator",
+        await audit(self.db, self.clock.now(), f"user:{user.id}", "refused_not_operator",
                                  f"ticket:{ticket_id}" if ticket_id else None, {"attempted": what, "name": user.name})
 
     # -- operators answering ----------------------------------------------------------------

@@ -97,7 +97,7 @@ class MfaDesk(CustomerStep):
         now = self.clock.now()
         mfa = self.policy["mfa"]
 
-        def check(tx: CodeTx) -> tuple[Challenge | None, str | None]:
+        def decide(tx: CodeTx) -> tuple[Challenge | None, str | None]:
             """(a challenge to run, or None; what to tell the customer, or None when running it says it)."""
             row = tx.secret(customer_id)
             challenge = tx.newest_pending(customer_id)
@@ -124,12 +124,16 @@ class MfaDesk(CustomerStep):
                 return challenge, None
             return None, self._wrong(tx, challenge, summary, mfa)
 
+        def check(tx: CodeTx) -> tuple[Challenge | None, str | None]:
+            challenge, text = decide(tx)
+            if text:
+                tx.tell(customer_id, text)  # in the same transaction as the decision
+            return challenge, text
+
         challenge, text = await self.codes.run(check, now)
         if challenge is not None:
             await self._run(challenge)
-            return
-        if text:
-            await self.codes.run(lambda tx: tx.tell(customer_id, text), now)
+        elif text:
             self.outbox.kick(customer_id)
 
     def _enrol_with(self, tx: CodeTx, row: SecretRow | None, code: str, now: float) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from storage.db import Database
-from storage.sql import audit_sql, enqueue_sql
+from storage.sql import Tx, audit_sql, enqueue_sql
 from storage.steps import StepRequest, tell_step_sql
 
 T = TypeVar("T")
@@ -50,12 +50,8 @@ def _secret(row: Any) -> SecretRow | None:
                      row["locked_at"]) if row else None
 
 
-class CodeTx:
+class CodeTx(Tx):
     """The statements of one code transaction (see the module's docstring)."""
-
-    def __init__(self, c: sqlite3.Connection, now: float) -> None:
-        self.c = c
-        self.now = now
 
     def secret(self, customer_id: int) -> SecretRow | None:
         return _secret(self.c.execute("SELECT * FROM mfa_secrets WHERE customer_id = ?", (customer_id,)).fetchone())
@@ -136,9 +132,6 @@ class CodeTx:
         self.c.execute("DELETE FROM mfa_failures WHERE customer_id = ?", (customer_id,))
         return bool(self.c.execute("UPDATE mfa_secrets SET locked_at = NULL WHERE customer_id = ? AND locked_at IS NOT"
                                    " NULL", (customer_id,)).rowcount)
-
-    def audit(self, actor: str, action: str, subject: str | None = None, detail: Any = None) -> None:
-        audit_sql(self.c, self.now, actor, action, subject, detail)
 
     def tell(self, customer_id: int, text: str) -> None:
         """Owe the customer a short message (no turn: codes and setups stay out of Claude's history)."""

@@ -10,6 +10,18 @@ from typing import Any
 from storage.db import Database
 
 
+class Tx:
+    """The statements of one transaction that core's decision runs in (``TicketStore.run``, ``CodeStore.run``):
+    the connection, the transaction's time, and what every such transaction may do."""
+
+    def __init__(self, c: sqlite3.Connection, now: float) -> None:
+        self.c = c
+        self.now = now
+
+    def audit(self, actor: str, action: str, subject: str | None = None, detail: Any = None) -> None:
+        audit_sql(self.c, self.now, actor, action, subject, detail)
+
+
 def to_json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from storage.conversations import NewTurn, set_status_sql, tell_customer_sql
 from storage.db import Database
 from storage.records import Ticket
-from storage.sql import audit_sql, desk_post_sql, enqueue_sql, to_json
+from storage.sql import Tx, audit_sql, desk_post_sql, enqueue_sql, to_json
 
 T = TypeVar("T")
 _TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name FROM tickets t JOIN customers c ON c.id = t.customer_id")
@@ -77,13 +77,9 @@ class DeskItem:
     attempts: int
 
 
-class DeskTx:
+class DeskTx(Tx):
     """The statements of one desk transaction: core decides (who may, what is said), these write. Every
     state change is conditional (its bool says whether this caller won)."""
-
-    def __init__(self, c: sqlite3.Connection, now: float) -> None:
-        self.c = c
-        self.now = now
 
     # reading
     def ticket(self, ticket_id: int) -> Ticket | None:
@@ -108,9 +104,6 @@ class DeskTx:
     # writing
     def open_ticket(self, ticket: NewTicket) -> int:
         return open_ticket_sql(self.c, ticket, self.now)
-
-    def audit(self, actor: str, action: str, subject: str | None = None, detail: Any = None) -> None:
-        audit_sql(self.c, self.now, actor, action, subject, detail)
 
     def post(self, ticket_id: int, op: str, text: str = "") -> None:
         desk_post_sql(self.c, ticket_id, op, self.now, text)
@@ -201,9 +194,6 @@ class TicketStore:
     async def run(self, fn: Callable[[DeskTx], T], now: float) -> T:
         """``fn(tx)`` as one transaction."""
         return await self.db.run(lambda c: fn(DeskTx(c, now)))
-
-    async def audit(self, now: float, actor: str, action: str, subject: str | None = None, detail: Any = None) -> None:
-        await self.db.run(lambda c: audit_sql(c, now, actor, action, subject, detail))
 
     async def get(self, ticket_id: int) -> Ticket | None:
         return await self.db.run(lambda c: ticket_sql(c, ticket_id))
