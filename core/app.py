@@ -58,7 +58,7 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     mfa = (MfaDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
                    box=SecretBox(secret_key)) if policy["mfa"]["enabled"] and secret_key else None)
     deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler,
-                          expirers=[confirmations.expire_due, *([mfa.expire_due] if mfa else [])],
+                          steps=[confirmations, *([mfa] if mfa else [])],
                           kick_desk=desk_outbox.kick, kick_customer=outbox.kick)
     desk = TicketDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, desk_outbox=desk_outbox,
                       arm_ticket=deadlines.arm_ticket, mfa=mfa, ai_enabled=agent is not None)

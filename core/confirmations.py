@@ -32,10 +32,6 @@ def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any]
     return "\n".join(lines)
 
 
-# A confirmation waiting for the customer (the name the engine and the views know it by).
-Pending = Confirmation
-
-
 class CustomerStep:
     """What confirmations and code requests share: once the customer has decided, run the action once,
     record its result on the request, audit it, and tell the customer (and Claude, in the history)."""
@@ -104,8 +100,11 @@ class ConfirmationDesk(CustomerStep):
         self.schedule(f"confirmation:{confirmation_id}", expires)
         return confirmation_id, prompt
 
-    async def pending_for(self, customer_id: int) -> Pending | None:
+    async def pending_for(self, customer_id: int) -> Confirmation | None:
         return await self.store.pending_for(customer_id)
+
+    async def pending_deadlines(self) -> list[tuple[str, float]]:
+        return await self.store.pending_deadlines()
 
     # -- the customer's answer ----------------------------------------------------------------
 
@@ -161,8 +160,8 @@ class ConfirmationDesk(CustomerStep):
                        Decided.NOT_YOURS: "Only the customer who was asked can answer this."}.get(
             decision.outcome, f"This was already {decision.status}; nothing more was done.")
 
-    async def _run(self, pending: Pending) -> str:
-        return await self._run_decided(pending, done="confirmed_done", failed="confirmed_failed",
+    async def _run(self, confirmation: Confirmation) -> str:
+        return await self._run_decided(confirmation, done="confirmed_done", failed="confirmed_failed",
                                        how="The customer confirmed")
 
     # -- expiry -------------------------------------------------------------------------------

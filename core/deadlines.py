@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from core.clock import Clock
 from core.policy import Policy
@@ -25,16 +25,26 @@ from storage.tickets import TicketStore
 log = logging.getLogger(__name__)
 
 
+class CustomerSteps(Protocol):
+    """A kind of step waiting for the customer, as the deadlines see it."""
+
+    async def expire_due(self) -> int:
+        """End every step of this kind past its expiry (the customer is told); returns how many."""
+
+    async def pending_deadlines(self) -> list[tuple[str, float]]:
+        """(job id, due) of each step of this kind still waiting."""
+
+
 class Deadlines:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, scheduler: Any | None,
-                 expirers: Sequence[Callable[[], Awaitable[int]]], kick_desk: Callable[[int], None],
+                 steps: Sequence[CustomerSteps], kick_desk: Callable[[int], None],
                  kick_customer: Callable[[int], None]) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.scheduler = scheduler  # apscheduler AsyncIOScheduler, or None (tests drive run_due themselves)
         self.tickets = TicketStore(db)
-        self.expirers = list(expirers)  # the customer steps' expiry (confirmations, code requests)
+        self.steps = list(steps)  # confirmations and code requests: they expire, and list what is still to come
         self.kick_desk = kick_desk  # deliver what a deadline owes the staff desk
         self.kick_customer = kick_customer  # ... and the customer
 
@@ -61,6 +71,8 @@ class Deadlines:
         await self.run_due()
         now = self.clock.now()
         rows = await self.tickets.pending_deadlines()
+        for steps in self.steps:
+            rows += await steps.pending_deadlines()
         for job_id, due in rows:
             self.arm(job_id, due)
         if self.scheduler is not None:
@@ -77,8 +89,8 @@ class Deadlines:
     async def run_due(self) -> None:
         """Settle everything due by now. Safe to call any number of times: each deadline acts once."""
         await self.remind_and_time_out()
-        for expire in self.expirers:
-            await expire()
+        for steps in self.steps:
+            await steps.expire_due()
         await self.close_idle_conversations()
 
     async def remind_and_time_out(self) -> tuple[int, int]:

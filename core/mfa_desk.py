@@ -73,6 +73,9 @@ class MfaDesk(CustomerStep):
 
     # -- challenges -------------------------------------------------------------------------
 
+    async def pending_deadlines(self) -> list[tuple[str, float]]:
+        return await self.codes.pending_deadlines()
+
     async def enrolled(self, customer_id: int) -> bool:
         return await self.codes.enrolled(customer_id)
 

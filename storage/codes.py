@@ -164,6 +164,11 @@ class CodeStore:
             (discord_id, display_name, now)).fetchone())
         return int(row[0])
 
+    async def pending_deadlines(self) -> list[tuple[str, float]]:
+        """(job id, expiry) of every code request still waiting for the customer."""
+        rows = await self.db.fetchall("SELECT 'mfa:' || id, expires_at FROM mfa_challenges WHERE status = 'pending'")
+        return [(r[0], r[1]) for r in rows]
+
     async def expects_code(self, discord_id: int) -> bool:
         """Has an authenticator (or a setup under way), or was ever asked for a code."""
         row = await self.db.fetchone(

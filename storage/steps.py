@@ -116,6 +116,12 @@ class ConfirmationStore(StepStore):
 
         return await self.db.run(write)
 
+    async def pending_deadlines(self) -> list[tuple[str, float]]:
+        """(job id, expiry) of every confirmation still waiting for the customer."""
+        rows = await self.db.fetchall("SELECT 'confirmation:' || id, expires_at FROM confirmations"
+                                      " WHERE status = 'pending'")
+        return [(r[0], r[1]) for r in rows]
+
     async def pending_for(self, customer_id: int) -> Confirmation | None:
         """The customer's newest pending confirmation (a typed yes or no answers it)."""
         row = await self.db.fetchone(f"{_CONFIRMATION} WHERE f.customer_id = ? AND f.status = 'pending'"

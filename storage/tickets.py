@@ -280,15 +280,12 @@ class TicketStore:
         return await self.db.run(write)
 
     async def pending_deadlines(self) -> list[tuple[str, float]]:
-        """(job id, due) of every deadline still to come: ticket reminders and timeouts, confirmations and code
-        requests waiting for the customer."""
+        """(job id, due) of every ticket deadline still to come: reminders and timeouts."""
         rows = await self.db.fetchall(
             "SELECT 'ticket-reminder:' || id, reminder_due_at FROM tickets WHERE reminded_at IS NULL"
             " AND reminder_due_at IS NOT NULL AND status != 'closed'"
             " UNION ALL SELECT 'ticket-timeout:' || id, timeout_due_at FROM tickets WHERE timed_out_at IS NULL"
-            " AND timeout_due_at IS NOT NULL AND status != 'closed'"
-            " UNION ALL SELECT 'confirmation:' || id, expires_at FROM confirmations WHERE status = 'pending'"
-            " UNION ALL SELECT 'mfa:' || id, expires_at FROM mfa_challenges WHERE status = 'pending'")
+            " AND timeout_due_at IS NOT NULL AND status != 'closed'")
         return [(r[0], r[1]) for r in rows]
 
     async def set_posted(self, ticket_id: int, *, message_id: int | None = None, thread_id: int | None = None) -> None:
