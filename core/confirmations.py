@@ -80,8 +80,8 @@ class ConfirmationDesk(CustomerStep):
 
     async def request(self, ctx: ActionContext, action: Action, params: dict[str, Any],
                       decision: Classification, tool_use_id: str | None,
-                      preview: dict[str, Any] | None = None) -> tuple[int, str]:
-        """Store a pending confirmation, its prompt owed to the customer; returns (its id, the prompt)."""
+                      preview: dict[str, Any] | None = None) -> int:
+        """Store a pending confirmation, its prompt owed to the customer; returns its id."""
         assert ctx.conversation_id is not None
         now = self.clock.now()
         details = details_text(action, params, preview)
@@ -98,7 +98,7 @@ class ConfirmationDesk(CustomerStep):
             details=details, tool_use_id=tool_use_id, expires_at=expires, now=now, prompt=split_message(prompt))
         self.outbox.kick(ctx.customer_id)
         self.schedule(f"confirmation:{confirmation_id}", expires)
-        return confirmation_id, prompt
+        return confirmation_id
 
     async def pending_for(self, customer_id: int) -> Confirmation | None:
         return await self.store.pending_for(customer_id)

@@ -128,8 +128,8 @@ class TicketDesk:
         return classify_priority(texts=texts, decision_type=escalation.decision_type,
                                  desk_policy=self.policy["desk"], floor=escalation.priority_hint)
 
-    async def escalate(self, ctx: ActionContext, escalation: Escalation) -> tuple[int, str]:
-        """Open a ticket from the LLM loop; returns (ticket number, what to tell the customer). Never waits."""
+    async def escalate(self, ctx: ActionContext, escalation: Escalation) -> int:
+        """Open a ticket from the LLM loop (its number owed to the customer); returns the number. Never waits."""
         assert ctx.conversation_id is not None
         priority, rule = await self._priority(ctx.conversation_id, escalation)
         now = self.clock.now()
@@ -141,7 +141,7 @@ class TicketDesk:
         message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
                    Kind.HANDOVER: "ticket_handover"}[escalation.kind]
 
-        def write(tx: DeskTx) -> tuple[int, bool, str]:
+        def write(tx: DeskTx) -> tuple[int, bool]:
             existing = tx.same_open_approval(ctx.customer_id, escalation.action_name,
                                              escalation.action_params or {}) if escalation.action_name else None
             ticket_id = existing if existing is not None else tx.open_ticket(new)
@@ -152,14 +152,14 @@ class TicketDesk:
             # The ticket number is owed in the same transaction: a crash after this never hides it.
             notice = self.policy.message(message, number=str(ticket_id), action=escalation.action_summary)
             tx.owe(ctx.customer_id, None, split_message(notice))
-            return ticket_id, existing is None, notice
+            return ticket_id, existing is None
 
-        ticket_id, created, notice = await self.tickets.run(write, now)
+        ticket_id, created = await self.tickets.run(write, now)
         if created:
             self._arm(ticket_id, reminder, timeout)
             log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
         self._kick(ticket_id, ctx.customer_id)
-        return ticket_id, notice
+        return ticket_id
 
     async def hold_for_person(self, customer_id: int, turns: Sequence[Any], *, source: Source, notice: str | None,
                               reason: str = "") -> int | None:

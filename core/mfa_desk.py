@@ -80,8 +80,8 @@ class MfaDesk(CustomerStep):
         return await self.codes.enrolled(customer_id)
 
     async def challenge(self, ctx: ActionContext, action: Action, params: dict[str, Any],
-                        preview: dict[str, Any] | None, tool_use_id: str | None, rule: str) -> tuple[int, str]:
-        """Ask for a code before ``action`` runs; returns (challenge id, what to tell the customer)."""
+                        preview: dict[str, Any] | None, tool_use_id: str | None, rule: str) -> int:
+        """Ask for a code before ``action`` runs (the prompt is owed to the customer); returns its id."""
         assert ctx.conversation_id is not None
         now = self.clock.now()
         minutes = self.policy["mfa"]["challenge_minutes"]
@@ -93,7 +93,7 @@ class MfaDesk(CustomerStep):
             prompt=split_message(prompt), now=now)
         self.outbox.kick(ctx.customer_id)
         self.schedule(f"mfa:{challenge_id}", now + minutes * 60)
-        return challenge_id, prompt
+        return challenge_id
 
     async def submit_code(self, customer_id: int, code: str) -> None:
         """A code from the customer: for the pending challenge, else for a pending enrolment."""

@@ -167,13 +167,13 @@ class ToolRunner:
             payload, failed = await self._execute(action, params, ctx)
             return result(payload, error=failed)
         if decision.strategy in ("confirm", "confirm_details") and self.confirmations is not None:
-            number, _ = await self.confirmations.request(ctx, action, params, decision, call["id"], preview)
+            number = await self.confirmations.request(ctx, action, params, decision, call["id"], preview)
             return result(f"AWAITING THE CUSTOMER'S CONFIRMATION (#{number}): {action.name} is not done yet. "
                           "The customer was shown the exact details and asked to confirm; the result will appear "
                           "in this conversation. Do not say it is done.")
         if decision.strategy == "code" and self.mfa is not None:
             if await self.mfa.enrolled(ctx.customer_id):
-                number, _ = await self.mfa.challenge(ctx, action, params, preview, call["id"], decision.rule)
+                number = await self.mfa.challenge(ctx, action, params, preview, call["id"], decision.rule)
                 return result(f"AWAITING A ONE-TIME CODE (#{number}): {action.name} is not done yet. The customer "
                               "was asked for the code from their authenticator app; the result will appear in this "
                               "conversation. Do not ask for or repeat codes yourself, and do not say it is done.")
@@ -212,7 +212,7 @@ class ToolRunner:
             reason += (". One-time codes are off (no HANDOFF_SECRET_KEY or [mfa] enabled = false)" if self.mfa is None
                        else ". The customer has no authenticator set up ([mfa] unenrolled = \"ticket\")")
             reason += ", so an operator checks it is really the customer."
-        number, _ = await self.desk.escalate(ctx, Escalation(
+        number = await self.desk.escalate(ctx, Escalation(
             Kind.APPROVAL, Source.SPECIALIST if decision.strategy == "human" else Source.APPROVAL,
             question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}", reason=reason,
             action_name=action.name, action_summary=action.summary or action.name, action_params=params,
@@ -238,7 +238,7 @@ class ToolRunner:
             escalation = Escalation(Kind.QUESTION, Source.ASK_HUMAN, question,
                                     f"the assistant's confidence {confidence} is below {threshold}",
                                     tool_use_id=call["id"])
-            number, _ = await self.desk.escalate(ctx, escalation)
+            number = await self.desk.escalate(ctx, escalation)
             return (f"Confidence {confidence} is below {threshold}: do NOT answer this yourself. It was sent to our "
                     f"team as ticket #{number}; the customer is told.")
         if call["name"] == ASK_HUMAN:
@@ -251,6 +251,6 @@ class ToolRunner:
             reason = str(args.get("reason") or "the customer asked for a person").strip()
             escalation = Escalation(Kind.HANDOVER, Source.HANDOVER, reason, reason, tool_use_id=call["id"],
                                     priority_hint=hint)
-        number, _ = await self.desk.escalate(ctx, escalation)
+        number = await self.desk.escalate(ctx, escalation)
         return (f"Sent to our team as ticket #{number}. The customer is told the ticket number; the answer will "
                 "reach them directly. Don't guess the answer meanwhile.")
