@@ -23,8 +23,8 @@ from core.mfa_desk import REDACTED, MfaDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
-from core.text import split_message
-from core.words import word_list
+from core.text import bare_phrase, split_message
+from core.words import WordList
 from core.workers import KeyedWorkers
 from storage.conversations import ConversationStore, Customer, NewTurn, Turn
 from storage.db import Database
@@ -60,6 +60,7 @@ class ConversationEngine:
         self.desk = desk
         self.confirmations = confirmations
         self.mfa = mfa
+        self.handover_phrases = WordList(policy["desk"]["handover_phrases"])  # compiled once, read per message
         self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
 
     # -- input ------------------------------------------------------------------------------
@@ -75,7 +76,7 @@ class ConversationEngine:
         code = code_in(text) if self.mfa is not None else None
         if code is not None and not await self.mfa.expects_code(message.discord_user_id):
             code = None
-        enrol = self.mfa is not None and " ".join(text.casefold().strip(" .!").split()) in ENROL_WORDS
+        enrol = self.mfa is not None and bare_phrase(text) in ENROL_WORDS
         if self.agent is not None and not code and not enrol and is_help_request(text):
             canned = "help"  # answered by the bot itself, from the actions it has (no Claude call)
         now = self.clock.now()
@@ -187,7 +188,7 @@ class ConversationEngine:
         (the policy's word lists decide; Claude can also hand over with its hand_over_to_human tool)."""
         assert self.agent is not None
         text = "\n".join(t.content for t in batch)
-        phrase = word_list(tuple(self.policy["desk"]["handover_phrases"])).find(text)
+        phrase = self.handover_phrases.find(text)
         if phrase is not None:
             await self.desk.hold_for_person(customer.id, batch, source=Source.HANDOVER,
                                             notice=self.policy.message("ticket_handover", number="{number}"),

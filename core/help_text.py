@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.actions import ActionRegistry
 from core.policy import Policy
+from core.text import bare_phrase
 
 HELP_WORDS = {"help", "help me", "menu", "commands", "what can you do", "what can you do for me", "options",
               "how does this work", "info"}
@@ -20,7 +21,7 @@ _HOW = {
 
 
 def is_help_request(text: str) -> bool:
-    return " ".join(text.casefold().strip(" .!?").split()) in HELP_WORDS
+    return bare_phrase(text) in HELP_WORDS
 
 
 def help_text(policy: Policy, registry: ActionRegistry, *, codes: bool) -> str:
