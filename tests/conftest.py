@@ -193,18 +193,20 @@ class SendRecorder:
 
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
-        self.failures: list[discord.HTTPException] = []
+        self.failures: list[discord.HTTPException | None] = []
         self.attempts: list[dict[str, Any]] = []
         self._original = bot.http.send_message
         bot.http.send_message = self._send  # type: ignore[method-assign]
 
-    def fail_next(self, *errors: discord.HTTPException) -> None:
+    def fail_next(self, *errors: discord.HTTPException | None) -> None:
+        """The next sends fail with these errors in turn; None lets that send through."""
         self.failures.extend(errors)
 
     async def _send(self, channel_id: int, *, params: Any) -> Any:
         self.attempts.append(dict(dpytest_ext.json_of(params.payload, params.multipart) or {}))
-        if self.failures:
-            raise self.failures.pop(0)
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            raise failure
         # dpytest reads the target channel from its caller's local variable named `channel`.
         channel = self.bot._connection._get_private_channel(channel_id) or self.bot.get_channel(channel_id)  # noqa: F841
         return await self._original(channel_id, params=params)

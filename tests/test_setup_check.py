@@ -8,6 +8,7 @@ import discord
 from discord.ext.test import backend
 
 from cogs.discord.setup_check import staff_setup_problems
+from tests.conftest import eventually
 
 EVERYTHING = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True,
                                  read_message_history=True, create_public_threads=True,
@@ -43,7 +44,9 @@ async def test_a_well_set_up_server_has_no_problems_and_each_gap_names_its_fix(d
 
     backend.update_text_channel(channel, guild.default_role, discord.PermissionOverwrite(view_channel=False))
     with caplog.at_level(logging.ERROR):
-        await bot.on_ready()
+        bot.dispatch("ready")  # discord.py's own dispatch, as after a login
+        await eventually(lambda: any("staff desk set-up" in r.getMessage() for r in caplog.records),
+                         what="the set-up check")
     assert any("staff desk set-up: In #" in r.getMessage() and "View Channel" in r.getMessage()
                for r in caplog.records), "each problem is a log line"
 
