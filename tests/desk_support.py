@@ -82,6 +82,14 @@ async def buttons(desk: Desk, number: int) -> list[str]:
     return [c.custom_id for row in message.components for c in row.children if not c.disabled]
 
 
+async def open_question(desk: Desk, who: int = 0) -> None:
+    """Customer ``who`` asks a question Claude sends to our team (ticket, card and thread); the DMs and staff
+    posts so far are taken."""
+    desk.h.fake.default = ask_then_wait
+    await desk.h.dm(who, "is the mug dishwasher safe?")
+    desk.h.sent(), desk.h.staff()
+
+
 async def start_again(desk: Desk, **kwargs: Any) -> None:
     desk.i.close()
     await desk.h.restart(members=4, **kwargs)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SendRecorder, eventually, http_error
-from tests.desk_support import Desk, ask_then_wait, buttons, refund_ticket, refunded_cents, start_again
+from tests.desk_support import Desk, ask_then_wait, buttons, open_question, refund_ticket, refunded_cents, start_again
 from tests.dpytest_ext import (
     GLOBAL,
     Interactions,
@@ -553,9 +553,7 @@ async def test_a_crash_between_posting_and_saving_makes_no_second_card_and_the_t
 
 async def test_a_long_reply_is_split_when_sent_and_a_retry_posts_only_what_is_missing(desk):
     h = desk.h
-    h.fake.default = ask_then_wait
-    await h.dm(0, "a question")
-    h.sent(), h.staff()
+    await open_question(desk)
     recorder = SendRecorder(h.bot)
     long_text = ("word " * 500).strip()  # 2,499 characters: two DMs
     recorder.fail_next(None, http_error(503))  # the first chunk goes out; Discord fails the second once

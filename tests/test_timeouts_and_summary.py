@@ -12,16 +12,10 @@ from PIL import Image
 from core.summary import compute, export, render_chart, render_text
 from storage.db import Database
 from tests.conftest import eventually
-from tests.desk_support import ask_then_wait, start_again
+from tests.desk_support import ask_then_wait, open_question, start_again
 from tests.fake_claude import text
 
 DAY = 86400.0
-
-
-async def open_question(desk, who: int = 0) -> None:
-    desk.h.fake.default = ask_then_wait
-    await desk.h.dm(who, "is the mug dishwasher safe?")
-    desk.h.sent(), desk.h.staff()
 
 
 # -- timeouts ----------------------------------------------------------------------------------
