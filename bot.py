@@ -97,7 +97,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     import discord
 
     from cogs.discord.handoff_bot import HandoffBot
-    from core.agent import ClaudeAgent, claude_client
+    from core.agent import Claude, claude_client
     from storage.db import Database, StorageError
 
     if settings.discord_api_base:  # a proxy, or a local stand-in for Discord's API (the chaos benchmark)
@@ -112,16 +112,15 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     try:
         if hasattr(actions_module, "install"):
             await actions_module.install(db)
-        agent = None
+        claude = None
         if settings.ai_enabled:
             client = claude_client(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
                                    max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
-            agent = ClaudeAgent(client, model=settings.anthropic_model, policy=policy, registry=registry,
-                                concurrency=settings.llm_concurrency)
+            claude = Claude(client, settings.anthropic_model, settings.llm_concurrency)
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         scheduler = AsyncIOScheduler(timezone="UTC")
-        bot = HandoffBot(settings=settings, policy=policy, db=db, agent=agent, registry=registry, scheduler=scheduler)
+        bot = HandoffBot(settings=settings, policy=policy, db=db, claude=claude, registry=registry, scheduler=scheduler)
         stopped_by = stop_on_signals(bot)
         try:
             async with bot:

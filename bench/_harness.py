@@ -15,7 +15,7 @@ from pathlib import Path
 from actions import shop
 from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent, claude_client
+from core.agent import Claude, claude_client
 from storage.db import Database
 from tests import dpytest_ext
 from tests.support import test_policy, test_settings
@@ -44,9 +44,8 @@ async def bench_bot(url: str, customers: int, *, concurrency: int) -> AsyncItera
         policy = test_policy()
         registry = ActionRegistry().extend(shop.ACTIONS)
         client = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
-        agent = ClaudeAgent(client, model="claude-bench", policy=policy,
-                            registry=registry, concurrency=concurrency)
-        bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, agent=agent,
+        claude = Claude(client, "claude-bench", concurrency)
+        bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, claude=claude,
                          registry=registry)
         await dpytest_ext.attach(bot, members=customers)
         try:

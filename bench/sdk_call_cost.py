@@ -29,7 +29,9 @@ import psutil
 from actions import shop
 from bench._harness import claude_server
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent, claude_client
+from core.agent import Claude, ClaudeAgent, claude_client
+from core.steps.lifecycle import StepKinds
+from core.tool_runner import ToolRunner
 from tests.support import test_policy
 
 ANSWERS, SECONDS = 1000, 1.0  # the N x M answers and ideal wall time M x L
@@ -37,10 +39,10 @@ ANSWERS, SECONDS = 1000, 1.0  # the issue's N x M answers and ideal wall time M 
 
 def handoff_agent(client: anthropic.AsyncAnthropic) -> ClaudeAgent:
     policy = test_policy()
-    agent = ClaudeAgent(client, model="claude-bench", policy=policy, registry=ActionRegistry().extend(shop.ACTIONS),
-                        concurrency=1)
-    agent.attach_desk(desk=object())  # type: ignore[arg-type]  # with the desk, the built-in tools are offered too
-    return agent
+    # Only the request is built and sent: no tool runs, so the desk and the step kinds are never reached.
+    tools = ToolRunner(registry=ActionRegistry().extend(shop.ACTIONS), policy=policy, desk=None,  # type: ignore[arg-type]
+                       kinds=StepKinds.__new__(StepKinds))
+    return ClaudeAgent(Claude(client, "claude-bench", 1), policy=policy, tools=tools)
 
 
 def history() -> list[dict[str, Any]]:

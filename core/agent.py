@@ -12,19 +12,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anthropic
 
-from core.actions import ActionContext, ActionRegistry
+from core.actions import ActionContext
 from core.policy import Policy
 from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
 from storage.conversations import NewTurn, Turn
-
-if TYPE_CHECKING:
-    from core.confirmations import ConfirmationDesk
-    from core.desk import TicketDesk
-    from core.mfa_desk import MfaDesk
 
 log = logging.getLogger(__name__)
 
@@ -129,27 +124,27 @@ def claude_client(*, api_key: str, base_url: str | None, max_retries: int, timeo
                                     http_client=anthropic.DefaultAioHttpClient(timeout=timeout))
 
 
+@dataclass(frozen=True)
+class Claude:
+    """Which Claude answers, and through which client: what the composition root needs to build the agent."""
+
+    client: anthropic.AsyncAnthropic
+    model: str
+    concurrency: int  # Messages API calls at once
+
+
 class ClaudeAgent:
-    def __init__(self, client: anthropic.AsyncAnthropic, *, model: str, policy: Policy,
-                 registry: ActionRegistry, concurrency: int) -> None:
-        self.client = client
-        self.model = model
+    def __init__(self, claude: Claude, *, policy: Policy, tools: ToolRunner) -> None:
+        self.client = claude.client
+        self.model = claude.model
         self.policy = policy
-        self.registry = registry
-        reserved = BUILTIN_NAMES & set(registry.actions)
+        self.registry = tools.registry
+        reserved = BUILTIN_NAMES & set(self.registry.actions)
         if reserved:
             raise ValueError(f"action name(s) {sorted(reserved)} are reserved for Handoff's built-in tools")
-        self.tools = ToolRunner(registry=registry, policy=policy)
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tools = self.tools.tool_definitions()
-
-    def attach_desk(self, desk: TicketDesk, confirmations: ConfirmationDesk | None = None,
-                    mfa: MfaDesk | None = None) -> None:
-        """With the operator desk, customer confirmations and one-time codes, every decision type has its step."""
-        self.tools.desk = desk
-        self.tools.confirmations = confirmations
-        self.tools.mfa = mfa
-        self._tools = self.tools.tool_definitions()
+        self.tools = tools
+        self._slots = asyncio.Semaphore(claude.concurrency)
+        self._tools = tools.tool_definitions()
 
     async def close(self) -> None:
         """Closes the client's connections (its aiohttp session warns at exit if left open)."""

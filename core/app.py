@@ -12,18 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent
+from core.agent import Claude, ClaudeAgent
 from core.clock import Clock
-from core.confirmations import ConfirmationDesk
 from core.deadlines import Deadlines
 from core.desk import CardRenderer, TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
 from core.mfa import SecretBox
-from core.mfa_desk import MfaDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel, StaffDesk
+from core.steps.approval import Approvals
+from core.steps.code import OneTimeCodes, OperatorCodes
+from core.steps.confirmation import Confirmations
+from core.steps.lifecycle import StepKinds
+from core.tool_runner import ToolRunner
+from storage.codes import CodeStore
 from storage.conversations import OutboxStore
 from storage.db import Database
 from storage.tickets import TicketStore
@@ -34,15 +38,17 @@ class Handoff:
     outbox: Outbox
     desk_outbox: DeskOutbox
     desk: TicketDesk
-    confirmations: ConfirmationDesk
-    mfa: MfaDesk | None  # None: one-time codes are off
+    confirmations: Confirmations
+    mfa: OneTimeCodes | None  # None: one-time codes are off (the operators approve destructive actions)
+    kinds: StepKinds
     deadlines: Deadlines
     engine: ConversationEngine
+    agent: ClaudeAgent | None  # None: no AI configured (a relay to the operators)
 
 
-def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, agent: ClaudeAgent | None,
+def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
           scheduler: Any | None, secret_key: str | None, channel: CustomerChannel, staff: StaffDesk) -> Handoff:
-    """Handoff's parts for one process. ``agent`` None: no AI (a human relay); ``secret_key`` None or
+    """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None or
     ``[mfa] enabled = false``: no one-time codes (destructive actions go to the operators)."""
     delivery = policy["delivery"]
     retry = {"retry_base": delivery["retry_base_seconds"], "retry_max": delivery["retry_max_seconds"]}
@@ -53,18 +59,23 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     def schedule(job_id: str, due: float) -> None:
         deadlines.arm(job_id, due)  # bound below: the deadlines need the steps' expiry first
 
-    confirmations = ConfirmationDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox,
-                                     schedule=schedule)
-    mfa = (MfaDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
-                   box=SecretBox(secret_key)) if policy["mfa"]["enabled"] and secret_key else None)
-    deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler,
-                          steps=[confirmations, *([mfa] if mfa else [])],
-                          kick_desk=desk_outbox.kick, kick_customer=outbox.kick)
+    codes_on = bool(policy["mfa"]["enabled"] and secret_key)
+    box = SecretBox(secret_key) if codes_on and secret_key else None
     desk = TicketDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, desk_outbox=desk_outbox,
-                      arm_ticket=deadlines.arm_ticket, mfa=mfa, ai_enabled=agent is not None)
+                      arm_ticket=lambda *due: deadlines.arm_ticket(*due),
+                      operator_codes=OperatorCodes(policy=policy, clock=clock, codes=CodeStore(db), box=box)
+                      if box else None, ai_enabled=claude is not None)
     outbox.on_unreachable.append(desk.customer_unreachable)
+    approvals = Approvals(desk=desk, codes_on=codes_on)
+    confirmations = Confirmations(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox,
+                                  schedule=schedule)
+    mfa = (OneTimeCodes(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
+                        box=box, unenrolled=approvals) if box else None)
+    kinds = StepKinds([confirmations, approvals, *([mfa] if mfa else [])])
+    deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler, steps=list(kinds),
+                          kick_desk=desk_outbox.kick, kick_customer=outbox.kick)
+    agent = (ClaudeAgent(claude, policy=policy, tools=ToolRunner(registry=registry, policy=policy, desk=desk,
+                                                                 kinds=kinds)) if claude is not None else None)
     engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox, agent=agent,
                                 desk=desk, confirmations=confirmations, mfa=mfa)
-    if agent is not None:
-        agent.attach_desk(desk, confirmations, mfa)
-    return Handoff(outbox, desk_outbox, desk, confirmations, mfa, deadlines, engine)
+    return Handoff(outbox, desk_outbox, desk, confirmations, mfa, kinds, deadlines, engine, agent)

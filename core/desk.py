@@ -29,7 +29,7 @@ from storage.tickets import DeskTx, NewTicket, TicketStore
 
 if TYPE_CHECKING:
     from core.desk_outbox import DeskOutbox
-    from core.mfa_desk import MfaDesk
+    from core.steps.code import OperatorCodes
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class CardRenderer:
 class TicketDesk:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  desk_outbox: DeskOutbox, arm_ticket: Callable[[int, float | None, float], None],
-                 mfa: MfaDesk | None, ai_enabled: bool) -> None:
+                 operator_codes: OperatorCodes | None, ai_enabled: bool) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
@@ -99,7 +99,7 @@ class TicketDesk:
         self.outbox = outbox
         self.desk_outbox = desk_outbox  # kicked after each commit that owes the staff desk a post
         self.arm_ticket = arm_ticket  # arms a new ticket's reminder and timeout (Deadlines.arm_ticket)
-        self.mfa = mfa  # one-time codes, when on: approving a large amount needs the operator's own code
+        self.operator_codes = operator_codes  # codes on: approving a large amount needs the operator's own code
         self.ai_enabled = ai_enabled
         self.tickets = TicketStore(db)
         self.conversations = ConversationStore(db)
@@ -300,7 +300,7 @@ class TicketDesk:
     def code_needed(self, ticket: Ticket, params: dict[str, Any] | None = None) -> float | None:
         """The threshold, when approving this ticket needs the operator's own one-time code; else None."""
         threshold = self.policy["mfa"]["operator_code_above"]
-        if not threshold or self.mfa is None:
+        if not threshold or self.operator_codes is None:
             return None
         names = frozenset(n.casefold() for n in self.policy["risk"]["amount_params"])
         values = params if params is not None else ticket.action_params or {}
@@ -336,7 +336,7 @@ class TicketDesk:
             if not code:
                 return DeskReply(False, f"Approving more than {threshold:g} needs your own one-time code: use "
                                         "`/approve code:` or the Approve button's form. Nothing was done.")
-            problem = await self.mfa.verify_person(operator.id, code.strip())
+            problem = await self.operator_codes.verify_person(operator.id, code.strip())
             if problem is not None:
                 return DeskReply(False, f"Not approved: {problem}. Nothing was done.")
 

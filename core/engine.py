@@ -15,14 +15,14 @@ from typing import Any
 from core.actions import ActionContext
 from core.agent import ClaudeAgent, LLMUnavailable
 from core.clock import Clock
-from core.confirmations import ConfirmationDesk
 from core.desk import TicketDesk
 from core.help_text import help_text, is_help_request
 from core.mfa import code_in
-from core.mfa_desk import REDACTED, MfaDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
+from core.steps.code import REDACTED, OneTimeCodes
+from core.steps.confirmation import Confirmations
 from core.text import bare_phrase, split_message
 from core.words import WordList
 from core.workers import KeyedWorkers
@@ -47,8 +47,8 @@ class InboundMessage:
 
 class ConversationEngine:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, channel: CustomerChannel, outbox: Outbox,
-                 agent: ClaudeAgent | None, desk: TicketDesk, confirmations: ConfirmationDesk,
-                 mfa: MfaDesk | None) -> None:
+                 agent: ClaudeAgent | None, desk: TicketDesk, confirmations: Confirmations,
+                 mfa: OneTimeCodes | None) -> None:
         """``agent`` None: no AI configured (every conversation goes to a person); ``mfa`` None: codes off."""
         self.db = db
         self.store = ConversationStore(db)

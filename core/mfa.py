@@ -1,6 +1,6 @@
 """One-time codes (TOTP): secrets encrypted at rest, codes checked in constant time, never twice.
 
-Pure functions and a small key wrapper; the desk that stores challenges is ``core.mfa_desk``.
+Pure functions and a small key wrapper; the step kind that stores challenges is ``core.steps.code``.
 A code is accepted for the current 30-second step or one step either side (clock drift), and
 only for a step later than the last accepted one, so a code (or an older one) never works twice.
 """

@@ -8,6 +8,7 @@ start-up with the key, its line in the file and the fix. Missing keys take the d
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any
 
 from core.actions import DecisionType
 from core.risk_table import DEFAULT_LEVELS, DEFAULT_STRATEGIES, LEVELS, STRATEGIES
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are the customer assistant of {business_name}, talking with a customer in Discord direct messages.
@@ -65,6 +68,9 @@ class Key:
 
 
 # section -> key -> spec. Adding a rule means adding a line here and reading it where it is used.
+# Keys an older policy file may still have, and why they no longer do anything: a warning, not a stop.
+RETIRED = {("messages", "action_unavailable"): "every strategy now has a step kind, so this text is never shown"}
+
 SPEC: dict[str, dict[str, Key]] = {
     "agent": {
         "business_name": Key(str, "Example Shop", help="the name customers see"),
@@ -167,7 +173,6 @@ SPEC: dict[str, dict[str, Key]] = {
         "no_ai": Key(str, "Thanks for your message! A person from our team will answer you here."),
         "empty": Key(str, "I can only read text. Could you type your question?"),
         "attachment_only": Key(str, "I can't open attachments yet. Could you describe what you need in text?"),
-        "action_unavailable": Key(str, "Not done: {action}. It needs {step}, which I can't ask for here yet."),
         "ticket_question": Key(str, "I've asked our team about this (ticket #{number}). Their answer will come "
                                     "here; you can keep chatting meanwhile."),
         "ticket_approval": Key(str, "{action} needs an operator's approval, so I've sent it to our team as "
@@ -311,6 +316,10 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             problems.append(f"{where(section)}: '{section}' must be a [section] of keys")
             continue
         for key, value in table.items():
+            if (section, key) in RETIRED:
+                log.warning("%s: [%s] %s is no longer used (%s); you can delete the line", where(section, key),
+                            section, key, RETIRED[section, key])
+                continue
             problem = _check_value(section, key, value, where(section, key))
             if problem is None:
                 values[section][key] = value

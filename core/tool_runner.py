@@ -11,17 +11,14 @@ import copy
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.actions import Action, ActionContext, ActionError, ActionRegistry, execute
 from core.desk import Escalation, TicketDesk
 from core.policy import Policy
 from core.risk import MODEL_VIEWS, Classification, RiskPolicy
+from core.steps.lifecycle import EXECUTE, Proposal, StepKinds
 from storage.records import Kind, Priority, Source
-
-if TYPE_CHECKING:
-    from core.confirmations import ConfirmationDesk
-    from core.mfa_desk import MfaDesk
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +130,18 @@ class TurnExtras:
 
 
 class ToolRunner:
-    def __init__(self, *, registry: ActionRegistry, policy: Policy) -> None:
+    """Answers each tool call at once: built-in tools open tickets; an action runs (strategy ``execute``) or
+    becomes a step of the kind the registry names for its strategy."""
+
+    def __init__(self, *, registry: ActionRegistry, policy: Policy, desk: TicketDesk, kinds: StepKinds) -> None:
         self.registry = registry
         self.policy = policy
         self.risk = RiskPolicy(policy)
-        self.desk: TicketDesk | None = None
-        self.confirmations: ConfirmationDesk | None = None
-        self.mfa: MfaDesk | None = None
+        self.desk = desk
+        self.kinds = kinds
 
     def tool_definitions(self) -> list[dict[str, Any]]:
-        actions = [with_risk_view(a.tool_definition()) for a in self.registry.actions.values()]
-        return [*BUILTIN_TOOLS, *actions] if self.desk is not None else actions
+        return [*BUILTIN_TOOLS, *(with_risk_view(a.tool_definition()) for a in self.registry.actions.values())]
 
     async def run(self, call: dict[str, Any], ctx: ActionContext, extras: TurnExtras) -> dict[str, Any]:
         def result(payload: Any, *, error: bool = False) -> dict[str, Any]:
@@ -153,7 +151,7 @@ class ToolRunner:
                 block["is_error"] = True
             return block
 
-        if self.desk is not None and call["name"] in BUILTIN_NAMES:
+        if call["name"] in BUILTIN_NAMES:
             return result(await self._builtin(call, ctx, extras))
         action = self.registry.get(call["name"])
         if action is None:
@@ -162,40 +160,13 @@ class ToolRunner:
         assessment = await assess(self.risk, action, call.get("input"), ctx, customer_text=extras.customer_text)
         if assessment.decision is None:
             return result(assessment.problem, error=True)
-        decision, params, preview = assessment.decision, assessment.params, assessment.preview
-        if decision.strategy == "execute":
-            payload, failed = await self._execute(action, params, ctx)
+        if assessment.decision.strategy == EXECUTE:
+            payload, failed = await self._execute(action, assessment.params, ctx)
             return result(payload, error=failed)
-        if decision.strategy in ("confirm", "confirm_details") and self.confirmations is not None:
-            number = await self.confirmations.request(ctx, action, params, decision, call["id"], preview)
-            return result(f"AWAITING THE CUSTOMER'S CONFIRMATION (#{number}): {action.name} is not done yet. "
-                          "The customer was shown the exact details and asked to confirm; the result will appear "
-                          "in this conversation. Do not say it is done.")
-        if decision.strategy == "code" and self.mfa is not None:
-            if await self.mfa.enrolled(ctx.customer_id):
-                number = await self.mfa.challenge(ctx, action, params, preview, call["id"], decision.rule)
-                return result(f"AWAITING A ONE-TIME CODE (#{number}): {action.name} is not done yet. The customer "
-                              "was asked for the code from their authenticator app; the result will appear in this "
-                              "conversation. Do not ask for or repeat codes yourself, and do not say it is done.")
-            if self.policy["mfa"]["unenrolled"] == "enrol" or self.desk is None:
-                extras.notices.append(self.policy.message("mfa_not_enrolled", action=action.summary or action.name))
-                return result(f"NOT DONE: {action.name} needs a one-time code and the customer has not set up an "
-                              "authenticator; they were told how (type enrol). Do not say it is done.", error=True)
-        if self.desk is not None and decision.strategy in ("approval", "human", "code"):
-            number = await self._ticket(action, params, decision, ctx, call["id"], extras)
-            return result(f"NOT DONE YET: {action.name} needs {self._step(decision)} and was sent to our team as "
-                          f"ticket #{number}. The customer is told the ticket number and will hear the outcome "
-                          "directly. Do not say it is done; you may keep helping with other things.")
-        extras.notices.append(self.policy.message("action_unavailable", action=action.summary or action.name,
-                                                  step=self._step(decision)))
-        return result(f"NOT DONE: {action.name} needs {self._step(decision)}, which is not available here. "
-                      "Tell the customer plainly that it was not done.", error=True)
-
-    @staticmethod
-    def _step(decision: Classification) -> str:
-        return {"confirm": "your confirmation", "confirm_details": "your explicit confirmation",
-                "approval": "an operator's approval", "human": "a person from our team",
-                "code": "a one-time code"}.get(decision.strategy, "another step")
+        proposal = Proposal(ctx, action, assessment.params, assessment.preview, assessment.decision, call["id"],
+                            extras.notices)
+        opened = await self.kinds.for_strategy(assessment.decision.strategy).open(proposal)
+        return result(opened.text, error=opened.error)
 
     async def _execute(self, action: Action, params: dict[str, Any], ctx: ActionContext) -> tuple[Any, bool]:
         """(tool result payload, failed)."""
@@ -204,24 +175,7 @@ class ToolRunner:
             return f"{action.name} could not be done: {error}. Treat it as not done.", True
         return outcome, False
 
-    async def _ticket(self, action: Action, params: dict[str, Any], decision: Classification, ctx: ActionContext,
-                      tool_use_id: str, extras: TurnExtras) -> int:
-        assert self.desk is not None
-        reason = f"{decision.level} risk: " + "; ".join(decision.rules)
-        if decision.strategy == "code":
-            reason += (". One-time codes are off (no HANDOFF_SECRET_KEY or [mfa] enabled = false)" if self.mfa is None
-                       else ". The customer has no authenticator set up ([mfa] unenrolled = \"ticket\")")
-            reason += ", so an operator checks it is really the customer."
-        number = await self.desk.escalate(ctx, Escalation(
-            Kind.APPROVAL, Source.SPECIALIST if decision.strategy == "human" else Source.APPROVAL,
-            question=f"{action.summary or action.name}: {json.dumps(params, ensure_ascii=False)}", reason=reason,
-            action_name=action.name, action_summary=action.summary or action.name, action_params=params,
-            decision_type=decision.decision_type, tool_use_id=tool_use_id,
-            priority_hint=Priority.HIGH if decision.level == "critical" else Priority.NORMAL))
-        return number
-
     async def _builtin(self, call: dict[str, Any], ctx: ActionContext, extras: TurnExtras) -> str:
-        assert self.desk is not None
         args = call.get("input") if isinstance(call.get("input"), dict) else {}
         try:
             hint = Priority(str(args.get("priority", "normal")))

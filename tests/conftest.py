@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from actions import shop
 from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent, claude_client
+from core.agent import Claude, claude_client
 from core.policy import Policy
 from storage.db import Database
 from tests import dpytest_ext
@@ -70,15 +70,14 @@ class Harness:
         self.db = await Database(self.db_path).open()
         await shop.install(self.db)
         policy = policy or test_policy()
-        agent = None
+        claude = None
         if ai:
             client = claude_client(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=llm_timeout)
-            agent = ClaudeAgent(client, model="claude-test", policy=policy,
-                                registry=ActionRegistry().extend(shop.ACTIONS), concurrency=concurrency)
+            claude = Claude(client, "claude-test", concurrency)
         # A real scheduler: deadlines are armed as in production. They are at FakeClock times (2027), so
         # nothing fires by itself; tests move the clock and call bot.deadlines.run_due(), what a job runs.
         bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
-                         db=self.db, agent=agent, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS),
+                         db=self.db, claude=claude, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS),
                          scheduler=AsyncIOScheduler(timezone="UTC"))
         bot.shutdown_grace_seconds = 0  # a restart in tests is abrupt, like a crash; graceful stops are tested apart
         await dpytest_ext.attach(bot, members=members, world=self._world)

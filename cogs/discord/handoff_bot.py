@@ -18,7 +18,7 @@ from cogs.discord.staff_desk import DiscordStaffDesk
 from cogs.discord.ticket_views import TicketButton
 from cogs.discord.tree import HandoffTree
 from core.actions import ActionRegistry
-from core.agent import ClaudeAgent
+from core.agent import Claude
 from core.app import Handoff, build
 from core.clock import Clock, SystemClock
 from core.policy import Policy
@@ -41,7 +41,7 @@ def handoff_intents() -> discord.Intents:
 
 
 class HandoffBot(commands.Bot):
-    def __init__(self, *, settings: Settings, policy: Policy, db: Database, agent: ClaudeAgent | None,
+    def __init__(self, *, settings: Settings, policy: Policy, db: Database, claude: Claude | None,
                  registry: ActionRegistry, scheduler: AsyncIOScheduler | None = None,
                  clock: Clock | None = None) -> None:
         super().__init__(
@@ -53,7 +53,7 @@ class HandoffBot(commands.Bot):
         self.settings = settings
         self.policy = policy
         self.db = db
-        self.agent = agent
+        self.claude = claude  # None: no AI configured (ANTHROPIC_API_KEY is empty)
         self.clock = clock or SystemClock()
         self._app: Handoff | None = None  # Handoff's parts, built by the composition root in setup_hook
         self.shutdown_grace_seconds = 5.0  # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
@@ -76,12 +76,13 @@ class HandoffBot(commands.Bot):
     desk_outbox = property(lambda self: self.app.desk_outbox)
     confirmations = property(lambda self: self.app.confirmations)
     mfa = property(lambda self: self.app.mfa)
+    agent = property(lambda self: self.app.agent)
     deadlines = property(lambda self: self.app.deadlines)
 
     async def setup_hook(self) -> None:
         self.request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"])
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
-        app = build(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry, agent=self.agent,
+        app = build(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry, claude=self.claude,
                     scheduler=self.scheduler, secret_key=self.settings.secret_key,
                     channel=DiscordCustomerChannel(self), staff=DiscordStaffDesk(self))
         self._app = app
@@ -90,7 +91,7 @@ class HandoffBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self._sync_commands()
-        if self.agent is None:
+        if self.claude is None:
             log.warning("No AI is configured (ANTHROPIC_API_KEY is empty): every conversation goes to the operators"
                         " as a relay ticket.")
         await self.desk.resume()
@@ -210,6 +211,6 @@ class HandoffBot(commands.Bot):
             await self.engine.close()
             await self.outbox.close()
             await self.desk_outbox.close()
-        if self.agent is not None:
-            await self.agent.close()
+        if self.claude is not None:
+            await self.claude.client.close()  # its aiohttp session warns at exit if left open
         await super().close()

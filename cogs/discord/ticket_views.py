@@ -165,7 +165,8 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await answer(interaction, reply)
             return
         fields = editable_fields(action.input_schema, ticket.action_params or {})
-        ask_code = bot.desk.mfa is not None and bool(bot.policy["mfa"]["operator_code_above"]) and len(fields) < 5
+        ask_code = (bot.desk.operator_codes is not None and bool(bot.policy["mfa"]["operator_code_above"])
+                    and len(fields) < 5)
         await interaction.response.send_modal(edit_form(self.ticket_id, fields, ask_code=ask_code))
 
 

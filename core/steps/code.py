@@ -17,10 +17,10 @@ from typing import Any
 
 from core.actions import Action, ActionContext, ActionRegistry
 from core.clock import Clock
-from core.confirmations import CustomerStep, details_text
 from core.mfa import SecretBox, generate_secret, matching_step, provisioning_uri, qr_png
 from core.outbox import Outbox
 from core.policy import Policy
+from core.steps.lifecycle import CustomerStep, Opened, Proposal, StepKind, details_text
 from core.text import split_message
 from storage.codes import Challenge, CodeStore, CodeTx, SecretRow
 from storage.db import Database
@@ -37,14 +37,56 @@ class Enrolment:
     uri: str
 
 
-class MfaDesk(CustomerStep):
+class OperatorCodes:
+    """An operator's own code, asked before approving an amount above ``[mfa] operator_code_above``."""
+
+    def __init__(self, *, policy: Policy, clock: Clock, codes: CodeStore, box: SecretBox) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.codes = codes
+        self.box = box
+
+    async def verify_person(self, discord_id: int, code: str) -> str | None:
+        """Check a code typed by anyone with an authenticator (an operator approving a large amount).
+
+        None when it is right (and now used up); else why not. Wrong codes count toward the same lock.
+        """
+        now = self.clock.now()
+
+        def check(tx: CodeTx) -> str | None:
+            row = tx.secret_of(discord_id)
+            if row is None or row.secret is None:
+                return "you have no authenticator set up: DM the bot `enrol` first"
+            if row.locked_at is not None:
+                return "your codes are locked after too many wrong tries; another operator can /mfa-unlock you"
+            step = matching_step(self.box.open(row.secret), code, now, row.last_step)
+            if step is not None:
+                tx.use_step(row.customer_id, step)
+                tx.audit(f"user:{discord_id}", "mfa_operator_code_accepted", f"customer:{row.customer_id}")
+                return None
+            tx.audit(f"user:{discord_id}", "mfa_operator_code_wrong", f"customer:{row.customer_id}")
+            tx.count_failure(row.customer_id, self.policy["mfa"]["failures_per_hour"])
+            return "that code is not right (or was already used)"
+
+        return await self.codes.run(check, now)
+
+
+class OneTimeCodes(CustomerStep):
+    """The code challenge: a destructive action runs after a correct code from the customer's authenticator.
+
+    A customer without one is told how to enrol, or (``[mfa] unenrolled = "ticket"``) the step goes to
+    ``unenrolled``, the operators' approval, so that a person checks who is asking.
+    """
+
     subject = "mfa"
+    strategies = ("code",)
 
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
-                 schedule: Callable[[str, float], None], box: SecretBox) -> None:
+                 schedule: Callable[[str, float], None], box: SecretBox, unenrolled: StepKind) -> None:
         super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)
         self.box = box
         self.codes = CodeStore(db)
+        self.unenrolled = unenrolled
 
     @property
     def issuer(self) -> str:
@@ -72,6 +114,20 @@ class MfaDesk(CustomerStep):
         return await self.codes.expects_code(discord_id)
 
     # -- challenges -------------------------------------------------------------------------
+
+    async def open(self, proposal: Proposal) -> Opened:
+        action = proposal.action
+        if await self.enrolled(proposal.ctx.customer_id):
+            number = await self.challenge(proposal.ctx, action, proposal.params, proposal.preview,
+                                          proposal.tool_use_id, proposal.decision.rule)
+            return Opened(f"AWAITING A ONE-TIME CODE (#{number}): {action.name} is not done yet. The customer was "
+                          "asked for the code from their authenticator app; the result will appear in this "
+                          "conversation. Do not ask for or repeat codes yourself, and do not say it is done.")
+        if self.policy["mfa"]["unenrolled"] == "ticket":
+            return await self.unenrolled.open(proposal)
+        proposal.notices.append(self.policy.message("mfa_not_enrolled", action=proposal.label))
+        return Opened(f"NOT DONE: {action.name} needs a one-time code and the customer has not set up an "
+                      "authenticator; they were told how (type enrol). Do not say it is done.", error=True)
 
     async def pending_deadlines(self) -> list[tuple[str, float]]:
         return await self.codes.pending_deadlines()
@@ -200,30 +256,6 @@ class MfaDesk(CustomerStep):
         return len(customers)
 
     # -- operators ----------------------------------------------------------------------------
-
-    async def verify_person(self, discord_id: int, code: str) -> str | None:
-        """Check a code typed by anyone with an authenticator (an operator approving a large amount).
-
-        None when it is right (and now used up); else why not. Wrong codes count toward the same lock.
-        """
-        now = self.clock.now()
-
-        def check(tx: CodeTx) -> str | None:
-            row = tx.secret_of(discord_id)
-            if row is None or row.secret is None:
-                return "you have no authenticator set up: DM the bot `enrol` first"
-            if row.locked_at is not None:
-                return "your codes are locked after too many wrong tries; another operator can /mfa-unlock you"
-            step = matching_step(self.box.open(row.secret), code, now, row.last_step)
-            if step is not None:
-                tx.use_step(row.customer_id, step)
-                tx.audit(f"user:{discord_id}", "mfa_operator_code_accepted", f"customer:{row.customer_id}")
-                return None
-            tx.audit(f"user:{discord_id}", "mfa_operator_code_wrong", f"customer:{row.customer_id}")
-            tx.count_failure(row.customer_id, self.policy["mfa"]["failures_per_hour"])
-            return "that code is not right (or was already used)"
-
-        return await self.codes.run(check, now)
 
     async def reset(self, discord_id: int, operator: str) -> str:
         """Remove a customer's setup; a code request waiting for them ends (nothing runs) and they are told."""

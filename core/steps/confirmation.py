@@ -5,69 +5,27 @@ never taken as yes. A confirmation is decided once (a conditional update), expir
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from core.actions import Action, ActionContext, ActionRegistry, execute
+from core.actions import Action, ActionContext, ActionRegistry
 from core.clock import Clock
 from core.outbox import Outbox
 from core.policy import Policy
 from core.replies import Reply, ReplyReader
 from core.risk import Classification
+from core.steps.lifecycle import CustomerStep, Opened, Proposal, details_text
 from core.text import split_message
 from storage.db import Database
-from storage.steps import Confirmation, ConfirmationStore, Decided, StepRequest, StepStore
+from storage.steps import Confirmation, ConfirmationStore, Decided, StepRequest
 
 log = logging.getLogger(__name__)
 
 
-def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any] | None = None) -> str:
-    """The exact details a customer confirms: what, every parameter by name, and what the action previews."""
-    lines = [f"**{action.summary or action.name}**"]
-    for name, value in {**params, **(preview or {})}.items():
-        shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
-        lines.append(f"- {name.replace('_', ' ')}: {shown}")
-    return "\n".join(lines)
-
-
-class CustomerStep:
-    """What confirmations and code requests share: once the customer has decided, run the action once,
-    record its result on the request, audit it, and tell the customer (and Claude, in the history)."""
-
-    subject = ""  # the audit subject prefix, which also names the table (storage.steps.STEP_TABLES)
-
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
-                 schedule: Callable[[str, float], None]) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.registry = registry
-        self.outbox = outbox
-        self.schedule = schedule  # arms a step's expiry (Deadlines.arm)
-        self.steps = StepStore(db)
-
-    def _summary(self, action_name: str) -> str:
-        action = self.registry.get(action_name)
-        return (action.summary if action else "") or action_name
-
-    async def _run_decided(self, request: StepRequest, *, done: str, failed: str, how: str) -> str:
-        summary = self._summary(request.action_name)
-        ctx = ActionContext(request.customer_id, request.discord_id, self.db, self.clock.now(),
-                            request.conversation_id)
-        outcome, error = await execute(self.registry.get(request.action_name), ctx, request.action_params)
-        text = (self.policy.message(done, action=summary) if error is None
-                else self.policy.message(failed, action=summary, error=error))
-        note = (f"{how} {request.action_name} with {json.dumps(request.action_params)} ({self.subject}"
-                f" #{request.id}); result: {json.dumps(outcome, default=str)[:1500]}")
-        await self.steps.record_result(self.subject, request, outcome, error is None, (text, note), self.clock.now())
-        self.outbox.kick(request.customer_id)
-        return text
-
-
-class ConfirmationDesk(CustomerStep):
+class Confirmations(CustomerStep):
     subject = "confirmation"
+    strategies = ("confirm", "confirm_details")
 
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  schedule: Callable[[str, float], None]) -> None:
@@ -77,6 +35,13 @@ class ConfirmationDesk(CustomerStep):
         self.store = ConfirmationStore(db)
 
     # -- asking -----------------------------------------------------------------------------
+
+    async def open(self, proposal: Proposal) -> Opened:
+        number = await self.request(proposal.ctx, proposal.action, proposal.params, proposal.decision,
+                                    proposal.tool_use_id, proposal.preview)
+        return Opened(f"AWAITING THE CUSTOMER'S CONFIRMATION (#{number}): {proposal.action.name} is not done yet. "
+                      "The customer was shown the exact details and asked to confirm; the result will appear "
+                      "in this conversation. Do not say it is done.")
 
     async def request(self, ctx: ActionContext, action: Action, params: dict[str, Any],
                       decision: Classification, tool_use_id: str | None,
