@@ -6,54 +6,18 @@ deployment has something to talk about. There is one action of every decision ty
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.actions import ActionContext, ActionError, DecisionType, action
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS shop_accounts (
-    discord_user_id INTEGER PRIMARY KEY,
-    email           TEXT NOT NULL,
-    email_updates   INTEGER NOT NULL DEFAULT 1,
-    store_credit_cents INTEGER NOT NULL DEFAULT 0,
-    discount_percent INTEGER NOT NULL DEFAULT 0,
-    deleted_at      REAL,
-    created_at      REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS shop_orders (
-    id              INTEGER PRIMARY KEY,
-    discord_user_id INTEGER NOT NULL,
-    item            TEXT NOT NULL,
-    quantity        INTEGER NOT NULL,
-    total_cents     INTEGER NOT NULL,
-    refunded_cents  INTEGER NOT NULL DEFAULT 0,
-    status          TEXT NOT NULL,
-    address         TEXT NOT NULL,
-    placed_at       REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS shop_orders_user ON shop_orders(discord_user_id);
-CREATE TABLE IF NOT EXISTS shop_subscriptions (
-    id              INTEGER PRIMARY KEY,
-    discord_user_id INTEGER NOT NULL,
-    plan            TEXT NOT NULL,
-    status          TEXT NOT NULL,
-    renews_at       REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS shop_advice_requests (
-    id              INTEGER PRIMARY KEY,
-    discord_user_id INTEGER NOT NULL,
-    topic           TEXT NOT NULL,
-    question        TEXT NOT NULL,
-    created_at      REAL NOT NULL
-);
-"""
 
 CATALOG = {"coffee beans": 1800, "grinder": 8900, "mug": 1200, "filter papers": 500}
 DAY = 86400.0
 
 
 async def install(db: Any) -> None:
-    await db.conn.executescript(SCHEMA)
+    """The shop's tables, through its own numbered migrations (``shop_migrations/``)."""
+    await db.migrate_module("shop", Path(__file__).with_name("shop_migrations"))
 
 
 async def _ensure_account(ctx: ActionContext, tx: Any) -> None:

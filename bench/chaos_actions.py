@@ -6,25 +6,17 @@ approves). Both carry the customer message's tag, which ties a run to the reques
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.actions import ActionContext, action
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS chaos_runs (
-    id          INTEGER PRIMARY KEY,
-    action      TEXT NOT NULL,
-    tag         TEXT NOT NULL,
-    customer    INTEGER NOT NULL,
-    at          REAL NOT NULL
-);
-"""
 TAGGED = {"type": "object", "properties": {"tag": {"type": "string", "maxLength": 20}},
           "required": ["tag"], "additionalProperties": False}
 
 
 async def install(db: Any) -> None:
-    await db.conn.executescript(SCHEMA)
+    await db.migrate_module("chaos", Path(__file__).with_name("chaos_migrations"))
 
 
 async def _run(ctx: ActionContext, name: str, tag: str) -> dict[str, Any]:

@@ -118,22 +118,49 @@ class Database:
                 " upgrade Handoff or use another HANDOFF_DB"
             )
         for number, path in files[current:]:
-            log.info("applying migration %s", path.name)
-            script = path.read_text(encoding="utf-8")
-            # Foreign keys off while a migration runs (SQLite's way to rebuild a referenced table), and checked
-            # before its transaction commits: a migration that breaks a reference is rolled back.
-            await self.conn.execute("PRAGMA foreign_keys = OFF")
+            await self._apply(path, f"PRAGMA user_version = {number};")
+
+    async def migrate_module(self, name: str, folder: Path) -> int:
+        """Apply a module's own numbered migrations (``folder/NNNN_reason.sql``), e.g. a deployer's actions'
+        tables. Its version is kept as ``migrations:<name>`` in the ``kept`` table, beside Handoff's own
+        ``PRAGMA user_version``. Returns how many were applied."""
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise StorageError(f"migration set name {name!r}: use lower-case letters, digits and _")
+        key = f"migrations:{name}"
+        current = int(await self.kept(key) or 0)
+        files = migration_files(folder)
+        if current > len(files):
+            raise StorageError(f"{name}'s tables in {self.path} are at version {current}, newer than its code"
+                               f" ({len(files)} migrations in {folder})")
+        for number, path in files[current:]:
+            await self._apply(path, f"INSERT INTO kept (key, value, updated_at) VALUES ('{key}', '{number}',"
+                                    " strftime('%s')) ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                                    " updated_at = excluded.updated_at;")
+        return len(files) - current
+
+    async def _apply(self, path: Path, bump: str) -> None:
+        """One migration, its reference check and its version bump in one transaction."""
+        log.info("applying migration %s", path.name)
+        script = path.read_text(encoding="utf-8")  # noqa: ASYNC240 - a small file, once per migration
+        # Foreign keys off while a migration runs (SQLite's way to rebuild a referenced table), and checked
+        # before its transaction commits: a migration that breaks a reference is rolled back.
+        await self.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            # executescript commits on its own; wrap the migration, the check and the version bump together.
             try:
-                # executescript commits on its own; wrap the migration, the check and the version bump together.
-                await self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};")
-                broken = await self.conn.execute_fetchall("PRAGMA foreign_key_check")
-                if broken:
+                await self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{bump}")
+            except sqlite3.Error:
+                if self.conn.in_transaction:  # a failed statement leaves the script's transaction open
                     await self.conn.execute("ROLLBACK")
-                    raise StorageError(f"migration {path.name} would break {len(list(broken))} reference(s); "
-                                       "nothing was changed")
-                await self.conn.execute("COMMIT")
-            finally:
-                await self.conn.execute("PRAGMA foreign_keys = ON")
+                raise
+            broken = await self.conn.execute_fetchall("PRAGMA foreign_key_check")
+            if broken:
+                await self.conn.execute("ROLLBACK")
+                raise StorageError(f"migration {path.name} would break {len(list(broken))} reference(s); "
+                                   "nothing was changed")
+            await self.conn.execute("COMMIT")
+        finally:
+            await self.conn.execute("PRAGMA foreign_keys = ON")
 
     # -- statements -------------------------------------------------------------------------
 
