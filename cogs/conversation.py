@@ -32,6 +32,7 @@ class Conversation(commands.Cog):
             display_name=message.author.display_name,
             content=message.content,
             discord_message_id=message.id,
+            dm_channel_id=message.channel.id,
             attachments=[
                 {"filename": a.filename, "url": a.url, "size": a.size, "content_type": a.content_type}
                 for a in message.attachments

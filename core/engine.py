@@ -7,6 +7,7 @@ written are answered together in the next round, in the order they were sent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,11 @@ class InboundMessage:
     content: str
     discord_message_id: int | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    dm_channel_id: int | None = None  # the DM channel it came in: kept, so answers need no look-up
+
+
+def _no_typing() -> contextlib.AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
 
 
 class ConversationEngine:
@@ -85,7 +91,7 @@ class ConversationEngine:
             content=REDACTED if code else message.content, data=data,
             discord_message_id=message.discord_message_id, now=now,
             idle_seconds=self.policy["conversation"]["idle_minutes"] * 60,
-            status="answered" if canned or code or enrol else "pending",
+            status="answered" if canned or code or enrol else "pending", dm_channel_id=message.dm_channel_id,
         )
         if inbound.duplicate:
             log.info("message %s was already stored; not answering twice", message.discord_message_id)
@@ -94,7 +100,7 @@ class ConversationEngine:
             await self.mfa.submit_code(inbound.customer.id, code)
             return
         if enrol:
-            await self.enrol(inbound.customer.id, message.discord_user_id, message.display_name)
+            await self.enrol(inbound.customer, message.display_name)
             return
         if inbound.relayed_to is not None:
             self.desk.desk_outbox.kick(inbound.relayed_to)
@@ -107,16 +113,18 @@ class ConversationEngine:
             return
         self._workers.wake(inbound.customer.id)
 
-    async def enrol(self, customer_id: int, discord_id: int, display_name: str) -> None:
+    async def enrol(self, customer: Customer, display_name: str) -> None:
         """Send a new authenticator setup (QR code and key) straight to the customer's DM.
 
         Not through the outbox: the message carries the secret, and the outbox table must not hold it.
         If Discord refuses, the customer is told to ask again (a new secret is made each time).
         """
         assert self.mfa is not None
-        enrolment = await self.mfa.start_enrolment(customer_id, account=display_name or str(discord_id))
+        customer_id = customer.id
+        enrolment = await self.mfa.start_enrolment(customer_id, account=display_name or str(customer.discord_id))
         try:
-            await self.channel.send_file(discord_id, enrolment.text, enrolment.png, "authenticator.png")
+            channel_id = customer.dm_channel_id or await self.channel.open_dm(customer.discord_id)
+            await self.channel.send_file(channel_id, enrolment.text, enrolment.png, "authenticator.png")
         except Exception as exc:
             log.warning("could not send the authenticator setup to customer %s: %s", customer_id, type(exc).__name__)
             await self.say(customer_id, "Sorry, I couldn't send the setup just now. Type **enrol** to try again.",
@@ -213,7 +221,7 @@ class ConversationEngine:
             await self.store.record_round(conversation_id, customer.id, turns, self.clock.now(), batch[-1].id)
 
         try:
-            async with self.channel.typing(customer.discord_id):
+            async with self.channel.typing(customer.dm_channel_id) if customer.dm_channel_id else _no_typing():
                 reply = await self.agent.respond(history, ctx, record_round)
         except LLMUnavailable as exc:
             await self._claude_failed(customer, batch, str(exc))

@@ -35,7 +35,7 @@ def chunk_nonce(prefix: str, row_id: int, chunk: int) -> str:
 
 def backoff_delay(attempts: int, base: float, cap: float) -> float:
     """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.8-1.2."""
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    delay = min(cap, base * 2 ** min(max(0, attempts - 1), 40))  # a float can't hold 2 ** 1100: a row retried long
     return delay * random.uniform(0.8, 1.2)
 
 
@@ -56,12 +56,17 @@ class Outbox(DeliveryQueue[int]):
     async def _send(self, item: OutboxItem) -> int | None:
         """One owed row as Discord messages: split under 2000 characters here (rows hold whole texts), each
         chunk with its own nonce, so a retry after a partial send posts only what is missing; buttons go
-        under the last chunk."""
+        under the last chunk. One request per chunk: the DM channel is known from the customer's messages,
+        or opened once and kept."""
+        channel_id = item.dm_channel_id
+        if channel_id is None:
+            channel_id = await self.channel.open_dm(item.discord_id)
+            await self.store.keep_dm_channel(item.customer_id, channel_id)
         chunks = split_message(item.content) or [item.content]
         message_id = None
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            message_id = await self.channel.send(item.discord_id, chunk, nonce=chunk_nonce("hof", item.id, i),
+            message_id = await self.channel.send(channel_id, chunk, nonce=chunk_nonce("hof", item.id, i),
                                                  buttons=item.buttons if last else None)
         return message_id
 

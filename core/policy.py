@@ -93,6 +93,10 @@ SPEC: dict[str, dict[str, Key]] = {
         "stall_seconds": Key((int, float), 60, 1, 3600, "a Discord request waiting longer than this means the"
                                                           " client is wedged: logged, recovered, counted in /stats"),
     },
+    "discord": {
+        "requests_per_second": Key((int, float), 45, 1, 50, "the pace of every request the bot starts itself"
+                                                           " (Discord allows 50 a second in all)"),
+    },
     "desk": {
         "note_prefix": Key(str, "//", help="operator messages starting with this stay between operators"),
         "transcript_turns": Key(int, 8, 0, 30, "recent conversation turns shown on a new ticket"),

@@ -28,18 +28,25 @@ class DeliveryFailed(Exception):
 
 
 class CustomerChannel(Protocol):
-    async def send(self, customer_discord_id: int, content: str, *, nonce: str,
+    """A customer's DMs, addressed by the DM channel's id: one request per message sent."""
+
+    async def open_dm(self, customer_discord_id: int) -> int:
+        """Open (or find) the DM channel with a customer none of whose messages showed it; returns its id.
+
+        Raises DeliveryRefused or DeliveryFailed as ``send`` does."""
+
+    async def send(self, channel_id: int, content: str, *, nonce: str,
                    buttons: list[dict[str, Any]] | None = None) -> int | None:
-        """Send one message (<= 2000 chars) to the customer, with ``buttons`` (confirmation answers) under it;
-        returns the platform's message id.
+        """Send one message (<= 2000 chars) to the customer's DM channel, with ``buttons`` (confirmation
+        answers) under it; returns the platform's message id.
 
         Raises DeliveryRefused or DeliveryFailed; any other exception counts as DeliveryFailed.
         """
 
-    async def send_file(self, customer_discord_id: int, content: str, data: bytes, filename: str) -> None:
+    async def send_file(self, channel_id: int, content: str, data: bytes, filename: str) -> None:
         """Send a message with one file (an authenticator QR code), now; raises on failure."""
 
-    def typing(self, customer_discord_id: int) -> contextlib.AbstractAsyncContextManager[None]:
+    def typing(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Show that the bot is working on an answer while the body runs.
 
         Never waits on the platform before the body starts and never raises: a typing indicator is a nicety.

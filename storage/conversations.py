@@ -44,6 +44,7 @@ class Customer:
     display_name: str
     dm_status: str
     confirming: bool = False  # a confirmation waits for this customer's yes or no
+    dm_channel_id: int | None = None  # their DM channel, once a message of theirs (or a DM we opened) showed it
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class OutboxItem:
     content: str
     attempts: int
     buttons: list[dict[str, Any]] | None = None
+    dm_channel_id: int | None = None  # None: no DM channel known yet (open one, once, and keep it)
 
 
 def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
@@ -136,7 +138,7 @@ class ConversationStore:
 
     async def record_inbound(
         self, *, discord_id: int, display_name: str, content: str, data: Any, discord_message_id: int | None,
-        now: float, idle_seconds: float, status: str = "pending",
+        now: float, idle_seconds: float, status: str = "pending", dm_channel_id: int | None = None,
     ) -> Inbound:
         """Store a customer's DM as a turn, first of all. Starts a conversation after ``idle_seconds`` of silence.
 
@@ -147,13 +149,14 @@ class ConversationStore:
 
         def write(c: sqlite3.Connection) -> Inbound:
             # A customer who writes to us can receive DMs again, so this also reopens closed DMs.
-            [customer_id] = c.execute(
-                "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?)"
+            customer_id, customer_channel = c.execute(
+                "INSERT INTO customers (discord_id, display_name, dm_channel_id, created_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name, dm_status = 'open',"
-                " dm_closed_at = NULL RETURNING id",
-                (discord_id, display_name, now),
+                " dm_closed_at = NULL, dm_channel_id = COALESCE(excluded.dm_channel_id, customers.dm_channel_id)"
+                " RETURNING id, dm_channel_id",
+                (discord_id, display_name, dm_channel_id, now),
             ).fetchone()
-            customer = Customer(customer_id, discord_id, display_name, "open")
+            customer = Customer(customer_id, discord_id, display_name, "open", dm_channel_id=customer_channel)
             if discord_message_id is not None:
                 dup = c.execute("SELECT id, conversation_id FROM turns WHERE discord_message_id = ?",
                                 (discord_message_id,)).fetchone()
@@ -199,8 +202,8 @@ class ConversationStore:
 
         def read(c: sqlite3.Connection) -> PendingWork:
             rows = c.execute(
-                "SELECT t.*, c.discord_id, c.display_name, c.dm_status, EXISTS (SELECT 1 FROM confirmations f"
-                " WHERE f.customer_id = c.id AND f.status = 'pending') AS confirming FROM customers c"
+                "SELECT t.*, c.discord_id, c.display_name, c.dm_status, c.dm_channel_id, EXISTS (SELECT 1 FROM"
+                " confirmations f WHERE f.customer_id = c.id AND f.status = 'pending') AS confirming FROM customers c"
                 " LEFT JOIN turns t ON t.customer_id = c.id AND t.status = 'pending' WHERE c.id = ? ORDER BY t.id",
                 (customer_id,),
             ).fetchall()
@@ -208,7 +211,7 @@ class ConversationStore:
                 return PendingWork(None, [], [])
             first = rows[0]
             customer = Customer(customer_id, first["discord_id"], first["display_name"], first["dm_status"],
-                                bool(first["confirming"]))
+                                bool(first["confirming"]), first["dm_channel_id"])
             pending = [Turn.from_row(r) for r in rows if r["id"] is not None]
             history = history_sql(c, pending[0].conversation_id, limit=history_limit) if pending and history_limit \
                 else []
@@ -284,14 +287,18 @@ class OutboxStore:
 
     async def next_pending(self, customer_id: int) -> OutboxItem | None:
         row = await self.db.fetchone(
-            "SELECT o.*, c.discord_id FROM outbox o JOIN customers c ON c.id = o.customer_id"
+            "SELECT o.*, c.discord_id, c.dm_channel_id FROM outbox o JOIN customers c ON c.id = o.customer_id"
             " WHERE o.customer_id = ? AND o.status = 'pending' ORDER BY o.id LIMIT 1",
             (customer_id,),
         )
         if row is None:
             return None
         return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"],
-                          json.loads(row["buttons"]) if row["buttons"] else None)
+                          json.loads(row["buttons"]) if row["buttons"] else None, row["dm_channel_id"])
+
+    async def keep_dm_channel(self, customer_id: int, channel_id: int) -> None:
+        """A DM channel we had to open (no message of theirs showed it): kept, so it is opened once."""
+        await self.db.execute("UPDATE customers SET dm_channel_id = ? WHERE id = ?", (channel_id, customer_id))
 
     async def customers_with_pending(self) -> list[int]:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM outbox WHERE status = 'pending'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any
 
@@ -26,13 +27,17 @@ async def _start_private_message(self: backend.FakeHttp, user_id: int) -> dict[s
     # create_dm(), so once discord.py's cache of 128 DM channels evicts one, replies go to a
     # channel nobody is watching. Keep one id per user, as Discord does.
     user = backend._get_higher_locs(1).get("self", None)
+    if not hasattr(user, "discriminator"):  # opened by id (http.start_private_message), not by user.create_dm()
+        user = self.state.get_user(user_id) or next(
+            (m._user for g in self.state.guilds for m in g.members if m.id == user_id), None)
     await callbacks.dispatch_event("start_private_message", user)
     channel_id = _dm_channel_ids.setdefault(user_id, facts.make_id())
     return facts.make_dm_channel_dict(user, id_num=channel_id)
 
 
 def install() -> None:
-    backend.FakeHttp.start_private_message = _start_private_message  # type: ignore[method-assign]
+    backend.FakeHttp.start_private_message = _counted("start_private_message",  # type: ignore[method-assign]
+                                                      _start_private_message)
 
 
 # --- threads -----------------------------------------------------------------------------------
@@ -221,9 +226,43 @@ class Interactions:
             self._base(5, member, channel, {"custom_id": custom_id, "components": rows}))
 
 
+def _known_dm(http: backend.FakeHttp, channel_id: int) -> Any:
+    """A DM channel Discord has (its id came with a customer's message) though this client never opened it,
+    e.g. after a restart: sends by channel id reach it, as on Discord."""
+    channel = http.state._get_private_channel(channel_id)
+    if channel is None:
+        user_id = next((u for u, c in _dm_channel_ids.items() if c == channel_id), None)
+        user = http.state.get_user(user_id) if user_id is not None else None
+        if user is None and user_id is not None:
+            user = next((m._user for g in http.state.guilds for m in g.members if m.id == user_id), None)
+        if user is not None:
+            channel = http.state.add_dm_channel(facts.make_dm_channel_dict(user, id_num=channel_id))
+    return channel
+
+
+requests_made: collections.Counter[str] = collections.Counter()  # backend calls by name, as Discord would count
+
+
+def _counted(name: str, fn: Any) -> Any:
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        requests_made[name] += 1
+        # dpytest reads its caller's locals (self, channel): hand on the ones of our caller.
+        caller = backend._get_higher_locs(1)
+        self, channel = caller.get("self"), caller.get("channel")  # noqa: F841
+        return await fn(*args, **kwargs)
+
+    counted.__name__ = name
+    return counted
+
+
+async def _send_typing(self: backend.FakeHttp, channel_id: int) -> None:
+    channel = self.state.get_channel(channel_id) or _known_dm(self, channel_id)
+    await callbacks.dispatch_event("send_typing", channel)
+
+
 async def _send_message(self: backend.FakeHttp, channel_id: int, *, params: Any) -> dict[str, Any]:
     """dpytest's send, keeping the components (buttons) in the stored message, as Discord does."""
-    channel = self.state.get_channel(channel_id) or self.state._get_private_channel(channel_id)  # noqa: F841 (read by dpytest)
+    channel = self.state.get_channel(channel_id) or _known_dm(self, channel_id)  # noqa: F841 (read by dpytest)
     if params.payload is None and params.multipart:  # dpytest only reads params.payload
         from discord.http import MultipartParameters
 
@@ -280,6 +319,7 @@ async def _edit_message(self: backend.FakeHttp, channel_id: int, message_id: int
 
 
 _original_send = backend.FakeHttp.send_message
+_original_get_user = backend.FakeHttp.get_user
 
 
 def install_all() -> None:
@@ -288,7 +328,9 @@ def install_all() -> None:
     backend.FakeHttp.edit_channel = _edit_channel  # type: ignore[method-assign]
     backend.FakeHttp.bulk_upsert_guild_commands = _bulk_upsert_guild_commands  # type: ignore[method-assign]
     backend.FakeHttp.bulk_upsert_global_commands = _bulk_upsert_global_commands  # type: ignore[method-assign]
-    backend.FakeHttp.send_message = _send_message  # type: ignore[method-assign]
+    backend.FakeHttp.send_message = _counted("send_message", _send_message)  # type: ignore[method-assign]
+    backend.FakeHttp.send_typing = _counted("send_typing", _send_typing)  # type: ignore[method-assign]
+    backend.FakeHttp.get_user = _counted("get_user", _original_get_user)  # type: ignore[method-assign]
     backend.FakeHttp.edit_message = _edit_message  # type: ignore[method-assign]
     # dpytest's fake gateway has no socket: Client.close() (a graceful stop, a signal) must see it as shut.
     from discord.ext.test.websocket import FakeWebSocket
@@ -376,6 +418,7 @@ def forget_discord() -> None:
     registered_commands.clear()
     command_syncs.clear()
     _dm_channel_ids.clear()
+    requests_made.clear()
 
 
 def make_operator(bot: Any, member: Any) -> Any:

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
-from cogs.discord.discord_channel import DiscordCustomerChannel, RequestGuard
+from cogs.discord.discord_channel import DiscordCustomerChannel, RequestGuard, rate_limit_trace
+from core.pacer import Pacer
 from tests.conftest import eventually
 from tests.fake_discord import FakeDiscord, use_fake_discord
 
 CUSTOMER = 600000000000000001
+DM = CUSTOMER + 1  # the stand-in's DM channel of a user
 TYPING = "POST /channels/{id}/typing"
 
 
@@ -20,9 +22,11 @@ TYPING = "POST /channels/{id}/typing"
 async def discord_api() -> AsyncIterator[tuple[FakeDiscord, discord.Client]]:
     server = await FakeDiscord().start()
     with use_fake_discord(server):
-        client = discord.Client(intents=discord.Intents.none())
+        pacer = Pacer(45)
+        client = discord.Client(intents=discord.Intents.none(), http_trace=rate_limit_trace(pacer))
         await client.http.static_login("test.token")
-        client.guard = RequestGuard(client.http, stall_seconds=0.5)  # type: ignore[attr-defined]
+        client.pacer = pacer  # type: ignore[attr-defined]
+        client.guard = RequestGuard(client.http, stall_seconds=0.5, pacer=pacer)  # type: ignore[attr-defined]
         try:
             yield server, client
         finally:
@@ -32,15 +36,15 @@ async def discord_api() -> AsyncIterator[tuple[FakeDiscord, discord.Client]]:
 
 async def test_a_global_429_during_typing_then_typing_stopped_and_answers_still_go_out(discord_api):
     server, client = discord_api
-    channel = DiscordCustomerChannel(client)
+    channel = DiscordCustomerChannel(client, client.pacer)
     server.script(TYPING, FakeDiscord.global_429(0.3))
-    async with channel.typing(CUSTOMER):
+    async with channel.typing(DM):
         await eventually(lambda: server.count("POST", "/channels/", 429) == 1, what="the global 429")
         await asyncio.sleep(0.05)  # the answer is ready while discord.py sleeps out the global limit
     async with asyncio.timeout(5):
-        await channel.send(CUSTOMER, "Your order ships tomorrow.", nonce="hof1")
-        await channel.send(CUSTOMER, "Anything else?", nonce="hof2")
-    assert [m["content"] for m in server.messages[CUSTOMER + 1]] == ["Your order ships tomorrow.", "Anything else?"]
+        await channel.send(DM, "Your order ships tomorrow.", nonce="hof1")
+        await channel.send(DM, "Anything else?", nonce="hof2")
+    assert [m["content"] for m in server.messages[DM]] == ["Your order ships tomorrow.", "Anything else?"]
 
 
 async def test_a_request_cancelled_during_a_global_429_does_not_block_later_requests(discord_api):

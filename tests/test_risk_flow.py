@@ -398,7 +398,7 @@ async def test_deciding_one_of_two_confirmations_leaves_the_others_buttons(desk)
     assert ids(first) == ["confirm:yes:1", "confirm:no:1"] and ids(second) == ["confirm:yes:2", "confirm:no:2"]
 
     # An older message may carry the buttons of both (one answer used to hold every prompt).
-    both = await h.bot.engine.channel.send(h.members[0].id, "Both:", nonce="legacy", buttons=[
+    both = await h.bot.engine.channel.send(first.channel.id, "Both:", nonce="legacy", buttons=[
         {"kind": "confirm", "id": 1, "style": "confirm"}, {"kind": "confirm", "id": 2, "style": "confirm_details"}])
     [legacy] = h.sent()
     assert legacy.id == both

@@ -13,6 +13,7 @@ import aiohttp
 import discord
 
 from cogs.discord.confirm_views import confirmation_view
+from core.pacer import Pacer, Priority, current_request, request_priority
 from core.ports import DeliveryFailed, DeliveryRefused
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,28 @@ def delivery_failure(exc: Exception) -> DeliveryFailed:
     return DeliveryFailed(f"{type(exc).__name__}: {exc}")
 
 
+def route_key(method: str, url: str) -> str:
+    """A request's rate-limit route: "POST /channels/123/messages", the major id (channel, guild, webhook)
+    kept and any other id folded, as Discord scopes its buckets."""
+    base = discord.http.Route.BASE
+    path = url[len(base):] if url.startswith(base) else "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    major = parts[0] in ("channels", "guilds", "webhooks") and len(parts) > 1
+    folded = [p if (i == 1 and major) or not p.isdigit() else "{id}" for i, p in enumerate(parts)]
+    return f"{method} /{'/'.join(folded)}"
+
+
+def rate_limit_trace(pacer: Pacer) -> aiohttp.TraceConfig:
+    """discord.py's HTTP session reports each answer's status and rate-limit headers to the pacer."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_request_end(session: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        pacer.observe(route_key(params.method, str(params.url)), params.response.status, params.response.headers)
+
+    trace.on_request_end.append(on_request_end)
+    return trace
+
+
 class RequestGuard:
     """No request the bot starts is ever cancelled inside discord.py, and a wedged client is noticed.
 
@@ -48,16 +71,21 @@ class RequestGuard:
     explains? ``recover()`` releases discord.py's global lock if it was left taken.
     """
 
-    def __init__(self, http: discord.http.HTTPClient, *, stall_seconds: float) -> None:
+    def __init__(self, http: discord.http.HTTPClient, *, stall_seconds: float, pacer: Pacer) -> None:
         self.http = http
         self.stall_seconds = stall_seconds
+        self.pacer = pacer
         self.in_flight: dict[asyncio.Task[Any], float] = {}  # request -> when it started (loop time)
         request = http.request
 
         async def shielded(route: discord.http.Route, **kwargs: Any) -> Any:
+            key = route_key(route.method, route.url)
+            priority, wanted = current_request()
+            await pacer.acquire(key, priority, wanted)  # its turn under the budget (cancellable: nothing sent yet)
             task = asyncio.ensure_future(request(route, **kwargs))
             self.in_flight[task] = asyncio.get_running_loop().time()
             task.add_done_callback(self._done)
+            task.add_done_callback(lambda _: pacer.finish(key))
             return await asyncio.shield(task)
 
         http.request = shielded  # type: ignore[method-assign]
@@ -83,40 +111,58 @@ class RequestGuard:
         return False
 
 
+def refusal(exc: discord.HTTPException) -> DeliveryRefused | DeliveryFailed:
+    """A DM request's failure: closed DMs and unknown users are for good (not retried), the rest as usual."""
+    if isinstance(exc, discord.Forbidden):
+        return DeliveryRefused(f"DMs closed (403, code {exc.code})")
+    if isinstance(exc, discord.NotFound):
+        return DeliveryRefused(f"unknown user or channel (404, code {exc.code})")
+    if exc.code == CANNOT_DM_USER:
+        return DeliveryRefused(f"DMs closed (code {exc.code})")
+    return delivery_failure(exc)
+
+
 class DiscordCustomerChannel:
-    def __init__(self, client: discord.Client) -> None:
+    """DMs addressed by channel id: ``get_partial_messageable`` sends with one request, without looking the
+    user up (discord.py keeps DM users and only 128 DM channels in its cache)."""
+
+    def __init__(self, client: discord.Client, pacer: Pacer) -> None:
         self.client = client
+        self.pacer = pacer
         self._typing: set[asyncio.Task[None]] = set()
 
-    async def _dm(self, discord_user_id: int) -> discord.DMChannel:
-        user = self.client.get_user(discord_user_id) or await self.client.fetch_user(discord_user_id)
-        return user.dm_channel or await user.create_dm()
+    def _dm(self, channel_id: int) -> discord.PartialMessageable:
+        return self.client.get_partial_messageable(channel_id, type=discord.ChannelType.private)
 
-    async def send(self, customer_discord_id: int, content: str, *, nonce: str,
+    async def open_dm(self, customer_discord_id: int) -> int:
+        try:
+            with request_priority(Priority.ANSWER):
+                data = await self.client.http.start_private_message(customer_discord_id)
+        except discord.HTTPException as exc:
+            raise refusal(exc) from exc
+        except TRANSIENT_ERRORS as exc:
+            raise delivery_failure(exc) from exc
+        return int(data["id"])
+
+    async def send(self, channel_id: int, content: str, *, nonce: str,
                    buttons: list[dict[str, Any]] | None = None) -> int | None:
         extra: dict[str, Any] = {"view": confirmation_view(buttons)} if buttons else {}
         try:
-            channel = await self._dm(customer_discord_id)
-            message = await channel.send(content, nonce=nonce, allowed_mentions=NO_PINGS, **extra)
-        except discord.Forbidden as exc:
-            raise DeliveryRefused(f"DMs closed (403, code {exc.code})") from exc
-        except discord.NotFound as exc:
-            raise DeliveryRefused(f"unknown user (404, code {exc.code})") from exc
+            with request_priority(Priority.ANSWER):
+                message = await self._dm(channel_id).send(content, nonce=nonce, allowed_mentions=NO_PINGS, **extra)
         except discord.HTTPException as exc:
-            if exc.code == CANNOT_DM_USER:
-                raise DeliveryRefused(f"DMs closed (code {exc.code})") from exc
-            raise delivery_failure(exc) from exc
+            raise refusal(exc) from exc
         except TRANSIENT_ERRORS as exc:
             raise delivery_failure(exc) from exc
         return message.id
 
-    async def send_file(self, customer_discord_id: int, content: str, data: bytes, filename: str) -> None:
-        channel = await self._dm(customer_discord_id)
-        await channel.send(content, file=discord.File(io.BytesIO(data), filename=filename),
-                           allowed_mentions=NO_PINGS)
+    async def send_file(self, channel_id: int, content: str, data: bytes, filename: str) -> None:
+        with request_priority(Priority.ANSWER):
+            await self._dm(channel_id).send(content, file=discord.File(io.BytesIO(data), filename=filename),
+                                            allowed_mentions=NO_PINGS)
 
     @contextlib.asynccontextmanager
-    async def typing(self, customer_discord_id: int) -> AsyncIterator[None]:
+    async def typing(self, channel_id: int) -> AsyncIterator[None]:
         """A typing indicator beside the body, which never waits for it, fails over it, or cancels it.
 
         Not discord.py's ``channel.typing()``: that awaits Discord's answer to the first POST /typing
@@ -128,13 +174,16 @@ class DiscordCustomerChannel:
 
         async def keep_typing() -> None:
             try:
-                channel = await self._dm(customer_discord_id)
                 while not stop.is_set():
-                    await self.client.http.send_typing(channel.id)
+                    # Typing is the first thing left out when the budget is short: skipped while more than a
+                    # second of requests waits, and dropped at its turn if the answer went out meanwhile.
+                    if self.pacer.backlog_seconds() <= 1.0:
+                        with request_priority(Priority.TYPING, wanted=lambda: not stop.is_set()):
+                            await self.client.http.send_typing(channel_id)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), TYPING_REFRESH_SECONDS)  # our event, not Discord
             except Exception as exc:  # a typing indicator is a nicety; it never fails an answer
-                log.debug("no typing indicator for %s: %s", customer_discord_id, exc)
+                log.debug("no typing indicator in %s: %s", channel_id, exc)
 
         indicator = asyncio.create_task(keep_typing())
         self._typing.add(indicator)  # a reference until it ends by itself

@@ -12,7 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from cogs.discord.confirm_views import CodeCancelButton, ConfirmButton
-from cogs.discord.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard
+from cogs.discord.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard, rate_limit_trace
 from cogs.discord.setup_check import staff_setup_problems
 from cogs.discord.staff_desk import DiscordStaffDesk
 from cogs.discord.ticket_views import TicketButton
@@ -21,6 +21,7 @@ from core.actions import ActionRegistry
 from core.agent import Claude
 from core.app import Handoff, build
 from core.clock import Clock, SystemClock
+from core.pacer import Pacer
 from core.policy import Policy
 from core.settings import Settings
 from storage.db import Database
@@ -44,9 +45,11 @@ class HandoffBot(commands.Bot):
     def __init__(self, *, settings: Settings, policy: Policy, db: Database, claude: Claude | None,
                  registry: ActionRegistry, scheduler: AsyncIOScheduler | None = None,
                  clock: Clock | None = None) -> None:
+        # One pacer for every request the bot starts: it learns each route's bucket from the answers.
+        self.pacer = Pacer(policy["discord"]["requests_per_second"])
         super().__init__(
             command_prefix=commands.when_mentioned, intents=handoff_intents(), allowed_mentions=NO_PINGS,
-            help_command=None, tree_cls=HandoffTree,
+            help_command=None, tree_cls=HandoffTree, http_trace=rate_limit_trace(self.pacer),
         )
         self.registry = registry
         self.scheduler = scheduler  # fires deadlines kept in the database, and the summary post
@@ -80,11 +83,12 @@ class HandoffBot(commands.Bot):
     deadlines = property(lambda self: self.app.deadlines)
 
     async def setup_hook(self) -> None:
-        self.request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"])
+        self.request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"],
+                                          pacer=self.pacer)
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
         app = build(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry, claude=self.claude,
                     scheduler=self.scheduler, secret_key=self.settings.secret_key,
-                    channel=DiscordCustomerChannel(self), staff=DiscordStaffDesk(self))
+                    channel=DiscordCustomerChannel(self, self.pacer), staff=DiscordStaffDesk(self))
         self._app = app
         # Buttons work after a restart: the ticket, confirmation or challenge id is in the custom_id.
         self.add_dynamic_items(TicketButton, ConfirmButton, CodeCancelButton)
@@ -148,6 +152,8 @@ class HandoffBot(commands.Bot):
             await asyncio.sleep(interval)
             try:
                 await self.check_requests()
+                if (line := self.pacer.report()) is not None:
+                    log.warning(line)
             except Exception:
                 log.exception("the request watchdog failed; it checks again in %.0f s", interval)
 

@@ -9,6 +9,7 @@ import discord
 
 from cogs.discord.discord_channel import TRANSIENT_ERRORS, delivery_failure
 from cogs.discord.ticket_views import ticket_view
+from core.pacer import Priority, request_priority
 from core.ports import DeliveryFailed
 from core.settings import Settings
 from core.tickets import Card
@@ -59,8 +60,9 @@ class DiscordStaffDesk:
         mention, allowed = self._mentions()
         try:
             # enforce_nonce: Discord returns the message it already has for this nonce instead of a second card.
-            message = await channel.send(mention, embed=embed_for(card), view=ticket_view(card),
-                                         allowed_mentions=allowed, nonce=nonce)
+            with request_priority(Priority.ANSWER):  # a new ticket goes out with the customers' answers
+                message = await channel.send(mention, embed=embed_for(card), view=ticket_view(card),
+                                             allowed_mentions=allowed, nonce=nonce)
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
         return message.id
@@ -103,7 +105,8 @@ class DiscordStaffDesk:
     async def refresh(self, message_id: int, card: Card) -> None:
         channel = await self._channel(self.settings.staff_channel_id)
         try:
-            await channel.get_partial_message(message_id).edit(embed=embed_for(card), view=ticket_view(card))
+            with request_priority(Priority.EDIT):
+                await channel.get_partial_message(message_id).edit(embed=embed_for(card), view=ticket_view(card))
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
 
@@ -111,6 +114,7 @@ class DiscordStaffDesk:
         thread = await self._channel(thread_id)
         if isinstance(thread, discord.Thread):
             try:
-                await thread.edit(archived=True)
+                with request_priority(Priority.EDIT):
+                    await thread.edit(archived=True)
             except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
                 raise delivery_failure(exc) from exc
