@@ -50,6 +50,7 @@ class Stats(OperatorsOnly, commands.Cog):
     async def stats(self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 365] = 7) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # the chart takes a moment
         text, _, chart = await self.summary_message(days)
+        text += f"\n-# {self.bot.pacer.figures().describe()}"
         await interaction.followup.send(text, file=chart, ephemeral=True)
 
     @app_commands.command(description="The tickets of a period as a CSV file (only you see it).")

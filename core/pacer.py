@@ -204,6 +204,12 @@ class DayFigures:
     dropped_typing: int = 0
     longest_wait: float = 0.0
 
+    def describe(self) -> str:
+        share = f" ({100 * self.rate_limited / self.paced:.1f}%)" if self.paced else ""
+        return (f"Discord requests today ({self.day}, UTC): {self.paced} sent, {self.rate_limited} answered 429"
+                f"{share}, longest wait for a turn {self.longest_wait:.1f} s, {self.dropped_typing} typing"
+                " indicator(s) left out")
+
 
 class RequestDropped(Exception):
     """A request that was no longer wanted when its turn came (a typing indicator); nothing was sent."""

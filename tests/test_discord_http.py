@@ -88,3 +88,30 @@ async def test_a_stall_is_logged_counted_and_shown_in_stats(desk, caplog):
     await eventually(lambda: any(r.get("followup") for r in desk.i.responses), what="the summary")
     [summary] = [r["data"]["content"] for r in desk.i.responses if r.get("followup")]
     assert "Discord requests stalled and were recovered 1 time(s)" in summary
+    assert "Discord requests today (" in summary and "answered 429" in summary
+
+
+async def test_a_crowd_of_sends_stays_under_the_limits_and_a_click_is_answered_at_once(discord_api):
+    from discord.http import MultipartParameters
+    from discord.webhook.async_ import async_context
+
+    server, client = discord_api
+    channel = DiscordCustomerChannel(client, client.pacer)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sends = [asyncio.create_task(channel.send(DM + 2 * i, f"answer {i}", nonce=f"hof{i}")) for i in range(135)]
+    await asyncio.sleep(0.5)
+    assert client.pacer.schedule.waiting > 60, "the queue is saturated"
+    clicked = loop.time()
+    await async_context.get().create_interaction_response(
+        123, "token", session=client.http._HTTPClient__session,  # type: ignore[attr-defined]
+        params=MultipartParameters(payload={"type": 6}, multipart=None, files=None))
+    acknowledged = loop.time() - clicked
+    async with asyncio.timeout(10):
+        await asyncio.gather(*sends)
+    took = loop.time() - started
+    assert acknowledged < 0.5, f"a click waited {acknowledged:.2f} s behind the queue"
+    assert server.count("POST", "/channels/", 429) == 0
+    assert sum(len(m) for m in server.messages.values()) == 135
+    assert 135 / 45 - 0.2 <= took <= 135 / 45 + 1.5  # paced at 45 a second, not faster, not much slower
+    assert client.pacer.figures().paced >= 135
