@@ -97,10 +97,10 @@ class BotProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
 
-    async def start(self, discord: FakeDiscord) -> None:
+    async def start(self, discord: FakeDiscord, *, cwd: Path = ROOT) -> None:
         discord.identified.clear()
         out = self.log.open("ab")
-        self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
+        self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=cwd, env=self.env,
                                                             stdout=out, stderr=out)
         out.close()
         await asyncio.wait_for(discord.identified.wait(), 30)

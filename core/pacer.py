@@ -29,7 +29,7 @@ import itertools
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -230,6 +230,7 @@ class Pacer:
         self.today = DayFigures(self._day())
         self._last_report = -math.inf
         self._worst_since_report = 0.0
+        self._recent: deque[float] = deque()  # when the turns of the last second were given
 
     def _day(self) -> str:
         return dt.datetime.fromtimestamp(self._wall(), dt.UTC).strftime("%Y-%m-%d")
@@ -285,10 +286,19 @@ class Pacer:
     def backlog_seconds(self) -> float:
         return self.schedule.backlog_seconds()
 
+    def short_of_budget(self) -> bool:
+        """Whether a nicety (a typing indicator) should be left out: more than a second of requests waits, or
+        the last second used most of the pace (a crowd is writing; the answers will need every turn)."""
+        now = self._now()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        return self.schedule.backlog_seconds() > 1.0 or len(self._recent) >= 0.6 * self.rate
+
     def _pump(self) -> None:
         now = self._now()
         granted, dropped, wake = self.schedule.release(now)
         for turn in granted:
+            self._recent.append(now)
             self._resolve(turn, True)
         for turn in dropped:
             self.figures().dropped_typing += 1

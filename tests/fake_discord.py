@@ -79,6 +79,7 @@ class FakeDiscord:
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = itertools.count(1)
         self.identified = asyncio.Event()  # a bot connected and identified (READY sent)
+        self._background: set[asyncio.Task[bool]] = set()
 
     # -- scripting ------------------------------------------------------------------------
 
@@ -236,6 +237,11 @@ class FakeDiscord:
                 "thread_metadata": {"archived": False, "locked": False,
                                     "auto_archive_duration": body.get("auto_archive_duration", 10080),
                                     "archive_timestamp": dt.datetime.now(dt.UTC).isoformat()}}
+            # Discord follows a new thread with THREAD_CREATE on the gateway (the bot then has it cached).
+            task = asyncio.get_running_loop().create_task(self.dispatch("THREAD_CREATE", {
+                **self.threads[message_id], "newly_created": True}))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             return Scripted(201, self.threads[message_id])
         if parts[0] == "channels" and len(parts) == 2:  # GET or PATCH a channel (a thread: fetch, archive)
             thread = self.threads.get(int(parts[1]))

@@ -175,9 +175,9 @@ class DiscordCustomerChannel:
         async def keep_typing() -> None:
             try:
                 while not stop.is_set():
-                    # Typing is the first thing left out when the budget is short: skipped while more than a
-                    # second of requests waits, and dropped at its turn if the answer went out meanwhile.
-                    if self.pacer.backlog_seconds() <= 1.0:
+                    # Typing is the first thing left out when the budget is short: skipped while requests queue
+                    # or a crowd uses the pace, and dropped at its turn if the answer went out meanwhile.
+                    if not self.pacer.short_of_budget():
                         with request_priority(Priority.TYPING, wanted=lambda: not stop.is_set()):
                             await self.client.http.send_typing(channel_id)
                     with contextlib.suppress(TimeoutError):
