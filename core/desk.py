@@ -20,7 +20,7 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.risk import amounts
 from core.text import split_message
-from core.tickets import Card, build_card, classify_priority, thread_name, transcript_lines
+from core.tickets import Card, build_card, classify_priority, details_schema, thread_name, transcript_lines
 from storage.conversations import ConversationStore, NewTurn
 from storage.db import Database
 from storage.records import Kind, Priority, Source, Status, Ticket
@@ -81,8 +81,9 @@ class CardRenderer:
         ticket = await self.tickets.get(ticket_id)
         if ticket is None:
             raise LookupError(f"ticket {ticket_id} does not exist")
-        turns = await self.conversations.history(ticket.conversation_id, limit=self.policy["desk"]["transcript_turns"],
-                                                 kinds=("customer", "assistant", "operator"))
+        turns = [] if ticket.agent_name else await self.conversations.history(
+            ticket.conversation_id, limit=self.policy["desk"]["transcript_turns"],
+            kinds=("customer", "assistant", "operator"))
         action = self.registry.get(ticket.action_name) if ticket.action_name else None
         return (build_card(ticket, transcript_lines(turns), action.summary if action else None),
                 thread_name(ticket.id, ticket.question), ticket)
@@ -104,6 +105,7 @@ class TicketDesk:
         self.tickets = TicketStore(db)
         self.conversations = ConversationStore(db)
         self._thread_tickets: dict[int, int] = {}
+        self.on_changed: list[Callable[[int], None]] = []  # told each ticket whose row changed (agents waiting)
 
     def _due(self, now: float) -> tuple[float | None, float]:
         """When a new ticket gets its reminder (half the answer time) and its timeout."""
@@ -119,6 +121,8 @@ class TicketDesk:
         if customer_id is not None:
             self.outbox.kick(customer_id)
         self.desk_outbox.kick(ticket_id)
+        for changed in self.on_changed:
+            changed(ticket_id)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -242,7 +246,7 @@ class TicketDesk:
         if ticket.in_takeover:
             return DeskReply(False, f"Not relayed: {ticket.takeover_by_name} has taken over ticket #{ticket.id}. "
                                     "Use `/reply` to write to the customer anyway.")
-        if ticket.status == "open" and ticket.kind is not Kind.APPROVAL:
+        if ticket.status == "open" and not ticket.kind.decided and ticket.kind is not Kind.NOTICE:
             return None  # the first answer to a question
         if ticket.awaits_decision:
             return DeskReply(False, f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
@@ -271,8 +275,10 @@ class TicketDesk:
                 return hint
             customer.append(ticket.customer_id)
             # Read in this same write transaction, so no other answer can come in between.
-            answered = ticket.status == "open" and ticket.kind is not Kind.APPROVAL
+            answered = ticket.status == "open" and not ticket.kind.decided and ticket.kind is not Kind.NOTICE
             tx.responded(ticket_id, "answered" if answered else ticket.status)
+            if answered:
+                tx.answered(ticket_id, text, operator.name)
             turn = NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
                                               "ticket": ticket_id, "question": ticket.question})
             said = self.policy.message("operator_says", operator=operator.name, text=text)
@@ -297,6 +303,13 @@ class TicketDesk:
         who = f" by {ticket.decided_by_name}" if ticket.decided_by_name else ""
         return f"Ticket #{ticket.id} was already {ticket.status}{who}."
 
+    def form_schema(self, ticket: Ticket) -> dict[str, Any] | None:
+        """The schema an operator's edit is read by: the action's, or the agent's details' own shape."""
+        if ticket.kind is Kind.AGENT_APPROVAL:
+            return details_schema(ticket.action_params or {})
+        action = self.registry.get(ticket.action_name or "")
+        return action.input_schema if action else None
+
     def code_needed(self, ticket: Ticket, params: dict[str, Any] | None = None) -> float | None:
         """The threshold, when approving this ticket needs the operator's own one-time code; else None."""
         threshold = self.policy["mfa"]["operator_code_above"]
@@ -316,12 +329,14 @@ class TicketDesk:
         ticket = await self.tickets.get(ticket_id)
         if ticket is None:
             return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
-        if ticket.kind is not Kind.APPROVAL:
+        if not ticket.kind.decided:
             return DeskReply(False, f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; "
                                     "answer it in the thread or with `/reply`.")
         if operator.id == ticket.customer_discord_id:
             await self.audit_refusal(operator, "approve own request", ticket_id)
             return DeskReply(False, "You cannot approve your own request.")
+        if ticket.kind is Kind.AGENT_APPROVAL:
+            return await self._approve_for_agent(ticket, operator, params, code)
         action = self.registry.get(ticket.action_name or "")
         if action is None:
             return DeskReply(False, f"The action {ticket.action_name!r} is no longer installed; deny or close the "
@@ -353,6 +368,38 @@ class TicketDesk:
         outcome = await self._execute(ticket, action, final, operator)
         self._kick(ticket_id, ticket.customer_id)
         return outcome
+
+    async def _approve_for_agent(self, ticket: Ticket, operator: Operator, params: dict[str, Any] | None,
+                                 code: str | None) -> DeskReply:
+        """An agent's request: decided once here; the agent does the work and reads the decision."""
+        final = dict(ticket.action_params or {}) if params is None else params
+        edited = params is not None and params != ticket.action_params
+        threshold = self.code_needed(ticket, final)
+        if threshold is not None and ticket.status == Status.OPEN:
+            if not code:
+                return DeskReply(False, f"Approving more than {threshold:g} needs your own one-time code: use "
+                                        "`/approve code:` or the Approve button's form. Nothing was done.")
+            problem = await self.operator_codes.verify_person(operator.id, code.strip())
+            if problem is not None:
+                return DeskReply(False, f"Not approved: {problem}. Nothing was done.")
+
+        def decide(tx: DeskTx) -> Ticket | None:
+            if not tx.approve(ticket.id, operator.id, operator.name, final, "edited" if edited else None):
+                return tx.ticket(ticket.id)
+            tx.executed(ticket.id, {"returned_to_agent": ticket.agent_name})
+            tx.audit(operator.actor, "approved", f"ticket:{ticket.id}",
+                     {"agent": ticket.agent_name, "action": ticket.action_name, "details": final,
+                      "edited_from": ticket.action_params if edited else None})
+            tx.post(ticket.id, "post", f"✅ {'Edited and approved' if edited else 'Approved'} by **{operator.name}**. "
+                                       f"{ticket.agent_name} receives the decision.")
+            tx.post(ticket.id, "refresh")
+            return None
+
+        lost_to = await self.tickets.run(decide, self.clock.now())
+        if lost_to is not None:
+            return DeskReply(False, self._decided_text(lost_to))
+        self._kick(ticket.id)
+        return DeskReply(True, f"Approved ticket #{ticket.id}; {ticket.agent_name} receives the decision.")
 
     async def _execute(self, ticket: Ticket, action: Any, params: dict[str, Any], operator: Operator) -> DeskReply:
         ctx = ActionContext(ticket.customer_id, ticket.customer_discord_id, self.db, self.clock.now(),
@@ -386,7 +433,7 @@ class TicketDesk:
         ticket = await self.tickets.get(ticket_id)
         if ticket is None:
             return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
-        if ticket.kind is not Kind.APPROVAL:
+        if not ticket.kind.decided:
             return DeskReply(False, f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; use `/close`.")
         action = self.registry.get(ticket.action_name or "")
         summary = (action.summary if action else None) or ticket.action_name or "the request"
@@ -407,6 +454,8 @@ class TicketDesk:
         if lost_to is not None:
             return DeskReply(False, self._decided_text(lost_to))
         self._kick(ticket_id, ticket.customer_id)
+        if ticket.agent_name:
+            return DeskReply(True, f"Denied ticket #{ticket_id}; {ticket.agent_name} receives the reason.")
         return DeskReply(True, f"Denied ticket #{ticket_id}; the customer has been told why.")
 
     # -- handling ---------------------------------------------------------------------------

@@ -21,7 +21,8 @@ KINDS = tuple(kind.value for kind in Kind)
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 REASONS = {Source.ASK_HUMAN: "the assistant needed a fact or decision", Source.APPROVAL: "an action needed approval",
            Source.HANDOVER: "the customer asked for a person", Source.LLM_FAILURE: "the assistant could not answer",
-           Source.RELAY: "no AI configured (relay)", Source.SPECIALIST: "legal or medical"}
+           Source.RELAY: "no AI configured (relay)", Source.SPECIALIST: "legal or medical",
+           Source.AGENT: "another agent asked (MCP)"}
 
 
 @dataclass
@@ -135,7 +136,8 @@ def render_chart(s: Summary, *, days: int) -> bytes:
         figure = Figure(figsize=(min(CHART_MAX_INCHES, max(6, len(buckets) * 0.45)), 3.2), dpi=100)
         axes = figure.add_subplot()
         bottom = [0] * len(buckets)
-        colours = {Kind.QUESTION: "#3b82f6", Kind.APPROVAL: "#f59e0b", Kind.HANDOVER: "#ef4444"}
+        colours = {Kind.QUESTION: "#3b82f6", Kind.APPROVAL: "#f59e0b", Kind.HANDOVER: "#ef4444",
+                   Kind.AGENT_QUESTION: "#8b5cf6", Kind.AGENT_APPROVAL: "#14b8a6", Kind.NOTICE: "#9ca3af"}
         for kind in KINDS:
             values = [totals.get(kind, 0) for _, totals in buckets]
             axes.bar(range(len(buckets)), values, bottom=bottom, label=kind, color=colours[kind])

@@ -30,6 +30,7 @@ SOURCES = {
     Source.LLM_FAILURE: "the assistant could not answer",
     Source.RELAY: "no AI is configured (human relay)",
     Source.SPECIALIST: "a legal or medical question",
+    Source.AGENT: "another agent asked (MCP)",
 }
 
 
@@ -89,7 +90,7 @@ class Card:
 
 COLOURS = {Priority.URGENT: 0xE02B2B, Priority.HIGH: 0xF0A020, Priority.NORMAL: 0x3B82F6}
 STATUS_LABELS = {"open": "waiting for a person", "answered": "answered", "approved": "approved",
-                 "denied": "denied", "closed": "closed"}
+                 "denied": "denied", "expired": "expired (nobody decided in time)", "closed": "closed"}
 
 
 def transcript_lines(turns: Sequence[Any]) -> list[str]:
@@ -111,9 +112,11 @@ def _value(text: str, limit: int = EMBED_FIELD_LIMIT) -> str:
 def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | None) -> Card:
     title = clip(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT)
     description = _value(ticket.question, 1500)
+    who = (("Agent", _value(clip(ticket.agent_name, 200))) if ticket.agent_name else
+           ("Customer", _value(f"{clip(ticket.customer_name, 200)} (<@{ticket.customer_discord_id}>,"
+                               f" id {ticket.customer_discord_id})")))
     fields: list[tuple[str, str]] = [
-        ("Customer", _value(f"{clip(ticket.customer_name, 200)} (<@{ticket.customer_discord_id}>,"
-                            f" id {ticket.customer_discord_id})")),
+        who,
         ("Status", _status_line(ticket)),
         ("Reason", _value(ticket.reason.strip() or SOURCES.get(ticket.source, ticket.source))),
     ]
@@ -125,7 +128,7 @@ def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | 
         fields.append(("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages."))
     if transcript:
         fields.append(("Recent conversation", _value(_fit_lines(transcript, EMBED_FIELD_LIMIT))))
-    card = Card(ticket.id, title, description, fields, COLOURS[ticket.priority], ticket.status == "closed",
+    card = Card(ticket.id, title, description, fields, COLOURS[ticket.priority], ticket.status in ("closed", "expired"),
                 can_decide=ticket.awaits_decision, can_edit=ticket.awaits_decision and bool(ticket.action_params))
     assert card.total_length() <= EMBED_TOTAL_LIMIT
     return card
@@ -175,7 +178,8 @@ def pending_lines(tickets: Sequence[Ticket], now: float, limit: int = 1900) -> s
     for t in sorted(tickets, key=lambda t: (t.created_at, t.id)):
         where = f"<#{t.thread_id}>" if t.thread_id else "(thread not posted yet)"
         who = f" · {t.claimed_by_name}" if t.claimed_by_name else ""
-        lines.append(f"#{t.id} · {age(now - t.created_at)} · {t.kind.value} · {t.priority.value} · "
+        origin = f" from {t.agent_name}" if t.agent_name else ""
+        lines.append(f"#{t.id} · {age(now - t.created_at)} · {t.kind.value}{origin} · {t.priority.value} · "
                      f"{STATUS_LABELS.get(t.status, t.status)}{who} · {where}")
     text = ""
     for shown, line in enumerate(lines):
@@ -186,6 +190,20 @@ def pending_lines(tickets: Sequence[Ticket], now: float, limit: int = 1900) -> s
 
 
 # -- edited parameters ------------------------------------------------------------------------
+
+def details_schema(details: dict[str, Any]) -> dict[str, Any]:
+    """A form schema for an agent's details (it has no registered action): each value keeps its type."""
+    def kind(value: Any) -> str:
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, int):
+            return "integer"
+        if isinstance(value, float):
+            return "number"
+        return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else "string"
+
+    return {"type": "object", "properties": {name: {"type": kind(v)} for name, v in details.items()}}
+
 
 def editable_fields(schema: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, str]]:
     """(name, current value as text) for a modal. More than a modal holds: one JSON field ``params``."""

@@ -17,6 +17,18 @@ class Kind(enum.StrEnum):
     QUESTION = "question"
     APPROVAL = "approval"
     HANDOVER = "handover"
+    AGENT_QUESTION = "agent question"  # another agent asks a person (MCP ask_human)
+    AGENT_APPROVAL = "agent approval"  # another agent needs a person's decision (MCP request_approval)
+    NOTICE = "notice"  # another agent tells the operators something; nothing to decide
+
+    @property
+    def decided(self) -> bool:
+        """Settled with Approve / Deny rather than answered in words."""
+        return self in (Kind.APPROVAL, Kind.AGENT_APPROVAL)
+
+    @property
+    def from_agent(self) -> bool:
+        return self in (Kind.AGENT_QUESTION, Kind.AGENT_APPROVAL, Kind.NOTICE)
 
 
 class Priority(enum.StrEnum):
@@ -36,6 +48,7 @@ class Source(enum.StrEnum):
     APPROVAL = "approval"  # an action needs an operator's approval
     HANDOVER = "handover"  # the customer asked for a person
     SPECIALIST = "specialist"  # a legal or medical matter: a person answers
+    AGENT = "agent"  # another agent, over MCP
     LLM_FAILURE = "llm_failure"  # the assistant could not answer, several times
     RELAY = "relay"  # no AI is configured: every conversation goes to a person
 
@@ -46,6 +59,7 @@ class Outcome(enum.StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     ANSWERED = "answered"
+    EXPIRED = "expired"  # an agent's approval request nobody decided in time
     TIMED_OUT = "timed out"  # no human answer in time (it stayed open)
     OPEN = "open"
     CLOSED = "closed"
@@ -58,6 +72,7 @@ class Status(enum.StrEnum):
     ANSWERED = "answered"
     APPROVED = "approved"
     DENIED = "denied"
+    EXPIRED = "expired"  # an agent's approval request past its time: it can no longer be approved
     CLOSED = "closed"
 
 
@@ -87,6 +102,11 @@ class Ticket:
     customer_discord_id: int
     customer_name: str
     dm_closed_at: float | None
+    agent_name: str | None = None  # the agent whose ticket this is (MCP), else None
+    answer: str | None = None  # the first answer a person gave (questions)
+    answered_by_name: str | None = None
+    idempotency_key: str | None = None
+    expires_at: float | None = None  # an agent's approval request: undecided after this, it expires
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
@@ -101,6 +121,8 @@ class Ticket:
             decision_note=row["decision_note"], result=json.loads(row["result"]) if row["result"] else None,
             staff_message_id=row["staff_message_id"], thread_id=row["thread_id"], created_at=row["created_at"],
             customer_discord_id=row["discord_id"], customer_name=row["display_name"], dm_closed_at=row["dm_closed_at"],
+            agent_name=row["agent_name"], answer=row["answer"], answered_by_name=row["answered_by_name"],
+            idempotency_key=row["idempotency_key"], expires_at=row["expires_at"],
         )
 
     @property
@@ -109,4 +131,4 @@ class Ticket:
 
     @property
     def awaits_decision(self) -> bool:
-        return self.kind is Kind.APPROVAL and self.status == Status.OPEN
+        return self.kind.decided and self.status == Status.OPEN

@@ -46,10 +46,11 @@ def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, ch
     ``buttons`` go under the last chunk (e.g. Yes / No for a confirmation).
     """
     last = len(chunks) - 1
+    # An agent (MCP) has no DMs: it reads its tickets' results instead, so nothing is owed to it.
     c.executemany(
         "INSERT INTO outbox (customer_id, turn_id, content, buttons, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [(customer_id, turn_id, chunk, to_json(buttons) if i == last and buttons else None, now, now)
+        " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM customers WHERE id = ? AND agent_name IS NOT NULL)",
+        [(customer_id, turn_id, chunk, to_json(buttons) if i == last and buttons else None, now, now, customer_id)
          for i, chunk in enumerate(chunks)],
     )
 

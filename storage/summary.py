@@ -17,7 +17,8 @@ from storage.records import Outcome, Status
 
 def outcome_sql(t: str = "") -> str:
     """A ticket's Outcome: its decision, or timed out (no human answer in time), still open, or closed."""
-    decided = ", ".join(f"'{o.value}'" for o in (Outcome.APPROVED, Outcome.DENIED, Outcome.ANSWERED))
+    decided = ", ".join(f"'{o.value}'" for o in (Outcome.APPROVED, Outcome.DENIED, Outcome.ANSWERED,
+                                                  Outcome.EXPIRED))
     return (f"CASE WHEN {t}status IN ({decided}) THEN {t}status"
             f" WHEN {t}timed_out_at IS NOT NULL AND {t}first_response_at IS NULL THEN '{Outcome.TIMED_OUT.value}'"
             f" WHEN {t}status = '{Status.OPEN.value}' THEN '{Outcome.OPEN.value}' ELSE '{Outcome.CLOSED.value}' END")

@@ -20,7 +20,8 @@ from storage.records import Ticket
 from storage.sql import Tx, audit_sql, desk_post_sql, enqueue_sql, to_json
 
 T = TypeVar("T")
-_TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name FROM tickets t JOIN customers c ON c.id = t.customer_id")
+_TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name, c.agent_name FROM tickets t"
+                  " JOIN customers c ON c.id = t.customer_id")
 
 
 def ticket_sql(c: sqlite3.Connection, ticket_id: int) -> Ticket | None:
@@ -128,6 +129,52 @@ class DeskTx(Tx):
         self.c.execute("UPDATE tickets SET status = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
                        (status, self.now, ticket_id))
 
+    def answered(self, ticket_id: int, text: str, by_name: str) -> None:
+        """The first answer to a question, kept on the ticket (an agent reads it; the export shows it)."""
+        self.c.execute("UPDATE tickets SET answer = ?, answered_by_name = ? WHERE id = ? AND answer IS NULL",
+                       (text, by_name, ticket_id))
+
+    # agents (MCP)
+    def agent(self, name: str, idle_seconds: float) -> tuple[int, int]:
+        """(customer id, conversation id) of an agent: a customer row without DMs (a negative id no Discord
+        user has), and its current conversation (a new one after ``idle_seconds`` of silence)."""
+        import hashlib
+
+        synthetic = -(int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big") + 1)
+        [customer_id] = self.c.execute(
+            "INSERT INTO customers (discord_id, display_name, agent_name, dm_status, created_at) VALUES (?, ?, ?,"
+            " 'closed', ?) ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name RETURNING id",
+            (synthetic, name, name, self.now)).fetchone()
+        row = self.c.execute("SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS NULL"
+                             " ORDER BY id DESC LIMIT 1", (customer_id,)).fetchone()
+        if row is not None and self.now - row["last_activity_at"] <= idle_seconds:
+            self.c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (self.now, row["id"]))
+            return customer_id, row["id"]
+        if row is not None:
+            self.c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?", (self.now, row["id"]))
+        conversation_id = self.c.execute(
+            "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
+            (customer_id, self.now, self.now)).lastrowid
+        return customer_id, conversation_id
+
+    def by_idempotency_key(self, customer_id: int, key: str) -> Ticket | None:
+        row = self.c.execute(f"{_TICKET_SELECT} WHERE t.customer_id = ? AND t.idempotency_key = ?",
+                             (customer_id, key)).fetchone()
+        return Ticket.from_row(row) if row else None
+
+    def agent_fields(self, ticket_id: int, idempotency_key: str | None, expires_at: float | None) -> None:
+        self.c.execute("UPDATE tickets SET idempotency_key = ?, expires_at = ? WHERE id = ?",
+                       (idempotency_key, expires_at, ticket_id))
+
+    def expire(self, ticket_id: int) -> bool:
+        """An agent's approval request nobody decided in time: it can never be approved now."""
+        return bool(self.c.execute("UPDATE tickets SET status = 'expired', decided_at = ? WHERE id = ?"
+                                   " AND status = 'open'", (self.now, ticket_id)).rowcount)
+
+    def expiring(self) -> list[Ticket]:
+        rows = self.c.execute(f"{_TICKET_SELECT} WHERE t.status = 'open' AND t.expires_at <= ?", (self.now,))
+        return [Ticket.from_row(r) for r in rows.fetchall()]
+
     def approve(self, ticket_id: int, operator_id: int, operator_name: str, params: dict[str, Any],
                 note: str | None) -> bool:
         return bool(self.c.execute(
@@ -203,7 +250,8 @@ class TicketStore:
         return Ticket.from_row(row) if row else None
 
     async def unclosed(self) -> list[Ticket]:
-        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status != 'closed' ORDER BY t.created_at, t.id")
+        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status NOT IN ('closed', 'expired')"
+                                      " ORDER BY t.created_at, t.id")
         return [Ticket.from_row(r) for r in rows]
 
     async def approved_not_executed(self) -> list[Ticket]:
@@ -278,6 +326,12 @@ class TicketStore:
             return done
 
         return await self.db.run(write)
+
+    async def expiry_deadlines(self) -> list[tuple[str, float]]:
+        """(job id, due) of every agent's approval request still open with an expiry."""
+        rows = await self.db.fetchall("SELECT 'agent-approval:' || id, expires_at FROM tickets WHERE status = 'open'"
+                                      " AND expires_at IS NOT NULL")
+        return [(r[0], r[1]) for r in rows]
 
     async def pending_deadlines(self) -> list[tuple[str, float]]:
         """(job id, due) of every ticket deadline still to come: reminders and timeouts."""

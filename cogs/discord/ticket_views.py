@@ -157,14 +157,14 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
     async def _edit(self, interaction: discord.Interaction, operator: Operator) -> None:
         bot: HandoffBot = interaction.client  # type: ignore[assignment]
         ticket = await bot.desk.tickets.get(self.ticket_id)
-        action = bot.desk.registry.get(ticket.action_name or "") if ticket else None
-        if ticket is None or action is None or not ticket.awaits_decision:
+        schema = bot.desk.form_schema(ticket) if ticket else None
+        if ticket is None or schema is None or not ticket.awaits_decision:
             reply = (DeskReply(False, f"Ticket #{self.ticket_id} has nothing to edit.") if ticket is None
-                     or action is None else DeskReply(False, f"Ticket #{ticket.id} was already {ticket.status}"
+                     or schema is None else DeskReply(False, f"Ticket #{ticket.id} was already {ticket.status}"
                                                              f" by {ticket.decided_by_name or 'someone'}."))
             await answer(interaction, reply)
             return
-        fields = editable_fields(action.input_schema, ticket.action_params or {})
+        fields = editable_fields(schema, ticket.action_params or {})
         ask_code = (bot.desk.operator_codes is not None and bool(bot.policy["mfa"]["operator_code_above"])
                     and len(fields) < 5)
         await interaction.response.send_modal(edit_form(self.ticket_id, fields, ask_code=ask_code))
@@ -253,11 +253,11 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
     if operator is None:
         return
     ticket = await bot.desk.tickets.get(ticket_id)
-    action = bot.desk.registry.get(ticket.action_name or "") if ticket else None
-    if action is None:
+    schema = bot.desk.form_schema(ticket) if ticket else None
+    if schema is None:
         await answer(interaction, f"Ticket #{ticket_id} has no action to approve.")
         return
-    params, problem = parse_edited(action.input_schema, values)
+    params, problem = parse_edited(schema, values)
     if params is None:
         await answer(interaction, f"Not approved: {problem}. Nothing was done; click **Edit & approve** again.")
         return
