@@ -3,6 +3,7 @@
     python bot.py            run the bot
     python bot.py --check    validate .env and the policy file, print the effective setup, don't connect
     python bot.py --generate-secret-key    print a new HANDOFF_SECRET_KEY
+    python bot.py --generate-mcp-token NAME    print a new agent-name:token pair for HANDOFF_MCP_TOKENS
 """
 
 from __future__ import annotations
@@ -193,11 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     parser.add_argument("--generate-secret-key", action="store_true",
                         help="print a new HANDOFF_SECRET_KEY (encrypts authenticator secrets) and exit")
+    parser.add_argument("--generate-mcp-token", metavar="NAME",
+                        help="print a new agent-name:token pair for HANDOFF_MCP_TOKENS and exit")
     args = parser.parse_args(argv)
     if args.generate_secret_key:
         from core.mfa import generate_key
 
         print(generate_key())
+        return 0
+    if args.generate_mcp_token is not None:
+        import secrets
+
+        from core.settings import AGENT_NAME
+
+        if not AGENT_NAME.match(args.generate_mcp_token):
+            print(f"--generate-mcp-token {args.generate_mcp_token!r}: an agent name is 1-40 letters, digits, '.',"
+                  " '_' or '-'", file=sys.stderr)
+            return 2
+        print(f"{args.generate_mcp_token}:{secrets.token_urlsafe(32)}")
         return 0
 
     # .env from the directory the bot is started in; values already in the environment win over it.

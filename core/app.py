@@ -13,6 +13,7 @@ from typing import Any
 
 from core.actions import ActionRegistry
 from core.agent import Claude, ClaudeAgent
+from core.agent_desk import AgentDesk
 from core.clock import Clock
 from core.deadlines import Deadlines
 from core.desk import CardRenderer, TicketDesk
@@ -44,6 +45,7 @@ class Handoff:
     deadlines: Deadlines
     engine: ConversationEngine
     agent: ClaudeAgent | None  # None: no AI configured (a relay to the operators)
+    agents: AgentDesk  # other agents' questions and approvals (MCP)
 
 
 def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
@@ -72,10 +74,11 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     mfa = (OneTimeCodes(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
                         box=box, unenrolled=approvals) if box else None)
     kinds = StepKinds([confirmations, approvals, *([mfa] if mfa else [])])
-    deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler, steps=list(kinds),
+    agents = AgentDesk(desk=desk, policy=policy, clock=clock, arm=schedule)
+    deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler, steps=[*kinds, agents],
                           kick_desk=desk_outbox.kick, kick_customer=outbox.kick)
     agent = (ClaudeAgent(claude, policy=policy, tools=ToolRunner(registry=registry, policy=policy, desk=desk,
                                                                  kinds=kinds)) if claude is not None else None)
     engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox, agent=agent,
                                 desk=desk, confirmations=confirmations, mfa=mfa)
-    return Handoff(outbox, desk_outbox, desk, confirmations, mfa, kinds, deadlines, engine, agent)
+    return Handoff(outbox, desk_outbox, desk, confirmations, mfa, kinds, deadlines, engine, agent, agents)

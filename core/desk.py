@@ -116,6 +116,10 @@ class TicketDesk:
     def _arm(self, ticket_id: int, reminder: float | None, timeout: float) -> None:
         self.arm_ticket(ticket_id, reminder, timeout)
 
+    def kick(self, ticket_id: int) -> None:
+        """Deliver what a change owes the staff desk for this ticket, and tell whoever waits on it."""
+        self._kick(ticket_id)
+
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
         # The customer's DM first: its worker then queues its database read before the card's re-render.
         if customer_id is not None:

@@ -93,6 +93,13 @@ SPEC: dict[str, dict[str, Key]] = {
         "stall_seconds": Key((int, float), 60, 1, 3600, "a Discord request waiting longer than this means the"
                                                           " client is wedged: logged, recovered, counted in /stats"),
     },
+    "agents": {
+        "auto_approve": Key(list, [], help="agents' actions the policy approves up to an amount, e.g."
+                                           " [\"refund:50\"] (MCP request_approval); everything else waits"
+                                           " for a person"),
+        "approval_minutes": Key((int, float), 60, 1, 10080, "an agent's approval request nobody decided in"
+                                                             " this time expires (never approved)"),
+    },
     "discord": {
         "requests_per_second": Key((int, float), 45, 1, 50, "the pace of every request the bot starts itself"
                                                            " (Discord allows 50 a second in all)"),
@@ -359,6 +366,16 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
         return f"{at}: [{section}] {key} = {value!r} is out of range; use {spec.lo:g} to {spec.hi:g} ({spec.help})"
     if isinstance(value, str) and not value.strip():
         return f"{at}: [{section}] {key} is empty; remove it to use the default"
+    if (section, key) == ("agents", "auto_approve"):
+        for entry in value:
+            action, _, amount = entry.rpartition(":")
+            try:
+                ok = bool(action.strip()) and float(amount) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                return (f"{at}: [agents] auto_approve: {entry!r} is not \"action:amount\"; e.g. \"refund:50\""
+                        " approves an agent's refund request up to 50")
     return None
 
 

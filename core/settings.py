@@ -7,8 +7,9 @@ Secrets and Discord IDs live here; business rules live in the policy file. One t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -44,6 +45,13 @@ class Settings:
     log_level: str
     secret_key: str | None = None  # HANDOFF_SECRET_KEY: encrypts TOTP secrets at rest (Fernet)
     discord_api_base: str | None = None  # DISCORD_API_BASE: another REST endpoint (a proxy, a local stand-in)
+    mcp_tokens: dict[str, str] = field(default_factory=dict)  # HANDOFF_MCP_TOKENS: agent name -> token
+    mcp_host: str = "127.0.0.1"
+    mcp_port: int = 8765
+
+    @property
+    def mcp_enabled(self) -> bool:
+        return bool(self.mcp_tokens)
 
     @property
     def ai_enabled(self) -> bool:
@@ -67,6 +75,9 @@ class Settings:
             f"HANDOFF_LLM_TIMEOUT      {self.llm_timeout_seconds:g} s",
             f"HANDOFF_SECRET_KEY       {'(set)' if self.secret_key else '(none: one-time codes are off)'}",
             f"DISCORD_API_BASE         {self.discord_api_base or '(default: https://discord.com/api/v10)'}",
+            f"HANDOFF_MCP_TOKENS       {', '.join(sorted(self.mcp_tokens)) or '(none: MCP is off)'}",
+            f"HANDOFF_MCP_HOST/PORT    {self.mcp_host}:{self.mcp_port}" + (
+                f" (agents connect to http://{self.mcp_host}:{self.mcp_port}/mcp)" if self.mcp_enabled else ""),
         ]
 
 
@@ -173,6 +184,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if api_base and not api_base.startswith(("http://", "https://")):
         problems.add(f"DISCORD_API_BASE={api_base!r} must start with http:// or https:// (e.g. a proxy's"
                      " https://host/api/v10); leave it empty for Discord itself")
+    mcp_tokens = _mcp_tokens(env.get("HANDOFF_MCP_TOKENS", ""), problems)
+    mcp_host = env.get("HANDOFF_MCP_HOST", "").strip() or "127.0.0.1"
+    if any(c.isspace() or c == "/" for c in mcp_host):
+        problems.add(f"HANDOFF_MCP_HOST={mcp_host!r} is not a host; use an address such as 127.0.0.1 or 0.0.0.0")
+    mcp_port = _number(env, "HANDOFF_MCP_PORT", 8765, problems, lo=1, hi=65535, integer=True)
     concurrency = _number(env, "HANDOFF_LLM_CONCURRENCY", 32, problems, lo=1, hi=1000, integer=True)
     retries = _number(env, "HANDOFF_LLM_MAX_RETRIES", 2, problems, lo=0, hi=10, integer=True)
     timeout = _number(env, "HANDOFF_LLM_TIMEOUT", 60, problems, lo=1, hi=600, integer=False)
@@ -195,4 +211,37 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=level,
         secret_key=secret_key,
         discord_api_base=api_base,
+        mcp_tokens=mcp_tokens,
+        mcp_host=mcp_host,
+        mcp_port=int(mcp_port),
     )
+
+
+AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+MIN_TOKEN = 24
+
+
+def _mcp_tokens(raw: str, problems: _Problems) -> dict[str, str]:
+    """``name:token,name:token`` -> {name: token}; every problem named (never the token itself)."""
+    tokens: dict[str, str] = {}
+    for i, pair in enumerate(p.strip() for p in raw.split(",")):
+        if not pair:
+            continue
+        name, sep, token = pair.partition(":")
+        name, token = name.strip(), token.strip()
+        where = f"HANDOFF_MCP_TOKENS entry {i + 1}"
+        if not sep or not token:
+            problems.add(f"{where} ({name or '?'}) has no token: write name:token pairs separated by commas; make"
+                         " one with `python bot.py --generate-mcp-token NAME`")
+        elif not AGENT_NAME.match(name):
+            problems.add(f"{where}: the agent name {name!r} must be 1-40 letters, digits, '.', '_' or '-'")
+        elif len(token) < MIN_TOKEN or any(c.isspace() or c == "," for c in token):
+            problems.add(f"{where} ({name}): the token is too short or has spaces; use at least {MIN_TOKEN}"
+                         " characters, e.g. from `python bot.py --generate-mcp-token NAME`")
+        elif name in tokens:
+            problems.add(f"{where}: the agent name {name!r} appears twice; give each agent its own name")
+        elif token in tokens.values():
+            problems.add(f"{where} ({name}): the same token is given to two agents; each needs its own")
+        else:
+            tokens[name] = token
+    return tokens

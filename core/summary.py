@@ -168,7 +168,8 @@ def csv_cell(value: object) -> object:
 
 EXPORT_COLUMNS = ("id", "created_at", "kind", "priority", "source", "status", "outcome", "customer_discord_id",
                   "question", "reason", "action_name", "action_params", "claimed_by_name", "decided_by_name",
-                  "decision_note", "first_response_seconds", "timed_out", "closed_at", "close_reason")
+                  "decision_note", "first_response_seconds", "timed_out", "closed_at", "close_reason", "agent",
+                  "answer")
 
 
 def export_csv(rows: list[ExportRow]) -> bytes:
@@ -182,7 +183,7 @@ def export_csv(rows: list[ExportRow]) -> bytes:
                  r.question, r.reason, r.action_name or "", r.action_params or "", r.claimed_by_name or "",
                  r.decided_by_name or "", r.decision_note or "",
                  "" if r.first_response_seconds is None else f"{r.first_response_seconds:.0f}",
-                 "yes" if r.timed_out else "", iso(r.closed_at), r.close_reason or ""]
+                 "yes" if r.timed_out else "", iso(r.closed_at), r.close_reason or "", r.agent or "", r.answer or ""]
         writer.writerow([csv_cell(v) for v in cells])
     return out.getvalue().encode("utf-8")
 

@@ -107,6 +107,7 @@ class Ticket:
     answered_by_name: str | None = None
     idempotency_key: str | None = None
     expires_at: float | None = None  # an agent's approval request: undecided after this, it expires
+    timed_out_at: float | None = None  # no person answered within [timeouts] ticket_answer_seconds
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
@@ -122,8 +123,12 @@ class Ticket:
             staff_message_id=row["staff_message_id"], thread_id=row["thread_id"], created_at=row["created_at"],
             customer_discord_id=row["discord_id"], customer_name=row["display_name"], dm_closed_at=row["dm_closed_at"],
             agent_name=row["agent_name"], answer=row["answer"], answered_by_name=row["answered_by_name"],
-            idempotency_key=row["idempotency_key"], expires_at=row["expires_at"],
+            idempotency_key=row["idempotency_key"], expires_at=row["expires_at"], timed_out_at=row["timed_out_at"],
         )
+
+    @property
+    def timed_out(self) -> bool:
+        return self.timed_out_at is not None
 
     @property
     def in_takeover(self) -> bool:

@@ -93,6 +93,8 @@ class ExportRow:
     timed_out: bool
     closed_at: float | None
     close_reason: str | None
+    agent: str | None = None  # the agent (MCP) whose ticket it is
+    answer: str | None = None
 
 
 class SummaryStore:
@@ -106,7 +108,7 @@ class SummaryStore:
     async def tickets(self, since: float, until: float) -> list[ExportRow]:
         """The tickets created in [since, until], oldest first, for the export."""
         rows = await self.db.fetchall(
-            f"SELECT t.*, {outcome_sql('t.')} AS outcome, c.discord_id"
+            f"SELECT t.*, {outcome_sql('t.')} AS outcome, c.discord_id, c.agent_name"
             " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.created_at >= ? AND t.created_at <= ?"
             " ORDER BY t.created_at, t.id", (since, until))
         return [ExportRow(
@@ -114,4 +116,4 @@ class SummaryStore:
             r["question"], r["reason"], r["action_name"], r["action_params"], r["claimed_by_name"],
             r["decided_by_name"], r["decision_note"],
             r["first_response_at"] - r["created_at"] if r["first_response_at"] else None, bool(r["timed_out_at"]),
-            r["closed_at"], r["close_reason"]) for r in rows]
+            r["closed_at"], r["close_reason"], r["agent_name"], r["answer"]) for r in rows]

@@ -50,3 +50,59 @@ async def test_the_real_bot_answers_a_dm_and_stops_gracefully_on_sigterm(tmp_pat
     printed = log.read_text()
     assert "Handoff stopped (SIGTERM): in-flight work finished; database closed." in printed
     assert "staff desk set-up: channel, threads and operator pings all work" in printed
+
+
+async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path):
+    import socket
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    with socket.socket() as probe:  # a free port for the MCP endpoint
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "t" * 30
+    discord = await FakeDiscord().start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
+    env.update({"DISCORD_TOKEN": "fake.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
+                "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
+                "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "HANDOFF_DB": str(tmp_path / "h.db"),
+                "DISCORD_API_BASE": discord.url, "HANDOFF_MCP_TOKENS": f"fraud-review:{token}",
+                "HANDOFF_SECRET_KEY": TEST_SECRET_KEY,
+                "HANDOFF_MCP_PORT": str(port)})
+    log = tmp_path / "bot.log"
+    with log.open("wb") as out:
+        bot = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=env, stdout=out,
+                                                   stderr=out)
+    try:
+        try:
+            await asyncio.wait_for(discord.identified.wait(), 30)
+        except TimeoutError:
+            raise AssertionError(log.read_text()[-3000:]) from None
+        await eventually(lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server")
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http, \
+                Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert tools == {"ask_human", "request_approval", "get_result", "notify_operators"}
+            asked = await client.call_tool("request_approval", {"action": "block_card", "details": {"card": "…4242"},
+                                                                "wait_seconds": 0, "idempotency_key": "tx-1"})
+            assert asked.structured_content == {"ticket": 1, "status": "waiting"}
+
+            def card() -> dict | None:
+                return next((m for m in discord.messages.get(discord.staff_channel_id, [])
+                             if any(c["custom_id"] == "ticket:approve:1" for row in m.get("components") or []
+                                    for c in row["components"])), None)
+
+            await eventually(card, within=15, what="the card with its buttons")
+            assert await discord.operator_clicks(card(), "ticket:approve:1")
+            result = await client.call_tool("get_result", {"ticket": 1, "wait_seconds": 10})
+            assert result.structured_content["status"] == "approved"
+            assert result.structured_content["decided_by"] == "operator"
+        bot.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.wait(), 20) == 0
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+        await discord.stop()

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from typing import Any
 
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -65,6 +66,7 @@ class HandoffBot(commands.Bot):
         self.request_guard: RequestGuard = None  # type: ignore[assignment]  # wraps self.http in setup_hook
         self.setup_problems: list[str] | None = None  # from the check after login (cogs/discord/setup_check.py)
         self._wound_down = False
+        self.mcp: Any = None  # agent_api.server.McpService while agents can reach the desk
 
     @property
     def app(self) -> Handoff:
@@ -80,6 +82,7 @@ class HandoffBot(commands.Bot):
     confirmations = property(lambda self: self.app.confirmations)
     mfa = property(lambda self: self.app.mfa)
     agent = property(lambda self: self.app.agent)
+    agents = property(lambda self: self.app.agents)
     deadlines = property(lambda self: self.app.deadlines)
 
     async def setup_hook(self) -> None:
@@ -103,11 +106,30 @@ class HandoffBot(commands.Bot):
             self.scheduler.start()
         await self.deadlines.start()  # what fell due while the bot was down, then every future deadline
         self._schedule_summary()
+        await self._serve_agents()
         posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
         unanswered = await self.engine.resume()
         log.info("ready to work: %d customer(s) owed messages, %d with unanswered messages, %d ticket(s) with"
                  " posts for the staff channel", owed, unanswered, posts)
+
+    async def _serve_agents(self) -> None:
+        """The MCP endpoint for other agents (HANDOFF_MCP_TOKENS), on this loop and database."""
+        if not self.settings.mcp_enabled:
+            return
+        from agent_api.server import McpService
+
+        service = McpService(self.agents, self.settings.mcp_tokens, host=self.settings.mcp_host,
+                             port=self.settings.mcp_port)
+        try:
+            await service.start()
+        except (OSError, RuntimeError, SystemExit) as exc:
+            log.error("HANDOFF_MCP_HOST/PORT=%s:%d: the MCP server for agents could not start (%s): agents cannot"
+                      " reach the desk; customers are served as usual. Free the port or set another"
+                      " HANDOFF_MCP_PORT, then restart.", self.settings.mcp_host, self.settings.mcp_port,
+                      exc or type(exc).__name__)
+            return
+        self.mcp = service
 
     def _schedule_summary(self) -> None:
         if self.scheduler is None:
@@ -213,6 +235,9 @@ class HandoffBot(commands.Bot):
             self.shutdown_report = await self._wind_down(self.shutdown_grace_seconds)
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self.mcp is not None:
+            await self.mcp.stop()
+            self.mcp = None
         if self._app is not None:
             await self.engine.close()
             await self.outbox.close()

@@ -1,0 +1,270 @@
+"""The desk for other agents (over MCP): ask a person, ask for approval, come back for the result.
+
+An agent's question or approval request is a ticket like a customer's (the same staff channel, thread,
+buttons, slash commands, reminders, audit and summary); the agent is a customer row without DMs. A call
+returns the ticket number at once and waits at most ``wait_seconds`` (never past the 60 s at which MCP
+clients cut a call) for the decision, woken by the desk when the ticket changes; an agent that stopped
+waiting comes back with ``get_result``. The same ``idempotency_key`` returns the same ticket, never a
+second card. An approval request nobody decided in time expires and can no longer be approved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.clock import Clock
+from core.desk import TicketDesk
+from core.policy import Policy
+from core.text import for_people
+from storage.records import Kind, Priority, Source, Status, Ticket
+from storage.tickets import DeskTx, NewTicket, TicketStore
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 50.0  # seconds: MCP clients cut a call at about 60
+DEFAULT_WAIT = 25.0
+CARD_TEXT = 1500  # what a card's description holds; longer texts also go in full to the thread
+
+
+class AgentError(ValueError):
+    """A call the agent must correct (an unknown ticket, another agent's ticket, a bad argument)."""
+
+
+@dataclass(frozen=True)
+class AutoApproval:
+    """``[agents] auto_approve = ["action:max"]``: this action is approved by the policy up to ``max``."""
+
+    action: str
+    up_to: float
+
+
+def auto_approvals(entries: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for entry in entries:
+        action, _, amount = entry.rpartition(":")
+        out[action.strip()] = float(amount)
+    return out
+
+
+def result_of(ticket: Ticket) -> dict[str, Any]:
+    """What the agent reads of its ticket: the public shape of ask_human / request_approval / get_result."""
+    out: dict[str, Any] = {"ticket": ticket.id}
+    if ticket.kind is Kind.AGENT_APPROVAL:
+        if ticket.status == Status.APPROVED:
+            out.update(status="edited" if ticket.decision_note == "edited" else "approved",
+                       details=ticket.action_params or {}, decided_by=ticket.decided_by_name)
+        elif ticket.status == Status.DENIED:
+            out.update(status="denied", reason=ticket.decision_note or "", decided_by=ticket.decided_by_name)
+        elif ticket.status == Status.EXPIRED:
+            out.update(status="expired", reason="nobody decided in time; it was not approved")
+        elif ticket.status == Status.CLOSED:
+            out.update(status="denied", reason=f"closed by the operators: {ticket.decision_note or 'no decision'}")
+        else:
+            out.update(status="waiting")
+        return out
+    if ticket.answer is not None:
+        out.update(status="answered", answer=ticket.answer, answered_by=ticket.answered_by_name)
+    elif ticket.status == Status.CLOSED:
+        out.update(status="closed", reason=ticket.decision_note or "closed without an answer")
+    elif ticket.kind is Kind.NOTICE:
+        out.update(status="posted")
+    elif ticket.timed_out:
+        out.update(status="timed_out")
+    else:
+        out.update(status="waiting")
+    return out
+
+
+class AgentDesk:
+    def __init__(self, *, desk: TicketDesk, policy: Policy, clock: Clock,
+                 arm: Callable[[str, float], None]) -> None:
+        self.desk = desk
+        self.policy = policy
+        self.clock = clock
+        self.tickets: TicketStore = desk.tickets
+        self.arm = arm  # arms an approval request's expiry (Deadlines.arm)
+        self._waiters: dict[int, set[asyncio.Event]] = defaultdict(set)
+        desk.on_changed.append(self._changed)
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    def _changed(self, ticket_id: int) -> None:
+        for event in self._waiters.get(ticket_id, ()):
+            event.set()
+
+    async def _wait(self, ticket_id: int, seconds: float, settled: Callable[[Ticket], bool]) -> Ticket:
+        """The ticket once ``settled`` says so, or as it is after ``seconds``."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        event = asyncio.Event()
+        self._waiters[ticket_id].add(event)
+        try:
+            while True:
+                ticket = await self.tickets.get(ticket_id)
+                assert ticket is not None
+                left = deadline - asyncio.get_running_loop().time()
+                if settled(ticket) or left <= 0:
+                    return ticket
+                event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), left)
+        finally:
+            self._waiters[ticket_id].discard(event)
+            if not self._waiters[ticket_id]:
+                del self._waiters[ticket_id]
+
+    @staticmethod
+    def _wait_seconds(value: float | None) -> float:
+        if value is None:
+            return DEFAULT_WAIT
+        if value < 0:
+            raise AgentError("wait_seconds must be 0 or more")
+        return min(float(value), MAX_WAIT)
+
+    # -- tools ----------------------------------------------------------------------------------
+
+    async def ask_human(self, agent: str, question: str, *, context: str = "", priority: str = "normal",
+                        wait_seconds: float | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+        question = question.strip()
+        if not question:
+            raise AgentError("question is empty: say what you need a person to answer")
+        wait = self._wait_seconds(wait_seconds)
+        ticket_id = await self._open(agent, Kind.AGENT_QUESTION, question, context.strip(), self._priority(priority),
+                                     idempotency_key=idempotency_key)
+        ticket = await self._wait(ticket_id, wait, lambda t: result_of(t)["status"] != "waiting")
+        return result_of(ticket)
+
+    async def request_approval(self, agent: str, action: str, details: dict[str, Any], *,
+                               amount: float | None = None, currency: str | None = None, reason: str = "",
+                               wait_seconds: float | None = None,
+                               idempotency_key: str | None = None) -> dict[str, Any]:
+        action = action.strip()
+        if not action:
+            raise AgentError("action is empty: name what you want to do, e.g. 'refund'")
+        if not isinstance(details, dict):
+            raise AgentError("details must be an object of names and values")
+        if amount is not None and amount < 0:
+            raise AgentError("amount must be 0 or more")
+        wait = self._wait_seconds(wait_seconds)
+        shown = dict(details)
+        if amount is not None:
+            shown.setdefault("amount", amount)
+        if currency:
+            shown.setdefault("currency", currency)
+        limit = auto_approvals(self.policy["agents"]["auto_approve"]).get(action)
+        by_policy = limit is not None and amount is not None and amount <= limit
+        expires = self.clock.now() + self.policy["agents"]["approval_minutes"] * 60
+        ticket_id = await self._open(
+            agent, Kind.AGENT_APPROVAL, f"{agent} asks to {action}", reason.strip(),
+            Priority.URGENT if amount else Priority.NORMAL, action=action, details=shown,
+            idempotency_key=idempotency_key, expires_at=None if by_policy else expires,
+            approved_by_policy=f"{action} up to {limit:g}" if by_policy else None)
+        ticket = await self._wait(ticket_id, wait, lambda t: result_of(t)["status"] != "waiting")
+        return result_of(ticket)
+
+    async def get_result(self, agent: str, ticket_id: int, *, wait_seconds: float | None = None) -> dict[str, Any]:
+        ticket = await self._own(agent, ticket_id)
+        wait = self._wait_seconds(0 if wait_seconds is None else wait_seconds)
+        ticket = await self._wait(ticket.id, wait, lambda t: result_of(t)["status"] != "waiting")
+        return result_of(ticket)
+
+    async def notify_operators(self, agent: str, message: str, *, priority: str = "normal") -> dict[str, Any]:
+        message = message.strip()
+        if not message:
+            raise AgentError("message is empty")
+        ticket_id = await self._open(agent, Kind.NOTICE, message, "", self._priority(priority))
+        return {"ticket": ticket_id, "status": "posted"}
+
+    # -- tickets --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _priority(value: str) -> Priority:
+        try:
+            return Priority(value)
+        except ValueError:
+            raise AgentError(f"priority must be one of normal, high, urgent (not {value!r})") from None
+
+    async def _own(self, agent: str, ticket_id: int) -> Ticket:
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None or not ticket.kind.from_agent:
+            raise AgentError(f"there is no agent ticket #{ticket_id}")
+        if ticket.agent_name != agent:
+            raise AgentError(f"ticket #{ticket_id} belongs to another agent")
+        return ticket
+
+    async def _open(self, agent: str, kind: Kind, question: str, reason: str, priority: Priority, *,
+                    action: str | None = None, details: dict[str, Any] | None = None,
+                    idempotency_key: str | None = None, expires_at: float | None = None,
+                    approved_by_policy: str | None = None) -> int:
+        now = self.clock.now()
+        answer_in = self.policy["timeouts"]["ticket_answer_seconds"]
+        reminders = kind is not Kind.NOTICE and approved_by_policy is None
+        reminder = now + answer_in / 2 if reminders and self.policy["timeouts"]["reminder"] else None
+        timeout = now + answer_in if reminders else None
+        idle = self.policy["conversation"]["idle_minutes"] * 60
+        key = (idempotency_key or "").strip() or None
+        if key is not None and len(key) > 200:
+            raise AgentError("idempotency_key is longer than 200 characters")
+
+        def write(tx: DeskTx) -> tuple[int, bool]:
+            customer_id, conversation_id = tx.agent(agent, idle)
+            if key is not None and (existing := tx.by_idempotency_key(customer_id, key)) is not None:
+                if existing.kind is not kind:
+                    raise AgentError(f"idempotency_key {key!r} was used for ticket #{existing.id}, a "
+                                     f"{existing.kind.value}")
+                return existing.id, False
+            ticket_id = tx.open_ticket(NewTicket(customer_id, conversation_id, kind.value, Source.AGENT,
+                                                 priority.value, question, reason, action, details,
+                                                 reminder_due_at=reminder, timeout_due_at=timeout))
+            tx.agent_fields(ticket_id, key, expires_at)
+            tx.audit(f"agent:{agent}", "ticket_opened", f"ticket:{ticket_id}",
+                     {"kind": kind.value, "source": Source.AGENT, "priority": priority.value, "action": action})
+            if len(question) > CARD_TEXT:  # the card shows the start; the thread has it whole
+                tx.post(ticket_id, "post", f"**Full text from {agent}:**\n{question}")
+            if reason and len(reason) > CARD_TEXT:
+                tx.post(ticket_id, "post", f"**Context from {agent}:**\n{reason}")
+            if approved_by_policy is not None:
+                tx.approve(ticket_id, 0, "policy", details or {}, None)
+                tx.executed(ticket_id, {"returned_to_agent": agent})
+                tx.audit("policy", "approved", f"ticket:{ticket_id}", {"rule": approved_by_policy})
+                tx.post(ticket_id, "post", f"✅ Approved by the policy ([agents] auto_approve: {approved_by_policy}).")
+                tx.post(ticket_id, "refresh")
+            return ticket_id, True
+
+        ticket_id, created = await self.tickets.run(write, now)
+        if created:
+            log.info("agent %s opened ticket #%d (%s)", agent, ticket_id, kind.value)
+            if timeout is not None:
+                self.desk.arm_ticket(ticket_id, reminder, timeout)
+            if expires_at is not None:
+                self.arm(f"agent-approval:{ticket_id}", expires_at)
+        self.desk.kick(ticket_id)
+        return ticket_id
+
+    # -- expiry (a step kind's deadlines) ---------------------------------------------------------
+
+    async def expire_due(self) -> int:
+        def write(tx: DeskTx) -> list[int]:
+            done = []
+            for ticket in tx.expiring():
+                if tx.expire(ticket.id):
+                    minutes = self.policy["agents"]["approval_minutes"]
+                    tx.audit("system", "agent_approval_expired", f"ticket:{ticket.id}", {"agent": ticket.agent_name})
+                    tx.post(ticket.id, "post", f"⌛ Nobody decided within {for_people(minutes * 60)}: the request "
+                                               f"expired and can no longer be approved. {ticket.agent_name} is told.")
+                    tx.post(ticket.id, "refresh")
+                    done.append(ticket.id)
+            return done
+
+        expired = await self.tickets.run(write, self.clock.now())
+        for ticket_id in expired:
+            self.desk.kick(ticket_id)
+        return len(expired)
+
+    async def pending_deadlines(self) -> list[tuple[str, float]]:
+        return await self.tickets.expiry_deadlines()

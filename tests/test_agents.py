@@ -1,0 +1,282 @@
+"""Other agents on the desk over MCP: the official client against the server on 127.0.0.1, Discord through dpytest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from agent_api.server import McpService
+from core.summary import compute, export
+from tests.conftest import eventually
+from tests.desk_support import start_again
+
+PRICING = "pricing-agent"
+FRAUD = "fraud-review"
+TOKENS = {PRICING: "p" * 24 + "-pricing-token", FRAUD: "f" * 24 + "-fraud-token"}
+
+
+class Agents:
+    def __init__(self, desk: Any) -> None:
+        self.desk = desk
+        self.service: McpService | None = None
+        self.url = ""
+
+    async def serve(self) -> None:
+        self.service = McpService(self.desk.h.bot.agents, TOKENS, host="127.0.0.1", port=0)
+        await self.service.start()
+        self.url = f"http://127.0.0.1:{self.service.bound_port}/mcp"
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+
+    @contextlib.asynccontextmanager
+    async def client(self, agent: str = PRICING, token: str | None = None) -> AsyncIterator[Client]:
+        headers = {"Authorization": f"Bearer {token if token is not None else TOKENS[agent]}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
+                Client(streamable_http_client(self.url, http_client=http)) as client:
+            yield client
+
+    async def call(self, tool: str, agent: str = PRICING, **arguments: Any) -> Any:
+        async with self.client(agent) as client:
+            return await client.call_tool(tool, arguments)
+
+    async def posted(self, number: int) -> None:
+        """The ticket's card and thread are in the staff channel."""
+        async def has_thread() -> bool:
+            rows = await self.desk.h.fetch("SELECT thread_id FROM tickets WHERE id = ?", (number,))
+            return bool(rows and rows[0][0])
+
+        for _ in range(200):
+            if await has_thread():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"ticket #{number} was not posted")
+
+
+@pytest.fixture
+async def agents(desk) -> AsyncIterator[Agents]:
+    world = Agents(desk)
+    await world.serve()
+    yield world
+    await world.stop()
+
+
+async def test_an_agent_asks_and_an_operator_answers_in_the_thread(agents):
+    call = asyncio.create_task(agents.call("ask_human", question="What discount may I offer on order 4411?",
+                                           context="Customer threatens to cancel", priority="high", wait_seconds=20))
+    await agents.posted(1)
+    card = await agents.desk.staff_message(1)
+    shown = card.embeds[0].to_dict()
+    assert "What discount may I offer" in shown["description"]
+    assert {"name": "Agent", "value": PRICING, "inline": False} in shown["fields"]
+    assert "Customer threatens to cancel" in str(shown["fields"])
+    await agents.desk.write(1, "// checking with finance")  # a note between operators is not the answer
+    await agents.desk.write(1, "Up to 10%, once.")
+    result = await asyncio.wait_for(call, 10)
+    assert not result.is_error
+    assert result.structured_content == {"ticket": 1, "status": "answered", "answer": "Up to 10%, once.",
+                                         "answered_by": agents.desk.operator.display_name}
+    assert agents.desk.h.sent() == []  # nothing goes to anyone's DMs
+    assert (await agents.desk.h.fetch("SELECT COUNT(*) FROM outbox"))[0][0] == 0
+
+
+async def test_twenty_agents_at_once_each_get_their_own_answer(agents):
+    calls = [asyncio.create_task(agents.call("ask_human", question=f"question {i}?", wait_seconds=40,
+                                             idempotency_key=f"q{i}")) for i in range(20)]
+    for number in range(1, 21):
+        await agents.posted(number)
+    rows = await agents.desk.h.fetch("SELECT id, question FROM tickets")
+    order = [number for number, _ in rows]
+    random.Random(3).shuffle(order)
+    for number in reversed(sorted(order)):
+        question = dict(rows)[number]
+        await agents.desk.write(number, f"answer to {question}")
+    results = await asyncio.wait_for(asyncio.gather(*calls), 30)
+    for i, result in enumerate(results):
+        assert result.structured_content["status"] == "answered"
+        assert result.structured_content["answer"] == f"answer to question {i}?"
+
+
+async def test_a_wait_ends_as_waiting_and_a_late_answer_survives_a_restart(agents):
+    result = await agents.call("ask_human", question="Is the warehouse open on Sunday?", wait_seconds=0.2)
+    assert result.structured_content == {"ticket": 1, "status": "waiting"}
+    await agents.posted(1)
+    await agents.stop()
+    await start_again(agents.desk)  # the bot restarts between the question and the answer
+    await agents.serve()
+    await agents.desk.write(1, "Yes, 10 to 4.")
+    late = await agents.call("get_result", ticket=1)
+    assert late.structured_content == {"ticket": 1, "status": "answered", "answer": "Yes, 10 to 4.",
+                                       "answered_by": agents.desk.operator.display_name}
+
+
+async def test_the_same_idempotency_key_never_opens_a_second_ticket(agents):
+    first = await agents.call("request_approval", action="refund", details={"order": 4411}, amount=30,
+                              currency="EUR", wait_seconds=0, idempotency_key="refund-4411")
+    again = await agents.call("request_approval", action="refund", details={"order": 4411}, amount=30,
+                              currency="EUR", wait_seconds=0, idempotency_key="refund-4411")
+    assert first.structured_content == again.structured_content == {"ticket": 1, "status": "waiting"}
+    await agents.posted(1)
+    assert (await agents.desk.h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 1
+    other = await agents.call("request_approval", agent=FRAUD, action="refund", details={"order": 4411},
+                              wait_seconds=0, idempotency_key="refund-4411")
+    assert other.structured_content["ticket"] == 2  # keys are per agent
+
+
+async def test_an_approval_double_clicked_is_decided_once_and_returned(agents):
+    call = asyncio.create_task(agents.call("request_approval", action="refund", details={"order": 4411},
+                                           amount=30, currency="EUR", reason="item arrived broken",
+                                           wait_seconds=20))
+    await agents.posted(1)
+    seen = await agents.desk.screen(1)
+    await agents.desk.click(1, "approve")
+    await agents.desk.click(1, "approve", seen=seen)  # the second click, from a screen not yet refreshed
+    told = await agents.desk.told(2)
+    result = await asyncio.wait_for(call, 10)
+    assert result.structured_content == {"ticket": 1, "status": "approved",
+                                         "details": {"order": 4411, "amount": 30.0, "currency": "EUR"},
+                                         "decided_by": agents.desk.operator.display_name}
+    name = agents.desk.operator.display_name
+    assert [text for text, _ in told] == [f"Approved ticket #1; {PRICING} receives the decision.",
+                                          f"Ticket #1 was already approved by {name}."]
+    audit = await agents.desk.h.fetch("SELECT COUNT(*) FROM audit WHERE action = 'approved'")
+    assert audit[0][0] == 1
+
+
+async def test_edit_and_approve_returns_the_edited_details(agents):
+    call = asyncio.create_task(agents.call("request_approval", action="discount", details={"percent": 25},
+                                           wait_seconds=20))
+    await agents.posted(1)
+    await agents.desk.click(1, "edit")  # the form opens with the details' own fields
+    agents.desk.i.submit_modal("ticket:edit-params:1", {"percent": "15"}, member=agents.desk.operator,
+                               channel=agents.desk.h.bot.get_channel(agents.desk.h.bot.settings.staff_channel_id))
+    result = await asyncio.wait_for(call, 10)
+    assert result.structured_content["status"] == "edited"
+    assert result.structured_content["details"] == {"percent": 15}
+
+
+async def test_a_denial_carries_its_reason(agents):
+    call = asyncio.create_task(agents.call("request_approval", action="flag_account", details={"account": "A-17"},
+                                           wait_seconds=20))
+    await agents.posted(1)
+    agents.desk.i.submit_modal("ticket:deny-reason:1", {"reason": "known customer, false alarm"},
+                               member=agents.desk.operator,
+                               channel=agents.desk.h.bot.get_channel(agents.desk.h.bot.settings.staff_channel_id))
+    result = await asyncio.wait_for(call, 10)
+    assert result.structured_content == {"ticket": 1, "status": "denied", "reason": "known customer, false alarm",
+                                         "decided_by": agents.desk.operator.display_name}
+
+
+async def test_an_undecided_request_expires_and_can_no_longer_be_approved(agents):
+    h = agents.desk.h
+    result = await agents.call("request_approval", action="payout", details={"to": "IBAN…"}, amount=900,
+                               wait_seconds=0)
+    assert result.structured_content["status"] == "waiting"
+    await agents.posted(1)
+    seen = await agents.desk.screen(1)  # the card as an operator's screen still shows it
+    assert any("ticket:approve:1" in str(row) for row in seen)
+    h.clock.advance(61 * 60)  # [agents] approval_minutes = 60
+    await h.bot.deadlines.run_due()
+    expired = await agents.call("get_result", ticket=1)
+    assert expired.structured_content == {"ticket": 1, "status": "expired",
+                                          "reason": "nobody decided in time; it was not approved"}
+    for _ in range(250):  # the card is refreshed through the desk outbox: its buttons go
+        if not any("ticket:approve:1" in str(row) for row in await agents.desk.screen(1)):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the expired card still offers Approve")
+    await agents.desk.click(1, "approve", seen=seen)
+    [(text, _)] = await agents.desk.told(1)
+    assert text == "Ticket #1 was already expired."
+    assert (await agents.call("get_result", ticket=1)).structured_content["status"] == "expired"
+
+
+async def test_policy_approves_routine_items_up_to_an_amount(harness):
+    from tests.support import test_policy
+
+    policy = test_policy(agents={"auto_approve": ["flag_review:0", "refund:50"], "approval_minutes": 60})
+    await harness.start(policy=policy, members=4)
+    world = Agents(type("D", (), {"h": harness})())
+    await world.serve()
+    try:
+        small = await world.call("request_approval", action="refund", details={"order": 1}, amount=20,
+                                 wait_seconds=0)
+        large = await world.call("request_approval", action="refund", details={"order": 2}, amount=80,
+                                 wait_seconds=0)
+        other = await world.call("request_approval", action="payout", details={"order": 3}, amount=5,
+                                 wait_seconds=0)
+    finally:
+        await world.stop()
+    assert small.structured_content == {"ticket": 1, "status": "approved",
+                                        "details": {"order": 1, "amount": 20.0}, "decided_by": "policy"}
+    assert large.structured_content["status"] == "waiting"
+    assert other.structured_content["status"] == "waiting"
+
+
+async def test_bad_tokens_get_401_without_detail(agents):
+    for header in ("Bearer", "Bearer wrong-token-wrong-token-wrong", f"Bearer {TOKENS[PRICING]}x",
+                   f"Basic {TOKENS[PRICING]}", TOKENS[PRICING]):
+        async with httpx2.AsyncClient() as http:
+            response = await http.post(agents.url, headers={"Authorization": header},
+                                       json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert response.status_code == 401 and response.content == b""
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(agents.url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert response.status_code == 401
+
+
+async def test_another_agents_or_an_unknown_ticket_is_a_tool_error(agents):
+    await agents.call("ask_human", question="Mine?", wait_seconds=0)
+    theirs = await agents.call("get_result", agent=FRAUD, ticket=1)
+    assert theirs.is_error and "belongs to another agent" in theirs.content[0].text
+    missing = await agents.call("get_result", ticket=99)
+    assert missing.is_error and "no agent ticket #99" in missing.content[0].text
+
+
+async def test_invalid_arguments_name_the_argument(agents):
+    empty = await agents.call("ask_human", question="   ")
+    assert empty.is_error and "question is empty" in empty.content[0].text
+    bad_priority = await agents.call("ask_human", question="Why?", priority="asap")
+    assert bad_priority.is_error and "priority" in bad_priority.content[0].text
+    not_object = await agents.call("request_approval", action="refund", details="all of it")
+    assert not_object.is_error and "details" in not_object.content[0].text
+    negative = await agents.call("ask_human", question="Why?", wait_seconds=-1)
+    assert negative.is_error and "wait_seconds" in negative.content[0].text
+
+
+async def test_a_long_question_is_shortened_on_the_card_and_whole_in_the_thread(agents):
+    question = "Please review this transaction history. " + "Line of detail. " * 200
+    await agents.call("ask_human", question=question, wait_seconds=0)
+    await agents.posted(1)
+    card = await agents.desk.staff_message(1)
+    assert len(card.embeds[0].description) <= 1500
+    await eventually(lambda: any("Full text from" in m.content for m in agents.desk.h.staff()),
+                     what="the whole question in the thread")
+
+
+async def test_agent_tickets_show_in_pending_stats_and_export(agents):
+    await agents.call("notify_operators", message="Nightly fraud scan finished: 3 flagged.", priority="high")
+    await agents.call("ask_human", question="Is account A-17 a known customer?", wait_seconds=0)
+    await agents.posted(2)
+    await agents.desk.slash("pending", None)
+    [(text, _)] = await agents.desk.told(1)
+    assert f"notice from {PRICING}" in text and f"agent question from {PRICING}" in text
+    await agents.desk.write(2, "Yes, since 2019.")
+    exported = await export(agents.desk.h.db, 0, agents.desk.h.clock.now() + 60)
+    rows = list(csv.DictReader(io.StringIO(exported.decode())))
+    assert [(r["kind"], r["agent"], r["answer"], r["outcome"]) for r in rows] == [
+        ("notice", PRICING, "", "open"), ("agent question", PRICING, "Yes, since 2019.", "answered")]
+    summary = await compute(agents.desk.h.db, 0, agents.desk.h.clock.now() + 60)
+    assert summary.by_kind == {"notice": 1, "agent question": 1}
