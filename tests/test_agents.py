@@ -8,6 +8,7 @@ import csv
 import io
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -20,6 +21,7 @@ from core.summary import compute, export
 from tests.conftest import eventually
 from tests.desk_support import start_again
 
+ROOT = Path(__file__).resolve().parents[1]
 PRICING = "pricing-agent"
 FRAUD = "fraud-review"
 TOKENS = {PRICING: "p" * 24 + "-pricing-token", FRAUD: "f" * 24 + "-fraud-token"}
@@ -280,3 +282,46 @@ async def test_agent_tickets_show_in_pending_stats_and_export(agents):
         ("notice", PRICING, "", "open"), ("agent question", PRICING, "Yes, since 2019.", "answered")]
     summary = await compute(agents.desk.h.db, 0, agents.desk.h.clock.now() + 60)
     assert summary.by_kind == {"notice": 1, "agent question": 1}
+
+
+async def _example(agents: Agents, *args: str) -> asyncio.subprocess.Process:
+    import os
+    import sys
+
+    env = {**os.environ, "HANDOFF_MCP_TOKEN": TOKENS[PRICING], "HANDOFF_MCP_URL": agents.url}
+    return await asyncio.create_subprocess_exec(sys.executable, *args, cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def test_the_ask_and_wait_example_gets_a_late_answer(agents):
+    import json
+
+    process = await _example(agents, "examples/ask_and_wait.py", "Is the Lisbon warehouse open on Sunday?",
+                             "--wait", "0.5", "--key", "lisbon")
+    await agents.posted(1)
+    await asyncio.sleep(1.2)  # the example has come back with get_result at least once
+    await agents.desk.write(1, "Yes, 10:00 to 16:00.")
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    assert json.loads(out) == {"ticket": 1, "status": "answered", "answer": "Yes, 10:00 to 16:00.",
+                               "answered_by": agents.desk.operator.display_name}
+    assert b"waiting, asking again" in err
+
+
+async def test_the_discount_agent_offers_what_the_operator_allowed(agents):
+    import json
+
+    process = await _example(agents, "examples/discount_agent.py", "--customer", "Ada (order 4411)", "--asking",
+                             "20", "--wait", "5")
+    await agents.posted(1)
+    await agents.desk.write(1, "Offer 12% at most.")
+    await agents.posted(2)
+    card = await agents.desk.staff_message(2)
+    assert "apply_discount" in str(card.embeds[0].to_dict())
+    await agents.desk.click(2, "edit")
+    agents.desk.i.submit_modal("ticket:edit-params:2", {"customer": "Ada (order 4411)", "percent": "10"},
+                               member=agents.desk.operator,
+                               channel=agents.desk.h.bot.get_channel(agents.desk.h.bot.settings.staff_channel_id))
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    assert json.loads(out) == {"offered": 10.0, "approved_by": agents.desk.operator.display_name}

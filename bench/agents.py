@@ -1,0 +1,125 @@
+"""N agents wait in ask_human at once; an operator answers their tickets in random order.
+
+    python -m bench.agents [--agents 200] [--seed 1]
+
+Each agent calls ``ask_human`` with the official MCP client (streamable HTTP, its own connection) against
+the MCP server the bot serves on 127.0.0.1, and waits (wait_seconds 50). Once every ticket has its thread,
+an operator answers them one by one in a random order (dpytest stands in for Discord). Prints the share of
+answers that reached the agent that asked (must be 100%), the time from the operator's message reaching
+the bot to the agent's tool result (p50/p99; target p99 <= 50 ms), and the process's memory growth per
+waiting call (the agents run in a child process, so this is the bot's own share).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+import time
+from typing import Any
+
+import discord
+import httpx2
+import psutil
+from discord.ext.test import backend
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from agent_api.server import McpService
+from bench._harness import bench_bot, summary_ms
+from tests.dpytest_ext import make_operator
+from tests.fake_claude import FakeClaude
+
+NAMES = 10  # agents' names (tokens); many calls share one
+TOKENS = {f"agent-{i}": f"bench-token-{i:02d}-" + "x" * 20 for i in range(NAMES)}
+
+
+async def clients(endpoint: str, count: int) -> None:
+    """The agents, in a process of their own (``--client``): one line per answered call on stdout."""
+    async def agent(i: int) -> None:
+        name = f"agent-{i % NAMES}"
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKENS[name]}"}, timeout=70) as http, \
+                Client(streamable_http_client(endpoint, http_client=http)) as client:
+            result = await client.call_tool("ask_human", {"question": f"question {i}", "wait_seconds": 50,
+                                                          "idempotency_key": f"q{i}"})
+        print(json.dumps({"i": i, "at": time.perf_counter(), "result": result.structured_content}), flush=True)
+
+    await asyncio.gather(*(agent(i) for i in range(count)))
+
+
+async def run(count: int, seed: int) -> None:
+    fake = FakeClaude()
+    url = await fake.start()
+    try:
+        async with bench_bot(url, 2, concurrency=8) as bot:
+            people = [m for m in backend.get_state().guilds[0].members if m.id != bot.user.id]
+            operator = make_operator(bot, people[-1])
+            service = McpService(bot.agents, TOKENS, host="127.0.0.1", port=0)
+            await service.start()
+            endpoint = f"http://127.0.0.1:{service.bound_port}/mcp"
+            process = psutil.Process()
+            rss_before = process.memory_info().rss
+            loop = asyncio.get_running_loop()
+            done: dict[int, asyncio.Future[tuple[float, dict[str, Any]]]] = {i: loop.create_future()
+                                                                             for i in range(count)}
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.agents", "--client", endpoint, "--agents", str(count),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+
+            async def read_answers() -> None:
+                assert child.stdout is not None
+                async for line in child.stdout:
+                    record = json.loads(line)
+                    done[record["i"]].set_result((record["at"], record["result"]))
+
+            reader = asyncio.create_task(read_answers())
+            started = time.perf_counter()
+            while True:
+                rows = await bot.db.fetchall("SELECT id, question, thread_id FROM tickets")
+                if len(rows) == count and all(r["thread_id"] for r in rows):
+                    break
+                if time.perf_counter() - started > 60:
+                    raise SystemExit(f"only {len(rows)} of {count} tickets were opened and posted in 60 s")
+                await asyncio.sleep(0.05)
+            opened = time.perf_counter() - started
+            await asyncio.sleep(0.5)  # every call is inside its wait
+            rss_waiting = process.memory_info().rss
+            threads = {int(r["question"].split()[1]): bot.get_channel(r["thread_id"]) for r in rows}
+            assert all(isinstance(t, discord.Thread) for t in threads.values())
+            order = list(range(count))
+            random.Random(seed).shuffle(order)
+            latencies = []
+            results: dict[int, dict[str, Any]] = {}
+            for i in order:
+                sent_at = time.perf_counter()
+                backend.make_message(f"answer to question {i}", operator, threads[i])
+                at, results[i] = await asyncio.wait_for(done[i], 10)
+                latencies.append(at - sent_at)
+            await child.wait()
+            await reader
+            await service.stop()
+    finally:
+        await fake.stop()
+    right = sum(1 for i, r in results.items() if r.get("answer") == f"answer to question {i}")
+    print(f"agents={count}: {count} tickets opened and posted in {opened:.2f} s, every call waiting")
+    print(f"answers that reached the agent that asked: {right}/{count} = {right / count:.1%} (must be 100%)")
+    print(f"operator's message -> the agent's tool result (target p99 <= 50 ms): {summary_ms(latencies)}")
+    print(f"the bot's memory growth while {count} calls wait: {(rss_waiting - rss_before) / 2**20:.1f} MB, "
+          f"{(rss_waiting - rss_before) / count / 1024:.0f} KB per waiting call (the agents run in another process)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)  # the agents' side, in a child
+    args = parser.parse_args()
+    logging.disable(logging.INFO)
+    asyncio.run(clients(args.client, args.agents) if args.client else run(args.agents, args.seed))
+
+
+if __name__ == "__main__":
+    main()
