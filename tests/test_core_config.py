@@ -46,10 +46,31 @@ def test_discord_channel_id_is_accepted_for_the_staff_channel():
     ({"HANDOFF_LLM_CONCURRENCY": "0"}, "HANDOFF_LLM_CONCURRENCY='0' is out of range"),
     ({"HANDOFF_LLM_TIMEOUT": "soon"}, "HANDOFF_LLM_TIMEOUT='soon' is not a number"),
     ({"ANTHROPIC_BASE_URL": "localhost:8000"}, "ANTHROPIC_BASE_URL"),
+    ({"HANDOFF_MCP_TOKENS": "fraud-review"}, r"HANDOFF_MCP_TOKENS entry 1 \(fraud-review\) has no token"),
+    ({"HANDOFF_MCP_TOKENS": "fraud review:" + "t" * 30}, "the agent name 'fraud review' must be"),
+    ({"HANDOFF_MCP_TOKENS": "a:short"}, r"entry 1 \(a\): the token is too short"),
+    ({"HANDOFF_MCP_TOKENS": f"a:{'t' * 30},a:{'u' * 30}"}, "the agent name 'a' appears twice"),
+    ({"HANDOFF_MCP_TOKENS": f"a:{'t' * 30},b:{'t' * 30}"}, "the same token is given to two agents"),
+    ({"HANDOFF_MCP_PORT": "80000"}, "HANDOFF_MCP_PORT='80000' is out of range"),
 ])
 def test_bad_settings_name_the_variable(change, names):
     with pytest.raises(ConfigError, match=names):
         load_settings({**GOOD, **change})
+
+
+def test_mcp_tokens_are_read_and_described_without_the_tokens():
+    settings = load_settings({**GOOD, "HANDOFF_MCP_TOKENS": f" fraud-review:{'t' * 30} , voice.bot:{'u' * 30} ",
+                              "HANDOFF_MCP_PORT": "9000"})
+    assert settings.mcp_tokens == {"fraud-review": "t" * 30, "voice.bot": "u" * 30}
+    described = "\n".join(settings.describe())
+    assert "fraud-review, voice.bot" in described and "127.0.0.1:9000" in described and "t" * 30 not in described
+    assert not load_settings(GOOD).mcp_enabled
+
+
+def test_a_bad_token_is_never_printed_in_the_problem():
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, "HANDOFF_MCP_TOKENS": "a:secret12"})
+    assert "secret12" not in str(caught.value)
 
 
 def test_the_shipped_policy_file_loads_and_matches_the_defaults():
