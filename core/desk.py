@@ -250,7 +250,10 @@ class TicketDesk:
         if ticket.in_takeover:
             return DeskReply(False, f"Not relayed: {ticket.takeover_by_name} has taken over ticket #{ticket.id}. "
                                     "Use `/reply` to write to the customer anyway.")
-        if ticket.status == "open" and not ticket.kind.decided and ticket.kind is not Kind.NOTICE:
+        if ticket.kind is Kind.NOTICE:
+            return DeskReply(False, f"Not relayed: ticket #{ticket.id} is a notice from {ticket.agent_name}; it"
+                                    " expects no answer. `/close` it when it is dealt with.")
+        if ticket.status == "open" and not ticket.kind.decided:
             return None  # the first answer to a question
         if ticket.awaits_decision:
             return DeskReply(False, f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
