@@ -115,7 +115,7 @@ class Tickets(OperatorsOnly, commands.Cog):
         if channel.parent_id != self.bot.settings.staff_channel_id or not is_operator(self.bot, message.author):
             return  # only operators, only in the staff channel's threads
         operator = Operator(message.author.id, message.author.display_name)
-        reply = await self.bot.desk.operator_message(channel.id, operator, message.content)
+        reply = await self.bot.desk.operator_message(channel.id, operator, message.content, message.id)
         if reply is not None and not reply.ok:
             await channel.send(reply.text, allowed_mentions=discord.AllowedMentions.none())
 

@@ -52,6 +52,9 @@ class DeskReply:
     text: str
 
 
+ALREADY_HANDLED = DeskReply(False, "")
+
+
 @dataclass(frozen=True)
 class Escalation:
     """What the agent hands to a person: a question, a hand-over, or an action to approve."""
@@ -231,17 +234,23 @@ class TicketDesk:
 
     # -- operators answering ----------------------------------------------------------------
 
-    async def operator_message(self, thread_id: int, operator: Operator, text: str) -> DeskReply | None:
-        """An operator wrote in a thread. Returns a hint to post back, or None when nothing needs saying."""
-        if text.lstrip().startswith(self.policy["desk"]["note_prefix"]) or not text.strip():
-            return None  # a note between operators
+    async def operator_message(self, thread_id: int, operator: Operator, text: str,
+                               message_id: int | None = None) -> DeskReply | None:
+        """An operator wrote in a thread (live, or read back after a start: ``message_id`` makes it count once).
+        Returns a hint to post back, or None when nothing needs saying."""
         ticket_id = self._thread_tickets.get(thread_id)
         if ticket_id is None:
             ticket = await self.tickets.by_thread(thread_id)
             if ticket is None:
                 return None  # not a ticket's thread
             ticket_id = self._thread_tickets[thread_id] = ticket.id  # a thread never changes ticket
-        return await self.reply(ticket_id, operator, text, via="thread")
+        if text.lstrip().startswith(self.policy["desk"]["note_prefix"]) or not text.strip():
+            if message_id is not None:  # a note between operators: kept as a note, never relayed
+                await self.tickets.see_thread_message(thread_id, message_id, self.clock.now())
+            return None
+        reply = await self.reply(ticket_id, operator, text, via="thread", seen=(thread_id, message_id)
+                                 if message_id is not None else None)
+        return None if reply is ALREADY_HANDLED else reply
 
     def _thread_hint(self, ticket: Ticket, operator: Operator) -> DeskReply | None:
         """Whether an operator's message in the thread is relayed: None if so, else why not."""
@@ -261,7 +270,8 @@ class TicketDesk:
         return DeskReply(False, f"Not relayed: ticket #{ticket.id} is {ticket.status}. Use `/reply` to write to the "
                                 "customer again, or `/takeover` to talk with them directly.")
 
-    async def reply(self, ticket_id: int, operator: Operator, text: str, *, via: str = "command") -> DeskReply:
+    async def reply(self, ticket_id: int, operator: Operator, text: str, *, via: str = "command",
+                    seen: tuple[int, int] | None = None) -> DeskReply:
         """Relay an operator's words to the customer; the first answer to an open question answers it.
 
         ``via="thread"``: a plain message in the ticket's thread, relayed only when it answers an open
@@ -273,6 +283,8 @@ class TicketDesk:
             return DeskReply(False, "Nothing to send: the message is empty.")
 
         def write(tx: DeskTx, customer: list[int]) -> DeskReply:
+            if seen is not None and not tx.see_thread_message(*seen):
+                return ALREADY_HANDLED  # this thread message was handled before (caught up after a start)
             ticket = tx.ticket(ticket_id)
             if ticket is None:
                 return DeskReply(False, f"Ticket #{ticket_id} does not exist.")

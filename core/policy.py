@@ -92,6 +92,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "retry_max_seconds": Key((int, float), 300, 0.001, 86400, "longest wait between retries"),
         "stall_seconds": Key((int, float), 60, 1, 3600, "a Discord request waiting longer than this means the"
                                                           " client is wedged: logged, recovered, counted in /stats"),
+        "catch_up_hours": Key((int, float), 24, 0, 720, "after a start, read what customers active this recently"
+                                                          " and open tickets' threads got while the bot was down"
+                                                          " (0: off)"),
     },
     "agents": {
         "auto_approve": Key(list, [], help="agents' actions the policy approves up to an amount, e.g."

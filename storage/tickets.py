@@ -157,6 +157,11 @@ class DeskTx(Tx):
             (customer_id, self.now, self.now)).lastrowid
         return customer_id, conversation_id
 
+    def see_thread_message(self, thread_id: int, message_id: int) -> bool:
+        """True the first time a thread message is handled (live or caught up after a start)."""
+        return bool(self.c.execute("INSERT INTO thread_messages_seen (message_id, thread_id, seen_at) VALUES (?, ?, ?)"
+                                   " ON CONFLICT (message_id) DO NOTHING", (message_id, thread_id, self.now)).rowcount)
+
     def by_idempotency_key(self, customer_id: int, key: str) -> Ticket | None:
         row = self.c.execute(f"{_TICKET_SELECT} WHERE t.customer_id = ? AND t.idempotency_key = ?",
                              (customer_id, key)).fetchone()
@@ -326,6 +331,27 @@ class TicketStore:
             return done
 
         return await self.db.run(write)
+
+    async def see_thread_message(self, thread_id: int, message_id: int, now: float) -> bool:
+        return await self.run(lambda tx: tx.see_thread_message(thread_id, message_id), now)
+
+    async def catch_up_points(self, active_since: float) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Where reading resumes after a start: (DM channel, newest customer message stored) for customers who
+        wrote since ``active_since``, and (thread, newest operator message handled, else the thread's start)
+        for every ticket still open. One snapshot, taken before the gateway delivers anything new."""
+
+        def read(c: sqlite3.Connection) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+            dms = c.execute(
+                "SELECT c.dm_channel_id, MAX(t.discord_message_id) FROM customers c JOIN turns t ON t.customer_id ="
+                " c.id AND t.kind = 'customer' AND t.discord_message_id IS NOT NULL WHERE c.dm_channel_id IS NOT NULL"
+                " AND c.agent_name IS NULL GROUP BY c.id HAVING MAX(t.created_at) >= ?", (active_since,)).fetchall()
+            threads = c.execute(
+                "SELECT t.thread_id, COALESCE((SELECT MAX(s.message_id) FROM thread_messages_seen s WHERE s.thread_id"
+                " = t.thread_id), t.thread_id) FROM tickets t WHERE t.thread_id IS NOT NULL"
+                " AND t.status NOT IN ('closed', 'expired')").fetchall()
+            return [(r[0], r[1]) for r in dms], [(r[0], r[1]) for r in threads]
+
+        return await self.db.read(read)
 
     async def expiry_deadlines(self) -> list[tuple[str, float]]:
         """(job id, due) of every agent's approval request still open with an expiry."""

@@ -289,6 +289,31 @@ async def _send_message(self: backend.FakeHttp, channel_id: int, *, params: Any)
     return data
 
 
+async def _logs_from(self: backend.FakeHttp, channel_id: int, limit: int, before: int | None = None,
+                     after: int | None = None, around: int | None = None) -> list[dict[str, Any]]:
+    """GET /channels/{id}/messages as Discord answers it: with ``after``, the ``limit`` messages right after
+    that id (any id, not only a stored message's), newest first; else the newest before ``before``."""
+    messages = sorted(backend._cur_config.messages.get(channel_id, []), key=lambda m: int(m["id"]))
+    if after is not None:
+        return list(reversed([m for m in messages if int(m["id"]) > int(after)][:limit]))
+    if before is not None:
+        messages = [m for m in messages if int(m["id"]) < int(before)]
+    return list(reversed(messages[-limit:]))
+
+
+def missed_message(channel: Any, author: Any, content: str) -> dict[str, Any]:
+    """A message Discord holds that no bot received (it was sent while the bot was down)."""
+    import discord
+
+    user = author._user if isinstance(author, discord.Member) else author
+    data = facts.make_message_dict(channel, user, id_num=facts.make_id(), content=content)
+    data.pop("member", None)
+    if getattr(channel, "guild", None) is not None:
+        data["guild_id"] = channel.guild.id
+    backend._cur_config.messages.setdefault(channel.id, []).append(data)
+    return data
+
+
 def stored_components(message: Any) -> list[dict[str, Any]]:
     """The components Discord holds for a message right now."""
     stored = next((m for m in backend._cur_config.messages.get(message.channel.id, []) if int(m["id"]) == message.id),
@@ -332,6 +357,7 @@ def install_all() -> None:
     backend.FakeHttp.send_typing = _counted("send_typing", _send_typing)  # type: ignore[method-assign]
     backend.FakeHttp.get_user = _counted("get_user", _original_get_user)  # type: ignore[method-assign]
     backend.FakeHttp.edit_message = _edit_message  # type: ignore[method-assign]
+    backend.FakeHttp.logs_from = _counted("logs_from", _logs_from)  # type: ignore[method-assign]
     # dpytest's fake gateway has no socket: Client.close() (a graceful stop, a signal) must see it as shut.
     from discord.ext.test.websocket import FakeWebSocket
 

@@ -62,6 +62,7 @@ class FakeDiscord:
         self.latency = latency
         self.requests: list[Seen] = []
         self.messages: dict[int, list[dict[str, Any]]] = defaultdict(list)  # channel id -> messages stored
+        self.written: dict[int, list[dict[str, Any]]] = defaultdict(list)  # channel id -> what people wrote
         self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
         self._held: dict[str, asyncio.Event] = {}
         self._global: deque[float] = deque()
@@ -170,7 +171,8 @@ class FakeDiscord:
         if answer is None:
             if not interaction:
                 self._global.append(now)
-            answer = self._route(request.method, parts, body, now, channel_id)
+            answer = (self._history(int(parts[1]), request.query) if key == "GET /channels/{id}/messages"
+                      else self._route(request.method, parts, body, now, channel_id))
         self.requests.append(Seen(request.method, path, answer.status, now, body))
         if answer.status in (204,) or answer.body is None:
             return web.Response(status=204, headers=answer.headers)
@@ -186,6 +188,18 @@ class FakeDiscord:
                 "type": 0, "flags": 0, "nonce": nonce or None, "components": body.get("components") or [],
                 **({"guild_id": str(self.guild_id)} if channel_id == self.staff_channel_id or channel_id in self.threads
                    else {})}
+
+    def _history(self, channel_id: int, query: Any) -> Scripted:
+        """GET /channels/{id}/messages: with ``after``, the ``limit`` messages right after it, newest first."""
+        limit = min(int(query.get("limit", 50)), 100)
+        everything = sorted(self.messages.get(channel_id, []) + self.written.get(channel_id, []),
+                            key=lambda m: int(m["id"]))
+        if "after" in query:
+            chosen = [m for m in everything if int(m["id"]) > int(query["after"])][:limit]
+        else:
+            before = int(query.get("before", 1 << 63))
+            chosen = [m for m in everything if int(m["id"]) < before][-limit:]
+        return Scripted(200, list(reversed(chosen)))
 
     def find_message(self, message_id: int) -> dict[str, Any] | None:
         for messages in self.messages.values():
@@ -351,14 +365,15 @@ class FakeDiscord:
         return sent
 
     async def customer_writes(self, user_id: int, content: str) -> tuple[int, bool]:
-        """A DM from a customer: (its message id, whether a bot received it)."""
+        """A DM from a customer: (its message id, whether a bot received it). Discord keeps it either way."""
         message_id = next(_ids)
-        delivered = await self.dispatch("MESSAGE_CREATE", {
+        data = {
             "id": str(message_id), "channel_id": str(user_id + 1), "author": user_json(user_id), "content": content,
             "timestamp": dt.datetime.now(dt.UTC).isoformat(), "edited_timestamp": None, "tts": False,
             "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
-            "pinned": False, "type": 0, "flags": 0, "components": []})
-        return message_id, delivered
+            "pinned": False, "type": 0, "flags": 0, "components": []}
+        self.written[user_id + 1].append(data)
+        return message_id, await self.dispatch("MESSAGE_CREATE", data)
 
     async def operator_clicks(self, message: dict[str, Any], custom_id: str) -> bool:
         """The operator presses a button on a message in the staff channel."""

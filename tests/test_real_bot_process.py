@@ -106,3 +106,49 @@ async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path
             bot.kill()
             await bot.wait()
         await discord.stop()
+
+
+async def test_the_real_bot_answers_a_dm_sent_while_it_was_stopped(tmp_path):
+    discord = await FakeDiscord().start()
+    claude = FakeClaude()
+    await claude.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
+    env.update({"DISCORD_TOKEN": "fake.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
+                "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
+                "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "ANTHROPIC_API_KEY": "k",
+                "ANTHROPIC_BASE_URL": claude.url, "HANDOFF_DB": str(tmp_path / "h.db"),
+                "HANDOFF_SECRET_KEY": TEST_SECRET_KEY, "DISCORD_API_BASE": discord.url})
+    log = tmp_path / "bot.log"
+
+    async def start() -> asyncio.subprocess.Process:
+        discord.identified.clear()
+        with log.open("ab") as out:
+            process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=env, stdout=out,
+                                                           stderr=out)
+        await asyncio.wait_for(discord.identified.wait(), 30)
+        return process
+
+    answers = lambda: [m["content"] for m in discord.messages.get(CUSTOMER + 1, [])]  # noqa: E731
+    bot = await start()
+    try:
+        await discord.customer_writes(CUSTOMER, "hello there")
+        await eventually(lambda: answers() == ["You said: hello there"], within=15, what="the first answer")
+        bot.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.wait(), 20) == 0
+        _, delivered = await discord.customer_writes(CUSTOMER, "are you there?")
+        assert not delivered  # no bot is connected: only Discord has it
+        bot = await start()
+        started = asyncio.get_running_loop().time()
+        await eventually(lambda: len(answers()) == 2, within=15, what="the answer to the DM sent while stopped")
+        took = asyncio.get_running_loop().time() - started
+        assert answers()[1] == "You said: are you there?" and took < 10
+        await eventually(lambda: "message(s) caught up" in log.read_text(), within=5, what="the catch-up line")
+        assert "1 channel(s) checked (1 DM, 0 ticket thread), 1 message(s) caught up" in log.read_text()
+        bot.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.wait(), 20) == 0
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+        await claude.stop()
+        await discord.stop()

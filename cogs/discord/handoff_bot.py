@@ -12,6 +12,7 @@ import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
+from cogs.discord.catch_up import CatchUp
 from cogs.discord.confirm_views import CodeCancelButton, ConfirmButton
 from cogs.discord.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard, rate_limit_trace
 from cogs.discord.setup_check import staff_setup_problems
@@ -67,6 +68,7 @@ class HandoffBot(commands.Bot):
         self.setup_problems: list[str] | None = None  # from the check after login (cogs/discord/setup_check.py)
         self._wound_down = False
         self.mcp: Any = None  # agent_api.server.McpService while agents can reach the desk
+        self.catch_up: CatchUp | None = None  # reads what was missed while offline, after each new session
 
     @property
     def app(self) -> Handoff:
@@ -107,6 +109,8 @@ class HandoffBot(commands.Bot):
         await self.deadlines.start()  # what fell due while the bot was down, then every future deadline
         self._schedule_summary()
         await self._serve_agents()
+        self.catch_up = CatchUp(self)
+        await self.catch_up.note_where_reading_resumes()  # before the gateway delivers anything new
         posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
         unanswered = await self.engine.resume()
@@ -215,8 +219,19 @@ class HandoffBot(commands.Bot):
         drained.cancel()  # the workers are closed (cancelled) next; their rows stay for the next start
         return f"work still running after {grace:g} s was stopped; it carries on at the next start"
 
+    async def on_disconnect(self) -> None:
+        """A new session after this may not replay what comes meanwhile: note where reading resumes."""
+        if self.catch_up is not None and self._app is not None and not self.is_closed():
+            try:
+                await self.catch_up.note_where_reading_resumes()
+            except Exception:
+                log.exception("catch-up: could not note where reading resumes")
+
     async def on_ready(self) -> None:
-        """After login (and every reconnect): say once what keeps the staff desk from working."""
+        """After login (and every new session): read what Discord holds that we missed; say once what keeps
+        the staff desk from working."""
+        if self.catch_up is not None:
+            await self.catch_up.run()
         problems = staff_setup_problems(self)
         if problems == self.setup_problems:
             return
