@@ -146,9 +146,7 @@ async def customers(discord: FakeDiscord, rng: random.Random, run: Run, count: i
         user = CUSTOMER_BASE + i
         while time.monotonic() < until:
             await asyncio.sleep(rng.uniform(2.0, 6.0))
-            if not discord.connected:
-                continue  # nobody to write to (the bot is down); catching up on missed DMs is another matter
-            roll = rng.random()
+            roll = rng.random()  # customers write whether or not a bot is connected (catch-up reads it later)
             tag = f"m{next(numbers)}"
             words = "I'd like to order a mug" if roll < 0.25 else "please refund my order" if roll < 0.4 \
                 else "where is my parcel"
@@ -250,6 +248,7 @@ def report(db: Path, discord: FakeDiscord, run: Run, seconds: float, settled: bo
     return {
         "seconds": round(seconds), "kills": run.kills, "settled": settled,
         "messages sent": len(run.sent), "delivered to a running bot": len(run.delivered),
+        "sent while no bot was connected": len(run.sent) - len(run.delivered),
         "received (stored)": len(received), "answered": len(answered), "of them to a person": len(to_person),
         "lost": len(received - answered), "doubled": sum(1 for t in received if answers.get(t, 0) > 1),
         "not stored though delivered (killed before the commit)": len(run.delivered - received),

@@ -335,16 +335,19 @@ class TicketStore:
     async def see_thread_message(self, thread_id: int, message_id: int, now: float) -> bool:
         return await self.run(lambda tx: tx.see_thread_message(thread_id, message_id), now)
 
-    async def catch_up_points(self, active_since: float) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """Where reading resumes after a start: (DM channel, newest customer message stored) for customers who
-        wrote since ``active_since``, and (thread, newest operator message handled, else the thread's start)
-        for every ticket still open. One snapshot, taken before the gateway delivers anything new."""
+    async def catch_up_points(self, active_since: float
+                              ) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
+        """Where reading resumes after a start: (DM channel, newest customer message stored, or None for a
+        channel never read back: then from ``active_since``) for customers who wrote since ``active_since``,
+        and (thread, newest operator message handled, else the thread's start) for every ticket still open.
+        One snapshot, taken before the gateway delivers anything new."""
 
-        def read(c: sqlite3.Connection) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        def read(c: sqlite3.Connection) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
             dms = c.execute(
-                "SELECT c.dm_channel_id, MAX(t.discord_message_id) FROM customers c JOIN turns t ON t.customer_id ="
-                " c.id AND t.kind = 'customer' AND t.discord_message_id IS NOT NULL WHERE c.dm_channel_id IS NOT NULL"
-                " AND c.agent_name IS NULL GROUP BY c.id HAVING MAX(t.created_at) >= ?", (active_since,)).fetchall()
+                "SELECT c.dm_channel_id, CASE WHEN c.dm_read_back THEN MAX(t.discord_message_id) END FROM customers c"
+                " JOIN turns t ON t.customer_id = c.id AND t.kind = 'customer' AND t.discord_message_id IS NOT NULL"
+                " WHERE c.dm_channel_id IS NOT NULL AND c.agent_name IS NULL GROUP BY c.id"
+                " HAVING MAX(t.created_at) >= ?", (active_since,)).fetchall()
             threads = c.execute(
                 "SELECT t.thread_id, COALESCE((SELECT MAX(s.message_id) FROM thread_messages_seen s WHERE s.thread_id"
                 " = t.thread_id), t.thread_id) FROM tickets t WHERE t.thread_id IS NOT NULL"
@@ -352,6 +355,21 @@ class TicketStore:
             return [(r[0], r[1]) for r in dms], [(r[0], r[1]) for r in threads]
 
         return await self.db.read(read)
+
+    async def known_messages(self, message_ids: Sequence[int]) -> set[int]:
+        """Which of these Discord messages were handled already (a customer's stored DM, a thread message)."""
+        if not message_ids:
+            return set()
+        marks = ",".join("?" * len(message_ids))
+        rows = await self.db.fetchall(
+            f"SELECT discord_message_id FROM turns WHERE discord_message_id IN ({marks}) UNION"
+            f" SELECT message_id FROM thread_messages_seen WHERE message_id IN ({marks})",
+            [*message_ids, *message_ids])
+        return {r[0] for r in rows}
+
+    async def dm_read_back(self, channel_id: int) -> None:
+        """A DM channel was read back once: from now on reading resumes after its newest stored message."""
+        await self.db.execute("UPDATE customers SET dm_read_back = 1 WHERE dm_channel_id = ?", (channel_id,))
 
     async def expiry_deadlines(self) -> list[tuple[str, float]]:
         """(job id, due) of every agent's approval request still open with an expiry."""

@@ -29,7 +29,14 @@ import discord.http
 from aiohttp import web
 
 BOT_ID = 700000000000000001
-_ids = itertools.count(800000000000000001)
+_last_id = 0
+
+
+def _new_id() -> int:
+    """A snowflake as Discord makes them: its creation time in the high bits, so reading "after" a time works."""
+    global _last_id
+    _last_id = max(_last_id + 1, discord.utils.time_snowflake(dt.datetime.now(dt.UTC)))
+    return _last_id
 
 
 def user_json(user_id: int, name: str | None = None, *, bot: bool = False) -> dict[str, Any]:
@@ -181,7 +188,7 @@ class FakeDiscord:
                             headers={"Content-Type": "application/json", **answer.headers})
 
     def _message(self, channel_id: int, body: dict[str, Any], nonce: str) -> dict[str, Any]:
-        return {"id": str(next(_ids)), "channel_id": str(channel_id), "author": user_json(BOT_ID, "handoff", bot=True),
+        return {"id": str(_new_id()), "channel_id": str(channel_id), "author": user_json(BOT_ID, "handoff", bot=True),
                 "content": body.get("content", ""), "timestamp": dt.datetime.now(dt.UTC).isoformat(),
                 "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
                 "mention_roles": [], "attachments": [], "embeds": body.get("embeds") or [], "pinned": False,
@@ -222,7 +229,7 @@ class FakeDiscord:
             return Scripted(200, {"url": self.gateway_url, "shards": 1, "session_start_limit": {
                 "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})
         if parts[0] == "applications" and method == "PUT":  # slash commands registered
-            return Scripted(200, [{**c, "id": str(next(_ids)), "application_id": str(BOT_ID), "version": "1"}
+            return Scripted(200, [{**c, "id": str(_new_id()), "application_id": str(BOT_ID), "version": "1"}
                                   for c in body or []])
         if parts[0] == "interactions":  # POST /interactions/{id}/{token}/callback?with_response=true
             self.interactions.append(body)
@@ -366,7 +373,7 @@ class FakeDiscord:
 
     async def customer_writes(self, user_id: int, content: str) -> tuple[int, bool]:
         """A DM from a customer: (its message id, whether a bot received it). Discord keeps it either way."""
-        message_id = next(_ids)
+        message_id = _new_id()
         data = {
             "id": str(message_id), "channel_id": str(user_id + 1), "author": user_json(user_id), "content": content,
             "timestamp": dt.datetime.now(dt.UTC).isoformat(), "edited_timestamp": None, "tts": False,
@@ -377,7 +384,7 @@ class FakeDiscord:
 
     async def operator_clicks(self, message: dict[str, Any], custom_id: str) -> bool:
         """The operator presses a button on a message in the staff channel."""
-        interaction_id = next(_ids)
+        interaction_id = _new_id()
         member = {"user": user_json(self.operator_id, "operator"), "roles": [str(self.operator_role_id)],
                   "joined_at": dt.datetime.now(dt.UTC).isoformat(), "deaf": False, "mute": False, "flags": 0,
                   "permissions": "2147483647"}

@@ -95,3 +95,24 @@ async def test_catch_up_can_be_turned_off(harness):
     await asyncio.sleep(0.2)
     await harness.settle()
     assert harness.sent() == [] and dpytest_ext.requests_made["logs_from"] == 0
+
+
+async def test_a_first_dm_sent_while_down_is_found_once_the_channel_is_known(harness):
+    await harness.start()
+    harness.fake.default = echo
+    newcomer = harness.members[1]
+    channel = newcomer.dm_channel or await newcomer.create_dm()
+    await harness.restart()
+    dpytest_ext.missed_message(channel, newcomer, "my first message, sent while you were down")
+    await ready(harness)  # nobody knows this DM channel yet: Discord lists no DM channels
+    assert await harness.fetch("SELECT id FROM turns") == []
+    await harness.dm(1, "hello?")  # the channel becomes known
+    harness.sent()
+    await harness.restart()
+    await ready(harness)
+    stored = [t[0] for t in await harness.fetch("SELECT content FROM turns WHERE kind = 'customer' ORDER BY id")]
+    assert stored == ["hello?", "my first message, sent while you were down"]
+    await harness.restart()
+    dpytest_ext.requests_made.clear()
+    await ready(harness)  # read back once: from now on only after the newest stored message
+    assert len(await harness.fetch("SELECT id FROM turns WHERE kind = 'customer'")) == 2

@@ -15,7 +15,9 @@ not list a bot's DM channels): their message is read at the first start after th
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ReadingPoints:
-    dms: list[tuple[int, int]] = field(default_factory=list)  # (DM channel id, read after this message id)
+    dms: list[tuple[int, int | None]] = field(default_factory=list)  # (DM channel id, after this id / None)
+    since: float = 0.0  # a DM channel never read back is read from this time (catch_up_hours ago)
     threads: list[tuple[int, int]] = field(default_factory=list)  # (thread id, read after this message id)
 
 
@@ -45,7 +48,8 @@ class CatchUp:
             self.points = None
             return
         dms, threads = await self.bot.desk.tickets.catch_up_points(self.bot.clock.now() - hours * 3600)
-        self.points = ReadingPoints(dms, threads)
+        # Discord's ids carry Discord's time: a channel never read back is read from its clock's hours ago.
+        self.points = ReadingPoints(dms=dms, threads=threads, since=time.time() - hours * 3600)
 
     async def run(self) -> tuple[int, int]:
         """Read and handle what came after the noted points. Returns (channels checked, messages caught up)."""
@@ -55,7 +59,15 @@ class CatchUp:
         handled = 0
         for channel_id, after in points.dms:
             channel = self.bot.get_partial_messageable(channel_id, type=discord.ChannelType.private)
-            handled += await self._read(channel, after)
+            # Never read back: from catch_up_hours ago, so a first DM sent while the bot was down (before its
+            # channel was known) is found; stored ones are skipped by their Discord id.
+            start = after if after is not None else discord.utils.time_snowflake(
+                dt.datetime.fromtimestamp(points.since, dt.UTC))
+            count = await self._read(channel, start)
+            if count >= 0:
+                handled += count
+                if after is None:
+                    await self.bot.desk.tickets.dm_read_back(channel_id)
         staff = self.bot.get_channel(self.bot.settings.staff_channel_id)
         guild = getattr(staff, "guild", None)
         for thread_id, after in points.threads:
@@ -68,25 +80,33 @@ class CatchUp:
                 except discord.HTTPException as exc:
                     log.warning("catch-up: thread %s could not be read (%s)", thread_id, exc)
                     continue
-            handled += await self._read(thread, after)
+            handled += max(0, await self._read(thread, after))
         checked = len(points.dms) + len(points.threads)
         log.info("catch-up: %d channel(s) checked (%d DM, %d ticket thread), %d message(s) caught up",
                  checked, len(points.dms), len(points.threads), handled)
         return checked, handled
 
     async def _read(self, channel: discord.abc.Messageable, after: int) -> int:
+        """Messages handled; -1 when the channel could not be read (it is read again at the next start)."""
         handled = 0
+        tickets = self.bot.desk.tickets
         try:
-            async for message in channel.history(after=discord.Object(after), oldest_first=True, limit=None):
-                if message.author.bot:
-                    continue
+            missed = [m async for m in channel.history(after=discord.Object(after), oldest_first=True, limit=None)
+                      if not m.author.bot]
+            known = await tickets.known_messages([m.id for m in missed])
+            for message in missed:
+                if message.id in known:
+                    continue  # handled before (stored, or relayed): never twice
                 if message.guild is not None and not isinstance(message.author, discord.Member):
                     message.author = await self._member(message.guild, message.author)  # roles: operator rights
                 await self._handle(message)
+                if message.guild is not None:  # read once, whoever wrote it (a non-operator's is ignored)
+                    await tickets.see_thread_message(message.channel.id, message.id, self.bot.clock.now())
                 handled += 1
         except discord.HTTPException as exc:
             log.warning("catch-up: channel %s could not be read (%s); its messages wait for the next start",
                         getattr(channel, "id", "?"), exc)
+            return -1
         return handled
 
     @staticmethod
