@@ -33,6 +33,8 @@ class Conversation(commands.Cog):
             content=message.content,
             discord_message_id=message.id,
             dm_channel_id=message.channel.id,
+            sent_at=message.created_at.timestamp(),
+            account_created_at=message.author.created_at.timestamp(),
             attachments=[
                 {"filename": a.filename, "url": a.url, "size": a.size, "content_type": a.content_type}
                 for a in message.attachments

@@ -27,7 +27,7 @@ from core.steps.confirmation import Confirmations
 from core.text import bare_phrase, split_message
 from core.words import WordList
 from core.workers import KeyedWorkers
-from storage.conversations import ConversationStore, Customer, NewTurn, Turn
+from storage.conversations import ConversationStore, Customer, Gate, NewTurn, Turn
 from storage.db import Database
 from storage.records import Source
 
@@ -45,6 +45,8 @@ class InboundMessage:
     discord_message_id: int | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
     dm_channel_id: int | None = None  # the DM channel it came in: kept, so answers need no look-up
+    sent_at: float | None = None  # when Discord says it was sent (its id's time); None: now
+    account_created_at: float | None = None  # when the author's Discord account was made
 
 
 def _no_typing() -> contextlib.AbstractAsyncContextManager[None]:
@@ -92,9 +94,15 @@ class ConversationEngine:
             discord_message_id=message.discord_message_id, now=now,
             idle_seconds=self.policy["conversation"]["idle_minutes"] * 60,
             status="answered" if canned or code or enrol else "pending", dm_channel_id=message.dm_channel_id,
+            gate=self._gate(message, now, counted=code is None),
         )
         if inbound.duplicate:
             log.info("message %s was already stored; not answering twice", message.discord_message_id)
+            return
+        if inbound.held_by is not None:
+            log.info("message %s from customer %s held: %s", message.discord_message_id, inbound.customer.id,
+                     inbound.held_by)
+            self.outbox.kick(inbound.customer.id)  # the one notice, if this message owed it
             return
         if code is not None:
             await self.mfa.submit_code(inbound.customer.id, code)
@@ -112,6 +120,16 @@ class ConversationEngine:
             await self.say(inbound.customer.id, reply, reason=f"canned:{canned}")
             return
         self._workers.wake(inbound.customer.id)
+
+    def _gate(self, message: InboundMessage, now: float, *, counted: bool) -> Gate:
+        """``counted`` False: not held for speed (a one-time code: codes have their own attempt limits)."""
+        abuse = self.policy["abuse"]
+        days = abuse["min_account_age_days"]
+        too_new = bool(days and message.account_created_at is not None
+                       and now - message.account_created_at < days * 86400)
+        sent_at = message.sent_at if message.sent_at is not None else now
+        return Gate(abuse["messages_per_minute"] if counted else 0, sent_at, too_new, self.policy.message("blocked"),
+                    self.policy.message("slow_down"), self.policy.message("account_too_new"), uncounted=REDACTED)
 
     async def enrol(self, customer: Customer, display_name: str) -> None:
         """Send a new authenticator setup (QR code and key) straight to the customer's DM.

@@ -96,6 +96,12 @@ SPEC: dict[str, dict[str, Key]] = {
                                                           " and open tickets' threads got while the bot was down"
                                                           " (0: off)"),
     },
+    "abuse": {
+        "messages_per_minute": Key(int, 10, 0, 1000, "more DMs than this from one customer within a minute are"
+                                                    " stored but not answered (the customer is told once); 0: off"),
+        "min_account_age_days": Key((int, float), 0, 0, 3650, "DMs from Discord accounts younger than this are"
+                                                              " stored but not answered; 0: off"),
+    },
     "agents": {
         "auto_approve": Key(list, [], help="agents' actions the policy approves up to an amount, e.g."
                                            " [\"refund:50\"] (MCP request_approval); everything else waits"
@@ -186,6 +192,12 @@ SPEC: dict[str, dict[str, Key]] = {
                                 "will follow up here."),
         "no_ai": Key(str, "Thanks for your message! A person from our team will answer you here."),
         "empty": Key(str, "I can only read text. Could you type your question?"),
+        "blocked": Key(str, "Sorry, this account can't use this support chat at the moment. If you think this is a "
+                            "mistake, please contact us another way."),
+        "slow_down": Key(str, "You're sending messages faster than I can answer them. Please wait a minute; "
+                              "messages sent meanwhile are kept but won't be answered one by one."),
+        "account_too_new": Key(str, "Sorry, this support chat isn't available to very new Discord accounts. Please "
+                                    "contact us another way."),
         "attachment_only": Key(str, "I can't open attachments yet. Could you describe what you need in text?"),
         "ticket_question": Key(str, "I've asked our team about this (ticket #{number}). Their answer will come "
                                     "here; you can keep chatting meanwhile."),

@@ -54,6 +54,20 @@ class Inbound:
     turn_id: int
     duplicate: bool
     relayed_to: int | None = None  # the ticket whose operator gets this message (a take-over)
+    held_by: str | None = None  # "blocked", "too fast" or "too new": stored as "ignored": never shown to Claude
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What keeps a message from Claude and the desk, decided in the transaction that stores it."""
+
+    per_minute: int  # more customer messages than this within a minute (by Discord's clock): too fast
+    sent_at: float  # when Discord says the message was sent (from its id), epoch seconds
+    too_new: bool  # the Discord account is younger than [abuse] min_account_age_days
+    blocked_text: str
+    slow_text: str
+    new_text: str
+    uncounted: str = ""  # the stored text of messages that don't count toward the speed (one-time codes)
 
 
 @dataclass(frozen=True)
@@ -117,7 +131,7 @@ def history_sql(c: sqlite3.Connection, conversation_id: int, *, limit: int, kind
     only = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
     rows = c.execute(
         "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE conversation_id = ?"
-        f"{only} ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
+        f" AND status != 'ignored'{only} ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
         (conversation_id, *kinds, limit),
     ).fetchall()
     return [Turn.from_row(r) for r in rows]
@@ -132,6 +146,38 @@ class PendingWork:
     history: list[Turn]
 
 
+DISCORD_EPOCH_MS = 1420070400000
+
+
+def _gate_sql(c: sqlite3.Connection, customer_id: int, gate: Gate, message_id: int | None, now: float) -> str | None:
+    """Blocked, too new or too fast: the customer is told once (per block, per minute), the message held."""
+    row = c.execute("SELECT blocked_until, block_told, slow_told_at FROM customers WHERE id = ?",
+                    (customer_id,)).fetchone()
+    if row["blocked_until"] is not None and row["blocked_until"] > now:
+        if not row["block_told"]:
+            c.execute("UPDATE customers SET block_told = 1 WHERE id = ?", (customer_id,))
+            enqueue_sql(c, customer_id, None, [gate.blocked_text], now)
+        return "blocked"
+    if gate.too_new:
+        if not row["block_told"]:
+            c.execute("UPDATE customers SET block_told = 1 WHERE id = ?", (customer_id,))
+            enqueue_sql(c, customer_id, None, [gate.new_text], now)
+        return "too new"
+    if message_id is None or not gate.per_minute:
+        return None
+    # By Discord's clock (the ids), so messages read back after a start are judged by when they were sent.
+    since = ((int(gate.sent_at * 1000) - 60_000 - DISCORD_EPOCH_MS) << 22)
+    [recent] = c.execute("SELECT COUNT(*) FROM turns WHERE customer_id = ? AND kind = 'customer'"
+                         " AND discord_message_id > ? AND discord_message_id < ? AND content != ?",
+                         (customer_id, since, message_id, gate.uncounted)).fetchone()
+    if recent < gate.per_minute:
+        return None
+    if row["slow_told_at"] is None or row["slow_told_at"] <= now - 60:
+        c.execute("UPDATE customers SET slow_told_at = ? WHERE id = ?", (now, customer_id))
+        enqueue_sql(c, customer_id, None, [gate.slow_text], now)
+    return "too fast"
+
+
 class ConversationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -139,6 +185,7 @@ class ConversationStore:
     async def record_inbound(
         self, *, discord_id: int, display_name: str, content: str, data: Any, discord_message_id: int | None,
         now: float, idle_seconds: float, status: str = "pending", dm_channel_id: int | None = None,
+        gate: Gate | None = None,
     ) -> Inbound:
         """Store a customer's DM as a turn, first of all. Starts a conversation after ``idle_seconds`` of silence.
 
@@ -180,13 +227,16 @@ class ConversationStore:
                 c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (now, conversation_id))
             c.execute("UPDATE tickets SET dm_closed_at = NULL WHERE customer_id = ? AND dm_closed_at IS NOT NULL",
                       (customer_id,))
-            relay_to = takeover_ticket_sql(c, customer_id)
+            held_by = _gate_sql(c, customer_id, gate, discord_message_id, now) if gate else None
+            relay_to = takeover_ticket_sql(c, customer_id) if held_by is None else None
             turn_id = c.execute(
                 "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
                 " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?)",
                 (conversation_id, customer_id, content, to_json(data), discord_message_id,
-                 "relayed" if relay_to is not None else status, now),
+                 "ignored" if held_by else "relayed" if relay_to is not None else status, now),
             ).lastrowid
+            if held_by is not None:
+                return Inbound(customer, conversation_id, turn_id, duplicate=False, held_by=held_by)
             if relay_to is not None:
                 attached = (data or {}).get("attachments", [])
                 files = "".join(f"\n📎 {a.get('filename')}: {a.get('url')}" for a in attached)
@@ -236,6 +286,28 @@ class ConversationStore:
             audit_sql(c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason})
 
         await self.db.run(write)
+
+    async def block(self, discord_id: int, display_name: str, until: float | None, reason: str, actor: str,
+                    now: float) -> int:
+        """Block a user (a row is made if they never wrote), until ``until`` (None: unblock); audited.
+        Returns the customer id."""
+
+        def write(c: sqlite3.Connection) -> int:
+            [customer_id] = c.execute(
+                "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT"
+                " (discord_id) DO UPDATE SET display_name = customers.display_name RETURNING id",
+                (discord_id, display_name, now)).fetchone()
+            c.execute("UPDATE customers SET blocked_until = ?, blocked_reason = ?, block_told = 0 WHERE id = ?",
+                      (until, reason if until is not None else None, customer_id))
+            audit_sql(c, now, actor, "blocked" if until is not None else "unblocked", f"customer:{customer_id}",
+                      {"reason": reason, "until": until})
+            return customer_id
+
+        return await self.db.run(write)
+
+    async def blocked_until(self, discord_id: int) -> float | None:
+        row = await self.db.fetchone("SELECT blocked_until FROM customers WHERE discord_id = ?", (discord_id,))
+        return row[0] if row else None
 
     async def record_round(self, conversation_id: int, customer_id: int, turns: Sequence[NewTurn], now: float,
                            after_turn_id: int) -> None:

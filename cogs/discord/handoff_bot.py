@@ -31,7 +31,8 @@ from storage.sql import audit
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa", "cogs.stats", "cogs.help")
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa", "cogs.stats", "cogs.help",
+                                 "cogs.moderation")
 
 
 def handoff_intents() -> discord.Intents:
