@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 def command_lines(commands_: list[app_commands.Command | app_commands.Group]) -> list[str]:
     lines = []
     for command in sorted(commands_, key=lambda c: c.name):
-        if not isinstance(command, app_commands.Command):
+        if isinstance(command, app_commands.Group):  # /snippet add, /snippet list...: one line each
+            lines.extend(command_lines(command.commands))
             continue
         options = " ".join(f"[{p.display_name}]" if not p.required else f"<{p.display_name}>"
                            for p in command.parameters)
-        lines.append(f"`/{command.name}{' ' + options if options else ''}` {command.description}")
+        lines.append(f"`/{command.qualified_name}{' ' + options if options else ''}` {command.description}")
     return lines
 
 

@@ -14,7 +14,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.discord.ticket_views import OperatorsOnly, answer, is_operator, on_form_submit, operator_of
+from cogs.snippets import snippet_choices
 from core.desk import DeskReply, Operator
+from core.snippets import fill
 from core.tickets import pending_lines
 
 if TYPE_CHECKING:
@@ -64,12 +66,32 @@ class Tickets(OperatorsOnly, commands.Cog):
         if target := await self._target(interaction, "deny", ticket):
             await answer(interaction, await self.bot.desk.deny(target[1], target[0], reason))
 
-    @app_commands.command(description="Send a message to this ticket's customer.")
-    @app_commands.describe(text="what the customer receives", ticket=TICKET_OPTION)
-    async def reply(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 1900],
-                    ticket: int | None = None) -> None:
-        if target := await self._target(interaction, "reply", ticket):
-            await answer(interaction, await self.bot.desk.reply(target[1], target[0], text))
+    @app_commands.command(description="Send a message to this ticket's customer (typed, or a saved snippet).")
+    @app_commands.describe(text="what the customer receives", ticket=TICKET_OPTION,
+                           snippet="a saved reply (/snippet list); text, if given, follows it")
+    async def reply(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 1900] | None = None,
+                    ticket: int | None = None, snippet: str | None = None) -> None:
+        target = await self._target(interaction, "reply", ticket)
+        if target is None:
+            return
+        operator, number = target
+        if snippet:
+            saved = await self.bot.app.snippets.get(snippet.strip().lower())
+            found = await self.bot.desk.tickets.get(number)
+            if saved is None or found is None:
+                await answer(interaction, f"There is no snippet named `{snippet}` (`/snippet list`)." if saved is None
+                             else f"Ticket #{number} does not exist.")
+                return
+            filled = fill(saved, customer=found.customer_name, ticket=number, operator=operator.name)
+            text = f"{filled}\n{text}" if text else filled
+        if not text:
+            await answer(interaction, "Give the text to send, or a `snippet:`.")
+            return
+        await answer(interaction, await self.bot.desk.reply(number, operator, text))
+
+    @reply.autocomplete("snippet")
+    async def _snippet_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await snippet_choices(self.bot, current)
 
     @app_commands.command(description="Mark this ticket as yours.")
     @app_commands.describe(ticket=TICKET_OPTION)

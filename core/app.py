@@ -31,6 +31,7 @@ from core.tool_runner import ToolRunner
 from storage.codes import CodeStore
 from storage.conversations import OutboxStore
 from storage.db import Database
+from storage.snippets import SnippetStore
 from storage.tickets import TicketStore
 
 
@@ -46,6 +47,7 @@ class Handoff:
     engine: ConversationEngine
     agent: ClaudeAgent | None  # None: no AI configured (a relay to the operators)
     agents: AgentDesk  # other agents' questions and approvals (MCP)
+    snippets: SnippetStore  # operators' saved replies
 
 
 def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
@@ -81,4 +83,5 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
                                                                  kinds=kinds)) if claude is not None else None)
     engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox, agent=agent,
                                 desk=desk, confirmations=confirmations, mfa=mfa)
-    return Handoff(outbox, desk_outbox, desk, confirmations, mfa, kinds, deadlines, engine, agent, agents)
+    return Handoff(outbox, desk_outbox, desk, confirmations, mfa, kinds, deadlines, engine, agent, agents,
+                   SnippetStore(db))

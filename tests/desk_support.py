@@ -65,7 +65,7 @@ class Desk:
     async def screen(self, number: int) -> list[dict[str, Any]]:
         return stored_components(await self.staff_message(number))
 
-    async def slash(self, name: str, number: int | None, member: discord.Member | None = None,
+    async def slash(self, name: str, number: int | None, /, member: discord.Member | None = None,
                     **options: Any) -> None:
         channel = await self.thread(number) if number else self.h.bot.get_channel(self.h.bot.settings.staff_channel_id)
         self.i.slash(name, member=member or self.operator, channel=channel, **options)

@@ -195,18 +195,24 @@ class Interactions:
                        member={**facts.dict_from_member(member), "permissions": "0"})
         return payload
 
-    def slash(self, name: str, *, member: Any, channel: Any, guild_command: bool = True, **options: Any) -> None:
-        """A slash command; Discord names the guild in the command data when the command is a guild command."""
+    def slash(self, name: str, /, *, member: Any, channel: Any, guild_command: bool = True, **options: Any) -> None:
+        """A slash command ("snippet add": a group's subcommand, as Discord nests it); Discord names the guild in
+        the command data when the command is a guild command."""
         import discord
 
         types = {str: 3, int: 4, bool: 5, float: 10}
-        data: dict[str, Any] = {"id": str(facts.make_id()), "name": name, "type": 1, "options": []}
+        group, _, sub = name.partition(" ")
+        data: dict[str, Any] = {"id": str(facts.make_id()), "name": group, "type": 1, "options": []}
+        given = data["options"]
+        if sub:
+            data["options"] = [{"name": sub, "type": 1, "options": []}]
+            given = data["options"][0]["options"]
         for key, value in options.items():
             if isinstance(value, discord.abc.User):  # a user option: an id, and the user in "resolved"
-                data["options"].append({"name": key, "type": 6, "value": str(value.id)})
+                given.append({"name": key, "type": 6, "value": str(value.id)})
                 data.setdefault("resolved", {"users": {}})["users"][str(value.id)] = facts.dict_from_user(value)
             else:
-                data["options"].append({"name": key, "type": types[type(value)], "value": value})
+                given.append({"name": key, "type": types[type(value)], "value": value})
         if guild_command:
             data["guild_id"] = str(channel.guild.id)
         self.bot._connection.parse_interaction_create(self._base(2, member, channel, data))

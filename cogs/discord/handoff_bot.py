@@ -32,7 +32,7 @@ from storage.sql import audit
 log = logging.getLogger(__name__)
 
 EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa", "cogs.stats", "cogs.help",
-                                 "cogs.moderation")
+                                 "cogs.moderation", "cogs.snippets")
 
 
 def handoff_intents() -> discord.Intents:
