@@ -93,6 +93,17 @@ class Tickets(OperatorsOnly, commands.Cog):
     async def _snippet_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         return await snippet_choices(self.bot, current)
 
+    @app_commands.command(description="Write to someone first: opens a ticket and DMs them your message.")
+    @app_commands.describe(user="who to write to", message="what they receive")
+    async def contact(self, interaction: discord.Interaction, user: discord.User,
+                      message: app_commands.Range[str, 1, 1900]) -> None:
+        if user.bot:
+            await answer(interaction, "Bots can't be contacted.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await answer(interaction, await self.bot.desk.contact(user.id, user.display_name, operator_of(interaction),
+                                                              message))
+
     @app_commands.command(description="Mark this ticket as yours.")
     @app_commands.describe(ticket=TICKET_OPTION)
     async def claim(self, interaction: discord.Interaction, ticket: int | None = None) -> None:

@@ -571,6 +571,45 @@ class TicketDesk:
 
         return await self._update(ticket_id, operator, "closed", fn)
 
+    async def contact(self, discord_id: int, display_name: str, operator: Operator, text: str) -> DeskReply:
+        """An operator writes to someone first: a ticket (its thread shows the conversation; the person's
+        DMs come to it, as in a take-over) and the message owed to their DMs, in one transaction."""
+        text = text.strip()
+        if not text:
+            return DeskReply(False, "Nothing to send: the message is empty.")
+        now = self.clock.now()
+        idle = self.policy["conversation"]["idle_minutes"] * 60
+
+        def write(tx: DeskTx) -> tuple[DeskReply, int | None, int | None]:
+            customer_id, conversation_id, row = tx.person(discord_id, display_name, idle)
+            if row["blocked_until"] is not None and row["blocked_until"] > now:
+                return DeskReply(False, f"{display_name} is blocked: `/unblock` them first."), None, None
+            if row["dm_status"] == "closed" and row["dm_closed_at"] is not None:
+                return (DeskReply(False, f"{display_name}'s DMs are closed: Discord refused our last message to them."
+                                         " Nothing was sent; reach them another way."), None, None)
+            if (open_ := tx.other_takeover(customer_id, 0)) is not None:
+                return (DeskReply(False, f"{open_[1]} is already talking with {display_name} on ticket "
+                                         f"#{open_[0]}: write there."), None, None)
+            ticket_id = tx.open_ticket(NewTicket(
+                customer_id, conversation_id, Kind.HANDOVER.value, Source.OPERATOR, Priority.NORMAL.value,
+                f"{operator.name} contacted {display_name}: {text}", "", takeover_by=operator.id,
+                takeover_by_name=operator.name))
+            tx.responded(ticket_id, "open")
+            ticket = tx.ticket(ticket_id)
+            assert ticket is not None
+            tx.tell(ticket, self.policy.message("operator_says", operator=operator.name, text=text),
+                    NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
+                                               "ticket": ticket_id}))
+            tx.audit(operator.actor, "contacted", f"ticket:{ticket_id}", {"user": discord_id, "chars": len(text)})
+            return (DeskReply(True, f"Sent to {display_name} as ticket #{ticket_id}: their replies come to its "
+                                    "thread (`/handback` gives them to the assistant, `/close` ends it). If their "
+                                    "DMs are closed, the thread will say so."), ticket_id, customer_id)
+
+        reply, ticket_id, customer_id = await self.tickets.run(write, now)
+        if ticket_id is not None:
+            self._kick(ticket_id, customer_id)
+        return reply
+
     # -- faults and restarts ----------------------------------------------------------------
 
     async def customer_unreachable(self, customer_id: int, reason: str) -> None:

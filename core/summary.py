@@ -22,7 +22,7 @@ OUTCOMES = tuple(outcome.value for outcome in Outcome)
 REASONS = {Source.ASK_HUMAN: "the assistant needed a fact or decision", Source.APPROVAL: "an action needed approval",
            Source.HANDOVER: "the customer asked for a person", Source.LLM_FAILURE: "the assistant could not answer",
            Source.RELAY: "no AI configured (relay)", Source.SPECIALIST: "legal or medical",
-           Source.AGENT: "another agent asked (MCP)"}
+           Source.AGENT: "another agent asked (MCP)", Source.OPERATOR: "an operator contacted the customer"}
 
 
 @dataclass

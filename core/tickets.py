@@ -31,6 +31,7 @@ SOURCES = {
     Source.RELAY: "no AI is configured (human relay)",
     Source.SPECIALIST: "a legal or medical question",
     Source.AGENT: "another agent asked (MCP)",
+    Source.OPERATOR: "an operator contacted the customer (/contact)",
 }
 
 

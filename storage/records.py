@@ -49,6 +49,7 @@ class Source(enum.StrEnum):
     HANDOVER = "handover"  # the customer asked for a person
     SPECIALIST = "specialist"  # a legal or medical matter: a person answers
     AGENT = "agent"  # another agent, over MCP
+    OPERATOR = "operator"  # an operator contacted the customer first (/contact)
     LLM_FAILURE = "llm_failure"  # the assistant could not answer, several times
     RELAY = "relay"  # no AI is configured: every conversation goes to a person
 

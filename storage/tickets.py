@@ -145,17 +145,28 @@ class DeskTx(Tx):
             "INSERT INTO customers (discord_id, display_name, agent_name, dm_status, created_at) VALUES (?, ?, ?,"
             " 'closed', ?) ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name RETURNING id",
             (synthetic, name, name, self.now)).fetchone()
+        return customer_id, self._conversation(customer_id, idle_seconds)
+
+    def person(self, discord_id: int, display_name: str, idle_seconds: float) -> tuple[int, int, Any]:
+        """(customer id, conversation id, their row) of a Discord user an operator contacts first (a row is
+        made if they never wrote)."""
+        row = self.c.execute(
+            "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT (discord_id)"
+            " DO UPDATE SET display_name = customers.display_name RETURNING *", (discord_id, display_name, self.now)
+        ).fetchone()
+        return row["id"], self._conversation(row["id"], idle_seconds), row
+
+    def _conversation(self, customer_id: int, idle_seconds: float) -> int:
+        """The customer's current conversation (a new one after ``idle_seconds`` of silence)."""
         row = self.c.execute("SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS NULL"
                              " ORDER BY id DESC LIMIT 1", (customer_id,)).fetchone()
         if row is not None and self.now - row["last_activity_at"] <= idle_seconds:
             self.c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (self.now, row["id"]))
-            return customer_id, row["id"]
+            return row["id"]
         if row is not None:
             self.c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?", (self.now, row["id"]))
-        conversation_id = self.c.execute(
-            "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
-            (customer_id, self.now, self.now)).lastrowid
-        return customer_id, conversation_id
+        return self.c.execute("INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
+                              (customer_id, self.now, self.now)).lastrowid
 
     def see_thread_message(self, thread_id: int, message_id: int) -> bool:
         """True the first time a thread message is handled (live or caught up after a start)."""

@@ -302,7 +302,8 @@ async def test_commands_outside_a_ticket_thread_say_how_to_use_them(desk):
 async def test_slash_commands_are_registered_in_the_staff_guild(desk):
     names = {c["name"] for c in registered_commands[desk.h.bot.settings.guild_id]}
     assert names == {"approve", "deny", "reply", "claim", "takeover", "handback", "close", "pending", "policy",
-                     "classify", "mfa-reset", "mfa-unlock", "stats", "export", "help", "block", "unblock", "snippet"}
+                     "classify", "mfa-reset", "mfa-unlock", "stats", "export", "help", "block", "unblock", "snippet",
+                     "contact"}
     [enrol] = registered_commands[GLOBAL]
     assert enrol["name"] == "enrol" and enrol["contexts"] == [1], "customers enrol in DMs"
 

@@ -32,7 +32,7 @@ async def test_operator_help_lists_every_registered_command_one_line_each(desk):
     listed = set(re.findall(r"^`/([\w-]+)", shown, flags=re.M))
     guild = h.bot.get_guild(h.bot.settings.guild_id)
     registered = {c.name for c in h.bot.tree.get_commands(guild=guild)} | {c.name for c in h.bot.tree.get_commands()}
-    assert listed == registered and len(listed) == 19
+    assert listed == registered and len(listed) == 20
     assert "`/deny <reason> [ticket]` Deny the action proposed on this ticket" in shown
     await desk.slash("help", None, member=desk.stranger)
     assert (await desk.told(2))[-1][0].startswith("Only operators")
