@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from cogs.discord.confirm_views import on_rating_comment
 from cogs.discord.discord_channel import NO_PINGS
 from core.engine import InboundMessage
 
@@ -53,6 +54,13 @@ class Conversation(commands.Cog):
                 )
             except discord.HTTPException:
                 log.warning("could not tell %s about the failure either", message.author.id)
+
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A rating's comment form, submitted (before or after a restart: it is read from its custom_id)."""
+        if interaction.type is discord.InteractionType.modal_submit:
+            await on_rating_comment(interaction)
 
 
 async def setup(bot: HandoffBot) -> None:

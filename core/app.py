@@ -31,6 +31,7 @@ from core.tool_runner import ToolRunner
 from storage.codes import CodeStore
 from storage.conversations import OutboxStore
 from storage.db import Database
+from storage.ratings import RatingStore
 from storage.snippets import SnippetStore
 from storage.tickets import TicketStore
 
@@ -48,6 +49,7 @@ class Handoff:
     agent: ClaudeAgent | None  # None: no AI configured (a relay to the operators)
     agents: AgentDesk  # other agents' questions and approvals (MCP)
     snippets: SnippetStore  # operators' saved replies
+    ratings: RatingStore  # customers' ratings after a ticket closes
 
 
 def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
@@ -84,4 +86,4 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox, agent=agent,
                                 desk=desk, confirmations=confirmations, mfa=mfa)
     return Handoff(outbox, desk_outbox, desk, confirmations, mfa, kinds, deadlines, engine, agent, agents,
-                   SnippetStore(db))
+                   SnippetStore(db), RatingStore(db))

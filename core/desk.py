@@ -565,6 +565,9 @@ class TicketDesk:
             tx.settle_held(ticket.customer_id)
             told = self.policy.message("closed", number=str(ticket_id), reason=reason)
             tx.tell(ticket, told, NewTurn("system", note))
+            if self.policy["feedback"]["ask_after_close"] and not ticket.agent_name:
+                tx.owe(ticket.customer_id, None, [self.policy.message("rate", number=str(ticket_id))],
+                       buttons=[{"kind": "rating", "subject": f"t{ticket_id}"}])
             tx.post(ticket_id, "post", f"🔒 Closed by **{operator.name}**: {reason}")
             tx.post(ticket_id, "archive")
             return DeskReply(True, f"Ticket #{ticket_id} closed; the customer has been told.")

@@ -102,6 +102,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "min_account_age_days": Key((int, float), 0, 0, 3650, "DMs from Discord accounts younger than this are"
                                                               " stored but not answered; 0: off"),
     },
+    "feedback": {
+        "ask_after_close": Key(bool, True, help="after a ticket closes, ask the customer to rate the help (1-5)"),
+    },
     "agents": {
         "auto_approve": Key(list, [], help="agents' actions the policy approves up to an amount, e.g."
                                            " [\"refund:50\"] (MCP request_approval); everything else waits"
@@ -192,6 +195,8 @@ SPEC: dict[str, dict[str, Key]] = {
                                 "will follow up here."),
         "no_ai": Key(str, "Thanks for your message! A person from our team will answer you here."),
         "empty": Key(str, "I can only read text. Could you type your question?"),
+        "rate": Key(str, "How did we do on ticket #{number}? Tap a rating (1 = poor, 5 = great)."),
+        "rated": Key(str, "Thank you for rating us {score}/5!"),
         "blocked": Key(str, "Sorry, this account can't use this support chat at the moment. If you think this is a "
                             "mistake, please contact us another way."),
         "slow_down": Key(str, "You're sending messages faster than I can answer them. Please wait a minute; "

@@ -37,6 +37,24 @@ class Summary(PeriodFigures):
     def escalation_rate(self) -> float:
         return self.escalated_conversations / self.conversations if self.conversations else 0.0
 
+    def csat_line(self) -> str | None:
+        """CSAT (the share of ratings of 4 or 5), by who helped, against the period before."""
+        if not self.ratings and not self.ratings_before:
+            return None
+
+        def csat(scores: list[int]) -> str:
+            return f"{100 * sum(1 for s in scores if s >= 4) / len(scores):.0f}% of {len(scores)}" if scores else "—"
+
+        scores = [s for s, _, _ in self.ratings]
+        people = [s for s, person, _ in self.ratings if person]
+        ai_only = [s for s, person, _ in self.ratings if not person]
+        return (f"Satisfaction (CSAT, ratings of 4-5): {csat(scores)} · handled by a person {csat(people)}"
+                f" · AI only {csat(ai_only)} · the period before {csat(self.ratings_before)}")
+
+    def low_rating_comments(self, limit: int = 3) -> list[str]:
+        return [f"{score}/5: {' '.join(comment.split())[:200]}" for score, _, comment in self.ratings
+                if score <= 2 and comment][-limit:]
+
 
 def _percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100) of already sorted values."""
@@ -93,6 +111,9 @@ def render_text(s: Summary, *, alert_percent: float, days: int) -> tuple[str, bo
     if s.top_reasons:
         lines.append("Top reasons:")
         lines.extend(f"{i}. {reason} — {count}" for i, (reason, count) in enumerate(s.top_reasons, 1))
+    if (csat := s.csat_line()) is not None:
+        lines.append(csat)
+        lines.extend(f"> {comment}" for comment in s.low_rating_comments())
     if s.delivery_stalls:
         lines.append(f"⚠ Discord requests stalled and were recovered {s.delivery_stalls} time(s): see the log")
     text = "\n".join(lines)

@@ -40,6 +40,8 @@ class PeriodFigures:
     waits: list[float] = field(default_factory=list)  # seconds to the first human response, sorted
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # "2026-11-20" -> kind -> count
     delivery_stalls: int = 0  # times the watchdog found Discord requests stuck
+    ratings: list[tuple[int, bool, str | None]] = field(default_factory=list)  # (score, by a person, comment)
+    ratings_before: list[int] = field(default_factory=list)  # scores of the period just before (the trend)
 
 
 def _count(counts: dict[Any, int], key: Any) -> None:
@@ -69,6 +71,11 @@ def figures_sql(c: sqlite3.Connection, since: float, until: float) -> PeriodFigu
     f.waits.sort()
     f.delivery_stalls = c.execute("SELECT COUNT(*) FROM audit WHERE action = 'delivery_stalled' AND at >= ?"
                                   " AND at <= ?", (since, until)).fetchone()[0]
+    f.ratings = [(r[0], bool(r[1]), r[2]) for r in c.execute(
+        "SELECT score, by_person, comment FROM ratings WHERE created_at >= ? AND created_at <= ? ORDER BY id",
+        (since, until))]
+    f.ratings_before = [r[0] for r in c.execute("SELECT score FROM ratings WHERE created_at >= ? AND created_at < ?",
+                                                (since - (until - since), since))]
     return f
 
 

@@ -109,8 +109,9 @@ class DeskTx(Tx):
     def post(self, ticket_id: int, op: str, text: str = "") -> None:
         desk_post_sql(self.c, ticket_id, op, self.now, text)
 
-    def owe(self, customer_id: int, turn_id: int | None, chunks: Sequence[str]) -> None:
-        enqueue_sql(self.c, customer_id, turn_id, chunks, self.now)
+    def owe(self, customer_id: int, turn_id: int | None, chunks: Sequence[str],
+            buttons: list[dict[str, Any]] | None = None) -> None:
+        enqueue_sql(self.c, customer_id, turn_id, chunks, self.now, buttons=buttons)
 
     def tell(self, ticket: Ticket, text: str, turn: NewTurn) -> None:
         """Tell the ticket's customer ``text`` and store ``turn`` in their conversation (Claude reads it)."""

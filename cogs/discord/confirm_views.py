@@ -87,6 +87,10 @@ def confirmation_view(buttons: list[dict[str, Any]]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     several = len(buttons) > 1
     for spec in buttons:
+        if spec.get("kind") == "rating":
+            for score in range(1, 6):
+                view.add_item(RatingButton(score, str(spec["subject"])))
+            continue
         if spec.get("kind") == "mfa":
             view.add_item(CodeCancelButton(int(spec["id"]), label=f"Cancel #{spec['id']}" if several else "Cancel"))
             continue
@@ -98,3 +102,76 @@ def confirmation_view(buttons: list[dict[str, Any]]) -> discord.ui.View:
         view.add_item(ConfirmButton("yes", number, label=f"{yes} #{number}" if several else yes))
         view.add_item(ConfirmButton("no", number, label=f"{no} #{number}" if several else no))
     return view
+
+
+class RatingButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=r"rate:(?P<score>[1-5]):(?P<subject>[tc][0-9]+)"):
+    """1-5 under "how did we do?"; the first rating of a ticket (or conversation) counts."""
+
+    def __init__(self, score: int, subject: str) -> None:
+        super().__init__(discord.ui.Button(label=str(score), custom_id=f"rate:{score}:{subject}",
+                                           style=discord.ButtonStyle.primary if score >= 4
+                                           else discord.ButtonStyle.secondary))
+        self.score = score
+        self.subject = subject
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> RatingButton:
+        return cls(int(match["score"]), match["subject"])
+
+    @answer_failures
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        outcome = await bot.app.ratings.rate(self.subject, interaction.user.id, self.score, bot.clock.now())
+        if outcome == "saved":
+            view = discord.ui.View(timeout=None)
+            view.add_item(CommentButton(self.subject))
+            await interaction.response.edit_message(content=bot.policy.message("rated", score=str(self.score)),
+                                                    view=view)
+        elif outcome == "already":
+            await interaction.response.send_message("You rated this already; thank you!", ephemeral=True)
+        else:
+            await interaction.response.send_message("Only the customer who was helped can rate this.",
+                                                    ephemeral=True)
+
+
+class CommentButton(discord.ui.DynamicItem[discord.ui.Button],
+                    template=r"rate:comment:(?P<subject>[tc][0-9]+)"):
+    """An optional comment after a rating, in a form."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(discord.ui.Button(label="Add a comment", custom_id=f"rate:comment:{subject}",
+                                           style=discord.ButtonStyle.secondary))
+        self.subject = subject
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> CommentButton:
+        return cls(match["subject"])
+
+    @answer_failures
+    async def callback(self, interaction: discord.Interaction) -> None:
+        form = discord.ui.Modal(title="Your comment", custom_id=f"rate:comment-form:{self.subject}", timeout=None)
+        form.add_item(discord.ui.TextInput(label="What could we do better?", style=discord.TextStyle.paragraph,
+                                           max_length=1000, custom_id="comment"))
+        form.stop()  # handled from its custom_id (on_rating_comment), before or after a restart
+        await interaction.response.send_modal(form)
+
+
+COMMENT_FORM = re.compile(r"^rate:comment-form:(?P<subject>[tc][0-9]+)$")
+
+
+@answer_failures
+async def on_rating_comment(interaction: discord.Interaction) -> None:
+    match = COMMENT_FORM.match(str((interaction.data or {}).get("custom_id", "")))
+    if match is None:
+        return
+    rows = (interaction.data or {}).get("components", [])
+    text = next((c.get("value", "") for row in rows for c in row.get("components", [row])
+                 if c.get("custom_id") == "comment"), "").strip()
+    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    saved = bool(text) and await bot.app.ratings.comment(match["subject"], interaction.user.id, text[:1000])
+    await interaction.response.send_message("Thank you, we read every comment." if saved else
+                                            "Nothing was saved (empty, or a comment was given already).",
+                                            ephemeral=True)

@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from cogs.discord.catch_up import CatchUp
-from cogs.discord.confirm_views import CodeCancelButton, ConfirmButton
+from cogs.discord.confirm_views import CodeCancelButton, CommentButton, ConfirmButton, RatingButton
 from cogs.discord.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard, rate_limit_trace
 from cogs.discord.setup_check import staff_setup_problems
 from cogs.discord.staff_desk import DiscordStaffDesk
@@ -97,7 +97,7 @@ class HandoffBot(commands.Bot):
                     channel=DiscordCustomerChannel(self, self.pacer), staff=DiscordStaffDesk(self))
         self._app = app
         # Buttons work after a restart: the ticket, confirmation or challenge id is in the custom_id.
-        self.add_dynamic_items(TicketButton, ConfirmButton, CodeCancelButton)
+        self.add_dynamic_items(TicketButton, ConfirmButton, CodeCancelButton, RatingButton, CommentButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self._sync_commands()
