@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.actions import ActionContext, ActionRegistry, execute
 from core.clock import Clock
+from core.hours import SupportHours
 from core.outbox import Outbox
 from core.policy import Policy
 from core.risk import amounts
@@ -109,6 +110,13 @@ class TicketDesk:
         self.conversations = ConversationStore(db)
         self._thread_tickets: dict[int, int] = {}
         self.on_changed: list[Callable[[int], None]] = []  # told each ticket whose row changed (agents waiting)
+        self.hours = SupportHours(policy["desk"]["hours"], policy["desk"]["timezone"])
+
+    def _after_hours(self, now: float) -> str:
+        """What a customer is told under a new ticket's number when nobody is at the desk now."""
+        if self.hours.is_open(now):
+            return ""
+        return "\n" + self.policy.message("after_hours", when=self.hours.describe_next(now))
 
     def _due(self, now: float) -> tuple[float | None, float]:
         """When a new ticket gets its reminder (half the answer time) and its timeout."""
@@ -162,6 +170,7 @@ class TicketDesk:
                           "action": new.action_name, "reason": new.reason[:500]})
             # The ticket number is owed in the same transaction: a crash after this never hides it.
             notice = self.policy.message(message, number=str(ticket_id), action=escalation.action_summary)
+            notice += self._after_hours(now)
             tx.owe(ctx.customer_id, None, split_message(notice))
             return ticket_id, existing is None
 
@@ -210,7 +219,8 @@ class TicketDesk:
                     text = f"{notice}\n{self.policy.message('ticket_relay', number=str(ticket_id))}"
                     tx.owe(first.customer_id, turns[-1].id, [text])
             elif notice is not None:
-                tx.owe(first.customer_id, turns[-1].id, split_message(notice.replace("{number}", str(ticket_id))))
+                tx.owe(first.customer_id, turns[-1].id, split_message(notice.replace("{number}", str(ticket_id))
+                                                                      + self._after_hours(now)))
             return ticket_id
 
         created: list[int] = []

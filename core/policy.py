@@ -130,6 +130,10 @@ SPEC: dict[str, dict[str, Key]] = {
         "urgent_decision_types": Key(list, ["financial"],
                                      help="decision types whose approvals are urgent (payments)",
                                      choices=tuple(d.value for d in DecisionType)),
+        "hours": Key(list, [], help="when people are at the desk, e.g. [\"mon-fri 09:00-17:30\"]; empty: always"),
+        "timezone": Key(str, "UTC", help="the time zone of [desk] hours, e.g. \"Europe/Paris\""),
+        "on_call_role_id": Key(int, 0, 0, 2**63 - 1, "outside [desk] hours, new tickets and reminders mention this"
+                                                    " role instead of the operators (0: the operators as usual)"),
     },
     "risk": {
         "confidence_threshold": Key(int, 70, 0, 100, "below this confidence the agent asks a person instead"),
@@ -195,6 +199,8 @@ SPEC: dict[str, dict[str, Key]] = {
                                 "will follow up here."),
         "no_ai": Key(str, "Thanks for your message! A person from our team will answer you here."),
         "empty": Key(str, "I can only read text. Could you type your question?"),
+        "after_hours": Key(str, "Our team is away right now; people are back {when}. Your ticket stays open and "
+                                "you'll get the answer here."),
         "rate": Key(str, "How did we do on ticket #{number}? Tap a rating (1 = poor, 5 = great)."),
         "rated": Key(str, "Thank you for rating us {score}/5!"),
         "blocked": Key(str, "Sorry, this account can't use this support chat at the moment. If you think this is a "
@@ -358,6 +364,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
                 problems.append(problem)
     problem = _check_schedule(values["summary"], where("summary", "cron"), where("summary", "timezone"))
     problems.extend([problem] if problem else [])
+    problem = _check_hours(values["desk"], where("desk", "hours"), where("desk", "timezone"))
+    problems.extend([problem] if problem else [])
     if problems:
         raise PolicyError("\n".join(problems), problems=problems)
     return Policy(values, source)
@@ -415,6 +423,19 @@ def _check_schedule(summary: dict[str, Any], cron_at: str, tz_at: str) -> str | 
     except ValueError as exc:
         return (f"{cron_at}: [summary] cron = {summary['cron']!r} is not a crontab expression ({exc});"
                 " e.g. \"0 9 * * *\" is every day at 09:00, \"0 9 * * 1\" every Monday")
+    return None
+
+
+def _check_hours(desk: dict[str, Any], hours_at: str, tz_at: str) -> str | None:
+    from core.hours import SupportHours
+
+    try:
+        SupportHours(desk["hours"], desk["timezone"])
+    except ValueError as exc:
+        return f"{hours_at}: [desk] hours: {exc}"
+    except Exception:
+        return (f"{tz_at}: [desk] timezone = {desk['timezone']!r} is not a time zone; use a name such as \"UTC\" or"
+                " \"Europe/Paris\"")
     return None
 
 

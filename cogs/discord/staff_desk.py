@@ -39,6 +39,11 @@ class DiscordStaffDesk:
         return self.bot.settings
 
     def _mentions(self) -> tuple[str, discord.AllowedMentions]:
+        """The operators, or outside [desk] hours the on-call role (when one is set)."""
+        on_call = self.bot.policy["desk"]["on_call_role_id"]
+        if on_call and not self.bot.desk.hours.is_open(self.bot.clock.now()):
+            return f"<@&{on_call}>", discord.AllowedMentions(everyone=False, users=False,
+                                                             roles=[discord.Object(on_call)], replied_user=False)
         role = discord.Object(self.settings.operator_role_id)
         users = [discord.Object(self.settings.operator_user_id)] if self.settings.operator_user_id else []
         text = f"<@&{self.settings.operator_role_id}>" + "".join(f" <@{u.id}>" for u in users)
