@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import discord
 from discord import app_commands
@@ -27,7 +28,8 @@ class Stats(OperatorsOnly, commands.Cog):
     async def summary_message(self, days: int) -> tuple[str, bool, discord.File]:
         since, until = period(self.bot.clock.now(), days)
         summary = await compute(self.bot.db, since, until)
-        text, alert = render_text(summary, alert_percent=self.bot.policy["summary"]["alert_rate_percent"], days=days)
+        text, alert = render_text(summary, alert_percent=self.bot.policy["summary"]["alert_rate_percent"], days=days,
+                                  tz=ZoneInfo(self.bot.policy["summary"]["timezone"]))
         chart = await asyncio.to_thread(render_chart, summary, days=days)  # CPU-bound: off the event loop
         text += f"\n-# {describe_period(since, until)}"
         return text, alert, discord.File(io.BytesIO(chart), filename="escalations.png")

@@ -51,6 +51,30 @@ class Summary(PeriodFigures):
         return (f"Satisfaction (CSAT, ratings of 4-5): {csat(scores)} · handled by a person {csat(people)}"
                 f" · AI only {csat(ai_only)} · the period before {csat(self.ratings_before)}")
 
+    def override_line(self) -> str | None:
+        """How often operators overrode the assistant: approvals denied or edited, per action."""
+        parts = [f"{action} {denied + edited} of {decided} ({denied} denied, {edited} edited)"
+                 for action, (decided, denied, edited) in sorted(self.overrides.items(), key=lambda kv: -kv[1][0])
+                 if decided]
+        return ("Operators overrode the assistant: " + " · ".join(parts[:5])) if parts else None
+
+    def hours_lines(self, tz: dt.tzinfo) -> list[str]:
+        """The busiest hours of day (tickets), and the first response median for every hour that had tickets."""
+        per_hour: dict[int, list[float | None]] = {}
+        for created, wait in self.created:
+            per_hour.setdefault(dt.datetime.fromtimestamp(created, tz).hour, []).append(wait)
+        if not per_hour:
+            return []
+        busiest = sorted(per_hour.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:3]
+        name = getattr(tz, "key", "UTC")
+        lines = [f"Busiest hours ({name}): " + ", ".join(f"{h:02d}:00 ({len(w)} tickets)" for h, w in busiest)]
+        medians = []
+        for hour, waits in sorted(per_hour.items()):
+            answered = sorted(w for w in waits if w is not None)
+            medians.append(f"{hour:02d}h {_duration(_percentile(answered, 50))}")
+        lines.append("First response median by hour: " + " · ".join(medians))
+        return lines
+
     def low_rating_comments(self, limit: int = 3) -> list[str]:
         return [f"{score}/5: {' '.join(comment.split())[:200]}" for score, _, comment in self.ratings
                 if score <= 2 and comment][-limit:]
@@ -93,7 +117,7 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def render_text(s: Summary, *, alert_percent: float, days: int) -> tuple[str, bool]:
+def render_text(s: Summary, *, alert_percent: float, days: int, tz: dt.tzinfo = dt.UTC) -> tuple[str, bool]:
     """The summary as Markdown (under 2000 characters) and whether it is an alert."""
     rate = s.escalation_rate * 100
     alert = rate > alert_percent
@@ -111,6 +135,9 @@ def render_text(s: Summary, *, alert_percent: float, days: int) -> tuple[str, bo
     if s.top_reasons:
         lines.append("Top reasons:")
         lines.extend(f"{i}. {reason} — {count}" for i, (reason, count) in enumerate(s.top_reasons, 1))
+    if (overrides := s.override_line()) is not None:
+        lines.append(overrides)
+    lines.extend(s.hours_lines(tz))
     if (csat := s.csat_line()) is not None:
         lines.append(csat)
         lines.extend(f"> {comment}" for comment in s.low_rating_comments())

@@ -41,6 +41,8 @@ class PeriodFigures:
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # "2026-11-20" -> kind -> count
     delivery_stalls: int = 0  # times the watchdog found Discord requests stuck
     ratings: list[tuple[int, bool, str | None]] = field(default_factory=list)  # (score, by a person, comment)
+    created: list[tuple[float, float | None]] = field(default_factory=list)  # (ticket created, first response wait)
+    overrides: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # action -> (decided, denied, edited)
     ratings_before: list[int] = field(default_factory=list)  # scores of the period just before (the trend)
 
 
@@ -57,10 +59,15 @@ def figures_sql(c: sqlite3.Connection, since: float, until: float) -> PeriodFigu
     f.escalated_conversations = c.execute(
         "SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ? AND id IN"
         " (SELECT conversation_id FROM tickets WHERE created_at >= ?)", (since, until, since)).fetchone()[0]
-    for kind, priority, outcome, source, action, wait, day in c.execute(
+    for kind, priority, outcome, source, action, wait, day, created, status, note in c.execute(
             f"SELECT kind, priority, {outcome_sql()}, source, action_name, first_response_at - created_at,"
-            " date(created_at, 'unixepoch') FROM tickets WHERE created_at >= ? AND created_at <= ?", (since, until)):
+            " date(created_at, 'unixepoch'), created_at, status, decision_note FROM tickets"
+            " WHERE created_at >= ? AND created_at <= ?", (since, until)):
         f.tickets += 1
+        f.created.append((created, wait))
+        if kind == "approval" and status in ("approved", "denied"):  # a person decided what the assistant proposed
+            decided, denied, edited = f.overrides.get(action, (0, 0, 0))
+            f.overrides[action] = (decided + 1, denied + (status == "denied"), edited + (note == "edited"))
         _count(f.by_kind, kind)
         _count(f.by_priority, priority)
         _count(f.by_outcome, outcome)
