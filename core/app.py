@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.actions import ActionRegistry
 from core.agent import Claude, ClaudeAgent
 from core.agent_desk import AgentDesk
 from core.clock import Clock
 from core.deadlines import Deadlines
-from core.desk import CardRenderer, TicketDesk
+from core.desk import CardRenderer, TicketDesk, transcript_of
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
 from core.mfa import SecretBox
@@ -59,8 +60,10 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     delivery = policy["delivery"]
     retry = {"retry_base": delivery["retry_base_seconds"], "retry_max": delivery["retry_max_seconds"]}
     outbox = Outbox(OutboxStore(db), channel, clock, **retry)
-    desk_outbox = DeskOutbox(TicketStore(db), staff, CardRenderer(db=db, policy=policy, registry=registry).card,
-                             clock, **retry)
+    tickets = TicketStore(db)
+    tz = ZoneInfo(policy["summary"]["timezone"])
+    desk_outbox = DeskOutbox(tickets, staff, CardRenderer(db=db, policy=policy, registry=registry).card,
+                             lambda ticket_id: transcript_of(tickets, ticket_id, tz), clock, **retry)
 
     def schedule(job_id: str, due: float) -> None:
         deadlines.arm(job_id, due)  # bound below: the deadlines need the steps' expiry first

@@ -22,6 +22,7 @@ from core.policy import Policy
 from core.risk import amounts
 from core.text import split_message
 from core.tickets import Card, build_card, classify_priority, details_schema, thread_name, transcript_lines
+from core.transcript import WHO, Line, render_html
 from storage.conversations import ConversationStore, NewTurn
 from storage.db import Database
 from storage.records import Kind, Priority, Source, Status, Ticket
@@ -91,6 +92,21 @@ class CardRenderer:
         action = self.registry.get(ticket.action_name) if ticket.action_name else None
         return (build_card(ticket, transcript_lines(turns), action.summary if action else None),
                 thread_name(ticket.id, ticket.question), ticket)
+
+
+async def transcript_of(store: TicketStore, ticket_id: int, tz: Any) -> tuple[str, bytes] | None:
+    """(file name, HTML) of a ticket's conversation with its internal notes, for the staff's copy."""
+    found = await store.transcript(ticket_id)
+    if found is None:
+        return None
+    ticket, turns, notes = found
+    lines = [Line(t["created_at"], t["kind"], (json.loads(t["data"]) if t["data"] else {}).get("operator_name")
+                  or (ticket.customer_name if t["kind"] == "customer" else WHO[t["kind"]]), t["content"])
+             for t in turns]
+    lines += [Line(at, "note", author, text) for at, author, text in notes]
+    page = render_html(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.customer_name}", lines,
+                       for_customer=False, tz=tz)
+    return f"ticket-{ticket.id}-transcript.html", page.encode()
 
 
 class TicketDesk:
@@ -255,8 +271,9 @@ class TicketDesk:
                 return None  # not a ticket's thread
             ticket_id = self._thread_tickets[thread_id] = ticket.id  # a thread never changes ticket
         if text.lstrip().startswith(self.policy["desk"]["note_prefix"]) or not text.strip():
-            if message_id is not None:  # a note between operators: kept as a note, never relayed
-                await self.tickets.see_thread_message(thread_id, message_id, self.clock.now())
+            if message_id is not None:  # a note between operators: kept for the transcript, never relayed
+                note = (ticket_id, operator.name, text.strip()) if text.strip() else None
+                await self.tickets.see_thread_message(thread_id, message_id, self.clock.now(), note=note)
             return None
         reply = await self.reply(ticket_id, operator, text, via="thread", seen=(thread_id, message_id)
                                  if message_id is not None else None)
@@ -579,6 +596,7 @@ class TicketDesk:
                 tx.owe(ticket.customer_id, None, [self.policy.message("rate", number=str(ticket_id))],
                        buttons=[{"kind": "rating", "subject": f"t{ticket_id}"}])
             tx.post(ticket_id, "post", f"🔒 Closed by **{operator.name}**: {reason}")
+            tx.post(ticket_id, "transcript")
             tx.post(ticket_id, "archive")
             return DeskReply(True, f"Ticket #{ticket_id} closed; the customer has been told.")
 

@@ -26,15 +26,17 @@ log = logging.getLogger(__name__)
 
 THREAD_POST_LIMIT = 1900  # room for a reminder's role mention in front
 CardRenderer = Callable[[int], Awaitable[tuple[Card, str, Ticket]]]
+TranscriptRenderer = Callable[[int], Awaitable[tuple[str, bytes] | None]]
 
 
 class DeskOutbox(DeliveryQueue[int]):
-    def __init__(self, store: TicketStore, desk: StaffDesk, render: CardRenderer, clock: Clock, *,
-                 retry_base: float, retry_max: float) -> None:
+    def __init__(self, store: TicketStore, desk: StaffDesk, render: CardRenderer, transcript: TranscriptRenderer,
+                 clock: Clock, *, retry_base: float, retry_max: float) -> None:
         super().__init__("desk")
         self.store = store
         self.desk = desk
         self.render = render
+        self.transcript = transcript
         self.clock = clock
         self.retry_base = retry_base
         self.retry_max = retry_max
@@ -86,5 +88,11 @@ class DeskOutbox(DeliveryQueue[int]):
                                      ping=item.op == "ping" and i == 0)
         elif item.op == "refresh":
             await self.desk.refresh(ticket.staff_message_id, card)
+        elif item.op == "transcript":
+            made = await self.transcript(ticket.id)
+            if made is not None:
+                name, page = made
+                await self.desk.post_file(ticket.thread_id, f"📄 Transcript of ticket #{ticket.id}", page, name,
+                                          nonce=chunk_nonce("hod", item.id, 0))
         elif item.op == "archive":
             await self.desk.archive(ticket.thread_id)

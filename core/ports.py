@@ -72,8 +72,11 @@ class StaffDesk(Protocol):
     async def post(self, thread_id: int, text: str, *, nonce: str, ping: bool = False) -> None:
         """Write in the ticket's thread (<= 2000 chars), once per ``nonce``; ``ping`` mentions the operators."""
 
+    async def post_file(self, thread_id: int, text: str, data: bytes, filename: str, *, nonce: str) -> None:
+        """Write in the ticket's thread with one file attached (a transcript), once per ``nonce``."""
+
     async def refresh(self, message_id: int, card: Card) -> None:
         """Show the ticket's current state on its message (buttons disabled once decided)."""
 
     async def archive(self, thread_id: int) -> None:
-        """Archive the thread of a closed ticket."""
+        """Archive and lock the thread of a closed ticket."""

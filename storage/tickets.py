@@ -344,8 +344,35 @@ class TicketStore:
 
         return await self.db.run(write)
 
-    async def see_thread_message(self, thread_id: int, message_id: int, now: float) -> bool:
-        return await self.run(lambda tx: tx.see_thread_message(thread_id, message_id), now)
+    async def see_thread_message(self, thread_id: int, message_id: int, now: float, *,
+                                 note: tuple[int, str, str] | None = None) -> bool:
+        """Mark a thread message handled; ``note`` (ticket, author, text): an internal note, kept (once) for the
+        ticket's transcript."""
+
+        def write(tx: DeskTx) -> bool:
+            first = tx.see_thread_message(thread_id, message_id)
+            if first and note is not None:
+                tx.c.execute("INSERT INTO thread_notes (ticket_id, author, content, created_at) VALUES (?, ?, ?, ?)",
+                             (*note, tx.now))
+            return first
+
+        return await self.run(write, now)
+
+    async def transcript(self, ticket_id: int) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
+        """A ticket, its conversation's turns and its internal notes (at, author, text), in one snapshot."""
+
+        def read(c: sqlite3.Connection) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
+            ticket = ticket_sql(c, ticket_id)
+            if ticket is None:
+                return None
+            turns = c.execute("SELECT created_at, kind, content, data FROM turns WHERE conversation_id = ? AND kind IN"
+                              " ('customer', 'assistant', 'operator', 'system') AND status != 'ignored' ORDER BY id",
+                              (ticket.conversation_id,)).fetchall()
+            notes = c.execute("SELECT created_at, author, content FROM thread_notes WHERE ticket_id = ? ORDER BY id",
+                              (ticket_id,)).fetchall()
+            return ticket, list(turns), [(n[0], n[1], n[2]) for n in notes]
+
+        return await self.db.read(read)
 
     async def catch_up_points(self, active_since: float
                               ) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:

@@ -74,6 +74,7 @@ async def _start_thread_with_message(self: backend.FakeHttp, channel_id: int, me
 
 
 archived_threads: list[int] = []
+locked_threads: list[int] = []
 
 
 async def _edit_channel(self: backend.FakeHttp, channel_id: int, *, reason: str | None = None,
@@ -88,6 +89,8 @@ async def _edit_channel(self: backend.FakeHttp, channel_id: int, *, reason: str 
                                                              if k in ("archived", "locked", "auto_archive_duration")}}
     if options.get("archived"):
         archived_threads.append(channel_id)
+    if options.get("locked"):
+        locked_threads.append(channel_id)
     self.state.parse_thread_update(data)
     return data
 
@@ -447,6 +450,7 @@ def forget_discord() -> None:
     names imported by tests keep pointing at the live objects."""
     created_threads.clear()
     archived_threads.clear()
+    locked_threads.clear()
     registered_commands.clear()
     command_syncs.clear()
     _dm_channel_ids.clear()

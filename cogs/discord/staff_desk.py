@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import TYPE_CHECKING
 
@@ -107,6 +108,14 @@ class DiscordStaffDesk:
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
 
+    async def post_file(self, thread_id: int, text: str, data: bytes, filename: str, *, nonce: str) -> None:
+        thread = await self._channel(thread_id)
+        try:
+            await thread.send(text, file=discord.File(io.BytesIO(data), filename=filename),
+                              allowed_mentions=discord.AllowedMentions.none(), nonce=nonce)
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise delivery_failure(exc) from exc
+
     async def refresh(self, message_id: int, card: Card) -> None:
         channel = await self._channel(self.settings.staff_channel_id)
         try:
@@ -120,6 +129,6 @@ class DiscordStaffDesk:
         if isinstance(thread, discord.Thread):
             try:
                 with request_priority(Priority.EDIT):
-                    await thread.edit(archived=True)
+                    await thread.edit(archived=True, locked=True)  # closed: nobody writes there by mistake
             except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
                 raise delivery_failure(exc) from exc

@@ -1,0 +1,48 @@
+"""Closing a ticket posts a readable transcript in its thread, then archives and locks the thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from core.transcript import Line, render_html
+from tests import dpytest_ext
+from tests.conftest import eventually
+from tests.desk_support import open_question
+
+
+def test_the_transcript_escapes_everything_and_the_customers_copy_has_no_notes():
+    lines = [Line(1.0, "customer", "Ada <ada>", "<script>alert(1)</script> **bold** @everyone"),
+             Line(2.0, "note", "Sam", "// check the supplier"), Line(3.0, "operator", "Sam", "It is safe.")]
+    staff = render_html("Ticket #1", lines, for_customer=False)
+    assert "<script>" not in staff and "&lt;script&gt;alert(1)&lt;/script&gt; **bold** @everyone" in staff
+    assert "internal note" in staff and "check the supplier" in staff and "Ada &lt;ada&gt;" in staff
+    mine = render_html("Ticket #1", lines, for_customer=True)
+    assert "check the supplier" not in mine and "It is safe." in mine
+
+
+async def test_close_posts_the_transcript_with_notes_then_archives_and_locks(desk):
+    h = desk.h
+    await open_question(desk)
+    await desk.write(1, "// the supplier says yes")
+    await desk.write(1, "Yes, <b>dishwasher</b> safe.")
+    thread = await desk.thread(1)
+    await desk.slash("close", 1, reason="answered")
+    await desk.told(1)
+    with_file = []
+
+    def transcript_posted() -> bool:
+        with_file.extend(m for m in h.staff() if m.attachments)
+        return bool(with_file)
+
+    await eventually(transcript_posted, what="the transcript in the thread")
+    [posted] = with_file
+    assert posted.channel.id == thread.id and posted.content == "📄 Transcript of ticket #1"
+    assert posted.attachments[0].filename == "ticket-1-transcript.html"
+    saved = Path(urlparse(posted.attachments[0].url).path)  # dpytest keeps the upload as a local file
+    page = saved.read_text(encoding="utf-8")  # noqa: ASYNC240
+    assert "is the mug dishwasher safe?" in page  # the customer
+    assert "Yes, &lt;b&gt;dishwasher&lt;/b&gt; safe." in page  # the operator's answer, escaped
+    assert "internal note" in page and "the supplier says yes" in page
+    await eventually(lambda: thread.id in dpytest_ext.archived_threads, what="the thread archived")
+    assert thread.id in dpytest_ext.locked_threads
