@@ -83,7 +83,8 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     kinds = StepKinds([confirmations, approvals, *([mfa] if mfa else [])])
     agents = AgentDesk(desk=desk, policy=policy, clock=clock, arm=schedule)
     deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler, steps=[*kinds, agents],
-                          kick_desk=desk_outbox.kick, kick_customer=outbox.kick)
+                          kick_desk=desk_outbox.kick, kick_customer=outbox.kick,
+                          housekeeping=[desk.auto_close_due])
     agent = (ClaudeAgent(claude, policy=policy, tools=ToolRunner(registry=registry, policy=policy, desk=desk,
                                                                  kinds=kinds)) if claude is not None else None)
     engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox, agent=agent,

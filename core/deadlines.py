@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from core.clock import Clock
@@ -38,7 +38,8 @@ class CustomerSteps(Protocol):
 class Deadlines:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, scheduler: Any | None,
                  steps: Sequence[CustomerSteps], kick_desk: Callable[[int], None],
-                 kick_customer: Callable[[int], None]) -> None:
+                 kick_customer: Callable[[int], None],
+                 housekeeping: Sequence[Callable[[], Awaitable[object]]] = ()) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
@@ -47,6 +48,7 @@ class Deadlines:
         self.steps = list(steps)  # confirmations and code requests: they expire, and list what is still to come
         self.kick_desk = kick_desk  # deliver what a deadline owes the staff desk
         self.kick_customer = kick_customer  # ... and the customer
+        self.housekeeping = list(housekeeping)  # checks by time, not by a deadline column (quiet tickets)
 
     # -- arming -----------------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ class Deadlines:
         if self.scheduler is not None:
             from apscheduler.triggers.interval import IntervalTrigger
 
-            self.scheduler.add_job(self.close_idle_conversations, IntervalTrigger(
+            self.scheduler.add_job(self.tidy, IntervalTrigger(
                 seconds=self.policy["timeouts"]["idle_check_seconds"]), id="idle-conversations",
                 replace_existing=True, coalesce=True)
         log.info("deadlines: %d armed after start (those already due were settled: reminders, timeouts, expiry)",
@@ -91,7 +93,13 @@ class Deadlines:
         await self.remind_and_time_out()
         for steps in self.steps:
             await steps.expire_due()
+        await self.tidy()
+
+    async def tidy(self) -> None:
+        """What is checked every few minutes rather than at a deadline: idle conversations, quiet tickets."""
         await self.close_idle_conversations()
+        for check in self.housekeeping:
+            await check()
 
     async def remind_and_time_out(self) -> tuple[int, int]:
         now = self.clock.now()

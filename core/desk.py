@@ -20,7 +20,7 @@ from core.hours import SupportHours
 from core.outbox import Outbox
 from core.policy import Policy
 from core.risk import amounts
-from core.text import split_message
+from core.text import for_people, split_message
 from core.tickets import Card, build_card, classify_priority, details_schema, thread_name, transcript_lines
 from core.transcript import WHO, Line, render_html
 from storage.conversations import ConversationStore, NewTurn
@@ -640,6 +640,45 @@ class TicketDesk:
         if ticket_id is not None:
             self._kick(ticket_id, customer_id)
         return reply
+
+    async def auto_close_due(self) -> tuple[int, int]:
+        """Quiet tickets: "anything else?" after [desk] auto_close_hours, closed after the grace time unless
+        someone spoke meanwhile. Safe to run any number of times (also after a restart). (warned, closed)."""
+        hours = self.policy["desk"]["auto_close_hours"]
+        if not hours:
+            return 0, 0
+        now = self.clock.now()
+        grace = self.policy["desk"]["auto_close_grace_hours"] * 3600
+        warned = closed = 0
+        for ticket_id, warned_at, active in await self.tickets.quiet_tickets(now - hours * 3600):
+            if warned_at is not None and active > warned_at:  # someone spoke after the notice: start again
+                await self.tickets.run(lambda tx, t=ticket_id: tx.warn_auto_close(t, None), now)
+            elif warned_at is None:
+                await self._warn_quiet(ticket_id, now, grace)
+                warned += 1
+            elif now >= warned_at + grace:
+                quiet = for_people(hours * 3600)
+                reply = await self.close(ticket_id, Operator(0, "Handoff"), f"no activity for {quiet}")
+                closed += reply.ok
+        return warned, closed
+
+    async def _warn_quiet(self, ticket_id: int, now: float, grace: float) -> None:
+        def write(tx: DeskTx) -> int | None:
+            ticket = tx.ticket(ticket_id)
+            if ticket is None or ticket.status in (Status.CLOSED, Status.EXPIRED):
+                return None
+            tx.warn_auto_close(ticket_id, now)
+            text = self.policy.message("auto_close_soon", number=str(ticket_id), when=for_people(grace))
+            tx.tell(ticket, text, NewTurn("system", f"Ticket #{ticket_id} was quiet; the customer was asked whether "
+                                                    "anything else is needed before it closes."))
+            tx.post(ticket_id, "post", f"💤 Quiet ticket: the customer was asked \"anything else?\"; it closes in "
+                                       f"{for_people(grace)} unless someone writes.")
+            tx.audit("system", "auto_close_warned", f"ticket:{ticket_id}")
+            return ticket.customer_id
+
+        customer_id = await self.tickets.run(write, now)
+        if customer_id is not None:
+            self._kick(ticket_id, customer_id)
 
     # -- faults and restarts ----------------------------------------------------------------
 

@@ -130,6 +130,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "urgent_decision_types": Key(list, ["financial"],
                                      help="decision types whose approvals are urgent (payments)",
                                      choices=tuple(d.value for d in DecisionType)),
+        "auto_close_hours": Key((int, float), 0, 0, 8760, "a ticket quiet this long gets \"anything else?\", then"
+                                                           " closes after auto_close_grace_hours (0: off)"),
+        "auto_close_grace_hours": Key((int, float), 12, 0.01, 720, "from \"anything else?\" to closing"),
         "hours": Key(list, [], help="when people are at the desk, e.g. [\"mon-fri 09:00-17:30\"]; empty: always"),
         "timezone": Key(str, "UTC", help="the time zone of [desk] hours, e.g. \"Europe/Paris\""),
         "on_call_role_id": Key(int, 0, 0, 2**63 - 1, "outside [desk] hours, new tickets and reminders mention this"
@@ -201,6 +204,8 @@ SPEC: dict[str, dict[str, Key]] = {
         "empty": Key(str, "I can only read text. Could you type your question?"),
         "after_hours": Key(str, "Our team is away right now; people are back {when}. Your ticket stays open and "
                                 "you'll get the answer here."),
+        "auto_close_soon": Key(str, "Anything else about ticket #{number}? If not, it closes in {when}; just write "
+                                    "here to keep it open."),
         "rate": Key(str, "How did we do on ticket #{number}? Tap a rating (1 = poor, 5 = great)."),
         "rated": Key(str, "Thank you for rating us {score}/5!"),
         "blocked": Key(str, "Sorry, this account can't use this support chat at the moment. If you think this is a "

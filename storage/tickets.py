@@ -183,6 +183,9 @@ class DeskTx(Tx):
         self.c.execute("UPDATE tickets SET idempotency_key = ?, expires_at = ? WHERE id = ?",
                        (idempotency_key, expires_at, ticket_id))
 
+    def warn_auto_close(self, ticket_id: int, warned_at: float | None) -> None:
+        self.c.execute("UPDATE tickets SET auto_close_warned_at = ? WHERE id = ?", (warned_at, ticket_id))
+
     def expire(self, ticket_id: int) -> bool:
         """An agent's approval request nobody decided in time: it can never be approved now."""
         return bool(self.c.execute("UPDATE tickets SET status = 'expired', decided_at = ? WHERE id = ?"
@@ -405,6 +408,18 @@ class TicketStore:
             f" SELECT message_id FROM thread_messages_seen WHERE message_id IN ({marks})",
             [*message_ids, *message_ids])
         return {r[0] for r in rows}
+
+    async def quiet_tickets(self, quiet_since: float) -> list[tuple[int, float | None, float]]:
+        """Customers' unclosed tickets with nothing said since ``quiet_since`` (no message from the customer, in
+        any conversation, and no operator's in the ticket's): (ticket, when the closing notice was sent or None,
+        last activity)."""
+        rows = await self.db.fetchall(
+            "SELECT t.id, t.auto_close_warned_at, MAX(t.created_at, COALESCE((SELECT MAX(u.created_at) FROM turns u"
+            " WHERE u.customer_id = t.customer_id AND u.kind = 'customer'), 0), COALESCE((SELECT MAX(o.created_at)"
+            " FROM turns o WHERE o.conversation_id = t.conversation_id AND o.kind = 'operator'), 0)) AS active"
+            " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.status NOT IN ('closed', 'expired')"
+            " AND c.agent_name IS NULL AND t.created_at <= ?", (quiet_since,))
+        return [(r[0], r[1], r[2]) for r in rows if r[2] <= quiet_since or r[1] is not None]
 
     async def dm_read_back(self, channel_id: int) -> None:
         """A DM channel was read back once: from now on reading resumes after its newest stored message."""
