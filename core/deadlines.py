@@ -122,6 +122,13 @@ class Deadlines:
         return len(reminded), len(timed_out)
 
     async def close_idle_conversations(self) -> int:
-        """End conversations silent for ``[conversation] idle_minutes`` (the next message starts a new one)."""
-        return await close_idle_conversations(self.db, self.clock.now(),
-                                              self.policy["conversation"]["idle_minutes"] * 60)
+        """End conversations silent for ``[conversation] idle_minutes`` (the next message starts a new one); with
+        ``[feedback] ask_after_ai``, an AI-only one ends with a request for a rating."""
+        ask = self.policy["feedback"]["ask_after_ai"]
+        prompt = (lambda _: self.policy.message("rate_ai")) if ask else None
+        closed, owed = await close_idle_conversations(self.db, self.clock.now(),
+                                                      self.policy["conversation"]["idle_minutes"] * 60,
+                                                      rate_prompt=prompt)
+        for customer_id in set(owed):
+            self.kick_customer(customer_id)
+        return closed

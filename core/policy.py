@@ -104,6 +104,8 @@ SPEC: dict[str, dict[str, Key]] = {
     },
     "feedback": {
         "ask_after_close": Key(bool, True, help="after a ticket closes, ask the customer to rate the help (1-5)"),
+        "ask_after_ai": Key(bool, False, help="after a conversation only the assistant handled ends (idle), ask for"
+                                              " a rating too"),
     },
     "agents": {
         "auto_approve": Key(list, [], help="agents' actions the policy approves up to an amount, e.g."
@@ -207,6 +209,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "auto_close_soon": Key(str, "Anything else about ticket #{number}? If not, it closes in {when}; just write "
                                     "here to keep it open."),
         "rate": Key(str, "How did we do on ticket #{number}? Tap a rating (1 = poor, 5 = great)."),
+        "rate_ai": Key(str, "How did the assistant do? Tap a rating (1 = poor, 5 = great)."),
         "rated": Key(str, "Thank you for rating us {score}/5!"),
         "blocked": Key(str, "Sorry, this account can't use this support chat at the moment. If you think this is a "
                             "mistake, please contact us another way."),

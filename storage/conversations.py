@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,10 +347,32 @@ class ConversationStore:
         return await self.db.run(write)
 
 
-async def close_idle_conversations(db: Database, now: float, idle_seconds: float) -> int:
-    """End conversations silent for ``idle_seconds`` (the next message starts a new one). Returns how many."""
-    return await db.execute("UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
-                            " AND last_activity_at < ?", (idle_seconds, now - idle_seconds))
+async def close_idle_conversations(db: Database, now: float, idle_seconds: float, *,
+                                   rate_prompt: Callable[[int], str] | None = None) -> tuple[int, list[int]]:
+    """End conversations silent for ``idle_seconds`` (the next message starts a new one); returns how many, and
+    the customers owed something. ``rate_prompt``: an AI-only conversation (answered by the assistant, no
+    ticket) ends with 1-5 buttons for its customer (``rate_prompt(conversation_id)`` above them), once."""
+
+    def write(c: sqlite3.Connection) -> tuple[int, list[int]]:
+        idle = c.execute("SELECT v.id, v.customer_id FROM conversations v JOIN customers c ON c.id = v.customer_id"
+                         " WHERE v.ended_at IS NULL AND v.last_activity_at < ? AND c.agent_name IS NULL",
+                         (now - idle_seconds,)).fetchall()
+        closed = c.execute("UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
+                           " AND last_activity_at < ?", (idle_seconds, now - idle_seconds)).rowcount
+        owed = []
+        if rate_prompt is not None:
+            for conversation_id, customer_id in idle:
+                ai_only = c.execute(
+                    "SELECT EXISTS (SELECT 1 FROM turns WHERE conversation_id = ? AND kind = 'assistant')"
+                    " AND NOT EXISTS (SELECT 1 FROM tickets WHERE conversation_id = ?)",
+                    (conversation_id, conversation_id)).fetchone()[0]
+                if ai_only:
+                    enqueue_sql(c, customer_id, None, [rate_prompt(conversation_id)], now,
+                                buttons=[{"kind": "rating", "subject": f"c{conversation_id}"}])
+                    owed.append(customer_id)
+        return closed, owed
+
+    return await db.run(write)
 
 
 class OutboxStore:

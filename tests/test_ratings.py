@@ -59,3 +59,22 @@ async def test_no_rating_is_asked_when_feedback_is_off(harness):
         assert not any("How did we do" in m.content for m in harness.sent())
     finally:
         desk.i.close()
+
+
+async def test_an_ai_only_conversation_asks_for_a_rating_when_it_ends_if_wished(harness):
+    from tests.fake_claude import text
+    from tests.support import test_policy
+
+    await harness.start(policy=test_policy(feedback={"ask_after_ai": True}))
+    harness.fake.then(text("Your parcel arrives tomorrow."))
+    await harness.dm(0, "where is my parcel?")
+    harness.sent()
+    harness.clock.advance(harness.bot.policy["conversation"]["idle_minutes"] * 60 + 1)
+    await harness.bot.deadlines.run_due()
+    await harness.bot.deadlines.run_due()  # once
+    await harness.settle()
+    [prompt] = harness.sent()
+    assert prompt.content == harness.bot.policy.message("rate_ai")
+    [(conversation,)] = await harness.fetch("SELECT id FROM conversations")
+    ids = [c["custom_id"] for row in stored_components(prompt) for c in row["components"]]
+    assert ids == [f"rate:{n}:c{conversation}" for n in range(1, 6)]
