@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from core.actions import ActionContext, ActionRegistry, execute
 from core.clock import Clock
@@ -94,8 +95,9 @@ class CardRenderer:
                 thread_name(ticket.id, ticket.question), ticket)
 
 
-async def transcript_of(store: TicketStore, ticket_id: int, tz: Any) -> tuple[str, bytes] | None:
-    """(file name, HTML) of a ticket's conversation with its internal notes, for the staff's copy."""
+async def transcript_of(store: TicketStore, ticket_id: int, tz: Any, *,
+                        for_customer: bool = False) -> tuple[str, bytes] | None:
+    """(file name, HTML) of a ticket's conversation: the staff's copy with its internal notes, or the customer's."""
     found = await store.transcript(ticket_id)
     if found is None:
         return None
@@ -105,7 +107,7 @@ async def transcript_of(store: TicketStore, ticket_id: int, tz: Any) -> tuple[st
              for t in turns]
     lines += [Line(at, "note", author, text) for at, author, text in notes]
     page = render_html(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.customer_name}", lines,
-                       for_customer=False, tz=tz)
+                       for_customer=for_customer, tz=tz)
     return f"ticket-{ticket.id}-transcript.html", page.encode()
 
 
@@ -579,6 +581,18 @@ class TicketDesk:
         return await self._update(ticket_id, operator, "handed_back", fn)
 
     async def close(self, ticket_id: int, operator: Operator, reason: str) -> DeskReply:
+        reply = await self._close(ticket_id, operator, reason)
+        if reply.ok and self.policy["desk"]["transcript_to_customer"]:
+            ticket = await self.tickets.get(ticket_id)
+            made = await transcript_of(self.tickets, ticket_id, ZoneInfo(self.policy["summary"]["timezone"]),
+                                       for_customer=True) if ticket and not ticket.agent_name else None
+            if ticket is not None and made is not None:
+                await self.conversations.owe_file(ticket.customer_id, f"Your copy of ticket #{ticket_id}:", *made,
+                                                  self.clock.now(), reason="transcript")
+                self.outbox.kick(ticket.customer_id)
+        return reply
+
+    async def _close(self, ticket_id: int, operator: Operator, reason: str) -> DeskReply:
         reason = reason.strip() or "resolved"
 
         def fn(tx: DeskTx, ticket: Ticket) -> DeskReply:

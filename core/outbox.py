@@ -66,6 +66,10 @@ class Outbox(DeliveryQueue[int]):
         message_id = None
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
+            if last and item.file is not None:
+                await self.channel.send_file(channel_id, chunk, item.file[1], item.file[0],
+                                             nonce=chunk_nonce("hof", item.id, i))
+                continue
             message_id = await self.channel.send(channel_id, chunk, nonce=chunk_nonce("hof", item.id, i),
                                                  buttons=item.buttons if last else None)
         return message_id

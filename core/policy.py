@@ -134,6 +134,8 @@ SPEC: dict[str, dict[str, Key]] = {
                                      choices=tuple(d.value for d in DecisionType)),
         "auto_close_hours": Key((int, float), 0, 0, 8760, "a ticket quiet this long gets \"anything else?\", then"
                                                            " closes after auto_close_grace_hours (0: off)"),
+        "transcript_to_customer": Key(bool, False, help="on close, also send the customer their copy of the"
+                                                        " transcript (without internal notes)"),
         "auto_close_grace_hours": Key((int, float), 12, 0.01, 720, "from \"anything else?\" to closing"),
         "hours": Key(list, [], help="when people are at the desk, e.g. [\"mon-fri 09:00-17:30\"]; empty: always"),
         "timezone": Key(str, "UTC", help="the time zone of [desk] hours, e.g. \"Europe/Paris\""),

@@ -43,8 +43,10 @@ class CustomerChannel(Protocol):
         Raises DeliveryRefused or DeliveryFailed; any other exception counts as DeliveryFailed.
         """
 
-    async def send_file(self, channel_id: int, content: str, data: bytes, filename: str) -> None:
-        """Send a message with one file (an authenticator QR code), now; raises on failure."""
+    async def send_file(self, channel_id: int, content: str, data: bytes, filename: str, *,
+                        nonce: str | None = None) -> None:
+        """Send a message with one file (an authenticator QR code, a transcript); raises on failure as ``send``
+        does. ``nonce``: stored once by the platform, so a retry does not post it twice."""
 
     def typing(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Show that the bot is working on an answer while the body runs.

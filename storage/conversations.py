@@ -87,6 +87,7 @@ class OutboxItem:
     attempts: int
     buttons: list[dict[str, Any]] | None = None
     dm_channel_id: int | None = None  # None: no DM channel known yet (open one, once, and keep it)
+    file: tuple[str, bytes] | None = None  # (name, content) sent with the last chunk
 
 
 def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
@@ -287,6 +288,17 @@ class ConversationStore:
 
         await self.db.run(write)
 
+    async def owe_file(self, customer_id: int, text: str, name: str, data: bytes, now: float, *, reason: str) -> None:
+        """A DM with a file (a transcript), owed through the outbox and audited."""
+
+        def write(c: sqlite3.Connection) -> None:
+            enqueue_sql(c, customer_id, None, [text], now)
+            c.execute("UPDATE outbox SET file_name = ?, file_data = ? WHERE id = (SELECT MAX(id) FROM outbox"
+                      " WHERE customer_id = ?)", (name, data, customer_id))
+            audit_sql(c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason, "file": name})
+
+        await self.db.run(write)
+
     async def block(self, discord_id: int, display_name: str, until: float | None, reason: str, actor: str,
                     now: float) -> int:
         """Block a user (a row is made if they never wrote), until ``until`` (None: unblock); audited.
@@ -388,7 +400,8 @@ class OutboxStore:
         if row is None:
             return None
         return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"],
-                          json.loads(row["buttons"]) if row["buttons"] else None, row["dm_channel_id"])
+                          json.loads(row["buttons"]) if row["buttons"] else None, row["dm_channel_id"],
+                          (row["file_name"], bytes(row["file_data"])) if row["file_name"] else None)
 
     async def keep_dm_channel(self, customer_id: int, channel_id: int) -> None:
         """A DM channel we had to open (no message of theirs showed it): kept, so it is opened once."""

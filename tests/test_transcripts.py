@@ -46,3 +46,33 @@ async def test_close_posts_the_transcript_with_notes_then_archives_and_locks(des
     assert "internal note" in page and "the supplier says yes" in page
     await eventually(lambda: thread.id in dpytest_ext.archived_threads, what="the thread archived")
     assert thread.id in dpytest_ext.locked_threads
+
+
+async def test_the_customer_gets_their_copy_without_the_notes_when_wished(harness):
+    from tests.desk_support import Desk
+    from tests.dpytest_ext import Interactions, make_operator
+    from tests.support import test_policy
+
+    await harness.start(members=4, policy=test_policy(desk={"transcript_to_customer": True}))
+    harness.members[2] = make_operator(harness.bot, harness.members[2])
+    desk = Desk(harness, Interactions(harness.bot))
+    try:
+        await open_question(desk)
+        await desk.write(1, "// internal: check the supplier")
+        await desk.write(1, "Yes, it is.")
+        await desk.slash("close", 1, reason="answered")
+        await desk.told(1)
+        copies = []
+
+        def copy_sent() -> bool:
+            copies.extend(m for m in harness.sent() if m.attachments)
+            return bool(copies)
+
+        await eventually(copy_sent, what="the customer's copy")
+        [copy] = copies
+        assert copy.content == "Your copy of ticket #1:" and copy.channel.type.name == "private"
+        saved = Path(urlparse(copy.attachments[0].url).path)
+        page = saved.read_text(encoding="utf-8")  # noqa: ASYNC240
+        assert "Yes, it is." in page and "check the supplier" not in page and "internal note" not in page
+    finally:
+        desk.i.close()

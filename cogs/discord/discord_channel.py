@@ -156,10 +156,16 @@ class DiscordCustomerChannel:
             raise delivery_failure(exc) from exc
         return message.id
 
-    async def send_file(self, channel_id: int, content: str, data: bytes, filename: str) -> None:
-        with request_priority(Priority.ANSWER):
-            await self._dm(channel_id).send(content, file=discord.File(io.BytesIO(data), filename=filename),
-                                            allowed_mentions=NO_PINGS)
+    async def send_file(self, channel_id: int, content: str, data: bytes, filename: str, *,
+                        nonce: str | None = None) -> None:
+        try:
+            with request_priority(Priority.ANSWER):
+                await self._dm(channel_id).send(content, file=discord.File(io.BytesIO(data), filename=filename),
+                                                allowed_mentions=NO_PINGS, nonce=nonce)
+        except discord.HTTPException as exc:
+            raise refusal(exc) from exc
+        except TRANSIENT_ERRORS as exc:
+            raise delivery_failure(exc) from exc
 
     @contextlib.asynccontextmanager
     async def typing(self, channel_id: int) -> AsyncIterator[None]:
