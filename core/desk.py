@@ -394,14 +394,8 @@ class TicketDesk:
         if problem is not None:
             return DeskReply(False, f"Not approved: the parameters don't fit {action.name}: {problem}")
         edited = params is not None and params != ticket.action_params
-        threshold = self.code_needed(ticket, final)
-        if threshold is not None and ticket.status == "open":
-            if not code:
-                return DeskReply(False, f"Approving more than {threshold:g} needs your own one-time code: use "
-                                        "`/approve code:` or the Approve button's form. Nothing was done.")
-            problem = await self.operator_codes.verify_person(operator.id, code.strip())
-            if problem is not None:
-                return DeskReply(False, f"Not approved: {problem}. Nothing was done.")
+        if (refused := await self._operator_code_refusal(ticket, final, operator, code)) is not None:
+            return refused
 
         def decide(tx: DeskTx) -> Ticket | None:
             if not tx.approve(ticket_id, operator.id, operator.name, final, "edited" if edited else None):
@@ -417,19 +411,26 @@ class TicketDesk:
         self._kick(ticket_id, ticket.customer_id)
         return outcome
 
+    async def _operator_code_refusal(self, ticket: Ticket, final: dict[str, Any], operator: Operator,
+                                     code: str | None) -> DeskReply | None:
+        """Above [mfa] operator_code_above, why this approval may not go ahead without a right code; else None."""
+        threshold = self.code_needed(ticket, final)
+        if threshold is None or ticket.status != Status.OPEN:
+            return None
+        if not code:
+            return DeskReply(False, f"Approving more than {threshold:g} needs your own one-time code: use "
+                                    "`/approve code:` or the Approve button's form. Nothing was done.")
+        assert self.operator_codes is not None  # code_needed says None without them
+        problem = await self.operator_codes.verify_person(operator.id, code.strip())
+        return None if problem is None else DeskReply(False, f"Not approved: {problem}. Nothing was done.")
+
     async def _approve_for_agent(self, ticket: Ticket, operator: Operator, params: dict[str, Any] | None,
                                  code: str | None) -> DeskReply:
         """An agent's request: decided once here; the agent does the work and reads the decision."""
         final = dict(ticket.action_params or {}) if params is None else params
         edited = params is not None and params != ticket.action_params
-        threshold = self.code_needed(ticket, final)
-        if threshold is not None and ticket.status == Status.OPEN:
-            if not code:
-                return DeskReply(False, f"Approving more than {threshold:g} needs your own one-time code: use "
-                                        "`/approve code:` or the Approve button's form. Nothing was done.")
-            problem = await self.operator_codes.verify_person(operator.id, code.strip())
-            if problem is not None:
-                return DeskReply(False, f"Not approved: {problem}. Nothing was done.")
+        if (refused := await self._operator_code_refusal(ticket, final, operator, code)) is not None:
+            return refused
 
         def decide(tx: DeskTx) -> Ticket | None:
             if not tx.approve(ticket.id, operator.id, operator.name, final, "edited" if edited else None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
@@ -88,6 +90,18 @@ async def open_question(desk: Desk, who: int = 0) -> None:
     desk.h.fake.default = ask_then_wait
     await desk.h.dm(who, "is the mug dishwasher safe?")
     desk.h.sent(), desk.h.staff()
+
+
+@contextlib.asynccontextmanager
+async def desk_with(harness: Harness, policy: Any) -> AsyncIterator[Desk]:
+    """Like the ``desk`` fixture, with this policy."""
+    await harness.start(members=4, policy=policy)
+    harness.members[2] = make_operator(harness.bot, harness.members[2])
+    desk = Desk(harness, Interactions(harness.bot))
+    try:
+        yield desk
+    finally:
+        desk.i.close()
 
 
 async def start_again(desk: Desk, **kwargs: Any) -> None:

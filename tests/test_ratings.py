@@ -44,21 +44,15 @@ async def test_a_rating_counts_once_and_a_comment_can_follow(desk):
 
 
 async def test_no_rating_is_asked_when_feedback_is_off(harness):
-    from tests.desk_support import Desk
-    from tests.dpytest_ext import Interactions, make_operator
+    from tests.desk_support import desk_with
     from tests.support import test_policy
 
-    await harness.start(members=4, policy=test_policy(feedback={"ask_after_close": False}))
-    harness.members[2] = make_operator(harness.bot, harness.members[2])
-    desk = Desk(harness, Interactions(harness.bot))
-    try:
+    async with desk_with(harness, test_policy(feedback={"ask_after_close": False})) as desk:
         await open_question(desk)
         await desk.slash("close", 1, reason="done")
         await desk.told(1)
         await harness.settle()
         assert not any("How did we do" in m.content for m in harness.sent())
-    finally:
-        desk.i.close()
 
 
 async def test_an_ai_only_conversation_asks_for_a_rating_when_it_ends_if_wished(harness):

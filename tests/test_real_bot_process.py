@@ -17,16 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CUSTOMER = 600000000000000001
 
 
+def bot_env(discord: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The real bot's environment against the stand-ins: nothing of this machine's Discord or Claude settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
+    env.update({"DISCORD_TOKEN": "fake.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
+                "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
+                "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "HANDOFF_DB": str(tmp_path / "h.db"),
+                "HANDOFF_SECRET_KEY": TEST_SECRET_KEY, "DISCORD_API_BASE": discord.url, **extra})
+    return env
+
+
 async def test_the_real_bot_answers_a_dm_and_stops_gracefully_on_sigterm(tmp_path):
     discord = await FakeDiscord().start()
     claude = FakeClaude()
     await claude.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
-    env.update({"DISCORD_TOKEN": "fake.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
-                "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
-                "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "ANTHROPIC_API_KEY": "k",
-                "ANTHROPIC_BASE_URL": claude.url, "HANDOFF_DB": str(tmp_path / "h.db"),
-                "HANDOFF_SECRET_KEY": TEST_SECRET_KEY, "DISCORD_API_BASE": discord.url})
+    env = bot_env(discord, tmp_path, ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url)
     log = tmp_path / "bot.log"
     with log.open("wb") as out:
         bot = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=env, stdout=out,
@@ -64,13 +69,7 @@ async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path
         port = probe.getsockname()[1]
     token = "t" * 30
     discord = await FakeDiscord().start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
-    env.update({"DISCORD_TOKEN": "fake.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
-                "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
-                "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "HANDOFF_DB": str(tmp_path / "h.db"),
-                "DISCORD_API_BASE": discord.url, "HANDOFF_MCP_TOKENS": f"fraud-review:{token}",
-                "HANDOFF_SECRET_KEY": TEST_SECRET_KEY,
-                "HANDOFF_MCP_PORT": str(port)})
+    env = bot_env(discord, tmp_path, HANDOFF_MCP_TOKENS=f"fraud-review:{token}", HANDOFF_MCP_PORT=str(port))
     log = tmp_path / "bot.log"
     with log.open("wb") as out:
         bot = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=env, stdout=out,
@@ -112,12 +111,7 @@ async def test_the_real_bot_answers_a_dm_sent_while_it_was_stopped(tmp_path):
     discord = await FakeDiscord().start()
     claude = FakeClaude()
     await claude.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
-    env.update({"DISCORD_TOKEN": "fake.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
-                "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
-                "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "ANTHROPIC_API_KEY": "k",
-                "ANTHROPIC_BASE_URL": claude.url, "HANDOFF_DB": str(tmp_path / "h.db"),
-                "HANDOFF_SECRET_KEY": TEST_SECRET_KEY, "DISCORD_API_BASE": discord.url})
+    env = bot_env(discord, tmp_path, ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url)
     log = tmp_path / "bot.log"
 
     async def start() -> asyncio.subprocess.Process:

@@ -49,14 +49,10 @@ async def test_close_posts_the_transcript_with_notes_then_archives_and_locks(des
 
 
 async def test_the_customer_gets_their_copy_without_the_notes_when_wished(harness):
-    from tests.desk_support import Desk
-    from tests.dpytest_ext import Interactions, make_operator
+    from tests.desk_support import desk_with
     from tests.support import test_policy
 
-    await harness.start(members=4, policy=test_policy(desk={"transcript_to_customer": True}))
-    harness.members[2] = make_operator(harness.bot, harness.members[2])
-    desk = Desk(harness, Interactions(harness.bot))
-    try:
+    async with desk_with(harness, test_policy(desk={"transcript_to_customer": True})) as desk:
         await open_question(desk)
         await desk.write(1, "// internal: check the supplier")
         await desk.write(1, "Yes, it is.")
@@ -74,5 +70,3 @@ async def test_the_customer_gets_their_copy_without_the_notes_when_wished(harnes
         saved = Path(urlparse(copy.attachments[0].url).path)
         page = saved.read_text(encoding="utf-8")  # noqa: ASYNC240
         assert "Yes, it is." in page and "check the supplier" not in page and "internal note" not in page
-    finally:
-        desk.i.close()
