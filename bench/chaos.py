@@ -45,6 +45,10 @@ CUSTOMER_BASE = 600000000000000000
 TAG = re.compile(r"\bm\d+\b")
 ANSWERS = ("Answer to ", "Noted: ")  # how the scripted model's answers begin
 POLICY = """
+[abuse]
+# The bench's customers write every 2-6 s, faster than the default cap of 10 a minute: it measures losses, not
+# the cap (tests/test_moderation.py covers that).
+messages_per_minute = 60
 [mfa]
 enabled = false
 [delivery]
