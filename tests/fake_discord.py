@@ -70,6 +70,7 @@ class FakeDiscord:
         self.requests: list[Seen] = []
         self.messages: dict[int, list[dict[str, Any]]] = defaultdict(list)  # channel id -> messages stored
         self.written: dict[int, list[dict[str, Any]]] = defaultdict(list)  # channel id -> what people wrote
+        self.files: list[tuple[str, bytes]] = []  # (name, content) of every file uploaded
         self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
         self._held: dict[str, asyncio.Event] = {}
         self._global: deque[float] = deque()
@@ -162,7 +163,7 @@ class FakeDiscord:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
         key = self.route_key(request.method, path)
-        body = await request.json() if request.can_read_body and request.content_type == "application/json" else None
+        body = await self._body(request)
         if self.latency:
             await asyncio.sleep(self.latency)
         held = self._held.get(key)
@@ -187,11 +188,34 @@ class FakeDiscord:
         return web.Response(body=json.dumps(answer.body).encode(), status=answer.status,
                             headers={"Content-Type": "application/json", **answer.headers})
 
+    async def _body(self, request: web.Request) -> Any:
+        """JSON, or a multipart upload's ``payload_json`` with its files listed as attachments (as Discord keeps
+        them)."""
+        if not request.can_read_body:
+            return None
+        if request.content_type == "application/json":
+            return await request.json()
+        if request.content_type.startswith("multipart/"):
+            payload: dict[str, Any] = {}
+            files = []
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "payload_json":
+                    payload = json.loads(await part.text())
+                elif part.filename:
+                    data = await part.read()
+                    self.files.append((part.filename, bytes(data)))
+                    files.append({"id": str(_new_id()), "filename": part.filename, "size": len(data),
+                                  "url": f"https://cdn.example/{part.filename}", "proxy_url": ""})
+            return {**payload, "attachments": files} if files else payload
+        return None
+
     def _message(self, channel_id: int, body: dict[str, Any], nonce: str) -> dict[str, Any]:
         return {"id": str(_new_id()), "channel_id": str(channel_id), "author": user_json(BOT_ID, "handoff", bot=True),
                 "content": body.get("content", ""), "timestamp": dt.datetime.now(dt.UTC).isoformat(),
                 "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-                "mention_roles": [], "attachments": [], "embeds": body.get("embeds") or [], "pinned": False,
+                "mention_roles": [], "attachments": [a for a in body.get("attachments") or [] if "filename" in a],
+                "embeds": body.get("embeds") or [], "pinned": False,
                 "type": 0, "flags": 0, "nonce": nonce or None, "components": body.get("components") or [],
                 **({"guild_id": str(self.guild_id)} if channel_id == self.staff_channel_id or channel_id in self.threads
                    else {})}

@@ -115,3 +115,15 @@ async def test_a_crowd_of_sends_stays_under_the_limits_and_a_click_is_answered_a
     assert sum(len(m) for m in server.messages.values()) == 135
     assert 135 / 45 - 0.2 <= took <= 135 / 45 + 1.5  # paced at 45 a second, not faster, not much slower
     assert client.pacer.figures().paced >= 135
+
+
+async def test_a_file_is_sent_once_with_its_nonce(discord_api):
+    server, client = discord_api
+    channel = DiscordCustomerChannel(client, client.pacer)
+    for _ in range(2):  # a retry with the same nonce: Discord keeps the first
+        await channel.send_file(DM, "Your copy of ticket #1:", b"<html>hi</html>", "ticket-1-transcript.html",
+                                nonce="hof7")
+    [message] = server.messages[DM]
+    assert message["content"] == "Your copy of ticket #1:"
+    assert [a["filename"] for a in message["attachments"]] == ["ticket-1-transcript.html"]
+    assert server.files[0] == ("ticket-1-transcript.html", b"<html>hi</html>")
