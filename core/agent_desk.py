@@ -157,7 +157,9 @@ class AgentDesk:
         if currency:
             shown.setdefault("currency", currency)
         limit = auto_approvals(self.policy["agents"]["auto_approve"]).get(action)
-        by_policy = limit is not None and amount is not None and amount <= limit
+        # "action:max": up to that amount; an action listed with 0 (no money involved) is approved when no amount
+        # (or 0) is given. A positive limit needs the amount stated: leaving it out never skips the operators.
+        by_policy = limit is not None and ((amount is not None and amount <= limit) or (limit == 0 and not amount))
         expires = self.clock.now() + self.policy["agents"]["approval_minutes"] * 60
         ticket_id = await self._open(
             agent, Kind.AGENT_APPROVAL, f"{agent} asks to {action}", reason.strip(),

@@ -219,12 +219,17 @@ async def test_policy_approves_routine_items_up_to_an_amount(harness):
                                  wait_seconds=0)
         other = await world.call("request_approval", action="payout", details={"order": 3}, amount=5,
                                  wait_seconds=0)
+        routine = await world.call("request_approval", action="flag_review", details={"account": "A-17"},
+                                   wait_seconds=0)
+        unstated = await world.call("request_approval", action="refund", details={"order": 4}, wait_seconds=0)
     finally:
         await world.stop()
     assert small.structured_content == {"ticket": 1, "status": "approved",
                                         "details": {"order": 1, "amount": 20.0}, "decided_by": "policy"}
     assert large.structured_content["status"] == "waiting"
     assert other.structured_content["status"] == "waiting"
+    assert routine.structured_content["status"] == "approved"  # listed with 0: no money involved
+    assert unstated.structured_content["status"] == "waiting"  # a refund without its amount waits for a person
 
 
 async def test_bad_tokens_get_401_without_detail(agents):
