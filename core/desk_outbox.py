@@ -25,6 +25,7 @@ from storage.tickets import DeskItem, TicketStore
 log = logging.getLogger(__name__)
 
 THREAD_POST_LIMIT = 1900  # room for a reminder's role mention in front
+FILE_ABOVE = 3 * THREAD_POST_LIMIT  # a longer post goes as a file (a long question read whole, not in pieces)
 CardRenderer = Callable[[int], Awaitable[tuple[Card, str, Ticket]]]
 TranscriptRenderer = Callable[[int], Awaitable[tuple[str, bytes] | None]]
 
@@ -81,6 +82,11 @@ class DeskOutbox(DeliveryQueue[int]):
                 await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
         elif ticket.thread_id is None or ticket.staff_message_id is None:
             raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
+        elif item.op == "post" and len(item.content) > FILE_ABOVE:
+            lead = item.content.split("\n", 1)[0][:THREAD_POST_LIMIT - 60]
+            await self.desk.post_file(ticket.thread_id, f"{lead} (the whole text is attached)",
+                                      item.content.encode(), f"ticket-{ticket.id}-text.txt",
+                                      nonce=chunk_nonce("hod", item.id, 0))
         elif item.op in ("post", "ping"):
             # Rows hold whole texts; split here, each chunk with its own nonce (a retry posts only what is missing).
             for i, chunk in enumerate(split_message(item.content, limit=THREAD_POST_LIMIT) or [item.content]):

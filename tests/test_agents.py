@@ -10,6 +10,7 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx2
 import pytest
@@ -263,14 +264,19 @@ async def test_invalid_arguments_name_the_argument(agents):
     assert negative.is_error and "wait_seconds" in negative.content[0].text
 
 
-async def test_a_long_question_is_shortened_on_the_card_and_whole_in_the_thread(agents):
-    question = "Please review this transaction history. " + "Line of detail. " * 200
+async def test_a_long_question_is_shortened_on_the_card_and_attached_whole_in_the_thread(agents):
+    question = "Please review this transaction history. " + "Line of detail. " * 400
     await agents.call("ask_human", question=question, wait_seconds=0)
     await agents.posted(1)
     card = await agents.desk.staff_message(1)
     assert len(card.embeds[0].description) <= 1500
-    await eventually(lambda: any("Full text from" in m.content for m in agents.desk.h.staff()),
-                     what="the whole question in the thread")
+    attached = []
+    await eventually(lambda: attached.extend(m for m in agents.desk.h.staff() if m.attachments) or attached,
+                     what="the whole question attached in the thread")
+    [post] = attached
+    assert post.content.startswith(f"**Full text from {PRICING}:**") and "attached" in post.content
+    saved = Path(urlparse(post.attachments[0].url).path)  # dpytest keeps the upload as a local file
+    assert saved.read_text(encoding="utf-8").endswith(question.strip())  # noqa: ASYNC240
 
 
 async def test_agent_tickets_show_in_pending_stats_and_export(agents):
