@@ -12,7 +12,7 @@ from tests.conftest import eventually
 
 EVERYTHING = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True,
                                  read_message_history=True, create_public_threads=True,
-                                 send_messages_in_threads=True)
+                                 send_messages_in_threads=True, manage_threads=True)
 
 
 def world(bot: discord.Client) -> tuple[discord.Guild, discord.TextChannel, discord.Role]:

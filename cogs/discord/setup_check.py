@@ -21,6 +21,7 @@ STAFF_PERMISSIONS = (
     ("read_message_history", "Read Message History"),
     ("create_public_threads", "Create Public Threads"),
     ("send_messages_in_threads", "Send Messages in Threads"),
+    ("manage_threads", "Manage Threads"),  # closing a ticket archives and locks its thread
 )
 
 
