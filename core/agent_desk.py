@@ -15,12 +15,11 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from core.clock import Clock
 from core.desk import TicketDesk
-from core.policy import Policy
+from core.policy import Policy, auto_approve_limits
 from core.text import for_people
 from storage.records import Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket, TicketStore
@@ -34,22 +33,6 @@ CARD_TEXT = 1500  # what a card's description holds; longer texts also go in ful
 
 class AgentError(ValueError):
     """A call the agent must correct (an unknown ticket, another agent's ticket, a bad argument)."""
-
-
-@dataclass(frozen=True)
-class AutoApproval:
-    """``[agents] auto_approve = ["action:max"]``: this action is approved by the policy up to ``max``."""
-
-    action: str
-    up_to: float
-
-
-def auto_approvals(entries: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for entry in entries:
-        action, _, amount = entry.rpartition(":")
-        out[action.strip()] = float(amount)
-    return out
 
 
 def result_of(ticket: Ticket) -> dict[str, Any]:
@@ -90,6 +73,7 @@ class AgentDesk:
         self.tickets: TicketStore = desk.tickets
         self.arm = arm  # arms an approval request's expiry (Deadlines.arm)
         self._waiters: dict[int, set[asyncio.Event]] = defaultdict(set)
+        self.auto_approve = auto_approve_limits(policy["agents"]["auto_approve"])  # checked when the policy loaded
         desk.on_changed.append(self._changed)
 
     # -- waiting ------------------------------------------------------------------------------
@@ -98,8 +82,8 @@ class AgentDesk:
         for event in self._waiters.get(ticket_id, ()):
             event.set()
 
-    async def _wait(self, ticket_id: int, seconds: float, settled: Callable[[Ticket], bool]) -> Ticket:
-        """The ticket once ``settled`` says so, or as it is after ``seconds``."""
+    async def _result(self, ticket_id: int, seconds: float) -> dict[str, Any]:
+        """The ticket's result once a person settled it, or as it stands after ``seconds``."""
         deadline = asyncio.get_running_loop().time() + seconds
         event = asyncio.Event()
         self._waiters[ticket_id].add(event)
@@ -107,9 +91,10 @@ class AgentDesk:
             while True:
                 ticket = await self.tickets.get(ticket_id)
                 assert ticket is not None
+                result = result_of(ticket)
                 left = deadline - asyncio.get_running_loop().time()
-                if settled(ticket) or left <= 0:
-                    return ticket
+                if result["status"] != "waiting" or left <= 0:
+                    return result
                 event.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), left)
@@ -136,8 +121,7 @@ class AgentDesk:
         wait = self._wait_seconds(wait_seconds)
         ticket_id = await self._open(agent, Kind.AGENT_QUESTION, question, context.strip(), self._priority(priority),
                                      idempotency_key=idempotency_key)
-        ticket = await self._wait(ticket_id, wait, lambda t: result_of(t)["status"] != "waiting")
-        return result_of(ticket)
+        return await self._result(ticket_id, wait)
 
     async def request_approval(self, agent: str, action: str, details: dict[str, Any], *,
                                amount: float | None = None, currency: str | None = None, reason: str = "",
@@ -156,7 +140,7 @@ class AgentDesk:
             shown.setdefault("amount", amount)
         if currency:
             shown.setdefault("currency", currency)
-        limit = auto_approvals(self.policy["agents"]["auto_approve"]).get(action)
+        limit = self.auto_approve.get(action)
         # "action:max": up to that amount; an action listed with 0 (no money involved) is approved when no amount
         # (or 0) is given. A positive limit needs the amount stated: leaving it out never skips the operators.
         by_policy = limit is not None and ((amount is not None and amount <= limit) or (limit == 0 and not amount))
@@ -166,14 +150,12 @@ class AgentDesk:
             Priority.URGENT if amount else Priority.NORMAL, action=action, details=shown,
             idempotency_key=idempotency_key, expires_at=None if by_policy else expires,
             approved_by_policy=f"{action} up to {limit:g}" if by_policy else None)
-        ticket = await self._wait(ticket_id, wait, lambda t: result_of(t)["status"] != "waiting")
-        return result_of(ticket)
+        return await self._result(ticket_id, wait)
 
     async def get_result(self, agent: str, ticket_id: int, *, wait_seconds: float | None = None) -> dict[str, Any]:
         ticket = await self._own(agent, ticket_id)
         wait = self._wait_seconds(0 if wait_seconds is None else wait_seconds)
-        ticket = await self._wait(ticket.id, wait, lambda t: result_of(t)["status"] != "waiting")
-        return result_of(ticket)
+        return await self._result(ticket.id, wait)
 
     async def notify_operators(self, agent: str, message: str, *, priority: str = "normal") -> dict[str, Any]:
         message = message.strip()

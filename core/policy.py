@@ -405,16 +405,27 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
     if isinstance(value, str) and not value.strip():
         return f"{at}: [{section}] {key} is empty; remove it to use the default"
     if (section, key) == ("agents", "auto_approve"):
-        for entry in value:
-            action, _, amount = entry.rpartition(":")
-            try:
-                ok = bool(action.strip()) and float(amount) >= 0
-            except ValueError:
-                ok = False
-            if not ok:
-                return (f"{at}: [agents] auto_approve: {entry!r} is not \"action:amount\"; e.g. \"refund:50\""
-                        " approves an agent's refund request up to 50")
+        try:
+            auto_approve_limits(value)
+        except ValueError as exc:
+            return f"{at}: [agents] auto_approve: {exc}"
     return None
+
+
+def auto_approve_limits(entries: list[str]) -> dict[str, float]:
+    """``["refund:50", "flag_review:0"]`` -> {action: the amount up to which the policy approves it}."""
+    limits: dict[str, float] = {}
+    for entry in entries:
+        action, _, amount = entry.rpartition(":")
+        try:
+            limit = float(amount)
+        except ValueError:
+            limit = -1.0
+        if not action.strip() or limit < 0:
+            raise ValueError(f"{entry!r} is not \"action:amount\"; e.g. \"refund:50\" approves an agent's refund"
+                             " request up to 50")
+        limits[action.strip()] = limit
+    return limits
 
 
 def _check_schedule(summary: dict[str, Any], cron_at: str, tz_at: str) -> str | None:
