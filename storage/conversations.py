@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database
-from storage.sql import audit_sql, desk_post_sql, enqueue_sql, takeover_ticket_sql, to_json
+from storage.sql import audit_sql, customer_sql, desk_post_sql, enqueue_sql, takeover_ticket_sql, to_json
 
 
 @dataclass(frozen=True)
@@ -154,16 +154,13 @@ def _gate_sql(c: sqlite3.Connection, customer_id: int, gate: Gate, message_id: i
     """Blocked, too new or too fast: the customer is told once (per block, per minute), the message held."""
     row = c.execute("SELECT blocked_until, block_told, slow_told_at FROM customers WHERE id = ?",
                     (customer_id,)).fetchone()
-    if row["blocked_until"] is not None and row["blocked_until"] > now:
+    refused = ("blocked", gate.blocked_text) if row["blocked_until"] is not None and row["blocked_until"] > now \
+        else ("too new", gate.new_text) if gate.too_new else None
+    if refused is not None:  # told once (a new block tells again)
         if not row["block_told"]:
             c.execute("UPDATE customers SET block_told = 1 WHERE id = ?", (customer_id,))
-            enqueue_sql(c, customer_id, None, [gate.blocked_text], now)
-        return "blocked"
-    if gate.too_new:
-        if not row["block_told"]:
-            c.execute("UPDATE customers SET block_told = 1 WHERE id = ?", (customer_id,))
-            enqueue_sql(c, customer_id, None, [gate.new_text], now)
-        return "too new"
+            enqueue_sql(c, customer_id, None, [refused[1]], now)
+        return refused[0]
     if message_id is None or not gate.per_minute:
         return None
     # By Discord's clock (the ids), so messages read back after a start are judged by when they were sent.
@@ -292,9 +289,7 @@ class ConversationStore:
         """A DM with a file (a transcript), owed through the outbox and audited."""
 
         def write(c: sqlite3.Connection) -> None:
-            enqueue_sql(c, customer_id, None, [text], now)
-            c.execute("UPDATE outbox SET file_name = ?, file_data = ? WHERE id = (SELECT MAX(id) FROM outbox"
-                      " WHERE customer_id = ?)", (name, data, customer_id))
+            enqueue_sql(c, customer_id, None, [text], now, file=(name, data))
             audit_sql(c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason, "file": name})
 
         await self.db.run(write)
@@ -305,10 +300,7 @@ class ConversationStore:
         Returns the customer id."""
 
         def write(c: sqlite3.Connection) -> int:
-            [customer_id] = c.execute(
-                "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT"
-                " (discord_id) DO UPDATE SET display_name = customers.display_name RETURNING id",
-                (discord_id, display_name, now)).fetchone()
+            customer_id = customer_sql(c, discord_id, display_name, now)["id"]
             c.execute("UPDATE customers SET blocked_until = ?, blocked_reason = ?, block_told = 0 WHERE id = ?",
                       (until, reason if until is not None else None, customer_id))
             audit_sql(c, now, actor, "blocked" if until is not None else "unblocked", f"customer:{customer_id}",
@@ -366,23 +358,18 @@ async def close_idle_conversations(db: Database, now: float, idle_seconds: float
     ticket) ends with 1-5 buttons for its customer (``rate_prompt(conversation_id)`` above them), once."""
 
     def write(c: sqlite3.Connection) -> tuple[int, list[int]]:
-        idle = c.execute("SELECT v.id, v.customer_id FROM conversations v JOIN customers c ON c.id = v.customer_id"
-                         " WHERE v.ended_at IS NULL AND v.last_activity_at < ? AND c.agent_name IS NULL",
-                         (now - idle_seconds,)).fetchall()
+        # Before they end: the AI-only ones (an answer from the assistant, no ticket), if they are to be rated.
+        ai_only = c.execute(
+            "SELECT v.id, v.customer_id FROM conversations v JOIN customers c ON c.id = v.customer_id WHERE"
+            " v.ended_at IS NULL AND v.last_activity_at < ? AND c.agent_name IS NULL AND EXISTS (SELECT 1 FROM"
+            " turns u WHERE u.conversation_id = v.id AND u.kind = 'assistant') AND NOT EXISTS (SELECT 1 FROM"
+            " tickets t WHERE t.conversation_id = v.id)", (now - idle_seconds,)).fetchall() if rate_prompt else []
         closed = c.execute("UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
                            " AND last_activity_at < ?", (idle_seconds, now - idle_seconds)).rowcount
-        owed = []
-        if rate_prompt is not None:
-            for conversation_id, customer_id in idle:
-                ai_only = c.execute(
-                    "SELECT EXISTS (SELECT 1 FROM turns WHERE conversation_id = ? AND kind = 'assistant')"
-                    " AND NOT EXISTS (SELECT 1 FROM tickets WHERE conversation_id = ?)",
-                    (conversation_id, conversation_id)).fetchone()[0]
-                if ai_only:
-                    enqueue_sql(c, customer_id, None, [rate_prompt(conversation_id)], now,
-                                buttons=[{"kind": "rating", "subject": f"c{conversation_id}"}])
-                    owed.append(customer_id)
-        return closed, owed
+        for conversation_id, customer_id in ai_only if rate_prompt else ():
+            enqueue_sql(c, customer_id, None, [rate_prompt(conversation_id)], now,
+                        buttons=[{"kind": "rating", "subject": f"c{conversation_id}"}])
+        return closed, [customer_id for _, customer_id in ai_only]
 
     return await db.run(write)
 

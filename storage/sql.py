@@ -40,19 +40,29 @@ async def audit(db: Database, at: float, actor: str, action: str, subject: str |
 
 
 def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],
-                now: float, *, buttons: list[dict[str, Any]] | None = None) -> None:
+                now: float, *, buttons: list[dict[str, Any]] | None = None,
+                file: tuple[str, bytes] | None = None) -> None:
     """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order.
 
-    ``buttons`` go under the last chunk (e.g. Yes / No for a confirmation).
+    ``buttons`` (e.g. Yes / No for a confirmation) and ``file`` (name, content) go with the last chunk.
     """
     last = len(chunks) - 1
     # An agent (MCP) has no DMs: it reads its tickets' results instead, so nothing is owed to it.
     c.executemany(
-        "INSERT INTO outbox (customer_id, turn_id, content, buttons, next_attempt_at, created_at)"
-        " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM customers WHERE id = ? AND agent_name IS NOT NULL)",
-        [(customer_id, turn_id, chunk, to_json(buttons) if i == last and buttons else None, now, now, customer_id)
+        "INSERT INTO outbox (customer_id, turn_id, content, buttons, file_name, file_data, next_attempt_at,"
+        " created_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM customers WHERE id = ?"
+        " AND agent_name IS NOT NULL)",
+        [(customer_id, turn_id, chunk, to_json(buttons) if i == last and buttons else None,
+          file[0] if i == last and file else None, file[1] if i == last and file else None, now, now, customer_id)
          for i, chunk in enumerate(chunks)],
     )
+
+
+def customer_sql(c: sqlite3.Connection, discord_id: int, display_name: str, now: float) -> sqlite3.Row:
+    """A Discord user's customer row, made if they never wrote (an operator blocks or contacts them first)."""
+    return c.execute("INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT"
+                     " (discord_id) DO UPDATE SET display_name = customers.display_name RETURNING *",
+                     (discord_id, display_name, now)).fetchone()
 
 
 def takeover_ticket_sql(c: sqlite3.Connection, customer_id: int) -> int | None:

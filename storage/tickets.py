@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from storage.conversations import NewTurn, set_status_sql, tell_customer_sql
 from storage.db import Database
 from storage.records import Ticket
-from storage.sql import Tx, audit_sql, desk_post_sql, enqueue_sql, to_json
+from storage.sql import Tx, audit_sql, customer_sql, desk_post_sql, enqueue_sql, to_json
 
 T = TypeVar("T")
 _TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name, c.agent_name FROM tickets t"
@@ -151,10 +151,7 @@ class DeskTx(Tx):
     def person(self, discord_id: int, display_name: str, idle_seconds: float) -> tuple[int, int, Any]:
         """(customer id, conversation id, their row) of a Discord user an operator contacts first (a row is
         made if they never wrote)."""
-        row = self.c.execute(
-            "INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT (discord_id)"
-            " DO UPDATE SET display_name = customers.display_name RETURNING *", (discord_id, display_name, self.now)
-        ).fetchone()
+        row = customer_sql(self.c, discord_id, display_name, self.now)
         return row["id"], self._conversation(row["id"], idle_seconds), row
 
     def _conversation(self, customer_id: int, idle_seconds: float) -> int:
@@ -168,6 +165,11 @@ class DeskTx(Tx):
             self.c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?", (self.now, row["id"]))
         return self.c.execute("INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
                               (customer_id, self.now, self.now)).lastrowid
+
+    def keep_note(self, ticket_id: int, author: str, text: str) -> None:
+        """An operators' internal note in a ticket's thread, kept for its transcript."""
+        self.c.execute("INSERT INTO thread_notes (ticket_id, author, content, created_at) VALUES (?, ?, ?, ?)",
+                       (ticket_id, author, text, self.now))
 
     def see_thread_message(self, thread_id: int, message_id: int) -> bool:
         """True the first time a thread message is handled (live or caught up after a start)."""
@@ -355,8 +357,7 @@ class TicketStore:
         def write(tx: DeskTx) -> bool:
             first = tx.see_thread_message(thread_id, message_id)
             if first and note is not None:
-                tx.c.execute("INSERT INTO thread_notes (ticket_id, author, content, created_at) VALUES (?, ?, ?, ?)",
-                             (*note, tx.now))
+                tx.keep_note(*note)
             return first
 
         return await self.run(write, now)
@@ -414,12 +415,14 @@ class TicketStore:
         any conversation, and no operator's in the ticket's): (ticket, when the closing notice was sent or None,
         last activity)."""
         rows = await self.db.fetchall(
-            "SELECT t.id, t.auto_close_warned_at, MAX(t.created_at, COALESCE((SELECT MAX(u.created_at) FROM turns u"
-            " WHERE u.customer_id = t.customer_id AND u.kind = 'customer'), 0), COALESCE((SELECT MAX(o.created_at)"
-            " FROM turns o WHERE o.conversation_id = t.conversation_id AND o.kind = 'operator'), 0)) AS active"
+            "SELECT * FROM (SELECT t.id, t.auto_close_warned_at AS warned, MAX(t.created_at,"
+            " COALESCE((SELECT MAX(u.created_at) FROM turns u WHERE u.customer_id = t.customer_id"
+            " AND u.kind = 'customer'), 0), COALESCE((SELECT MAX(o.created_at) FROM turns o"
+            " WHERE o.conversation_id = t.conversation_id AND o.kind = 'operator'), 0)) AS active"
             " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.status NOT IN ('closed', 'expired')"
-            " AND c.agent_name IS NULL AND t.created_at <= ?", (quiet_since,))
-        return [(r[0], r[1], r[2]) for r in rows if r[2] <= quiet_since or r[1] is not None]
+            " AND c.agent_name IS NULL AND t.created_at <= ?) WHERE active <= ? OR warned IS NOT NULL",
+            (quiet_since, quiet_since))
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def dm_read_back(self, channel_id: int) -> None:
         """A DM channel was read back once: from now on reading resumes after its newest stored message."""
