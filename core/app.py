@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from core.actions import ActionRegistry
 from core.agent import Claude, ClaudeAgent
 from core.agent_desk import AgentDesk
 from core.clock import Clock
 from core.deadlines import Deadlines
-from core.desk import CardRenderer, TicketDesk, transcript_of
+from core.desk import CardRenderer, TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
 from core.mfa import SecretBox
@@ -60,16 +59,14 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     delivery = policy["delivery"]
     retry = {"retry_base": delivery["retry_base_seconds"], "retry_max": delivery["retry_max_seconds"]}
     outbox = Outbox(OutboxStore(db), channel, clock, **retry)
-    tickets = TicketStore(db)
-    tz = ZoneInfo(policy["summary"]["timezone"])
-    desk_outbox = DeskOutbox(tickets, staff, CardRenderer(db=db, policy=policy, registry=registry).card,
-                             lambda ticket_id: transcript_of(tickets, ticket_id, tz), clock, **retry)
+    desk_outbox = DeskOutbox(TicketStore(db), staff, CardRenderer(db=db, policy=policy, registry=registry).card,
+                             lambda ticket_id: desk.transcript(ticket_id), clock, **retry)  # desk: bound below
 
     def schedule(job_id: str, due: float) -> None:
         deadlines.arm(job_id, due)  # bound below: the deadlines need the steps' expiry first
 
     codes_on = bool(policy["mfa"]["enabled"] and secret_key)
-    box = SecretBox(secret_key) if codes_on and secret_key else None
+    box = SecretBox(secret_key) if codes_on and secret_key else None  # (secret_key again: for the type checker)
     desk = TicketDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, desk_outbox=desk_outbox,
                       arm_ticket=lambda *due: deadlines.arm_ticket(*due),
                       operator_codes=OperatorCodes(policy=policy, clock=clock, codes=CodeStore(db), box=box)

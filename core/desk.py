@@ -95,22 +95,6 @@ class CardRenderer:
                 thread_name(ticket.id, ticket.question), ticket)
 
 
-async def transcript_of(store: TicketStore, ticket_id: int, tz: Any, *,
-                        for_customer: bool = False) -> tuple[str, bytes] | None:
-    """(file name, HTML) of a ticket's conversation: the staff's copy with its internal notes, or the customer's."""
-    found = await store.transcript(ticket_id)
-    if found is None:
-        return None
-    ticket, turns, notes = found
-    lines = [Line(t["created_at"], t["kind"], (json.loads(t["data"]) if t["data"] else {}).get("operator_name")
-                  or (ticket.customer_name if t["kind"] == "customer" else WHO[t["kind"]]), t["content"])
-             for t in turns]
-    lines += [Line(at, "note", author, text) for at, author, text in notes]
-    page = render_html(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.customer_name}", lines,
-                       for_customer=for_customer, tz=tz)
-    return f"ticket-{ticket.id}-transcript.html", page.encode()
-
-
 class TicketDesk:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  desk_outbox: DeskOutbox, arm_ticket: Callable[[int, float | None, float], None],
@@ -129,6 +113,22 @@ class TicketDesk:
         self._thread_tickets: dict[int, int] = {}
         self.on_changed: list[Callable[[int], None]] = []  # told each ticket whose row changed (agents waiting)
         self.hours = SupportHours(policy["desk"]["hours"], policy["desk"]["timezone"])
+        self.tz = ZoneInfo(policy["summary"]["timezone"])  # how transcripts show times
+
+    async def transcript(self, ticket_id: int, *, for_customer: bool = False) -> tuple[str, bytes] | None:
+        """(file name, HTML) of a ticket's conversation: the staff's copy with its internal notes, or the
+        customer's without them."""
+        found = await self.tickets.transcript(ticket_id)
+        if found is None:
+            return None
+        ticket, turns, notes = found
+        lines = [Line(t["created_at"], t["kind"], (json.loads(t["data"]) if t["data"] else {}).get("operator_name")
+                      or (ticket.customer_name if t["kind"] == "customer" else WHO[t["kind"]]), t["content"])
+                 for t in turns]
+        lines += [Line(at, "note", author, text) for at, author, text in notes]
+        page = render_html(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.customer_name}", lines,
+                           for_customer=for_customer, tz=self.tz)
+        return f"ticket-{ticket.id}-transcript.html", page.encode()
 
     def _after_hours(self, now: float) -> str:
         """What a customer is told under a new ticket's number when nobody is at the desk now."""
@@ -291,7 +291,7 @@ class TicketDesk:
         if ticket.kind is Kind.NOTICE:
             return DeskReply(False, f"Not relayed: ticket #{ticket.id} is a notice from {ticket.agent_name}; it"
                                     " expects no answer. `/close` it when it is dealt with.")
-        if ticket.status == "open" and not ticket.kind.decided:
+        if ticket.status == "open" and ticket.kind.answered_in_words:
             return None  # the first answer to a question
         if ticket.awaits_decision:
             return DeskReply(False, f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
@@ -323,7 +323,7 @@ class TicketDesk:
                 return hint
             customer.append(ticket.customer_id)
             # Read in this same write transaction, so no other answer can come in between.
-            answered = ticket.status == "open" and not ticket.kind.decided and ticket.kind is not Kind.NOTICE
+            answered = ticket.status == "open" and ticket.kind.answered_in_words
             tx.responded(ticket_id, "answered" if answered else ticket.status)
             if answered:
                 tx.answered(ticket_id, text, operator.name)
@@ -585,8 +585,7 @@ class TicketDesk:
         reply = await self._close(ticket_id, operator, reason)
         if reply.ok and self.policy["desk"]["transcript_to_customer"]:
             ticket = await self.tickets.get(ticket_id)
-            made = await transcript_of(self.tickets, ticket_id, ZoneInfo(self.policy["summary"]["timezone"]),
-                                       for_customer=True) if ticket and not ticket.agent_name else None
+            made = await self.transcript(ticket_id, for_customer=True) if ticket and not ticket.agent_name else None
             if ticket is not None and made is not None:
                 await self.conversations.owe_file(ticket.customer_id, f"Your copy of ticket #{ticket_id}:", *made,
                                                   self.clock.now(), reason="transcript")
@@ -680,7 +679,7 @@ class TicketDesk:
     async def _warn_quiet(self, ticket_id: int, now: float, grace: float) -> None:
         def write(tx: DeskTx) -> int | None:
             ticket = tx.ticket(ticket_id)
-            if ticket is None or ticket.status in (Status.CLOSED, Status.EXPIRED):
+            if ticket is None or ticket.ended:
                 return None
             tx.warn_auto_close(ticket_id, now)
             text = self.policy.message("auto_close_soon", number=str(ticket_id), when=for_people(grace))

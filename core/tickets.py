@@ -129,7 +129,7 @@ def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | 
         fields.append(("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages."))
     if transcript:
         fields.append(("Recent conversation", _value(_fit_lines(transcript, EMBED_FIELD_LIMIT))))
-    card = Card(ticket.id, title, description, fields, COLOURS[ticket.priority], ticket.status in ("closed", "expired"),
+    card = Card(ticket.id, title, description, fields, COLOURS[ticket.priority], ticket.ended,
                 can_decide=ticket.awaits_decision, can_edit=ticket.awaits_decision and bool(ticket.action_params))
     assert card.total_length() <= EMBED_TOTAL_LIMIT
     return card

@@ -27,6 +27,11 @@ class Kind(enum.StrEnum):
         return self in (Kind.APPROVAL, Kind.AGENT_APPROVAL)
 
     @property
+    def answered_in_words(self) -> bool:
+        """A person's first message in the thread answers it (a question or a hand-over)."""
+        return not self.decided and self is not Kind.NOTICE
+
+    @property
     def from_agent(self) -> bool:
         return self in (Kind.AGENT_QUESTION, Kind.AGENT_APPROVAL, Kind.NOTICE)
 
@@ -75,6 +80,10 @@ class Status(enum.StrEnum):
     DENIED = "denied"
     EXPIRED = "expired"  # an agent's approval request past its time: it can no longer be approved
     CLOSED = "closed"
+
+
+ENDED = (Status.CLOSED, Status.EXPIRED)
+NOT_ENDED_SQL = "status NOT IN ('closed', 'expired')"  # the same, for a WHERE on tickets (prefix the alias)
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,11 @@ class Ticket:
             agent_name=row["agent_name"], answer=row["answer"], answered_by_name=row["answered_by_name"],
             idempotency_key=row["idempotency_key"], expires_at=row["expires_at"], timed_out_at=row["timed_out_at"],
         )
+
+    @property
+    def ended(self) -> bool:
+        """Closed, or an agent's request expired: nothing more happens on it."""
+        return self.status in ENDED
 
     @property
     def timed_out(self) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from storage.conversations import NewTurn, set_status_sql, tell_customer_sql
 from storage.db import Database
-from storage.records import Ticket
+from storage.records import NOT_ENDED_SQL, Ticket
 from storage.sql import Tx, audit_sql, customer_sql, desk_post_sql, enqueue_sql, to_json
 
 T = TypeVar("T")
@@ -272,7 +272,7 @@ class TicketStore:
         return Ticket.from_row(row) if row else None
 
     async def unclosed(self) -> list[Ticket]:
-        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status NOT IN ('closed', 'expired')"
+        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.{NOT_ENDED_SQL}"
                                       " ORDER BY t.created_at, t.id")
         return [Ticket.from_row(r) for r in rows]
 
@@ -394,7 +394,7 @@ class TicketStore:
             threads = c.execute(
                 "SELECT t.thread_id, COALESCE((SELECT MAX(s.message_id) FROM thread_messages_seen s WHERE s.thread_id"
                 " = t.thread_id), t.thread_id) FROM tickets t WHERE t.thread_id IS NOT NULL"
-                " AND t.status NOT IN ('closed', 'expired')").fetchall()
+                f" AND t.{NOT_ENDED_SQL}").fetchall()
             return [(r[0], r[1]) for r in dms], [(r[0], r[1]) for r in threads]
 
         return await self.db.read(read)
@@ -419,7 +419,7 @@ class TicketStore:
             " COALESCE((SELECT MAX(u.created_at) FROM turns u WHERE u.customer_id = t.customer_id"
             " AND u.kind = 'customer'), 0), COALESCE((SELECT MAX(o.created_at) FROM turns o"
             " WHERE o.conversation_id = t.conversation_id AND o.kind = 'operator'), 0)) AS active"
-            " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.status NOT IN ('closed', 'expired')"
+            f" FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.{NOT_ENDED_SQL}"
             " AND c.agent_name IS NULL AND t.created_at <= ?) WHERE active <= ? OR warned IS NOT NULL",
             (quiet_since, quiet_since))
         return [(r[0], r[1], r[2]) for r in rows]
