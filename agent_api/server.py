@@ -4,7 +4,7 @@ Tools: ``ask_human``, ``request_approval``, ``get_result``, ``notify_operators``
 ``Authorization: Bearer <token>`` from ``HANDOFF_MCP_TOKENS``; the token's name is the agent's name on its
 tickets and in the audit. The server is stateless (each request stands alone, JSON answers), so a
 client's reconnect or retry needs nothing from a session; it runs on the bot's own event loop and
-database (``serve``), beside discord.py.
+database (``McpService``), beside discord.py.
 """
 
 from __future__ import annotations
@@ -64,17 +64,16 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def agent_of(ctx: Context[Any, Any], auth: BearerAuth) -> str:
-    """The calling agent, from the request the middleware let through."""
+def agent_of(ctx: Context[Any, Any]) -> str:
+    """The calling agent: BearerAuth put its name in the request's scope before the request got here."""
     request = ctx.request_context.request
-    state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
-    agent = state.get("agent") or auth.agent_for((ctx.headers or {}).get("authorization"))
+    agent = request.scope.get("state", {}).get("agent") if request is not None else None
     if agent is None:  # pragma: no cover - the middleware refuses such requests before they get here
         raise ToolError("not authorized")
     return agent
 
 
-def build_server(agents: AgentDesk, auth: BearerAuth) -> MCPServer:
+def build_server(agents: AgentDesk) -> MCPServer:
     server: MCPServer = MCPServer(name="handoff", instructions=INSTRUCTIONS)
 
     async def call(coro: Any) -> dict[str, Any]:
@@ -92,7 +91,7 @@ def build_server(agents: AgentDesk, auth: BearerAuth) -> MCPServer:
     async def ask_human(question: str, ctx: Context[Any, Any], context: str = "",
                         priority: Literal["normal", "high", "urgent"] = "normal",
                         wait_seconds: float = DEFAULT_WAIT, idempotency_key: str | None = None) -> dict[str, Any]:
-        return await call(agents.ask_human(agent_of(ctx, auth), question, context=context, priority=priority,
+        return await call(agents.ask_human(agent_of(ctx), question, context=context, priority=priority,
                                            wait_seconds=wait_seconds, idempotency_key=idempotency_key))
 
     @server.tool(description=(
@@ -107,30 +106,28 @@ def build_server(agents: AgentDesk, auth: BearerAuth) -> MCPServer:
                                wait_seconds: float = DEFAULT_WAIT,
                                idempotency_key: str | None = None) -> dict[str, Any]:
         return await call(agents.request_approval(
-            agent_of(ctx, auth), action, details, amount=amount, currency=currency, reason=reason,
+            agent_of(ctx), action, details, amount=amount, currency=currency, reason=reason,
             wait_seconds=wait_seconds, idempotency_key=idempotency_key))
 
     @server.tool(description=(
         "The current result of one of your tickets (from ask_human or request_approval), waiting up to "
         "wait_seconds (default 0, max 50) for it to be settled. Same result shapes as those tools."))
     async def get_result(ticket: int, ctx: Context[Any, Any], wait_seconds: float = 0) -> dict[str, Any]:
-        return await call(agents.get_result(agent_of(ctx, auth), ticket, wait_seconds=wait_seconds))
+        return await call(agents.get_result(agent_of(ctx), ticket, wait_seconds=wait_seconds))
 
     @server.tool(description=(
         "Tell the support team something that needs no answer (an FYI in their staff channel). Returns "
         "{ticket, status: 'posted'}."))
     async def notify_operators(message: str, ctx: Context[Any, Any],
                                priority: Literal["normal", "high", "urgent"] = "normal") -> dict[str, Any]:
-        return await call(agents.notify_operators(agent_of(ctx, auth), message, priority=priority))
+        return await call(agents.notify_operators(agent_of(ctx), message, priority=priority))
 
     return server
 
 
 def build_app(agents: AgentDesk, tokens: Mapping[str, str], *, host: str) -> BearerAuth:
-    auth = BearerAuth(None, tokens)
-    server = build_server(agents, auth)
-    auth.app = server.streamable_http_app(stateless_http=True, json_response=True, host=host)
-    return auth
+    app = build_server(agents).streamable_http_app(stateless_http=True, json_response=True, host=host)
+    return BearerAuth(app, tokens)
 
 
 class McpService:

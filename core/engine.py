@@ -49,10 +49,6 @@ class InboundMessage:
     account_created_at: float | None = None  # when the author's Discord account was made
 
 
-def _no_typing() -> contextlib.AbstractAsyncContextManager[None]:
-    return contextlib.nullcontext()
-
-
 class ConversationEngine:
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, channel: CustomerChannel, outbox: Outbox,
                  agent: ClaudeAgent | None, desk: TicketDesk, confirmations: Confirmations,
@@ -239,7 +235,8 @@ class ConversationEngine:
             await self.store.record_round(conversation_id, customer.id, turns, self.clock.now(), batch[-1].id)
 
         try:
-            async with self.channel.typing(customer.dm_channel_id) if customer.dm_channel_id else _no_typing():
+            typing = self.channel.typing(customer.dm_channel_id) if customer.dm_channel_id else contextlib.nullcontext()
+            async with typing:
                 reply = await self.agent.respond(history, ctx, record_round)
         except LLMUnavailable as exc:
             await self._claude_failed(customer, batch, str(exc))

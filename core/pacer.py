@@ -224,7 +224,7 @@ class Pacer:
         self.schedule = Schedule(rate)
         self.rate = rate
         self._wall = wall
-        self._futures: dict[int, tuple[Turn, asyncio.Future[bool]]] = {}
+        self._futures: dict[int, asyncio.Future[bool]] = {}  # turn seq -> its waiter
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self.today = DayFigures(self._day())
@@ -249,7 +249,7 @@ class Pacer:
         now = self._now()
         turn = self.schedule.add(route, priority, now, wanted)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._futures[turn.seq] = (turn, future)
+        self._futures[turn.seq] = future
         self._pump()
         try:
             sent = await future
@@ -314,13 +314,8 @@ class Pacer:
         self._pump()
 
     def _resolve(self, turn: Turn, sent: bool) -> None:
-        entry = self._futures.pop(turn.seq, None)
-        if entry is None:
-            if sent:
-                self.schedule.buckets.finish(turn.route)
-            return
-        _, future = entry
-        if future.done():
+        future = self._futures.pop(turn.seq, None)
+        if future is None or future.done():  # its waiter was cancelled meanwhile: give the route its turn back
             if sent:
                 self.schedule.buckets.finish(turn.route)
             return

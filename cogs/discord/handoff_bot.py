@@ -69,7 +69,7 @@ class HandoffBot(commands.Bot):
         self.setup_problems: list[str] | None = None  # from the check after login (cogs/discord/setup_check.py)
         self._wound_down = False
         self.mcp: Any = None  # agent_api.server.McpService while agents can reach the desk
-        self.catch_up: CatchUp | None = None  # reads what was missed while offline, after each new session
+        self.catch_up = CatchUp(self)  # reads what was missed while offline, after each new session
 
     @property
     def app(self) -> Handoff:
@@ -110,7 +110,6 @@ class HandoffBot(commands.Bot):
         await self.deadlines.start()  # what fell due while the bot was down, then every future deadline
         self._schedule_summary()
         await self._serve_agents()
-        self.catch_up = CatchUp(self)
         await self.catch_up.note_where_reading_resumes()  # before the gateway delivers anything new
         posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
@@ -222,7 +221,7 @@ class HandoffBot(commands.Bot):
 
     async def on_disconnect(self) -> None:
         """A new session after this may not replay what comes meanwhile: note where reading resumes."""
-        if self.catch_up is not None and self._app is not None and not self.is_closed():
+        if self._app is not None and not self.is_closed():
             try:
                 await self.catch_up.note_where_reading_resumes()
             except Exception:
@@ -231,8 +230,7 @@ class HandoffBot(commands.Bot):
     async def on_ready(self) -> None:
         """After login (and every new session): read what Discord holds that we missed; say once what keeps
         the staff desk from working."""
-        if self.catch_up is not None:
-            await self.catch_up.run()
+        await self.catch_up.run()
         problems = staff_setup_problems(self)
         if problems == self.setup_problems:
             return
