@@ -64,30 +64,26 @@ class CatchUp:
             start = after if after is not None else discord.utils.time_snowflake(
                 dt.datetime.fromtimestamp(points.since, dt.UTC))
             count = await self._read(channel, start)
-            if count >= 0:
+            if count is not None:
                 handled += count
                 if after is None:
                     await self.bot.desk.tickets.dm_read_back(channel_id)
-        staff = self.bot.get_channel(self.bot.settings.staff_channel_id)
-        guild = getattr(staff, "guild", None)
         for thread_id, after in points.threads:
-            thread = self.bot.get_channel(thread_id)
-            if thread is None and guild is not None:
-                thread = guild.get_thread(thread_id)
+            thread = self.bot.get_channel(thread_id)  # discord.py's cache holds guild threads too
             if thread is None:
                 try:
                     thread = await self.bot.fetch_channel(thread_id)
                 except discord.HTTPException as exc:
                     log.warning("catch-up: thread %s could not be read (%s)", thread_id, exc)
                     continue
-            handled += max(0, await self._read(thread, after))
+            handled += await self._read(thread, after) or 0
         checked = len(points.dms) + len(points.threads)
         log.info("catch-up: %d channel(s) checked (%d DM, %d ticket thread), %d message(s) caught up",
                  checked, len(points.dms), len(points.threads), handled)
         return checked, handled
 
-    async def _read(self, channel: discord.abc.Messageable, after: int) -> int:
-        """Messages handled; -1 when the channel could not be read (it is read again at the next start)."""
+    async def _read(self, channel: discord.abc.Messageable, after: int) -> int | None:
+        """Messages handled; None when the channel could not be read (it is read again at the next start)."""
         handled = 0
         tickets = self.bot.desk.tickets
         try:
@@ -106,7 +102,7 @@ class CatchUp:
         except discord.HTTPException as exc:
             log.warning("catch-up: channel %s could not be read (%s); its messages wait for the next start",
                         getattr(channel, "id", "?"), exc)
-            return -1
+            return None
         return handled
 
     @staticmethod

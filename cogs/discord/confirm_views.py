@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs.discord.ticket_views import answer_failures
+from cogs.discord.ticket_views import answer_failures, submitted_values
 
 if TYPE_CHECKING:
     from cogs.discord.handoff_bot import HandoffBot
@@ -167,9 +167,7 @@ async def on_rating_comment(interaction: discord.Interaction) -> None:
     match = COMMENT_FORM.match(str((interaction.data or {}).get("custom_id", "")))
     if match is None:
         return
-    rows = (interaction.data or {}).get("components", [])
-    text = next((c.get("value", "") for row in rows for c in row.get("components", [row])
-                 if c.get("custom_id") == "comment"), "").strip()
+    text = submitted_values(interaction).get("comment", "").strip()
     bot: HandoffBot = interaction.client  # type: ignore[assignment]
     saved = bool(text) and await bot.app.ratings.comment(match["subject"], interaction.user.id, text[:1000])
     await interaction.response.send_message("Thank you, we read every comment." if saved else

@@ -222,7 +222,7 @@ def edit_form(ticket_id: int, fields: list[tuple[str, str]], *, ask_code: bool =
                                                                                  if ask_code else []))
 
 
-def _submitted_values(interaction: discord.Interaction) -> dict[str, str]:
+def submitted_values(interaction: discord.Interaction) -> dict[str, str]:
     rows = (interaction.data or {}).get("components", [])
     return {c["custom_id"]: c.get("value", "") for row in rows for c in row.get("components", [row])
             if "custom_id" in c}
@@ -235,7 +235,7 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
     if match is None:
         return
     ticket_id = int(match["id"])
-    values = _submitted_values(interaction)
+    values = submitted_values(interaction)
     code = values.pop(CODE_FIELD, "").strip() or None
     bot: HandoffBot = interaction.client  # type: ignore[assignment]
     if match["form"] == "approve-code":
