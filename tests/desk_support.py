@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import discord
 import discord.ext.test as dpytest
@@ -102,6 +104,15 @@ async def desk_with(harness: Harness, policy: Any) -> AsyncIterator[Desk]:
         yield desk
     finally:
         desk.i.close()
+
+
+async def uploaded(sent: Callable[[], list[discord.Message]], what: str) -> tuple[discord.Message, str]:
+    """The one message with a file among what ``sent()`` returns (waited for), and the file's text."""
+    found: list[discord.Message] = []
+    await eventually(lambda: found.extend(m for m in sent() if m.attachments) or found, what=what)
+    [message] = found
+    saved = Path(urlparse(message.attachments[0].url).path)  # dpytest keeps an upload as a local file
+    return message, saved.read_text(encoding="utf-8")  # noqa: ASYNC240 - a small local file, in a test
 
 
 async def start_again(desk: Desk, **kwargs: Any) -> None:

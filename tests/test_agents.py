@@ -10,7 +10,6 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx2
 import pytest
@@ -19,8 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agent_api.server import McpService
 from core.summary import compute, export
-from tests.conftest import eventually
-from tests.desk_support import start_again
+from tests.desk_support import start_again, uploaded
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICING = "pricing-agent"
@@ -270,13 +268,9 @@ async def test_a_long_question_is_shortened_on_the_card_and_attached_whole_in_th
     await agents.posted(1)
     card = await agents.desk.staff_message(1)
     assert len(card.embeds[0].description) <= 1500
-    attached = []
-    await eventually(lambda: attached.extend(m for m in agents.desk.h.staff() if m.attachments) or attached,
-                     what="the whole question attached in the thread")
-    [post] = attached
+    post, text = await uploaded(agents.desk.h.staff, "the whole question attached in the thread")
     assert post.content.startswith(f"**Full text from {PRICING}:**") and "attached" in post.content
-    saved = Path(urlparse(post.attachments[0].url).path)  # dpytest keeps the upload as a local file
-    assert saved.read_text(encoding="utf-8").endswith(question.strip())  # noqa: ASYNC240
+    assert text.endswith(question.strip())
 
 
 async def test_agent_tickets_show_in_pending_stats_and_export(agents):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.conftest import eventually
@@ -27,31 +29,63 @@ def bot_env(discord: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, str
     return env
 
 
-async def test_the_real_bot_answers_a_dm_and_stops_gracefully_on_sigterm(tmp_path):
+class RealBot:
+    """``python bot.py`` as a child process against the stand-ins, started and stopped as an operator would."""
+
+    def __init__(self, discord: FakeDiscord, env: dict[str, str], log: Path) -> None:
+        self.discord, self.env, self.log = discord, env, log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.discord.identified.clear()
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
+                                                                stdout=out, stderr=out)
+        try:
+            await asyncio.wait_for(self.discord.identified.wait(), 30)
+        except TimeoutError:
+            raise AssertionError(self.log.read_text()[-3000:]) from None
+
+    async def stop(self) -> None:
+        """SIGTERM, as systemd or docker stop sends it: a graceful exit with status 0."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(self.process.wait(), 20) == 0
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def real_bot(tmp_path: Path, *, with_claude: bool = True, **extra: str) -> AsyncIterator[RealBot]:
     discord = await FakeDiscord().start()
-    claude = FakeClaude()
-    await claude.start()
-    env = bot_env(discord, tmp_path, ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url)
-    log = tmp_path / "bot.log"
-    with log.open("wb") as out:
-        bot = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=env, stdout=out,
-                                                   stderr=out)
+    claude = FakeClaude() if with_claude else None
+    if claude is not None:
+        await claude.start()
+        extra.update(ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url)
+    bot = RealBot(discord, bot_env(discord, tmp_path, **extra), tmp_path / "bot.log")
     try:
-        await asyncio.wait_for(discord.identified.wait(), 30)
+        yield bot
+    finally:
+        await bot.kill()
+        if claude is not None:
+            await claude.stop()
+        await discord.stop()
+
+
+async def test_the_real_bot_answers_a_dm_and_stops_gracefully_on_sigterm(tmp_path):
+    async with real_bot(tmp_path) as bot:
+        discord, log = bot.discord, bot.log
+        await bot.start()
         _, delivered = await discord.customer_writes(CUSTOMER, "hello there")
         assert delivered
         await eventually(lambda: discord.messages.get(CUSTOMER + 1), within=15, what="the answer")
         assert [m["content"] for m in discord.messages[CUSTOMER + 1]] == ["You said: hello there"]
         # discord.py says "ready" about 2 s after the guilds arrived; the set-up check runs then.
         await eventually(lambda: "staff desk set-up" in log.read_text(), within=15, what="the set-up check")
-        bot.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(bot.wait(), 20) == 0
-    finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
-        await claude.stop()
-        await discord.stop()
+        await bot.stop()
     printed = log.read_text()
     assert "Handoff stopped (SIGTERM): in-flight work finished; database closed." in printed
     assert "staff desk set-up: channel, threads and operator pings all work" in printed
@@ -68,17 +102,10 @@ async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     token = "t" * 30
-    discord = await FakeDiscord().start()
-    env = bot_env(discord, tmp_path, HANDOFF_MCP_TOKENS=f"fraud-review:{token}", HANDOFF_MCP_PORT=str(port))
-    log = tmp_path / "bot.log"
-    with log.open("wb") as out:
-        bot = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=env, stdout=out,
-                                                   stderr=out)
-    try:
-        try:
-            await asyncio.wait_for(discord.identified.wait(), 30)
-        except TimeoutError:
-            raise AssertionError(log.read_text()[-3000:]) from None
+    async with real_bot(tmp_path, with_claude=False, HANDOFF_MCP_TOKENS=f"fraud-review:{token}",
+                        HANDOFF_MCP_PORT=str(port)) as bot:
+        discord, log = bot.discord, bot.log
+        await bot.start()
         await eventually(lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server")
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http, \
                 Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client:
@@ -98,51 +125,24 @@ async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path
             result = await client.call_tool("get_result", {"ticket": 1, "wait_seconds": 10})
             assert result.structured_content["status"] == "approved"
             assert result.structured_content["decided_by"] == "operator"
-        bot.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(bot.wait(), 20) == 0
-    finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
-        await discord.stop()
+        await bot.stop()
 
 
 async def test_the_real_bot_answers_a_dm_sent_while_it_was_stopped(tmp_path):
-    discord = await FakeDiscord().start()
-    claude = FakeClaude()
-    await claude.start()
-    env = bot_env(discord, tmp_path, ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url)
-    log = tmp_path / "bot.log"
-
-    async def start() -> asyncio.subprocess.Process:
-        discord.identified.clear()
-        with log.open("ab") as out:
-            process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=env, stdout=out,
-                                                           stderr=out)
-        await asyncio.wait_for(discord.identified.wait(), 30)
-        return process
-
-    answers = lambda: [m["content"] for m in discord.messages.get(CUSTOMER + 1, [])]  # noqa: E731
-    bot = await start()
-    try:
+    async with real_bot(tmp_path) as bot:
+        discord, log = bot.discord, bot.log
+        answers = lambda: [m["content"] for m in discord.messages.get(CUSTOMER + 1, [])]  # noqa: E731
+        await bot.start()
         await discord.customer_writes(CUSTOMER, "hello there")
         await eventually(lambda: answers() == ["You said: hello there"], within=15, what="the first answer")
-        bot.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(bot.wait(), 20) == 0
+        await bot.stop()
         _, delivered = await discord.customer_writes(CUSTOMER, "are you there?")
         assert not delivered  # no bot is connected: only Discord has it
-        bot = await start()
+        await bot.start()
         started = asyncio.get_running_loop().time()
         await eventually(lambda: len(answers()) == 2, within=15, what="the answer to the DM sent while stopped")
         took = asyncio.get_running_loop().time() - started
         assert answers()[1] == "You said: are you there?" and took < 10
         await eventually(lambda: "message(s) caught up" in log.read_text(), within=5, what="the catch-up line")
         assert "1 channel(s) checked (1 DM, 0 ticket thread), 1 message(s) caught up" in log.read_text()
-        bot.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(bot.wait(), 20) == 0
-    finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
-        await claude.stop()
-        await discord.stop()
+        await bot.stop()

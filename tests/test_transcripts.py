@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import urlparse
-
 from core.transcript import Line, render_html
 from tests import dpytest_ext
 from tests.conftest import eventually
-from tests.desk_support import open_question
+from tests.desk_support import open_question, uploaded
 
 
 def test_the_transcript_escapes_everything_and_the_customers_copy_has_no_notes():
@@ -29,18 +26,9 @@ async def test_close_posts_the_transcript_with_notes_then_archives_and_locks(des
     thread = await desk.thread(1)
     await desk.slash("close", 1, reason="answered")
     await desk.told(1)
-    with_file = []
-
-    def transcript_posted() -> bool:
-        with_file.extend(m for m in h.staff() if m.attachments)
-        return bool(with_file)
-
-    await eventually(transcript_posted, what="the transcript in the thread")
-    [posted] = with_file
+    posted, page = await uploaded(h.staff, "the transcript in the thread")
     assert posted.channel.id == thread.id and posted.content == "📄 Transcript of ticket #1"
     assert posted.attachments[0].filename == "ticket-1-transcript.html"
-    saved = Path(urlparse(posted.attachments[0].url).path)  # dpytest keeps the upload as a local file
-    page = saved.read_text(encoding="utf-8")  # noqa: ASYNC240
     assert "is the mug dishwasher safe?" in page  # the customer
     assert "Yes, &lt;b&gt;dishwasher&lt;/b&gt; safe." in page  # the operator's answer, escaped
     assert "internal note" in page and "the supplier says yes" in page
@@ -58,15 +46,6 @@ async def test_the_customer_gets_their_copy_without_the_notes_when_wished(harnes
         await desk.write(1, "Yes, it is.")
         await desk.slash("close", 1, reason="answered")
         await desk.told(1)
-        copies = []
-
-        def copy_sent() -> bool:
-            copies.extend(m for m in harness.sent() if m.attachments)
-            return bool(copies)
-
-        await eventually(copy_sent, what="the customer's copy")
-        [copy] = copies
+        copy, page = await uploaded(harness.sent, "the customer's copy")
         assert copy.content == "Your copy of ticket #1:" and copy.channel.type.name == "private"
-        saved = Path(urlparse(copy.attachments[0].url).path)
-        page = saved.read_text(encoding="utf-8")  # noqa: ASYNC240
         assert "Yes, it is." in page and "check the supplier" not in page and "internal note" not in page
