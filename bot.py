@@ -21,7 +21,7 @@ from dotenv import find_dotenv, load_dotenv
 from actions import load_actions_module
 from core.actions import ActionRegistry
 from core.policy import Policy, PolicyError, load_policy
-from core.settings import ConfigError, Settings, load_settings
+from core.settings import ConfigError, Settings, load_settings, shown_db
 
 log = logging.getLogger("handoff")
 
@@ -80,15 +80,15 @@ def _codes_on(policy: Policy | None, path: Path) -> bool:
     return not isinstance(mfa, dict) or mfa.get("enabled", True) is not False
 
 
-async def check_database(path: Path) -> str | None:
+async def check_database(target: Path | str) -> str | None:
     """Open (and create, migrate) the database as the bot will; None when it works, else one line naming
     HANDOFF_DB and the fix."""
-    from storage.db import Database, StorageError
+    from storage import StorageError, database_for
 
     try:
-        db = await Database(path).open()
+        db = await database_for(target).open()
     except StorageError as exc:
-        return f"HANDOFF_DB={str(path)!r}: {exc}"
+        return f"HANDOFF_DB={shown_db(target)!r}: {exc}"
     await db.close()
     return None
 
@@ -99,16 +99,16 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
 
     from cogs.discord.handoff_bot import HandoffBot
     from core.agent import Claude, claude_client
-    from storage.db import Database, StorageError
+    from storage import StorageError, database_for
 
     if settings.discord_api_base:  # a proxy, or a local stand-in for Discord's API (the chaos benchmark)
         if (problem := await use_discord_api(settings.discord_api_base)) is not None:
             log.error("DISCORD_API_BASE=%r: %s", settings.discord_api_base, problem)
             return 2
     try:
-        db = await Database(settings.db_path).open()
+        db = await database_for(settings.db_path).open()
     except StorageError as exc:
-        log.error("HANDOFF_DB=%r: %s", str(settings.db_path), exc)
+        log.error("HANDOFF_DB=%r: %s", shown_db(settings.db_path), exc)
         return 2
     try:
         if hasattr(actions_module, "install"):

@@ -8,8 +8,9 @@ written are answered together in the next round, in the order they were sent.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ from storage.db import Database
 from storage.records import Source
 
 log = logging.getLogger(__name__)
+# Customers whose answer waits for the end of a ``gathering()`` block (set while one runs in this task).
+_gathered: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("gathered", default=None)
 
 ENROL_WORDS = {"enrol", "enroll", "enrol me", "enroll me", "set up codes", "setup codes", "set up 2fa", "2fa",
                "mfa", "authenticator", "set up authenticator"}
@@ -115,7 +118,24 @@ class ConversationEngine:
                      else self.policy.message(canned))
             await self.say(inbound.customer.id, reply, reason=f"canned:{canned}")
             return
-        self._workers.wake(inbound.customer.id)
+        gathered = _gathered.get()
+        if gathered is not None:
+            gathered.add(inbound.customer.id)
+        else:
+            self._workers.wake(inbound.customer.id)
+
+    @contextlib.contextmanager
+    def gathering(self) -> Iterator[None]:
+        """Messages received in this block (what a customer sent while the bot was down, read back at a start)
+        are answered at its end, together, as they would have been had they arrived while Claude was busy."""
+        gathered: set[int] = set()
+        token = _gathered.set(gathered)
+        try:
+            yield
+        finally:
+            _gathered.reset(token)
+            for customer_id in gathered:
+                self._workers.wake(customer_id)
 
     def _gate(self, message: InboundMessage, now: float, *, counted: bool) -> Gate:
         """``counted`` False: not held for speed (a one-time code: codes have their own attempt limits)."""

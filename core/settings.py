@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storage.postgres import is_postgres_url, redacted
+
 DEFAULT_MODEL = "claude-sonnet-4-5"
 
 
@@ -37,7 +39,7 @@ class Settings:
     anthropic_api_key: str | None
     anthropic_model: str
     anthropic_base_url: str | None
-    db_path: Path
+    db_path: Path | str  # a SQLite file, or a postgresql:// URL (kept as text: a Path would fold its //)
     policy_path: Path
     llm_concurrency: int
     llm_max_retries: int
@@ -68,7 +70,7 @@ class Settings:
             f"ANTHROPIC_API_KEY        {_mask(self.anthropic_api_key) if self.anthropic_api_key else '(none: human relay mode)'}",  # noqa: E501
             f"ANTHROPIC_MODEL          {self.anthropic_model}",
             f"ANTHROPIC_BASE_URL       {self.anthropic_base_url or '(default)'}",
-            f"HANDOFF_DB               {self.db_path}",
+            f"HANDOFF_DB               {shown_db(self.db_path)}",
             f"HANDOFF_POLICY           {self.policy_path}",
             f"HANDOFF_LLM_CONCURRENCY  {self.llm_concurrency}",
             f"HANDOFF_LLM_MAX_RETRIES  {self.llm_max_retries}",
@@ -79,6 +81,17 @@ class Settings:
             f"HANDOFF_MCP_HOST/PORT    {self.mcp_host}:{self.mcp_port}" + (
                 f" (agents connect to http://{self.mcp_host}:{self.mcp_port}/mcp)" if self.mcp_enabled else ""),
         ]
+
+
+def db_target(raw: str) -> Path | str:
+    """HANDOFF_DB: a ``postgresql://`` URL selects PostgreSQL; anything else is a SQLite file."""
+    raw = raw.strip()
+    return raw if is_postgres_url(raw) else Path(raw or "data/handoff.db")
+
+
+def shown_db(target: Path | str) -> str:
+    """HANDOFF_DB as it may be shown and logged: a URL without its password."""
+    return redacted(target) if isinstance(target, str) else str(target)
 
 
 def _mask(secret: str | None) -> str:
@@ -203,7 +216,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         anthropic_api_key=api_key,
         anthropic_model=model,
         anthropic_base_url=base_url,
-        db_path=Path(env.get("HANDOFF_DB", "").strip() or "data/handoff.db"),
+        db_path=db_target(env.get("HANDOFF_DB", "")),
         policy_path=Path(env.get("HANDOFF_POLICY", "").strip() or "policy.toml"),
         llm_concurrency=int(concurrency),
         llm_max_retries=int(retries),

@@ -190,9 +190,9 @@ class CodeStore:
         def write(c: sqlite3.Connection) -> int:
             challenge_id = c.execute(
                 "INSERT INTO mfa_challenges (customer_id, conversation_id, action_name, action_params, details,"
-                " tool_use_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " tool_use_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (customer_id, conversation_id, action_name, json.dumps(params, ensure_ascii=False), details,
-                 tool_use_id, expires_at, now)).lastrowid
+                 tool_use_id, expires_at, now)).fetchone()[0]
             audit_sql(c, now, "agent", "mfa_challenge_started", f"mfa:{challenge_id}",
                       {"action": action_name, "rule": rule})
             # Owed in the same transaction: a crash after this never leaves a code request the customer can't see.

@@ -96,9 +96,9 @@ def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: i
     return [
         c.execute(
             "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status, anchor_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (conversation_id, customer_id, t.kind, t.content, to_json(t.data), t.status, after_turn_id, now),
-        ).lastrowid
+        ).fetchone()[0]
         for t in turns
     ]
 
@@ -113,8 +113,8 @@ def current_conversation_sql(c: sqlite3.Connection, customer_id: int, fallback: 
     row = c.execute("SELECT id FROM conversations WHERE customer_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
                     (customer_id,)).fetchone()
     conversation_id = row[0] if row else fallback
-    c.execute("UPDATE conversations SET last_activity_at = MAX(last_activity_at, ?) WHERE id = ?",
-              (now, conversation_id))
+    c.execute("UPDATE conversations SET last_activity_at = CASE WHEN last_activity_at > ? THEN last_activity_at"
+              " ELSE ? END WHERE id = ?", (now, now, conversation_id))
     return conversation_id
 
 
@@ -132,7 +132,7 @@ def history_sql(c: sqlite3.Connection, conversation_id: int, *, limit: int, kind
     only = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
     rows = c.execute(
         "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE conversation_id = ?"
-        f" AND status != 'ignored'{only} ORDER BY position DESC, id DESC LIMIT ?) ORDER BY position, id",
+        f" AND status != 'ignored'{only} ORDER BY position DESC, id DESC LIMIT ?) AS recent ORDER BY position, id",
         (conversation_id, *kinds, limit),
     ).fetchall()
     return [Turn.from_row(r) for r in rows]
@@ -217,9 +217,9 @@ class ConversationStore:
                     c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?",
                               (conv["last_activity_at"], conv["id"]))
                 conversation_id = c.execute(
-                    "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
-                    (customer_id, now, now),
-                ).lastrowid
+                    "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)"
+                    " RETURNING id", (customer_id, now, now),
+                ).fetchone()[0]
             else:
                 conversation_id = conv["id"]
                 c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (now, conversation_id))
@@ -229,10 +229,10 @@ class ConversationStore:
             relay_to = takeover_ticket_sql(c, customer_id) if held_by is None else None
             turn_id = c.execute(
                 "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
-                " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?)",
+                " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?) RETURNING id",
                 (conversation_id, customer_id, content, to_json(data), discord_message_id,
                  "ignored" if held_by else "relayed" if relay_to is not None else status, now),
-            ).lastrowid
+            ).fetchone()[0]
             if held_by is not None:
                 return Inbound(customer, conversation_id, turn_id, duplicate=False, held_by=held_by)
             if relay_to is not None:

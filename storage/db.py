@@ -41,7 +41,37 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
     return found
 
 
-class Database:
+class Store:
+    """What every engine offers on top of its ``run``, ``read`` and ``fetchall``: the same for SQLite and
+    PostgreSQL (``storage/postgres.py``)."""
+
+    engine = ""
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        return next(iter(await self.fetchall(sql, params)), None)
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """One statement in its own transaction; returns the row count."""
+        return await self.run(lambda c: c.execute(sql, tuple(params)).rowcount)
+
+    # -- small facts kept between starts --------------------------------------------------
+
+    async def kept(self, key: str) -> str | None:
+        row = await self.fetchone("SELECT value FROM kept WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def keep(self, key: str, value: str, now: float) -> None:
+        await self.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+                           " SET value = excluded.value, updated_at = excluded.updated_at", (key, value, now))
+
+
+class Database(Store):
     """One aiosqlite connection shared by the whole process.
 
     aiosqlite runs every call in its one thread, in the order the calls are made. The hot
@@ -51,11 +81,16 @@ class Database:
     open, an asyncio lock holds every other call back so none lands inside it.
     """
 
+    engine = "sqlite"
+
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+
+    def __str__(self) -> str:
+        return f"SQLite {self.path}"
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -218,28 +253,11 @@ class Database:
             else:
                 await self.conn.execute("COMMIT")
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        return next(iter(await self.fetchall(sql, params)), None)
-
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         def query() -> list[sqlite3.Row]:
             return self.conn._conn.execute(sql, tuple(params)).fetchall()
 
         return await self._call(query)
-
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """One statement in its own transaction; returns the row count."""
-        return await self.run(lambda c: c.execute(sql, tuple(params)).rowcount)
-
-    # -- small facts kept between starts --------------------------------------------------
-
-    async def kept(self, key: str) -> str | None:
-        row = await self.fetchone("SELECT value FROM kept WHERE key = ?", (key,))
-        return row[0] if row else None
-
-    async def keep(self, key: str, value: str, now: float) -> None:
-        await self.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-                           " SET value = excluded.value, updated_at = excluded.updated_at", (key, value, now))
 
 
 class Transaction:

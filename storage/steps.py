@@ -103,10 +103,10 @@ class ConfirmationStore(StepStore):
             confirmation_id = c.execute(
                 "INSERT INTO confirmations (customer_id, conversation_id, action_name, action_params, strategy,"
                 " risk_level, rules, details, tool_use_id, expires_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (customer_id, conversation_id, action_name, json.dumps(params, ensure_ascii=False), strategy, level,
                  json.dumps(list(rules)), details, tool_use_id, expires_at, now),
-            ).lastrowid
+            ).fetchone()[0]
             audit_sql(c, now, "agent", "confirmation_requested", f"confirmation:{confirmation_id}",
                       {"action": action_name, "strategy": strategy, "rule": rule})
             # Owed in the same transaction: a crash after this never leaves a confirmation the customer can't see.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from storage.db import Database
@@ -46,6 +47,10 @@ class PeriodFigures:
     ratings_before: list[int] = field(default_factory=list)  # scores of the period just before (the trend)
 
 
+def utc_day(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).date().isoformat()
+
+
 def _count(counts: dict[Any, int], key: Any) -> None:
     counts[key] = counts.get(key, 0) + 1
 
@@ -59,9 +64,9 @@ def figures_sql(c: sqlite3.Connection, since: float, until: float) -> PeriodFigu
     f.escalated_conversations = c.execute(
         "SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ? AND id IN"
         " (SELECT conversation_id FROM tickets WHERE created_at >= ?)", (since, until, since)).fetchone()[0]
-    for kind, priority, outcome, source, action, wait, day, created, status, note in c.execute(
+    for kind, priority, outcome, source, action, wait, created, status, note in c.execute(
             f"SELECT kind, priority, {outcome_sql()}, source, action_name, first_response_at - created_at,"
-            " date(created_at, 'unixepoch'), created_at, status, decision_note FROM tickets"
+            " created_at, status, decision_note FROM tickets"
             " WHERE created_at >= ? AND created_at <= ?", (since, until)):
         f.tickets += 1
         f.created.append((created, wait))
@@ -74,7 +79,7 @@ def figures_sql(c: sqlite3.Connection, since: float, until: float) -> PeriodFigu
         _count(f.by_source, (source, action))
         if wait is not None:
             f.waits.append(wait)
-        _count(f.per_day.setdefault(day, {}), kind)
+        _count(f.per_day.setdefault(utc_day(created), {}), kind)
     f.waits.sort()
     f.delivery_stalls = c.execute("SELECT COUNT(*) FROM audit WHERE action = 'delivery_stalled' AND at >= ?"
                                   " AND at <= ?", (since, until)).fetchone()[0]

@@ -51,11 +51,11 @@ def open_ticket_sql(c: sqlite3.Connection, ticket: NewTicket, now: float) -> int
     ticket_id = c.execute(
         "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question, reason, action_name,"
         " action_params, tool_use_id, takeover_by, takeover_by_name, reminder_due_at, timeout_due_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (ticket.customer_id, ticket.conversation_id, ticket.kind, ticket.source, ticket.priority, ticket.question,
          ticket.reason, ticket.action_name, to_json(ticket.action_params), ticket.tool_use_id, ticket.takeover_by,
          ticket.takeover_by_name, ticket.reminder_due_at, ticket.timeout_due_at, now),
-    ).lastrowid
+    ).fetchone()[0]
     desk_post_sql(c, ticket_id, "open", now)
     return ticket_id
 
@@ -163,8 +163,8 @@ class DeskTx(Tx):
             return row["id"]
         if row is not None:
             self.c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?", (self.now, row["id"]))
-        return self.c.execute("INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)",
-                              (customer_id, self.now, self.now)).lastrowid
+        return self.c.execute("INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)"
+                              " RETURNING id", (customer_id, self.now, self.now)).fetchone()[0]
 
     def keep_note(self, ticket_id: int, author: str, text: str) -> None:
         """An operators' internal note in a ticket's thread, kept for its transcript."""
@@ -387,8 +387,9 @@ class TicketStore:
 
         def read(c: sqlite3.Connection) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
             dms = c.execute(
-                "SELECT c.dm_channel_id, CASE WHEN c.dm_read_back THEN MAX(t.discord_message_id) END FROM customers c"
-                " JOIN turns t ON t.customer_id = c.id AND t.kind = 'customer' AND t.discord_message_id IS NOT NULL"
+                "SELECT c.dm_channel_id, CASE WHEN c.dm_read_back = 1 THEN MAX(t.discord_message_id) END"
+                " FROM customers c JOIN turns t ON t.customer_id = c.id AND t.kind = 'customer'"
+                " AND t.discord_message_id IS NOT NULL"
                 " WHERE c.dm_channel_id IS NOT NULL AND c.agent_name IS NULL GROUP BY c.id"
                 " HAVING MAX(t.created_at) >= ?", (active_since,)).fetchall()
             threads = c.execute(
@@ -415,12 +416,13 @@ class TicketStore:
         any conversation, and no operator's in the ticket's): (ticket, when the closing notice was sent or None,
         last activity)."""
         rows = await self.db.fetchall(
-            "SELECT * FROM (SELECT t.id, t.auto_close_warned_at AS warned, MAX(t.created_at,"
-            " COALESCE((SELECT MAX(u.created_at) FROM turns u WHERE u.customer_id = t.customer_id"
-            " AND u.kind = 'customer'), 0), COALESCE((SELECT MAX(o.created_at) FROM turns o"
-            " WHERE o.conversation_id = t.conversation_id AND o.kind = 'operator'), 0)) AS active"
+            # The latest of three times, in SQL both engines speak (SQLite's MAX(a, b, c) is PostgreSQL's GREATEST).
+            "SELECT * FROM (SELECT t.id, t.auto_close_warned_at AS warned, (SELECT MAX(at) FROM (SELECT"
+            " t.created_at AS at UNION ALL SELECT MAX(u.created_at) FROM turns u WHERE u.customer_id = t.customer_id"
+            " AND u.kind = 'customer' UNION ALL SELECT MAX(o.created_at) FROM turns o"
+            " WHERE o.conversation_id = t.conversation_id AND o.kind = 'operator') AS times) AS active"
             f" FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.{NOT_ENDED_SQL}"
-            " AND c.agent_name IS NULL AND t.created_at <= ?) WHERE active <= ? OR warned IS NOT NULL",
+            " AND c.agent_name IS NULL AND t.created_at <= ?) AS open_tickets WHERE active <= ? OR warned IS NOT NULL",
             (quiet_since, quiet_since))
         return [(r[0], r[1], r[2]) for r in rows]
 

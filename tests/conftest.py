@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,12 +21,12 @@ from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.agent import Claude, claude_client
 from core.policy import Policy
-from storage.db import Database
+from storage import AnyDatabase, database_for
 from tests import dpytest_ext
 from tests.fake_claude import FakeClaude
 
 # Plain helpers (no fixtures) live in tests/support.py, so benches use them without conftest.
-from tests.support import FakeClock, test_policy, test_settings
+from tests.support import POSTGRES_SKIP, FakeClock, postgres_schema, test_policy, test_settings
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +55,12 @@ async def fake_claude() -> AsyncIterator[FakeClaude]:
 class Harness:
     """Builds bots on one database file, as a deployment would across restarts."""
 
-    def __init__(self, tmp_path: Path, fake: FakeClaude) -> None:
-        self.db_path = tmp_path / "handoff.db"
+    def __init__(self, tmp_path: Path, fake: FakeClaude, db_target: str | Path | None = None) -> None:
+        self.db_path = db_target or tmp_path / "handoff.db"  # a file, or a PostgreSQL URL (HANDOFF_TEST_ENGINE)
         self.fake = fake
         self.clock = FakeClock()
         self.bot: HandoffBot | None = None
-        self.db: Database | None = None
+        self.db: AnyDatabase | None = None
         self.members: list[discord.Member] = []
         self._dms: list[discord.Message] = []
         self._world: dpytest_ext.World | None = None
@@ -67,7 +68,7 @@ class Harness:
 
     async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
                     concurrency: int = 32, llm_timeout: float = 10) -> HandoffBot:
-        self.db = await Database(self.db_path).open()
+        self.db = await database_for(self.db_path).open()
         await shop.install(self.db)
         policy = policy or test_policy()
         claude = None
@@ -153,12 +154,27 @@ class Harness:
         return await self.db.fetchall(sql, params)
 
 
+@contextlib.asynccontextmanager
+async def bot_database(tmp_path: Path) -> AsyncIterator[str | Path]:
+    """Where a test's bot keeps its data: a SQLite file, or with HANDOFF_TEST_ENGINE=postgresql a new schema on
+    the server HANDOFF_TEST_POSTGRES_URL names (the whole suite then runs on PostgreSQL)."""
+    if os.environ.get("HANDOFF_TEST_ENGINE", "sqlite") != "postgresql":
+        yield tmp_path / "handoff.db"
+        return
+    base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    async with postgres_schema(base) as url:
+        yield url
+
+
 @pytest.fixture
 async def harness(tmp_path: Path, fake_claude: FakeClaude) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path, fake_claude)
-    yield h
-    with contextlib.suppress(Exception):
-        await h.stop()
+    async with bot_database(tmp_path) as target:
+        h = Harness(tmp_path, fake_claude, target)
+        yield h
+        with contextlib.suppress(Exception):
+            await h.stop()
     for leftover in Path(".").glob("dpytest_*.dat"):  # noqa: ASYNC240 - test clean-up of dpytest's files
         leftover.unlink()
 

@@ -5,6 +5,9 @@ Benchmarks use them too (bench/_harness.py), which is why they are not in confte
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,23 @@ def test_policy(**overrides: dict[str, Any]) -> Policy:
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # helpers, not tests, where they are imported
 test_policy.__test__ = False  # type: ignore[attr-defined]
+
+
+POSTGRES_SKIP = ("PostgreSQL tests skipped: HANDOFF_TEST_POSTGRES_URL is not set (the README's test command sets it"
+                 " when a server answers on 127.0.0.1:5432)")
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema(base_url: str) -> AsyncIterator[str]:
+    """A new, empty schema on the test server; yields a URL whose connections use it (dropped afterwards)."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(base_url)
+    try:
+        await admin.execute(f"CREATE SCHEMA {name}")
+        joiner = "&" if "?" in base_url else "?"
+        yield f"{base_url}{joiner}search_path={name}"
+    finally:
+        await admin.execute(f"DROP SCHEMA {name} CASCADE")
+        await admin.close()

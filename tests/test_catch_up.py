@@ -17,8 +17,9 @@ def echo(request: dict) -> object:
 
 async def ready(h) -> None:
     """The gateway session is ready, as discord.py dispatches it; wait until the catch-up is done."""
+    runs = h.bot.catch_up.runs
     h.bot.dispatch("ready")
-    await eventually(lambda: h.bot.catch_up.points is None, what="the catch-up")
+    await eventually(lambda: h.bot.catch_up.runs > runs, what="the catch-up")
     await asyncio.sleep(0)
     await h.settle()
 

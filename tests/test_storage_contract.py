@@ -7,25 +7,35 @@ the same transaction as the change that owes it; a decision happens once; deadli
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
 from storage.conversations import ConversationStore, NewTurn, OutboxStore
 from storage.db import Database
+from storage.postgres import PostgresDatabase
 from storage.records import Kind, Priority, Source
 from storage.steps import ConfirmationStore, Decided
 from storage.summary import SummaryStore
 from storage.tickets import NewTicket, TicketStore
+from tests.support import POSTGRES_SKIP, postgres_schema
 
-ENGINES = ["sqlite"]
+ENGINES = ["sqlite", "postgresql"]
 NOW = 1_800_000_000.0
 HOUR = 3600.0
 
 
 @pytest.fixture(params=ENGINES)
 async def db(request, tmp_path) -> AsyncIterator[Database]:
-    async with Database(tmp_path / "contract.db") as database:
+    if request.param == "sqlite":
+        async with Database(tmp_path / "contract.db") as database:
+            yield database
+        return
+    base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    async with postgres_schema(base) as url, PostgresDatabase(url) as database:
         yield database
 
 

@@ -40,6 +40,7 @@ class CatchUp:
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
         self.points: ReadingPoints | None = None
+        self.runs = 0  # catch-ups finished (tests and the log wait for one to end, not just to start)
 
     async def note_where_reading_resumes(self) -> None:
         """Called before the gateway can deliver anything new: a live message must not hide missed ones."""
@@ -80,6 +81,7 @@ class CatchUp:
         checked = len(points.dms) + len(points.threads)
         log.info("catch-up: %d channel(s) checked (%d DM, %d ticket thread), %d message(s) caught up",
                  checked, len(points.dms), len(points.threads), handled)
+        self.runs += 1
         return checked, handled
 
     async def _read(self, channel: discord.abc.Messageable, after: int) -> int | None:
@@ -90,15 +92,16 @@ class CatchUp:
             missed = [m async for m in channel.history(after=discord.Object(after), oldest_first=True, limit=None)
                       if not m.author.bot]
             known = await tickets.known_messages([m.id for m in missed])
-            for message in missed:
-                if message.id in known:
-                    continue  # handled before (stored, or relayed): never twice
-                if message.guild is not None and not isinstance(message.author, discord.Member):
-                    message.author = await self._member(message.guild, message.author)  # roles: operator rights
-                await self._handle(message)
-                if message.guild is not None:  # read once, whoever wrote it (a non-operator's is ignored)
-                    await tickets.see_thread_message(message.channel.id, message.id, self.bot.clock.now())
-                handled += 1
+            with self.bot.engine.gathering():  # a customer's missed messages answered together
+                for message in missed:
+                    if message.id in known:
+                        continue  # handled before (stored, or relayed): never twice
+                    if message.guild is not None and not isinstance(message.author, discord.Member):
+                        message.author = await self._member(message.guild, message.author)  # operator rights
+                    await self._handle(message)
+                    if message.guild is not None:  # read once, whoever wrote it (a non-operator's is ignored)
+                        await tickets.see_thread_message(message.channel.id, message.id, self.bot.clock.now())
+                    handled += 1
         except discord.HTTPException as exc:
             log.warning("catch-up: channel %s could not be read (%s); its messages wait for the next start",
                         getattr(channel, "id", "?"), exc)

@@ -1,0 +1,17 @@
+"""Which engine ``HANDOFF_DB`` names: a file path is SQLite (the default), a ``postgresql://`` URL PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.db import Database
+from storage.postgres import PostgresDatabase, is_postgres_url
+
+AnyDatabase = Database | PostgresDatabase
+
+
+def database_for(target: str | Path) -> AnyDatabase:
+    """The database ``target`` names, not yet open."""
+    if is_postgres_url(target):
+        return PostgresDatabase(str(target))
+    return Database(target)
