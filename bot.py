@@ -93,6 +93,43 @@ async def check_database(target: Path | str) -> str | None:
     return None
 
 
+async def migrate_to(settings: Settings, actions_module: ModuleType, url: str) -> int:
+    """``--migrate-to``: copy HANDOFF_DB (SQLite) into the empty PostgreSQL database ``url``; say what to change."""
+    from storage import Database, PostgresDatabase, StorageError
+    from storage.migrate_to import copy_database
+    from storage.postgres import is_postgres_url, redacted
+
+    if not is_postgres_url(url):
+        print(f"--migrate-to {url!r}: give a PostgreSQL URL, e.g. postgresql://handoff:password@db-host:5432/handoff",
+              file=sys.stderr)
+        return 2
+    if not isinstance(settings.db_path, Path):
+        print(f"--migrate-to copies a SQLite database, but HANDOFF_DB is already {shown_db(settings.db_path)}",
+              file=sys.stderr)
+        return 2
+    if not settings.db_path.is_file():
+        print(f"--migrate-to: HANDOFF_DB={str(settings.db_path)!r} does not exist; nothing to copy", file=sys.stderr)
+        return 2
+    try:
+        async with Database(settings.db_path) as source, PostgresDatabase(url) as target:
+            if hasattr(actions_module, "install"):  # the actions' own tables, on both sides
+                await actions_module.install(source)
+                await actions_module.install(target)
+            copied = await copy_database(source, target)
+    except StorageError as exc:
+        print(f"--migrate-to: {exc}", file=sys.stderr)
+        return 2
+    width = max(len(c.table) for c in copied)
+    print(f"Copied {settings.db_path} into {redacted(url)}; row counts match:")
+    for c in copied:
+        print(f"  {c.table:<{width}}  {c.target_rows:>9} rows")
+    print("\nTo run on PostgreSQL from now on, set in .env:\n"
+          f"  HANDOFF_DB={redacted(url)}   (with the password you gave)\n"
+          "and keep HANDOFF_SECRET_KEY as it is: the authenticator secrets were copied still encrypted with it.\n"
+          f"Then start the bot; keep {settings.db_path} as a backup (the bot no longer writes to it).")
+    return 0
+
+
 async def run(settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry) -> int:
     import aiohttp
     import discord
@@ -196,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print a new HANDOFF_SECRET_KEY (encrypts authenticator secrets) and exit")
     parser.add_argument("--generate-mcp-token", metavar="NAME",
                         help="print a new agent-name:token pair for HANDOFF_MCP_TOKENS and exit")
+    parser.add_argument("--migrate-to", metavar="POSTGRESQL_URL",
+                        help="copy the SQLite database HANDOFF_DB names into an empty PostgreSQL database and exit")
     args = parser.parse_args(argv)
     if args.generate_secret_key:
         from core.mfa import generate_key
@@ -228,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
 
+    if args.migrate_to is not None:
+        return asyncio.run(migrate_to(settings, module, args.migrate_to))
     if args.check:
         problem = asyncio.run(check_database(settings.db_path))
         if problem is not None:

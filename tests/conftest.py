@@ -29,6 +29,11 @@ from tests.fake_claude import FakeClaude
 from tests.support import POSTGRES_SKIP, FakeClock, postgres_schema, test_policy, test_settings
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not os.environ.get("HANDOFF_TEST_POSTGRES_URL"):
+        terminalreporter.write_line(POSTGRES_SKIP)
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """A non-daemon thread left running (an unclosed aiosqlite connection) keeps
@@ -56,7 +61,7 @@ class Harness:
     """Builds bots on one database file, as a deployment would across restarts."""
 
     def __init__(self, tmp_path: Path, fake: FakeClaude, db_target: str | Path | None = None) -> None:
-        self.db_path = db_target or tmp_path / "handoff.db"  # a file, or a PostgreSQL URL (HANDOFF_TEST_ENGINE)
+        self.db_path = db_target or tmp_path / "handoff.db"  # a file, or a PostgreSQL URL
         self.fake = fake
         self.clock = FakeClock()
         self.bot: HandoffBot | None = None
@@ -154,11 +159,14 @@ class Harness:
         return await self.db.fetchall(sql, params)
 
 
+ENGINES = ["sqlite", "postgresql"]  # every test that runs a bot runs on both (PostgreSQL: where a server answers)
+
+
 @contextlib.asynccontextmanager
-async def bot_database(tmp_path: Path) -> AsyncIterator[str | Path]:
-    """Where a test's bot keeps its data: a SQLite file, or with HANDOFF_TEST_ENGINE=postgresql a new schema on
-    the server HANDOFF_TEST_POSTGRES_URL names (the whole suite then runs on PostgreSQL)."""
-    if os.environ.get("HANDOFF_TEST_ENGINE", "sqlite") != "postgresql":
+async def bot_database(tmp_path: Path, engine: str) -> AsyncIterator[str | Path]:
+    """Where a test's bot keeps its data: a SQLite file, or a new schema on the PostgreSQL server that
+    HANDOFF_TEST_POSTGRES_URL names (skipped with one line when it is not set)."""
+    if engine == "sqlite":
         yield tmp_path / "handoff.db"
         return
     base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
@@ -168,9 +176,9 @@ async def bot_database(tmp_path: Path) -> AsyncIterator[str | Path]:
         yield url
 
 
-@pytest.fixture
-async def harness(tmp_path: Path, fake_claude: FakeClaude) -> AsyncIterator[Harness]:
-    async with bot_database(tmp_path) as target:
+@pytest.fixture(params=ENGINES)
+async def harness(request: pytest.FixtureRequest, tmp_path: Path, fake_claude: FakeClaude) -> AsyncIterator[Harness]:
+    async with bot_database(tmp_path, request.param) as target:
         h = Harness(tmp_path, fake_claude, target)
         yield h
         with contextlib.suppress(Exception):

@@ -1,45 +1,36 @@
 """The repositories' contract, through their public methods only: what core relies on from any engine.
 
-Every test takes ``db`` from the ``ENGINES`` list; a second engine (PostgreSQL) runs the same suite by
-adding itself there. The guarantees: a message is stored first and once; what the bot owes is queued in
-the same transaction as the change that owes it; a decision happens once; deadlines are listed from data.
+Every test runs on each of conftest's ``ENGINES``: SQLite, and PostgreSQL where HANDOFF_TEST_POSTGRES_URL
+names a server (skipped with one line elsewhere). The guarantees: a message is stored first and once; what
+the bot owes is queued in the same transaction as the change that owes it; a decision happens once;
+deadlines are listed from data.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import pytest
 
+from storage import AnyDatabase, database_for
 from storage.conversations import ConversationStore, NewTurn, OutboxStore
-from storage.db import Database
-from storage.postgres import PostgresDatabase
 from storage.records import Kind, Priority, Source
 from storage.steps import ConfirmationStore, Decided
 from storage.summary import SummaryStore
 from storage.tickets import NewTicket, TicketStore
-from tests.support import POSTGRES_SKIP, postgres_schema
+from tests.conftest import ENGINES, bot_database
 
-ENGINES = ["sqlite", "postgresql"]
 NOW = 1_800_000_000.0
 HOUR = 3600.0
 
 
 @pytest.fixture(params=ENGINES)
-async def db(request, tmp_path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        async with Database(tmp_path / "contract.db") as database:
-            yield database
-        return
-    base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip(POSTGRES_SKIP)
-    async with postgres_schema(base) as url, PostgresDatabase(url) as database:
+async def db(request, tmp_path) -> AsyncIterator[AnyDatabase]:
+    async with bot_database(tmp_path, request.param) as target, database_for(target) as database:
         yield database
 
 
-async def inbound(db: Database, text: str, *, discord_id: int = 100, message_id: int | None = None,
+async def inbound(db: AnyDatabase, text: str, *, discord_id: int = 100, message_id: int | None = None,
                   at: float = NOW):
     return await ConversationStore(db).record_inbound(
         discord_id=discord_id, display_name="Ada", content=text, data=None, discord_message_id=message_id,

@@ -1,0 +1,165 @@
+"""PostgreSQL's own concerns: start-up checks, migrations per engine, the schema both engines share, and
+``bot.py --migrate-to`` on a database built by the current code. (Everything else runs on both engines through
+the ``harness`` and the storage contract suite.) Skipped with one line without HANDOFF_TEST_POSTGRES_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from storage import Database, PostgresDatabase, StorageError
+from storage.postgres import redacted, translate
+from tests.conftest import Harness
+from tests.fake_claude import text
+from tests.support import POSTGRES_SKIP, postgres_schema
+from tests.test_core_config import GOOD, ROOT
+from tests.test_mfa import ask_to_cancel_subscription, code, enrol, subscription
+
+
+@pytest.fixture
+async def pg_url():
+    base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    async with postgres_schema(base) as url:
+        yield url
+
+
+def with_password(url: str, password: str) -> str:
+    """The same server with a password in the URL (trust authentication ignores it): to see it is never shown."""
+    scheme, rest = url.split("://", 1)
+    user_host = rest.split("@", 1)
+    user, host = (user_host[0], user_host[1]) if len(user_host) == 2 else ("root", user_host[0])
+    return f"{scheme}://{user}:{password}@{host}"
+
+
+def bot_py(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
+    return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], cwd=cwd, env={**clean, **GOOD, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_placeholders_become_numbered_outside_quotes():
+    assert translate("SELECT ? FROM t WHERE a = '?' AND b IN (?, ?)") == \
+        "SELECT $1 FROM t WHERE a = '?' AND b IN ($2, $3)"
+    assert redacted("postgresql://u:hunter2@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redacted("postgresql://h/db") == "postgresql://h/db"
+
+
+async def test_check_opens_postgresql_and_never_shows_the_password(tmp_path, pg_url):
+    (tmp_path / "policy.toml").write_text("")
+    url = with_password(pg_url, "pw-never-shown")
+    result = await asyncio.to_thread(bot_py, ["--check"], {"HANDOFF_DB": url}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "HANDOFF_DB               postgresql://" in result.stdout and ":***@" in result.stdout
+    assert "pw-never-shown" not in result.stdout + result.stderr
+
+    down = "postgresql://handoff:pw-never-shown@127.0.0.1:1/handoff"
+    result = await asyncio.to_thread(bot_py, ["--check"], {"HANDOFF_DB": down}, tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Configuration error: HANDOFF_DB='postgresql://handoff:***@127.0.0.1:1/handoff'")
+    assert "cannot connect" in line and "pw-never-shown" not in line
+
+
+async def test_two_processes_starting_together_migrate_once(pg_url):
+    first, second = PostgresDatabase(pg_url), PostgresDatabase(pg_url)
+    await asyncio.gather(first.open(), second.open())
+    try:
+        rows = await first.fetchall("SELECT module, version FROM schema_migrations ORDER BY version")
+        assert [tuple(r) for r in rows] == [("handoff", 1)]
+        assert await second.user_version() == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_database_newer_than_the_code_is_refused(pg_url):
+    async with PostgresDatabase(pg_url) as db:
+        await db.execute("INSERT INTO schema_migrations (module, version, name) VALUES ('handoff', 99, 'future')")
+    with pytest.raises(StorageError, match="at version 99, newer than this code"):
+        await PostgresDatabase(pg_url).open()
+
+
+async def test_both_engines_have_the_same_tables_and_columns(tmp_path, pg_url):
+    """A migration written for one engine only fails here."""
+    async with Database(tmp_path / "s.db") as lite:
+        tables = [r[0] for r in await lite.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        sqlite_columns = {t: sorted(r[1] for r in await lite.fetchall(f'PRAGMA table_info("{t}")')) for t in tables}
+    async with PostgresDatabase(pg_url) as pg:
+        rows = await pg.fetchall("SELECT table_name, column_name FROM information_schema.columns"
+                                 " WHERE table_schema = current_schema() AND table_name != 'schema_migrations'")
+    pg_columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        pg_columns.setdefault(table, []).append(column)
+    assert {t: sorted(c) for t, c in pg_columns.items()} == sqlite_columns
+
+
+async def test_the_audit_log_is_append_only(pg_url):
+    async with PostgresDatabase(pg_url) as db:
+        await db.execute("INSERT INTO audit (at, actor, action) VALUES (1, 'test', 'x')")
+        for change in ("UPDATE audit SET actor = 'someone else'", "DELETE FROM audit"):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await db.execute(change)
+        assert len(await db.fetchall("SELECT id FROM audit")) == 1
+
+
+async def test_migrate_to_copies_a_live_database_and_the_bot_carries_on(tmp_path, fake_claude, pg_url):
+    # A database built by the current code: an enrolled customer waiting to give a code, a conversation, the
+    # shop's tables, the outbox and the audit log.
+    h = Harness(tmp_path, fake_claude)
+    await h.start()
+    secret = await enrol(h)
+    await ask_to_cancel_subscription(h)
+    h.fake.then(text("We open at nine."))
+    await h.dm(1, "when do you open?")
+    h.sent()
+    await h.stop()
+    with sqlite3.connect(tmp_path / "handoff.db") as raw:
+        counts = {t: raw.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                  for t in ("customers", "turns", "outbox", "audit", "mfa_secrets", "mfa_challenges")}
+    (tmp_path / "policy.toml").write_text("")
+    url = with_password(pg_url, "pw-never-shown")
+
+    result = await asyncio.to_thread(bot_py, ["--migrate-to", url], {"HANDOFF_DB": str(h.db_path)}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "row counts match" in out and "pw-never-shown" not in out
+    for table, count in counts.items():
+        assert f"  {table} " in out and f" {count} rows" in out.split(f"  {table} ")[1].splitlines()[0]
+    assert "HANDOFF_DB=postgresql://" in out and "keep HANDOFF_SECRET_KEY" in out
+
+    # The bot on PostgreSQL: the code challenge waits with its encrypted secret; new rows get new ids.
+    h.db_path = pg_url
+    await h.start()
+    await h.dm(0, code(secret, h))
+    assert h.sent()[0].content == "Code accepted. Done: Cancel a subscription."
+    assert await subscription(h) == "cancelled"
+    h.fake.then(text("Yes, on Sundays too."))
+    await h.dm(1, "and on Sundays?")
+    assert [m.content for m in h.sent()] == ["Yes, on Sundays too."]
+    turns = await h.fetch("SELECT content FROM turns WHERE customer_id = (SELECT id FROM customers"
+                          " WHERE discord_id = ?) ORDER BY id", (h.members[1].id,))
+    assert [t[0] for t in turns] == ["when do you open?", "We open at nine.", "and on Sundays?",
+                                     "Yes, on Sundays too."]
+    await h.stop()
+
+    again = await asyncio.to_thread(bot_py, ["--migrate-to", pg_url], {"HANDOFF_DB": str(tmp_path / "handoff.db")},
+                                    tmp_path)
+    assert again.returncode == 2 and "already holds rows" in again.stderr and "nothing was copied" in again.stderr
+
+
+async def test_migrate_to_names_what_is_wrong(tmp_path):
+    (tmp_path / "policy.toml").write_text("")
+    missing = await asyncio.to_thread(bot_py, ["--migrate-to", "postgresql://127.0.0.1:1/x"],
+                                      {"HANDOFF_DB": str(tmp_path / "none.db")}, tmp_path)
+    assert missing.returncode == 2 and "does not exist; nothing to copy" in missing.stderr
+    not_a_url = await asyncio.to_thread(bot_py, ["--migrate-to", "handoff.db"], {}, tmp_path)
+    assert not_a_url.returncode == 2 and "give a PostgreSQL URL" in not_a_url.stderr
