@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -80,17 +81,34 @@ def _codes_on(policy: Policy | None, path: Path) -> bool:
     return not isinstance(mfa, dict) or mfa.get("enabled", True) is not False
 
 
-async def check_database(target: Path | str) -> str | None:
-    """Open (and create, migrate) the database as the bot will; None when it works, else one line naming
-    HANDOFF_DB and the fix."""
+async def check_database(target: Path | str) -> tuple[str | None, str]:
+    """Open (and create, migrate) the database as the bot will: (None, what it says about leadership) when it
+    works, else (one line naming HANDOFF_DB and the fix, "")."""
     from storage import StorageError, database_for
 
     try:
         db = await database_for(target).open()
     except StorageError as exc:
-        return f"HANDOFF_DB={shown_db(target)!r}: {exc}"
-    await db.close()
-    return None
+        return f"HANDOFF_DB={shown_db(target)!r}: {exc}", ""
+    try:
+        return None, await leadership_line(db)
+    finally:
+        await db.close()
+
+
+async def leadership_line(db: Any) -> str:
+    """For --check: which role this process would take, and who holds the lease."""
+    if db.engine != "postgresql":
+        return "Leadership: SQLite: one process, no standby (HANDOFF_DB=postgresql://... for a standby)"
+    from storage.lease import LeaseStore
+
+    state = await LeaseStore(db).current()
+    if state is None or state.expires_in <= 0:
+        before = f" (the last, {state.holder}, epoch {state.epoch}, stopped {-state.expires_in:.0f} s ago)" if state \
+            else ""
+        return f"Leadership: nobody leads{before}; started now, this process would lead"
+    return (f"Leadership: {state.holder} leads (epoch {state.epoch}, lease renewed {state.renewed_ago:.1f} s ago);"
+            " started now, this process would stand by and take over if it stops")
 
 
 async def migrate_to(settings: Settings, actions_module: ModuleType, url: str) -> int:
@@ -131,11 +149,6 @@ async def migrate_to(settings: Settings, actions_module: ModuleType, url: str) -
 
 
 async def run(settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry) -> int:
-    import aiohttp
-    import discord
-
-    from cogs.discord.handoff_bot import HandoffBot
-    from core.agent import Claude, claude_client
     from storage import StorageError, database_for
 
     if settings.discord_api_base:  # a proxy, or a local stand-in for Discord's API (the chaos benchmark)
@@ -147,40 +160,136 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     except StorageError as exc:
         log.error("HANDOFF_DB=%r: %s", shown_db(settings.db_path), exc)
         return 2
+    # Imported before standing by: a standby that takes over connects at once instead of loading them then.
+    import cogs.discord.handoff_bot  # noqa: F401
+    import core.agent  # noqa: F401
+
+    leadership = None
+    stop = SignalStop()
     try:
         if hasattr(actions_module, "install"):
             await actions_module.install(db)
-        claude = None
-        if settings.ai_enabled:
-            client = claude_client(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
-                                   max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
-            claude = Claude(client, settings.anthropic_model, settings.llm_concurrency)
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        if db.engine == "postgresql":  # several processes may share it: one leads, the others stand by
+            from core.leadership import Leadership, LeaseTimes
+            from storage.lease import LeaseStore
 
-        scheduler = AsyncIOScheduler(timezone="UTC")
-        bot = HandoffBot(settings=settings, policy=policy, db=db, claude=claude, registry=registry, scheduler=scheduler)
-        stopped_by = stop_on_signals(bot)
-        try:
-            async with bot:
-                await bot.start(settings.discord_token)
-        except discord.LoginFailure:
-            log.error("DISCORD_TOKEN was refused by Discord. Reset the token in the Developer Portal "
-                      "(Bot > Reset Token) and paste the new one into .env.")
-            return 2
-        except discord.PrivilegedIntentsRequired:
-            log.error("The Message Content intent is off. Developer Portal > your application > Bot > "
-                      "Privileged Gateway Intents: turn on MESSAGE CONTENT INTENT, then start again.")
-            return 2
-        except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-            # Nothing was lost: stored messages and deadlines are picked up at the next start.
-            log.error("Cannot reach Discord (%s: %s). Check this machine's network and DNS, then start again.",
-                      type(exc).__name__, exc)
-            return 3
+            leadership = Leadership(LeaseStore(db), LeaseTimes(policy["ha"]["takeover_seconds"]))
+        while True:
+            if leadership is not None and not await stop.unless_stopped(leadership.wait_until_leader()):
+                break
+            code = await lead(settings, policy, registry, db, leadership, stop)
+            if code is not None:
+                return code
+            if leadership is None or stop.received or leadership.lost_because is None:
+                break
+            log.info("leadership: standing by again")
     finally:
+        if leadership is not None:
+            await leadership.release()
         await db.close()
-    if stopped_by:
-        log.info("Handoff stopped (%s): %s; database closed.", stopped_by[0], bot.shutdown_report)
+    if stop.received:
+        log.info("Handoff stopped (%s): %s; database closed.", stop.received[0], stop.report)
     return 0
+
+
+async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db: Any, leadership: Any,
+               stop: SignalStop) -> int | None:
+    """Run the bot (connected to Discord) until it stops; an exit code when the process should end with it."""
+    import aiohttp
+    import discord
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from cogs.discord.handoff_bot import HandoffBot
+    from core.agent import Claude, claude_client
+
+    claude = None
+    if settings.ai_enabled:
+        client = claude_client(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
+                               max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
+        claude = Claude(client, settings.anthropic_model, settings.llm_concurrency)
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    bot = HandoffBot(settings=settings, policy=policy, db=db, claude=claude, registry=registry, scheduler=scheduler,
+                     leadership=leadership)
+    keeping = None
+    if leadership is not None:
+        db.write_guard = leadership.guard  # fencing: every write checks that this process still leads
+        keeping = asyncio.create_task(leadership.keep(), name="lease")
+    stop.bot = bot
+    try:
+        async with bot:
+            await bot.start(settings.discord_token)
+    except discord.LoginFailure:
+        log.error("DISCORD_TOKEN was refused by Discord. Reset the token in the Developer Portal "
+                  "(Bot > Reset Token) and paste the new one into .env.")
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        log.error("The Message Content intent is off. Developer Portal > your application > Bot > "
+                  "Privileged Gateway Intents: turn on MESSAGE CONTENT INTENT, then start again.")
+        return 2
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        # Nothing was lost: stored messages and deadlines are picked up at the next start.
+        log.error("Cannot reach Discord (%s: %s). Check this machine's network and DNS, then start again.",
+                  type(exc).__name__, exc)
+        return 3
+    finally:
+        stop.bot = None
+        stop.report = bot.shutdown_report
+        if keeping is not None:
+            keeping.cancel()
+        if leadership is not None:
+            db.write_guard = None
+    return None
+
+
+class SignalStop:
+    """SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C) stop the process gracefully: a standby stops
+    waiting; a running bot takes no new work, in-flight answers and sends get a few seconds, then the database
+    is closed. A second signal while stopping is ignored (the grace period is short)."""
+
+    def __init__(self, bot: Any = None) -> None:
+        import signal
+
+        self.bot = bot
+        self.received: list[str] = []
+        self.report = ""
+        self._stopped = asyncio.Event()
+        self._closing: list[asyncio.Task[None]] = []  # a reference, so the task is not collected mid-way
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows: default handling
+                pass
+
+    def _on_signal(self, sig: Any) -> None:
+        if self.received:
+            return
+        self.received.append(sig.name)
+        self._stopped.set()
+        if self.bot is not None:
+            log.info("%s received: finishing answers in flight (up to %g s), then stopping", sig.name,
+                     self.bot.shutdown_grace_seconds)
+            self._closing.append(asyncio.get_running_loop().create_task(self.bot.close()))
+        else:
+            log.info("%s received: stopping", sig.name)
+
+    async def unless_stopped(self, waiting: Any) -> bool:
+        """Await ``waiting`` unless a signal comes first; True when it finished."""
+        task = asyncio.ensure_future(waiting)
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return False
+        return True
+
+
+def stop_on_signals(bot: Any) -> list[str]:
+    """Stop ``bot`` gracefully on SIGTERM or SIGINT; returns the list the signal's name is put in."""
+    return SignalStop(bot).received
 
 
 async def use_discord_api(base: str) -> str | None:
@@ -198,32 +307,6 @@ async def use_discord_api(base: str) -> str | None:
     discord.http.Route.BASE = base
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
     return None
-
-
-def stop_on_signals(bot: Any) -> list[str]:
-    """SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C) stop the bot gracefully: no new work, in-flight
-    answers and sends get a few seconds, then the database is closed. Returns the list the signal's name is
-    put in. A second signal while stopping is ignored (the grace period is short)."""
-    import signal
-
-    loop = asyncio.get_running_loop()
-    received: list[str] = []
-    closing: list[asyncio.Task[None]] = []  # a reference, so the task is not collected mid-way
-
-    def on_signal(sig: signal.Signals) -> None:
-        if received:
-            return
-        received.append(sig.name)
-        log.info("%s received: finishing answers in flight (up to %g s), then stopping", sig.name,
-                 bot.shutdown_grace_seconds)
-        closing.append(loop.create_task(bot.close()))
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-        except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows: default handling
-            pass
-    return received
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,12 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.migrate_to is not None:
         return asyncio.run(migrate_to(settings, module, args.migrate_to))
     if args.check:
-        problem = asyncio.run(check_database(settings.db_path))
+        problem, leadership = asyncio.run(check_database(settings.db_path))
         if problem is not None:
             print(f"Configuration error: {problem}", file=sys.stderr)
             return 2
         print("Configuration OK\n")
         print("\n".join(settings.describe()))
+        print(leadership)
         print()
         print("\n".join(policy.describe()))
         print(f"\n{len(registry)} actions: " + ", ".join(

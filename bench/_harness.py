@@ -16,9 +16,9 @@ from actions import shop
 from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.agent import Claude, claude_client
-from storage.db import Database
+from storage import AnyDatabase, Database, PostgresDatabase
 from tests import dpytest_ext
-from tests.support import test_policy, test_settings
+from tests.support import postgres_schema, test_policy, test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,22 +37,33 @@ async def claude_server(latency: float) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def bench_bot(url: str, customers: int, *, concurrency: int) -> AsyncIterator[HandoffBot]:
+async def bench_database(tmp: str, postgres: str | None) -> AsyncIterator[AnyDatabase]:
+    """A SQLite file in ``tmp``, or a fresh schema on the PostgreSQL server ``postgres`` names."""
+    if postgres is None:
+        async with Database(Path(tmp) / "bench.db") as db:
+            yield db
+        return
+    async with postgres_schema(postgres) as url, PostgresDatabase(url) as db:
+        yield db
+
+
+@contextlib.asynccontextmanager
+async def bench_bot(url: str, customers: int, *, concurrency: int, postgres: str | None = None
+                    ) -> AsyncIterator[HandoffBot]:
     with tempfile.TemporaryDirectory() as tmp:
-        db = await Database(Path(tmp) / "bench.db").open()
-        await shop.install(db)
-        policy = test_policy()
-        registry = ActionRegistry().extend(shop.ACTIONS)
-        client = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
-        claude = Claude(client, "claude-bench", concurrency)
-        bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, claude=claude,
-                         registry=registry)
-        await dpytest_ext.attach(bot, members=customers)
-        try:
-            yield bot
-        finally:
-            await dpytest_ext.detach(bot)
-            await db.close()
+        async with bench_database(tmp, postgres) as db:
+            await shop.install(db)
+            policy = test_policy()
+            registry = ActionRegistry().extend(shop.ACTIONS)
+            client = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
+            claude = Claude(client, "claude-bench", concurrency)
+            bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, claude=claude,
+                             registry=registry)
+            await dpytest_ext.attach(bot, members=customers)
+            try:
+                yield bot
+            finally:
+                await dpytest_ext.detach(bot)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,6 +1,6 @@
 """N customers x M messages through the real cog and the real anthropic client, Claude latency L.
 
-    python -m bench.conversations [--customers 200] [--messages 5] [--latency 0.2]
+    python -m bench.conversations [--customers 200] [--messages 5] [--latency 0.2] [--postgres URL]
 
 Each customer sends its next message when the previous answer arrives, all customers at
 once. Prints wall time / ideal (M x L), the bot's own overhead per message (time from the
@@ -38,8 +38,10 @@ def time_claude_calls(agent) -> None:
     agent._create = timed
 
 
-async def run(customers: int, messages: int, latency: float, profile: int = 0) -> dict[str, float]:
-    async with claude_server(latency) as url, bench_bot(url, customers, concurrency=customers) as bot:
+async def run(customers: int, messages: int, latency: float, profile: int = 0, postgres: str | None = None
+              ) -> dict[str, float]:
+    async with claude_server(latency) as url, bench_bot(url, customers, concurrency=customers,
+                                                        postgres=postgres) as bot:
         members = [m for m in backend.get_state().guilds[0].members if m.id != bot.user.id][:customers]
         channels = {m.id: await m.create_dm() for m in members}
         waiting: dict[int, asyncio.Future[float]] = {}
@@ -83,10 +85,11 @@ async def run(customers: int, messages: int, latency: float, profile: int = 0) -
             pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
         await bot.engine.drain()
     ideal = messages * latency
-    print(f"customers={customers} messages={messages} latency={latency * 1000:.0f} ms")
+    print(f"customers={customers} messages={messages} latency={latency * 1000:.0f} ms, store: {bot.db}")
     print(f"wall {wall:.3f} s, ideal {ideal:.3f} s, ratio {wall / ideal:.3f} (target <= 1.10)")
     print(f"overhead per message, end to end minus L: {summary_ms(overheads)} (target p99 <= 5 ms)")
     print(f"  of which outside the anthropic client call: {summary_ms(own)}")
+    print(f"throughput: {customers * messages / wall:.0f} messages per second answered")
     per_message = cpu / (customers * messages) * 1000
     print(f"CPU of the bot's process during the run: {cpu:.3f} s, {per_message:.2f} ms per message")
     print(f"peak RSS {peak_rss_mb():.1f} MB (target <= 150 MB)")
@@ -98,10 +101,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--postgres", metavar="URL", help="store in a fresh schema on this PostgreSQL server instead"
+                                                          " of a SQLite file")
     parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
                         help="profile the timed run (cProfile, slows it down) and print the top ROWS functions")
     args = parser.parse_args()
-    asyncio.run(run(args.customers, args.messages, args.latency, args.profile))
+    asyncio.run(run(args.customers, args.messages, args.latency, args.profile, args.postgres))
 
 
 if __name__ == "__main__":

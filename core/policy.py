@@ -96,6 +96,10 @@ SPEC: dict[str, dict[str, Key]] = {
                                                           " and open tickets' threads got while the bot was down"
                                                           " (0: off)"),
     },
+    "ha": {
+        "takeover_seconds": Key((int, float), 10, 3, 300, "with PostgreSQL: a standby takes over within this long"
+                                                          " after the leader stops (killed, host lost, cut off)"),
+    },
     "abuse": {
         "messages_per_minute": Key(int, 10, 0, 1000, "more DMs than this from one customer within a minute are"
                                                     " stored but not answered (the customer is told once); 0: off"),

@@ -67,7 +67,8 @@ class FakeDiscord:
         self.channel_messages = channel_messages
         self.channel_window = channel_window
         self.latency = latency
-        self.requests: list[Seen] = []
+        self.requests: list[Seen] = []  # answered requests
+        self.arrived: list[str] = []  # "METHOD /path" of every request as it arrives (before any hold)
         self.messages: dict[int, list[dict[str, Any]]] = defaultdict(list)  # channel id -> messages stored
         self.written: dict[int, list[dict[str, Any]]] = defaultdict(list)  # channel id -> what people wrote
         self.files: list[tuple[str, bytes]] = []  # (name, content) of every file uploaded
@@ -166,6 +167,7 @@ class FakeDiscord:
         body = await self._body(request)
         if self.latency:
             await asyncio.sleep(self.latency)
+        self.arrived.append(f"{request.method} {path}")
         held = self._held.get(key)
         if held is not None:
             await held.wait()

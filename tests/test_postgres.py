@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from storage import Database, PostgresDatabase, StorageError
-from storage.postgres import redacted, translate
+from storage.db import migration_files
+from storage.postgres import MIGRATIONS_DIR, redacted, translate
 from tests.conftest import Harness
 from tests.fake_claude import text
 from tests.support import POSTGRES_SKIP, postgres_schema
@@ -74,8 +75,9 @@ async def test_two_processes_starting_together_migrate_once(pg_url):
     await asyncio.gather(first.open(), second.open())
     try:
         rows = await first.fetchall("SELECT module, version FROM schema_migrations ORDER BY version")
-        assert [tuple(r) for r in rows] == [("handoff", 1)]
-        assert await second.user_version() == 1
+        newest = len(migration_files(MIGRATIONS_DIR))
+        assert [tuple(r) for r in rows] == [("handoff", n) for n in range(1, newest + 1)]
+        assert await second.user_version() == newest
     finally:
         await first.close()
         await second.close()
@@ -94,8 +96,10 @@ async def test_both_engines_have_the_same_tables_and_columns(tmp_path, pg_url):
         tables = [r[0] for r in await lite.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")]
         sqlite_columns = {t: sorted(r[1] for r in await lite.fetchall(f'PRAGMA table_info("{t}")')) for t in tables}
     async with PostgresDatabase(pg_url) as pg:
+        # PostgreSQL's own: its migration record, and the standby's lease (one SQLite file has one process).
         rows = await pg.fetchall("SELECT table_name, column_name FROM information_schema.columns"
-                                 " WHERE table_schema = current_schema() AND table_name != 'schema_migrations'")
+                                 " WHERE table_schema = current_schema()"
+                                 " AND table_name NOT IN ('schema_migrations', 'leader_lease')")
     pg_columns: dict[str, list[str]] = {}
     for table, column in rows:
         pg_columns.setdefault(table, []).append(column)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -58,6 +58,10 @@ def rate_limit_trace(pacer: Pacer) -> aiohttp.TraceConfig:
     return trace
 
 
+class NotLeading(RuntimeError):
+    """A request refused before it left: this process's lease may have run out (another one leads)."""
+
+
 class RequestGuard:
     """No request the bot starts is ever cancelled inside discord.py, and a wedged client is noticed.
 
@@ -71,7 +75,8 @@ class RequestGuard:
     explains? ``recover()`` releases discord.py's global lock if it was left taken.
     """
 
-    def __init__(self, http: discord.http.HTTPClient, *, stall_seconds: float, pacer: Pacer) -> None:
+    def __init__(self, http: discord.http.HTTPClient, *, stall_seconds: float, pacer: Pacer,
+                 may_send: Callable[[], bool] | None = None) -> None:
         self.http = http
         self.stall_seconds = stall_seconds
         self.pacer = pacer
@@ -82,6 +87,9 @@ class RequestGuard:
             key = route_key(route.method, route.url)
             priority, wanted = current_request()
             await pacer.acquire(key, priority, wanted)  # its turn under the budget (cancellable: nothing sent yet)
+            if may_send is not None and not may_send():
+                # A standby may hold the lease by now (core/leadership.py): nothing leaves this process.
+                raise NotLeading(f"not sent ({route.method} {route.path}): this process no longer leads")
             task = asyncio.ensure_future(request(route, **kwargs))
             self.in_flight[task] = asyncio.get_running_loop().time()
             task.add_done_callback(self._done)

@@ -23,6 +23,7 @@ from core.actions import ActionRegistry
 from core.agent import Claude
 from core.app import Handoff, build
 from core.clock import Clock, SystemClock
+from core.leadership import Leadership
 from core.pacer import Pacer
 from core.policy import Policy
 from core.settings import Settings
@@ -47,7 +48,9 @@ def handoff_intents() -> discord.Intents:
 class HandoffBot(commands.Bot):
     def __init__(self, *, settings: Settings, policy: Policy, db: Database, claude: Claude | None,
                  registry: ActionRegistry, scheduler: AsyncIOScheduler | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, leadership: Leadership | None = None) -> None:
+        """``leadership``: with PostgreSQL, this process's lease (it leads while this bot runs); None with
+        SQLite (one process)."""
         # One pacer for every request the bot starts: it learns each route's bucket from the answers.
         self.pacer = Pacer(policy["discord"]["requests_per_second"])
         super().__init__(
@@ -70,6 +73,9 @@ class HandoffBot(commands.Bot):
         self._wound_down = False
         self.mcp: Any = None  # agent_api.server.McpService while agents can reach the desk
         self.catch_up = CatchUp(self)  # reads what was missed while offline, after each new session
+        self.leadership = leadership
+        if leadership is not None:
+            leadership.on_lost(self._lost_leadership)
 
     @property
     def app(self) -> Handoff:
@@ -90,7 +96,8 @@ class HandoffBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"],
-                                          pacer=self.pacer)
+                                          pacer=self.pacer,
+                                          may_send=self.leadership.may_send if self.leadership else None)
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
         app = build(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry, claude=self.claude,
                     scheduler=self.scheduler, secret_key=self.settings.secret_key,
@@ -242,6 +249,13 @@ class HandoffBot(commands.Bot):
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: the cogs' listeners handle messages; slash commands are the operator interface."""
+
+    def _lost_leadership(self, reason: str) -> None:
+        """Another process leads now (or may): nothing more is sent (the request guard refuses it); disconnect
+        at once. What was owed stays in the database for the new leader."""
+        self.shutdown_grace_seconds = 0
+        self.shutdown_report = f"leadership lost ({reason})"
+        self._closing_for_leadership = asyncio.get_running_loop().create_task(self.close())
 
     async def close(self) -> None:
         if not self._wound_down:

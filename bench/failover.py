@@ -1,0 +1,157 @@
+"""Takeover time: two real ``python bot.py`` on one PostgreSQL database; the leader is killed (SIGKILL) again and
+again, the standby takes over, the killed one comes back as the next standby.
+
+    python -m bench.failover [--kills 20] [--takeover 10] [--db postgresql://...]
+
+Each round a customer writes just before the kill (the leader is answering it: Claude takes 0.5 s) and once
+more while no process is connected (only Discord has it: the new leader's catch-up finds it). Prints the time
+from the kill to the new leader's gateway session (p50/p99/max), the time from the kill until both messages
+are answered, and how many messages were lost or answered twice. The Discord and Claude stand-ins run in this
+process; the database is a fresh schema on the server (HANDOFF_TEST_POSTGRES_URL, or 127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench._harness import ROOT, percentile
+from tests.fake_claude import FakeClaude, Reply, text
+from tests.fake_discord import FakeDiscord
+from tests.postgres_url import CANDIDATES, usable
+from tests.support import postgres_schema
+from tests.test_real_bot_process import CUSTOMER, bot_env
+
+
+class BotProcess:
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name, self.env, self.log = name, env, log
+        self.process: asyncio.subprocess.Process | None = None
+        self.offset = 0  # where this life's log starts
+
+    async def spawn(self) -> None:
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
+                                                                stdout=out, stderr=out)
+
+    def said(self, words: str) -> bool:
+        if not self.log.exists():
+            return False
+        with self.log.open("rb") as f:
+            f.seek(self.offset)
+            return words.encode() in f.read()
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+def answer_every_message(request: dict) -> Reply:
+    """Each message of the batch quoted (two messages may be answered together)."""
+    content = request["messages"][-1]["content"]
+    texts = [content] if isinstance(content, str) else [b["text"] for b in content if b.get("type") == "text"]
+    return text(" | ".join(f"You said: {t}" for t in texts))
+
+
+async def until(predicate, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def run(kills: int, takeover: float, base_url: str) -> None:
+    discord = await FakeDiscord().start()
+    claude = FakeClaude(latency=0.5, default=answer_every_message)
+    await claude.start()
+    takeovers: list[float] = []
+    answered: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        policy = (ROOT / "policy.toml").read_text().replace("takeover_seconds = 10", f"takeover_seconds = {takeover:g}")
+        (work / "policy.toml").write_text(policy)
+        async with postgres_schema(base_url) as url:
+            env = bot_env(discord, work, HANDOFF_DB=url, HANDOFF_POLICY=str(work / "policy.toml"),
+                          ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url, HANDOFF_LOG_LEVEL="INFO")
+            bots = [BotProcess(name, env, work / f"{name}.log") for name in ("a", "b")]
+            try:
+                await bots[0].spawn()
+                await asyncio.wait_for(discord.identified.wait(), 30)
+                await until(lambda: bots[0].said("ready to work"), 30, "the first leader")
+                await bots[1].spawn()
+                await until(lambda: bots[1].said("standing by"), 30, "the first standby")
+                leader, standby = bots
+                sent: list[str] = []
+
+                def times_answered(message: str) -> int:
+                    return sum(f"You said: {message}" in m["content"] for m in discord.messages.get(CUSTOMER + 1, []))
+
+                for round_ in range(1, kills + 1):
+                    before, during = f"round {round_}: before the kill", f"round {round_}: while down"
+                    asked = len(claude.requests)
+                    await discord.customer_writes(CUSTOMER, before)
+                    sent.append(before)
+                    await until(lambda asked=asked: len(claude.requests) > asked, 5, "Claude being asked")
+                    await asyncio.sleep(0.2)  # the leader is answering it
+                    discord.identified.clear()
+                    killed = time.monotonic()
+                    await leader.kill()
+                    await discord.customer_writes(CUSTOMER, during)  # nobody connected: only Discord has it
+                    sent.append(during)
+                    await asyncio.wait_for(discord.identified.wait(), takeover + 30)
+                    takeovers.append(time.monotonic() - killed)
+                    await until(lambda pair=(before, during): all(times_answered(m) for m in pair), 60,
+                                f"round {round_}'s answers")
+                    answered.append(time.monotonic() - killed)
+                    await leader.spawn()  # back as the next standby
+                    await until(lambda bot=leader: bot.said("standing by"), 30, "the new standby")
+                    leader, standby = standby, leader
+                    print(f"round {round_:2d}: takeover {takeovers[-1]:.2f} s, both answered {answered[-1]:.2f} s",
+                          flush=True)
+                await asyncio.sleep(2)
+                lost = sum(1 for m in sent if not times_answered(m))
+                doubled = sum(max(0, times_answered(m) - 1) for m in sent)
+            finally:
+                for bot in bots:
+                    await bot.kill()
+    await claude.stop()
+    await discord.stop()
+    print(f"\n{kills} kills (SIGKILL of the leader), [ha] takeover_seconds = {takeover:g}:")
+    print(f"  takeover (kill -> new leader's gateway session): p50 {statistics.median(takeovers):.2f} s,"
+          f" p99 {percentile(takeovers, 99):.2f} s, max {max(takeovers):.2f} s")
+    print(f"  kill -> both messages answered (one in flight, one sent while down): p50"
+          f" {statistics.median(answered):.2f} s, p99 {percentile(answered, 99):.2f} s")
+    print(f"  messages: {len(sent)} sent, {lost} lost, {doubled} answered twice")
+
+
+async def server_url(given: str | None) -> str:
+    for url in [given] if given else [os.environ.get("HANDOFF_TEST_POSTGRES_URL") or "", *CANDIDATES]:
+        if url and await usable(url):
+            return url
+    raise SystemExit("no PostgreSQL server answers (give --db postgresql://...)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--takeover", type=float, default=10)
+    parser.add_argument("--db", help="a PostgreSQL server URL (a fresh schema is made in it)")
+    args = parser.parse_args()
+
+    async def go() -> None:
+        await run(args.kills, args.takeover, await server_url(args.db))
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()

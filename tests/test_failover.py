@@ -1,0 +1,244 @@
+"""A standby that takes over: two real ``python bot.py`` on one PostgreSQL database and one Discord stand-in.
+
+The leader is killed (SIGKILL: no goodbye, its lease simply stops being renewed) in the middle of a conversation,
+of an approval and of a send. Nothing may be lost, answered twice or run twice; the standby leads within
+``[ha] takeover_seconds``. Fencing and the timing rules are tested without processes at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.leadership import Leadership, LeaseTimes
+from storage import PostgresDatabase
+from storage.lease import LeaseStore, NotLeader
+from tests.conftest import eventually
+from tests.fake_claude import FakeClaude, text, tool_calls
+from tests.fake_discord import FakeDiscord
+from tests.support import POSTGRES_SKIP, postgres_schema
+from tests.test_real_bot_process import CUSTOMER, ROOT, bot_env
+
+TAKEOVER = 4  # [ha] takeover_seconds for these tests (the default, 10, is what bench/failover.py measures)
+
+
+@pytest.fixture
+async def pg_url():
+    base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    async with postgres_schema(base) as url:
+        yield url
+
+
+class Process:
+    """One ``python bot.py``; its log is its own file."""
+
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name, self.env, self.log = name, env, log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def spawn(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
+                                                                stdout=out, stderr=out)
+
+    def said(self, words: str) -> bool:
+        return self.log.exists() and words in self.log.read_text()
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+class Pair:
+    """Two processes, same .env, same database, same Discord: ``a`` starts first and leads."""
+
+    def __init__(self, discord: FakeDiscord, claude: FakeClaude, env: dict[str, str], tmp_path: Path) -> None:
+        self.discord, self.claude = discord, claude
+        self.a = Process("a", env, tmp_path / "a.log")
+        self.b = Process("b", env, tmp_path / "b.log")
+
+    async def start(self) -> None:
+        await self.a.spawn()
+        await asyncio.wait_for(self.discord.identified.wait(), 30)
+        await eventually(lambda: self.a.said("ready to work"), within=15, what="a to be ready")
+        self.discord.identified.clear()
+        await self.b.spawn()
+        await eventually(lambda: self.b.said("leadership: standing by"), within=15, what="b to stand by")
+        assert not self.discord.identified.is_set(), "a standby does not connect to the gateway"
+
+    async def kill_a_and_time_takeover(self) -> float:
+        killed = time.monotonic()
+        await self.a.kill()
+        await asyncio.wait_for(self.discord.identified.wait(), TAKEOVER + 10)
+        took = time.monotonic() - killed
+        assert self.b.said("now leads, epoch 2"), self.b.log.read_text()[-2000:]
+        return took
+
+    def answers(self) -> list[str]:
+        return [m["content"] for m in self.discord.messages.get(CUSTOMER + 1, [])]
+
+
+@pytest.fixture
+async def pair(tmp_path, pg_url):
+    discord = await FakeDiscord().start()
+    claude = FakeClaude()
+    await claude.start()
+    policy = (ROOT / "policy.toml").read_text().replace("takeover_seconds = 10", f"takeover_seconds = {TAKEOVER}")
+    (tmp_path / "policy.toml").write_text(policy)
+    env = bot_env(discord, tmp_path, HANDOFF_DB=pg_url, HANDOFF_POLICY=str(tmp_path / "policy.toml"),
+                  ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url)
+    both = Pair(discord, claude, env, tmp_path)
+    try:
+        yield both
+    finally:
+        await both.a.kill()
+        await both.b.kill()
+        await claude.stop()
+        await discord.stop()
+
+
+async def test_killed_in_the_middle_of_a_conversation(pair):
+    await pair.start()
+    pair.claude.then(text("never delivered: this leader dies first", delay=30))
+    await pair.discord.customer_writes(CUSTOMER, "where is my parcel?")
+    await eventually(lambda: pair.claude.requests, within=10, what="Claude being asked")
+    took = await pair.kill_a_and_time_takeover()
+    assert took < TAKEOVER + 2, f"takeover took {took:.1f} s"
+    # The stored message is answered by the new leader, once.
+    await eventually(lambda: pair.answers(), within=15, what="the answer")
+    await asyncio.sleep(1)
+    assert pair.answers() == ["You said: where is my parcel?"]
+
+
+async def test_check_names_the_leader_and_a_graceful_stop_hands_over_at_once(pair, tmp_path):
+    await pair.start()
+    check = await asyncio.create_subprocess_exec(sys.executable, "bot.py", "--check", cwd=ROOT, env=pair.a.env,
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await check.communicate()
+    assert check.returncode == 0, err.decode()
+    line = next(x for x in out.decode().splitlines() if x.startswith("Leadership:"))
+    assert "leads (epoch 1, lease renewed" in line and "would stand by" in line
+
+    stopped = time.monotonic()
+    pair.a.process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(pair.discord.identified.wait(), TAKEOVER)
+    assert time.monotonic() - stopped < 2.5, "the lease is handed back: no waiting for it to run out"
+    assert await asyncio.wait_for(pair.a.process.wait(), 10) == 0
+    assert pair.a.said("Handoff stopped (SIGTERM)")
+    await pair.discord.customer_writes(CUSTOMER, "still there?")
+    await eventually(lambda: pair.answers() == ["You said: still there?"], within=15, what="b answering")
+
+
+async def test_killed_in_the_middle_of_an_approval(pair):
+    await pair.start()
+    pair.claude.then(tool_calls(("issue_refund", {"order_id": 1, "amount": 10, "reason": "broken"})),
+                     text("A person will look at your refund."))
+    await pair.discord.customer_writes(CUSTOMER, "refund order 1 please, it arrived broken")
+    staff = pair.discord.staff_channel_id
+
+    def card() -> dict | None:
+        return next((m for m in pair.discord.messages.get(staff, []) if any(
+            c.get("custom_id") == "ticket:approve:1" for row in m.get("components") or [] for c in row["components"])),
+            None)
+
+    await eventually(card, within=15, what="the approval card")
+    await pair.kill_a_and_time_takeover()
+    await eventually(lambda: pair.b.said("ready to work"), within=15, what="b to be ready")
+    await asyncio.sleep(2.5)  # discord.py marks itself ready ~2 s after the guild arrives; clicks before are lost
+    pair.claude.then(text("Your refund of 10 is done."))
+    assert await pair.discord.operator_clicks(card(), "ticket:approve:1")
+    assert await pair.discord.operator_clicks(card(), "ticket:approve:1")  # a double click on the new leader
+    await eventually(lambda: any("refund" in a.lower() and "done" in a.lower() for a in pair.answers()), within=15,
+                     what="the customer told the refund is done")
+    await asyncio.sleep(1)
+    async with PostgresDatabase(pair.a.env["HANDOFF_DB"]) as db:
+        refunded = await db.fetchone("SELECT COALESCE(SUM(refunded_cents), 0) FROM shop_orders")
+        decided = await db.fetchone("SELECT COUNT(*) FROM audit WHERE action = 'approved'")
+    assert int(refunded[0]) == 1000, "the refund ran once"
+    assert decided[0] == 1
+
+
+async def test_killed_in_the_middle_of_a_send(pair):
+    await pair.start()
+    dm = f"POST /channels/{CUSTOMER + 1}/messages"
+    held = pair.discord.hold("POST /channels/{id}/messages")  # Discord got the request and has not answered
+    await pair.discord.customer_writes(CUSTOMER, "hello")
+    await eventually(lambda: dm in pair.discord.arrived, within=10, what="a's send reaching Discord")
+    await pair.kill_a_and_time_takeover()
+    held.set()  # Discord carries out the dead process's request: the message exists
+    await eventually(lambda: pair.answers(), within=15, what="the answer")
+    await eventually(lambda: pair.discord.arrived.count(dm) >= 2, within=15, what="b sending the owed row again")
+    await asyncio.sleep(1)
+    assert pair.answers() == ["You said: hello"], "shown once: the new leader's retry carries the same nonce"
+
+
+# -- without processes: the rules ---------------------------------------------------------------------
+
+def test_lease_times_leave_room_to_connect():
+    times = LeaseTimes(10)
+    assert times.ttl == 5 and times.renew_every == pytest.approx(5 / 3) and times.poll_every == 1
+    assert times.ttl + times.poll_every < 10, "a standby holds the lease with time left to connect"
+    assert times.valid_until(100.0) == 104.0, "a leader stops sending a second before its lease could end"
+    assert LeaseTimes(3).margin == 0.5 and LeaseTimes(3).poll_every == pytest.approx(0.3)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_a_leader_that_cannot_renew_stops_sending_before_its_lease_ends(pg_url):
+    async with PostgresDatabase(pg_url) as db:
+        store = LeaseStore(db)
+        clock = FakeMonotonic()
+        a = Leadership(store, LeaseTimes(10), holder="a", monotonic=clock)
+        lost: list[str] = []
+        a.on_lost(lost.append)
+        await a.wait_until_leader()
+        assert a.may_send()
+
+        async def unreachable(*args):
+            raise ConnectionError("database unreachable")
+
+        store.renew = unreachable  # type: ignore[method-assign]
+        keeping = asyncio.create_task(a.keep())
+        clock.t += 3.9
+        await asyncio.sleep(0.05)
+        assert a.may_send() and not lost, "within its lease it still sends"
+        clock.t += 0.2  # past ttl - margin (4 s) since the last renewal was asked: before the lease's 5 s
+        await asyncio.wait_for(keeping, 3)
+        assert not a.may_send() and lost and "could not be renewed" in lost[0]
+
+
+async def test_a_stale_leaders_late_write_is_refused(pg_url):
+    async with PostgresDatabase(pg_url) as db_a, PostgresDatabase(pg_url) as db_b:
+        a = Leadership(LeaseStore(db_a), LeaseTimes(3), holder="a")
+        await a.wait_until_leader()
+        db_a.write_guard = a.guard
+        await db_a.execute("INSERT INTO kept (key, value, updated_at) VALUES ('x', 'by a', 0)")
+        # a is cut off (its renewals stop); its lease runs out and b takes over with the next epoch.
+        await db_b.execute("UPDATE leader_lease SET expires_at = expires_at - 60")
+        b = Leadership(LeaseStore(db_b), LeaseTimes(3), holder="b")
+        assert await b.wait_until_leader() == a.epoch + 1
+        db_b.write_guard = b.guard
+        with pytest.raises(NotLeader, match="no longer leads"):
+            await db_a.execute("UPDATE kept SET value = 'late write by a' WHERE key = 'x'")
+        assert not a.may_send() and a.lost_because
+        await db_b.execute("UPDATE kept SET value = 'by b' WHERE key = 'x'")
+        assert await db_a.kept("x") == "by b"
+        with pytest.raises(NotLeader):
+            async with db_a.transaction() as tx:  # an action's own transaction is fenced too
+                await tx.execute("UPDATE kept SET value = 'late' WHERE key = 'x'")
+        assert await db_b.kept("x") == "by b"
