@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -155,6 +156,11 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
         if (problem := await use_discord_api(settings.discord_api_base)) is not None:
             log.error("DISCORD_API_BASE=%r: %s", settings.discord_api_base, problem)
             return 2
+    if isinstance(settings.db_path, Path) and (other := hold_sqlite_file(settings.db_path)) is not None:
+        log.error("HANDOFF_DB=%r: another bot.py (%s) already runs on this file; two would both answer every"
+                  " message. Stop it first, or for a standby that takes over use PostgreSQL (README: running past"
+                  " one machine).", str(settings.db_path), other)
+        return 2
     try:
         db = await database_for(settings.db_path).open()
     except StorageError as exc:
@@ -190,6 +196,33 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     if stop.received:
         log.info("Handoff stopped (%s): %s; database closed.", stop.received[0], stop.report)
     return 0
+
+
+_held_files: list[Any] = []  # open for the process's life: the lock goes with it (also on kill -9)
+
+
+def hold_sqlite_file(path: Path) -> str | None:
+    """Lock ``<db>.lock`` for this process; None when it worked, else who holds it ("pid N")."""
+    import fcntl
+
+    lock = path.with_name(path.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock.open("a+")
+    except OSError:
+        return None  # the database's own open names what is wrong with the folder
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown pid"
+        handle.close()
+        return holder
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    _held_files.append(handle)
+    return None
 
 
 async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db: Any, leadership: Any,

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,32 +25,7 @@ from tests.fake_claude import FakeClaude, Reply, text
 from tests.fake_discord import FakeDiscord
 from tests.postgres_url import CANDIDATES, usable
 from tests.support import postgres_schema
-from tests.test_real_bot_process import CUSTOMER, bot_env
-
-
-class BotProcess:
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name, self.env, self.log = name, env, log
-        self.process: asyncio.subprocess.Process | None = None
-        self.offset = 0  # where this life's log starts
-
-    async def spawn(self) -> None:
-        self.offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
-                                                                stdout=out, stderr=out)
-
-    def said(self, words: str) -> bool:
-        if not self.log.exists():
-            return False
-        with self.log.open("rb") as f:
-            f.seek(self.offset)
-            return words.encode() in f.read()
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
+from tests.test_real_bot_process import CUSTOMER, RealBot, bot_env
 
 
 def answer_every_message(request: dict) -> Reply:
@@ -82,7 +56,7 @@ async def run(kills: int, takeover: float, base_url: str) -> None:
         async with postgres_schema(base_url) as url:
             env = bot_env(discord, work, HANDOFF_DB=url, HANDOFF_POLICY=str(work / "policy.toml"),
                           ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url, HANDOFF_LOG_LEVEL="INFO")
-            bots = [BotProcess(name, env, work / f"{name}.log") for name in ("a", "b")]
+            bots = [RealBot(discord, env, work / f"{name}.log") for name in ("a", "b")]
             try:
                 await bots[0].spawn()
                 await asyncio.wait_for(discord.identified.wait(), 30)

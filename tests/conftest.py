@@ -176,6 +176,13 @@ async def bot_database(tmp_path: Path, engine: str) -> AsyncIterator[str | Path]
         yield url
 
 
+@pytest.fixture
+async def pg_url(tmp_path: Path) -> AsyncIterator[str | Path]:
+    """A new schema on the test PostgreSQL server, for tests of PostgreSQL's own concerns."""
+    async with bot_database(tmp_path, "postgresql") as url:
+        yield url
+
+
 @pytest.fixture(params=ENGINES)
 async def harness(request: pytest.FixtureRequest, tmp_path: Path, fake_claude: FakeClaude) -> AsyncIterator[Harness]:
     async with bot_database(tmp_path, request.param) as target:

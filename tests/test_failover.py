@@ -8,7 +8,6 @@ of an approval and of a send. Nothing may be lost, answered twice or run twice; 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -22,40 +21,9 @@ from storage.lease import LeaseStore, NotLeader
 from tests.conftest import eventually
 from tests.fake_claude import FakeClaude, text, tool_calls
 from tests.fake_discord import FakeDiscord
-from tests.support import POSTGRES_SKIP, postgres_schema
-from tests.test_real_bot_process import CUSTOMER, ROOT, bot_env
+from tests.test_real_bot_process import CUSTOMER, ROOT, RealBot, bot_env
 
 TAKEOVER = 4  # [ha] takeover_seconds for these tests (the default, 10, is what bench/failover.py measures)
-
-
-@pytest.fixture
-async def pg_url():
-    base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip(POSTGRES_SKIP)
-    async with postgres_schema(base) as url:
-        yield url
-
-
-class Process:
-    """One ``python bot.py``; its log is its own file."""
-
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name, self.env, self.log = name, env, log
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def spawn(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
-                                                                stdout=out, stderr=out)
-
-    def said(self, words: str) -> bool:
-        return self.log.exists() and words in self.log.read_text()
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
 
 
 class Pair:
@@ -63,8 +31,8 @@ class Pair:
 
     def __init__(self, discord: FakeDiscord, claude: FakeClaude, env: dict[str, str], tmp_path: Path) -> None:
         self.discord, self.claude = discord, claude
-        self.a = Process("a", env, tmp_path / "a.log")
-        self.b = Process("b", env, tmp_path / "b.log")
+        self.a = RealBot(discord, env, tmp_path / "a.log")
+        self.b = RealBot(discord, env, tmp_path / "b.log")
 
     async def start(self) -> None:
         await self.a.spawn()

@@ -19,18 +19,8 @@ from storage.db import migration_files
 from storage.postgres import MIGRATIONS_DIR, redacted, translate
 from tests.conftest import Harness
 from tests.fake_claude import text
-from tests.support import POSTGRES_SKIP, postgres_schema
 from tests.test_core_config import GOOD, ROOT
 from tests.test_mfa import ask_to_cancel_subscription, code, enrol, subscription
-
-
-@pytest.fixture
-async def pg_url():
-    base = os.environ.get("HANDOFF_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip(POSTGRES_SKIP)
-    async with postgres_schema(base) as url:
-        yield url
 
 
 def with_password(url: str, password: str) -> str:

@@ -35,12 +35,26 @@ class RealBot:
     def __init__(self, discord: FakeDiscord, env: dict[str, str], log: Path) -> None:
         self.discord, self.env, self.log = discord, env, log
         self.process: asyncio.subprocess.Process | None = None
+        self._log_from = 0  # where this start's lines begin in the log
 
-    async def start(self) -> None:
-        self.discord.identified.clear()
+    async def spawn(self) -> None:
+        """Start the process without waiting for it to connect (a standby does not)."""
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
                                                                 stdout=out, stderr=out)
+
+    def said(self, words: str) -> bool:
+        """The log of this start has ``words``."""
+        if not self.log.exists():
+            return False
+        with self.log.open("rb") as f:
+            f.seek(self._log_from)
+            return words.encode() in f.read()
+
+    async def start(self) -> None:
+        self.discord.identified.clear()
+        await self.spawn()
         try:
             await asyncio.wait_for(self.discord.identified.wait(), 30)
         except TimeoutError:
@@ -145,4 +159,16 @@ async def test_the_real_bot_answers_a_dm_sent_while_it_was_stopped(tmp_path):
         assert answers()[1] == "You said: are you there?" and took < 10
         await eventually(lambda: "message(s) caught up" in log.read_text(), within=5, what="the catch-up line")
         assert "1 channel(s) checked (1 DM, 0 ticket thread), 1 message(s) caught up" in log.read_text()
+        await bot.stop()
+
+
+async def test_a_second_bot_on_the_same_sqlite_file_refuses_to_start(tmp_path):
+    async with real_bot(tmp_path) as bot:
+        await bot.start()
+        second = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=bot.env,
+                                                      stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(second.communicate(), 30)
+        assert second.returncode == 2
+        assert f"another bot.py (pid {bot.process.pid}) already runs on this file" in out.decode()
+        assert bot.process.returncode is None, "the first one carries on"
         await bot.stop()
