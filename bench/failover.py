@@ -51,7 +51,9 @@ async def run(kills: int, takeover: float, base_url: str) -> None:
     answered: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        policy = (ROOT / "policy.toml").read_text().replace("takeover_seconds = 10", f"takeover_seconds = {takeover:g}")
+        # One customer writes twice a round, faster than the default cap of 10 a minute: no cap here.
+        policy = (ROOT / "policy.toml").read_text().replace("messages_per_minute = 10", "messages_per_minute = 0")
+        policy = policy.replace("takeover_seconds = 10", f"takeover_seconds = {takeover:g}")
         (work / "policy.toml").write_text(policy)
         async with postgres_schema(base_url) as url:
             env = bot_env(discord, work, HANDOFF_DB=url, HANDOFF_POLICY=str(work / "policy.toml"),

@@ -1,9 +1,9 @@
 """PostgreSQL: an asyncpg pool behind the same interface as ``storage.db.Database``.
 
 The repositories are written once, as plain functions of a connection (``Database.run``): on SQLite they run in
-aiosqlite's thread on a sqlite3 connection; here they run in a worker thread on ``SyncConnection``, which carries
-each statement to the pool's asyncpg connection on the event loop and waits for it. Their SQL is the subset both
-engines speak; ``?`` placeholders become ``$1, $2, ...``.
+aiosqlite's thread on a sqlite3 connection; here they run in a greenlet on the event loop's thread with a
+``SyncConnection``, whose every statement is awaited on the pool's asyncpg connection (``_run_sync``). Their
+SQL is the subset both engines speak; ``?`` placeholders become ``$1, $2, ...``.
 
 The guarantees match SQLite's: a write transaction (``run``, ``transaction``) first takes one advisory lock, so
 write transactions follow each other as SQLite's ``BEGIN IMMEDIATE`` makes them, and a read-then-write in a
@@ -14,18 +14,17 @@ starting at the same time waits for the first one's migration instead of applyin
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import greenlet
 
 from storage.db import StorageError, Store, migration_files
 
@@ -100,24 +99,49 @@ async def _statement(conn: asyncpg.Connection, sql: str, args: Sequence[Any]) ->
     return Cursor([], _count(await conn.execute(query, *args)))
 
 
+class _Repository(greenlet.greenlet):
+    """A repository function running on PostgreSQL (see ``_run_sync``)."""
+
+
+def _wait(coro: Any) -> Any:
+    """Inside a repository function: hand ``coro`` to the event loop's side and get its result back."""
+    current = greenlet.getcurrent()
+    if not isinstance(current, _Repository):
+        coro.close()
+        raise RuntimeError("a PostgreSQL statement outside PostgresDatabase.run/read")
+    return current.parent.switch(coro)
+
+
+async def _run_sync(fn: Callable[..., T], *args: Any) -> T:
+    """Run the plain function ``fn`` on the event loop's thread; each time it needs the database it hands a
+    coroutine over (``_wait``), which is awaited here and its result handed back. A greenlet switch, not a
+    thread: no hop between threads per statement (SQLAlchemy's asyncio layer works the same way)."""
+    worker = _Repository(fn, parent=greenlet.getcurrent())
+    step = worker.switch(*args)
+    while not worker.dead:
+        try:
+            value = await step
+        except BaseException as exc:  # handed to the function (it may catch it), cancellation included
+            step = worker.throw(exc)
+        else:
+            step = worker.switch(value)
+    return step
+
+
 class SyncConnection:
-    """A repository function's connection on PostgreSQL: ``execute``/``executemany`` like sqlite3's, called from a
-    worker thread; each statement runs on the event loop's asyncpg connection, inside ``run``'s transaction."""
+    """A repository function's connection on PostgreSQL: ``execute``/``executemany`` like sqlite3's; each
+    statement runs on the pool's asyncpg connection, inside ``run``'s transaction."""
 
-    def __init__(self, conn: asyncpg.Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
-        self._loop = loop
-
-    def _wait(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> Cursor:
-        return self._wait(_statement(self._conn, sql, tuple(params)))
+        return _wait(_statement(self._conn, sql, tuple(params)))
 
     def executemany(self, sql: str, seq: Iterable[Iterable[Any]]) -> None:
         args = [tuple(p) for p in seq]
         if args:
-            self._wait(self._conn.executemany(translate(sql), args))
+            _wait(self._conn.executemany(translate(sql), args))
 
 
 class PostgresDatabase(Store):
@@ -129,7 +153,6 @@ class PostgresDatabase(Store):
         self.url = url
         self.min_size, self.max_size = min_size, max_size
         self._pool: asyncpg.Pool | None = None
-        self._threads: ThreadPoolExecutor | None = None
         # Fencing: a check run first in every write transaction (``storage.lease`` sets it when leading).
         self.write_guard: Callable[[asyncpg.Connection], Any] | None = None
 
@@ -147,7 +170,6 @@ class PostgresDatabase(Store):
             self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise StorageError(f"cannot connect to {redacted(self.url)}: {exc}") from None
-        self._threads = ThreadPoolExecutor(self.max_size, thread_name_prefix="handoff-pg")
         try:
             await self.migrate()
         except BaseException:
@@ -159,9 +181,6 @@ class PostgresDatabase(Store):
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
-        if self._threads is not None:
-            self._threads.shutdown(wait=True)
-            self._threads = None
 
     async def __aenter__(self) -> PostgresDatabase:
         return await self.open()
@@ -224,10 +243,6 @@ class PostgresDatabase(Store):
 
     # -- statements -------------------------------------------------------------------------
 
-    async def _in_thread(self, conn: asyncpg.Connection, fn: Callable[[Any], T]) -> T:
-        assert self._threads is not None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, fn, SyncConnection(conn, loop))
 
     async def _begin_write(self, conn: asyncpg.Connection) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
@@ -238,12 +253,12 @@ class PostgresDatabase(Store):
         """Run ``fn(connection)`` as one write transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self._begin_write(conn)
-            return await self._in_thread(conn, fn)
+            return await _run_sync(fn, SyncConnection(conn))
 
     async def read(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(connection)`` in one consistent snapshot."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            return await self._in_thread(conn, fn)
+            return await _run_sync(fn, SyncConnection(conn))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
