@@ -1,6 +1,6 @@
 """Kill the real bot at random under load and count what was lost, doubled or run without approval.
 
-    python -m bench.chaos [--seconds 120] [--customers 30] [--seed 1] [--life 4 12]
+    python -m bench.chaos [--seconds 120] [--customers 30] [--seed 1] [--life 4 12] [--postgres URL]
 
 Runs ``python bot.py`` as a child process against local stand-ins: Discord's REST API and gateway
 (``tests/fake_discord.py``: 50 requests/s global, 5 messages per 5 s per channel, Discord's 429s)
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import re
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -38,8 +38,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from storage import AnyDatabase, database_for  # noqa: E402
 from tests.fake_claude import FakeClaude, Reply, error, text, tool_calls  # noqa: E402
 from tests.fake_discord import FakeDiscord  # noqa: E402
+from tests.support import postgres_schema  # noqa: E402
 
 CUSTOMER_BASE = 600000000000000000
 TAG = re.compile(r"\bm\d+\b")
@@ -133,12 +135,12 @@ class Run:
     stall_any: float = 0.0  # the same, restarts included
 
 
-def owed(db: Path) -> int:
+async def owed(db: AnyDatabase) -> int:
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
-            return c.execute("SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'pending') +"
-                             " (SELECT COUNT(*) FROM desk_outbox WHERE status = 'pending')").fetchone()[0]
-    except sqlite3.Error:
+        [[count]] = await db.fetchall("SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'pending') +"
+                                      " (SELECT COUNT(*) FROM desk_outbox WHERE status = 'pending')")
+        return count
+    except Exception:  # a busy file, a dropped connection: ask again at the next look
         return 0
 
 
@@ -188,7 +190,7 @@ async def answer_prompts(discord: FakeDiscord, rng: random.Random, run: Run, unt
                     run.clicks += await discord.operator_clicks(message, approve)
 
 
-async def watch_stalls(discord: FakeDiscord, db: Path, run: Run, until: float) -> None:
+async def watch_stalls(discord: FakeDiscord, db: AnyDatabase, run: Run, until: float) -> None:
     last_done = time.monotonic()
     seen = 0
     while time.monotonic() < until:
@@ -196,7 +198,7 @@ async def watch_stalls(discord: FakeDiscord, db: Path, run: Run, until: float) -
         now = time.monotonic()
         done = [r for r in discord.requests[seen:] if 200 <= r.status < 300]
         seen = len(discord.requests)
-        if done or not owed(db):
+        if done or not await owed(db):
             last_done = now
             continue
         gap = now - last_done
@@ -219,17 +221,16 @@ async def chaos(bot: BotProcess, discord: FakeDiscord, rng: random.Random, run: 
         run.up_since = time.monotonic()
 
 
-def report(db: Path, discord: FakeDiscord, run: Run, seconds: float, settled: bool) -> dict[str, Any]:
-    with sqlite3.connect(db) as c:
-        stored = {m for (m,) in c.execute("SELECT discord_message_id FROM turns WHERE kind = 'customer'"
-                                          " AND discord_message_id IS NOT NULL")}
-        held = {m for (m,) in c.execute("SELECT discord_message_id FROM turns WHERE kind = 'customer'"
-                                        " AND status = 'held'")}
-        runs = c.execute("SELECT action, tag FROM chaos_runs").fetchall()
-        confirmed = {json.loads(p)["tag"] for (p,) in c.execute(
-            "SELECT action_params FROM confirmations WHERE status = 'confirmed'")}
-        approved = {json.loads(p)["tag"] for (p,) in c.execute(
-            "SELECT action_params FROM tickets WHERE status = 'approved' AND action_params IS NOT NULL")}
+async def report(db: AnyDatabase, discord: FakeDiscord, run: Run, seconds: float, settled: bool) -> dict[str, Any]:
+    stored = {m for (m,) in await db.fetchall("SELECT discord_message_id FROM turns WHERE kind = 'customer'"
+                                              " AND discord_message_id IS NOT NULL")}
+    held = {m for (m,) in await db.fetchall("SELECT discord_message_id FROM turns WHERE kind = 'customer'"
+                                            " AND status = 'held'")}
+    runs = [tuple(r) for r in await db.fetchall("SELECT action, tag FROM chaos_runs")]
+    confirmed = {json.loads(p)["tag"] for (p,) in await db.fetchall(
+        "SELECT action_params FROM confirmations WHERE status = 'confirmed'")}
+    approved = {json.loads(p)["tag"] for (p,) in await db.fetchall(
+        "SELECT action_params FROM tickets WHERE status = 'approved' AND action_params IS NOT NULL")}
     received = {tag for tag, mid in run.sent.items() if mid in stored}
     answers: dict[str, int] = {}
     for channel_id, messages in discord.messages.items():
@@ -282,6 +283,7 @@ async def main() -> None:
     parser.add_argument("--life", type=float, nargs=2, default=(4.0, 12.0), help="a bot lives this long (s)")
     parser.add_argument("--failure-rate", type=float, default=0.03, help="share of model calls answered 529")
     parser.add_argument("--keep", action="store_true", help="keep the database and the bot's log")
+    parser.add_argument("--postgres", metavar="URL", help="store in a fresh schema on this PostgreSQL server")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     discord = await FakeDiscord().start()
@@ -289,11 +291,18 @@ async def main() -> None:
     await claude.start()
     work = Path(tempfile.mkdtemp(prefix="handoff-chaos-"))
     (work / "policy.toml").write_text(POLICY)
-    db = work / "handoff.db"
+    async with contextlib.AsyncExitStack() as stack:
+        target = await stack.enter_async_context(postgres_schema(args.postgres)) if args.postgres \
+            else work / "handoff.db"
+        await chaos_run(args, rng, discord, claude, work, target)
+
+
+async def chaos_run(args: argparse.Namespace, rng: random.Random, discord: FakeDiscord, claude: FakeClaude,
+                    work: Path, target: Path | str) -> None:
     env = {**os.environ, "DISCORD_TOKEN": "chaos.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
            "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
            "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "ANTHROPIC_API_KEY": "chaos-key",
-           "ANTHROPIC_BASE_URL": claude.url, "HANDOFF_DB": str(db), "HANDOFF_POLICY": str(work / "policy.toml"),
+           "ANTHROPIC_BASE_URL": claude.url, "HANDOFF_DB": str(target), "HANDOFF_POLICY": str(work / "policy.toml"),
            "HANDOFF_ACTIONS": "bench.chaos_actions", "DISCORD_API_BASE": discord.url, "HANDOFF_LOG_LEVEL": "INFO",
            "HANDOFF_LLM_MAX_RETRIES": "1"}
     bot = BotProcess(env, work / "bot.log")
@@ -301,6 +310,7 @@ async def main() -> None:
     started = time.monotonic()
     await bot.start(discord)
     run.up_since = time.monotonic()
+    db = await database_for(target).open()  # the bench's own connection, to watch and count
     until = started + args.seconds
     watcher = asyncio.create_task(watch_stalls(discord, db, run, until + 90))
     prompts = asyncio.create_task(answer_prompts(discord, rng, run, until + 90))
@@ -310,15 +320,16 @@ async def main() -> None:
     settled = False
     for _ in range(240):
         await asyncio.sleep(0.25)
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            waiting = c.execute("SELECT COUNT(*) FROM turns WHERE status = 'pending'").fetchone()[0]
-        if not owed(db) and not waiting:
+        [[waiting]] = await db.fetchall("SELECT COUNT(*) FROM turns WHERE status = 'pending'")
+        if not await owed(db) and not waiting:
             settled = True
             break
     watcher.cancel()
     prompts.cancel()
     await bot.stop()
-    figures = report(db, discord, run, time.monotonic() - started, settled)
+    figures = await report(db, discord, run, time.monotonic() - started, settled)
+    figures["store"] = str(db)
+    await db.close()
     width = max(map(len, figures))
     for name, value in figures.items():
         print(f"{name:<{width}}  {value}")

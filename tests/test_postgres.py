@@ -157,3 +157,34 @@ async def test_migrate_to_names_what_is_wrong(tmp_path):
     assert missing.returncode == 2 and "does not exist; nothing to copy" in missing.stderr
     not_a_url = await asyncio.to_thread(bot_py, ["--migrate-to", "handoff.db"], {}, tmp_path)
     assert not_a_url.returncode == 2 and "give a PostgreSQL URL" in not_a_url.stderr
+
+
+async def test_an_actions_modules_sqlite_migrations_run_on_postgresql(tmp_path, pg_url):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "0001_things.sql").write_text(
+        "CREATE TABLE things (id INTEGER PRIMARY KEY, owner INTEGER NOT NULL, at REAL NOT NULL, data BLOB);")
+    async with PostgresDatabase(pg_url) as db:
+        assert await db.migrate_module("mine", folder) == 1
+        async with db.transaction() as tx:  # SQLite numbers new rows itself; so does the identity column
+            first = await tx.insert("INSERT INTO things (owner, at, data) VALUES (?, ?, ?)",
+                                    (900000000000000001, 1800000000.123456, b"\x00\x01"))
+            second = await tx.insert("INSERT INTO things (owner, at) VALUES (?, ?)", (1, 0))
+        assert second == first + 1
+        row = await db.fetchone("SELECT owner, at, data FROM things WHERE id = ?", (first,))
+        assert tuple(row) == (900000000000000001, 1800000000.123456, b"\x00\x01"), "64-bit ids, double times"
+        assert await db.migrate_module("mine", folder) == 0
+
+        (folder / "0002_broken.sql").write_text("ALTER TABLE things ADD COLUMN note TEXT; SELECT * FROM nowhere;")
+        with pytest.raises(StorageError, match=r"0002_broken\.sql failed on PostgreSQL.*nothing of it was applied"):
+            await db.migrate_module("mine", folder)
+        assert [r[0] for r in await db.fetchall("SELECT column_name FROM information_schema.columns WHERE"
+                                                " table_schema = current_schema() AND table_name = 'things'"
+                                                " AND column_name = 'note'")] == []
+
+        own = folder / "postgresql"  # where PostgreSQL's SQL must differ, the module brings its own folder
+        own.mkdir()
+        (own / "0001_things.sql").write_text("SELECT 1;")
+        (own / "0002_note.sql").write_text("ALTER TABLE things ADD COLUMN note TEXT NOT NULL DEFAULT '';")
+        assert await db.migrate_module("mine", folder) == 1
+        assert (await db.fetchone("SELECT note FROM things WHERE id = ?", (first,)))[0] == ""
