@@ -65,6 +65,18 @@ class LeaseStoreLike(Protocol):
     async def check(conn: Any, holder: str, epoch: int) -> None: ...
 
 
+async def within(call: Any, seconds: float) -> Any:
+    """``call``'s result, or TimeoutError after ``seconds``. Unlike ``asyncio.wait_for`` it does not wait for the
+    cancelled call to end: a query on a silent network (a partition: no reset, no answer) may never end."""
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, whenever it ends
+        raise TimeoutError(f"no answer within {seconds:.1f} s")
+    return task.result()
+
+
 def new_holder() -> str:
     """This process, as the lease names it: host, pid and a random part (a restarted pid is someone else)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -81,6 +93,7 @@ class Leadership:
         self.lost_because: str | None = None
         self._valid_until = 0.0
         self._on_lost: list[Callable[[str], Any]] = []
+        self._said_unreachable = float("-inf")  # when the database's silence was last logged
 
     @property
     def leading(self) -> bool:
@@ -114,22 +127,29 @@ class Leadership:
 
     async def _try(self, call: Any) -> Any:
         try:
-            return await asyncio.wait_for(call, self.times.ttl)
-        except Exception as exc:  # the database unreachable for now: keep standing by
-            log.warning("leadership: the lease could not be read (%s: %s); trying again", type(exc).__name__, exc)
+            result = await within(call, self.times.ttl)
+        except Exception as exc:  # the database unreachable for now: keep standing by (said once a minute)
+            if self.monotonic() - self._said_unreachable >= 60:
+                self._said_unreachable = self.monotonic()
+                log.warning("leadership: the database does not answer (%s: %s); standing by until it does",
+                            type(exc).__name__, exc)
             return None
+        if self._said_unreachable > float("-inf"):
+            self._said_unreachable = float("-inf")
+            log.info("leadership: the database answers again")
+        return result
 
     async def keep(self) -> None:
         """While leading: renew the lease; give it up (stop sending, tell ``on_lost``) when it cannot be kept."""
         while self.leading:
+            assert self.epoch is not None
             asked = self.monotonic()
             try:
-                ours = await asyncio.wait_for(self.store.renew(self.holder, self.epoch, self.times.ttl),
-                                              max(0.1, self._valid_until - asked))
-            except Exception as exc:
-                if self.monotonic() >= self._valid_until:
-                    self._lose(f"the lease could not be renewed for {self.times.ttl - self.times.margin:g} s"
-                               f" ({type(exc).__name__}: {exc})")
+                ours = await within(self.store.renew(self.holder, self.epoch, self.times.ttl),
+                                    max(0.05, self._valid_until - asked))
+            except Exception as exc:  # the database unreachable or silent, or the pool closing
+                if self.monotonic() >= self._valid_until or isinstance(exc, TimeoutError):
+                    self._lose(f"the lease could not be renewed in time ({type(exc).__name__}: {exc})")
                     return
                 log.warning("leadership: renewing the lease failed (%s: %s); sending stops in %.1f s unless a"
                             " renewal succeeds", type(exc).__name__, exc, self._valid_until - self.monotonic())

@@ -210,3 +210,71 @@ async def test_a_stale_leaders_late_write_is_refused(pg_url):
             async with db_a.transaction() as tx:  # an action's own transaction is fenced too
                 await tx.execute("UPDATE kept SET value = 'late' WHERE key = 'x'")
         assert await db_b.kept("x") == "by b"
+
+
+class Partition:
+    """A TCP relay to PostgreSQL that can go silent, as a network partition does (no reset, no answer)."""
+
+    def __init__(self, port: int = 5432) -> None:
+        self.target_port = port
+        self.cut = asyncio.Event()
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> Partition:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut.is_set():
+            return  # accepted, never answered
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                if self.cut.is_set():
+                    return  # dropped on the floor from now on
+                dst.write(data)
+                await dst.drain()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def logged_at(bot: RealBot, words: str) -> float:
+    """When the bot's log first says ``words`` (its timestamp, this machine's clock), as epoch seconds."""
+    import datetime as dt
+
+    line = next(x for x in bot.log.read_text().splitlines() if words in x)
+    return dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+async def test_a_leader_cut_off_from_the_database_stops_before_its_lease_ends(pair, pg_url):
+    partition = await Partition().start()
+    try:
+        # a reaches PostgreSQL through the relay; b directly.
+        pair.a.env = {**pair.a.env, "HANDOFF_DB": pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{partition.port}")}
+        await pair.start()
+        await pair.discord.customer_writes(CUSTOMER, "hello")
+        await eventually(lambda: pair.answers() == ["You said: hello"], within=15, what="a's answer")
+
+        partition.cut.set()
+        await eventually(lambda: pair.b.said("now leads, epoch 2"), within=TAKEOVER + 10, what="b taking over")
+        await eventually(lambda: pair.a.said("leadership lost"), within=5, what="a giving up")
+        gave_up, took_over = logged_at(pair.a, "leadership lost"), logged_at(pair.b, "now leads, epoch 2")
+        assert gave_up < took_over, "a stopped sending before b could hold the lease"
+        assert pair.a.said("Sending stopped"), pair.a.log.read_text()[-2000:]
+        await eventually(lambda: len([w for w in pair.discord._sockets if not w.closed]) == 1, within=10,
+                         what="only b connected to the gateway")
+
+        await pair.discord.customer_writes(CUSTOMER, "are you still there?")
+        await eventually(lambda: len(pair.answers()) == 2, within=15, what="b's answer")
+        await asyncio.sleep(1)
+        assert pair.answers() == ["You said: hello", "You said: are you still there?"]
+        assert pair.a.process.returncode is None, "a stays, to stand by again"
+    finally:
+        await partition.stop()
