@@ -1,13 +1,14 @@
 """Takeover time: two real ``python bot.py`` on one PostgreSQL database; the leader is killed (SIGKILL) again and
 again, the standby takes over, the killed one comes back as the next standby.
 
-    python -m bench.failover [--kills 20] [--takeover 10] [--db postgresql://...]
+    python -m bench.failover [--kills 20] [--takeover 10] [--db postgresql://...] [--customers 50] [--messages 20]
 
 Each round a customer writes just before the kill (the leader is answering it: Claude takes 0.5 s) and once
 more while no process is connected (only Discord has it: the new leader's catch-up finds it). Prints the time
 from the kill to the new leader's gateway session (p50/p99/max), the time from the kill until both messages
 are answered, and how many messages were lost or answered twice. The Discord and Claude stand-ins run in this
 process; the database is a fresh schema on the server (HANDOFF_TEST_POSTGRES_URL, or 127.0.0.1:5432).
+Then it prints messages per second through the store, SQLite against PostgreSQL (``--kills 0``: only that).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from pathlib import Path
 
 from bench._harness import ROOT, percentile
+from storage import AnyDatabase, Database, PostgresDatabase
+from storage.conversations import ConversationStore, NewTurn, OutboxStore
 from tests.fake_claude import FakeClaude, Reply, text
 from tests.fake_discord import FakeDiscord
 from tests.postgres_url import CANDIDATES, usable
@@ -109,6 +112,40 @@ async def run(kills: int, takeover: float, base_url: str) -> None:
     print(f"  messages: {len(sent)} sent, {lost} lost, {doubled} answered twice")
 
 
+async def store_throughput(db: AnyDatabase, customers: int, messages: int) -> float:
+    """Messages per second through the repositories alone: each message stored, read back with its history,
+    answered (the reply owed in the same change) and the reply marked sent - what the bot asks of the store
+    per message - for ``customers`` customers at once."""
+    conversations, outbox = ConversationStore(db), OutboxStore(db)
+
+    async def customer(number: int) -> None:
+        for i in range(messages):
+            now = 1_800_000_000.0 + i
+            got = await conversations.record_inbound(
+                discord_id=700000000000000000 + number, display_name="bench", content=f"message {i}", data=None,
+                discord_message_id=(number * 10_000 + i + 1) << 22, now=now, idle_seconds=3600)
+            work = await conversations.pending_turns(got.customer.id, history_limit=40)
+            await conversations.complete_answer(work.turns, NewTurn("assistant", "ok"), ["ok"], now)
+            item = await outbox.next_pending(got.customer.id)
+            assert item is not None
+            await outbox.mark_sent(item.id, None, now)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(customer(n) for n in range(customers)))
+    return customers * messages / (time.perf_counter() - started)
+
+
+async def throughput(base_url: str, customers: int, messages: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Database(Path(tmp) / "bench.db") as lite:
+            sqlite = await store_throughput(lite, customers, messages)
+    async with postgres_schema(base_url) as url, PostgresDatabase(url) as pg:
+        postgres = await store_throughput(pg, customers, messages)
+    print(f"\nmessages per second through the store ({customers} customers x {messages} messages, each stored,"
+          " read back, answered, its reply marked sent):")
+    print(f"  SQLite {sqlite:.0f}/s, PostgreSQL {postgres:.0f}/s ({postgres / sqlite:.0%} of SQLite)")
+
+
 async def server_url(given: str | None) -> str:
     for url in [given] if given else [os.environ.get("HANDOFF_TEST_POSTGRES_URL") or "", *CANDIDATES]:
         if url and await usable(url):
@@ -121,10 +158,15 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--takeover", type=float, default=10)
     parser.add_argument("--db", help="a PostgreSQL server URL (a fresh schema is made in it)")
+    parser.add_argument("--customers", type=int, default=50, help="for the store's messages per second")
+    parser.add_argument("--messages", type=int, default=20, help="for the store's messages per second")
     args = parser.parse_args()
 
     async def go() -> None:
-        await run(args.kills, args.takeover, await server_url(args.db))
+        url = await server_url(args.db)
+        if args.kills:
+            await run(args.kills, args.takeover, url)
+        await throughput(url, args.customers, args.messages)
 
     asyncio.run(go())
 
