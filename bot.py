@@ -161,8 +161,13 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
                   " message. Stop it first, or for a standby that takes over use PostgreSQL (README: running past"
                   " one machine).", str(settings.db_path), other)
         return 2
+    from core.leadership import Leadership, LeaseTimes
+
+    times = LeaseTimes(policy["ha"]["takeover_seconds"])
     try:
-        db = await database_for(settings.db_path).open()
+        # A leader cut off in a write transaction holds the write lock: the server ends that session once it
+        # has waited a lease's length, so the next leader is not held up past its takeover.
+        db = await database_for(settings.db_path, idle_in_transaction=times.ttl).open()
     except StorageError as exc:
         log.error("HANDOFF_DB=%r: %s", shown_db(settings.db_path), exc)
         return 2
@@ -176,10 +181,9 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
         if hasattr(actions_module, "install"):
             await actions_module.install(db)
         if db.engine == "postgresql":  # several processes may share it: one leads, the others stand by
-            from core.leadership import Leadership, LeaseTimes
             from storage.lease import LeaseStore
 
-            leadership = Leadership(LeaseStore(db), LeaseTimes(policy["ha"]["takeover_seconds"]))
+            leadership = Leadership(LeaseStore(db), times)
         while True:
             if leadership is not None and not await stop.unless_stopped(leadership.wait_until_leader()):
                 break
@@ -189,6 +193,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
             if leadership is None or stop.received or leadership.lost_because is None:
                 break
             log.info("leadership: standing by again")
+            stop.report = "it was standing by"
     finally:
         if leadership is not None:
             await leadership.release()
@@ -284,7 +289,7 @@ class SignalStop:
 
         self.bot = bot
         self.received: list[str] = []
-        self.report = ""
+        self.report = "it was standing by"  # or what the bot said when it stopped
         self._stopped = asyncio.Event()
         self._closing: list[asyncio.Task[None]] = []  # a reference, so the task is not collected mid-way
         loop = asyncio.get_running_loop()

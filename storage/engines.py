@@ -10,8 +10,8 @@ from storage.postgres import PostgresDatabase, is_postgres_url
 AnyDatabase = Database | PostgresDatabase
 
 
-def database_for(target: str | Path) -> AnyDatabase:
-    """The database ``target`` names, not yet open."""
+def database_for(target: str | Path, *, idle_in_transaction: float = 5.0) -> AnyDatabase:
+    """The database ``target`` names, not yet open (``idle_in_transaction``: see ``PostgresDatabase``)."""
     if is_postgres_url(target):
-        return PostgresDatabase(str(target))
+        return PostgresDatabase(str(target), idle_in_transaction=idle_in_transaction)
     return Database(target)

@@ -14,6 +14,7 @@ starting at the same time waits for the first one's migration instead of applyin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations_postgresql")
-WRITE_LOCK = 0x48616E64  # "Hand": the advisory lock every write transaction takes first
-MIGRATION_LOCK = WRITE_LOCK + 1
+# Advisory locks, keyed by (what, this schema): Handoffs in other schemas of one database don't wait on each other.
+WRITE_LOCK = "SELECT pg_advisory_xact_lock(1214344804, hashtext(current_schema()))"  # every write transaction
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1214344805, hashtext(current_schema()))"
 _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b|\bRETURNING\b", re.IGNORECASE)
 
 
@@ -166,11 +168,15 @@ class PostgresDatabase(Store):
 
     engine = "postgresql"
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10, idle_in_transaction: float = 5.0) -> None:
+        """``idle_in_transaction``: seconds after which the server ends a session whose transaction waits on its
+        client. A process cut off in the middle of a write transaction holds the write lock; this is how long
+        the next leader waits for it (bot.py passes the lease's length)."""
         self.url = url
         self.min_size, self.max_size = min_size, max_size
+        self.idle_in_transaction = idle_in_transaction
         self._pool: asyncpg.Pool | None = None
-        # Fencing: a check run first in every write transaction (``storage.lease`` sets it when leading).
+        # Fencing: a check run first in every write transaction (bot.py sets Leadership.guard while leading).
         self.write_guard: Callable[[asyncpg.Connection], Any] | None = None
 
     def __str__(self) -> str:
@@ -184,7 +190,9 @@ class PostgresDatabase(Store):
 
     async def open(self) -> PostgresDatabase:
         try:
-            self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
+            self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size,
+                                                   server_settings={"idle_in_transaction_session_timeout":
+                                                                    str(int(self.idle_in_transaction * 1000))})
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise StorageError(f"cannot connect to {redacted(self.url)}: {exc}") from None
         try:
@@ -197,7 +205,10 @@ class PostgresDatabase(Store):
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:  # connections to a server that went silent never close politely
+                await asyncio.wait_for(pool.close(), 5)
+            except TimeoutError:
+                pool.terminate()
 
     async def __aenter__(self) -> PostgresDatabase:
         return await self.open()
@@ -247,7 +258,7 @@ class PostgresDatabase(Store):
             for number, path in files:
                 async with conn.transaction():
                     # One process migrates at a time; the other then finds the versions applied.
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                    await conn.execute(MIGRATION_LOCK)
                     current = await conn.fetchval(
                         "SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE module = $1", module)
                     if current > len(files):
@@ -270,7 +281,7 @@ class PostgresDatabase(Store):
 
 
     async def _begin_write(self, conn: asyncpg.Connection) -> None:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+        await conn.execute(WRITE_LOCK)
         if self.write_guard is not None:
             await self.write_guard(conn)
 

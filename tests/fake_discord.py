@@ -385,7 +385,12 @@ class FakeDiscord:
 
     @property
     def connected(self) -> bool:
-        return any(not ws.closed for ws in self._sockets)
+        return self.sessions > 0
+
+    @property
+    def sessions(self) -> int:
+        """Gateway sessions open now (one token, two sessions: both get every event)."""
+        return sum(1 for ws in self._sockets if not ws.closed)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> bool:
         """Send a gateway event to the connected bot; False when none is connected (the event is missed)."""

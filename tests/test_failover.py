@@ -8,6 +8,7 @@ of an approval and of a send. Nothing may be lost, answered twice or run twice; 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -41,7 +42,8 @@ class Pair:
         self.discord.identified.clear()
         await self.b.spawn()
         await eventually(lambda: self.b.said("leadership: standing by"), within=15, what="b to stand by")
-        assert not self.discord.identified.is_set(), "a standby does not connect to the gateway"
+        assert not self.discord.identified.is_set() and self.discord.sessions == 1, \
+            "a standby does not connect to the gateway"
 
     async def kill_a_and_time_takeover(self) -> float:
         killed = time.monotonic()
@@ -104,6 +106,12 @@ async def test_check_names_the_leader_and_a_graceful_stop_hands_over_at_once(pai
     assert pair.a.said("Handoff stopped (SIGTERM)")
     await pair.discord.customer_writes(CUSTOMER, "still there?")
     await eventually(lambda: pair.answers() == ["You said: still there?"], within=15, what="b answering")
+
+    await pair.a.spawn()  # back, as a standby; a standby stops at once too
+    await eventually(lambda: pair.a.said("leadership: standing by"), within=15, what="a standing by")
+    pair.a.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(pair.a.process.wait(), 5) == 0
+    assert pair.a.said("Handoff stopped (SIGTERM): it was standing by; database closed.")
 
 
 async def test_killed_in_the_middle_of_an_approval(pair):
@@ -220,6 +228,7 @@ class Partition:
         self.cut = asyncio.Event()
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> Partition:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -230,6 +239,7 @@ class Partition:
         if self.cut.is_set():
             return  # accepted, never answered
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             while data := await src.read(65536):
@@ -241,8 +251,11 @@ class Partition:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
 
     async def stop(self) -> None:
+        """The network back, then gone: every relayed connection is closed (PostgreSQL ends their sessions)."""
         if self._server is not None:
             self._server.close()
+        for writer in self._writers:
+            writer.close()
 
 
 def logged_at(bot: RealBot, words: str) -> float:
@@ -268,8 +281,7 @@ async def test_a_leader_cut_off_from_the_database_stops_before_its_lease_ends(pa
         gave_up, took_over = logged_at(pair.a, "leadership lost"), logged_at(pair.b, "now leads, epoch 2")
         assert gave_up < took_over, "a stopped sending before b could hold the lease"
         assert pair.a.said("Sending stopped"), pair.a.log.read_text()[-2000:]
-        await eventually(lambda: len([w for w in pair.discord._sockets if not w.closed]) == 1, within=10,
-                         what="only b connected to the gateway")
+        await eventually(lambda: pair.discord.sessions == 1, within=10, what="only b connected to the gateway")
 
         await pair.discord.customer_writes(CUSTOMER, "are you still there?")
         await eventually(lambda: len(pair.answers()) == 2, within=15, what="b's answer")
@@ -278,3 +290,29 @@ async def test_a_leader_cut_off_from_the_database_stops_before_its_lease_ends(pa
         assert pair.a.process.returncode is None, "a stays, to stand by again"
     finally:
         await partition.stop()
+
+
+async def test_a_write_lock_held_by_a_cut_off_process_is_freed_for_the_next_leader(pg_url):
+    partition = await Partition().start()
+    via = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{partition.port}")
+    async with PostgresDatabase(via, idle_in_transaction=1) as cut_off, PostgresDatabase(pg_url) as other:
+        inside = asyncio.Event()
+
+        async def hold_the_write_lock() -> None:
+            async with cut_off.transaction() as tx:
+                await tx.execute("INSERT INTO kept (key, value, updated_at) VALUES ('x', 'cut off', 0)")
+                inside.set()
+                await asyncio.sleep(60)  # the network goes silent meanwhile
+
+        holder = asyncio.create_task(hold_the_write_lock())
+        await asyncio.wait_for(inside.wait(), 5)
+        partition.cut.set()
+        started = time.monotonic()
+        await asyncio.wait_for(other.execute("INSERT INTO kept (key, value, updated_at) VALUES ('y', 'next', 0)"),
+                               10)
+        assert time.monotonic() - started < 3, "the server ended the silent session after 1 s idle"
+        assert await other.kept("x") is None and await other.kept("y") == "next"
+        await partition.stop()
+        holder.cancel()
+        with contextlib.suppress(BaseException):
+            await holder
