@@ -129,6 +129,10 @@ async def migrate_to(settings: Settings, actions_module: ModuleType, url: str) -
     if not settings.db_path.is_file():
         print(f"--migrate-to: HANDOFF_DB={str(settings.db_path)!r} does not exist; nothing to copy", file=sys.stderr)
         return 2
+    if (other := hold_sqlite_file(settings.db_path)) is not None:
+        print(f"--migrate-to: a bot.py ({other}) runs on {settings.db_path}; stop it first, so that nothing is"
+              " written while the copy is made", file=sys.stderr)
+        return 2
     try:
         async with Database(settings.db_path) as source, PostgresDatabase(url) as target:
             if hasattr(actions_module, "install"):  # the actions' own tables, on both sides

@@ -53,6 +53,8 @@ class Stats(OperatorsOnly, commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)  # the chart takes a moment
         text, _, chart = await self.summary_message(days)
         text += f"\n-# {self.bot.pacer.figures().describe()}"
+        if self.bot.leadership is not None:  # PostgreSQL: which of the processes answers
+            text += f"\n-# {self.bot.leadership.describe()}"
         await interaction.followup.send(text, file=chart, ephemeral=True)
 
     @app_commands.command(description="The tickets of a period as a CSV file (only you see it).")

@@ -12,6 +12,7 @@ stale leader's late write is refused rather than doubling a new leader's work.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import os
 import secrets
@@ -99,6 +100,14 @@ class Leadership:
     def leading(self) -> bool:
         return self.epoch is not None and self.lost_because is None
 
+    def describe(self) -> str:
+        """One line for operators (/stats)."""
+        if self.leading:
+            return f"This process ({self.holder}) leads, epoch {self.epoch}; standbys take over within" \
+                   f" {self.times.takeover_seconds:g} s if it stops."
+        return f"This process ({self.holder}) does not lead" + (f": {self.lost_because}." if self.lost_because
+                                                                 else ".")
+
     def may_send(self) -> bool:
         """Checked before every request to Discord: only a leader whose lease surely has not run out sends."""
         return self.leading and self.monotonic() < self._valid_until
@@ -175,7 +184,11 @@ class Leadership:
         if self.lost_because is not None:
             return
         self.lost_because = reason
-        log.error("leadership lost: %s. Sending stopped; this process disconnects and stands by.", reason)
+        # may_send() turned false at the lease's local deadline, or now if that is still ahead: say when.
+        late = max(0.0, self.monotonic() - self._valid_until)
+        stopped = datetime.datetime.fromtimestamp(time.time() - late).strftime("%H:%M:%S.%f")[:-3]
+        log.error("leadership lost: %s. Sending stopped at %s; this process disconnects and stands by.", reason,
+                  stopped)
         for callback in self._on_lost:
             callback(reason)
 

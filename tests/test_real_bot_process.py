@@ -171,4 +171,10 @@ async def test_a_second_bot_on_the_same_sqlite_file_refuses_to_start(tmp_path):
         assert second.returncode == 2
         assert f"another bot.py (pid {bot.process.pid}) already runs on this file" in out.decode()
         assert bot.process.returncode is None, "the first one carries on"
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "bot.py", "--migrate-to", "postgresql://127.0.0.1:1/none", cwd=ROOT, env=bot.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(migrate.communicate(), 30)
+        assert migrate.returncode == 2 and f"a bot.py (pid {bot.process.pid}) runs on" in out.decode()
+        assert "stop it first" in out.decode()
         await bot.stop()
