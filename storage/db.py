@@ -13,7 +13,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 
@@ -46,6 +46,18 @@ class Store:
     PostgreSQL (``storage/postgres.py``)."""
 
     engine = ""
+
+    async def open(self) -> Self:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         raise NotImplementedError
@@ -133,12 +145,6 @@ class Database(Store):
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
-
-    async def __aenter__(self) -> Database:
-        return await self.open()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def user_version(self) -> int:
         rows = await self.conn.execute_fetchall("PRAGMA user_version")

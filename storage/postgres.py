@@ -210,12 +210,6 @@ class PostgresDatabase(Store):
             except TimeoutError:
                 pool.terminate()
 
-    async def __aenter__(self) -> PostgresDatabase:
-        return await self.open()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     # -- migrations ---------------------------------------------------------------------------
 
     async def user_version(self) -> int:
