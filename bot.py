@@ -82,9 +82,9 @@ def _codes_on(policy: Policy | None, path: Path) -> bool:
     return not isinstance(mfa, dict) or mfa.get("enabled", True) is not False
 
 
-async def check_database(target: Path | str) -> tuple[str | None, str]:
+async def check_database(target: Path | str, secret_key: str | None = None) -> tuple[str | None, str]:
     """Open (and create, migrate) the database as the bot will: (None, what it says about leadership) when it
-    works, else (one line naming HANDOFF_DB and the fix, "")."""
+    works, else (one line naming HANDOFF_DB or HANDOFF_SECRET_KEY and the fix, "")."""
     from storage import StorageError, database_for
 
     try:
@@ -92,9 +92,20 @@ async def check_database(target: Path | str) -> tuple[str | None, str]:
     except StorageError as exc:
         return f"HANDOFF_DB={shown_db(target)!r}: {exc}", ""
     try:
+        if secret_key and (problem := await key_problem(db, secret_key, remember=False)) is not None:
+            return problem, ""
         return None, await leadership_line(db)
     finally:
         await db.close()
+
+
+async def key_problem(db: Any, secret_key: str, *, remember: bool = True) -> str | None:
+    import time
+
+    from core.mfa import SecretBox, secret_key_problem
+    from storage.codes import CodeStore
+
+    return await secret_key_problem(SecretBox(secret_key), db, CodeStore(db), time.time(), remember=remember)
 
 
 async def leadership_line(db: Any) -> str:
@@ -182,6 +193,9 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     leadership = None
     stop = SignalStop()
     try:
+        if settings.secret_key and (problem := await key_problem(db, settings.secret_key)) is not None:
+            log.error(problem)
+            return 2
         if hasattr(actions_module, "install"):
             await actions_module.install(db)
         if db.engine == "postgresql":  # several processes may share it: one leads, the others stand by
@@ -395,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.migrate_to is not None:
         return asyncio.run(migrate_to(settings, module, args.migrate_to))
     if args.check:
-        problem, leadership = asyncio.run(check_database(settings.db_path))
+        problem, leadership = asyncio.run(check_database(settings.db_path, settings.secret_key))
         if problem is not None:
             print(f"Configuration error: {problem}", file=sys.stderr)
             return 2

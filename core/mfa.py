@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import io
 import re
+from typing import Any
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken
@@ -45,6 +46,28 @@ class SecretBox:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise ValueError("this secret was encrypted with another HANDOFF_SECRET_KEY") from None
+
+
+KEY_CHECK = "secret_key_check"  # kept: a known text sealed with the key the stored secrets use
+KEY_CHECK_TEXT = "handoff"
+
+
+async def secret_key_problem(box: SecretBox, kept: Any, codes: Any, now: float, *, remember: bool = True
+                             ) -> str | None:
+    """None when this HANDOFF_SECRET_KEY opens what the database holds (and remember it for the next start),
+    else why not. A different key would lock every enrolled customer out of their codes, silently; on
+    PostgreSQL it is also how a standby with another .env would break codes when it takes over."""
+    sealed = await kept.kept(KEY_CHECK) or await codes.a_sealed_secret()
+    if sealed is not None:
+        try:
+            box.open(sealed)
+        except ValueError:
+            return ("HANDOFF_SECRET_KEY is not the key this database's authenticator secrets were encrypted with;"
+                    " with it no enrolled customer could use a code. Use the key the bot ran with before (on"
+                    " every host: the same .env)")
+    if remember and await kept.kept(KEY_CHECK) is None:
+        await kept.keep(KEY_CHECK, box.seal(KEY_CHECK_TEXT), now)
+    return None
 
 
 def code_in(text: str) -> str | None:

@@ -177,6 +177,12 @@ class CodeStore:
             (discord_id,))
         return row is not None
 
+    async def a_sealed_secret(self) -> str | None:
+        """Any one stored (encrypted) authenticator secret: enough to tell whether a key opens them."""
+        row = await self.db.fetchone("SELECT COALESCE(secret, pending_secret) FROM mfa_secrets"
+                                     " WHERE secret IS NOT NULL OR pending_secret IS NOT NULL LIMIT 1")
+        return row[0] if row else None
+
     async def enrolled(self, customer_id: int) -> bool:
         row = await self.db.fetchone("SELECT secret IS NOT NULL FROM mfa_secrets WHERE customer_id = ?",
                                      (customer_id,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -199,3 +200,35 @@ def test_check_opens_the_database_and_names_handoff_db(tmp_path):
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "HANDOFF_DB=" in line and "is not a Handoff database" in line and "Traceback" not in result.stderr
+
+
+async def test_a_different_secret_key_is_refused_before_it_locks_customers_out(tmp_path):
+    from core.mfa import KEY_CHECK, SecretBox, generate_key, secret_key_problem
+    from storage import Database
+    from storage.codes import CodeStore
+
+    other_key = generate_key()
+    db_path = tmp_path / "h.db"
+    async with Database(db_path) as db:  # a database from before the check: one enrolled secret only
+        codes = CodeStore(db)
+        customer = await codes.customer_id_for(100, "Ada", 0)
+        await codes.start_setup(customer, SecretBox(TEST_SECRET_KEY).seal("JBSWY3DPEHPK3PXP"), 0)
+        assert "is not the key" in await secret_key_problem(SecretBox(other_key), db, codes, 0)
+        assert await db.kept(KEY_CHECK) is None, "nothing is remembered for a key that does not fit"
+        assert await secret_key_problem(SecretBox(TEST_SECRET_KEY), db, codes, 0) is None
+        assert await db.kept(KEY_CHECK) is not None, "the right key is remembered for the next start"
+
+    (tmp_path / "policy.toml").write_text("")
+    wrong = await asyncio.to_thread(_run_check, {**GOOD, "HANDOFF_DB": str(db_path), "HANDOFF_SECRET_KEY": other_key},
+                                    tmp_path)
+    assert wrong.returncode == 2 and "Configuration OK" not in wrong.stdout
+    [line] = wrong.stderr.strip().splitlines()
+    assert line.startswith("Configuration error: HANDOFF_SECRET_KEY is not the key")
+    right = await asyncio.to_thread(_run_check, {**GOOD, "HANDOFF_DB": str(db_path)}, tmp_path)
+    assert right.returncode == 0, right.stderr
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
+    started = await asyncio.to_thread(
+        subprocess.run, [sys.executable, str(ROOT / "bot.py")], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60, env={**clean, **GOOD, "HANDOFF_DB": str(db_path), "HANDOFF_SECRET_KEY": other_key})
+    assert started.returncode == 2 and "HANDOFF_SECRET_KEY is not the key" in started.stderr
