@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -36,6 +37,9 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations_postgresql")
 # Advisory locks, keyed by (what, this schema): Handoffs in other schemas of one database don't wait on each other.
 WRITE_LOCK = "SELECT pg_advisory_xact_lock(1214344804, hashtext(current_schema()))"  # every write transaction
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1214344805, hashtext(current_schema()))"
+# A connection that cannot be used at all (closed by the server, a reset, a restart in progress).
+_CONNECTION_GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+                    asyncpg.CrashShutdownError, asyncpg.InterfaceError, asyncpg.InternalClientError, ConnectionError)
 _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b|\bRETURNING\b", re.IGNORECASE)
 
 
@@ -279,28 +283,71 @@ class PostgresDatabase(Store):
         if self.write_guard is not None:
             await self.write_guard(conn)
 
+    @contextlib.asynccontextmanager
+    async def _begun(self, *, write: bool) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection in a new transaction (a write one takes the write lock and the fence first),
+        committed at the end, rolled back on error. A pooled connection found dead before anything was done
+        in it (the server restarted, or failed over to a replica) is replaced: nothing to undo, so it is safe to
+        try again. Later failures are the caller's."""
+        for attempt in itertools.count(1):
+            conn = await self.pool.acquire()
+            tx = conn.transaction() if write else conn.transaction(isolation="repeatable_read", readonly=True)
+            try:
+                await tx.start()
+                if write:
+                    await self._begin_write(conn)
+            except _CONNECTION_GONE as exc:
+                await self.pool.release(conn)
+                if attempt > self.max_size:
+                    raise
+                log.info("PostgreSQL connection gone (%s: %s); trying another", type(exc).__name__, exc)
+                await asyncio.sleep(min(0.05 * attempt, 0.5))
+                continue
+            except BaseException:  # the fence refused, or cancelled while waiting for the lock
+                with contextlib.suppress(Exception):
+                    await tx.rollback()
+                await self.pool.release(conn)
+                raise
+            break
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await tx.rollback()
+            raise
+        else:
+            await tx.commit()
+        finally:
+            await self.pool.release(conn)
+
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(connection)`` as one write transaction."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._begin_write(conn)
+        async with self._begun(write=True) as conn:
             return await _run_sync(fn, SyncConnection(conn))
 
     async def read(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(connection)`` in one consistent snapshot."""
-        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._begun(write=False) as conn:
             return await _run_sync(fn, SyncConnection(conn))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """``async with db.transaction() as tx:`` - one write transaction, committed at the end, rolled back on
         error."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._begin_write(conn)
+        async with self._begun(write=True) as conn:
             yield Transaction(conn)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self.pool.acquire() as conn:
-            return (await _statement(conn, sql, tuple(params))).rows
+        for attempt in itertools.count(1):
+            try:
+                async with self.pool.acquire() as conn:
+                    return (await _statement(conn, sql, tuple(params))).rows
+            except _CONNECTION_GONE:
+                # A read is safe to repeat on another connection; anything else is the caller's to judge.
+                if attempt > self.max_size or not re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
+                    raise
+                await asyncio.sleep(min(0.05 * attempt, 0.5))
+        raise AssertionError("unreachable")
 
 
 class Transaction:

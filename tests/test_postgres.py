@@ -188,3 +188,22 @@ async def test_an_actions_modules_sqlite_migrations_run_on_postgresql(tmp_path, 
         (own / "0002_note.sql").write_text("ALTER TABLE things ADD COLUMN note TEXT NOT NULL DEFAULT '';")
         assert await db.migrate_module("mine", folder) == 1
         assert (await db.fetchone("SELECT note FROM things WHERE id = ?", (first,)))[0] == ""
+
+
+async def test_the_bot_carries_on_when_the_database_drops_its_connections(tmp_path, fake_claude, pg_url):
+    """PostgreSQL restarted, or failed over to a replica: every pooled connection is dead at once."""
+    h = Harness(tmp_path, fake_claude, pg_url)
+    await h.start()
+    await h.dm(0, "hello")
+    assert [m.content for m in h.sent()] == ["You said: hello"]
+    session = pg_url.split("application_name=")[1]
+    admin = await asyncpg.connect(pg_url)
+    try:
+        ended = await admin.fetchval("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                     " WHERE application_name = $1 AND pid != pg_backend_pid()", session)
+    finally:
+        await admin.close()
+    assert ended >= 1
+    await h.dm(0, "still there?")
+    assert [m.content for m in h.sent()] == ["You said: still there?"], "stored and answered, not 'send it again'"
+    await h.stop()
