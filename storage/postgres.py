@@ -201,6 +201,14 @@ class PostgresDatabase(Store):
             raise StorageError(f"cannot connect to {redacted(self.url)}: {exc}") from None
         try:
             await self.migrate()
+        except asyncpg.InsufficientPrivilegeError as exc:
+            await self.close()
+            raise StorageError(f"{redacted(self.url)}: {exc}. Handoff creates its tables at the first start: its"
+                               " user needs CREATE on the schema (PostgreSQL 15 gives it to the database's owner"
+                               " only: make the user the owner, or GRANT CREATE ON SCHEMA public TO it)") from None
+        except (asyncpg.PostgresError, OSError) as exc:
+            await self.close()
+            raise StorageError(f"{redacted(self.url)}: {type(exc).__name__}: {exc}") from None
         except BaseException:
             await self.close()
             raise

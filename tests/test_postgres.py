@@ -207,3 +207,23 @@ async def test_the_bot_carries_on_when_the_database_drops_its_connections(tmp_pa
     await h.dm(0, "still there?")
     assert [m.content for m in h.sent()] == ["You said: still there?"], "stored and answered, not 'send it again'"
     await h.stop()
+
+
+async def test_a_user_who_may_not_create_tables_is_told_what_to_grant(tmp_path, pg_url):
+    schema = pg_url.split("search_path=")[1].split("&")[0]
+    role = f"{schema}_reader"
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        scheme, rest = pg_url.split("://", 1)
+        as_reader = f"{scheme}://{role}@{rest.split('@', 1)[-1]}"
+        with pytest.raises(StorageError, match=r"needs CREATE on the schema.*GRANT CREATE ON SCHEMA"):
+            await PostgresDatabase(as_reader).open()
+        (tmp_path / "policy.toml").write_text("")
+        result = await asyncio.to_thread(bot_py, ["--check"], {"HANDOFF_DB": as_reader}, tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and "GRANT CREATE" in result.stderr
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
