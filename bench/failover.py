@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -46,7 +47,8 @@ async def until(predicate, within: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def run(kills: int, takeover: float, base_url: str) -> None:
+async def run(kills: int, takeover: float, base_url: str, seed: int = 1) -> None:
+    rng = random.Random(seed)
     discord = await FakeDiscord().start()
     claude = FakeClaude(latency=0.5, default=answer_every_message)
     await claude.start()
@@ -80,7 +82,8 @@ async def run(kills: int, takeover: float, base_url: str) -> None:
                     await discord.customer_writes(CUSTOMER, before)
                     sent.append(before)
                     await until(lambda asked=asked: len(claude.requests) > asked, 5, "Claude being asked")
-                    await asyncio.sleep(0.2)  # the leader is answering it
+                    # The leader is answering it; the kill lands anywhere in the lease's renewal cycle.
+                    await asyncio.sleep(0.2 + rng.uniform(0, takeover / 6))
                     discord.identified.clear()
                     killed = time.monotonic()
                     await leader.kill()
@@ -157,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--takeover", type=float, default=10)
+    parser.add_argument("--seed", type=int, default=1, help="where in the renewal cycle each kill lands")
     parser.add_argument("--db", help="a PostgreSQL server URL (a fresh schema is made in it)")
     parser.add_argument("--customers", type=int, default=50, help="for the store's messages per second")
     parser.add_argument("--messages", type=int, default=20, help="for the store's messages per second")
@@ -165,7 +169,7 @@ def main() -> None:
     async def go() -> None:
         url = await server_url(args.db)
         if args.kills:
-            await run(args.kills, args.takeover, url)
+            await run(args.kills, args.takeover, url, args.seed)
         await throughput(url, args.customers, args.messages)
 
     asyncio.run(go())
