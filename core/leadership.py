@@ -93,7 +93,7 @@ class Leadership:
         self.epoch: int | None = None
         self.lost_because: str | None = None
         self._valid_until = 0.0
-        self._on_lost: list[Callable[[str], Any]] = []
+        self._on_lost: Callable[[str], Any] | None = None
         self._said_unreachable = float("-inf")  # when the database's silence was last logged
 
     @property
@@ -113,7 +113,8 @@ class Leadership:
         return self.leading and self.monotonic() < self._valid_until
 
     def on_lost(self, callback: Callable[[str], Any]) -> None:
-        self._on_lost.append(callback)
+        """Who is told when leadership is lost: the bot now leading (each new bot replaces the last)."""
+        self._on_lost = callback
 
     async def wait_until_leader(self) -> int:
         """Stand by until this process holds the lease; returns the epoch."""
@@ -189,8 +190,8 @@ class Leadership:
         stopped = datetime.datetime.fromtimestamp(time.time() - late).strftime("%H:%M:%S.%f")[:-3]
         log.error("leadership lost: %s. Sending stopped at %s; this process disconnects and stands by.", reason,
                   stopped)
-        for callback in self._on_lost:
-            callback(reason)
+        if self._on_lost is not None:
+            self._on_lost(reason)
 
     async def release(self) -> None:
         """Stopping on purpose: let a standby take over now instead of when the lease runs out."""

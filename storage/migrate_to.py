@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database, StorageError
-from storage.postgres import PostgresDatabase
+from storage.postgres import PostgresDatabase, translate
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ async def copy_database(source: Database, target: PostgresDatabase) -> list[Copi
                 records = [tuple(None if value is None else convert(value)
                                  for value, (_, convert) in zip(row[1:], shared, strict=True)) for row in rows]
                 await conn.copy_records_to_table(table, records=records, columns=names)
-            count = await conn.fetchval(f'SELECT COUNT(*) FROM "{table}" WHERE 1 = 1{only.replace("?", "$1")}',
-                                        *params)
+            count = await conn.fetchval(translate(f'SELECT COUNT(*) FROM "{table}" WHERE 1 = 1{only}'), *params)
             copied.append(Copied(table, expected, count))
             if "id" in names:  # identity columns continue after the copied ids
                 await conn.execute(

@@ -41,6 +41,7 @@ MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1214344805, hashtext(current_sche
 _CONNECTION_GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
                     asyncpg.CrashShutdownError, asyncpg.InterfaceError, asyncpg.InternalClientError, ConnectionError)
 _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b|\bRETURNING\b", re.IGNORECASE)
+_READ_ONLY = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 
 
 def is_postgres_url(target: str | Path) -> bool:
@@ -56,9 +57,19 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-@functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
     """``?`` placeholders (outside quotes) as PostgreSQL's ``$1, $2, ...``."""
+    return _prepared(sql)[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepared(sql: str) -> tuple[str, bool]:
+    """What a statement is sent as, and whether it returns rows: worked out once per distinct SQL text."""
+    query = _numbered(sql)
+    return query, bool(_RETURNS_ROWS.search(query))
+
+
+def _numbered(sql: str) -> str:
     out, n, quoted = [], 0, False
     for ch in sql:
         if ch == "'":
@@ -114,9 +125,9 @@ def _count(status: str) -> int:
 
 
 async def _statement(conn: asyncpg.Connection, sql: str, args: Sequence[Any]) -> Cursor:
-    query = translate(sql)
+    query, returns_rows = _prepared(sql)
     # Both forms use asyncpg's statement cache: one round trip each.
-    if _RETURNS_ROWS.search(query):
+    if returns_rows:
         rows = await conn.fetch(query, *args)
         return Cursor(rows, len(rows))
     return Cursor([], _count(await conn.execute(query, *args)))
@@ -306,10 +317,7 @@ class PostgresDatabase(Store):
                     await self._begin_write(conn)
             except _CONNECTION_GONE as exc:
                 await self.pool.release(conn)
-                if attempt > self.max_size:
-                    raise
-                log.info("PostgreSQL connection gone (%s: %s); trying another", type(exc).__name__, exc)
-                await asyncio.sleep(min(0.05 * attempt, 0.5))
+                await self._before_another_connection(attempt, exc)
                 continue
             except BaseException:  # the fence refused, or cancelled while waiting for the lock
                 with contextlib.suppress(Exception):
@@ -350,12 +358,19 @@ class PostgresDatabase(Store):
             try:
                 async with self.pool.acquire() as conn:
                     return (await _statement(conn, sql, tuple(params))).rows
-            except _CONNECTION_GONE:
+            except _CONNECTION_GONE as exc:
                 # A read is safe to repeat on another connection; anything else is the caller's to judge.
-                if attempt > self.max_size or not re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
+                if not _READ_ONLY.match(sql):
                     raise
-                await asyncio.sleep(min(0.05 * attempt, 0.5))
+                await self._before_another_connection(attempt, exc)
         raise AssertionError("unreachable")
+
+    async def _before_another_connection(self, attempt: int, exc: BaseException) -> None:
+        """A pooled connection was dead: re-raise once every one could have been tried, else wait a little."""
+        if attempt > self.max_size:
+            raise exc
+        log.info("PostgreSQL connection gone (%s: %s); trying another", type(exc).__name__, exc)
+        await asyncio.sleep(min(0.05 * attempt, 0.5))
 
 
 class Transaction:

@@ -183,7 +183,9 @@ async def test_a_leader_that_cannot_renew_stops_sending_before_its_lease_ends(pg
         clock = FakeMonotonic()
         a = Leadership(store, LeaseTimes(10), holder="a", monotonic=clock)
         lost: list[str] = []
-        a.on_lost(lost.append)
+        earlier_bot: list[str] = []
+        a.on_lost(earlier_bot.append)  # a bot from an earlier time this process led
+        a.on_lost(lost.append)  # the bot leading now replaces it
         await a.wait_until_leader()
         assert a.may_send()
 
@@ -198,6 +200,7 @@ async def test_a_leader_that_cannot_renew_stops_sending_before_its_lease_ends(pg
         clock.t += 0.2  # past ttl - margin (4 s) since the last renewal was asked: before the lease's 5 s
         await asyncio.wait_for(keeping, 3)
         assert not a.may_send() and lost and "could not be renewed" in lost[0]
+        assert earlier_bot == [], "a closed bot is not told (nor kept alive) when a later one loses"
 
 
 async def test_a_stale_leaders_late_write_is_refused(pg_url):

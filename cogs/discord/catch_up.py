@@ -40,7 +40,7 @@ class CatchUp:
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
         self.points: ReadingPoints | None = None
-        self.runs = 0  # catch-ups finished (tests and the log wait for one to end, not just to start)
+        self.runs = 0  # catch-ups finished (a test waits for one to end, not just to start)
 
     async def note_where_reading_resumes(self) -> None:
         """Called before the gateway can deliver anything new: a live message must not hide missed ones."""
