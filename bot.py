@@ -343,11 +343,6 @@ class SignalStop:
         return True
 
 
-def stop_on_signals(bot: Any) -> list[str]:
-    """Stop ``bot`` gracefully on SIGTERM or SIGINT; returns the list the signal's name is put in."""
-    return SignalStop(bot).received
-
-
 async def use_discord_api(base: str) -> str | None:
     """Send REST requests to ``base`` and connect to the gateway it names (GET /gateway, as Discord answers
     it); discord.py otherwise always connects to gateway.discord.gg. None when it works, else why not."""

@@ -99,10 +99,15 @@ def test_policy_values_override_defaults_and_fill_the_prompt():
     assert policy["llm"]["max_tokens"] == 1024
 
 
-def _run_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_bot_py(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python bot.py ARGS`` in ``cwd`` with only ``env`` for its Discord, Anthropic and Handoff settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
-    return subprocess.run([sys.executable, str(ROOT / "bot.py"), "--check"], cwd=cwd, env={**clean, **env},
+    return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], cwd=cwd, env={**clean, **env},
                           capture_output=True, text=True, timeout=60)
+
+
+def _run_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_bot_py(["--check"], env, cwd)
 
 
 def test_check_prints_the_effective_setup(tmp_path):
@@ -227,8 +232,6 @@ async def test_a_different_secret_key_is_refused_before_it_locks_customers_out(t
     right = await asyncio.to_thread(_run_check, {**GOOD, "HANDOFF_DB": str(db_path)}, tmp_path)
     assert right.returncode == 0, right.stderr
 
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
-    started = await asyncio.to_thread(
-        subprocess.run, [sys.executable, str(ROOT / "bot.py")], cwd=tmp_path, capture_output=True, text=True,
-        timeout=60, env={**clean, **GOOD, "HANDOFF_DB": str(db_path), "HANDOFF_SECRET_KEY": other_key})
+    started = await asyncio.to_thread(run_bot_py, [], {**GOOD, "HANDOFF_DB": str(db_path),
+                                                       "HANDOFF_SECRET_KEY": other_key}, tmp_path)
     assert started.returncode == 2 and "HANDOFF_SECRET_KEY is not the key" in started.stderr

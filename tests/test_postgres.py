@@ -5,10 +5,8 @@ the ``harness`` and the storage contract suite.) Skipped with one line without H
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +17,7 @@ from storage.db import migration_files
 from storage.postgres import MIGRATIONS_DIR, redacted, translate
 from tests.conftest import Harness
 from tests.fake_claude import text
-from tests.test_core_config import GOOD, ROOT
+from tests.test_core_config import GOOD, run_bot_py
 from tests.test_mfa import ask_to_cancel_subscription, code, enrol, subscription
 
 
@@ -32,9 +30,7 @@ def with_password(url: str, password: str) -> str:
 
 
 def bot_py(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
-    return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], cwd=cwd, env={**clean, **GOOD, **env},
-                          capture_output=True, text=True, timeout=120)
+    return run_bot_py(args, {**GOOD, **env}, cwd)
 
 
 def test_placeholders_become_numbered_outside_quotes():

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 
-from bot import stop_on_signals
+from bot import SignalStop
 from tests.conftest import eventually
 from tests.fake_claude import text
 
@@ -16,7 +16,7 @@ async def test_sigterm_lets_an_answer_in_flight_finish_and_keeps_later_messages(
     h = harness
     bot = await h.start()
     bot.shutdown_grace_seconds = 5
-    received = stop_on_signals(bot)
+    received = SignalStop(bot).received
     h.fake.then(text("Your order ships tomorrow.", delay=0.5))
     await h.dm(0, "when does my order ship?", settle=False)
     await eventually(lambda: h.fake.requests, what="Claude being asked")
