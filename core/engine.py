@@ -24,7 +24,7 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
 from core.steps.code import REDACTED, OneTimeCodes
-from core.steps.confirmation import Confirmations
+from core.steps.confirmation import Confirmations, Handled
 from core.text import bare_phrase, split_message
 from core.words import WordList
 from core.workers import KeyedWorkers
@@ -211,9 +211,13 @@ class ConversationEngine:
                 return
             # Answer the oldest conversation's messages first (after a long outage there may be two).
             batch = [t for t in pending if t.conversation_id == pending[0].conversation_id]
-            if customer.confirming and await self.confirmations.handle_reply(
-                    customer.id, batch):
-                continue  # a yes / no (or an unclear answer, asked again) to a pending confirmation
+            if customer.confirming:
+                handled = await self.confirmations.handle_reply(customer.id, batch)
+                if handled is Handled.LATER:
+                    self._workers.wake_later(customer.id, 0.5)
+                    return
+                if handled is Handled.DONE:
+                    continue  # a yes / no (or an unclear answer, asked again) to a pending confirmation
             if self.agent is not None and await self._for_a_person(customer, batch):
                 continue
             if self.agent is None:

@@ -101,4 +101,4 @@ class Outbox(DeliveryQueue[int]):
                 # Later messages wait behind this one: order per customer matters more than speed.
                 await asyncio.sleep(delay)
                 continue
-            await self.store.mark_sent(item.id, message_id, self.clock.now())
+            await self.store.mark_sent(item.id, message_id, self.clock.now(), item.buttons)

@@ -160,12 +160,15 @@ SPEC: dict[str, dict[str, Key]] = {
                                            " a final * matches word beginnings"),
     },
     "confirmations": {
-        "yes_words": Key(list, ["yes", "y", "yeah", "yea", "yep", "yup", "ya", "sure", "ok", "okay", "k", "kk",
-                                "confirm", "confirmed", "go ahead", "do it", "go for it", "please do", "correct",
-                                "that's right", "that's correct", "right", "sounds good", "looks good", "perfect",
-                                "absolutely", "definitely", "of course", "alright", "all right", "fine", "approved",
-                                "yes do it", "yes go ahead", "👍", "✅", "👌"],
+        "yes_words": Key(list, ["yes", "y", "yeah", "yea", "yep", "yup", "ya", "sure", "confirm", "confirmed",
+                                "go ahead", "do it", "go for it", "please do", "correct", "that's right",
+                                "that's correct", "right", "sounds good", "looks good", "absolutely", "definitely",
+                                "of course", "approved", "yes do it", "yes go ahead", "👍", "✅"],
                          help="words that confirm, alone or with please/thanks (add other languages' words)"),
+        "ack_words": Key(list, ["ok", "okay", "k", "kk", "fine", "perfect", "alright", "all right", "cool", "great",
+                                "nice", "noted", "got it", "understood", "👌"],
+                         help="acknowledgements: alone they never confirm (the customer is asked for a clear yes);"
+                              " they win over the same word in yes_words"),
         "no_words": Key(list, ["no", "n", "nope", "nah", "cancel", "cancel it", "don't", "do not", "don't do it",
                                "do not do it", "stop", "never mind", "nevermind", "no way", "abort", "decline",
                                "👎", "❌"],
@@ -243,6 +246,8 @@ SPEC: dict[str, dict[str, Key]] = {
         "confirm_details": Key(str, "Please confirm exactly this:\n{details}\nReply **yes** to confirm or **no** "
                                     "to cancel."),
         "confirm_again": Key(str, "I need a clear yes or no for: {action}. Shall I go ahead?"),
+        "confirm_use_buttons": Key(str, "You have {count} requests waiting for your answer, so I can't tell which"
+                                        " one you mean. Please use the Confirm or Cancel buttons under each."),
         "confirmed_done": Key(str, "Done: {action}."),
         "confirmed_failed": Key(str, "{action} could not be done: {error}"),
         "confirm_cancelled": Key(str, "OK, I won't do that ({action}). Nothing was changed."),

@@ -5,7 +5,9 @@ Pure and small: no discord, no database. The yes and no words come from the poli
 
 A reply is cut into known phrases (yes words, no words, politeness such as "please" or
 "thanks"). It confirms only when nothing else is left: "yes", "Yes, go ahead please!",
-"👍". A yes followed by anything else ("yes, but only 2", "ok but not today") is a new
+"👍". An acknowledgement is not consent: "ok thanks", "perfect", "fine", "k" only show the customer read
+something (maybe an earlier answer), so alone they are asked again; a yes word beside one still confirms
+("ok, go ahead"). A yes followed by anything else ("yes, but only 2", "ok but not today") is a new
 message for Claude, and the confirmation stays pending; nothing runs on a qualified yes.
 A no followed by more ("no, make it 2") cancels, and Claude answers the rest. Hedges
 ("maybe", "I think so", "no problem?") are asked again.
@@ -41,9 +43,10 @@ def tokens(text: str) -> list[str]:
 
 
 class ReplyReader:
-    def __init__(self, yes_words: Iterable[str], no_words: Iterable[str]) -> None:
+    def __init__(self, yes_words: Iterable[str], no_words: Iterable[str], ack_words: Iterable[str] = ()) -> None:
         self._phrases: dict[tuple[str, ...], str] = {}
-        for kind, words in (("filler", FILLERS), ("no", no_words), ("yes", yes_words)):
+        # Acknowledgements last: a word listed as both (an older policy file's "ok") only acknowledges.
+        for kind, words in (("filler", FILLERS), ("no", no_words), ("yes", yes_words), ("ack", ack_words)):
             for word in words:
                 key = tuple(tokens(word))
                 if key:
@@ -75,17 +78,17 @@ class ReplyReader:
         if not words:
             return Reply.UNCLEAR  # punctuation only
         kinds, covered = self._segments(words)
-        answers = [k for k in kinds if k != "filler"]
+        answers = [k for k in kinds if k not in ("filler", "ack")]
         if covered == len(words):
             if answers and all(k == "yes" for k in answers):
                 return Reply.YES
             if answers and all(k == "no" for k in answers):
                 return Reply.NO
-            return Reply.UNCLEAR  # "yes no", or only "thanks"
+            return Reply.UNCLEAR  # "yes no", or only "thanks" / "ok thanks" / "perfect"
         if answers and answers[0] == "no" and "yes" not in answers:
             return Reply.NO_AND_MORE
-        if answers:
-            return Reply.OTHER  # a qualified yes: Claude reads it; nothing runs
+        if answers or "ack" in kinds:
+            return Reply.OTHER  # a qualified yes ("ok but not today"): Claude reads it; nothing runs
         rest = words[covered:]
         if len(rest) <= 2 and not any(ch.isdigit() for w in rest for ch in w):
             return Reply.UNCLEAR  # a word or two we don't know ("hm", "lol")

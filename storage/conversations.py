@@ -27,13 +27,14 @@ class Turn:
     status: str
     attempts: int
     created_at: float
+    discord_message_id: int | None = None  # a customer's message: its Discord id (a snowflake: when it was sent)
 
     @classmethod
     def from_row(cls, row: Any) -> Turn:
         return cls(
             id=row["id"], conversation_id=row["conversation_id"], customer_id=row["customer_id"], kind=row["kind"],
             content=row["content"], data=json.loads(row["data"]) if row["data"] else None, status=row["status"],
-            attempts=row["attempts"], created_at=row["created_at"],
+            attempts=row["attempts"], created_at=row["created_at"], discord_message_id=row["discord_message_id"],
         )
 
 
@@ -398,12 +399,21 @@ class OutboxStore:
         rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM outbox WHERE status = 'pending'")
         return [r[0] for r in rows]
 
-    async def mark_sent(self, item_id: int, discord_message_id: int | None, now: float) -> None:
-        await self.db.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, discord_message_id = ?, attempts = attempts + 1"
-            " WHERE id = ? AND status = 'pending'",
-            (now, discord_message_id, item_id),
-        )
+    async def mark_sent(self, item_id: int, discord_message_id: int | None, now: float,
+                        buttons: Sequence[dict[str, Any]] | None = None) -> None:
+        """Delivered. A confirmation's question (its buttons) keeps when it first reached the customer: a typed
+        answer counts only if the customer sent it after that."""
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("UPDATE outbox SET status = 'sent', sent_at = ?, discord_message_id = ?, attempts = attempts + 1"
+                      " WHERE id = ? AND status = 'pending'", (now, discord_message_id, item_id))
+            for button in buttons or ():
+                if button.get("kind") == "confirm":
+                    c.execute("UPDATE confirmations SET prompt_message_id = COALESCE(prompt_message_id, ?),"
+                              " prompt_sent_at = COALESCE(prompt_sent_at, ?) WHERE id = ?",
+                              (discord_message_id, now, int(button["id"])))
+
+        await self.db.run(write)
 
     async def mark_retry(self, item_id: int, error: str, next_attempt_at: float) -> None:
         await self.db.execute(

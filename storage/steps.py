@@ -37,11 +37,25 @@ class StepRequest:
 @dataclass(frozen=True)
 class Confirmation(StepRequest):
     strategy: str  # confirm (a yes) or confirm_details (the exact details)
+    prompt_message_id: int | None = None  # the Discord message that first showed the customer the question
+    prompt_sent_at: float | None = None  # when it was delivered (None: not yet)
+    created_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: Any) -> Confirmation:
         return cls(row["id"], row["customer_id"], row["discord_id"], row["conversation_id"], row["action_name"],
-                   json.loads(row["action_params"]), row["expires_at"], row["strategy"])
+                   json.loads(row["action_params"]), row["expires_at"], row["strategy"], row["prompt_message_id"],
+                   row["prompt_sent_at"], row["created_at"])
+
+    def shown_before(self, message_id: int | None, stored_at: float) -> bool | None:
+        """Whether the customer had the question when they sent this message (stored at ``stored_at``): it was
+        delivered before it (Discord's ids are times; a message without one: by when it was stored). None: not
+        known yet, the message came after the question was made and its delivery is not recorded yet."""
+        if self.prompt_sent_at is not None:
+            if message_id is not None and self.prompt_message_id is not None:
+                return message_id > self.prompt_message_id
+            return stored_at > self.prompt_sent_at
+        return False if stored_at <= self.created_at else None
 
 
 # (what the customer reads, the note Claude reads in the history) for a step that just ended.
@@ -122,24 +136,27 @@ class ConfirmationStore(StepStore):
                                       " WHERE status = 'pending'")
         return [(r[0], r[1]) for r in rows]
 
-    async def pending_for(self, customer_id: int) -> Confirmation | None:
-        """The customer's newest pending confirmation (a typed yes or no answers it)."""
-        row = await self.db.fetchone(f"{_CONFIRMATION} WHERE f.customer_id = ? AND f.status = 'pending'"
-                                     " ORDER BY f.id DESC LIMIT 1", (customer_id,))
-        return Confirmation.from_row(row) if row else None
+    async def pending_for(self, customer_id: int) -> list[Confirmation]:
+        """The customer's pending confirmations, newest first (a typed yes or no answers one alone)."""
+        rows = await self.db.fetchall(f"{_CONFIRMATION} WHERE f.customer_id = ? AND f.status = 'pending'"
+                                      " ORDER BY f.id DESC", (customer_id,))
+        return [Confirmation.from_row(row) for row in rows]
 
     async def ask_again(self, confirmation: Confirmation, turn_ids: Sequence[int], text: str, now: float,
-                        reply_chars: int) -> None:
-        """An unclear answer: it is used up, and the question asked again (with its buttons)."""
-        buttons = [{"kind": "confirm", "id": confirmation.id, "style": confirmation.strategy}]
+                        reply_chars: int, *, repeat: bool = True) -> None:
+        """An unclear answer: it is used up, and the question asked again (with its buttons). ``repeat`` False:
+        a typed answer while several questions wait; ``text`` points at the buttons already shown."""
+        buttons = [{"kind": "confirm", "id": confirmation.id, "style": confirmation.strategy}] if repeat else None
 
         def write(c: sqlite3.Connection) -> None:
             set_status_sql(c, turn_ids, "answered")
-            c.execute("UPDATE confirmations SET asked_times = asked_times + 1 WHERE id = ?", (confirmation.id,))
+            if repeat:
+                c.execute("UPDATE confirmations SET asked_times = asked_times + 1 WHERE id = ?", (confirmation.id,))
             [turn_id] = insert_turns_sql(c, confirmation.conversation_id, confirmation.customer_id,
                                          [NewTurn("assistant", text)], now, after_turn_id=turn_ids[-1])
             enqueue_sql(c, confirmation.customer_id, turn_id, [text], now, buttons=buttons)
-            audit_sql(c, now, f"customer:{confirmation.customer_id}", "confirmation_unclear",
+            audit_sql(c, now, f"customer:{confirmation.customer_id}",
+                      "confirmation_unclear" if repeat else "confirmation_typed_ambiguous",
                       f"confirmation:{confirmation.id}", {"reply_chars": reply_chars})
 
         await self.db.run(write)

@@ -90,14 +90,16 @@ def test_the_policy_file_can_change_the_table_and_refuses_typos():
         parse_policy("[risk]\nconfidence_threshold = 170\n")
 
 
-READER = ReplyReader(defaults()["confirmations"]["yes_words"], defaults()["confirmations"]["no_words"])
+READER = ReplyReader(defaults()["confirmations"]["yes_words"], defaults()["confirmations"]["no_words"],
+                     defaults()["confirmations"]["ack_words"])
 MULTILINGUAL = ReplyReader([*defaults()["confirmations"]["yes_words"], "oui", "ja", "sí", "si", "d'accord"],
                            [*defaults()["confirmations"]["no_words"], "non", "nein"])
 
 TYPED_ANSWERS = [
     # plain yes, with punctuation and politeness around it
-    ("yes", "yes"), ("Yes!", "yes"), ("YES.", "yes"), ("yes please", "yes"), ("Yes, please!", "yes"), ("ok", "yes"),
-    ("okay", "yes"), ("sure", "yes"), ("sure, do it", "yes"), ("yep", "yes"), ("yeah go ahead", "yes"),
+    ("yes", "yes"), ("Yes!", "yes"), ("YES.", "yes"), ("yes please", "yes"), ("Yes, please!", "yes"),
+    ("sure", "yes"), ("ok, go ahead", "yes"), ("okay yes", "yes"), ("sure, do it", "yes"), ("yep", "yes"),
+    ("yeah go ahead", "yes"),
     ("go ahead", "yes"), ("Confirm", "yes"), ("confirmed", "yes"), ("yes, go ahead, thanks", "yes"),
     ("thank you, yes", "yes"), ("👍", "yes"), ("👍🏽", "yes"), ("✅", "yes"), ("sounds good!", "yes"),
     ("that’s right", "yes"), ("ok sure", "yes"), ("yes yes", "yes"), ("please do", "yes"),
@@ -113,6 +115,10 @@ TYPED_ANSWERS = [
     ("maybe", "unclear"), ("I think so", "unclear"), ("yes maybe", "unclear"), ("hmm", "unclear"),
     ("not sure", "unclear"), ("no problem", "unclear"), ("wait", "unclear"), ("yes no", "unclear"),
     ("thanks", "unclear"), ("...", "unclear"), ("oui", "unclear"), ("lol", "unclear"),
+    # acknowledgements are not consent: asked for a clear yes
+    ("ok", "unclear"), ("okay", "unclear"), ("ok thanks", "unclear"), ("Perfect!", "unclear"), ("fine", "unclear"),
+    ("k", "unclear"), ("kk thx", "unclear"), ("alright", "unclear"), ("great, thank you", "unclear"),
+    ("👌", "unclear"), ("got it", "unclear"),
     # questions and new messages
     ("yes?", "other"), ("what colours do you have?", "other"), ("", "other"),
     ("Actually I'd like to know when my other order arrives", "other"),
@@ -137,12 +143,19 @@ def test_other_languages_words_confirm_where_the_policy_lists_them(reply, meanin
 
 
 KNOWN_WORDS = {w for phrase in [*FILLERS, *defaults()["confirmations"]["yes_words"],
-                                 *defaults()["confirmations"]["no_words"]] for w in tokens(phrase)}
+                                 *defaults()["confirmations"]["no_words"], *defaults()["confirmations"]["ack_words"]]
+               for w in tokens(phrase)}
 
 
-@given(st.sampled_from(["yes", "ok", "sure", "go ahead", "👍", "yes please"]),
+@given(st.sampled_from(["yes", "ok", "sure", "go ahead", "👍", "yes please", "ok thanks", "perfect"]),
        st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=12),
        st.sampled_from([" ", ", ", " - ", "! "]))
 def test_a_yes_followed_by_any_other_word_never_confirms(yes, word, joiner):
     assume(tokens(word) and not set(tokens(word)) <= KNOWN_WORDS)
     assert READER.read(f"{yes}{joiner}{word}") != "yes"
+
+
+def test_an_older_policy_listing_ok_as_yes_still_only_acknowledges():
+    reader = ReplyReader(["yes", "ok", "perfect"], ["no"], ["ok", "perfect"])
+    assert reader.read("ok thanks") == "unclear" and reader.read("perfect") == "unclear"
+    assert reader.read("yes") == "yes"

@@ -425,3 +425,41 @@ async def test_a_question_and_a_yes_in_one_batch_are_both_handled(desk):
     assert (await h.fetch("SELECT COUNT(*) FROM shop_orders WHERE status = 'processing'"))[0][0] == 1
     statuses = [r[0] for r in await h.fetch("SELECT status FROM turns WHERE kind = 'customer' ORDER BY id")]
     assert statuses[-2:] == ["answered", "answered"]
+
+
+@pytest.mark.parametrize("early", ["yes", "ok thanks"])
+async def test_a_yes_typed_before_the_question_was_shown_confirms_nothing(desk, early):
+    h = desk.h
+    h.fake.then(tool_calls(("place_order", {"item": "mug", "quantity": 5, "address": "5 Elm Road, Springfield"}),
+                           delay=0.6),
+                text("Here are the details to confirm."), text("You're welcome! The order waits for your answer."))
+    await h.dm(0, "how much would 5 mugs to 5 Elm Road, Springfield cost?", settle=False)
+    await eventually(lambda: h.fake.requests, what="Claude writing")
+    await h.dm(0, early, settle=False)  # typed while Claude is still writing: there is no question yet
+    await h.settle()
+    orders = "SELECT COUNT(*) FROM shop_orders WHERE status = 'processing'"
+    assert (await h.fetch(orders))[0][0] == 0, "nothing was ordered on a yes typed before the question"
+    assert (await h.fetch("SELECT status FROM confirmations"))[0][0] == "pending"
+    assert early in json.dumps(h.fake.requests[-1]["messages"]), "Claude read it as a message"
+    told = [m.content for m in h.sent()]
+    assert any("Please confirm exactly this:" in t for t in told) and told[-1].startswith("You're welcome")
+
+    await h.dm(0, "yes")  # after the question was shown: it confirms
+    assert [m.content for m in h.sent()] == ["Done: Place an order."]
+    assert (await h.fetch(orders))[0][0] == 1
+
+
+async def test_a_typed_yes_with_two_questions_waiting_asks_for_the_buttons(desk):
+    h = desk.h
+    h.fake.then(tool_calls(("update_preferences", {"email_updates": False}),
+                           ("place_order", {"item": "mug", "quantity": 1, "address": "5 Elm Road, Springfield"})),
+                text("Two things to confirm."))
+    await h.dm(0, "no more emails, and one mug please")
+    h.sent()
+    await h.dm(0, "yes")
+    [told] = h.sent()
+    assert told.content.startswith("You have 2 requests waiting for your answer") and not stored_components(told)
+    await h.dm(0, "no")
+    assert h.sent()[0].content.startswith("You have 2 requests waiting")
+    assert [r[0] for r in await h.fetch("SELECT status FROM confirmations ORDER BY id")] == ["pending", "pending"]
+    assert (await h.fetch("SELECT COUNT(*) FROM shop_orders"))[0][0] == 0

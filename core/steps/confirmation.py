@@ -5,6 +5,7 @@ never taken as yes. A confirmation is decided once (a conditional update), expir
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,14 @@ from storage.db import Database
 from storage.steps import Confirmation, ConfirmationStore, Decided, StepRequest
 
 log = logging.getLogger(__name__)
+# A message that came after a question was made, while its delivery is not recorded yet, waits this long for it.
+DELIVERY_GRACE = 30.0
+
+
+class Handled(enum.Enum):
+    DONE = "done"  # a typed answer was used (decided, or asked again)
+    NONE = "none"  # no answer among them: Claude reads the messages
+    LATER = "later"  # an answer may be on its way: the question's delivery is not recorded yet
 
 
 class Confirmations(CustomerStep):
@@ -31,7 +40,7 @@ class Confirmations(CustomerStep):
                  schedule: Callable[[str, float], None]) -> None:
         super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)
         words = self.policy["confirmations"]
-        self.replies = ReplyReader(words["yes_words"], words["no_words"])
+        self.replies = ReplyReader(words["yes_words"], words["no_words"], words["ack_words"])
         self.store = ConfirmationStore(db)
 
     # -- asking -----------------------------------------------------------------------------
@@ -65,37 +74,53 @@ class Confirmations(CustomerStep):
         self.schedule(f"confirmation:{confirmation_id}", expires)
         return confirmation_id
 
-    async def pending_for(self, customer_id: int) -> Confirmation | None:
-        return await self.store.pending_for(customer_id)
-
     async def pending_deadlines(self) -> list[tuple[str, float]]:
         return await self.store.pending_deadlines()
 
     # -- the customer's answer ----------------------------------------------------------------
 
-    async def handle_reply(self, customer_id: int, turns: list[Any]) -> bool:
-        """A typed answer to a pending confirmation, among the customer's waiting messages. True when one was
+    async def handle_reply(self, customer_id: int, turns: list[Any]) -> Handled:
+        """A typed answer to a pending confirmation, among the customer's waiting messages. DONE when one was
         handled: only that message is used up, so a question sent with it ("where is my parcel?", "yes")
-        is still answered by Claude in the next round."""
-        pending = await self.pending_for(customer_id)
-        if pending is None:
-            return False
+        is still answered by Claude in the next round; NONE: Claude reads them all.
+
+        A message counts as an answer only if the customer sent it after the question reached them: an "ok
+        thanks" typed while Claude was still writing the proposal answers nothing (Claude reads it). With
+        more than one question waiting, a typed yes or no is ambiguous: the customer is asked to use the
+        buttons, and nothing is decided."""
+        pending = await self.store.pending_for(customer_id)
+        if not pending:
+            return Handled.NONE
         for turn in turns:
             meaning = self.replies.read(turn.content)
             if meaning is Reply.OTHER:
                 continue  # a new question, or a qualified yes: Claude answers it; the confirmation stays pending
+            shown = [p.shown_before(turn.discord_message_id, turn.created_at) for p in pending]
+            if True not in shown:
+                if None in shown and self.clock.now() - turn.created_at < DELIVERY_GRACE:
+                    return Handled.LATER  # the question is being delivered: read this again when it is
+                continue  # sent before any question was shown to the customer: not an answer to it
+            if len(pending) > 1:
+                if meaning is Reply.NO_AND_MORE:
+                    continue  # Claude reads it; nothing is cancelled on a guess
+                text = self.policy.message("confirm_use_buttons", count=str(len(pending)))
+                await self.store.ask_again(pending[0], [turn.id], text, self.clock.now(), len(turn.content),
+                                           repeat=False)
+                self.outbox.kick(customer_id)
+                return Handled.DONE
+            [confirmation] = pending
             if meaning is Reply.UNCLEAR:
-                text = self.policy.message("confirm_again", action=self._summary(pending.action_name))
-                await self.store.ask_again(pending, [turn.id], text, self.clock.now(), len(turn.content))
-                self.outbox.kick(pending.customer_id)
-                return True
+                text = self.policy.message("confirm_again", action=self._summary(confirmation.action_name))
+                await self.store.ask_again(confirmation, [turn.id], text, self.clock.now(), len(turn.content))
+                self.outbox.kick(customer_id)
+                return Handled.DONE
             if meaning is Reply.NO_AND_MORE:
                 # "no, make it 2": cancel, and Claude answers the messages (this one included) now.
-                await self.decide(pending.id, False, via="typed")
-                return False
-            await self.decide(pending.id, meaning is Reply.YES, via="typed", answered_turns=[turn.id])
-            return True
-        return False
+                await self.decide(confirmation.id, False, via="typed")
+                return Handled.NONE
+            await self.decide(confirmation.id, meaning is Reply.YES, via="typed", answered_turns=[turn.id])
+            return Handled.DONE
+        return Handled.NONE
 
     def _cancelled(self, request: StepRequest) -> tuple[str, str]:
         return (self.policy.message("confirm_cancelled", action=self._summary(request.action_name)),
