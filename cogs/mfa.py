@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CODES_OFF = "One-time codes are switched off here; our team handles such requests instead."
+REPLACE_NEEDS_CODE = ("You already have an authenticator: send the code it shows now in this chat first, and I'll send"
+                      " the new setup. Lost it? Ask for a person.")
 
 
 class Enrolment(commands.Cog):
@@ -34,10 +36,15 @@ class Enrolment(commands.Cog):
             await answer(interaction, CODES_OFF)
             return
         user = interaction.user
+        await interaction.response.defer(ephemeral=True, thinking=True)  # a new secret is sealed and stored
         customer_id = await self.bot.mfa.customer_id_for(user.id, user.display_name)
-        setup = await self.bot.mfa.start_enrolment(customer_id, account=user.display_name or str(user.id))
-        await interaction.response.send_message(
-            setup.text, file=discord.File(io.BytesIO(setup.png), filename="authenticator.png"))
+        setup = await self.bot.mfa.ask_to_enrol(customer_id, account=user.display_name or str(user.id))
+        if setup is None:  # they have one: told in the DM to send its current code first
+            await interaction.followup.send(REPLACE_NEEDS_CODE, ephemeral=True)
+            return
+        # Ephemeral: the key is shown to this user only, and never stays in the DM's history.
+        await interaction.followup.send(setup.text, file=discord.File(io.BytesIO(setup.png),
+                                                                      filename="authenticator.png"), ephemeral=True)
 
 
 class Codes(OperatorsOnly, commands.Cog):

@@ -76,7 +76,7 @@ def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistr
     confirmations = Confirmations(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox,
                                   schedule=schedule)
     mfa = (OneTimeCodes(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
-                        box=box, unenrolled=approvals) if box else None)
+                        box=box, unenrolled=approvals, channel=channel) if box else None)
     kinds = StepKinds([confirmations, approvals, *([mfa] if mfa else [])])
     agents = AgentDesk(desk=desk, policy=policy, clock=clock, arm=schedule)
     deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler, steps=[*kinds, agents],

@@ -148,21 +148,12 @@ class ConversationEngine:
                     self.policy.message("slow_down"), self.policy.message("account_too_new"), uncounted=REDACTED)
 
     async def enrol(self, customer: Customer, display_name: str) -> None:
-        """Send a new authenticator setup (QR code and key) straight to the customer's DM.
-
-        Not through the outbox: the message carries the secret, and the outbox table must not hold it.
-        If Discord refuses, the customer is told to ask again (a new secret is made each time).
-        """
+        """A new authenticator setup (QR code and key) straight to the customer's DM; or, when they have one,
+        the request for a code from it first (``OneTimeCodes.ask_to_enrol``)."""
         assert self.mfa is not None
-        customer_id = customer.id
-        enrolment = await self.mfa.start_enrolment(customer_id, account=display_name or str(customer.discord_id))
-        try:
-            channel_id = customer.dm_channel_id or await self.channel.open_dm(customer.discord_id)
-            await self.channel.send_file(channel_id, enrolment.text, enrolment.png, "authenticator.png")
-        except Exception as exc:
-            log.warning("could not send the authenticator setup to customer %s: %s", customer_id, type(exc).__name__)
-            await self.say(customer_id, "Sorry, I couldn't send the setup just now. Type **enrol** to try again.",
-                           reason="mfa_enrol_failed")
+        enrolment = await self.mfa.ask_to_enrol(customer.id, account=display_name or str(customer.discord_id))
+        if enrolment is not None:
+            await self.mfa.send_setup(customer.id, enrolment)
 
     async def say(self, customer_id: int, text: str, *, reason: str, turn_id: int | None = None) -> None:
         """Owe the customer a message the bot wrote itself (not Claude), through the outbox."""

@@ -178,6 +178,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "enabled": Key(bool, True, help="one-time codes for destructive actions (needs HANDOFF_SECRET_KEY)"),
         "issuer": Key(str, "", help="the name the authenticator app shows (default: [agent] business_name)"),
         "challenge_minutes": Key((int, float), 5, 0.5, 60, "a code request expires after this"),
+        "setup_minutes": Key((int, float), 15, 1, 1440, "an authenticator setup not confirmed by then is abandoned"
+                                                        " (its key's message deleted); also how long a request to"
+                                                        " replace a setup waits for the current code"),
         "attempts_per_challenge": Key(int, 3, 1, 10, "wrong codes before a request is cancelled"),
         "failures_per_hour": Key(int, 10, 1, 100, "wrong codes in an hour before codes are locked"),
         "unenrolled": Key(str, "enrol", help="a customer without an authenticator: offer enrolment, or a ticket",
@@ -276,6 +279,15 @@ SPEC: dict[str, dict[str, Key]] = {
         "mfa_enrol_wrong": Key(str, "That code doesn't match the new setup. Check the app and send the current "
                                     "code."),
         "mfa_reset": Key(str, "Our team reset your authenticator setup. Type **enrol** to set it up again."),
+        "mfa_replace_needs_code": Key(str, "You already have an authenticator set up. To replace it, first send "
+                                           "the 6-digit code your current app shows (within {minutes} minutes). "
+                                           "Lost it? Ask for a person: our team checks who you are and resets it."),
+        "mfa_replace_wrong": Key(str, "That isn't the code your current authenticator shows, so I didn't set up a "
+                                      "new one. Type **enrol** to try again."),
+        "mfa_replaced": Key(str, "Your authenticator was replaced: codes now come from the new one, and the old "
+                                 "one no longer works. If this wasn't you, ask for a person right away."),
+        "mfa_setup_abandoned": Key(str, "Your authenticator setup wasn't finished in time, so I deleted the key I "
+                                        "sent. Type **enrol** to start again."),
         "mfa_unlocked": Key(str, "Our team unlocked codes for your account."),
         "ticket_timeout": Key(str, "No one from our team has answered yet, sorry for the wait. Your request "
                                    "(ticket #{number}) stays open: the answer will come here as soon as someone "

@@ -44,9 +44,13 @@ class CustomerChannel(Protocol):
         """
 
     async def send_file(self, channel_id: int, content: str, data: bytes, filename: str, *,
-                        nonce: str | None = None) -> None:
-        """Send a message with one file (an authenticator QR code, a transcript); raises on failure as ``send``
-        does. ``nonce``: stored once by the platform, so a retry does not post it twice."""
+                        nonce: str | None = None) -> int | None:
+        """Send a message with one file (an authenticator QR code, a transcript); returns its id; raises on
+        failure as ``send`` does. ``nonce``: stored once by the platform, so a retry does not post it twice."""
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        """Delete a message the bot sent in a DM (an authenticator setup's key, once the setup ended). A message
+        already gone is not an error; other failures raise DeliveryFailed."""
 
     def typing(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Show that the bot is working on an answer while the body runs.

@@ -43,11 +43,39 @@ class SecretRow:
     pending_secret: str | None  # sealed; a setup waiting for its first code
     last_step: int
     locked_at: float | None
+    replace_asked_at: float | None = None  # asked to replace a confirmed setup: the next code is the current one's
+    replace_verified_at: float | None = None  # the current setup's code was right: a new setup may replace it
+    setup_expires_at: float | None = None  # the pending setup is abandoned after this
+
+    def may_confirm_pending(self, now: float) -> bool:
+        """A pending setup's first code may make it the customer's: a first setup, or a replacement that the
+        current setup's code allowed; in both cases before it is abandoned."""
+        if self.pending_secret is None or (self.setup_expires_at is not None and self.setup_expires_at <= now):
+            return False
+        return self.secret is None or self.replace_verified_at is not None
+
+    def replacing(self, now: float, window: float) -> bool:
+        """Asked to replace the confirmed setup within ``window`` seconds: a code now is the current setup's."""
+        return self.secret is not None and self.replace_asked_at is not None and self.replace_asked_at > now - window
+
+
+@dataclass(frozen=True)
+class SetupMessage:
+    """A DM that shows a setup's key: deleted once that setup is confirmed, abandoned or reset."""
+
+    customer_id: int
+    channel_id: int
+    message_id: int
+
+
+def _setup_message(row: Any) -> SetupMessage | None:
+    return SetupMessage(row[0], row[1], row[2]) if row is not None and row[2] is not None else None
 
 
 def _secret(row: Any) -> SecretRow | None:
     return SecretRow(row["customer_id"], row["secret"], row["pending_secret"], row["last_step"] or 0,
-                     row["locked_at"]) if row else None
+                     row["locked_at"], row["replace_asked_at"], row["replace_verified_at"],
+                     row["setup_expires_at"]) if row else None
 
 
 class CodeTx(Tx):
@@ -119,13 +147,38 @@ class CodeTx(Tx):
                        (step, self.now, customer_id))
 
     def confirm_setup(self, customer_id: int, step: int) -> None:
-        """The pending setup's first code was right: it becomes the customer's setup."""
+        """The pending setup's first code was right: it becomes the customer's setup (its key's DM is then
+        deleted: ``setup_messages_done``)."""
         self.c.execute("UPDATE mfa_secrets SET secret = pending_secret, pending_secret = NULL, last_step = ?,"
-                       " enrolled_at = ?, updated_at = ? WHERE customer_id = ?",
-                       (step, self.now, self.now, customer_id))
+                       " enrolled_at = ?, updated_at = ?, replace_asked_at = NULL, replace_verified_at = NULL,"
+                       " setup_expires_at = NULL WHERE customer_id = ?", (step, self.now, self.now, customer_id))
+
+    def ask_replacement(self, customer_id: int) -> None:
+        """An enrolled customer asks for a new setup: their next code must come from the current one."""
+        self.c.execute("UPDATE mfa_secrets SET replace_asked_at = ?, updated_at = ? WHERE customer_id = ?",
+                       (self.now, self.now, customer_id))
+
+    def replacement_verified(self, customer_id: int) -> None:
+        self.c.execute("UPDATE mfa_secrets SET replace_asked_at = NULL, replace_verified_at = ?, updated_at = ?"
+                       " WHERE customer_id = ?", (self.now, self.now, customer_id))
 
     def remove_setup(self, customer_id: int) -> bool:
-        return bool(self.c.execute("DELETE FROM mfa_secrets WHERE customer_id = ?", (customer_id,)).rowcount)
+        """An operator's reset: no setup left (a DM still showing a key stays listed, to be deleted)."""
+        return bool(self.c.execute(
+            "UPDATE mfa_secrets SET secret = NULL, pending_secret = NULL, replace_asked_at = NULL,"
+            " replace_verified_at = NULL, setup_expires_at = NULL, locked_at = NULL, updated_at = ?"
+            " WHERE customer_id = ? AND (secret IS NOT NULL OR pending_secret IS NOT NULL)",
+            (self.now, customer_id)).rowcount)
+
+    def abandoned_setups(self) -> list[int]:
+        """Abandon pending setups past their time (and replacement requests never followed); returns the
+        customers whose setup was abandoned."""
+        rows = self.c.execute("SELECT customer_id FROM mfa_secrets WHERE pending_secret IS NOT NULL"
+                              " AND setup_expires_at <= ?", (self.now,)).fetchall()
+        for row in rows:
+            self.c.execute("UPDATE mfa_secrets SET pending_secret = NULL, replace_verified_at = NULL,"
+                           " setup_expires_at = NULL, updated_at = ? WHERE customer_id = ?", (self.now, row[0]))
+        return [r[0] for r in rows]
 
     def unlock(self, customer_id: int) -> bool:
         """Codes unlocked, and the hour's wrong codes forgiven (or the next one would lock again)."""
@@ -146,16 +199,45 @@ class CodeStore:
         """``fn(tx)`` as one transaction."""
         return await self.db.run(lambda c: fn(CodeTx(c, now)))
 
-    async def start_setup(self, customer_id: int, sealed: str, now: float) -> None:
-        """A new sealed secret, pending until its first code (an existing setup keeps working until then)."""
+    async def start_setup(self, customer_id: int, sealed: str, now: float, expires_at: float) -> SetupMessage | None:
+        """A new sealed secret, pending until its first code or ``expires_at`` (an existing setup keeps working
+        until then). Returns the DM of the setup it abandons, to delete."""
 
-        def write(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO mfa_secrets (customer_id, pending_secret, updated_at) VALUES (?, ?, ?)"
-                      " ON CONFLICT (customer_id) DO UPDATE SET pending_secret = excluded.pending_secret,"
-                      " updated_at = excluded.updated_at", (customer_id, sealed, now))
+        def write(c: sqlite3.Connection) -> SetupMessage | None:
+            old = _setup_message(c.execute("SELECT customer_id, setup_channel_id, setup_message_id FROM mfa_secrets"
+                                           " WHERE customer_id = ?", (customer_id,)).fetchone())
+            c.execute("INSERT INTO mfa_secrets (customer_id, pending_secret, setup_expires_at, updated_at)"
+                      " VALUES (?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET pending_secret ="
+                      " excluded.pending_secret, setup_expires_at = excluded.setup_expires_at, setup_channel_id ="
+                      " NULL, setup_message_id = NULL, updated_at = excluded.updated_at",
+                      (customer_id, sealed, expires_at, now))
             audit_sql(c, now, f"customer:{customer_id}", "mfa_enrolment_started", f"customer:{customer_id}")
+            return old
 
-        await self.db.run(write)
+        return await self.db.run(write)
+
+    async def setup_sent(self, customer_id: int, channel_id: int, message_id: int) -> bool:
+        """The DM showing the pending setup's key; False when that setup already ended (delete the DM now)."""
+        return bool(await self.db.run(lambda c: c.execute(
+            "UPDATE mfa_secrets SET setup_channel_id = ?, setup_message_id = ? WHERE customer_id = ?"
+            " AND pending_secret IS NOT NULL", (channel_id, message_id, customer_id)).rowcount))
+
+    async def setup_messages_done(self) -> list[SetupMessage]:
+        """DMs showing a key whose setup ended (confirmed, abandoned, reset): to delete."""
+        rows = await self.db.fetchall("SELECT customer_id, setup_channel_id, setup_message_id FROM mfa_secrets"
+                                      " WHERE setup_message_id IS NOT NULL AND pending_secret IS NULL")
+        return [m for m in map(_setup_message, rows) if m is not None]
+
+    async def setup_message_deleted(self, message: SetupMessage) -> None:
+        await self.db.execute("UPDATE mfa_secrets SET setup_channel_id = NULL, setup_message_id = NULL"
+                              " WHERE customer_id = ? AND setup_message_id = ?", (message.customer_id,
+                                                                                 message.message_id))
+
+    async def contact(self, customer_id: int) -> tuple[int, int | None, str]:
+        """(Discord id, DM channel id, display name) of a customer."""
+        row = await self.db.fetchone("SELECT discord_id, dm_channel_id, display_name FROM customers WHERE id = ?",
+                                     (customer_id,))
+        return int(row[0]), row[1], row[2]
 
     async def customer_id_for(self, discord_id: int, display_name: str, now: float) -> int:
         row = await self.db.run(lambda c: c.execute(
@@ -165,8 +247,10 @@ class CodeStore:
         return int(row[0])
 
     async def pending_deadlines(self) -> list[tuple[str, float]]:
-        """(job id, expiry) of every code request still waiting for the customer."""
-        rows = await self.db.fetchall("SELECT 'mfa:' || id, expires_at FROM mfa_challenges WHERE status = 'pending'")
+        """(job id, expiry) of every code request still waiting for the customer, and of every pending setup."""
+        rows = await self.db.fetchall("SELECT 'mfa:' || id, expires_at FROM mfa_challenges WHERE status = 'pending'"
+                                      " UNION ALL SELECT 'mfa-setup:' || customer_id, setup_expires_at FROM"
+                                      " mfa_secrets WHERE pending_secret IS NOT NULL AND setup_expires_at IS NOT NULL")
         return [(r[0], r[1]) for r in rows]
 
     async def expects_code(self, discord_id: int) -> bool:

@@ -303,6 +303,9 @@ class FakeDiscord:
             message = self.find_message(int(parts[3]))
             if message is None:
                 return Scripted(404, {"code": 10008, "message": "Unknown Message"})
+            if method == "DELETE":
+                self.messages[int(parts[1])].remove(message)
+                return Scripted(204, None)
             if method == "PATCH":
                 message.update({k: v for k, v in (body or {}).items() if k in ("content", "embeds", "components")})
                 message["edited_timestamp"] = dt.datetime.now(dt.UTC).isoformat()

@@ -217,7 +217,7 @@ async def test_a_different_secret_key_is_refused_before_it_locks_customers_out(t
     async with Database(db_path) as db:  # a database from before the check: one enrolled secret only
         codes = CodeStore(db)
         customer = await codes.customer_id_for(100, "Ada", 0)
-        await codes.start_setup(customer, SecretBox(TEST_SECRET_KEY).seal("JBSWY3DPEHPK3PXP"), 0)
+        await codes.start_setup(customer, SecretBox(TEST_SECRET_KEY).seal("JBSWY3DPEHPK3PXP"), 0, 900)
         assert "is not the key" in await secret_key_problem(SecretBox(other_key), db, codes, 0)
         assert await db.kept(KEY_CHECK) is None, "nothing is remembered for a key that does not fit"
         assert await secret_key_problem(SecretBox(TEST_SECRET_KEY), db, codes, 0) is None

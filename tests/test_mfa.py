@@ -93,17 +93,66 @@ async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_
     assert "Your authenticator is set up" in h.sent()[0].content
 
     h.clock.advance(30)
-    await h.dm(0, "enrol")  # a new phone: the old setup works until the new one is confirmed
-    second = re.search(r"`([A-Z2-7]{32})`", h.sent()[0].content).group(1)
-    await ask_to_cancel_subscription(h)
+    await h.dm(0, "enrol")  # a new phone: a code from the current one first
+    assert h.sent()[0].content.startswith("You already have an authenticator set up. To replace it, first send")
+    await h.dm(0, code(first, h))
+    [setup2] = h.sent()
+    second = re.search(r"`([A-Z2-7]{32})`", setup2.content).group(1)
+    h.clock.advance(30)
+    await ask_to_cancel_subscription(h)  # the old setup works until the new one is confirmed
     h.sent()
     await h.dm(0, code(first, h))
     assert h.sent()[-1].content == "Code accepted. Done: Cancel a subscription."
     h.clock.advance(30)
     await h.dm(0, code(second, h))
-    assert "Your authenticator is set up" in h.sent()[0].content
+    assert h.sent()[0].content.startswith("Your authenticator was replaced")
     [row] = await h.fetch("SELECT secret, pending_secret FROM mfa_secrets")
     assert SecretBox(TEST_SECRET_KEY).open(row["secret"]) == second and row["pending_secret"] is None
+    history = [m.id async for m in setup2.channel.history(limit=50)]
+    assert setup.id not in history and setup2.id not in history, "the keys left the DM once confirmed"
+
+
+async def test_the_discord_session_alone_cannot_replace_the_authenticator(harness):
+    h = harness
+    await h.start()
+    secret = await enrol(h)
+    await h.dm(0, "enrol")  # whoever holds the session, without the phone
+    [told] = h.sent()
+    assert "first send the 6-digit code your current app shows" in told.content and not told.attachments
+    assert [r[0] for r in await h.fetch("SELECT pending_secret FROM mfa_secrets")] == [None], "no new key was made"
+    guess = "000000" if code(secret, h) != "000000" else "111111"
+    await h.dm(0, guess)
+    assert h.sent()[0].content.startswith("That isn't the code your current authenticator shows")
+    await h.dm(0, "enrol")
+    h.sent()
+    for _ in range(10):  # guessing is the hourly wrong-code limit's, as for a challenge
+        await h.dm(0, guess)
+    assert "locked" in h.sent()[-1].content
+    await h.dm(0, "enrol")
+    h.sent()
+    await h.dm(0, code(secret, h))  # even the right code: locked
+    assert [r[0] for r in await h.fetch("SELECT pending_secret FROM mfa_secrets")] == [None]
+    [row] = await h.fetch("SELECT secret FROM mfa_secrets")
+    assert SecretBox(TEST_SECRET_KEY).open(row["secret"]) == secret, "the authenticator is still the customer's"
+    actions = [r[0] for r in await h.fetch("SELECT action FROM audit WHERE action LIKE 'mfa_replace%'")]
+    assert "mfa_replacement_asked" in actions and "mfa_replacement_code_wrong" in actions
+    assert "mfa_replaced" not in actions
+
+
+async def test_an_unfinished_setup_is_abandoned_and_its_key_deleted(harness):
+    h = harness
+    await h.start()
+    await h.dm(0, "enrol")
+    [setup] = h.sent()
+    secret = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    h.clock.advance(16 * 60)
+    await h.bot.deadlines.run_due()  # what the scheduler runs at the setup's expiry
+    await h.settle()
+    assert h.sent()[0].content.startswith("Your authenticator setup wasn't finished in time")
+    assert setup.id not in [m.id async for m in setup.channel.history(limit=50)]
+    await h.dm(0, code(secret, h))
+    assert "No code was asked for" in h.sent()[0].content, "an abandoned setup is never confirmed"
+    assert [r[0] for r in await h.fetch("SELECT secret FROM mfa_secrets")] == [None]
 
 
 async def test_enrol_slash_command_in_a_dm(desk):
@@ -111,12 +160,22 @@ async def test_enrol_slash_command_in_a_dm(desk):
     customer = h.members[0]
     channel = customer.dm_channel or await customer.create_dm()
     desk.i.slash("enrol", member=customer, channel=channel, guild_command=False)
-    await eventually(lambda: desk.i.responses, what="the setup")
-    data = desk.i.responses[0]["data"]
+    await eventually(lambda: [r for r in desk.i.responses if r.get("followup")], what="the setup")
+    [data] = [r["data"] for r in desk.i.responses if r.get("followup")]
     secret = re.search(r"`([A-Z2-7]{32})`", data["content"]).group(1)
     assert data["attachments"][0]["filename"] == "authenticator.png"
+    assert data["flags"] & 64, "the key is shown in an ephemeral reply, never kept in the DM"
     await h.dm(0, code(secret, h))
     assert "Your authenticator is set up" in h.sent()[-1].content
+
+    h.clock.advance(30)
+    desk.i.responses.clear()
+    desk.i.slash("enrol", member=customer, channel=channel, guild_command=False)  # again: the current code first
+    await eventually(lambda: [r for r in desk.i.responses if r.get("followup")], what="the answer")
+    [data] = [r["data"] for r in desk.i.responses if r.get("followup")]
+    assert data["content"].startswith("You already have an authenticator") and not data.get("attachments")
+    await h.settle()
+    assert "first send the 6-digit code" in h.sent()[-1].content
 
 
 # -- challenges ----------------------------------------------------------------------------------

@@ -165,13 +165,26 @@ class DiscordCustomerChannel:
         return message.id
 
     async def send_file(self, channel_id: int, content: str, data: bytes, filename: str, *,
-                        nonce: str | None = None) -> None:
+                        nonce: str | None = None) -> int | None:
         try:
             with request_priority(Priority.ANSWER):
-                await self._dm(channel_id).send(content, file=discord.File(io.BytesIO(data), filename=filename),
-                                                allowed_mentions=NO_PINGS, nonce=nonce)
+                message = await self._dm(channel_id).send(content, file=discord.File(io.BytesIO(data),
+                                                                                     filename=filename),
+                                                          allowed_mentions=NO_PINGS, nonce=nonce)
         except discord.HTTPException as exc:
             raise refusal(exc) from exc
+        except TRANSIENT_ERRORS as exc:
+            raise delivery_failure(exc) from exc
+        return message.id
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        try:
+            with request_priority(Priority.ANSWER):
+                await self._dm(channel_id).get_partial_message(message_id).delete()
+        except discord.NotFound:
+            return  # gone already
+        except discord.HTTPException as exc:
+            raise delivery_failure(exc) from exc
         except TRANSIENT_ERRORS as exc:
             raise delivery_failure(exc) from exc
 

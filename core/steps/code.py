@@ -20,9 +20,10 @@ from core.clock import Clock
 from core.mfa import SecretBox, generate_secret, matching_step, provisioning_uri, qr_png
 from core.outbox import Outbox
 from core.policy import Policy
+from core.ports import CustomerChannel
 from core.steps.lifecycle import CustomerStep, Opened, Proposal, StepKind, details_text
 from core.text import split_message
-from storage.codes import Challenge, CodeStore, CodeTx, SecretRow
+from storage.codes import Challenge, CodeStore, CodeTx, SecretRow, SetupMessage
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,13 @@ class OneTimeCodes(CustomerStep):
     strategies = ("code",)
 
     def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
-                 schedule: Callable[[str, float], None], box: SecretBox, unenrolled: StepKind) -> None:
+                 schedule: Callable[[str, float], None], box: SecretBox, unenrolled: StepKind,
+                 channel: CustomerChannel) -> None:
         super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)
         self.box = box
         self.codes = CodeStore(db)
         self.unenrolled = unenrolled
+        self.channel = channel  # the setup's key goes straight to the DM (never through the outbox table)
 
     @property
     def issuer(self) -> str:
@@ -94,15 +97,81 @@ class OneTimeCodes(CustomerStep):
 
     # -- enrolment --------------------------------------------------------------------------
 
-    async def start_enrolment(self, customer_id: int, account: str) -> Enrolment:
-        """A new secret, kept as pending (encrypted) until the customer sends its first code.
+    @property
+    def setup_seconds(self) -> float:
+        return self.policy["mfa"]["setup_minutes"] * 60
 
-        An existing setup keeps working until then: re-enrolling replaces it only when confirmed.
-        """
+    async def ask_to_enrol(self, customer_id: int, account: str) -> Enrolment | None:
+        """A customer asks for a setup (typed "enrol" or /enrol). None when they already have a confirmed one:
+        whoever holds their Discord session must not be able to swap it, so they are told (owed) to send a
+        code from the current one first; that code opens a new setup (``submit_code``)."""
+        now = self.clock.now()
+
+        def write(tx: CodeTx) -> bool:
+            row = tx.secret(customer_id)
+            if row is None or row.secret is None:
+                return True
+            tx.ask_replacement(customer_id)
+            tx.audit(f"customer:{customer_id}", "mfa_replacement_asked", f"customer:{customer_id}")
+            tx.tell(customer_id, self.policy.message("mfa_replace_needs_code",
+                                                     minutes=f"{self.policy['mfa']['setup_minutes']:g}"))
+            return False
+
+        if await self.codes.run(write, now):
+            return await self._new_setup(customer_id, account)
+        self.outbox.kick(customer_id)
+        return None
+
+    async def _new_setup(self, customer_id: int, account: str) -> Enrolment:
+        """A new secret, kept as pending (encrypted) until its first code or ``[mfa] setup_minutes``; the setup
+        it replaces (if any) is abandoned and its DM deleted."""
         secret = generate_secret()
-        await self.codes.start_setup(customer_id, self.box.seal(secret), self.clock.now())
+        now = self.clock.now()
+        expires = now + self.setup_seconds
+        abandoned = await self.codes.start_setup(customer_id, self.box.seal(secret), now, expires)
+        if abandoned is not None:
+            await self._delete_setup_message(abandoned)
+        self.schedule(f"mfa-setup:{customer_id}", expires)
         uri = provisioning_uri(secret, account, self.issuer)
         return Enrolment(self.policy.message("mfa_enrol", secret=secret, uri=uri), qr_png(uri), uri)
+
+    async def send_setup(self, customer_id: int, enrolment: Enrolment) -> None:
+        """The setup straight to the customer's DM (not through the outbox: the message carries the secret);
+        its message is kept so that it is deleted when the setup ends. If Discord refuses, the customer is
+        told to ask again (a new secret is made each time)."""
+        discord_id, channel_id, _ = await self.codes.contact(customer_id)
+        try:
+            channel_id = channel_id or await self.channel.open_dm(discord_id)
+            message_id = await self.channel.send_file(channel_id, enrolment.text, enrolment.png, "authenticator.png")
+        except Exception as exc:
+            log.warning("could not send the authenticator setup to customer %s: %s", customer_id, type(exc).__name__)
+            await self._tell(customer_id, "Sorry, I couldn't send the setup just now. Type **enrol** to try again.")
+            return
+        if message_id is not None and not await self.codes.setup_sent(customer_id, channel_id, message_id):
+            await self._delete_setup_message(SetupMessage(customer_id, channel_id, message_id))
+
+    async def _tell(self, customer_id: int, text: str) -> None:
+        await self.codes.run(lambda tx: tx.tell(customer_id, text), self.clock.now())
+        self.outbox.kick(customer_id)
+
+    async def delete_finished_setups(self) -> int:
+        """Delete the DMs that showed the key of a setup that ended (confirmed, abandoned, reset); one that
+        cannot be deleted now stays listed and is tried again at the next expiry pass."""
+        deleted = 0
+        for message in await self.codes.setup_messages_done():
+            if await self._delete_setup_message(message):
+                deleted += 1
+        return deleted
+
+    async def _delete_setup_message(self, message: SetupMessage) -> bool:
+        try:
+            await self.channel.delete(message.channel_id, message.message_id)
+        except Exception as exc:
+            log.warning("could not delete the authenticator setup DM of customer %s: %s", message.customer_id,
+                        type(exc).__name__)
+            return False
+        await self.codes.setup_message_deleted(message)
+        return True
 
     async def customer_id_for(self, discord_id: int, display_name: str) -> int:
         return await self.codes.customer_id_for(discord_id, display_name, self.clock.now())
@@ -152,22 +221,28 @@ class OneTimeCodes(CustomerStep):
         return challenge_id
 
     async def submit_code(self, customer_id: int, code: str) -> None:
-        """A code from the customer: for the pending challenge, else for a pending enrolment."""
+        """A code from the customer: for the pending challenge, else for a pending setup, else (asked to replace
+        the setup) from the current setup, which opens a new one."""
         now = self.clock.now()
         mfa = self.policy["mfa"]
+        replacing = False
 
         def decide(tx: CodeTx) -> tuple[Challenge | None, str | None]:
             """(a challenge to run, or None; what to tell the customer, or None when running it says it)."""
+            nonlocal replacing
             row = tx.secret(customer_id)
             challenge = tx.newest_pending(customer_id)
             if challenge is None:
+                if row is not None and row.replacing(now, self.setup_seconds) and not row.may_confirm_pending(now):
+                    replacing, text = self._replace_with(tx, row, code, now)
+                    return None, text
                 return None, self._enrol_with(tx, row, code, now)
             summary = self._summary(challenge.action_name)
             if challenge.expires_at <= now:
                 tx.finish(challenge, "expired")
                 return None, self.policy.message("mfa_expired", action=summary)
             if row is None or row.secret is None:
-                if row is not None and row.pending_secret is not None:
+                if row is not None and row.may_confirm_pending(now):
                     return None, self._enrol_with(tx, row, code, now)  # setting up again after a reset
                 return None, self.policy.message("mfa_not_enrolled", action=summary)
             if row.locked_at is not None:
@@ -194,18 +269,41 @@ class OneTimeCodes(CustomerStep):
             await self._run(challenge)
         elif text:
             self.outbox.kick(customer_id)
+        if replacing:
+            _, _, name = await self.codes.contact(customer_id)
+            await self.send_setup(customer_id, await self._new_setup(customer_id, name or str(customer_id)))
+        await self.delete_finished_setups()  # a setup just confirmed: its key leaves the DM history
 
     def _enrol_with(self, tx: CodeTx, row: SecretRow | None, code: str, now: float) -> str | None:
-        if row is None or row.pending_secret is None:
+        if row is None or not row.may_confirm_pending(now):
             return self.policy.message("mfa_unexpected")
+        assert row.pending_secret is not None
         step = matching_step(self.box.open(row.pending_secret), code, now, 0)
         who = f"customer:{row.customer_id}"
         if step is None:
             tx.audit(who, "mfa_enrolment_code_wrong", who)
             return self.policy.message("mfa_enrol_wrong")
         tx.confirm_setup(row.customer_id, step)
-        tx.audit(who, "mfa_enrolled", who)
-        return self.policy.message("mfa_enrolled")
+        replaced = row.secret is not None
+        tx.audit(who, "mfa_replaced" if replaced else "mfa_enrolled", who)
+        return self.policy.message("mfa_replaced" if replaced else "mfa_enrolled")
+
+    def _replace_with(self, tx: CodeTx, row: SecretRow, code: str, now: float) -> tuple[bool, str | None]:
+        """A code from the current setup, asked before a new one is made: (right, what to tell the customer)."""
+        who = f"customer:{row.customer_id}"
+        if row.locked_at is not None:
+            return False, self.policy.message("mfa_locked")
+        assert row.secret is not None
+        step = matching_step(self.box.open(row.secret), code, now, row.last_step)
+        if step is None:
+            tx.audit(who, "mfa_replacement_code_wrong", who)
+            if tx.count_failure(row.customer_id, self.policy["mfa"]["failures_per_hour"]):
+                return False, self.policy.message("mfa_locked")
+            return False, self.policy.message("mfa_replace_wrong")
+        tx.use_step(row.customer_id, step)
+        tx.replacement_verified(row.customer_id)
+        tx.audit(who, "mfa_replacement_verified", who)
+        return True, None
 
     def _wrong(self, tx: CodeTx, challenge: Challenge, summary: str, mfa: dict[str, Any]) -> str:
         tx.add_wrong(challenge)
@@ -246,13 +344,22 @@ class OneTimeCodes(CustomerStep):
         return changed, text
 
     async def expire_due(self) -> int:
+        """Expire code requests and abandon setups past their time (the customer is told; a setup's DM is
+        deleted)."""
+
         def write(tx: CodeTx) -> list[int]:
-            return [challenge.customer_id for challenge in tx.due()
-                    if tx.finish(challenge, "expired", self._ended(challenge, "mfa_expired"))]
+            expired = [challenge.customer_id for challenge in tx.due()
+                       if tx.finish(challenge, "expired", self._ended(challenge, "mfa_expired"))]
+            for customer_id in tx.abandoned_setups():
+                tx.audit("system", "mfa_setup_abandoned", f"customer:{customer_id}")
+                tx.tell(customer_id, self.policy.message("mfa_setup_abandoned"))
+                expired.append(customer_id)
+            return expired
 
         customers = await self.codes.run(write, self.clock.now())
         for customer_id in set(customers):
             self.outbox.kick(customer_id)
+        await self.delete_finished_setups()
         return len(customers)
 
     # -- operators ----------------------------------------------------------------------------
@@ -267,9 +374,11 @@ class OneTimeCodes(CustomerStep):
                 tx.finish(challenge, "cancelled", self._ended(challenge, "mfa_cancelled"))
             return True
 
-        return await self._operator_change(discord_id, operator, "mfa_reset", change,
+        text = await self._operator_change(discord_id, operator, "mfa_reset", change,
                                            "Their authenticator setup was removed.",
                                            "They have no authenticator setup.")
+        await self.delete_finished_setups()
+        return text
 
     async def unlock(self, discord_id: int, operator: str) -> str:
         return await self._operator_change(discord_id, operator, "mfa_unlocked", lambda tx, who: tx.unlock(who),
