@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from core.clock import Clock
 from core.desk import TicketDesk
 from core.policy import Policy, auto_approve_limits
+from core.risk import amounts
 from core.text import for_people
 from storage.records import Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket, TicketStore
@@ -62,6 +66,14 @@ def result_of(ticket: Ticket) -> dict[str, Any]:
     else:
         out.update(status="waiting")
     return out
+
+
+def request_fingerprint(kind: Kind, question: str, reason: str, priority: Priority, action: str | None,
+                        details: dict[str, Any] | None) -> str:
+    """What an idempotency key stands for: the request's own arguments (not how long the call waits)."""
+    canonical = json.dumps([kind.value, question, reason, priority.value, action, details], sort_keys=True,
+                           ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class AgentDesk:
@@ -107,9 +119,28 @@ class AgentDesk:
     def _wait_seconds(value: float | None) -> float:
         if value is None:
             return DEFAULT_WAIT
+        if not math.isfinite(value):  # NaN passes every comparison: a wait that would never end
+            raise AgentError("wait_seconds must be a finite number of seconds")
         if value < 0:
             raise AgentError("wait_seconds must be 0 or more")
         return min(float(value), MAX_WAIT)
+
+    def _money(self, details: dict[str, Any], amount: float | None) -> tuple[float | None, list[str]]:
+        """(the largest amount the request carries, where money could not be read). Money in the details
+        must agree with ``amount``: details' own "amount" equal to it, any other money not above it (the
+        policy and the operators judge the figure the agent will act on)."""
+        names = frozenset(n.casefold() for n in self.policy["risk"]["amount_params"])
+        numbers = [] if amount is None else [amount]
+        unreadable = []
+        for where, value, number in amounts(details, names):
+            if math.isinf(number):
+                unreadable.append(where)
+                continue
+            if amount is not None and (abs(number) > amount or (where == "amount" and number != amount)):
+                raise AgentError(f"details.{where} is {value!r} but amount is {amount:g}: money in the details "
+                                 "must agree with amount (state the amount you will act on)")
+            numbers.append(abs(number))
+        return (max(numbers) if numbers else None), unreadable
 
     # -- tools ----------------------------------------------------------------------------------
 
@@ -132,24 +163,33 @@ class AgentDesk:
             raise AgentError("action is empty: name what you want to do, e.g. 'refund'")
         if not isinstance(details, dict):
             raise AgentError("details must be an object of names and values")
+        if amount is not None and not math.isfinite(amount):
+            raise AgentError("amount must be a finite number")
         if amount is not None and amount < 0:
             raise AgentError("amount must be 0 or more")
         wait = self._wait_seconds(wait_seconds)
+        largest, unreadable = self._money(details, amount)
         shown = dict(details)
         if amount is not None:
             shown.setdefault("amount", amount)
         if currency:
             shown.setdefault("currency", currency)
         limit = self.auto_approve.get(action)
-        # "action:max": up to that amount; an action listed with 0 (no money involved) is approved when no amount
-        # (or 0) is given. A positive limit needs the amount stated: leaving it out never skips the operators.
-        by_policy = limit is not None and ((amount is not None and amount <= limit) or (limit == 0 and not amount))
+        # "action:max": up to that amount; an action listed with 0 (no money involved) is approved when no money
+        # is given. A positive limit needs an amount: leaving it out never skips the operators, nor does money
+        # the code cannot read ("five thousand"): a person reads it.
+        by_policy = limit is not None and not unreadable and (
+            (largest is not None and largest <= limit) or (limit == 0 and not largest))
+        why = reason.strip()
+        if unreadable and limit is not None:
+            note = f"(Not approved by the policy: money it cannot read in {', '.join(unreadable)}.)"
+            why = f"{why}\n{note}" if why else note
         expires = self.clock.now() + self.policy["agents"]["approval_minutes"] * 60
         ticket_id = await self._open(
-            agent, Kind.AGENT_APPROVAL, f"{agent} asks to {action}", reason.strip(),
-            Priority.URGENT if amount else Priority.NORMAL, action=action, details=shown,
+            agent, Kind.AGENT_APPROVAL, f"{agent} asks to {action}", why,
+            Priority.URGENT if largest or unreadable else Priority.NORMAL, action=action, details=shown,
             idempotency_key=idempotency_key, expires_at=None if by_policy else expires,
-            approved_by_policy=f"{action} up to {limit:g}" if by_policy else None)
+            approved_by_policy=f"{action} up to {limit:g} (largest amount {largest or 0:g})" if by_policy else None)
         return await self._result(ticket_id, wait)
 
     async def get_result(self, agent: str, ticket_id: int, *, wait_seconds: float | None = None) -> dict[str, Any]:
@@ -195,17 +235,23 @@ class AgentDesk:
         if key is not None and len(key) > 200:
             raise AgentError("idempotency_key is longer than 200 characters")
 
+        fingerprint = None if key is None else request_fingerprint(kind, question, reason, priority, action, details)
+
         def write(tx: DeskTx) -> tuple[int, bool]:
             customer_id, conversation_id = tx.agent(agent, idle)
-            if key is not None and (existing := tx.by_idempotency_key(customer_id, key)) is not None:
+            if key is not None and (found := tx.by_idempotency_key(customer_id, key)) is not None:
+                existing, first = found
                 if existing.kind is not kind:
                     raise AgentError(f"idempotency_key {key!r} was used for ticket #{existing.id}, a "
                                      f"{existing.kind.value}")
+                if first is not None and first != fingerprint:
+                    raise AgentError(f"idempotency_key {key!r} was used for ticket #{existing.id} with other "
+                                     "arguments; a retry must send the same ones (use a new key for a new request)")
                 return existing.id, False
             ticket_id = tx.open_ticket(NewTicket(customer_id, conversation_id, kind.value, Source.AGENT,
                                                  priority.value, question, reason, action, details,
                                                  reminder_due_at=reminder, timeout_due_at=timeout))
-            tx.agent_fields(ticket_id, key, expires_at)
+            tx.agent_fields(ticket_id, key, expires_at, fingerprint)
             tx.audit(f"agent:{agent}", "ticket_opened", f"ticket:{ticket_id}",
                      {"kind": kind.value, "source": Source.AGENT, "priority": priority.value, "action": action})
             if len(question) > CARD_TEXT:  # the card shows the start; the thread has it whole

@@ -9,6 +9,7 @@ the level and the strategy up (``STRATEGIES`` is ordered by how much a person is
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,27 +58,50 @@ def looks_like_card_number(text: str) -> bool:
     return False
 
 
+_CURRENCY = r"(?:[A-Za-z]{3}|[$€£¥₹₩₽¢])"
+_MONEY_TEXT = re.compile(rf"^\s*{_CURRENCY}?\s*(?P<sign>-)?\s*{_CURRENCY}?\s*"
+                         r"(?P<number>\d{1,3}(?:[,_ ]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+                         rf"\s*{_CURRENCY}?\s*$")
+
+
 def _number(value: Any) -> float | None:
+    """A money value as a number: 12, 12.5, "12.50", "$1,200", "5000 USD", "EUR 5 000". None: not a number
+    (text that only starts with one, "5k", "five thousand", two figures: read by a person, not by code)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        return float(value) if math.isfinite(value) else math.inf
     if isinstance(value, str):
-        try:
-            return float(value.replace(",", "").strip().lstrip("$€£"))
-        except ValueError:
+        match = _MONEY_TEXT.match(value)
+        if match is None:
             return None
+        number = float(re.sub(r"[,_ ]", "", match["number"]))
+        return -number if match["sign"] else number
     return None
 
 
 def amounts(params: Mapping[str, Any], amount_params: frozenset[str]) -> Iterator[tuple[str, Any, float]]:
-    """(name, value as given, value as a number) of every parameter that holds money."""
-    for name, value in params.items():
-        key = name.casefold()
-        if key in amount_params or "amount" in key:
+    """(where, value as given, value as a number) of every value that holds money: a parameter named as money
+    ([risk] amount_params, or any name with "amount"), at any depth (``refund.amount``, ``lines[0].price``),
+    and everything inside one (``{"refund": {"value": 5000}}``). Money that cannot be read as a number
+    ("five thousand", "5k", a list of words) counts as infinite: above every threshold and limit, so a
+    person sees it; nothing the code cannot read is waved through."""
+
+    def walk(value: Any, where: str, money: bool) -> Iterator[tuple[str, Any, float]]:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                name = str(key)
+                folded = name.casefold()
+                yield from walk(inner, f"{where}.{name}" if where else name,
+                                money or folded in amount_params or "amount" in folded)
+        elif isinstance(value, list | tuple):
+            for i, inner in enumerate(value):
+                yield from walk(inner, f"{where}[{i}]", money)
+        elif money and value is not None and value != "" and not isinstance(value, bool):
             number = _number(value)
-            if number is not None:
-                yield name, value, number
+            yield where, value, math.inf if number is None else number
+
+    yield from walk(params, "", False)
 
 
 class RiskPolicy:

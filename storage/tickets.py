@@ -176,14 +176,16 @@ class DeskTx(Tx):
         return bool(self.c.execute("INSERT INTO thread_messages_seen (message_id, thread_id, seen_at) VALUES (?, ?, ?)"
                                    " ON CONFLICT (message_id) DO NOTHING", (message_id, thread_id, self.now)).rowcount)
 
-    def by_idempotency_key(self, customer_id: int, key: str) -> Ticket | None:
+    def by_idempotency_key(self, customer_id: int, key: str) -> tuple[Ticket, str | None] | None:
+        """The agent's ticket opened with this key, and the fingerprint of the request it stood for."""
         row = self.c.execute(f"{_TICKET_SELECT} WHERE t.customer_id = ? AND t.idempotency_key = ?",
                              (customer_id, key)).fetchone()
-        return Ticket.from_row(row) if row else None
+        return (Ticket.from_row(row), row["idempotency_fingerprint"]) if row else None
 
-    def agent_fields(self, ticket_id: int, idempotency_key: str | None, expires_at: float | None) -> None:
-        self.c.execute("UPDATE tickets SET idempotency_key = ?, expires_at = ? WHERE id = ?",
-                       (idempotency_key, expires_at, ticket_id))
+    def agent_fields(self, ticket_id: int, idempotency_key: str | None, expires_at: float | None,
+                     fingerprint: str | None = None) -> None:
+        self.c.execute("UPDATE tickets SET idempotency_key = ?, expires_at = ?, idempotency_fingerprint = ?"
+                       " WHERE id = ?", (idempotency_key, expires_at, fingerprint, ticket_id))
 
     def warn_auto_close(self, ticket_id: int, warned_at: float | None) -> None:
         self.c.execute("UPDATE tickets SET auto_close_warned_at = ? WHERE id = ?", (warned_at, ticket_id))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,6 +52,16 @@ class Agents:
     async def call(self, tool: str, agent: str = PRICING, **arguments: Any) -> Any:
         async with self.client(agent) as client:
             return await client.call_tool(tool, arguments)
+
+    async def raw_call(self, tool: str, arguments: str, agent: str = PRICING) -> dict[str, Any]:
+        """A tools/call written by hand, as an attacker would (JSON's NaN and Infinity included)."""
+        body = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": ' + json.dumps(tool)
+                + ', "arguments": ' + arguments + "}}")
+        headers = {"Authorization": f"Bearer {TOKENS[agent]}", "Content-Type": "application/json",
+                   "Accept": "application/json, text/event-stream"}
+        async with httpx2.AsyncClient(timeout=10) as http:
+            response = await http.post(self.url, content=body.encode(), headers=headers)
+        return response.json()["result"]
 
     async def posted(self, number: int) -> None:
         """The ticket's card and thread are in the staff channel."""
@@ -330,3 +341,61 @@ async def test_the_discount_agent_offers_what_the_operator_allowed(agents):
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     assert json.loads(out) == {"offered": 10.0, "approved_by": agents.desk.operator.display_name}
+
+
+async def test_money_in_the_details_must_agree_with_the_amount_the_policy_judges(harness):
+    from tests.support import test_policy
+
+    policy = test_policy(agents={"auto_approve": ["refund:50"], "approval_minutes": 60},
+                         mfa={"operator_code_above": 100})
+    await harness.start(policy=policy, members=4)
+    world = Agents(type("D", (), {"h": harness})())
+    await world.serve()
+    try:
+        hidden = await world.call("request_approval", action="refund", details={"order": 7, "amount": 5000},
+                                  amount=20, wait_seconds=0)
+        nested = await world.call("request_approval", action="refund", details={"refund": {"amount": 5000}},
+                                  amount=20, wait_seconds=0)
+        as_text = await world.call("request_approval", action="refund", details={"refund": "5000 USD"},
+                                   wait_seconds=0)
+        in_words = await world.call("request_approval", action="refund", details={"refund": "five thousand"},
+                                    wait_seconds=0)
+        unstated = await world.call("request_approval", action="refund", details={"order": 9, "total": 30},
+                                    wait_seconds=0)
+        endless = await world.raw_call("get_result", '{"ticket": 1, "wait_seconds": NaN}')
+        forever = await world.raw_call("ask_human", '{"question": "Still there?", "wait_seconds": Infinity}')
+        huge = await world.raw_call("request_approval", '{"action": "refund", "details": {}, "amount": Infinity}')
+    finally:
+        await world.stop()
+    assert hidden.is_error and "details.amount is 5000 but amount is 20" in hidden.content[0].text
+    assert nested.is_error and "details.refund.amount" in nested.content[0].text
+    assert as_text.structured_content["status"] == "waiting", "5000 USD is read as 5000: above the limit"
+    assert in_words.structured_content["status"] == "waiting", "money the code cannot read goes to a person"
+    assert unstated.structured_content["status"] == "approved", "the details' own total (30) is the amount"
+    assert endless["isError"] and "wait_seconds must be a finite number" in endless["content"][0]["text"]
+    assert forever["isError"] and "wait_seconds must be a finite number" in forever["content"][0]["text"]
+    assert huge["isError"] and "amount must be a finite number" in huge["content"][0]["text"]
+    assert (await harness.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 3, "refused calls open no ticket"
+    rules = [r[0] for r in await harness.fetch("SELECT detail FROM audit WHERE actor = 'policy'")]
+    assert len(rules) == 1 and "largest amount 30" in rules[0]
+    # An operator approving "5000 USD" or "five thousand" needs their own code, as for 5000.
+    desk = harness.bot.desk
+    for number in (1, 2):
+        ticket = await desk.tickets.get(number)
+        assert desk.code_needed(ticket) == 100
+
+
+async def test_an_idempotency_key_reused_with_other_arguments_is_refused(agents):
+    first = await agents.call("request_approval", action="discount", details={"percent": 5}, wait_seconds=0,
+                              idempotency_key="discount-77")
+    retry = await agents.call("request_approval", action="discount", details={"percent": 5}, wait_seconds=3,
+                              idempotency_key="discount-77")
+    other = await agents.call("request_approval", action="discount", details={"percent": 50}, wait_seconds=0,
+                              idempotency_key="discount-77")
+    assert first.structured_content["ticket"] == retry.structured_content["ticket"] == 1
+    assert other.is_error and "idempotency_key 'discount-77' was used for ticket #1 with other arguments" \
+        in other.content[0].text
+    asked = await agents.call("ask_human", question="May I?", wait_seconds=0, idempotency_key="q-1")
+    changed = await agents.call("ask_human", question="May I give 50%?", wait_seconds=0, idempotency_key="q-1")
+    assert asked.structured_content["ticket"] == 2 and changed.is_error
+    assert (await agents.desk.h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2
