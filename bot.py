@@ -230,8 +230,9 @@ def hold_sqlite_file(path: Path) -> str | None:
 
     lock = path.with_name(path.name + ".lock")
     try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock.open("a+")
+        if not lock.parent.exists():
+            lock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = os.fdopen(os.open(lock, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
     except OSError:
         return None  # the database's own open names what is wrong with the folder
     try:
@@ -418,10 +419,31 @@ def main(argv: list[str] | None = None) -> int:
         if not settings.ai_enabled:
             print("\nNo ANTHROPIC_API_KEY: the bot runs as a human relay; customers are told a person will answer.")
         return 0
+    raise_open_file_limit()
     try:
         return asyncio.run(run(settings, policy, module, registry))
     except KeyboardInterrupt:
         return 0
+
+
+def raise_open_file_limit() -> None:
+    """The soft limit on open files up to the hard one: sockets to Discord, Claude, the database and the MCP
+    port's clients all count (a 1024 soft limit is the default on many systems)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open files: could not raise the soft limit %d to %d (%s)", soft, hard, exc)
+        return
+    log.info("open files: soft limit raised from %d to %d", soft, hard)
 
 
 if __name__ == "__main__":

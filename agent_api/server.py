@@ -12,12 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
+import math
+import time
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from core.agent_desk import DEFAULT_WAIT, MAX_WAIT, AgentDesk, AgentError
 
@@ -32,12 +40,95 @@ INSTRUCTIONS = (
 )
 
 
-class BearerAuth:
-    """ASGI middleware: a request without a known token gets 401 and no detail; the agent's name is passed on."""
+@dataclass(frozen=True)
+class PortLimits:
+    """What one MCP port may take of the process ([agents] in the policy): the bot's files and sockets for
+    Discord and Claude come first."""
 
-    def __init__(self, app: Any, tokens: Mapping[str, str]) -> None:
+    max_connections: int = 64
+    max_calls_per_agent: int = 16
+    request_seconds: float = 10.0
+
+    @classmethod
+    def from_policy(cls, agents: Mapping[str, Any]) -> PortLimits:
+        return cls(agents["max_connections"], agents["max_calls_per_agent"], float(agents["request_seconds"]))
+
+
+class Refusals:
+    """Counts what the port refused and logs it at most once a minute (a flood must not flood the log)."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self.counts: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()  # since start (tests, /stats)
+        self._last = -math.inf
+
+    def note(self, what: str) -> None:
+        self.counts[what] += 1
+        self.total[what] += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            log.warning("MCP port: refused %s in the last minute (limits: [agents] max_connections,"
+                        " max_calls_per_agent, request_seconds)",
+                        ", ".join(f"{n} {w}" for w, n in sorted(self.counts.items())))
+            self.counts.clear()
+
+
+def guarded_protocol(limits: PortLimits, refusals: Refusals) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a cap on open connections and a deadline for each request's headers
+    and body: a client that connects and sends nothing (or half a request) no longer holds a socket for
+    ever. A request read in full is not timed: a call may wait for a person (up to 50 s)."""
+
+    class Guarded(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                refusals.note("connections over max_connections")
+                transport.abort()
+                return
+            self._arm()
+
+        def _arm(self) -> None:
+            self._deadline = self.loop.call_later(limits.request_seconds, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            refusals.note("requests not sent within request_seconds")
+            self.transport.abort()
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # the next request on a connection kept alive
+            super().data_received(data)
+            if self.cycle is not None and not self.cycle.more_body and not self.cycle.response_complete:
+                self._disarm()  # read in full: the app has it
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return Guarded
+
+
+class BearerAuth:
+    """ASGI middleware: a request without a known token gets 401 and no detail; the agent's name is passed on.
+    An agent with ``max_calls_per_agent`` calls in progress gets 429 for the next until some return."""
+
+    def __init__(self, app: Any, tokens: Mapping[str, str], limits: PortLimits | None = None,
+                 refusals: Refusals | None = None) -> None:
         self.app = app
         self.tokens = dict(tokens)  # name -> token
+        self.limits = limits or PortLimits()
+        self.refusals = refusals or Refusals()
+        self.in_progress: Counter[str] = Counter()
 
     def agent_for(self, authorization: str | None) -> str | None:
         if not authorization or not authorization.startswith("Bearer "):
@@ -60,8 +151,22 @@ class BearerAuth:
                         "headers": [(b"www-authenticate", b'Bearer realm="handoff"'), (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
+        if self.in_progress[agent] >= self.limits.max_calls_per_agent:
+            self.refusals.note("calls over max_calls_per_agent")
+            body = json.dumps({"error": f"too many calls in progress for {agent} (at most "
+                                        f"{self.limits.max_calls_per_agent}); wait for some to return, and use "
+                                        "get_result with wait_seconds instead of many waiting calls"}).encode()
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"5"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         scope.setdefault("state", {})["agent"] = agent
-        await self.app(scope, receive, send)
+        self.in_progress[agent] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress[agent] -= 1
 
 
 def agent_of(ctx: Context[Any, Any]) -> str:
@@ -125,15 +230,28 @@ def build_server(agents: AgentDesk) -> MCPServer:
     return server
 
 
-def build_app(agents: AgentDesk, tokens: Mapping[str, str], *, host: str) -> BearerAuth:
-    app = build_server(agents).streamable_http_app(stateless_http=True, json_response=True, host=host)
-    return BearerAuth(app, tokens)
+def transport_security(public_url: str | None) -> TransportSecuritySettings | None:
+    """The SDK's Host and Origin check (DNS rebinding) for an endpoint agents reach at ``public_url``; None:
+    the SDK's own default, which checks them only when the server listens on a loopback address."""
+    if not public_url:
+        return None
+    parts = urlsplit(public_url)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=[parts.netloc],
+                                     allowed_origins=[f"{parts.scheme}://{parts.netloc}"])
+
+
+def build_app(agents: AgentDesk, tokens: Mapping[str, str], *, host: str, public_url: str | None = None,
+              limits: PortLimits | None = None, refusals: Refusals | None = None) -> BearerAuth:
+    app = build_server(agents).streamable_http_app(stateless_http=True, json_response=True, host=host,
+                                                   transport_security=transport_security(public_url))
+    return BearerAuth(app, tokens, limits, refusals)
 
 
 class McpService:
     """The MCP endpoint served by uvicorn on the running event loop; started and stopped with the bot."""
 
-    def __init__(self, agents: AgentDesk, tokens: Mapping[str, str], *, host: str, port: int) -> None:
+    def __init__(self, agents: AgentDesk, tokens: Mapping[str, str], *, host: str, port: int,
+                 public_url: str | None = None, limits: PortLimits | None = None) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -141,13 +259,37 @@ class McpService:
             def capture_signals(self) -> Any:  # the bot owns SIGTERM and SIGINT (a graceful stop of both)
                 yield
 
-        config = uvicorn.Config(build_app(agents, tokens, host=host), host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="on")
+        self.limits = limits or PortLimits()
+        self.refusals = Refusals()
+        app = build_app(agents, tokens, host=host, public_url=public_url, limits=self.limits,
+                        refusals=self.refusals)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                                http=guarded_protocol(self.limits, self.refusals),
+                                backlog=min(2048, 2 * self.limits.max_connections))
         self.server = Server(config)
         self.host, self.port = host, port
         self._task: asyncio.Task[None] | None = None
+        self._previous_handler: Any = None
+
+    def _quiet_accept_errors(self) -> None:
+        """Out of files, asyncio logs every failed accept() (thousands of lines a second under a flood): count
+        them with the port's other refusals instead, logged once a minute."""
+        loop = asyncio.get_running_loop()
+        previous = self._previous_handler = loop.get_exception_handler()
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+                self.refusals.note("connections: out of open files")
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
 
     async def start(self) -> None:
+        self._quiet_accept_errors()
         self._task = asyncio.create_task(self.server.serve(), name="mcp-server")
         for _ in range(200):
             if self.server.started or self._task.done():
@@ -174,3 +316,4 @@ class McpService:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._task, 5)
         self._task = None
+        asyncio.get_running_loop().set_exception_handler(self._previous_handler)

@@ -117,6 +117,12 @@ SPEC: dict[str, dict[str, Key]] = {
                                            " for a person"),
         "approval_minutes": Key((int, float), 60, 1, 10080, "an agent's approval request nobody decided in"
                                                              " this time expires (never approved)"),
+        "max_connections": Key(int, 64, 1, 10000, "open connections to the MCP port at once; more are closed at"
+                                                  " once (the bot keeps its files for Discord and Claude)"),
+        "max_calls_per_agent": Key(int, 16, 1, 1000, "calls of one agent in progress (waiting) at once; more are"
+                                                     " refused with 429 until some return"),
+        "request_seconds": Key((int, float), 10, 1, 120, "a request's headers and body must arrive within this"
+                                                         " time, or the connection is closed"),
     },
     "discord": {
         "requests_per_second": Key((int, float), 45, 1, 50, "the pace of every request the bot starts itself"

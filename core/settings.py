@@ -6,11 +6,13 @@ Secrets and Discord IDs live here; business rules live in the policy file. One t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from storage.postgres import is_postgres_url, redacted
 
@@ -50,6 +52,7 @@ class Settings:
     mcp_tokens: dict[str, str] = field(default_factory=dict)  # HANDOFF_MCP_TOKENS: agent name -> token
     mcp_host: str = "127.0.0.1"
     mcp_port: int = 8765
+    mcp_public_url: str | None = None  # HANDOFF_MCP_PUBLIC_URL: where agents reach a non-loopback endpoint
 
     @property
     def mcp_enabled(self) -> bool:
@@ -79,8 +82,12 @@ class Settings:
             f"DISCORD_API_BASE         {self.discord_api_base or '(default: https://discord.com/api/v10)'}",
             f"HANDOFF_MCP_TOKENS       {', '.join(sorted(self.mcp_tokens)) or '(none: MCP is off)'}",
             f"HANDOFF_MCP_HOST/PORT    {self.mcp_host}:{self.mcp_port}" + (
-                f" (agents connect to http://{self.mcp_host}:{self.mcp_port}/mcp)" if self.mcp_enabled else ""),
+                f" (agents connect to {self.mcp_url})" if self.mcp_enabled else ""),
         ]
+
+    @property
+    def mcp_url(self) -> str:
+        return self.mcp_public_url or f"http://{self.mcp_host}:{self.mcp_port}/mcp"
 
 
 def db_target(raw: str) -> Path | str:
@@ -95,9 +102,20 @@ def shown_db(target: Path | str) -> str:
 
 
 def _mask(secret: str | None) -> str:
+    """Whether a secret is set; no character of it (its end identifies it in a log or a screenshot)."""
     if not secret:
         return "(unset)"
-    return f"set ({len(secret)} chars, ends ...{secret[-4:]})" if len(secret) > 8 else "set"
+    return f"set ({len(secret)} chars)"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: only this machine reaches it."""
+    if host.strip("[]").casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _Problems:
@@ -197,11 +215,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if api_base and not api_base.startswith(("http://", "https://")):
         problems.add(f"DISCORD_API_BASE={api_base!r} must start with http:// or https:// (e.g. a proxy's"
                      " https://host/api/v10); leave it empty for Discord itself")
+    elif api_base and api_base.startswith("http://") and not is_loopback(urlsplit(api_base).hostname or ""):
+        problems.add(f"DISCORD_API_BASE={api_base!r} would send the bot token in clear over the network: use"
+                     " https:// (plain http:// only to this machine: 127.0.0.1 or localhost)")
     mcp_tokens = _mcp_tokens(env.get("HANDOFF_MCP_TOKENS", ""), problems)
     mcp_host = env.get("HANDOFF_MCP_HOST", "").strip() or "127.0.0.1"
     if any(c.isspace() or c == "/" for c in mcp_host):
         problems.add(f"HANDOFF_MCP_HOST={mcp_host!r} is not a host; use an address such as 127.0.0.1 or 0.0.0.0")
     mcp_port = _number(env, "HANDOFF_MCP_PORT", 8765, problems, lo=1, hi=65535, integer=True)
+    mcp_public_url = env.get("HANDOFF_MCP_PUBLIC_URL", "").strip() or None
+    if mcp_public_url and (urlsplit(mcp_public_url).scheme not in ("http", "https")
+                           or not urlsplit(mcp_public_url).netloc):
+        problems.add(f"HANDOFF_MCP_PUBLIC_URL={mcp_public_url!r} is not a URL; use the address agents call, e.g."
+                     " https://desk.example.com/mcp")
+    elif mcp_tokens and not mcp_public_url and not is_loopback(mcp_host):
+        problems.add(f"HANDOFF_MCP_HOST={mcp_host} listens beyond this machine: set HANDOFF_MCP_PUBLIC_URL to the"
+                     " address agents call (e.g. https://desk.example.com/mcp), so that requests naming any other"
+                     " host or web origin are refused (DNS rebinding)")
     concurrency = _number(env, "HANDOFF_LLM_CONCURRENCY", 32, problems, lo=1, hi=1000, integer=True)
     retries = _number(env, "HANDOFF_LLM_MAX_RETRIES", 2, problems, lo=0, hi=10, integer=True)
     timeout = _number(env, "HANDOFF_LLM_TIMEOUT", 60, problems, lo=1, hi=600, integer=False)
@@ -227,6 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mcp_tokens=mcp_tokens,
         mcp_host=mcp_host,
         mcp_port=int(mcp_port),
+        mcp_public_url=mcp_public_url,
     )
 
 

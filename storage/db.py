@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -83,6 +84,16 @@ class Store:
                            " SET value = excluded.value, updated_at = excluded.updated_at", (key, value, now))
 
 
+def create_private(path: Path) -> None:
+    """The database file (and a folder made for it) readable by this user only: it holds customers' words and
+    the sealed secrets. SQLite gives its -wal and -shm files the database file's permissions."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 class Database(Store):
     """One aiosqlite connection shared by the whole process.
 
@@ -115,7 +126,7 @@ class Database(Store):
             if self.path.is_dir():
                 raise StorageError(f"{self.path} is a folder; point it at a file in it, e.g. {self.path}/handoff.db")
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                create_private(self.path)
             except OSError as exc:
                 raise StorageError(f"cannot create the folder {self.path.parent} ({exc.strerror or exc}); choose a"
                                    " path this user can write to") from None

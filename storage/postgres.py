@@ -48,13 +48,18 @@ def is_postgres_url(target: str | Path) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
+_SECRET_QUERY = re.compile(r"(?i)((?:^|&)(?:password|passwd|pass|pwd|sslpassword)=)[^&]*")
+
+
 def redacted(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
+    """The URL without its password, for logs and error messages: in the user part and in the query string
+    (libpq and asyncpg read ``?password=...`` too)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    if parts.query:
+        parts = parts._replace(query=_SECRET_QUERY.sub(r"\1***", parts.query))
+    return urlunsplit(parts)
 
 
 def translate(sql: str) -> str:

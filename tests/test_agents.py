@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agent_api.server import McpService
 from core.summary import compute, export
+from tests.conftest import eventually
 from tests.desk_support import start_again, uploaded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -399,3 +400,67 @@ async def test_an_idempotency_key_reused_with_other_arguments_is_refused(agents)
     changed = await agents.call("ask_human", question="May I give 50%?", wait_seconds=0, idempotency_key="q-1")
     assert asked.structured_content["ticket"] == 2 and changed.is_error
     assert (await agents.desk.h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2
+
+
+async def test_the_port_bounds_connections_slow_requests_and_calls_per_agent(desk, caplog):
+    import logging
+
+    from agent_api.server import PortLimits
+
+    service = McpService(desk.h.bot.agents, TOKENS, host="127.0.0.1", port=0,
+                         limits=PortLimits(max_connections=5, max_calls_per_agent=2, request_seconds=0.5))
+    await service.start()
+    world = Agents(desk)
+    world.service, world.url = service, f"http://127.0.0.1:{service.bound_port}/mcp"
+    caplog.set_level(logging.WARNING, logger="agent_api.server")
+    try:
+        half_open = []
+        for _ in range(12):  # a request line and one header, then nothing
+            reader, writer = await asyncio.open_connection("127.0.0.1", service.bound_port)
+            writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            await writer.drain()
+            half_open.append((reader, writer))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        closed = await asyncio.wait_for(asyncio.gather(*(r.read() for r, _ in half_open)), 5)
+        assert closed == [b""] * 12, "every half-open connection is closed by the server"
+        assert loop.time() - started < 2, "the extra ones at once, the rest at request_seconds"
+        assert service.refusals.total["connections over max_connections"] >= 7
+        assert service.refusals.total["requests not sent within request_seconds"] >= 1
+        for _, writer in half_open:
+            writer.close()
+
+        waiting = [asyncio.create_task(world.call("ask_human", question=f"Q{i}?", wait_seconds=3)) for i in range(2)]
+        await eventually(lambda: service.server.config.app.in_progress[PRICING] == 2, what="two calls waiting")
+        async with httpx2.AsyncClient() as http:
+            third = await http.post(world.url, headers={"Authorization": f"Bearer {TOKENS[PRICING]}"},
+                                    json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert third.status_code == 429 and "too many calls in progress" in third.json()["error"]
+        other_agent = await world.call("get_result", agent=FRAUD, ticket=1)
+        assert other_agent.is_error and "belongs to another agent" in other_agent.content[0].text  # not refused
+        assert [r.structured_content["status"] for r in await asyncio.gather(*waiting)] == ["waiting"] * 2
+        served = await world.call("get_result", ticket=1)  # the port serves again
+        assert served.structured_content["ticket"] == 1
+    finally:
+        await service.stop()
+    lines = [r for r in caplog.records if "MCP port: refused" in r.getMessage()]
+    assert len(lines) == 1, "refusals are logged once a minute, not per connection"
+
+
+async def test_a_port_beyond_this_machine_checks_host_and_origin(desk):
+    service = McpService(desk.h.bot.agents, TOKENS, host="127.0.0.1", port=0,
+                         public_url="https://desk.example.com/mcp")
+    await service.start()
+    url = f"http://127.0.0.1:{service.bound_port}/mcp"
+    headers = {"Authorization": f"Bearer {TOKENS[PRICING]}", "Accept": "application/json, text/event-stream"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    try:
+        async with httpx2.AsyncClient() as http:
+            named = await http.post(url, headers={**headers, "Host": "desk.example.com"}, json=body)
+            rebound = await http.post(url, headers={**headers, "Host": "attacker.example"}, json=body)
+            foreign = await http.post(url, headers={**headers, "Host": "desk.example.com",
+                                                    "Origin": "https://attacker.example"}, json=body)
+    finally:
+        await service.stop()
+    assert named.status_code == 200
+    assert rebound.status_code in (400, 421) and foreign.status_code in (400, 403)

@@ -53,6 +53,11 @@ def test_discord_channel_id_is_accepted_for_the_staff_channel():
     ({"HANDOFF_MCP_TOKENS": f"a:{'t' * 30},a:{'u' * 30}"}, "the agent name 'a' appears twice"),
     ({"HANDOFF_MCP_TOKENS": f"a:{'t' * 30},b:{'t' * 30}"}, "the same token is given to two agents"),
     ({"HANDOFF_MCP_PORT": "80000"}, "HANDOFF_MCP_PORT='80000' is out of range"),
+    ({"DISCORD_API_BASE": "http://discord-proxy.example.com/api/v10"}, "would send the bot token in clear"),
+    ({"DISCORD_API_BASE": "http://10.0.0.5:8080/api/v10"}, "would send the bot token in clear"),
+    ({"HANDOFF_MCP_TOKENS": f"a:{'t' * 30}", "HANDOFF_MCP_HOST": "0.0.0.0"},
+     "HANDOFF_MCP_HOST=0.0.0.0 listens beyond this machine: set HANDOFF_MCP_PUBLIC_URL"),
+    ({"HANDOFF_MCP_PUBLIC_URL": "desk.example.com"}, "HANDOFF_MCP_PUBLIC_URL='desk.example.com' is not a URL"),
 ])
 def test_bad_settings_name_the_variable(change, names):
     with pytest.raises(ConfigError, match=names):
@@ -118,6 +123,36 @@ def test_check_prints_the_effective_setup(tmp_path):
     assert "sk-ant-secret" not in result.stdout and TEST_SECRET_KEY not in result.stdout, "secrets are masked"
     assert "HANDOFF_SECRET_KEY       (set)" in result.stdout
     assert "issue_refund (financial)" in result.stdout
+
+
+def test_no_character_of_a_secret_is_shown_and_urls_lose_their_passwords(tmp_path):
+    from storage.postgres import redacted
+
+    token, key = "abc.def.ghiJKLM", "sk-ant-secret-value-WXYZ"
+    described = "\n".join(load_settings({**GOOD, "DISCORD_TOKEN": token, "ANTHROPIC_API_KEY": key}).describe())
+    assert "JKLM" not in described and "WXYZ" not in described
+    assert redacted("postgresql://bot@db/handoff?sslmode=require&password=hunter2") == \
+        "postgresql://bot@db/handoff?sslmode=require&password=***"
+    assert redacted("postgresql://bot:hunter2@db/handoff") == "postgresql://bot:***@db/handoff"
+    for base in ("http://127.0.0.1:8080/api/v10", "http://localhost:1/api", "https://proxy.example.com/api/v10"):
+        assert load_settings({**GOOD, "DISCORD_API_BASE": base}).discord_api_base == base
+    public = load_settings({**GOOD, "HANDOFF_MCP_TOKENS": f"a:{'t' * 30}", "HANDOFF_MCP_HOST": "0.0.0.0",
+                            "HANDOFF_MCP_PUBLIC_URL": "https://desk.example.com/mcp"})
+    assert public.mcp_url == "https://desk.example.com/mcp"
+
+
+async def test_the_sqlite_file_and_its_folder_are_the_owners_alone(tmp_path):
+    from storage.db import Database
+
+    path = tmp_path / "new" / "handoff.db"
+    db = await Database(path).open()
+    try:
+        await db.migrate()
+    finally:
+        await db.close()
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    for made in path.parent.iterdir():
+        assert made.stat().st_mode & 0o077 == 0, f"{made.name} is readable by others"
 
 
 def test_check_refuses_bad_config_with_the_fix(tmp_path):

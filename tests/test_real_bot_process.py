@@ -32,17 +32,25 @@ def bot_env(discord: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, str
 class RealBot:
     """``python bot.py`` as a child process against the stand-ins, started and stopped as an operator would."""
 
-    def __init__(self, discord: FakeDiscord, env: dict[str, str], log: Path) -> None:
+    def __init__(self, discord: FakeDiscord, env: dict[str, str], log: Path, open_files: int | None = None) -> None:
         self.discord, self.env, self.log = discord, env, log
+        self.open_files = open_files  # a hard limit on the process's open files (as a small container has)
         self.process: asyncio.subprocess.Process | None = None
         self._log_from = 0  # where this start's lines begin in the log
+
+    def _limit(self) -> None:
+        import resource
+
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     async def spawn(self) -> None:
         """Start the process without waiting for it to connect (a standby does not)."""
         self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=self.env,
-                                                                stdout=out, stderr=out)
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "bot.py", cwd=ROOT, env=self.env, stdout=out, stderr=out,
+                preexec_fn=self._limit if self.open_files else None)
 
     def said(self, words: str) -> bool:
         """The log of this start has ``words``."""
@@ -73,13 +81,14 @@ class RealBot:
 
 
 @contextlib.asynccontextmanager
-async def real_bot(tmp_path: Path, *, with_claude: bool = True, **extra: str) -> AsyncIterator[RealBot]:
+async def real_bot(tmp_path: Path, *, with_claude: bool = True, open_files: int | None = None,
+                   **extra: str) -> AsyncIterator[RealBot]:
     discord = await FakeDiscord().start()
     claude = FakeClaude() if with_claude else None
     if claude is not None:
         await claude.start()
         extra.update(ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=claude.url)
-    bot = RealBot(discord, bot_env(discord, tmp_path, **extra), tmp_path / "bot.log")
+    bot = RealBot(discord, bot_env(discord, tmp_path, **extra), tmp_path / "bot.log", open_files)
     try:
         yield bot
     finally:
@@ -178,3 +187,62 @@ async def test_a_second_bot_on_the_same_sqlite_file_refuses_to_start(tmp_path):
         assert migrate.returncode == 2 and f"a bot.py (pid {bot.process.pid}) runs on" in out.decode()
         assert "stop it first" in out.decode()
         await bot.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_half_open_mcp_connections_do_not_starve_the_bot(tmp_path):
+    """300 connections that send a request line and one header, then nothing, against a bot allowed 256 open
+    files: customers are still answered, agents are served once the half-open ones are closed, and the
+    log says so in a line or two, not thousands."""
+    port, token = free_port(), "t" * 30
+    policy = (ROOT / "policy.toml").read_text().replace("request_seconds = 10", "request_seconds = 2")
+    (tmp_path / "policy.toml").write_text(policy)
+    async with real_bot(tmp_path, open_files=256, HANDOFF_MCP_TOKENS=f"voice:{token}", HANDOFF_MCP_PORT=str(port),
+                        HANDOFF_POLICY=str(tmp_path / "policy.toml")) as bot:
+        discord, log = bot.discord, bot.log
+        await bot.start()
+        await eventually(lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server")
+        held = []
+        for _ in range(300):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                break
+            writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            held.append(writer)
+        await discord.customer_writes(CUSTOMER, "hello there")
+        await eventually(lambda: discord.messages.get(CUSTOMER + 1), within=15, what="the answer")
+        assert [m["content"] for m in discord.messages[CUSTOMER + 1]] == ["You said: hello there"]
+
+        import httpx2
+
+        async def agent_served() -> bool:
+            async with httpx2.AsyncClient(timeout=5) as http:
+                try:
+                    r = await http.post(f"http://127.0.0.1:{port}/mcp", headers={
+                        "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
+                        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+                except httpx2.HTTPError:
+                    return False
+                return r.status_code == 200
+
+        for _ in range(40):
+            if await agent_served():
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise AssertionError("the agent was never served after the half-open connections")
+        for writer in held:
+            writer.close()
+        await bot.stop()
+    printed = log.read_text()
+    assert "open files" not in printed or "soft limit raised" not in printed  # hard = soft = 256 here
+    assert printed.count("socket.accept() out of system resource") == 0
+    assert 1 <= printed.count("MCP port: refused") <= 3, printed[-2000:]

@@ -128,10 +128,11 @@ class HandoffBot(commands.Bot):
         """The MCP endpoint for other agents (HANDOFF_MCP_TOKENS), on this loop and database."""
         if not self.settings.mcp_enabled:
             return
-        from agent_api.server import McpService
+        from agent_api.server import McpService, PortLimits
 
         service = McpService(self.agents, self.settings.mcp_tokens, host=self.settings.mcp_host,
-                             port=self.settings.mcp_port)
+                             port=self.settings.mcp_port, public_url=self.settings.mcp_public_url,
+                             limits=PortLimits.from_policy(self.policy["agents"]))
         try:
             await service.start()
         except (OSError, RuntimeError, SystemExit) as exc:
