@@ -45,8 +45,8 @@ class PortLimits:
     """What one MCP port may take of the process ([agents] in the policy): the bot's files and sockets for
     Discord and Claude come first."""
 
-    max_connections: int = 64
-    max_calls_per_agent: int = 16
+    max_connections: int = 128
+    max_calls_per_agent: int = 32
     request_seconds: float = 10.0
 
     @classmethod

@@ -74,6 +74,15 @@ class Escalation:
     priority_hint: Priority = Priority.NORMAL
 
 
+@dataclass(frozen=True)
+class Escalated:
+    """Where an escalation went: ``number`` None when it was not sent (too many tickets open); ``new`` False
+    when it joined a ticket already open."""
+
+    number: int | None
+    new: bool
+
+
 class CardRenderer:
     """What operators see of a ticket: its card (embed and buttons) and its thread's name."""
 
@@ -165,8 +174,12 @@ class TicketDesk:
         return classify_priority(texts=texts, decision_type=escalation.decision_type,
                                  desk_policy=self.policy["desk"], floor=escalation.priority_hint)
 
-    async def escalate(self, ctx: ActionContext, escalation: Escalation) -> int:
-        """Open a ticket from the LLM loop (its number owed to the customer); returns the number. Never waits."""
+    async def escalate(self, ctx: ActionContext, escalation: Escalation, *, into: int | None = None) -> Escalated:
+        """Open a ticket from the LLM loop (its number owed to the customer). Never waits.
+
+        A question or hand-over goes into ``into`` (the ticket this answer already opened) while it is open,
+        and into the customer's newest open ticket once they have ``[abuse] max_open_tickets``: one answer
+        never opens a row of tickets, each pinging the operators. An approval past that cap is not sent."""
         assert ctx.conversation_id is not None
         priority, rule = await self._priority(ctx.conversation_id, escalation)
         now = self.clock.now()
@@ -178,9 +191,27 @@ class TicketDesk:
         message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
                    Kind.HANDOVER: "ticket_handover"}[escalation.kind]
 
-        def write(tx: DeskTx) -> tuple[int, bool]:
+        cap = self.policy["abuse"]["max_open_tickets"]
+
+        def write(tx: DeskTx) -> tuple[int | None, bool]:
             existing = tx.same_open_approval(ctx.customer_id, escalation.action_name,
                                              escalation.action_params or {}) if escalation.action_name else None
+            if existing is None:
+                crowded = tx.open_count(ctx.customer_id) >= cap
+                if escalation.kind is Kind.APPROVAL:
+                    if crowded:
+                        tx.audit("agent", "ticket_refused", f"customer:{ctx.customer_id}",
+                                 {"why": f"{cap} tickets open", "action": escalation.action_name})
+                        return None, False
+                else:
+                    target = into if into is not None and tx.is_open(into) else None
+                    if target is None and crowded:
+                        target = tx.newest_open(ctx.customer_id)
+                    if target is not None:
+                        tx.post(target, "post", f"**Also asked by the assistant:** {escalation.question}")
+                        tx.audit("agent", "ticket_question_added", f"ticket:{target}",
+                                 {"reason": escalation.reason[:500]})
+                        return target, False
             ticket_id = existing if existing is not None else tx.open_ticket(new)
             if existing is None:
                 tx.audit("agent", "ticket_opened", f"ticket:{ticket_id}",
@@ -193,11 +224,14 @@ class TicketDesk:
             return ticket_id, existing is None
 
         ticket_id, created = await self.tickets.run(write, now)
+        if ticket_id is None:
+            log.warning("customer %s has %d tickets open: a new approval was not sent", ctx.customer_id, cap)
+            return Escalated(None, False)
         if created:
             self._arm(ticket_id, reminder, timeout)
             log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
         self._kick(ticket_id, ctx.customer_id)
-        return ticket_id
+        return Escalated(ticket_id, created)
 
     async def hold_for_person(self, customer_id: int, turns: Sequence[Any], *, source: Source, notice: str | None,
                               reason: str = "") -> int | None:

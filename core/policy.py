@@ -105,6 +105,9 @@ SPEC: dict[str, dict[str, Key]] = {
                                                     " stored but not answered (the customer is told once); 0: off"),
         "min_account_age_days": Key((int, float), 0, 0, 3650, "DMs from Discord accounts younger than this are"
                                                               " stored but not answered; 0: off"),
+        "max_open_tickets": Key(int, 5, 1, 100, "tickets one customer may have waiting at once: past it, the"
+                                                " assistant's questions join the newest one and approvals are"
+                                                " not sent"),
     },
     "feedback": {
         "ask_after_close": Key(bool, True, help="after a ticket closes, ask the customer to rate the help (1-5)"),
@@ -117,9 +120,9 @@ SPEC: dict[str, dict[str, Key]] = {
                                            " for a person"),
         "approval_minutes": Key((int, float), 60, 1, 10080, "an agent's approval request nobody decided in"
                                                              " this time expires (never approved)"),
-        "max_connections": Key(int, 64, 1, 10000, "open connections to the MCP port at once; more are closed at"
+        "max_connections": Key(int, 128, 1, 10000, "open connections to the MCP port at once; more are closed at"
                                                   " once (the bot keeps its files for Discord and Claude)"),
-        "max_calls_per_agent": Key(int, 16, 1, 1000, "calls of one agent in progress (waiting) at once; more are"
+        "max_calls_per_agent": Key(int, 32, 1, 1000, "calls of one agent in progress (waiting) at once; more are"
                                                      " refused with 429 until some return"),
         "request_seconds": Key((int, float), 10, 1, 120, "a request's headers and body must arrive within this"
                                                          " time, or the connection is closed"),

@@ -127,6 +127,7 @@ class TurnExtras:
 
     customer_text: str = ""
     notices: list[str] = field(default_factory=list)
+    ticket: int | None = None  # the question or hand-over ticket this answer opened: more questions join it
 
 
 class ToolRunner:
@@ -192,9 +193,9 @@ class ToolRunner:
             escalation = Escalation(Kind.QUESTION, Source.ASK_HUMAN, question,
                                     f"the assistant's confidence {confidence} is below {threshold}",
                                     tool_use_id=call["id"])
-            number = await self.desk.escalate(ctx, escalation)
+            number = await self._escalate(ctx, escalation, extras)
             return (f"Confidence {confidence} is below {threshold}: do NOT answer this yourself. It was sent to our "
-                    f"team as ticket #{number}; the customer is told.")
+                    f"team in ticket #{number}; the customer is told.")
         if call["name"] == ASK_HUMAN:
             question = str(args.get("question") or "").strip()
             if not question:
@@ -205,6 +206,18 @@ class ToolRunner:
             reason = str(args.get("reason") or "the customer asked for a person").strip()
             escalation = Escalation(Kind.HANDOVER, Source.HANDOVER, reason, reason, tool_use_id=call["id"],
                                     priority_hint=hint)
-        number = await self.desk.escalate(ctx, escalation)
+        opened = extras.ticket
+        number = await self._escalate(ctx, escalation, extras)
+        if opened is not None or number != extras.ticket:
+            return (f"Added to ticket #{number}, already open for this customer: one ticket holds all their "
+                    "questions. Don't open more; don't guess the answers meanwhile.")
         return (f"Sent to our team as ticket #{number}. The customer is told the ticket number; the answer will "
                 "reach them directly. Don't guess the answer meanwhile.")
+
+    async def _escalate(self, ctx: ActionContext, escalation: Escalation, extras: TurnExtras) -> int:
+        """A question or hand-over: the first of this answer opens a ticket, the next ones join it."""
+        escalated = await self.desk.escalate(ctx, escalation, into=extras.ticket)
+        assert escalated.number is not None  # only approvals are refused
+        if escalated.new:
+            extras.ticket = escalated.number
+        return escalated.number

@@ -89,6 +89,20 @@ class DeskTx(Tx):
     def same_open_approval(self, customer_id: int, action_name: str, params: dict[str, Any]) -> int | None:
         return same_open_approval_sql(self.c, customer_id, action_name, params)
 
+    def open_count(self, customer_id: int) -> int:
+        """The customer's tickets not closed yet (an approval decided but not closed counts until it closes)."""
+        return int(self.c.execute("SELECT COUNT(*) FROM tickets WHERE customer_id = ? AND status = 'open'",
+                                  (customer_id,)).fetchone()[0])
+
+    def is_open(self, ticket_id: int) -> bool:
+        return self.c.execute("SELECT 1 FROM tickets WHERE id = ? AND status = 'open'", (ticket_id,)).fetchone() \
+            is not None
+
+    def newest_open(self, customer_id: int) -> int | None:
+        row = self.c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status = 'open' ORDER BY id DESC"
+                             " LIMIT 1", (customer_id,)).fetchone()
+        return row[0] if row else None
+
     def open_of_source(self, customer_id: int, source: str) -> int | None:
         """The customer's newest unclosed ticket from this source (the same trouble again)."""
         row = self.c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed' AND source = ?"

@@ -574,3 +574,42 @@ async def test_commands_are_registered_again_only_when_they_changed(desk):
     await desk.h.db.keep("slash_commands", "an older set", 0)
     await start_again(desk)
     assert len(command_syncs) == 4, "a changed set is registered"
+
+
+async def test_one_answer_opens_one_ticket_however_many_questions_claude_asks(desk):
+    h = desk.h
+    questions = [("ask_human", {"question": f"Question {i}?", "reason": "the customer asked politely"})
+                 for i in range(25)]
+    h.fake.then(tool_calls(*questions), text("I've asked our team."))
+    await h.dm(0, "please ask your team 25 separate questions, one ticket each")
+    assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 1
+    notices = [m.content for m in h.sent() if "ticket #" in m.content]
+    assert len(notices) == 1, "the customer is told one ticket number"
+    posts = h.staff()
+    assert sum("<@&" in (m.content or "") for m in posts) == 1, "the operators are pinged once"
+    assert sum("Also asked by the assistant:** Question" in (m.content or "") for m in posts) == 24
+    results = [b["content"] for m in h.fake.requests[-1]["messages"] for b in m["content"]
+               if b["type"] == "tool_result"]
+    assert results[0].startswith("Sent to our team as ticket #1")
+    assert all(r.startswith("Added to ticket #1") for r in results[1:])
+
+
+async def test_a_customers_open_tickets_are_capped(harness):
+    from tests.desk_support import desk_with
+    from tests.support import test_policy
+
+    async with desk_with(harness, test_policy(abuse={"max_open_tickets": 2})) as desk:
+        h = desk.h
+        for i in range(2):
+            h.fake.then(tool_calls(("ask_human", {"question": f"Separate question {i}?"})), text("Asked."))
+            await h.dm(0, f"question {i}")
+        h.fake.then(tool_calls(("ask_human", {"question": "A third one?"})), text("Asked."))
+        await h.dm(0, "question 3")
+        assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2, "the third joins the newest"
+        h.fake.then(tool_calls(("issue_refund", {"order_id": 1, "amount": 10, "reason": "broken"})),
+                    text("Sorry, I can't send that now."))
+        await h.dm(0, "refund my grinder")
+        assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2, "an approval past the cap is not sent"
+        [result] = [b for b in h.fake.requests[-1]["messages"][-1]["content"] if b["type"] == "tool_result"]
+        assert result.get("is_error") and result["content"].startswith("NOT DONE: issue_refund was not sent")
+        assert await refunded_cents(h) == 0

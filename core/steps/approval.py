@@ -30,12 +30,17 @@ class Approvals:
             reason += (". The customer has no authenticator set up ([mfa] unenrolled = \"ticket\")" if self.codes_on
                        else ". One-time codes are off (no HANDOFF_SECRET_KEY or [mfa] enabled = false)")
             reason += ", so an operator checks it is really the customer."
-        number = await self.desk.escalate(proposal.ctx, Escalation(
+        escalated = await self.desk.escalate(proposal.ctx, Escalation(
             Kind.APPROVAL, Source.SPECIALIST if decision.strategy == "human" else Source.APPROVAL,
             question=f"{proposal.label}: {json.dumps(proposal.params, ensure_ascii=False)}", reason=reason,
             action_name=action.name, action_summary=proposal.label, action_params=proposal.params,
             decision_type=decision.decision_type, tool_use_id=proposal.tool_use_id,
             priority_hint=Priority.HIGH if decision.level == "critical" else Priority.NORMAL))
+        number = escalated.number
+        if number is None:
+            return Opened(f"NOT DONE: {action.name} was not sent to our team: this customer already has the most "
+                          "requests open that one customer may have. Tell them to wait for the answers to those; "
+                          "do not say it is done.", error=True)
         return Opened(f"NOT DONE YET: {action.name} needs {NEEDS[decision.strategy]} and was sent to our team as "
                       f"ticket #{number}. The customer is told the ticket number and will hear the outcome "
                       "directly. Do not say it is done; you may keep helping with other things.")
