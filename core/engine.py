@@ -93,7 +93,7 @@ class ConversationEngine:
             discord_message_id=message.discord_message_id, now=now,
             idle_seconds=self.policy["conversation"]["idle_minutes"] * 60,
             status="answered" if canned or code or enrol else "pending", dm_channel_id=message.dm_channel_id,
-            gate=self._gate(message, now, counted=code is None),
+            gate=self._gate(message, now, counted=code is None), one_time_code=code is not None,
         )
         if inbound.duplicate:
             log.info("message %s was already stored; not answering twice", message.discord_message_id)
@@ -138,14 +138,15 @@ class ConversationEngine:
                 self._workers.wake(customer_id)
 
     def _gate(self, message: InboundMessage, now: float, *, counted: bool) -> Gate:
-        """``counted`` False: not held for speed (a one-time code: codes have their own attempt limits)."""
+        """``counted`` False: not held for speed (a one-time code: codes have their own attempt limits); it
+        still counts toward the speed of the messages after it."""
         abuse = self.policy["abuse"]
         days = abuse["min_account_age_days"]
         too_new = bool(days and message.account_created_at is not None
                        and now - message.account_created_at < days * 86400)
         sent_at = message.sent_at if message.sent_at is not None else now
         return Gate(abuse["messages_per_minute"] if counted else 0, sent_at, too_new, self.policy.message("blocked"),
-                    self.policy.message("slow_down"), self.policy.message("account_too_new"), uncounted=REDACTED)
+                    self.policy.message("slow_down"), self.policy.message("account_too_new"))
 
     async def enrol(self, customer: Customer, display_name: str) -> None:
         """A new authenticator setup (QR code and key) straight to the customer's DM; or, when they have one,

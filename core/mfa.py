@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import io
 import re
+import unicodedata
 from typing import Any
 
 import pyotp
@@ -17,7 +18,8 @@ from cryptography.fernet import Fernet, InvalidToken
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
-CODE = re.compile(r"^\s*(\d{6})\s*$")
+# Six digits as a person types them from an authenticator app: "488243", "488 243", "488-243", "4 8 8 2 4 3".
+CODE = re.compile(r"^\s*(\d(?:[ \t\u00a0\u2009\u202f\-\u2010-\u2013]{0,2}\d){5})\s*$")
 
 
 def generate_key() -> str:
@@ -71,9 +73,12 @@ async def secret_key_problem(box: SecretBox, kept: Any, codes: Any, now: float, 
 
 
 def code_in(text: str) -> str | None:
-    """The 6-digit code a message consists of, if that is all it is."""
+    """The 6-digit code a message consists of, if that is all it is, however the app spaced it ("488 243");
+    digits of any script are read as ASCII digits."""
     match = CODE.match(text)
-    return match.group(1) if match else None
+    if match is None:
+        return None
+    return "".join(str(unicodedata.digit(ch)) for ch in match.group(1) if ch.isdigit())
 
 
 def matching_step(secret: str, code: str, now: float, last_step: int) -> int | None:

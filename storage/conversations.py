@@ -68,7 +68,6 @@ class Gate:
     blocked_text: str
     slow_text: str
     new_text: str
-    uncounted: str = ""  # the stored text of messages that don't count toward the speed (one-time codes)
 
 
 @dataclass(frozen=True)
@@ -166,9 +165,10 @@ def _gate_sql(c: sqlite3.Connection, customer_id: int, gate: Gate, message_id: i
         return None
     # By Discord's clock (the ids), so messages read back after a start are judged by when they were sent.
     since = ((int(gate.sent_at * 1000) - 60_000 - DISCORD_EPOCH_MS) << 22)
+    # Every message counts, one-time codes too: a flood of six digits is a flood.
     [recent] = c.execute("SELECT COUNT(*) FROM turns WHERE customer_id = ? AND kind = 'customer'"
-                         " AND discord_message_id > ? AND discord_message_id < ? AND content != ?",
-                         (customer_id, since, message_id, gate.uncounted)).fetchone()
+                         " AND discord_message_id > ? AND discord_message_id < ?",
+                         (customer_id, since, message_id)).fetchone()
     if recent < gate.per_minute:
         return None
     if row["slow_told_at"] is None or row["slow_told_at"] <= now - 60:
@@ -184,7 +184,7 @@ class ConversationStore:
     async def record_inbound(
         self, *, discord_id: int, display_name: str, content: str, data: Any, discord_message_id: int | None,
         now: float, idle_seconds: float, status: str = "pending", dm_channel_id: int | None = None,
-        gate: Gate | None = None,
+        gate: Gate | None = None, one_time_code: bool = False,
     ) -> Inbound:
         """Store a customer's DM as a turn, first of all. Starts a conversation after ``idle_seconds`` of silence.
 
@@ -230,9 +230,9 @@ class ConversationStore:
             relay_to = takeover_ticket_sql(c, customer_id) if held_by is None else None
             turn_id = c.execute(
                 "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
-                " created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?) RETURNING id",
+                " one_time_code, created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?, ?) RETURNING id",
                 (conversation_id, customer_id, content, to_json(data), discord_message_id,
-                 "ignored" if held_by else "relayed" if relay_to is not None else status, now),
+                 "ignored" if held_by else "relayed" if relay_to is not None else status, int(one_time_code), now),
             ).fetchone()[0]
             if held_by is not None:
                 return Inbound(customer, conversation_id, turn_id, duplicate=False, held_by=held_by)

@@ -73,3 +73,15 @@ async def test_accounts_younger_than_the_floor_are_told_once(harness):
     await harness.dm(0, "hello again")
     assert [m.content for m in harness.sent()] == [harness.bot.policy.message("account_too_new")]
     assert harness.fake.requests == []
+
+
+async def test_typing_the_code_placeholder_does_not_dodge_the_cap(harness):
+    await harness.start(policy=test_policy(abuse={"messages_per_minute": 3}))
+    harness.fake.default = echo
+    for _ in range(8):
+        await harness.dm(0, "[one-time code]", settle=False)
+    await harness.settle()
+    statuses = [r[0] for r in await harness.fetch("SELECT status FROM turns WHERE kind = 'customer' ORDER BY id")]
+    assert statuses[3:] == ["ignored"] * 5, "typed text is counted like any message"
+    assert len(harness.fake.requests) <= 3
+    assert [r[0] for r in await harness.fetch("SELECT one_time_code FROM turns WHERE kind = 'customer'")] == [0] * 8
