@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.discord.ticket_views import OperatorsOnly, answer, operator_of
+from cogs.discord.ticket_views import OperatorsOnly, answer, is_operator, operator_of
 from core.snippets import PLACEHOLDERS, name_problem, text_problem
 from core.tickets import clip
 
@@ -55,11 +55,15 @@ class Snippets(OperatorsOnly, commands.Cog):
 
     @remove.autocomplete("name")
     async def _names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await snippet_choices(self.bot, current)
+        return await snippet_choices(self.bot, interaction, current)
 
 
-async def snippet_choices(bot: HandoffBot, current: str) -> list[app_commands.Choice[str]]:
-    """Up to 25 snippet names starting with (or containing) what was typed, for autocomplete."""
+async def snippet_choices(bot: HandoffBot, interaction: discord.Interaction,
+                          current: str) -> list[app_commands.Choice[str]]:
+    """Up to 25 snippet names starting with (or containing) what was typed, for autocomplete. Operators only:
+    discord.py runs no ``interaction_check`` for autocomplete, so the names would be anyone's to list."""
+    if not is_operator(bot, interaction.user):
+        return []
     typed = current.strip().lower()
     names = [name for name, _ in await bot.app.snippets.all()]
     ranked = [n for n in names if n.startswith(typed)] + [n for n in names if typed in n and not n.startswith(typed)]

@@ -91,7 +91,7 @@ class Tickets(OperatorsOnly, commands.Cog):
 
     @reply.autocomplete("snippet")
     async def _snippet_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await snippet_choices(self.bot, current)
+        return await snippet_choices(self.bot, interaction, current)
 
     @app_commands.command(description="Write to someone first: opens a ticket and DMs them your message.")
     @app_commands.describe(user="who to write to", message="what they receive")

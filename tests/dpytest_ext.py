@@ -220,6 +220,16 @@ class Interactions:
             data["guild_id"] = str(channel.guild.id)
         self.bot._connection.parse_interaction_create(self._base(2, member, channel, data))
 
+    def autocomplete(self, name: str, option: str, typed: str, /, *, member: Any, channel: Any) -> None:
+        """Someone typing in a slash command's option with autocomplete (type 4): Discord sends what was typed
+        so far, the option marked focused; the bot answers with choices (a type 8 response)."""
+        group, _, sub = name.partition(" ")
+        focused = [{"name": option, "type": 3, "value": typed, "focused": True}]
+        options = [{"name": sub, "type": 1, "options": focused}] if sub else focused
+        data = {"id": str(facts.make_id()), "name": group, "type": 1, "options": options,
+                "guild_id": str(channel.guild.id)}
+        self.bot._connection.parse_interaction_create(self._base(4, member, channel, data))
+
     def click(self, custom_id: str, *, member: Any, channel: Any, message: Any,
               components: list[dict[str, Any]] | None = None) -> None:
         """A button click. ``components``: the message as the clicker saw it (a click racing an edit)."""

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from cogs.snippets import snippet_choices
 from core.snippets import fill, name_problem, text_problem
+from tests.conftest import eventually
 from tests.desk_support import open_question
+
+
+async def choices(desk, typed: str, *, member=None, command: str = "reply", option: str = "snippet") -> list[str]:
+    """What Discord would list under a slash command's option as someone types (an autocomplete interaction)."""
+    before = len(desk.i.responses)
+    staff = desk.h.bot.get_channel(desk.h.bot.settings.staff_channel_id)
+    desk.i.autocomplete(command, option, typed, member=member or desk.operator, channel=staff)
+    await eventually(lambda: [r for r in desk.i.responses[before:] if r.get("type") == 8], what="the choices")
+    [answer] = [r for r in desk.i.responses[before:] if r.get("type") == 8]
+    return [c["value"] for c in answer["data"]["choices"]]
 
 
 @pytest.mark.parametrize(("name", "ok"), [("refund-policy", True), ("a", True), ("Refund", False), ("two words", False),
@@ -46,10 +56,11 @@ async def test_operators_save_list_send_and_remove_snippets(desk):
     assert f"Hi {name}, yes: all our mugs are dishwasher safe (#1, {desk.operator.display_name})." in dm.content
     await desk.slash("reply", 1, snippet="nothing-like-it")
     assert (await desk.told(7))[-1][0] == "There is no snippet named `nothing-like-it` (`/snippet list`)."
-    assert [c.value for c in await snippet_choices(h.bot, "dish")] == ["dishwasher"]
+    assert await choices(desk, "dish") == ["dishwasher"]
+    assert await choices(desk, "dish", command="snippet remove", option="name") == ["dishwasher"]
     await desk.slash("snippet remove", None, name="dishwasher")
     assert (await desk.told(8))[-1][0] == "Removed `dishwasher`."
-    assert await snippet_choices(h.bot, "") == []
+    assert await choices(desk, "") == []
     audit = [r[0] for r in await h.fetch("SELECT action FROM audit WHERE action LIKE 'snippet_%' ORDER BY id")]
     assert audit == ["snippet_added", "snippet_removed"]
 
@@ -58,3 +69,8 @@ async def test_others_cannot_touch_snippets(desk):
     await desk.slash("snippet add", None, member=desk.stranger, name="spam", text="buy now")
     assert (await desk.told(1))[-1][0].startswith("Only operators")
     assert await desk.h.fetch("SELECT name FROM snippets") == []
+    await desk.slash("snippet add", None, name="refund-policy", text="Refunds within 30 days.")
+    await desk.told(2)
+    assert await choices(desk, "") == ["refund-policy"]
+    assert await choices(desk, "", member=desk.stranger) == [], "names are listed to operators only"
+    assert await choices(desk, "ref", member=desk.stranger, command="snippet remove", option="name") == []
