@@ -53,11 +53,13 @@ class Handoff:
 
 
 def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
-          scheduler: Any | None, secret_key: str | None, channel: CustomerChannel, staff: StaffDesk) -> Handoff:
+          scheduler: Any | None, secret_key: str | None, channel: CustomerChannel, staff: StaffDesk,
+          install: str) -> Handoff:
     """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None or
     ``[mfa] enabled = false``: no one-time codes (destructive actions go to the operators)."""
     delivery = policy["delivery"]
-    retry = {"retry_base": delivery["retry_base_seconds"], "retry_max": delivery["retry_max_seconds"]}
+    retry = {"retry_base": delivery["retry_base_seconds"], "retry_max": delivery["retry_max_seconds"],
+             "install": install}  # the database's install id, in every nonce (core.outbox.install_id)
     outbox = Outbox(OutboxStore(db), channel, clock, **retry)
     desk_outbox = DeskOutbox(TicketStore(db), staff, CardRenderer(db=db, policy=policy, registry=registry).card,
                              lambda ticket_id: desk.transcript(ticket_id), clock, **retry)  # desk: bound below

@@ -32,8 +32,9 @@ TranscriptRenderer = Callable[[int], Awaitable[tuple[str, bytes] | None]]
 
 class DeskOutbox(DeliveryQueue[int]):
     def __init__(self, store: TicketStore, desk: StaffDesk, render: CardRenderer, transcript: TranscriptRenderer,
-                 clock: Clock, *, retry_base: float, retry_max: float) -> None:
+                 clock: Clock, *, retry_base: float, retry_max: float, install: str) -> None:
         super().__init__("desk")
+        self.nonce_prefix = f"hod{install}"  # see core.outbox.install_id
         self.store = store
         self.desk = desk
         self.render = render
@@ -76,7 +77,7 @@ class DeskOutbox(DeliveryQueue[int]):
         if item.op == "open":
             message_id = ticket.staff_message_id
             if message_id is None:
-                message_id = await self.desk.post_ticket(card, nonce=f"hod{item.id}")
+                message_id = await self.desk.post_ticket(card, nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
                 await self.store.set_posted(ticket.id, message_id=message_id)
             if ticket.thread_id is None:
                 await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
@@ -86,11 +87,11 @@ class DeskOutbox(DeliveryQueue[int]):
             lead = item.content.split("\n", 1)[0][:THREAD_POST_LIMIT - 60]
             await self.desk.post_file(ticket.thread_id, f"{lead} (the whole text is attached)",
                                       item.content.encode(), f"ticket-{ticket.id}-text.txt",
-                                      nonce=chunk_nonce("hod", item.id, 0))
+                                      nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
         elif item.op in ("post", "ping"):
             # Rows hold whole texts; split here, each chunk with its own nonce (a retry posts only what is missing).
             for i, chunk in enumerate(split_message(item.content, limit=THREAD_POST_LIMIT) or [item.content]):
-                await self.desk.post(ticket.thread_id, chunk, nonce=chunk_nonce("hod", item.id, i),
+                await self.desk.post(ticket.thread_id, chunk, nonce=chunk_nonce(self.nonce_prefix, item.id, i),
                                      ping=item.op == "ping" and i == 0)
         elif item.op == "refresh":
             await self.desk.refresh(ticket.staff_message_id, card)
@@ -99,6 +100,6 @@ class DeskOutbox(DeliveryQueue[int]):
             if made is not None:
                 name, page = made
                 await self.desk.post_file(ticket.thread_id, f"📄 Transcript of ticket #{ticket.id}", page, name,
-                                          nonce=chunk_nonce("hod", item.id, 0))
+                                          nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
         elif item.op == "archive":
             await self.desk.archive(ticket.thread_id)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from core.clock import Clock
 from core.ports import CustomerChannel, DeliveryRefused
@@ -27,9 +29,26 @@ log = logging.getLogger(__name__)
 UnreachableHook = Callable[[int, str], Awaitable[None]]
 
 
+INSTALL_KEY = "install_id"
+
+
+async def install_id(db: Any, now: float) -> str:
+    """This database's own random id (made once, kept in it, copied by ``--migrate-to``). It is in every
+    nonce: within Discord's nonce window a send whose nonce the bot used before is answered with the *old*
+    message and nothing is posted, so a database started afresh (row ids from 1 again), a restored backup or
+    a second deployment on the same bot must never reuse another's nonces."""
+    value = await db.kept(INSTALL_KEY)
+    if value is None:  # the first start: two processes at once keep the first one's
+        await db.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                         (INSTALL_KEY, secrets.token_hex(4), now))
+        value = await db.kept(INSTALL_KEY)
+    assert value is not None
+    return value
+
+
 def chunk_nonce(prefix: str, row_id: int, chunk: int) -> str:
-    """The nonce of one chunk of an owed row: the same on every try (Discord keeps the first), the first
-    chunk's as it always was (``hof12``)."""
+    """The nonce of one chunk of an owed row: the same on every try (Discord keeps the first). ``prefix``
+    carries the database's install id (``hof`` + 8 hex digits); at most 25 characters as Discord allows."""
     return f"{prefix}{row_id}" if chunk == 0 else f"{prefix}{row_id}.{chunk}"
 
 
@@ -41,8 +60,9 @@ def backoff_delay(attempts: int, base: float, cap: float) -> float:
 
 class Outbox(DeliveryQueue[int]):
     def __init__(self, store: OutboxStore, channel: CustomerChannel, clock: Clock, *,
-                 retry_base: float, retry_max: float) -> None:
+                 retry_base: float, retry_max: float, install: str) -> None:
         super().__init__("outbox")
+        self.nonce_prefix = f"hof{install}"
         self.store = store
         self.channel = channel
         self.clock = clock
@@ -68,9 +88,9 @@ class Outbox(DeliveryQueue[int]):
             last = i == len(chunks) - 1
             if last and item.file is not None:
                 await self.channel.send_file(channel_id, chunk, item.file[1], item.file[0],
-                                             nonce=chunk_nonce("hof", item.id, i))
+                                             nonce=chunk_nonce(self.nonce_prefix, item.id, i))
                 continue
-            message_id = await self.channel.send(channel_id, chunk, nonce=chunk_nonce("hof", item.id, i),
+            message_id = await self.channel.send(channel_id, chunk, nonce=chunk_nonce(self.nonce_prefix, item.id, i),
                                                  buttons=item.buttons if last else None)
         return message_id
 

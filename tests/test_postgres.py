@@ -115,6 +115,7 @@ async def test_migrate_to_copies_a_live_database_and_the_bot_carries_on(tmp_path
     with sqlite3.connect(tmp_path / "handoff.db") as raw:
         counts = {t: raw.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                   for t in ("customers", "turns", "outbox", "audit", "mfa_secrets", "mfa_challenges")}
+        [install] = raw.execute("SELECT value FROM kept WHERE key = 'install_id'").fetchone()
     (tmp_path / "policy.toml").write_text("")
     url = with_password(pg_url, "pw-never-shown")
 
@@ -126,9 +127,11 @@ async def test_migrate_to_copies_a_live_database_and_the_bot_carries_on(tmp_path
         assert f"  {table} " in out and f" {count} rows" in out.split(f"  {table} ")[1].splitlines()[0]
     assert "HANDOFF_DB=postgresql://" in out and "keep HANDOFF_SECRET_KEY" in out
 
-    # The bot on PostgreSQL: the code challenge waits with its encrypted secret; new rows get new ids.
+    # The bot on PostgreSQL: the code challenge waits with its encrypted secret; new rows get new ids, under
+    # the same install id (the nonces of rows owed before the move stay what Discord may have seen).
     h.db_path = pg_url
     await h.start()
+    assert await h.db.kept("install_id") == install
     await h.dm(0, code(secret, h))
     assert h.sent()[0].content == "Code accepted. Done: Cancel a subscription."
     assert await subscription(h) == "cancelled"

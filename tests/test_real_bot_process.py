@@ -246,3 +246,30 @@ async def test_half_open_mcp_connections_do_not_starve_the_bot(tmp_path):
     assert "open files" not in printed or "soft limit raised" not in printed  # hard = soft = 256 here
     assert printed.count("socket.accept() out of system resource") == 0
     assert 1 <= printed.count("MCP port: refused") <= 3, printed[-2000:]
+
+
+async def test_a_fresh_database_after_an_old_one_posts_anew_on_the_same_discord(tmp_path):
+    """Discord answers a send whose nonce the bot used before with the old message and posts nothing: a second
+    database (a reset during set-up, a restored backup) numbers from 1 again, and must not reuse nonces."""
+    async with real_bot(tmp_path, with_claude=False) as bot:
+        discord = bot.discord
+
+        def cards() -> list[dict]:
+            return [m for m in discord.messages.get(discord.staff_channel_id, []) if m.get("embeds")]
+
+        def notices() -> list[str]:
+            return [m["content"] for m in discord.messages.get(CUSTOMER + 1, [])]
+
+        await bot.start()
+        await discord.customer_writes(CUSTOMER, "hello, anyone there?")
+        await eventually(lambda: len(cards()) == 1 and len(discord.threads) == 1 and notices(), within=15,
+                         what="the first database's ticket, thread and notice")
+        await bot.stop()
+
+        bot.env["HANDOFF_DB"] = str(tmp_path / "fresh.db")
+        await bot.start()
+        await discord.customer_writes(CUSTOMER, "hello again")
+        await eventually(lambda: len(cards()) == 2 and len(discord.threads) == 2 and len(notices()) == 2,
+                         within=15, what="the fresh database's own ticket #1, its thread and notice")
+        await bot.stop()
+    assert "160004" not in bot.log.read_text()

@@ -24,6 +24,7 @@ from core.agent import Claude
 from core.app import Handoff, build
 from core.clock import Clock, SystemClock
 from core.leadership import Leadership
+from core.outbox import install_id
 from core.pacer import Pacer
 from core.policy import Policy
 from core.settings import Settings
@@ -101,7 +102,8 @@ class HandoffBot(commands.Bot):
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
         app = build(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry, claude=self.claude,
                     scheduler=self.scheduler, secret_key=self.settings.secret_key,
-                    channel=DiscordCustomerChannel(self, self.pacer), staff=DiscordStaffDesk(self))
+                    channel=DiscordCustomerChannel(self, self.pacer), staff=DiscordStaffDesk(self),
+                    install=await install_id(self.db, self.clock.now()))
         self._app = app
         # Buttons work after a restart: the ticket, confirmation or challenge id is in the custom_id.
         self.add_dynamic_items(TicketButton, ConfirmButton, CodeCancelButton, RatingButton, CommentButton)
