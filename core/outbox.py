@@ -38,12 +38,7 @@ async def install_id(db: Any, now: float) -> str:
     message and nothing is posted, so a database started afresh (row ids from 1 again), a restored backup or
     a second deployment on the same bot must never reuse another's nonces."""
     value = await db.kept(INSTALL_KEY)
-    if value is None:  # the first start: two processes at once keep the first one's
-        await db.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                         (INSTALL_KEY, secrets.token_hex(4), now))
-        value = await db.kept(INSTALL_KEY)
-    assert value is not None
-    return value
+    return value if value is not None else await db.keep_first(INSTALL_KEY, secrets.token_hex(4), now)
 
 
 def chunk_nonce(prefix: str, row_id: int, chunk: int) -> str:

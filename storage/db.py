@@ -83,6 +83,15 @@ class Store:
         await self.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
                            " SET value = excluded.value, updated_at = excluded.updated_at", (key, value, now))
 
+    async def keep_first(self, key: str, value: str, now: float) -> str:
+        """Keep ``value`` unless the key holds one already; returns the one kept (two processes at once: the
+        first one's)."""
+        await self.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                           (key, value, now))
+        kept = await self.kept(key)
+        assert kept is not None
+        return kept
+
 
 def create_private(path: Path) -> None:
     """The database file (and a folder made for it) readable by this user only: it holds customers' words and
