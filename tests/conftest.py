@@ -159,6 +159,18 @@ class Harness:
         return await self.db.fetchall(sql, params)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test process works in a folder of its own: dpytest saves uploads as ./dpytest_N.dat, numbered per
+    process, so two pytest-xdist workers in one folder would overwrite (and clean up) each other's files."""
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 ENGINES = ["sqlite", "postgresql"]  # every test that runs a bot runs on both (PostgreSQL: where a server answers)
 
 
