@@ -77,7 +77,7 @@ class Tickets(OperatorsOnly, commands.Cog):
         operator, number = target
         if snippet:
             saved = await self.bot.app.snippets.get(snippet.strip().lower())
-            found = await self.bot.desk.tickets.get(number)
+            found = await self.bot.desk.ticket(number)
             if saved is None or found is None:
                 await answer(interaction, f"There is no snippet named `{snippet}` (`/snippet list`)." if saved is None
                              else f"Ticket #{number} does not exist.")

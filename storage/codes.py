@@ -196,7 +196,8 @@ class CodeStore:
         self.db = db
 
     async def run(self, fn: Callable[[CodeTx], T], now: float) -> T:
-        """``fn(tx)`` as one transaction."""
+        """``fn(tx)`` as one transaction: synchronous, holding the write lock, touching neither the event loop
+        nor Discord; it returns what the caller needs (``storage.sql.TX_RULE``)."""
         return await self.db.run(lambda c: fn(CodeTx(c, now)))
 
     async def start_setup(self, customer_id: int, sealed: str, now: float, expires_at: float) -> SetupMessage | None:

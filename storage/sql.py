@@ -9,10 +9,19 @@ from typing import Any
 
 from storage.db import Database
 
+TX_RULE = """The rule for a function run as one transaction (``fn(tx)`` given to ``TicketStore.run`` or
+``CodeStore.run``, or a ``write(c)`` given to ``Database.run``): it is synchronous and holds the write lock
+while it runs, so it only reads and writes through ``tx`` (or ``c``) and returns what the caller needs as
+its result (a value, a tuple, a small frozen record: never by filling a list or variable of the caller).
+It touches neither the event loop nor Discord: no ``await``, no ``asyncio``, no kicking a delivery, no
+scheduling; the caller does those after the commit, from the result. On SQLite it runs on aiosqlite's
+thread, where a call into the loop fails; on PostgreSQL it runs in a greenlet on the loop's own thread,
+where it would seem to work and break the write lock's order. tests/test_layout.py checks it."""
+
 
 class Tx:
     """The statements of one transaction that core's decision runs in (``TicketStore.run``, ``CodeStore.run``):
-    the connection, the transaction's time, and what every such transaction may do."""
+    the connection, the transaction's time, and what every such transaction may do. See ``TX_RULE``."""
 
     def __init__(self, c: sqlite3.Connection, now: float) -> None:
         self.c = c

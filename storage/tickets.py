@@ -277,7 +277,8 @@ class TicketStore:
         self.db = db
 
     async def run(self, fn: Callable[[DeskTx], T], now: float) -> T:
-        """``fn(tx)`` as one transaction."""
+        """``fn(tx)`` as one transaction: synchronous, holding the write lock, touching neither the event loop
+        nor Discord; it returns what the caller needs (``storage.sql.TX_RULE``)."""
         return await self.db.run(lambda c: fn(DeskTx(c, now)))
 
     async def get(self, ticket_id: int) -> Ticket | None:

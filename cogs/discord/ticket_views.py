@@ -141,7 +141,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         bot: HandoffBot = interaction.client  # type: ignore[assignment]
         desk = bot.desk
         if self.action == "approve":
-            ticket = await desk.tickets.get(self.ticket_id)
+            ticket = await desk.ticket(self.ticket_id)
             if ticket is not None and ticket.awaits_decision and desk.code_needed(ticket) is not None:
                 await interaction.response.send_modal(approve_code_form(self.ticket_id))
                 return
@@ -156,7 +156,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
 
     async def _edit(self, interaction: discord.Interaction, operator: Operator) -> None:
         bot: HandoffBot = interaction.client  # type: ignore[assignment]
-        ticket = await bot.desk.tickets.get(self.ticket_id)
+        ticket = await bot.desk.ticket(self.ticket_id)
         schema = bot.desk.form_schema(ticket) if ticket else None
         if ticket is None or schema is None or not ticket.awaits_decision:
             reply = (DeskReply(False, f"Ticket #{self.ticket_id} has nothing to edit.") if ticket is None
@@ -252,7 +252,7 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
     operator = await operator_or_refuse(interaction, "edit & approve", ticket_id)
     if operator is None:
         return
-    ticket = await bot.desk.tickets.get(ticket_id)
+    ticket = await bot.desk.ticket(ticket_id)
     schema = bot.desk.form_schema(ticket) if ticket else None
     if schema is None:
         await answer(interaction, f"Ticket #{ticket_id} has no action to approve.")

@@ -38,6 +38,16 @@ class Enrolment:
     uri: str
 
 
+@dataclass(frozen=True)
+class CodeOutcome:
+    """What a code decided: a challenge to run (its result tells the customer), a text owed to them, or a new
+    setup to send (the current setup's code was right)."""
+
+    challenge: Challenge | None = None
+    text: str | None = None
+    new_setup: bool = False
+
+
 class OperatorCodes:
     """An operator's own code, asked before approving an amount above ``[mfa] operator_code_above``."""
 
@@ -224,55 +234,51 @@ class OneTimeCodes(CustomerStep):
         """A code from the customer: for the pending challenge, else for a pending setup, else (asked to replace
         the setup) from the current setup, which opens a new one."""
         now = self.clock.now()
-        mfa = self.policy["mfa"]
-        replacing = False
-
-        def decide(tx: CodeTx) -> tuple[Challenge | None, str | None]:
-            """(a challenge to run, or None; what to tell the customer, or None when running it says it)."""
-            nonlocal replacing
-            row = tx.secret(customer_id)
-            challenge = tx.newest_pending(customer_id)
-            if challenge is None:
-                if row is not None and row.replacing(now, self.setup_seconds) and not row.may_confirm_pending(now):
-                    replacing, text = self._replace_with(tx, row, code, now)
-                    return None, text
-                return None, self._enrol_with(tx, row, code, now)
-            summary = self._summary(challenge.action_name)
-            if challenge.expires_at <= now:
-                tx.finish(challenge, "expired")
-                return None, self.policy.message("mfa_expired", action=summary)
-            if row is None or row.secret is None:
-                if row is not None and row.may_confirm_pending(now):
-                    return None, self._enrol_with(tx, row, code, now)  # setting up again after a reset
-                return None, self.policy.message("mfa_not_enrolled", action=summary)
-            if row.locked_at is not None:
-                tx.finish(challenge, "failed")
-                return None, self.policy.message("mfa_locked")
-            step = matching_step(self.box.open(row.secret), code, now, row.last_step)
-            if step is not None:
-                if not tx.passed(challenge):
-                    return None, None
-                tx.use_step(customer_id, step)
-                tx.audit(f"customer:{customer_id}", "mfa_code_accepted", f"mfa:{challenge.id}",
-                         {"action": challenge.action_name})
-                return challenge, None
-            return None, self._wrong(tx, challenge, summary, mfa)
-
-        def check(tx: CodeTx) -> tuple[Challenge | None, str | None]:
-            challenge, text = decide(tx)
-            if text:
-                tx.tell(customer_id, text)  # in the same transaction as the decision
-            return challenge, text
-
-        challenge, text = await self.codes.run(check, now)
-        if challenge is not None:
-            await self._run(challenge)
-        elif text:
+        outcome = await self.codes.run(lambda tx: self._take_code(tx, customer_id, code, now), now)
+        if outcome.challenge is not None:
+            await self._run(outcome.challenge)
+        elif outcome.text:
             self.outbox.kick(customer_id)
-        if replacing:
+        if outcome.new_setup:
             _, _, name = await self.codes.contact(customer_id)
             await self.send_setup(customer_id, await self._new_setup(customer_id, name or str(customer_id)))
         await self.delete_finished_setups()  # a setup just confirmed: its key leaves the DM history
+
+    def _take_code(self, tx: CodeTx, customer_id: int, code: str, now: float) -> CodeOutcome:
+        """One transaction (see ``CodeStore.run``): the code judged, and what the customer is told owed with it."""
+        outcome = self._judge_code(tx, customer_id, code, now)
+        if outcome.text:
+            tx.tell(customer_id, outcome.text)
+        return outcome
+
+    def _judge_code(self, tx: CodeTx, customer_id: int, code: str, now: float) -> CodeOutcome:
+        row = tx.secret(customer_id)
+        challenge = tx.newest_pending(customer_id)
+        if challenge is None:
+            if row is not None and row.replacing(now, self.setup_seconds) and not row.may_confirm_pending(now):
+                right, text = self._replace_with(tx, row, code, now)
+                return CodeOutcome(text=text, new_setup=right)
+            return CodeOutcome(text=self._enrol_with(tx, row, code, now))
+        summary = self._summary(challenge.action_name)
+        if challenge.expires_at <= now:
+            tx.finish(challenge, "expired")
+            return CodeOutcome(text=self.policy.message("mfa_expired", action=summary))
+        if row is None or row.secret is None:
+            if row is not None and row.may_confirm_pending(now):
+                return CodeOutcome(text=self._enrol_with(tx, row, code, now))  # setting up again after a reset
+            return CodeOutcome(text=self.policy.message("mfa_not_enrolled", action=summary))
+        if row.locked_at is not None:
+            tx.finish(challenge, "failed")
+            return CodeOutcome(text=self.policy.message("mfa_locked"))
+        step = matching_step(self.box.open(row.secret), code, now, row.last_step)
+        if step is None:
+            return CodeOutcome(text=self._wrong(tx, challenge, summary, self.policy["mfa"]))
+        if not tx.passed(challenge):
+            return CodeOutcome()  # another code passed it first
+        tx.use_step(customer_id, step)
+        tx.audit(f"customer:{customer_id}", "mfa_code_accepted", f"mfa:{challenge.id}",
+                 {"action": challenge.action_name})
+        return CodeOutcome(challenge=challenge)
 
     def _enrol_with(self, tx: CodeTx, row: SecretRow | None, code: str, now: float) -> str | None:
         if row is None or not row.may_confirm_pending(now):

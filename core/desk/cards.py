@@ -1,0 +1,32 @@
+"""What operators see of a ticket: its card and its thread's name, rendered from the database."""
+
+from __future__ import annotations
+
+from core.actions import ActionRegistry
+from core.policy import Policy
+from core.tickets import Card, build_card, thread_name, transcript_lines
+from storage.conversations import ConversationStore
+from storage.db import Database
+from storage.records import Ticket
+from storage.tickets import TicketStore
+
+
+class CardRenderer:
+    """What operators see of a ticket: its card (embed and buttons) and its thread's name."""
+
+    def __init__(self, *, db: Database, policy: Policy, registry: ActionRegistry) -> None:
+        self.policy = policy
+        self.registry = registry
+        self.tickets = TicketStore(db)
+        self.conversations = ConversationStore(db)
+
+    async def card(self, ticket_id: int) -> tuple[Card, str, Ticket]:
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None:
+            raise LookupError(f"ticket {ticket_id} does not exist")
+        turns = [] if ticket.agent_name else await self.conversations.history(
+            ticket.conversation_id, limit=self.policy["desk"]["transcript_turns"],
+            kinds=("customer", "assistant", "operator"))
+        action = self.registry.get(ticket.action_name) if ticket.action_name else None
+        return (build_card(ticket, transcript_lines(turns), action.summary if action else None),
+                thread_name(ticket.id, ticket.question), ticket)
