@@ -14,9 +14,10 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -24,6 +25,13 @@ from actions import load_actions_module
 from core.actions import ActionRegistry
 from core.policy import Policy, PolicyError, load_policy
 from core.settings import ConfigError, Settings, load_settings, shown_db
+
+if TYPE_CHECKING:
+    import signal
+
+    from cogs.discord.handoff_bot import HandoffBot
+    from core.leadership import Leadership
+    from storage.db import Store
 
 log = logging.getLogger("handoff")
 
@@ -99,7 +107,7 @@ async def check_database(target: Path | str, secret_key: str | None = None) -> t
         await db.close()
 
 
-async def key_problem(db: Any, secret_key: str, *, remember: bool = True) -> str | None:
+async def key_problem(db: Store, secret_key: str, *, remember: bool = True) -> str | None:
     import time
 
     from core.mfa import SecretBox, secret_key_problem
@@ -108,9 +116,11 @@ async def key_problem(db: Any, secret_key: str, *, remember: bool = True) -> str
     return await secret_key_problem(SecretBox(secret_key), db, CodeStore(db), time.time(), remember=remember)
 
 
-async def leadership_line(db: Any) -> str:
+async def leadership_line(db: Store) -> str:
     """For --check: which role this process would take, and who holds the lease."""
-    if db.engine != "postgresql":
+    from storage import PostgresDatabase
+
+    if not isinstance(db, PostgresDatabase):
         return "Leadership: SQLite: one process, no standby (HANDOFF_DB=postgresql://... for a standby)"
     from storage.lease import LeaseStore
 
@@ -165,7 +175,7 @@ async def migrate_to(settings: Settings, actions_module: ModuleType, url: str) -
 
 
 async def run(settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry) -> int:
-    from storage import StorageError, database_for
+    from storage import PostgresDatabase, StorageError, database_for
 
     if settings.discord_api_base:  # a proxy, or a local stand-in for Discord's API (the chaos benchmark)
         if (problem := await use_discord_api(settings.discord_api_base)) is not None:
@@ -198,7 +208,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
             return 2
         if hasattr(actions_module, "install"):
             await actions_module.install(db)
-        if db.engine == "postgresql":  # several processes may share it: one leads, the others stand by
+        if isinstance(db, PostgresDatabase):  # several processes may share it: one leads, the others stand by
             from storage.lease import LeaseStore
 
             leadership = Leadership(LeaseStore(db), times)
@@ -249,7 +259,7 @@ def hold_sqlite_file(path: Path) -> str | None:
     return None
 
 
-async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db: Any, leadership: Any,
+async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db: Store, leadership: Leadership | None,
                stop: SignalStop) -> int | None:
     """Run the bot (connected to Discord) until it stops; an exit code when the process should end with it."""
     import aiohttp
@@ -258,9 +268,10 @@ async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db:
 
     from cogs.discord.handoff_bot import HandoffBot
     from core.agent import Claude, claude_client
+    from storage import PostgresDatabase
 
     claude = None
-    if settings.ai_enabled:
+    if settings.anthropic_api_key:  # AI enabled
         client = claude_client(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
                                max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
         claude = Claude(client, settings.anthropic_model, settings.llm_concurrency)
@@ -268,8 +279,9 @@ async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db:
     bot = HandoffBot(settings=settings, policy=policy, db=db, claude=claude, registry=registry, scheduler=scheduler,
                      leadership=leadership)
     keeping = None
-    if leadership is not None:
-        db.write_guard = leadership.guard  # fencing: every write checks that this process still leads
+    fenced = db if isinstance(db, PostgresDatabase) and leadership is not None else None
+    if fenced is not None and leadership is not None:
+        fenced.write_guard = leadership.guard  # fencing: every write checks that this process still leads
         keeping = asyncio.create_task(leadership.keep(), name="lease")
     stop.bot = bot
     try:
@@ -293,8 +305,8 @@ async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db:
         stop.report = bot.shutdown_report
         if keeping is not None:
             keeping.cancel()
-        if leadership is not None:
-            db.write_guard = None
+        if fenced is not None:
+            fenced.write_guard = None
     return None
 
 
@@ -303,7 +315,7 @@ class SignalStop:
     waiting; a running bot takes no new work, in-flight answers and sends get a few seconds, then the database
     is closed. A second signal while stopping is ignored (the grace period is short)."""
 
-    def __init__(self, bot: Any = None) -> None:
+    def __init__(self, bot: HandoffBot | None = None) -> None:
         import signal
 
         self.bot = bot
@@ -318,7 +330,7 @@ class SignalStop:
             except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows: default handling
                 pass
 
-    def _on_signal(self, sig: Any) -> None:
+    def _on_signal(self, sig: signal.Signals) -> None:
         if self.received:
             return
         self.received.append(sig.name)
@@ -330,7 +342,7 @@ class SignalStop:
         else:
             log.info("%s received: stopping", sig.name)
 
-    async def unless_stopped(self, waiting: Any) -> bool:
+    async def unless_stopped(self, waiting: Awaitable[Any]) -> bool:
         """Await ``waiting`` unless a signal comes first; True when it finished."""
         task = asyncio.ensure_future(waiting)
         stopped = asyncio.ensure_future(self._stopped.wait())
@@ -405,9 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.migrate_to is not None:
         return asyncio.run(migrate_to(settings, module, args.migrate_to))
     if args.check:
-        problem, leadership = asyncio.run(check_database(settings.db_path, settings.secret_key))
-        if problem is not None:
-            print(f"Configuration error: {problem}", file=sys.stderr)
+        trouble, leadership = asyncio.run(check_database(settings.db_path, settings.secret_key))
+        if trouble is not None:
+            print(f"Configuration error: {trouble}", file=sys.stderr)
             return 2
         print("Configuration OK\n")
         print("\n".join(settings.describe()))

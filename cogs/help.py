@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -15,9 +16,12 @@ if TYPE_CHECKING:
     from cogs.discord.handoff_bot import HandoffBot
 
 
-def command_lines(commands_: list[app_commands.Command | app_commands.Group]) -> list[str]:
+def command_lines(commands_: Sequence[app_commands.Command[Any, ..., Any] | app_commands.Group
+                                      | app_commands.ContextMenu]) -> list[str]:
     lines = []
     for command in sorted(commands_, key=lambda c: c.name):
+        if isinstance(command, app_commands.ContextMenu):
+            continue  # a right-click menu, not a slash command
         if isinstance(command, app_commands.Group):  # /snippet add, /snippet list...: one line each
             lines.extend(command_lines(command.commands))
             continue

@@ -41,6 +41,8 @@ class Stats(OperatorsOnly, commands.Cog):
             text, alert, chart = await self.summary_message(days)
             channel = self.bot.get_channel(self.bot.settings.staff_channel_id) or await self.bot.fetch_channel(
                 self.bot.settings.staff_channel_id)
+            if not isinstance(channel, discord.TextChannel):
+                raise RuntimeError(f"DISCORD_STAFF_CHANNEL_ID {channel.id} is not a text channel")
             role = self.bot.settings.operator_role_id
             allowed = discord.AllowedMentions(roles=[discord.Object(role)]) if alert else discord.AllowedMentions.none()
             await channel.send(f"<@&{role}>\n{text}" if alert else text, file=chart, allowed_mentions=allowed)

@@ -30,7 +30,7 @@ from core.steps.lifecycle import StepKinds
 from core.tool_runner import ToolRunner
 from storage.codes import CodeStore
 from storage.conversations import OutboxStore
-from storage.db import Database
+from storage.db import Store
 from storage.ratings import RatingStore
 from storage.snippets import SnippetStore
 from storage.tickets import TicketStore
@@ -52,7 +52,7 @@ class Handoff:
     ratings: RatingStore  # customers' ratings after a ticket closes
 
 
-def build(*, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
+def build(*, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
           scheduler: Any | None, secret_key: str | None, channel: CustomerChannel, staff: StaffDesk,
           install: str) -> Handoff:
     """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None or

@@ -19,7 +19,7 @@ from core.clock import Clock
 from core.policy import Policy
 from core.text import for_people
 from storage.conversations import close_idle_conversations
-from storage.db import Database
+from storage.db import Store
 from storage.tickets import TicketStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class CustomerSteps(Protocol):
 
 
 class Deadlines:
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, scheduler: Any | None,
+    def __init__(self, *, db: Store, policy: Policy, clock: Clock, scheduler: Any | None,
                  steps: Sequence[CustomerSteps], kick_desk: Callable[[int], None],
                  kick_customer: Callable[[int], None],
                  housekeeping: Sequence[Callable[[], Awaitable[object]]] = ()) -> None:

@@ -29,7 +29,7 @@ from core.text import bare_phrase, split_message
 from core.words import WordList
 from core.workers import KeyedWorkers
 from storage.conversations import ConversationStore, Customer, Gate, NewTurn, Turn
-from storage.db import Database
+from storage.db import Store
 from storage.records import Source
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class InboundMessage:
 
 
 class ConversationEngine:
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, channel: CustomerChannel, outbox: Outbox,
+    def __init__(self, *, db: Store, policy: Policy, clock: Clock, channel: CustomerChannel, outbox: Outbox,
                  agent: ClaudeAgent | None, desk: TicketDesk, confirmations: Confirmations,
                  mfa: OneTimeCodes | None) -> None:
         """``agent`` None: no AI configured (every conversation goes to a person); ``mfa`` None: codes off."""
@@ -80,10 +80,11 @@ class ConversationEngine:
         if not text:
             canned = "attachment_only" if message.attachments else "empty"
         # A one-time code is never stored, logged or shown to Claude: the turn keeps a placeholder.
-        code = code_in(text) if self.mfa is not None else None
-        if code is not None and not await self.mfa.expects_code(message.discord_user_id):
+        mfa = self.mfa
+        code = code_in(text) if mfa is not None else None
+        if code is not None and mfa is not None and not await mfa.expects_code(message.discord_user_id):
             code = None
-        enrol = self.mfa is not None and bare_phrase(text) in ENROL_WORDS
+        enrol = mfa is not None and bare_phrase(text) in ENROL_WORDS
         if self.agent is not None and not code and not enrol and is_help_request(text):
             canned = "help"  # answered by the bot itself, from the actions it has (no Claude call)
         now = self.clock.now()
@@ -103,8 +104,8 @@ class ConversationEngine:
                      inbound.held_by)
             self.outbox.kick(inbound.customer.id)  # the one notice, if this message owed it
             return
-        if code is not None:
-            await self.mfa.submit_code(inbound.customer.id, code)
+        if code is not None and mfa is not None:
+            await mfa.submit_code(inbound.customer.id, code)
             return
         if enrol:
             await self.enrol(inbound.customer, message.display_name)
@@ -114,8 +115,8 @@ class ConversationEngine:
             return
         if canned:
             # Nothing for Claude to read: answer at once, and keep the turn so nothing is lost.
-            reply = (help_text(self.policy, self.agent.registry, codes=self.mfa is not None) if canned == "help"
-                     else self.policy.message(canned))
+            reply = (help_text(self.policy, self.agent.registry, codes=mfa is not None)
+                     if canned == "help" and self.agent is not None else self.policy.message(canned))
             await self.say(inbound.customer.id, reply, reason=f"canned:{canned}")
             return
         gathered = _gathered.get()

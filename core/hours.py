@@ -46,7 +46,7 @@ def _days(text: str) -> list[int]:
 
 def parse_hours(specs: list[str]) -> list[Window]:
     """The windows; ValueError naming the entry and the fix for a typo."""
-    windows = []
+    windows: list[Window] = []
     for spec in specs:
         match = _SPEC.match(spec.lower())
         try:

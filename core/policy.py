@@ -428,9 +428,9 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
         hint = difflib.get_close_matches(unknown[0], spec.choices, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else f"use some of: {', '.join(spec.choices)}"
         return f"{at}: [{section}] {key}: unknown {unknown[0]!r}; {fix}"
-    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+    if (isinstance(value, bool) and bool not in allowed) or not any(isinstance(value, t) for t in allowed):
         return f"{at}: [{section}] {key} = {value!r} must be {_type_name(spec.type)} (default: {spec.default!r})"
-    if spec.lo is not None and not (spec.lo <= value <= spec.hi):
+    if spec.lo is not None and spec.hi is not None and not (spec.lo <= value <= spec.hi):
         return f"{at}: [{section}] {key} = {value!r} is out of range; use {spec.lo:g} to {spec.hi:g} ({spec.help})"
     if isinstance(value, str) and not value.strip():
         return f"{at}: [{section}] {key} is empty; remove it to use the default"

@@ -13,16 +13,22 @@ import io
 import threading
 from dataclasses import dataclass, field, fields
 
-from storage.db import Database
+from storage.db import Store
 from storage.records import Kind, Outcome, Source
 from storage.summary import ExportRow, PeriodFigures, SummaryStore
 
 KINDS = tuple(kind.value for kind in Kind)
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
-REASONS = {Source.ASK_HUMAN: "the assistant needed a fact or decision", Source.APPROVAL: "an action needed approval",
-           Source.HANDOVER: "the customer asked for a person", Source.LLM_FAILURE: "the assistant could not answer",
-           Source.RELAY: "no AI configured (relay)", Source.SPECIALIST: "legal or medical",
-           Source.AGENT: "another agent asked (MCP)", Source.OPERATOR: "an operator contacted the customer"}
+REASONS: dict[str, str] = {
+    Source.ASK_HUMAN: "the assistant needed a fact or decision",
+    Source.APPROVAL: "an action needed approval",
+    Source.HANDOVER: "the customer asked for a person",
+    Source.LLM_FAILURE: "the assistant could not answer",
+    Source.RELAY: "no AI configured (relay)",
+    Source.SPECIALIST: "legal or medical",
+    Source.AGENT: "another agent asked (MCP)",
+    Source.OPERATOR: "an operator contacted the customer",
+}
 
 
 @dataclass
@@ -101,7 +107,7 @@ def compute_from(f: PeriodFigures) -> Summary:
     return s
 
 
-async def compute(db: Database, since: float, until: float) -> Summary:
+async def compute(db: Store, since: float, until: float) -> Summary:
     """The summary of tickets and conversations in [since, until], in one database round trip."""
     return compute_from(await SummaryStore(db).figures(since, until))
 
@@ -184,7 +190,7 @@ def render_chart(s: Summary, *, days: int) -> bytes:
         figure = Figure(figsize=(min(CHART_MAX_INCHES, max(6, len(buckets) * 0.45)), 3.2), dpi=100)
         axes = figure.add_subplot()
         bottom = [0] * len(buckets)
-        colours = {Kind.QUESTION: "#3b82f6", Kind.APPROVAL: "#f59e0b", Kind.HANDOVER: "#ef4444",
+        colours: dict[str, str] = {Kind.QUESTION: "#3b82f6", Kind.APPROVAL: "#f59e0b", Kind.HANDOVER: "#ef4444",
                    Kind.AGENT_QUESTION: "#8b5cf6", Kind.AGENT_APPROVAL: "#14b8a6", Kind.NOTICE: "#9ca3af"}
         for kind in KINDS:
             values = [totals.get(kind, 0) for _, totals in buckets]
@@ -236,7 +242,7 @@ def export_csv(rows: list[ExportRow]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-async def export(db: Database, since: float, until: float) -> bytes:
+async def export(db: Store, since: float, until: float) -> bytes:
     """The tickets created in [since, until] as CSV, oldest first."""
     return export_csv(await SummaryStore(db).tickets(since, until))
 

@@ -23,7 +23,7 @@ MODAL_INPUTS_LIMIT = 5
 
 
 # How a ticket came about (tickets.source); shown to operators as the reason's origin.
-SOURCES = {
+SOURCES: dict[str, str] = {
     Source.ASK_HUMAN: "the assistant asked a question",
     Source.APPROVAL: "an action needs approval",
     Source.HANDOVER: "the customer asked for a person",

@@ -26,7 +26,7 @@ ASK_HUMAN = "ask_human"
 HAND_OVER = "hand_over_to_human"
 CHECK_CONFIDENCE = "check_confidence"
 RISK_VIEW = "risk_view"
-BUILTIN_TOOLS = [
+BUILTIN_TOOLS: list[dict[str, Any]] = [
     {
         "name": ASK_HUMAN,
         "description": (
@@ -177,7 +177,8 @@ class ToolRunner:
         return outcome, False
 
     async def _builtin(self, call: dict[str, Any], ctx: ActionContext, extras: TurnExtras) -> str:
-        args = call.get("input") if isinstance(call.get("input"), dict) else {}
+        given = call.get("input")
+        args: dict[str, Any] = given if isinstance(given, dict) else {}
         try:
             hint = Priority(str(args.get("priority", "normal")))
         except ValueError:

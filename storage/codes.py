@@ -9,12 +9,11 @@ statement it may use: the SQL stays here, the decisions in ``core/steps/code.py`
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from storage.db import Database
+from storage.db import Connection, Store
 from storage.sql import Tx, audit_sql, enqueue_sql
 from storage.steps import StepRequest, tell_step_sql
 
@@ -192,7 +191,7 @@ class CodeTx(Tx):
 
 
 class CodeStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def run(self, fn: Callable[[CodeTx], T], now: float) -> T:
@@ -204,7 +203,7 @@ class CodeStore:
         """A new sealed secret, pending until its first code or ``expires_at`` (an existing setup keeps working
         until then). Returns the DM of the setup it abandons, to delete."""
 
-        def write(c: sqlite3.Connection) -> SetupMessage | None:
+        def write(c: Connection) -> SetupMessage | None:
             old = _setup_message(c.execute("SELECT customer_id, setup_channel_id, setup_message_id FROM mfa_secrets"
                                            " WHERE customer_id = ?", (customer_id,)).fetchone())
             c.execute("INSERT INTO mfa_secrets (customer_id, pending_secret, setup_expires_at, updated_at)"
@@ -278,7 +277,7 @@ class CodeStore:
                                rule: str, prompt: Sequence[str], now: float) -> int:
         """A pending code request, audited, with its prompt and Cancel button owed to the customer."""
 
-        def write(c: sqlite3.Connection) -> int:
+        def write(c: Connection) -> int:
             challenge_id = c.execute(
                 "INSERT INTO mfa_challenges (customer_id, conversation_id, action_name, action_params, details,"
                 " tool_use_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

@@ -1,18 +1,17 @@
 """Customers, conversations, turns, the outbox and the audit log: the conversation core's tables.
 
 Each write is one transaction run by ``Database.run`` in aiosqlite's thread (one round
-trip); the small ``_sql`` helpers below take the raw sqlite3 connection of that transaction.
+trip); the small ``_sql`` helpers below take the connection of that transaction (``storage.db.Connection``).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.db import Database
+from storage.db import Connection, Store
 from storage.sql import audit_sql, customer_sql, desk_post_sql, enqueue_sql, takeover_ticket_sql, to_json
 
 
@@ -90,7 +89,7 @@ class OutboxItem:
     file: tuple[str, bytes] | None = None  # (name, content) sent with the last chunk
 
 
-def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
+def insert_turns_sql(c: Connection, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
                      now: float, *, after_turn_id: int | None = None) -> list[int]:
     """Store turns; ``after_turn_id`` places them right after that turn in conversation order."""
     return [
@@ -103,12 +102,12 @@ def insert_turns_sql(c: sqlite3.Connection, conversation_id: int, customer_id: i
     ]
 
 
-def set_status_sql(c: sqlite3.Connection, turn_ids: Sequence[int], status: str) -> None:
+def set_status_sql(c: Connection, turn_ids: Sequence[int], status: str) -> None:
     marks = ",".join("?" * len(turn_ids))
     c.execute(f"UPDATE turns SET status = ? WHERE id IN ({marks}) AND status = 'pending'", [status, *turn_ids])
 
 
-def current_conversation_sql(c: sqlite3.Connection, customer_id: int, fallback: int, now: float) -> int:
+def current_conversation_sql(c: Connection, customer_id: int, fallback: int, now: float) -> int:
     """The customer's open conversation (kept alive: an operator writing counts as activity)."""
     row = c.execute("SELECT id FROM conversations WHERE customer_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
                     (customer_id,)).fetchone()
@@ -118,7 +117,7 @@ def current_conversation_sql(c: sqlite3.Connection, customer_id: int, fallback: 
     return conversation_id
 
 
-def tell_customer_sql(c: sqlite3.Connection, customer_id: int, conversation_id: int, text: str, turn: NewTurn,
+def tell_customer_sql(c: Connection, customer_id: int, conversation_id: int, text: str, turn: NewTurn,
                       now: float) -> None:
     """Tell the customer ``text`` (owed through the outbox) and store ``turn`` in their current conversation,
     so Claude sees what happened; in the caller's transaction."""
@@ -127,7 +126,7 @@ def tell_customer_sql(c: sqlite3.Connection, customer_id: int, conversation_id: 
     enqueue_sql(c, customer_id, turn_id, [text], now)  # split when it is sent
 
 
-def history_sql(c: sqlite3.Connection, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:
+def history_sql(c: Connection, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:
     """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
     only = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
     rows = c.execute(
@@ -150,7 +149,7 @@ class PendingWork:
 DISCORD_EPOCH_MS = 1420070400000
 
 
-def _gate_sql(c: sqlite3.Connection, customer_id: int, gate: Gate, message_id: int | None, now: float) -> str | None:
+def _gate_sql(c: Connection, customer_id: int, gate: Gate, message_id: int | None, now: float) -> str | None:
     """Blocked, too new or too fast: the customer is told once (per block, per minute), the message held."""
     row = c.execute("SELECT blocked_until, block_told, slow_told_at FROM customers WHERE id = ?",
                     (customer_id,)).fetchone()
@@ -178,7 +177,7 @@ def _gate_sql(c: sqlite3.Connection, customer_id: int, gate: Gate, message_id: i
 
 
 class ConversationStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def record_inbound(
@@ -193,7 +192,7 @@ class ConversationStore:
         of Claude, in the same transaction.
         """
 
-        def write(c: sqlite3.Connection) -> Inbound:
+        def write(c: Connection) -> Inbound:
             # A customer who writes to us can receive DMs again, so this also reopens closed DMs.
             customer_id, customer_channel = c.execute(
                 "INSERT INTO customers (discord_id, display_name, dm_channel_id, created_at) VALUES (?, ?, ?, ?)"
@@ -249,7 +248,7 @@ class ConversationStore:
         oldest waiting conversation's last turns: one read snapshot, so the messages answered and the
         history Claude reads are the same set (a message arriving meanwhile waits for the next round)."""
 
-        def read(c: sqlite3.Connection) -> PendingWork:
+        def read(c: Connection) -> PendingWork:
             rows = c.execute(
                 "SELECT t.*, c.discord_id, c.display_name, c.dm_status, c.dm_channel_id, EXISTS (SELECT 1 FROM"
                 " confirmations f WHERE f.customer_id = c.id AND f.status = 'pending') AS confirming FROM customers c"
@@ -280,7 +279,7 @@ class ConversationStore:
                   turn_id: int | None = None) -> None:
         """A message the bot wrote itself (not Claude), owed through the outbox and audited."""
 
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             enqueue_sql(c, customer_id, turn_id, chunks, now)
             audit_sql(c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason})
 
@@ -289,7 +288,7 @@ class ConversationStore:
     async def owe_file(self, customer_id: int, text: str, name: str, data: bytes, now: float, *, reason: str) -> None:
         """A DM with a file (a transcript), owed through the outbox and audited."""
 
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             enqueue_sql(c, customer_id, None, [text], now, file=(name, data))
             audit_sql(c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason, "file": name})
 
@@ -300,7 +299,7 @@ class ConversationStore:
         """Block a user (a row is made if they never wrote), until ``until`` (None: unblock); audited.
         Returns the customer id."""
 
-        def write(c: sqlite3.Connection) -> int:
+        def write(c: Connection) -> int:
             customer_id = customer_sql(c, discord_id, display_name, now)["id"]
             c.execute("UPDATE customers SET blocked_until = ?, blocked_reason = ?, block_told = 0 WHERE id = ?",
                       (until, reason if until is not None else None, customer_id))
@@ -324,7 +323,7 @@ class ConversationStore:
         """Claude's answer, the messages it answers marked answered, and the DMs owed: one transaction."""
         first = batch[0]
 
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             [turn_id] = insert_turns_sql(c, first.conversation_id, first.customer_id, [final_turn], now,
                                          after_turn_id=batch[-1].id)
             set_status_sql(c, [t.id for t in batch], "answered")
@@ -333,7 +332,7 @@ class ConversationStore:
         await self.db.run(write)
 
     async def give_up(self, batch: Sequence[Turn], error: str, now: float) -> None:
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             set_status_sql(c, [t.id for t in batch], "held")
             audit_sql(c, now, "system", "llm_gave_up", f"customer:{batch[0].customer_id}",
                       {"turns": [t.id for t in batch], "error": error[:300]})
@@ -344,7 +343,7 @@ class ConversationStore:
         """Count a failed answer on these turns; returns the highest attempt count among them."""
         marks = ",".join("?" * len(turn_ids))
 
-        def write(c: sqlite3.Connection) -> int:
+        def write(c: Connection) -> int:
             c.execute(f"UPDATE turns SET attempts = attempts + 1 WHERE id IN ({marks})", list(turn_ids))
             return int(c.execute(f"SELECT MAX(attempts) FROM turns WHERE id IN ({marks})", list(turn_ids)
                                  ).fetchone()[0] or 0)
@@ -352,13 +351,13 @@ class ConversationStore:
         return await self.db.run(write)
 
 
-async def close_idle_conversations(db: Database, now: float, idle_seconds: float, *,
+async def close_idle_conversations(db: Store, now: float, idle_seconds: float, *,
                                    rate_prompt: Callable[[int], str] | None = None) -> tuple[int, list[int]]:
     """End conversations silent for ``idle_seconds`` (the next message starts a new one); returns how many, and
     the customers owed something. ``rate_prompt``: an AI-only conversation (answered by the assistant, no
     ticket) ends with 1-5 buttons for its customer (``rate_prompt(conversation_id)`` above them), once."""
 
-    def write(c: sqlite3.Connection) -> tuple[int, list[int]]:
+    def write(c: Connection) -> tuple[int, list[int]]:
         # Before they end: the AI-only ones (an answer from the assistant, no ticket), if they are to be rated.
         ai_only = c.execute(
             "SELECT v.id, v.customer_id FROM conversations v JOIN customers c ON c.id = v.customer_id WHERE"
@@ -367,7 +366,8 @@ async def close_idle_conversations(db: Database, now: float, idle_seconds: float
             " tickets t WHERE t.conversation_id = v.id)", (now - idle_seconds,)).fetchall() if rate_prompt else []
         closed = c.execute("UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
                            " AND last_activity_at < ?", (idle_seconds, now - idle_seconds)).rowcount
-        for conversation_id, customer_id in ai_only if rate_prompt else ():
+        for conversation_id, customer_id in ai_only:
+            assert rate_prompt is not None  # ai_only is read only when asked to rate
             enqueue_sql(c, customer_id, None, [rate_prompt(conversation_id)], now,
                         buttons=[{"kind": "rating", "subject": f"c{conversation_id}"}])
         return closed, [customer_id for _, customer_id in ai_only]
@@ -376,7 +376,7 @@ async def close_idle_conversations(db: Database, now: float, idle_seconds: float
 
 
 class OutboxStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def next_pending(self, customer_id: int) -> OutboxItem | None:
@@ -404,7 +404,7 @@ class OutboxStore:
         """Delivered. A confirmation's question (its buttons) keeps when it first reached the customer: a typed
         answer counts only if the customer sent it after that."""
 
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             c.execute("UPDATE outbox SET status = 'sent', sent_at = ?, discord_message_id = ?, attempts = attempts + 1"
                       " WHERE id = ? AND status = 'pending'", (now, discord_message_id, item_id))
             for button in buttons or ():
@@ -424,7 +424,7 @@ class OutboxStore:
     async def mark_failed(self, item: OutboxItem, error: str, now: float) -> None:
         """This one message can never be sent (e.g. Discord rejects its content); the rest go on."""
 
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             c.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
                       (error[:500], item.id))
             audit_sql(c, now, "system", "dm_failed", f"customer:{item.customer_id}",
@@ -435,7 +435,7 @@ class OutboxStore:
     async def mark_customer_unreachable(self, item: OutboxItem, reason: str, now: float) -> int:
         """DMs are closed: record it on the customer, stop owing them messages. Returns rows refused."""
 
-        def write(c: sqlite3.Connection) -> int:
+        def write(c: Connection) -> int:
             c.execute("UPDATE customers SET dm_status = 'closed', dm_closed_at = ? WHERE id = ?",
                       (now, item.customer_id))
             count = c.execute(

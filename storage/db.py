@@ -12,9 +12,9 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import aiosqlite
 
@@ -42,9 +42,31 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
     return found
 
 
+class Rows(Protocol):
+    """What a statement gives back, on either engine (sqlite3's cursor, or ``storage.postgres.Cursor``)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What a repository function is given inside a transaction: sqlite3's connection on SQLite,
+    ``storage.postgres.SyncConnection`` on PostgreSQL. Repositories use only this."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+
+
 class Store:
     """What every engine offers on top of its ``run``, ``read`` and ``fetchall``: the same for SQLite and
-    PostgreSQL (``storage/postgres.py``)."""
+    PostgreSQL (``storage/postgres.py``). Code outside storage is typed against this, never an engine."""
 
     engine = ""
 
@@ -60,7 +82,20 @@ class Store:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def run(self, fn: Callable[[Any], T]) -> T:
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(connection)`` as one write transaction (``storage.sql.TX_RULE`` says what ``fn`` may do)."""
+        raise NotImplementedError
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(connection)`` in one read snapshot (no write lock)."""
+        raise NotImplementedError
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """``async with db.transaction() as tx``: statements awaited one by one (an action's own writes)."""
+        raise NotImplementedError
+
+    async def migrate_module(self, name: str, folder: Path) -> int:
+        """Apply a module's own numbered migrations (a deployer's actions' tables); returns how many."""
         raise NotImplementedError
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
@@ -302,6 +337,8 @@ class Transaction:
 
     async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
         row = await self._conn.execute_insert(sql, tuple(params))
+        if row is None:
+            raise StorageError(f"an insert returned no row id: {sql[:60]}")
         return int(row[0])
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:

@@ -46,7 +46,7 @@ async def _tables_in_order(conn: Any) -> list[str]:
     """The current schema's tables, each after the tables it references."""
     names = [r[0] for r in await conn.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
-    refs = {name: set() for name in names}
+    refs: dict[str, set[str]] = {name: set() for name in names}
     for child, parent in await conn.fetch(
             "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text FROM pg_constraint c"
             " JOIN pg_namespace n ON n.oid = c.connamespace WHERE c.contype = 'f' AND n.nspname = current_schema()"):

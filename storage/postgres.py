@@ -145,7 +145,7 @@ class _Repository(greenlet.greenlet):
 def _wait(coro: Any) -> Any:
     """Inside a repository function: hand ``coro`` to the event loop's side and get its result back."""
     current = greenlet.getcurrent()
-    if not isinstance(current, _Repository):
+    if not isinstance(current, _Repository) or current.parent is None:
         coro.close()
         raise RuntimeError("a PostgreSQL statement outside PostgresDatabase.run/read")
     return current.parent.switch(coro)

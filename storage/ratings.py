@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-import sqlite3
 
-from storage.db import Database
+from storage.db import Connection, Store
 from storage.sql import audit_sql
 
 
@@ -17,11 +16,11 @@ class Rated(enum.StrEnum):
 
 
 class RatingStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def rate(self, subject: str, discord_id: int, score: int, now: float) -> Rated:
-        def write(c: sqlite3.Connection) -> Rated:
+        def write(c: Connection) -> Rated:
             kind, number = subject[0], int(subject[1:])
             row = c.execute(
                 "SELECT c.id, c.discord_id FROM customers c JOIN tickets t ON t.customer_id = c.id WHERE t.id = ?"

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from storage.db import Database
+from storage.db import Connection, Store
 from storage.sql import audit_sql
 
 
 class SnippetStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def add(self, name: str, text: str, actor: str, now: float) -> bool:
         """False when a snippet of that name exists (it is not replaced)."""
 
-        def write(c: sqlite3.Connection) -> bool:
+        def write(c: Connection) -> bool:
             added = c.execute("INSERT INTO snippets (name, text, created_by, created_at) VALUES (?, ?, ?, ?)"
                               " ON CONFLICT (name) DO NOTHING", (name, text, actor, now)).rowcount
             if added:
@@ -25,7 +23,7 @@ class SnippetStore:
         return await self.db.run(write)
 
     async def remove(self, name: str, actor: str, now: float) -> bool:
-        def write(c: sqlite3.Connection) -> bool:
+        def write(c: Connection) -> bool:
             removed = c.execute("DELETE FROM snippets WHERE name = ?", (name,)).rowcount
             if removed:
                 audit_sql(c, now, actor, "snippet_removed", f"snippet:{name}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from storage.db import Database
+from storage.db import Connection, Store
 
 TX_RULE = """The rule for a function run as one transaction (``fn(tx)`` given to ``TicketStore.run`` or
 ``CodeStore.run``, or a ``write(c)`` given to ``Database.run``): it is synchronous and holds the write lock
@@ -23,7 +22,7 @@ class Tx:
     """The statements of one transaction that core's decision runs in (``TicketStore.run``, ``CodeStore.run``):
     the connection, the transaction's time, and what every such transaction may do. See ``TX_RULE``."""
 
-    def __init__(self, c: sqlite3.Connection, now: float) -> None:
+    def __init__(self, c: Connection, now: float) -> None:
         self.c = c
         self.now = now
 
@@ -35,20 +34,20 @@ def to_json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
 
 
-def audit_sql(c: sqlite3.Connection, at: float, actor: str, action: str, subject: str | None = None,
+def audit_sql(c: Connection, at: float, actor: str, action: str, subject: str | None = None,
               detail: Any = None) -> None:
     """Append an audit row inside the caller's transaction (the audit table refuses updates and deletes)."""
     c.execute("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
               (at, actor, action, subject, to_json(detail)))
 
 
-async def audit(db: Database, at: float, actor: str, action: str, subject: str | None = None,
+async def audit(db: Store, at: float, actor: str, action: str, subject: str | None = None,
                 detail: Any = None) -> None:
     """An audit row on its own (an event that changes nothing else, e.g. a stalled Discord client)."""
     await db.run(lambda c: audit_sql(c, at, actor, action, subject, detail))
 
 
-def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],
+def enqueue_sql(c: Connection, customer_id: int, turn_id: int | None, chunks: Sequence[str],
                 now: float, *, buttons: list[dict[str, Any]] | None = None,
                 file: tuple[str, bytes] | None = None) -> None:
     """Owe the customer these DMs; written in the caller's transaction, delivered by the outbox in id order.
@@ -67,21 +66,21 @@ def enqueue_sql(c: sqlite3.Connection, customer_id: int, turn_id: int | None, ch
     )
 
 
-def customer_sql(c: sqlite3.Connection, discord_id: int, display_name: str, now: float) -> sqlite3.Row:
+def customer_sql(c: Connection, discord_id: int, display_name: str, now: float) -> Any:
     """A Discord user's customer row, made if they never wrote (an operator blocks or contacts them first)."""
     return c.execute("INSERT INTO customers (discord_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT"
                      " (discord_id) DO UPDATE SET display_name = customers.display_name RETURNING *",
                      (discord_id, display_name, now)).fetchone()
 
 
-def takeover_ticket_sql(c: sqlite3.Connection, customer_id: int) -> int | None:
+def takeover_ticket_sql(c: Connection, customer_id: int) -> int | None:
     """The ticket whose operator (or the no-AI relay) is talking with this customer, if any."""
     row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND takeover_by IS NOT NULL AND status != 'closed'"
                     " ORDER BY id DESC LIMIT 1", (customer_id,)).fetchone()
     return row[0] if row else None
 
 
-def desk_post_sql(c: sqlite3.Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
+def desk_post_sql(c: Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
     """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits; a long
     text is split when it is posted)."""
     c.execute("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from storage.conversations import NewTurn, insert_turns_sql, set_status_sql, tell_customer_sql
-from storage.db import Database
+from storage.db import Connection, Store
 from storage.sql import audit_sql, enqueue_sql
 
 STEP_TABLES = {"confirmation": "confirmations", "mfa": "mfa_challenges"}  # audit subject prefix -> table
@@ -81,7 +80,7 @@ class Decision:
 _CONFIRMATION = "SELECT f.*, c.discord_id FROM confirmations f JOIN customers c ON c.id = f.customer_id"
 
 
-def tell_step_sql(c: sqlite3.Connection, request: StepRequest, texts: tuple[str, str], now: float) -> None:
+def tell_step_sql(c: Connection, request: StepRequest, texts: tuple[str, str], now: float) -> None:
     text, note = texts
     tell_customer_sql(c, request.customer_id, request.conversation_id, text, NewTurn("system", note), now)
 
@@ -89,7 +88,7 @@ def tell_step_sql(c: sqlite3.Connection, request: StepRequest, texts: tuple[str,
 class StepStore:
     """What every kind of customer step shares."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def record_result(self, subject: str, request: StepRequest, outcome: Any, executed: bool,
@@ -97,7 +96,7 @@ class StepStore:
         """The action of a decided step ran (``executed``) or failed: keep its result, audit, tell."""
         table = STEP_TABLES[subject]
 
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             c.execute(f"UPDATE {table} SET result = ? WHERE id = ?",
                       (json.dumps(outcome, ensure_ascii=False, default=str), request.id))
             audit_sql(c, now, "system", "action_executed" if executed else "action_failed",
@@ -113,7 +112,7 @@ class ConfirmationStore(StepStore):
                      tool_use_id: str | None, expires_at: float, now: float, prompt: Sequence[str]) -> int:
         """A pending confirmation, audited, with its prompt and buttons owed to the customer."""
 
-        def write(c: sqlite3.Connection) -> int:
+        def write(c: Connection) -> int:
             confirmation_id = c.execute(
                 "INSERT INTO confirmations (customer_id, conversation_id, action_name, action_params, strategy,"
                 " risk_level, rules, details, tool_use_id, expires_at, created_at)"
@@ -148,7 +147,7 @@ class ConfirmationStore(StepStore):
         a typed answer while several questions wait; ``text`` points at the buttons already shown."""
         buttons = [{"kind": "confirm", "id": confirmation.id, "style": confirmation.strategy}] if repeat else None
 
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             set_status_sql(c, turn_ids, "answered")
             if repeat:
                 c.execute("UPDATE confirmations SET asked_times = asked_times + 1 WHERE id = ?", (confirmation.id,))
@@ -161,7 +160,7 @@ class ConfirmationStore(StepStore):
 
         await self.db.run(write)
 
-    def _expire_sql(self, c: sqlite3.Connection, confirmation: Confirmation, now: float, on_expire: StepTexts) -> bool:
+    def _expire_sql(self, c: Connection, confirmation: Confirmation, now: float, on_expire: StepTexts) -> bool:
         won = c.execute("UPDATE confirmations SET status = 'expired', decided_at = ? WHERE id = ?"
                         " AND status = 'pending'", (now, confirmation.id)).rowcount
         if won:
@@ -175,7 +174,7 @@ class ConfirmationStore(StepStore):
                      on_expire: StepTexts) -> Decision:
         """Confirm or cancel, once (a conditional update), audited; a cancellation or an expiry is told."""
 
-        def write(c: sqlite3.Connection) -> Decision:
+        def write(c: Connection) -> Decision:
             row = c.execute(f"{_CONFIRMATION} WHERE f.id = ?", (confirmation_id,)).fetchone()
             if row is None:
                 return Decision(Decided.MISSING)
@@ -203,7 +202,7 @@ class ConfirmationStore(StepStore):
     async def expire_due(self, now: float, on_expire: StepTexts) -> list[int]:
         """Expire every confirmation past its time and tell its customer; returns those customers."""
 
-        def write(c: sqlite3.Connection) -> list[int]:
+        def write(c: Connection) -> list[int]:
             rows = c.execute(f"{_CONFIRMATION} WHERE f.status = 'pending' AND f.expires_at <= ?", (now,)).fetchall()
             return [f.customer_id for f in map(Confirmation.from_row, rows) if self._expire_sql(c, f, now, on_expire)]
 

@@ -7,12 +7,11 @@ is core's (``core/summary.py``).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.db import Database
+from storage.db import Connection, Store
 from storage.records import Outcome, Status
 
 
@@ -55,7 +54,7 @@ def _count(counts: dict[Any, int], key: Any) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def figures_sql(c: sqlite3.Connection, since: float, until: float) -> PeriodFigures:
+def figures_sql(c: Connection, since: float, until: float) -> PeriodFigures:
     f = PeriodFigures(since, until)
     f.conversations = c.execute("SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ?",
                                 (since, until)).fetchone()[0]
@@ -117,7 +116,7 @@ class ExportRow:
 
 
 class SummaryStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def figures(self, since: float, until: float) -> PeriodFigures:

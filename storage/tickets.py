@@ -9,13 +9,12 @@ caller won, with its audit row in the same transaction.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from storage.conversations import NewTurn, set_status_sql, tell_customer_sql
-from storage.db import Database
+from storage.db import Connection, Store
 from storage.records import NOT_ENDED_SQL, Ticket
 from storage.sql import Tx, audit_sql, customer_sql, desk_post_sql, enqueue_sql, to_json
 
@@ -24,7 +23,7 @@ _TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name, c.agent_name FROM t
                   " JOIN customers c ON c.id = t.customer_id")
 
 
-def ticket_sql(c: sqlite3.Connection, ticket_id: int) -> Ticket | None:
+def ticket_sql(c: Connection, ticket_id: int) -> Ticket | None:
     row = c.execute(f"{_TICKET_SELECT} WHERE t.id = ?", (ticket_id,)).fetchone()
     return Ticket.from_row(row) if row else None
 
@@ -47,7 +46,7 @@ class NewTicket:
     timeout_due_at: float | None = None
 
 
-def open_ticket_sql(c: sqlite3.Connection, ticket: NewTicket, now: float) -> int:
+def open_ticket_sql(c: Connection, ticket: NewTicket, now: float) -> int:
     ticket_id = c.execute(
         "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question, reason, action_name,"
         " action_params, tool_use_id, takeover_by, takeover_by_name, reminder_due_at, timeout_due_at, created_at)"
@@ -60,7 +59,7 @@ def open_ticket_sql(c: sqlite3.Connection, ticket: NewTicket, now: float) -> int
     return ticket_id
 
 
-def same_open_approval_sql(c: sqlite3.Connection, customer_id: int, action_name: str,
+def same_open_approval_sql(c: Connection, customer_id: int, action_name: str,
                            params: dict[str, Any]) -> int | None:
     """An approval for the same action and parameters still waiting: the model asked twice."""
     row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND kind = 'approval' AND status = 'open'"
@@ -273,7 +272,7 @@ class DeskTx(Tx):
 
 
 class TicketStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def run(self, fn: Callable[[DeskTx], T], now: float) -> T:
@@ -317,7 +316,7 @@ class TicketStore:
                               " WHERE id = ?", (error[:500], next_attempt_at, item_id))
 
     async def desk_failed(self, item: DeskItem, error: str, now: float) -> None:
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Connection) -> None:
             c.execute("UPDATE desk_outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
                       (error[:500], item.id))
             audit_sql(c, now, "system", "desk_post_failed", f"ticket:{item.ticket_id}",
@@ -331,7 +330,7 @@ class TicketStore:
         """Tickets past their reminder time with no human answer: mark reminded (once), queue the ping with
         ``reminder(ticket_id, seconds_until_timeout)``, audit. One transaction; returns the tickets reminded."""
 
-        def write(c: sqlite3.Connection) -> list[int]:
+        def write(c: Connection) -> list[int]:
             done = []
             for ticket_id, timeout_due_at in c.execute(
                     "SELECT id, timeout_due_at FROM tickets WHERE reminded_at IS NULL AND reminder_due_at <= ?"
@@ -351,7 +350,7 @@ class TicketStore:
         ``customer_text(ticket_id)``, post ``desk_text`` in the thread, audit; the ticket stays open. One
         transaction; returns (ticket, customer) of each."""
 
-        def write(c: sqlite3.Connection) -> list[tuple[int, int]]:
+        def write(c: Connection) -> list[tuple[int, int]]:
             done = []
             for ticket_id, customer_id in c.execute(
                     "SELECT id, customer_id FROM tickets WHERE timed_out_at IS NULL AND timeout_due_at <= ?"
@@ -382,7 +381,7 @@ class TicketStore:
     async def transcript(self, ticket_id: int) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
         """A ticket, its conversation's turns and its internal notes (at, author, text), in one snapshot."""
 
-        def read(c: sqlite3.Connection) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
+        def read(c: Connection) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
             ticket = ticket_sql(c, ticket_id)
             if ticket is None:
                 return None
@@ -402,7 +401,7 @@ class TicketStore:
         and (thread, newest operator message handled, else the thread's start) for every ticket still open.
         One snapshot, taken before the gateway delivers anything new."""
 
-        def read(c: sqlite3.Connection) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
+        def read(c: Connection) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
             dms = c.execute(
                 "SELECT c.dm_channel_id, CASE WHEN c.dm_read_back = 1 THEN MAX(t.discord_message_id) END"
                 " FROM customers c JOIN turns t ON t.customer_id = c.id AND t.kind = 'customer'"

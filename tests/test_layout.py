@@ -55,12 +55,12 @@ LOOP_CALLS = {"kick", "_kick", "arm", "_arm", "arm_ticket", "schedule", "wake", 
 
 
 def _is_transaction_function(node: ast.AST) -> bool:
-    """A function given a transaction: a parameter annotated ``...Tx`` or ``sqlite3.Connection``."""
+    """A function given a transaction: a parameter annotated ``...Tx`` or ``Connection``."""
     if not isinstance(node, ast.FunctionDef):
         return False
     for arg in [*node.args.posonlyargs, *node.args.args]:
         annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
-        if annotation.endswith("Tx") or annotation == "sqlite3.Connection":
+        if annotation.endswith("Tx") or annotation in ("Connection", "sqlite3.Connection"):
             return True
     return False
 
@@ -88,6 +88,6 @@ def test_transaction_functions_touch_neither_the_loop_nor_discord():
 
 def test_the_transaction_rule_check_finds_a_call_into_the_loop():
     bad = ("def write(tx: DeskTx) -> int:\n    self.outbox.kick(1)\n    return 1\n"
-           "def check(c: sqlite3.Connection) -> None:\n    asyncio.get_running_loop()\n")
+           "def check(c: Connection) -> None:\n    asyncio.get_running_loop()\n")
     assert [f.split(" ", 1)[1] for f in loop_calls_in_transactions(bad, "x")] == [
         "write: calls self.outbox.kick", "check: calls asyncio.get_running_loop"]

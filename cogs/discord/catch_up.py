@@ -77,6 +77,9 @@ class CatchUp:
                 except discord.HTTPException as exc:
                     log.warning("catch-up: thread %s could not be read (%s)", thread_id, exc)
                     continue
+            if not isinstance(thread, discord.Thread):
+                log.warning("catch-up: channel %s is no longer a ticket thread", thread_id)
+                continue
             handled += await self._read(thread, after) or 0
         checked = len(points.dms) + len(points.threads)
         log.info("catch-up: %d channel(s) checked (%d DM, %d ticket thread), %d message(s) caught up",
@@ -109,7 +112,7 @@ class CatchUp:
         return handled
 
     @staticmethod
-    async def _member(guild: discord.Guild, user: discord.abc.User) -> discord.abc.User:
+    async def _member(guild: discord.Guild, user: discord.User | discord.Member) -> discord.User | discord.Member:
         member = guild.get_member(user.id)
         if member is not None:
             return member

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs.discord.ticket_views import answer_failures, submitted_values
+from cogs.discord.ticket_views import answer_failures, client_of, interaction_data, submitted_values
 
 if TYPE_CHECKING:
-    from cogs.discord.handoff_bot import HandoffBot
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +27,13 @@ class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"confir
         self.confirmation_id = confirmation_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> ConfirmButton:
         return cls(match["answer"], int(match["id"]))
 
     @answer_failures
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        bot = client_of(interaction)
         changed, text = await bot.confirmations.decide(self.confirmation_id, self.answer == "yes", via="button",
                                                        by_discord_id=interaction.user.id)
         if changed:
@@ -54,13 +54,13 @@ class CodeCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mfa
         self.challenge_id = challenge_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> CodeCancelButton:
         return cls(int(match["id"]))
 
     @answer_failures
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        bot = client_of(interaction)
         if bot.mfa is None:
             await interaction.response.send_message("One-time codes are switched off.", ephemeral=True)
             return
@@ -116,13 +116,13 @@ class RatingButton(discord.ui.DynamicItem[discord.ui.Button],
         self.subject = subject
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> RatingButton:
         return cls(int(match["score"]), match["subject"])
 
     @answer_failures
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        bot = client_of(interaction)
         outcome = await bot.app.ratings.rate(self.subject, interaction.user.id, self.score, bot.clock.now())
         if outcome == "saved":
             view = discord.ui.View(timeout=None)
@@ -146,7 +146,7 @@ class CommentButton(discord.ui.DynamicItem[discord.ui.Button],
         self.subject = subject
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> CommentButton:
         return cls(match["subject"])
 
@@ -164,11 +164,11 @@ COMMENT_FORM = re.compile(r"^rate:comment-form:(?P<subject>[tc][0-9]+)$")
 
 @answer_failures
 async def on_rating_comment(interaction: discord.Interaction) -> None:
-    match = COMMENT_FORM.match(str((interaction.data or {}).get("custom_id", "")))
+    match = COMMENT_FORM.match(str(interaction_data(interaction).get("custom_id", "")))
     if match is None:
         return
     text = submitted_values(interaction).get("comment", "").strip()
-    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    bot = client_of(interaction)
     saved = bool(text) and await bot.app.ratings.comment(match["subject"], interaction.user.id, text[:1000])
     await interaction.response.send_message("Thank you, we read every comment." if saved else
                                             "Nothing was saved (empty, or a comment was given already).",

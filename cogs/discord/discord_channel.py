@@ -168,9 +168,10 @@ class DiscordCustomerChannel:
                         nonce: str | None = None) -> int | None:
         try:
             with request_priority(Priority.ANSWER):
-                message = await self._dm(channel_id).send(content, file=discord.File(io.BytesIO(data),
-                                                                                     filename=filename),
-                                                          allowed_mentions=NO_PINGS, nonce=nonce)
+                file = discord.File(io.BytesIO(data), filename=filename)
+                channel = self._dm(channel_id)
+                message = await (channel.send(content, file=file, allowed_mentions=NO_PINGS, nonce=nonce)
+                                 if nonce is not None else channel.send(content, file=file, allowed_mentions=NO_PINGS))
         except discord.HTTPException as exc:
             raise refusal(exc) from exc
         except TRANSIENT_ERRORS as exc:

@@ -28,7 +28,7 @@ from core.outbox import install_id
 from core.pacer import Pacer
 from core.policy import Policy
 from core.settings import Settings
-from storage.db import Database
+from storage.db import Store
 from storage.sql import audit
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def handoff_intents() -> discord.Intents:
 
 
 class HandoffBot(commands.Bot):
-    def __init__(self, *, settings: Settings, policy: Policy, db: Database, claude: Claude | None,
+    def __init__(self, *, settings: Settings, policy: Policy, db: Store, claude: Claude | None,
                  registry: ActionRegistry, scheduler: AsyncIOScheduler | None = None,
                  clock: Clock | None = None, leadership: Leadership | None = None) -> None:
         """``leadership``: with PostgreSQL, this process's lease (it leads while this bot runs); None with
@@ -69,7 +69,7 @@ class HandoffBot(commands.Bot):
         self.shutdown_grace_seconds = 5.0  # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
         self.shutdown_report = ""
         self._watchdog: asyncio.Task[None] | None = None
-        self.request_guard: RequestGuard = None  # type: ignore[assignment]  # wraps self.http in setup_hook
+        self._request_guard: RequestGuard | None = None  # wraps self.http in setup_hook
         self.setup_problems: list[str] | None = None  # from the check after login (cogs/discord/setup_check.py)
         self._wound_down = False
         self.mcp: Any = None  # agent_api.server.McpService while agents can reach the desk
@@ -96,7 +96,7 @@ class HandoffBot(commands.Bot):
     deadlines = property(lambda self: self.app.deadlines)
 
     async def setup_hook(self) -> None:
-        self.request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"],
+        self._request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"],
                                           pacer=self.pacer,
                                           may_send=self.leadership.may_send if self.leadership else None)
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
@@ -153,7 +153,11 @@ class HandoffBot(commands.Bot):
         from core.crontab import crontab_trigger
 
         summary = self.policy["summary"]
+        from cogs.stats import Stats
+
         stats = self.get_cog("Stats")
+        if not isinstance(stats, Stats):
+            raise RuntimeError("the Stats extension is not loaded: the summary cannot be scheduled")
         trigger = crontab_trigger(summary["cron"], ZoneInfo(summary["timezone"]))
         self.scheduler.add_job(stats.post_summary, trigger, id="escalation-summary", replace_existing=True,
                                coalesce=True, misfire_grace_time=3600)
@@ -180,6 +184,13 @@ class HandoffBot(commands.Bot):
         await self.db.keep("slash_commands", digest, self.clock.now())
         log.info("slash commands registered (guild %s and DMs): %s", self.settings.guild_id,
                  ", ".join(f"/{c.name}" for c in synced))
+
+    @property
+    def request_guard(self) -> RequestGuard:
+        """Every Discord request's guard (made in ``setup_hook``, once discord.py has its HTTP client)."""
+        if self._request_guard is None:
+            raise RuntimeError("the request guard is made in setup_hook; the bot has not started")
+        return self._request_guard
 
     async def _watch_requests(self) -> None:
         """Every few seconds: is a Discord request stuck longer than any rate limit explains?"""

@@ -43,7 +43,7 @@ def staff_setup_problems(bot: HandoffBot) -> list[str]:
         problems.append(f"DISCORD_STAFF_CHANNEL_ID={settings.staff_channel_id} is a {channel.type} channel; use a"
                         " text channel (tickets are messages with threads).")
     perms = channel.permissions_for(me) if channel is not None and me is not None else None
-    if perms is not None:
+    if perms is not None and channel is not None:
         missing = [label for flag, label in STAFF_PERMISSIONS if not getattr(perms, flag)]
         if missing:
             problems.append(f"In #{channel.name} the bot lacks: {', '.join(missing)}. Give its role these in the "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-THREAD_ARCHIVE_MINUTES = 10080  # a week: tickets can wait over a weekend
+THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: tickets can wait over a weekend
 THREAD_ALREADY_EXISTS = 160004  # Discord: "A thread has already been created for this message"
 
 
@@ -50,7 +50,7 @@ class DiscordStaffDesk:
         text = f"<@&{self.settings.operator_role_id}>" + "".join(f" <@{u.id}>" for u in users)
         return text, discord.AllowedMentions(everyone=False, users=users, roles=[role], replied_user=False)
 
-    async def _channel(self, channel_id: int) -> discord.abc.Messageable:
+    async def _channel(self, channel_id: int) -> discord.TextChannel | discord.Thread:
         channel = self.bot.get_channel(channel_id)
         if channel is None:
             try:

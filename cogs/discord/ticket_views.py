@@ -12,7 +12,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import discord
 from discord import app_commands
@@ -38,6 +38,12 @@ def is_operator(bot: HandoffBot, user: discord.abc.User) -> bool:
 
 class NotOperator(app_commands.CheckFailure):
     """A slash command for operators used by someone else; the tree tells them this message, privately."""
+
+
+def client_of(interaction: discord.Interaction) -> HandoffBot:
+    """The bot a button or form came to: the one HandoffBot of this process (buttons and forms are matched by
+    discord.py's view store, whose callbacks take a plain ``discord.Interaction``)."""
+    return cast("HandoffBot", interaction.client)
 
 
 def operator_of(interaction: discord.Interaction) -> Operator:
@@ -68,7 +74,7 @@ REFUSAL = "Only operators can do that. (This attempt was recorded.)"
 
 async def _record_refusal(interaction: discord.Interaction, what: str, ticket_id: int | None) -> None:
     """Someone without the operator role tried: audited and logged (they are told by the caller)."""
-    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    bot = client_of(interaction)
     await bot.desk.audit_refusal(operator_of(interaction), what, ticket_id)
     log.warning("refused %s on ticket %s to %s (%s): not an operator", what, ticket_id, interaction.user,
                 interaction.user.id)
@@ -76,7 +82,7 @@ async def _record_refusal(interaction: discord.Interaction, what: str, ticket_id
 
 async def operator_or_refuse(interaction: discord.Interaction, what: str, ticket_id: int | None) -> Operator | None:
     """The operator behind this interaction, or None after an ephemeral refusal (audited)."""
-    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    bot = client_of(interaction)
     if is_operator(bot, interaction.user):
         return operator_of(interaction)
     await _record_refusal(interaction, what, ticket_id)
@@ -96,7 +102,10 @@ async def answer(interaction: discord.Interaction, reply: DeskReply | str) -> No
 TEMPLATE = r"ticket:(?P<action>[a-z]+):(?P<id>[0-9]+)"
 
 
-def answer_failures(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
+
+
+def answer_failures(fn: Handler) -> Handler:
     """A button or form that fails tells the person who clicked, instead of Discord's bare 'interaction failed'."""
 
     @functools.wraps(fn)
@@ -109,7 +118,7 @@ def answer_failures(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitab
             with contextlib.suppress(discord.HTTPException):
                 await answer(interaction, "Sorry, that failed on our side. It has been logged; try again.")
 
-    return wrapper
+    return cast(Handler, wrapper)
 
 
 class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
@@ -126,11 +135,11 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         self.ticket_id = ticket_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> TicketButton:
         action = match["action"]
         if action not in ACTIONS:
-            raise ValueError(f"unknown ticket button {item.custom_id!r}")
+            raise ValueError(f"unknown ticket button {match.string!r}")
         return cls(action, int(match["id"]))
 
     @answer_failures
@@ -138,7 +147,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         operator = await operator_or_refuse(interaction, self.action, self.ticket_id)
         if operator is None:
             return
-        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        bot = client_of(interaction)
         desk = bot.desk
         if self.action == "approve":
             ticket = await desk.ticket(self.ticket_id)
@@ -155,7 +164,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await self._edit(interaction, operator)
 
     async def _edit(self, interaction: discord.Interaction, operator: Operator) -> None:
-        bot: HandoffBot = interaction.client  # type: ignore[assignment]
+        bot = client_of(interaction)
         ticket = await bot.desk.ticket(self.ticket_id)
         schema = bot.desk.form_schema(ticket) if ticket else None
         if ticket is None or schema is None or not ticket.awaits_decision:
@@ -215,15 +224,21 @@ def approve_code_form(ticket_id: int) -> discord.ui.Modal:
 
 
 def edit_form(ticket_id: int, fields: list[tuple[str, str]], *, ask_code: bool = False) -> discord.ui.Modal:
-    inputs = [discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
-                                   style=discord.TextStyle.paragraph if name == "params" else discord.TextStyle.short)
-              for name, value in fields]
+    inputs: list[discord.ui.TextInput[Any]] = [
+        discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
+                             style=discord.TextStyle.paragraph if name == "params" else discord.TextStyle.short)
+        for name, value in fields]
     return _form("Edit & approve", f"ticket:edit-params:{ticket_id}", inputs + ([_code_input(False)]
                                                                                  if ask_code else []))
 
 
+def interaction_data(interaction: discord.Interaction) -> dict[str, Any]:
+    """The interaction's raw data as Discord sent it (discord.py types it as a union of payload shapes)."""
+    return cast(dict[str, Any], interaction.data or {})
+
+
 def submitted_values(interaction: discord.Interaction) -> dict[str, str]:
-    rows = (interaction.data or {}).get("components", [])
+    rows = interaction_data(interaction).get("components", [])
     return {c["custom_id"]: c.get("value", "") for row in rows for c in row.get("components", [row])
             if "custom_id" in c}
 
@@ -231,13 +246,13 @@ def submitted_values(interaction: discord.Interaction) -> dict[str, str]:
 @answer_failures
 async def on_form_submit(interaction: discord.Interaction) -> None:
     """A submitted ticket form (deny reason, edited parameters); other modals are not ours."""
-    match = FORM.match(str((interaction.data or {}).get("custom_id", "")))
+    match = FORM.match(str(interaction_data(interaction).get("custom_id", "")))
     if match is None:
         return
     ticket_id = int(match["id"])
     values = submitted_values(interaction)
     code = values.pop(CODE_FIELD, "").strip() or None
-    bot: HandoffBot = interaction.client  # type: ignore[assignment]
+    bot = client_of(interaction)
     if match["form"] == "approve-code":
         operator = await operator_or_refuse(interaction, "approve", ticket_id)
         if operator is not None:

@@ -15,7 +15,7 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.transcript import WHO, Line, render_html
 from storage.conversations import ConversationStore
-from storage.db import Database
+from storage.db import Store
 from storage.records import Kind, Priority, Source, Ticket
 from storage.sql import audit
 from storage.tickets import TicketStore
@@ -83,7 +83,7 @@ class Escalated:
 class DeskBase:
     """The desk's dependencies and what its parts share (see ``core.desk``)."""
 
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
+    def __init__(self, *, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  desk_outbox: DeskOutbox, arm_ticket: Callable[[int, float | None, float], None],
                  operator_codes: OperatorCodes | None, ai_enabled: bool) -> None:
         self.db = db

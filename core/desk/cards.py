@@ -6,7 +6,7 @@ from core.actions import ActionRegistry
 from core.policy import Policy
 from core.tickets import Card, build_card, thread_name, transcript_lines
 from storage.conversations import ConversationStore
-from storage.db import Database
+from storage.db import Store
 from storage.records import Ticket
 from storage.tickets import TicketStore
 
@@ -14,7 +14,7 @@ from storage.tickets import TicketStore
 class CardRenderer:
     """What operators see of a ticket: its card (embed and buttons) and its thread's name."""
 
-    def __init__(self, *, db: Database, policy: Policy, registry: ActionRegistry) -> None:
+    def __init__(self, *, db: Store, policy: Policy, registry: ActionRegistry) -> None:
         self.policy = policy
         self.registry = registry
         self.tickets = TicketStore(db)

@@ -24,7 +24,10 @@ class Housekeeping(Handling):
         warned = closed = 0
         for ticket_id, warned_at, active in await self.tickets.quiet_tickets(now - hours * 3600):
             if warned_at is not None and active > warned_at:  # someone spoke after the notice: start again
-                await self.tickets.run(lambda tx, t=ticket_id: tx.warn_auto_close(t, None), now)
+                def unwarn(tx: DeskTx, quiet: int = ticket_id) -> None:
+                    tx.warn_auto_close(quiet, None)
+
+                await self.tickets.run(unwarn, now)
             elif warned_at is None:
                 await self._warn_quiet(ticket_id, now, grace)
                 warned += 1

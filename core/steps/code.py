@@ -24,7 +24,7 @@ from core.ports import CustomerChannel
 from core.steps.lifecycle import CustomerStep, Opened, Proposal, StepKind, details_text
 from core.text import split_message
 from storage.codes import Challenge, CodeStore, CodeTx, SecretRow, SetupMessage
-from storage.db import Database
+from storage.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ class OneTimeCodes(CustomerStep):
     """
 
     subject = "mfa"
-    strategies = ("code",)
+    strategies: tuple[str, ...] = ("code",)
 
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
+    def __init__(self, *, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  schedule: Callable[[str, float], None], box: SecretBox, unenrolled: StepKind,
                  channel: CustomerChannel) -> None:
         super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)

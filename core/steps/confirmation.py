@@ -18,7 +18,7 @@ from core.replies import Reply, ReplyReader
 from core.risk import Classification
 from core.steps.lifecycle import CustomerStep, Opened, Proposal, details_text
 from core.text import split_message
-from storage.db import Database
+from storage.db import Store
 from storage.steps import Confirmation, ConfirmationStore, Decided, StepRequest
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,9 @@ class Handled(enum.Enum):
 
 class Confirmations(CustomerStep):
     subject = "confirmation"
-    strategies = ("confirm", "confirm_details")
+    strategies: tuple[str, ...] = ("confirm", "confirm_details")
 
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
+    def __init__(self, *, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  schedule: Callable[[str, float], None]) -> None:
         super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)
         words = self.policy["confirmations"]

@@ -22,7 +22,7 @@ from core.outbox import Outbox
 from core.policy import Policy
 from core.risk import Classification
 from core.risk_table import STRATEGIES
-from storage.db import Database
+from storage.db import Store
 from storage.steps import StepRequest, StepStore
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class CustomerStep:
 
     subject = ""  # the audit subject prefix, which also names the table (storage.steps.STEP_TABLES)
 
-    def __init__(self, *, db: Database, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
+    def __init__(self, *, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  schedule: Callable[[str, float], None]) -> None:
         self.db = db
         self.policy = policy
