@@ -110,7 +110,7 @@ async def check_database(target: Path | str, secret_key: str | None = None) -> t
 async def key_problem(db: Store, secret_key: str, *, remember: bool = True) -> str | None:
     import time
 
-    from core.mfa import SecretBox, secret_key_problem
+    from core.codes import SecretBox, secret_key_problem
     from storage.codes import CodeStore
 
     return await secret_key_problem(SecretBox(secret_key), db, CodeStore(db), time.time(), remember=remember)
@@ -198,7 +198,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
         return 2
     # Imported before standing by: a standby that takes over connects at once instead of loading them then.
     import cogs.discord.handoff_bot  # noqa: F401
-    import core.agent  # noqa: F401
+    import core.assistant  # noqa: F401
 
     leadership = None
     stop = SignalStop()
@@ -267,7 +267,7 @@ async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from cogs.discord.handoff_bot import HandoffBot
-    from core.agent import Claude, claude_client
+    from core.assistant import Claude, claude_client
     from storage import PostgresDatabase
 
     claude = None
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy the SQLite database HANDOFF_DB names into an empty PostgreSQL database and exit")
     args = parser.parse_args(argv)
     if args.generate_secret_key:
-        from core.mfa import generate_key
+        from core.codes import generate_key
 
         print(generate_key())
         return 0

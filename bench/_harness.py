@@ -15,7 +15,7 @@ from pathlib import Path
 from actions import shop
 from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
-from core.agent import Claude, claude_client
+from core.assistant import Claude, claude_client
 from storage import AnyDatabase, Database, PostgresDatabase
 from tests import dpytest_ext
 from tests.support import postgres_schema, test_policy, test_settings

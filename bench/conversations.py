@@ -52,7 +52,7 @@ async def run(customers: int, messages: int, latency: float, profile: int = 0, p
                 future.set_result(time.perf_counter())
 
         callbacks.set_callback(on_send, "send_message")
-        time_claude_calls(bot.agent)
+        time_claude_calls(bot.assistant)
         overheads: list[float] = []
         own: list[float] = []
         loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ import psutil
 from actions import shop
 from bench._harness import claude_server
 from core.actions import ActionRegistry
-from core.agent import Claude, ClaudeAgent, claude_client
+from core.assistant import Assistant, Claude, claude_client
 from core.steps.lifecycle import StepKinds
 from core.tool_runner import ToolRunner
 from tests.support import test_policy
@@ -37,12 +37,12 @@ from tests.support import test_policy
 ANSWERS, SECONDS = 1000, 1.0  # the N x M answers and ideal wall time M x L
 
 
-def handoff_agent(client: anthropic.AsyncAnthropic) -> ClaudeAgent:
+def handoff_agent(client: anthropic.AsyncAnthropic) -> Assistant:
     policy = test_policy()
     # Only the request is built and sent: no tool runs, so the desk and the step kinds are never reached.
     tools = ToolRunner(registry=ActionRegistry().extend(shop.ACTIONS), policy=policy, desk=None,  # type: ignore[arg-type]
                        kinds=StepKinds.__new__(StepKinds))
-    return ClaudeAgent(Claude(client, "claude-bench", 1), policy=policy, tools=tools)
+    return Assistant(Claude(client, "claude-bench", 1), policy=policy, tools=tools)
 
 
 def history() -> list[dict[str, Any]]:

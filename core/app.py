@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.actions import ActionRegistry
-from core.agent import Claude, ClaudeAgent
 from core.agent_desk import AgentDesk
+from core.assistant import Assistant, Claude
 from core.clock import Clock
+from core.codes import SecretBox
 from core.deadlines import Deadlines
 from core.desk import CardRenderer, TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
-from core.mfa import SecretBox
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel, StaffDesk
 from core.steps.approval import Approvals
-from core.steps.code import OneTimeCodes, OperatorCodes
+from core.steps.codes import OneTimeCodes, OperatorCodes
 from core.steps.confirmation import Confirmations
 from core.steps.lifecycle import StepKinds
 from core.tool_runner import ToolRunner
@@ -42,11 +42,11 @@ class Handoff:
     desk_outbox: DeskOutbox
     desk: TicketDesk
     confirmations: Confirmations
-    mfa: OneTimeCodes | None  # None: one-time codes are off (the operators approve destructive actions)
+    codes: OneTimeCodes | None  # None: one-time codes are off (the operators approve destructive actions)
     kinds: StepKinds
     deadlines: Deadlines
     engine: ConversationEngine
-    agent: ClaudeAgent | None  # None: no AI configured (a relay to the operators)
+    assistant: Assistant | None  # None: no AI configured (a relay to the operators)
     agents: AgentDesk  # other agents' questions and approvals (MCP)
     snippets: SnippetStore  # operators' saved replies
     ratings: RatingStore  # customers' ratings after a ticket closes
@@ -77,16 +77,16 @@ def build(*, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, 
     approvals = Approvals(desk=desk, codes_on=codes_on)
     confirmations = Confirmations(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox,
                                   schedule=schedule)
-    mfa = (OneTimeCodes(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
+    codes = (OneTimeCodes(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
                         box=box, unenrolled=approvals, channel=channel) if box else None)
-    kinds = StepKinds([confirmations, approvals, *([mfa] if mfa else [])])
+    kinds = StepKinds([confirmations, approvals, *([codes] if codes else [])])
     agents = AgentDesk(desk=desk, policy=policy, clock=clock, arm=schedule)
     deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler, steps=[*kinds, agents],
                           kick_desk=desk_outbox.kick, kick_customer=outbox.kick,
                           housekeeping=[desk.auto_close_due])
-    agent = (ClaudeAgent(claude, policy=policy, tools=ToolRunner(registry=registry, policy=policy, desk=desk,
-                                                                 kinds=kinds)) if claude is not None else None)
-    engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox, agent=agent,
-                                desk=desk, confirmations=confirmations, mfa=mfa)
-    return Handoff(outbox, desk_outbox, desk, confirmations, mfa, kinds, deadlines, engine, agent, agents,
+    tools = ToolRunner(registry=registry, policy=policy, desk=desk, kinds=kinds)
+    assistant = Assistant(claude, policy=policy, tools=tools) if claude is not None else None
+    engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox,
+                                assistant=assistant, desk=desk, confirmations=confirmations, codes=codes)
+    return Handoff(outbox, desk_outbox, desk, confirmations, codes, kinds, deadlines, engine, assistant, agents,
                    SnippetStore(db), RatingStore(db))

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.actions import ActionContext
-from core.agent import ClaudeAgent, LLMUnavailable
+from core.assistant import Assistant, LLMUnavailable
 from core.clock import Clock
+from core.codes import code_in
 from core.desk import TicketDesk
 from core.help_text import help_text, is_help_request
-from core.mfa import code_in
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
-from core.steps.code import REDACTED, OneTimeCodes
+from core.steps.codes import REDACTED, OneTimeCodes
 from core.steps.confirmation import Confirmations, Handled
 from core.text import bare_phrase, split_message
 from core.words import WordList
@@ -54,19 +54,19 @@ class InboundMessage:
 
 class ConversationEngine:
     def __init__(self, *, db: Store, policy: Policy, clock: Clock, channel: CustomerChannel, outbox: Outbox,
-                 agent: ClaudeAgent | None, desk: TicketDesk, confirmations: Confirmations,
-                 mfa: OneTimeCodes | None) -> None:
-        """``agent`` None: no AI configured (every conversation goes to a person); ``mfa`` None: codes off."""
+                 assistant: Assistant | None, desk: TicketDesk, confirmations: Confirmations,
+                 codes: OneTimeCodes | None) -> None:
+        """``assistant`` None: no AI configured (every conversation goes to a person); ``codes`` None: codes off."""
         self.db = db
         self.store = ConversationStore(db)
         self.policy = policy
         self.clock = clock
         self.channel = channel
         self.outbox = outbox
-        self.agent = agent
+        self.assistant = assistant
         self.desk = desk
         self.confirmations = confirmations
-        self.mfa = mfa
+        self.codes = codes
         self.handover_phrases = WordList(policy["desk"]["handover_phrases"])  # compiled once, read per message
         self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
 
@@ -80,12 +80,12 @@ class ConversationEngine:
         if not text:
             canned = "attachment_only" if message.attachments else "empty"
         # A one-time code is never stored, logged or shown to Claude: the turn keeps a placeholder.
-        mfa = self.mfa
-        code = code_in(text) if mfa is not None else None
-        if code is not None and mfa is not None and not await mfa.expects_code(message.discord_user_id):
+        codes = self.codes
+        code = code_in(text) if codes is not None else None
+        if code is not None and codes is not None and not await codes.expects_code(message.discord_user_id):
             code = None
-        enrol = mfa is not None and bare_phrase(text) in ENROL_WORDS
-        if self.agent is not None and not code and not enrol and is_help_request(text):
+        enrol = codes is not None and bare_phrase(text) in ENROL_WORDS
+        if self.assistant is not None and not code and not enrol and is_help_request(text):
             canned = "help"  # answered by the bot itself, from the actions it has (no Claude call)
         now = self.clock.now()
         inbound = await self.store.record_inbound(
@@ -104,8 +104,8 @@ class ConversationEngine:
                      inbound.held_by)
             self.outbox.kick(inbound.customer.id)  # the one notice, if this message owed it
             return
-        if code is not None and mfa is not None:
-            await mfa.submit_code(inbound.customer.id, code)
+        if code is not None and codes is not None:
+            await codes.submit_code(inbound.customer.id, code)
             return
         if enrol:
             await self.enrol(inbound.customer, message.display_name)
@@ -115,8 +115,8 @@ class ConversationEngine:
             return
         if canned:
             # Nothing for Claude to read: answer at once, and keep the turn so nothing is lost.
-            reply = (help_text(self.policy, self.agent.registry, codes=mfa is not None)
-                     if canned == "help" and self.agent is not None else self.policy.message(canned))
+            reply = (help_text(self.policy, self.assistant.registry, codes=codes is not None)
+                     if canned == "help" and self.assistant is not None else self.policy.message(canned))
             await self.say(inbound.customer.id, reply, reason=f"canned:{canned}")
             return
         gathered = _gathered.get()
@@ -152,10 +152,10 @@ class ConversationEngine:
     async def enrol(self, customer: Customer, display_name: str) -> None:
         """A new authenticator setup (QR code and key) straight to the customer's DM; or, when they have one,
         the request for a code from it first (``OneTimeCodes.ask_to_enrol``)."""
-        assert self.mfa is not None
-        enrolment = await self.mfa.ask_to_enrol(customer.id, account=display_name or str(customer.discord_id))
+        assert self.codes is not None
+        enrolment = await self.codes.ask_to_enrol(customer.id, account=display_name or str(customer.discord_id))
         if enrolment is not None:
-            await self.mfa.send_setup(customer.id, enrolment)
+            await self.codes.send_setup(customer.id, enrolment)
 
     async def say(self, customer_id: int, text: str, *, reason: str, turn_id: int | None = None) -> None:
         """Owe the customer a message the bot wrote itself (not Claude), through the outbox."""
@@ -211,9 +211,9 @@ class ConversationEngine:
                     return
                 if handled is Handled.DONE:
                     continue  # a yes / no (or an unclear answer, asked again) to a pending confirmation
-            if self.agent is not None and await self._for_a_person(customer, batch):
+            if self.assistant is not None and await self._for_a_person(customer, batch):
                 continue
-            if self.agent is None:
+            if self.assistant is None:
                 await self._hold_for_human(customer, batch)
             elif not await self._answer_with_claude(customer, batch, work.history):
                 return
@@ -225,7 +225,7 @@ class ConversationEngine:
     async def _for_a_person(self, customer: Customer, batch: Sequence[Turn]) -> bool:
         """Legal and medical questions, and customers asking for a person, go to a person, not to Claude
         (the policy's word lists decide; Claude can also hand over with its hand_over_to_human tool)."""
-        assert self.agent is not None
+        assert self.assistant is not None
         text = "\n".join(t.content for t in batch)
         phrase = self.handover_phrases.find(text)
         if phrase is not None:
@@ -233,7 +233,7 @@ class ConversationEngine:
                                             notice=self.policy.message("ticket_handover", number="{number}"),
                                             reason=f"the customer asked for a person ({phrase!r})")
             return True
-        topic = self.agent.tools.risk.message_topic(text)
+        topic = self.assistant.tools.risk.message_topic(text)
         if topic is None:
             return False
         await self.desk.hold_for_person(customer.id, batch, source=Source.SPECIALIST,
@@ -244,7 +244,7 @@ class ConversationEngine:
     async def _answer_with_claude(self, customer: Customer, batch: Sequence[Turn], history: Sequence[Turn]) -> bool:
         """Answer ``batch`` with ``history``, read in the same snapshot (a message arriving since waits for
         the next round, so it is answered exactly once)."""
-        assert self.agent is not None
+        assert self.assistant is not None
         conversation_id = batch[0].conversation_id
         ctx = ActionContext(customer.id, customer.discord_id, self.db, self.clock.now(), conversation_id)
 
@@ -254,7 +254,7 @@ class ConversationEngine:
         try:
             typing = self.channel.typing(customer.dm_channel_id) if customer.dm_channel_id else contextlib.nullcontext()
             async with typing:
-                reply = await self.agent.respond(history, ctx, record_round)
+                reply = await self.assistant.respond(history, ctx, record_round)
         except LLMUnavailable as exc:
             await self._claude_failed(customer, batch, str(exc))
             return False

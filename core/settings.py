@@ -202,7 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     secret_key = env.get("HANDOFF_SECRET_KEY", "").strip() or None
     if secret_key is not None:
-        from core.mfa import SecretBox
+        from core.codes import SecretBox
 
         try:
             SecretBox(secret_key)

@@ -3,7 +3,7 @@
 Checking a code must be one transaction (read the secret, decide, move the request once, use up
 the step, count a wrong code), and the check itself needs the key, which storage never sees. So
 ``CodeStore.run(fn)`` runs core's ``fn(tx)`` in one transaction, and ``CodeTx`` holds every
-statement it may use: the SQL stays here, the decisions in ``core/steps/code.py``.
+statement it may use: the SQL stays here, the decisions in ``core/steps/codes.py``.
 """
 
 from __future__ import annotations

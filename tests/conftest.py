@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from actions import shop
 from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
-from core.agent import Claude, claude_client
+from core.assistant import Claude, claude_client
 from core.policy import Policy
 from storage import AnyDatabase, database_for
 from tests import dpytest_ext

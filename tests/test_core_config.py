@@ -243,7 +243,7 @@ def test_check_opens_the_database_and_names_handoff_db(tmp_path):
 
 
 async def test_a_different_secret_key_is_refused_before_it_locks_customers_out(tmp_path):
-    from core.mfa import KEY_CHECK, SecretBox, generate_key, secret_key_problem
+    from core.codes import KEY_CHECK, SecretBox, generate_key, secret_key_problem
     from storage import Database
     from storage.codes import CodeStore
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.agent import build_messages, window
+from core.assistant import build_messages, window
 from core.text import split_message
 from storage.conversations import Turn
 from storage.db import Database, migration_files

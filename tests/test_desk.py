@@ -473,7 +473,7 @@ async def test_a_bug_while_answering_is_not_silence(desk, monkeypatch):
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("bug")
 
-    monkeypatch.setattr(h.bot.agent, "respond", broken)
+    monkeypatch.setattr(h.bot.assistant, "respond", broken)
     await h.dm(0, "hello")
     assert "can't answer right now" in h.sent()[0].content, "the first failure gets the apology"
     await h.dm(0, "hello??")

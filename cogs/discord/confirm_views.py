@@ -61,10 +61,10 @@ class CodeCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mfa
     @answer_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = client_of(interaction)
-        if bot.mfa is None:
+        if bot.codes is None:
             await interaction.response.send_message("One-time codes are switched off.", ephemeral=True)
             return
-        changed, text = await bot.mfa.cancel(self.challenge_id, interaction.user.id)
+        changed, text = await bot.codes.cancel(self.challenge_id, interaction.user.id)
         if changed:
             await interaction.response.edit_message(view=without_buttons(interaction.message,
                                                                          {f"mfa:cancel:{self.challenge_id}"}))

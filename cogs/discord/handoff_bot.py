@@ -1,4 +1,4 @@
-"""The Discord client: receives settings, storage and the agent; loads an explicit tuple of extensions."""
+"""The Discord client: receives settings, storage and the assistant; loads an explicit tuple of extensions."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from cogs.discord.staff_desk import DiscordStaffDesk
 from cogs.discord.ticket_views import TicketButton
 from cogs.discord.tree import HandoffTree
 from core.actions import ActionRegistry
-from core.agent import Claude
 from core.app import Handoff, build
+from core.assistant import Claude
 from core.clock import Clock, SystemClock
 from core.leadership import Leadership
 from core.outbox import install_id
@@ -33,8 +33,8 @@ from storage.sql import audit
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.mfa", "cogs.stats", "cogs.help",
-                                 "cogs.moderation", "cogs.snippets")
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.codes", "cogs.stats",
+                               "cogs.help", "cogs.moderation", "cogs.snippets")
 
 
 def handoff_intents() -> discord.Intents:
@@ -90,8 +90,8 @@ class HandoffBot(commands.Bot):
     desk = property(lambda self: self.app.desk)
     desk_outbox = property(lambda self: self.app.desk_outbox)
     confirmations = property(lambda self: self.app.confirmations)
-    mfa = property(lambda self: self.app.mfa)
-    agent = property(lambda self: self.app.agent)
+    codes = property(lambda self: self.app.codes)
+    assistant = property(lambda self: self.app.assistant)
     agents = property(lambda self: self.app.agents)
     deadlines = property(lambda self: self.app.deadlines)
 

@@ -22,7 +22,7 @@ from storage.tickets import TicketStore
 
 if TYPE_CHECKING:
     from core.desk_outbox import DeskOutbox
-    from core.steps.code import OperatorCodes
+    from core.steps.codes import OperatorCodes
 
 
 @dataclass(frozen=True)

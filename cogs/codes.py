@@ -32,13 +32,13 @@ class Enrolment(commands.Cog):
     @app_commands.allowed_contexts(guilds=False, dms=True, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
     async def enrol(self, interaction: discord.Interaction) -> None:
-        if self.bot.mfa is None:
+        if self.bot.codes is None:
             await answer(interaction, CODES_OFF)
             return
         user = interaction.user
         await interaction.response.defer(ephemeral=True, thinking=True)  # a new secret is sealed and stored
-        customer_id = await self.bot.mfa.customer_id_for(user.id, user.display_name)
-        setup = await self.bot.mfa.ask_to_enrol(customer_id, account=user.display_name or str(user.id))
+        customer_id = await self.bot.codes.customer_id_for(user.id, user.display_name)
+        setup = await self.bot.codes.ask_to_enrol(customer_id, account=user.display_name or str(user.id))
         if setup is None:  # they have one: told in the DM to send its current code first
             await interaction.followup.send(REPLACE_NEEDS_CODE, ephemeral=True)
             return
@@ -55,10 +55,10 @@ class Codes(OperatorsOnly, commands.Cog):
 
     async def _change(self, interaction: discord.Interaction, what: str, customer: discord.User) -> None:
         operator = operator_of(interaction)
-        if self.bot.mfa is None:
+        if self.bot.codes is None:
             await answer(interaction, CODES_OFF)
             return
-        change = self.bot.mfa.reset if what == "mfa-reset" else self.bot.mfa.unlock
+        change = self.bot.codes.reset if what == "mfa-reset" else self.bot.codes.unlock
         await answer(interaction, await change(customer.id, operator.actor))
 
     @app_commands.command(name="mfa-reset", description="Remove a customer's authenticator setup (they enrol again).")

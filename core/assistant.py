@@ -133,7 +133,7 @@ class Claude:
     concurrency: int  # Messages API calls at once
 
 
-class ClaudeAgent:
+class Assistant:
     def __init__(self, claude: Claude, *, policy: Policy, tools: ToolRunner) -> None:
         self.client = claude.client
         self.model = claude.model

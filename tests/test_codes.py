@@ -10,7 +10,7 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from core.mfa import SecretBox, code_in, generate_key, matching_step
+from core.codes import SecretBox, code_in, generate_key, matching_step
 from tests.conftest import Harness, eventually
 from tests.desk_support import Desk, refund_ticket, refunded_cents, start_again
 from tests.dpytest_ext import Interactions, make_operator

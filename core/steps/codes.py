@@ -17,7 +17,7 @@ from typing import Any
 
 from core.actions import Action, ActionContext, ActionRegistry
 from core.clock import Clock
-from core.mfa import SecretBox, generate_secret, matching_step, provisioning_uri, qr_png
+from core.codes import SecretBox, generate_secret, matching_step, provisioning_uri, qr_png
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel
