@@ -17,8 +17,8 @@ from storage.db import migration_files
 from storage.postgres import MIGRATIONS_DIR, redacted, translate
 from tests.conftest import Harness
 from tests.fake_claude import text
-from tests.test_core_config import GOOD, run_bot_py
 from tests.test_codes import ask_to_cancel_subscription, code, enrol, subscription
+from tests.test_core_config import GOOD, run_bot_py
 
 
 def with_password(url: str, password: str) -> str:

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 
-from bot import SignalStop
+from runner import SignalStop
 from tests.conftest import eventually
 from tests.fake_claude import text
 
