@@ -49,7 +49,23 @@ async def test_the_setup_guide_lists_every_registered_command(desk):
 def test_the_docs_stand_on_their_own():
     """A user who clones the project can follow every path the docs name: none leads outside it."""
     root = Path(__file__).resolve().parents[1]
-    for name in ("README.md", "DISCORD_BOT.md", ".env.example", "policy.toml"):
+    for name in ("README.md", "ARCHITECTURE.md", "bench/README.md", "DISCORD_BOT.md", ".env.example", "policy.toml"):
         text = (root / name).read_text(encoding="utf-8")
         outside = re.findall(r"(?<![\w.])\.\./[\w./-]+", text)
         assert outside == [], f"{name} points outside the project: {outside}"
+
+
+def test_the_architecture_map_names_files_that_exist():
+    """Every file ARCHITECTURE.md names (``core/engine.py``, ``cogs/discord/catch_up.py`` ...) is there."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:core|cogs|storage|agent_api|tests)/[\w/]+\.py)", text))
+    assert len(named) >= 15
+    # The feature table names files relative to its columns' folders (cogs/, core/, storage/, tests/).
+    for row in (line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| feature")):
+        cells = row.strip("|").split("|")
+        for folder, cell in zip(("cogs", "core", "storage", "tests"), cells[1:5], strict=False):
+            for name in re.findall(r"`([\w/]+\.py)", cell):
+                named.add(name if (root / name).exists() else f"{folder}/{name}")
+    missing = sorted(path for path in named if not (root / path).exists())
+    assert missing == [], f"ARCHITECTURE.md names files that are not there: {missing}"
