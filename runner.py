@@ -41,7 +41,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
         return 2
     from core.leadership import Leadership, LeaseTimes
 
-    times = LeaseTimes(policy["ha"]["takeover_seconds"])
+    times = LeaseTimes(policy.ha.takeover_seconds)
     try:
         # A leader cut off in a write transaction holds the write lock: the server ends that session once it
         # has waited a lease's length, so the next leader is not held up past its takeover.

@@ -64,7 +64,7 @@ def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
 def _codes_on(policy: Policy | None, path: Path) -> bool:
     """[mfa] enabled, read from the raw file when the policy has other problems (to report them all)."""
     if policy is not None:
-        return bool(policy["mfa"]["enabled"])
+        return bool(policy.mfa.enabled)
     import tomllib
 
     try:

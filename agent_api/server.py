@@ -28,6 +28,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from core.agent_desk import DEFAULT_WAIT, MAX_WAIT, AgentDesk, AgentError
+from core.policy_sections import AgentsSection
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ class PortLimits:
     request_seconds: float = 10.0
 
     @classmethod
-    def from_policy(cls, agents: Mapping[str, Any]) -> PortLimits:
-        return cls(agents["max_connections"], agents["max_calls_per_agent"], float(agents["request_seconds"]))
+    def from_policy(cls, agents: AgentsSection) -> PortLimits:
+        return cls(agents.max_connections, agents.max_calls_per_agent, float(agents.request_seconds))
 
 
 class Refusals:

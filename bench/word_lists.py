@@ -48,8 +48,8 @@ class Figures:
 
 
 def measure(policy: Policy) -> Figures:
-    lists = {"legal_medical": WordList(policy["risk"]["legal_medical_keywords"]),
-             "handover": WordList(policy["desk"]["handover_phrases"])}
+    lists = {"legal_medical": WordList(policy.risk.legal_medical_keywords),
+             "handover": WordList(policy.desk.handover_phrases)}
     figures = Figures()
     for message in shop_messages():
         figures.shop += 1

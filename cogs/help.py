@@ -44,7 +44,7 @@ class Help(OperatorsOnly, commands.Cog):
                           "`[optional]`; in a thread the ticket is that thread's):", *staff,
                           "", "**Customers, in DMs with the bot:**", *dms,
                           "Ticket buttons do the same as the commands. Messages starting with "
-                          f"`{self.bot.policy['desk']['note_prefix']}` in a thread stay between operators."])
+                          f"`{self.bot.policy.desk.note_prefix}` in a thread stay between operators."])
         await answer(interaction, clip(text, 1990))
 
 

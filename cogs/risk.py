@@ -28,8 +28,8 @@ class Risk(OperatorsOnly, commands.Cog):
     @app_commands.command(name="policy", description="The effective risk policy (only you see it).")
     async def show_policy(self, interaction: discord.Interaction) -> None:
         lines = [f"**Risk policy** ({self.bot.policy.source})", *(f"- {line}" for line in self.risk.describe()),
-                 f"- confirmations expire after {self.bot.policy['risk']['confirmation_minutes']:g} minutes",
-                 f"- legal/medical words: {', '.join(self.bot.policy['risk']['legal_medical_keywords'])}"]
+                 f"- confirmations expire after {self.bot.policy.risk.confirmation_minutes:g} minutes",
+                 f"- legal/medical words: {', '.join(self.bot.policy.risk.legal_medical_keywords)}"]
         problems = staff_setup_problems(self.bot)
         if problems:  # first: these keep the desk from working at all
             lines = ["**Set-up problems** (fix these first):", *(f"- ⚠ {p}" for p in problems), "", *lines]

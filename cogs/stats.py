@@ -28,15 +28,15 @@ class Stats(OperatorsOnly, commands.Cog):
     async def summary_message(self, days: int) -> tuple[str, bool, discord.File]:
         since, until = period(self.bot.clock.now(), days)
         summary = await compute(self.bot.db, since, until)
-        text, alert = render_text(summary, alert_percent=self.bot.policy["summary"]["alert_rate_percent"], days=days,
-                                  tz=ZoneInfo(self.bot.policy["summary"]["timezone"]))
+        text, alert = render_text(summary, alert_percent=self.bot.policy.summary.alert_rate_percent, days=days,
+                                  tz=ZoneInfo(self.bot.policy.summary.timezone))
         chart = await asyncio.to_thread(render_chart, summary, days=days)  # CPU-bound: off the event loop
         text += f"\n-# {describe_period(since, until)}"
         return text, alert, discord.File(io.BytesIO(chart), filename="escalations.png")
 
     async def post_summary(self) -> None:
         """The scheduled post; an alert mentions the operator role."""
-        days = self.bot.policy["summary"]["days"]
+        days = self.bot.policy.summary.days
         try:
             text, alert, chart = await self.summary_message(days)
             channel = self.bot.get_channel(self.bot.settings.staff_channel_id) or await self.bot.fetch_channel(

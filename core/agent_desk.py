@@ -85,7 +85,7 @@ class AgentDesk:
         self.tickets: TicketStore = desk.tickets
         self.arm = arm  # arms an approval request's expiry (Deadlines.arm)
         self._waiters: dict[int, set[asyncio.Event]] = defaultdict(set)
-        self.auto_approve = auto_approve_limits(policy["agents"]["auto_approve"])  # checked when the policy loaded
+        self.auto_approve = auto_approve_limits(policy.agents.auto_approve)  # checked when the policy loaded
         desk.on_changed.append(self._changed)
 
     # -- waiting ------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ class AgentDesk:
         """(the largest amount the request carries, where money could not be read). Money in the details
         must agree with ``amount``: details' own "amount" equal to it, any other money not above it (the
         policy and the operators judge the figure the agent will act on)."""
-        names = frozenset(n.casefold() for n in self.policy["risk"]["amount_params"])
+        names = frozenset(n.casefold() for n in self.policy.risk.amount_params)
         numbers = [] if amount is None else [amount]
         unreadable = []
         for where, value, number in amounts(details, names):
@@ -184,7 +184,7 @@ class AgentDesk:
         if unreadable and limit is not None:
             note = f"(Not approved by the policy: money it cannot read in {', '.join(unreadable)}.)"
             why = f"{why}\n{note}" if why else note
-        expires = self.clock.now() + self.policy["agents"]["approval_minutes"] * 60
+        expires = self.clock.now() + self.policy.agents.approval_minutes * 60
         ticket_id = await self._open(
             agent, Kind.AGENT_APPROVAL, f"{agent} asks to {action}", why,
             Priority.URGENT if largest or unreadable else Priority.NORMAL, action=action, details=shown,
@@ -226,11 +226,11 @@ class AgentDesk:
                     idempotency_key: str | None = None, expires_at: float | None = None,
                     approved_by_policy: str | None = None) -> int:
         now = self.clock.now()
-        answer_in = self.policy["timeouts"]["ticket_answer_seconds"]
+        answer_in = self.policy.timeouts.ticket_answer_seconds
         reminders = kind is not Kind.NOTICE and approved_by_policy is None
-        reminder = now + answer_in / 2 if reminders and self.policy["timeouts"]["reminder"] else None
+        reminder = now + answer_in / 2 if reminders and self.policy.timeouts.reminder else None
         timeout = now + answer_in if reminders else None
-        idle = self.policy["conversation"]["idle_minutes"] * 60
+        idle = self.policy.conversation.idle_minutes * 60
         key = (idempotency_key or "").strip() or None
         if key is not None and len(key) > 200:
             raise AgentError("idempotency_key is longer than 200 characters")
@@ -283,7 +283,7 @@ class AgentDesk:
             done = []
             for ticket in tx.expiring():
                 if tx.expire(ticket.id):
-                    minutes = self.policy["agents"]["approval_minutes"]
+                    minutes = self.policy.agents.approval_minutes
                     tx.audit("system", "agent_approval_expired", f"ticket:{ticket.id}", {"agent": ticket.agent_name})
                     tx.post(ticket.id, "post", f"⌛ Nobody decided within {for_people(minutes * 60)}: the request "
                                                f"expired and can no longer be approved. {ticket.agent_name} is told.")

@@ -57,17 +57,18 @@ def build(*, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, 
           install: str) -> Handoff:
     """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None or
     ``[mfa] enabled = false``: no one-time codes (destructive actions go to the operators)."""
-    delivery = policy["delivery"]
-    retry = {"retry_base": delivery["retry_base_seconds"], "retry_max": delivery["retry_max_seconds"],
-             "install": install}  # the database's install id, in every nonce (core.outbox.install_id)
-    outbox = Outbox(OutboxStore(db), channel, clock, **retry)
+    delivery = policy.delivery
+    # install: the database's install id, in every nonce (core.outbox.install_id)
+    retry = dict(retry_base=float(delivery.retry_base_seconds), retry_max=float(delivery.retry_max_seconds))
+    outbox = Outbox(OutboxStore(db), channel, clock, **retry, install=install)
     desk_outbox = DeskOutbox(TicketStore(db), staff, CardRenderer(db=db, policy=policy, registry=registry).card,
-                             lambda ticket_id: desk.transcript(ticket_id), clock, **retry)  # desk: bound below
+                             lambda ticket_id: desk.transcript(ticket_id),  # desk: bound below
+                             clock, **retry, install=install)
 
     def schedule(job_id: str, due: float) -> None:
         deadlines.arm(job_id, due)  # bound below: the deadlines need the steps' expiry first
 
-    codes_on = bool(policy["mfa"]["enabled"] and secret_key)
+    codes_on = bool(policy.mfa.enabled and secret_key)
     box = SecretBox(secret_key) if codes_on and secret_key else None  # (secret_key again: for the type checker)
     desk = TicketDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, desk_outbox=desk_outbox,
                       arm_ticket=lambda *due: deadlines.arm_ticket(*due),

@@ -154,7 +154,7 @@ class Assistant:
         """The Messages API parameters for one call; ``final`` forbids tools (the last round)."""
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": self.policy["llm"]["max_tokens"],
+            "max_tokens": self.policy.llm.max_tokens,
             "system": self.policy.system_prompt,
             "messages": messages,
         }
@@ -186,12 +186,12 @@ class Assistant:
         return body
 
     async def respond(self, history: Sequence[Turn], ctx: ActionContext, record_round: RoundRecorder) -> AgentReply:
-        messages = build_messages(window(history, self.policy["llm"]["history_tokens"]))
+        messages = build_messages(window(history, self.policy.llm.history_tokens))
         if not messages or messages[0]["role"] != "user":
             raise ValueError("history has no customer message to answer")
         texts: list[str] = []
         extras = TurnExtras(customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), ""))
-        max_rounds = self.policy["llm"]["max_tool_rounds"]
+        max_rounds = self.policy.llm.max_tool_rounds
         for round_number in range(max_rounds + 1):
             response = await self._create(messages, final=round_number == max_rounds)
             blocks = [_block_dict(b) for b in response["content"]]

@@ -81,7 +81,7 @@ class Deadlines:
             from apscheduler.triggers.interval import IntervalTrigger
 
             self.scheduler.add_job(self.tidy, IntervalTrigger(
-                seconds=self.policy["timeouts"]["idle_check_seconds"]), id="idle-conversations",
+                seconds=self.policy.timeouts.idle_check_seconds), id="idle-conversations",
                 replace_existing=True, coalesce=True)
         log.info("deadlines: %d armed after start (those already due were settled: reminders, timeouts, expiry)",
                  sum(1 for _, due in rows if due > now))
@@ -103,7 +103,7 @@ class Deadlines:
 
     async def remind_and_time_out(self) -> tuple[int, int]:
         now = self.clock.now()
-        timeout_seconds = self.policy["timeouts"]["ticket_answer_seconds"]
+        timeout_seconds = self.policy.timeouts.ticket_answer_seconds
 
         def reminder(ticket_id: int, left: float) -> str:
             return (f"⏰ Reminder: ticket #{ticket_id} still waits for a person; the customer is told in about "
@@ -124,10 +124,10 @@ class Deadlines:
     async def close_idle_conversations(self) -> int:
         """End conversations silent for ``[conversation] idle_minutes`` (the next message starts a new one); with
         ``[feedback] ask_after_ai``, an AI-only one ends with a request for a rating."""
-        ask = self.policy["feedback"]["ask_after_ai"]
+        ask = self.policy.feedback.ask_after_ai
         prompt = (lambda _: self.policy.message("rate_ai")) if ask else None
         closed, owed = await close_idle_conversations(self.db, self.clock.now(),
-                                                      self.policy["conversation"]["idle_minutes"] * 60,
+                                                      self.policy.conversation.idle_minutes * 60,
                                                       rate_prompt=prompt)
         for customer_id in set(owed):
             self.kick_customer(customer_id)

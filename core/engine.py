@@ -67,7 +67,7 @@ class ConversationEngine:
         self.desk = desk
         self.confirmations = confirmations
         self.codes = codes
-        self.handover_phrases = WordList(policy["desk"]["handover_phrases"])  # compiled once, read per message
+        self.handover_phrases = WordList(policy.desk.handover_phrases)  # compiled once, read per message
         self._workers: KeyedWorkers[int] = KeyedWorkers(self._answer_pending, "conversation")
 
     # -- input ------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ class ConversationEngine:
             discord_id=message.discord_user_id, display_name=message.display_name,
             content=REDACTED if code else message.content, data=data,
             discord_message_id=message.discord_message_id, now=now,
-            idle_seconds=self.policy["conversation"]["idle_minutes"] * 60,
+            idle_seconds=self.policy.conversation.idle_minutes * 60,
             status="answered" if canned or code or enrol else "pending", dm_channel_id=message.dm_channel_id,
             gate=self._gate(message, now, counted=code is None), one_time_code=code is not None,
         )
@@ -141,12 +141,12 @@ class ConversationEngine:
     def _gate(self, message: InboundMessage, now: float, *, counted: bool) -> Gate:
         """``counted`` False: not held for speed (a one-time code: codes have their own attempt limits); it
         still counts toward the speed of the messages after it."""
-        abuse = self.policy["abuse"]
-        days = abuse["min_account_age_days"]
+        abuse = self.policy.abuse
+        days = abuse.min_account_age_days
         too_new = bool(days and message.account_created_at is not None
                        and now - message.account_created_at < days * 86400)
         sent_at = message.sent_at if message.sent_at is not None else now
-        return Gate(abuse["messages_per_minute"] if counted else 0, sent_at, too_new, self.policy.message("blocked"),
+        return Gate(abuse.messages_per_minute if counted else 0, sent_at, too_new, self.policy.message("blocked"),
                     self.policy.message("slow_down"), self.policy.message("account_too_new"))
 
     async def enrol(self, customer: Customer, display_name: str) -> None:
@@ -198,7 +198,7 @@ class ConversationEngine:
 
     async def _answer_pending(self, customer_id: int) -> None:
         while True:
-            work = await self.store.pending_turns(customer_id, history_limit=self.policy["llm"]["history_turns"])
+            work = await self.store.pending_turns(customer_id, history_limit=self.policy.llm.history_turns)
             customer, pending = work.customer, work.turns
             if customer is None or not pending:
                 return
@@ -271,10 +271,10 @@ class ConversationEngine:
 
     async def _claude_failed(self, customer: Customer, batch: Sequence[Turn], error: str) -> None:
         attempts = await self.store.mark_attempt_failed([t.id for t in batch])
-        llm = self.policy["llm"]
+        llm = self.policy.llm
         log.warning("Claude failed for customer %s (attempt %d of %d): %s",
-                    customer.id, attempts, llm["max_answer_attempts"], error)
-        if attempts >= llm["max_answer_attempts"]:
+                    customer.id, attempts, llm.max_answer_attempts, error)
+        if attempts >= llm.max_answer_attempts:
             await self.store.give_up(batch, error, self.clock.now())
             await self.say(customer.id, self.policy.message("llm_gave_up"), reason="llm_gave_up")
             await self.desk.hold_for_person(customer.id, batch, source=Source.LLM_FAILURE, notice=None,
@@ -282,4 +282,4 @@ class ConversationEngine:
             return
         if attempts == 1:
             await self.say(customer.id, self.policy.message("llm_unavailable"), reason="llm_unavailable")
-        self._workers.wake_later(customer.id, llm["retry_after_failure_seconds"])
+        self._workers.wake_later(customer.id, llm.retry_after_failure_seconds)

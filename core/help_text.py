@@ -34,4 +34,4 @@ def help_text(policy: Policy, registry: ActionRegistry, *, codes: bool) -> str:
         groups.setdefault(strategy, []).append((action.summary or action.name).lower())
     lines = [f"- {', '.join(names)}: {_HOW[strategy]}" for strategy, names in
              sorted(groups.items(), key=lambda item: list(_HOW).index(item[0]))]
-    return policy.message("help", business_name=policy["agent"]["business_name"], abilities="\n".join(lines))
+    return policy.message("help", business_name=policy.agent.business_name, abilities="\n".join(lines))

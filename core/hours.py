@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -44,7 +45,7 @@ def _days(text: str) -> list[int]:
     return out
 
 
-def parse_hours(specs: list[str]) -> list[Window]:
+def parse_hours(specs: Sequence[str]) -> list[Window]:
     """The windows; ValueError naming the entry and the fix for a typo."""
     windows: list[Window] = []
     for spec in specs:
@@ -62,7 +63,7 @@ def parse_hours(specs: list[str]) -> list[Window]:
 
 
 class SupportHours:
-    def __init__(self, specs: list[str], timezone: str) -> None:
+    def __init__(self, specs: Sequence[str], timezone: str) -> None:
         self.windows = parse_hours(specs)
         self.tz = ZoneInfo(timezone)
 

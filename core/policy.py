@@ -11,11 +11,13 @@ import difflib
 import logging
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from core.actions import DecisionType
+from core.policy_sections import TypedSections
 from core.risk_table import DEFAULT_LEVELS, DEFAULT_STRATEGIES, LEVELS, STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -311,11 +313,14 @@ SPEC: dict[str, dict[str, Key]] = {
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(TypedSections):
+    """The checked policy: each record section typed (``policy.desk.note_prefix``, ``core.policy_sections``);
+    the map sections by name (``policy["risk_levels"]``, ``policy.message(name)``)."""
+
     values: dict[str, dict[str, Any]]
     source: str
 
-    def __getitem__(self, section: str) -> dict[str, Any]:
+    def __getitem__(self, section: Literal["risk_levels", "strategies", "messages"]) -> dict[str, Any]:
         return self.values[section]
 
     @property
@@ -336,6 +341,50 @@ class Policy:
                 shown = value if not isinstance(value, str) or len(value) < 60 else value[:57] + "..."
                 lines.append(f"  [{section}] {key} = {shown!r}")
         return lines
+
+
+MAP_SECTIONS = ("risk_levels", "strategies", "messages")  # any action kind, any message name: not records
+
+SECTIONS_DOC = """The policy file's sections as typed, frozen records: ``policy.desk.note_prefix``, not
+``policy.desk.note_prefix``, so that a misspelt key is a type error (mypy runs in CI).
+
+Generated from ``core.policy.SPEC``, where keys are declared: after adding a key there, run
+``python -m core.policy > core/policy_sections.py``; ``tests/test_core_config.py`` fails until this file
+matches. The map sections (risk_levels, strategies, messages) stay ``policy["risk_levels"]`` and
+``policy.message(name)``."""
+
+
+def _section_class(section: str) -> str:
+    return "".join(part.title() for part in section.split("_")) + "Section"
+
+
+def _field_type(kind: type | tuple[type, ...]) -> str:
+    if kind is list:
+        return "tuple[str, ...]"
+    if isinstance(kind, tuple):
+        return "float" if float in kind else " | ".join(t.__name__ for t in kind)
+    return kind.__name__
+
+
+def sections_source() -> str:
+    """The source of ``core/policy_sections.py``, generated from ``SPEC``."""
+    records = sorted(s for s in SPEC if s not in MAP_SECTIONS)
+    out = [f'"""{SECTIONS_DOC}"""', "", "from __future__ import annotations", "",
+           "from dataclasses import dataclass", "from functools import cached_property", "from typing import Any", ""]
+    for section in records:
+        out += ["", "@dataclass(frozen=True)", f"class {_section_class(section)}:"]
+        out += [f"    {key}: {_field_type(spec.type)}" for key, spec in SPEC[section].items()]
+        out.append("")
+    out += ["", "def _record(values: dict[str, Any]) -> dict[str, Any]:",
+            '    """Lists become tuples: a record is frozen through and through."""',
+            "    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}", "", "",
+            "class TypedSections:",
+            '    """The record sections of the policy (``core.policy.Policy`` has these)."""', "",
+            "    values: dict[str, dict[str, Any]]"]
+    for section in records:
+        out += ["", "    @cached_property", f"    def {section}(self) -> {_section_class(section)}:",
+                f'        return {_section_class(section)}(**_record(self.values["{section}"]))']
+    return "\n".join(out) + "\n"
 
 
 def defaults() -> Policy:
@@ -442,7 +491,7 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
     return None
 
 
-def auto_approve_limits(entries: list[str]) -> dict[str, float]:
+def auto_approve_limits(entries: Sequence[str]) -> dict[str, float]:
     """``["refund:50", "flag_review:0"]`` -> {action: the amount up to which the policy approves it}."""
     limits: dict[str, float] = {}
     for entry in entries:
@@ -501,3 +550,7 @@ def load_policy(path: Path) -> Policy:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"HANDOFF_POLICY: cannot read {path}: {exc}") from None
     return parse_policy(text, str(path))
+
+
+if __name__ == "__main__":  # python -m core.policy > core/policy_sections.py
+    print(sections_source(), end="")

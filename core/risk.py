@@ -13,10 +13,13 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.risk_table import LEVEL_FLOOR_STRATEGY, LEVELS, STRATEGIES
 from core.words import word_list
+
+if TYPE_CHECKING:
+    from core.policy import Policy
 
 LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
 STRATEGY_RANK = {strategy: i for i, strategy in enumerate(STRATEGIES)}
@@ -107,15 +110,15 @@ def amounts(params: Mapping[str, Any], amount_params: frozenset[str]) -> Iterato
 class RiskPolicy:
     """Compiled from the policy file once; ``classify`` is then a few dictionary lookups and regexes."""
 
-    def __init__(self, policy: Any) -> None:
-        risk = policy["risk"]
+    def __init__(self, policy: Policy) -> None:
+        risk = policy.risk
         self.levels: Mapping[str, str] = dict(policy["risk_levels"])
         self.strategies: Mapping[str, str] = dict(policy["strategies"])
-        self.amount_threshold = float(risk["amount_threshold"])
-        self.amount_params = frozenset(p.casefold() for p in risk["amount_params"])
-        self.personal_params = frozenset(p.casefold() for p in risk["personal_data_params"])
-        self.legal_medical = word_list(tuple(risk["legal_medical_keywords"]))
-        self.confidence_threshold = int(risk["confidence_threshold"])
+        self.amount_threshold = float(risk.amount_threshold)
+        self.amount_params = frozenset(p.casefold() for p in risk.amount_params)
+        self.personal_params = frozenset(p.casefold() for p in risk.personal_data_params)
+        self.legal_medical = word_list(tuple(risk.legal_medical_keywords))
+        self.confidence_threshold = int(risk.confidence_threshold)
 
     # -- the customer's message ---------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.policy_sections import DeskSection
 from core.words import word_list
 from storage.records import Priority, Source, Ticket
 
@@ -43,16 +44,16 @@ def _mentions(text: str, words: Iterable[str]) -> str | None:
     return word_list(tuple(words)).find(text)
 
 
-def classify_priority(*, texts: Sequence[str], decision_type: str | None, desk_policy: dict[str, Any],
+def classify_priority(*, texts: Sequence[str], decision_type: str | None, desk_policy: DeskSection,
                       floor: Priority = Priority.NORMAL) -> tuple[Priority, str]:
     """The ticket's priority and the rule that set it. ``floor`` (e.g. the model's view) can raise, never lower."""
     found = [(floor, f"at least {floor.value} as requested")] if floor is not Priority.NORMAL else []
-    if decision_type and decision_type in desk_policy["urgent_decision_types"]:
+    if decision_type and decision_type in desk_policy.urgent_decision_types:
         found.append((Priority.URGENT, f"{decision_type} action"))
     joined = "\n".join(texts)
-    if word := _mentions(joined, desk_policy["urgent_keywords"]):
+    if word := _mentions(joined, desk_policy.urgent_keywords):
         found.append((Priority.URGENT, f"mentions {word!r}"))
-    if word := _mentions(joined, desk_policy["high_keywords"]):
+    if word := _mentions(joined, desk_policy.high_keywords):
         found.append((Priority.HIGH, f"mentions {word!r}"))
     if not found:
         return Priority.NORMAL, "no priority rule matched"

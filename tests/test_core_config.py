@@ -270,3 +270,14 @@ async def test_a_different_secret_key_is_refused_before_it_locks_customers_out(t
     started = await asyncio.to_thread(run_bot_py, [], {**GOOD, "HANDOFF_DB": str(db_path),
                                                        "HANDOFF_SECRET_KEY": other_key}, tmp_path)
     assert started.returncode == 2 and "HANDOFF_SECRET_KEY is not the key" in started.stderr
+
+
+def test_the_typed_policy_sections_match_the_spec():
+    """core/policy_sections.py is generated from SPEC: a key added to SPEC without regenerating fails here."""
+    from core.policy import sections_source
+
+    assert (ROOT / "core" / "policy_sections.py").read_text(encoding="utf-8") == sections_source(), \
+        "regenerate it: python -m core.policy > core/policy_sections.py"
+    policy = parse_policy('[desk]\nnote_prefix = "%%"\nhours = ["mon-fri 09:00-17:00"]\n')
+    assert policy.desk.note_prefix == "%%" and policy.desk.hours == ("mon-fri 09:00-17:00",)
+    assert policy.llm.max_tokens == defaults().llm.max_tokens

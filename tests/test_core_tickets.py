@@ -18,7 +18,7 @@ from core.tickets import (
 )
 from storage.records import Kind, Priority, Ticket
 
-DESK = defaults()["desk"]
+DESK = defaults().desk
 
 
 def priority(*texts: str, decision_type: str | None = None, floor: Priority = Priority.NORMAL) -> tuple[str, str]:
@@ -40,9 +40,9 @@ def test_priority_rules_payment_and_security_urgent_complaints_high_else_normal(
 
 def test_priority_keywords_come_from_the_policy_file():
     policy = parse_policy('[desk]\nhigh_keywords = ["late"]\nurgent_keywords = ["lawsuit"]\n')
-    level, _ = classify_priority(texts=["my order is late"], decision_type=None, desk_policy=policy["desk"])
+    level, _ = classify_priority(texts=["my order is late"], decision_type=None, desk_policy=policy.desk)
     assert level is Priority.HIGH
-    level, _ = classify_priority(texts=["I'll file a lawsuit"], decision_type=None, desk_policy=policy["desk"])
+    level, _ = classify_priority(texts=["I'll file a lawsuit"], decision_type=None, desk_policy=policy.desk)
     assert level is Priority.URGENT
 
 

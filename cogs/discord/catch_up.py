@@ -44,7 +44,7 @@ class CatchUp:
 
     async def note_where_reading_resumes(self) -> None:
         """Called before the gateway can deliver anything new: a live message must not hide missed ones."""
-        hours = self.bot.policy["delivery"]["catch_up_hours"]
+        hours = self.bot.policy.delivery.catch_up_hours
         if not hours:
             self.points = None
             return

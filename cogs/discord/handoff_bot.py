@@ -53,7 +53,7 @@ class HandoffBot(commands.Bot):
         """``leadership``: with PostgreSQL, this process's lease (it leads while this bot runs); None with
         SQLite (one process)."""
         # One pacer for every request the bot starts: it learns each route's bucket from the answers.
-        self.pacer = Pacer(policy["discord"]["requests_per_second"])
+        self.pacer = Pacer(policy.discord.requests_per_second)
         super().__init__(
             command_prefix=commands.when_mentioned, intents=handoff_intents(), allowed_mentions=NO_PINGS,
             help_command=None, tree_cls=HandoffTree, http_trace=rate_limit_trace(self.pacer),
@@ -96,7 +96,7 @@ class HandoffBot(commands.Bot):
     deadlines = property(lambda self: self.app.deadlines)
 
     async def setup_hook(self) -> None:
-        self._request_guard = RequestGuard(self.http, stall_seconds=self.policy["delivery"]["stall_seconds"],
+        self._request_guard = RequestGuard(self.http, stall_seconds=self.policy.delivery.stall_seconds,
                                           pacer=self.pacer,
                                           may_send=self.leadership.may_send if self.leadership else None)
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
@@ -134,7 +134,7 @@ class HandoffBot(commands.Bot):
 
         service = McpService(self.agents, self.settings.mcp_tokens, host=self.settings.mcp_host,
                              port=self.settings.mcp_port, public_url=self.settings.mcp_public_url,
-                             limits=PortLimits.from_policy(self.policy["agents"]))
+                             limits=PortLimits.from_policy(self.policy.agents))
         try:
             await service.start()
         except (OSError, RuntimeError, SystemExit) as exc:
@@ -152,13 +152,13 @@ class HandoffBot(commands.Bot):
 
         from core.crontab import crontab_trigger
 
-        summary = self.policy["summary"]
+        summary = self.policy.summary
         from cogs.stats import Stats
 
         stats = self.get_cog("Stats")
         if not isinstance(stats, Stats):
             raise RuntimeError("the Stats extension is not loaded: the summary cannot be scheduled")
-        trigger = crontab_trigger(summary["cron"], ZoneInfo(summary["timezone"]))
+        trigger = crontab_trigger(summary.cron, ZoneInfo(summary.timezone))
         self.scheduler.add_job(stats.post_summary, trigger, id="escalation-summary", replace_existing=True,
                                coalesce=True, misfire_grace_time=3600)
 

@@ -41,7 +41,7 @@ class DiscordStaffDesk:
 
     def _mentions(self) -> tuple[str, discord.AllowedMentions]:
         """The operators, or outside [desk] hours the on-call role (when one is set)."""
-        on_call = self.bot.policy["desk"]["on_call_role_id"]
+        on_call = self.bot.policy.desk.on_call_role_id
         if on_call and not self.bot.desk.hours.is_open(self.bot.clock.now()):
             return f"<@&{on_call}>", discord.AllowedMentions(everyone=False, users=False,
                                                              roles=[discord.Object(on_call)], replied_user=False)

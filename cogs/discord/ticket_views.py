@@ -174,7 +174,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await answer(interaction, reply)
             return
         fields = editable_fields(schema, ticket.action_params or {})
-        ask_code = (bot.desk.operator_codes is not None and bool(bot.policy["mfa"]["operator_code_above"])
+        ask_code = (bot.desk.operator_codes is not None and bool(bot.policy.mfa.operator_code_above)
                     and len(fields) < 5)
         await interaction.response.send_modal(edit_form(self.ticket_id, fields, ask_code=ask_code))
 

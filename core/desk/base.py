@@ -99,8 +99,8 @@ class DeskBase:
         self.conversations = ConversationStore(db)
         self._thread_tickets: dict[int, int] = {}
         self.on_changed: list[Callable[[int], None]] = []  # told each ticket whose row changed (agents waiting)
-        self.hours = SupportHours(policy["desk"]["hours"], policy["desk"]["timezone"])
-        self.tz = ZoneInfo(policy["summary"]["timezone"])  # how transcripts show times
+        self.hours = SupportHours(policy.desk.hours, policy.desk.timezone)
+        self.tz = ZoneInfo(policy.summary.timezone)  # how transcripts show times
 
     async def transcript(self, ticket_id: int, *, for_customer: bool = False) -> tuple[str, bytes] | None:
         """(file name, HTML) of a ticket's conversation: the staff's copy with its internal notes, or the
@@ -125,9 +125,9 @@ class DeskBase:
 
     def _due(self, now: float) -> tuple[float | None, float]:
         """When a new ticket gets its reminder (half the answer time) and its timeout."""
-        timeouts = self.policy["timeouts"]
-        seconds = timeouts["ticket_answer_seconds"]
-        return (now + seconds / 2 if timeouts["reminder"] else None), now + seconds
+        timeouts = self.policy.timeouts
+        seconds = timeouts.ticket_answer_seconds
+        return (now + seconds / 2 if timeouts.reminder else None), now + seconds
 
     def _arm(self, ticket_id: int, reminder: float | None, timeout: float) -> None:
         self.arm_ticket(ticket_id, reminder, timeout)

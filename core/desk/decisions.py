@@ -26,10 +26,10 @@ class Decisions(DeskBase):
 
     def code_needed(self, ticket: Ticket, params: dict[str, Any] | None = None) -> float | None:
         """The threshold, when approving this ticket needs the operator's own one-time code; else None."""
-        threshold = self.policy["mfa"]["operator_code_above"]
+        threshold = self.policy.mfa.operator_code_above
         if not threshold or self.operator_codes is None:
             return None
-        names = frozenset(n.casefold() for n in self.policy["risk"]["amount_params"])
+        names = frozenset(n.casefold() for n in self.policy.risk.amount_params)
         values = params if params is not None else ticket.action_params or {}
         if any(abs(number) > threshold for _, _, number in amounts(values, names)):
             return float(threshold)

@@ -62,7 +62,7 @@ class Handling(DeskBase):
                     NewTurn("system", f"{operator.name} from our team took over the conversation."))
             tx.post(ticket_id, "post",
                     f"🎧 **{operator.name}** took over: the customer's messages now come here, and your messages "
-                    f"here go to the customer (start with `{self.policy['desk']['note_prefix']}` for a note). "
+                    f"here go to the customer (start with `{self.policy.desk.note_prefix}` for a note). "
                     "`/handback` returns them to the assistant.")
             return DeskReply(True, f"You're talking with {ticket.customer_name} now. `/handback` when done.")
 
@@ -86,7 +86,7 @@ class Handling(DeskBase):
 
     async def close(self, ticket_id: int, operator: Operator, reason: str) -> DeskReply:
         reply = await self._close(ticket_id, operator, reason)
-        if reply.ok and self.policy["desk"]["transcript_to_customer"]:
+        if reply.ok and self.policy.desk.transcript_to_customer:
             ticket = await self.tickets.get(ticket_id)
             made = await self.transcript(ticket_id, for_customer=True) if ticket and not ticket.agent_name else None
             if ticket is not None and made is not None:
@@ -109,7 +109,7 @@ class Handling(DeskBase):
             tx.settle_held(ticket.customer_id)
             told = self.policy.message("closed", number=str(ticket_id), reason=reason)
             tx.tell(ticket, told, NewTurn("system", note))
-            if self.policy["feedback"]["ask_after_close"] and not ticket.agent_name:
+            if self.policy.feedback.ask_after_close and not ticket.agent_name:
                 tx.owe(ticket.customer_id, None, [self.policy.message("rate", number=str(ticket_id))],
                        buttons=[{"kind": "rating", "subject": f"t{ticket_id}"}])
             tx.post(ticket_id, "post", f"🔒 Closed by **{operator.name}**: {reason}")
@@ -126,7 +126,7 @@ class Handling(DeskBase):
         if not text:
             return DeskReply(False, "Nothing to send: the message is empty.")
         now = self.clock.now()
-        idle = self.policy["conversation"]["idle_minutes"] * 60
+        idle = self.policy.conversation.idle_minutes * 60
 
         def write(tx: DeskTx) -> tuple[DeskReply, int | None, int | None]:
             customer_id, conversation_id, row = tx.person(discord_id, display_name, idle)

@@ -16,11 +16,11 @@ class Housekeeping(Handling):
     async def auto_close_due(self) -> tuple[int, int]:
         """Quiet tickets: "anything else?" after [desk] auto_close_hours, closed after the grace time unless
         someone spoke meanwhile. Safe to run any number of times (also after a restart). (warned, closed)."""
-        hours = self.policy["desk"]["auto_close_hours"]
+        hours = self.policy.desk.auto_close_hours
         if not hours:
             return 0, 0
         now = self.clock.now()
-        grace = self.policy["desk"]["auto_close_grace_hours"] * 3600
+        grace = self.policy.desk.auto_close_grace_hours * 3600
         warned = closed = 0
         for ticket_id, warned_at, active in await self.tickets.quiet_tickets(now - hours * 3600):
             if warned_at is not None and active > warned_at:  # someone spoke after the notice: start again

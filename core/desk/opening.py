@@ -32,7 +32,7 @@ class Opening(DeskBase):
         recent = await self.conversations.history(conversation_id, limit=6, kinds=("customer",))
         texts = [escalation.question, escalation.reason, *(t.content for t in recent)]
         return classify_priority(texts=texts, decision_type=escalation.decision_type,
-                                 desk_policy=self.policy["desk"], floor=escalation.priority_hint)
+                                 desk_policy=self.policy.desk, floor=escalation.priority_hint)
 
     async def escalate(self, ctx: ActionContext, escalation: Escalation, *, into: int | None = None) -> Escalated:
         """Open a ticket from the LLM loop (its number owed to the customer). Never waits.
@@ -51,7 +51,7 @@ class Opening(DeskBase):
         message = {Kind.QUESTION: "ticket_question", Kind.APPROVAL: "ticket_approval",
                    Kind.HANDOVER: "ticket_handover"}[escalation.kind]
 
-        cap = self.policy["abuse"]["max_open_tickets"]
+        cap = self.policy.abuse.max_open_tickets
 
         def write(tx: DeskTx) -> tuple[int | None, bool]:
             existing = tx.same_open_approval(ctx.customer_id, escalation.action_name,

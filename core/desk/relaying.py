@@ -21,7 +21,7 @@ class Relaying(DeskBase):
             if ticket is None:
                 return None  # not a ticket's thread
             ticket_id = self._thread_tickets[thread_id] = ticket.id  # a thread never changes ticket
-        if text.lstrip().startswith(self.policy["desk"]["note_prefix"]) or not text.strip():
+        if text.lstrip().startswith(self.policy.desk.note_prefix) or not text.strip():
             if message_id is not None:  # a note between operators: kept for the transcript, never relayed
                 note = (ticket_id, operator.name, text.strip()) if text.strip() else None
                 await self.tickets.see_thread_message(thread_id, message_id, self.clock.now(), note=note)

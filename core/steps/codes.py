@@ -76,7 +76,7 @@ class OperatorCodes:
                 tx.audit(f"user:{discord_id}", "mfa_operator_code_accepted", f"customer:{row.customer_id}")
                 return None
             tx.audit(f"user:{discord_id}", "mfa_operator_code_wrong", f"customer:{row.customer_id}")
-            tx.count_failure(row.customer_id, self.policy["mfa"]["failures_per_hour"])
+            tx.count_failure(row.customer_id, self.policy.mfa.failures_per_hour)
             return "that code is not right (or was already used)"
 
         return await self.codes.run(check, now)
@@ -103,13 +103,13 @@ class OneTimeCodes(CustomerStep):
 
     @property
     def issuer(self) -> str:
-        return self.policy["mfa"]["issuer"] or self.policy["agent"]["business_name"]
+        return self.policy.mfa.issuer or self.policy.agent.business_name
 
     # -- enrolment --------------------------------------------------------------------------
 
     @property
     def setup_seconds(self) -> float:
-        return self.policy["mfa"]["setup_minutes"] * 60
+        return self.policy.mfa.setup_minutes * 60
 
     async def ask_to_enrol(self, customer_id: int, account: str) -> Enrolment | None:
         """A customer asks for a setup (typed "enrol" or /enrol). None when they already have a confirmed one:
@@ -124,7 +124,7 @@ class OneTimeCodes(CustomerStep):
             tx.ask_replacement(customer_id)
             tx.audit(f"customer:{customer_id}", "mfa_replacement_asked", f"customer:{customer_id}")
             tx.tell(customer_id, self.policy.message("mfa_replace_needs_code",
-                                                     minutes=f"{self.policy['mfa']['setup_minutes']:g}"))
+                                                     minutes=f"{self.policy.mfa.setup_minutes:g}"))
             return False
 
         if await self.codes.run(write, now):
@@ -202,7 +202,7 @@ class OneTimeCodes(CustomerStep):
             return Opened(f"AWAITING A ONE-TIME CODE (#{number}): {action.name} is not done yet. The customer was "
                           "asked for the code from their authenticator app; the result will appear in this "
                           "conversation. Do not ask for or repeat codes yourself, and do not say it is done.")
-        if self.policy["mfa"]["unenrolled"] == "ticket":
+        if self.policy.mfa.unenrolled == "ticket":
             return await self.unenrolled.open(proposal)
         proposal.notices.append(self.policy.message("mfa_not_enrolled", action=proposal.label))
         return Opened(f"NOT DONE: {action.name} needs a one-time code and the customer has not set up an "
@@ -219,7 +219,7 @@ class OneTimeCodes(CustomerStep):
         """Ask for a code before ``action`` runs (the prompt is owed to the customer); returns its id."""
         assert ctx.conversation_id is not None
         now = self.clock.now()
-        minutes = self.policy["mfa"]["challenge_minutes"]
+        minutes = self.policy.mfa.challenge_minutes
         details = details_text(action, params, preview)
         prompt = self.policy.message("mfa_prompt", details=details, minutes=f"{minutes:g}")
         challenge_id = await self.codes.create_challenge(
@@ -272,7 +272,7 @@ class OneTimeCodes(CustomerStep):
             return CodeOutcome(text=self.policy.message("mfa_locked"))
         step = matching_step(self.box.open(row.secret), code, now, row.last_step)
         if step is None:
-            return CodeOutcome(text=self._wrong(tx, challenge, summary, self.policy["mfa"]))
+            return CodeOutcome(text=self._wrong(tx, challenge, summary))
         if not tx.passed(challenge):
             return CodeOutcome()  # another code passed it first
         tx.use_step(customer_id, step)
@@ -303,7 +303,7 @@ class OneTimeCodes(CustomerStep):
         step = matching_step(self.box.open(row.secret), code, now, row.last_step)
         if step is None:
             tx.audit(who, "mfa_replacement_code_wrong", who)
-            if tx.count_failure(row.customer_id, self.policy["mfa"]["failures_per_hour"]):
+            if tx.count_failure(row.customer_id, self.policy.mfa.failures_per_hour):
                 return False, self.policy.message("mfa_locked")
             return False, self.policy.message("mfa_replace_wrong")
         tx.use_step(row.customer_id, step)
@@ -311,16 +311,17 @@ class OneTimeCodes(CustomerStep):
         tx.audit(who, "mfa_replacement_verified", who)
         return True, None
 
-    def _wrong(self, tx: CodeTx, challenge: Challenge, summary: str, mfa: dict[str, Any]) -> str:
+    def _wrong(self, tx: CodeTx, challenge: Challenge, summary: str) -> str:
+        mfa = self.policy.mfa
         tx.add_wrong(challenge)
         tx.audit(f"customer:{challenge.customer_id}", "mfa_code_wrong", f"mfa:{challenge.id}")
-        if tx.count_failure(challenge.customer_id, mfa["failures_per_hour"]):
+        if tx.count_failure(challenge.customer_id, mfa.failures_per_hour):
             tx.finish(challenge, "failed")
             return self.policy.message("mfa_locked")
-        if challenge.wrong + 1 >= mfa["attempts_per_challenge"]:
+        if challenge.wrong + 1 >= mfa.attempts_per_challenge:
             tx.finish(challenge, "failed")
             return self.policy.message("mfa_too_many", action=summary)
-        return self.policy.message("mfa_wrong", left=str(mfa["attempts_per_challenge"] - challenge.wrong - 1))
+        return self.policy.message("mfa_wrong", left=str(mfa.attempts_per_challenge - challenge.wrong - 1))
 
     def _ended(self, challenge: Challenge, message: str) -> tuple[str, str]:
         """(what the customer reads, what Claude reads) when a code request ends without running."""

@@ -39,8 +39,8 @@ class Confirmations(CustomerStep):
     def __init__(self, *, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
                  schedule: Callable[[str, float], None]) -> None:
         super().__init__(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule)
-        words = self.policy["confirmations"]
-        self.replies = ReplyReader(words["yes_words"], words["no_words"], words["ack_words"])
+        words = self.policy.confirmations
+        self.replies = ReplyReader(words.yes_words, words.no_words, words.ack_words)
         self.store = ConfirmationStore(db)
 
     # -- asking -----------------------------------------------------------------------------
@@ -65,7 +65,7 @@ class Confirmations(CustomerStep):
                                          details=f"{action.summary or action.name}" + (f" ({flat})" if flat else ""))
         else:
             prompt = self.policy.message("confirm_details", details=details)
-        expires = now + self.policy["risk"]["confirmation_minutes"] * 60
+        expires = now + self.policy.risk.confirmation_minutes * 60
         confirmation_id = await self.store.create(
             customer_id=ctx.customer_id, conversation_id=ctx.conversation_id, action_name=action.name, params=params,
             strategy=decision.strategy, level=decision.level, rules=decision.rules, rule=decision.rule,
