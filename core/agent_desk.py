@@ -25,7 +25,7 @@ from core.desk import TicketDesk
 from core.policy import Policy, auto_approve_limits
 from core.risk import amounts
 from core.text import for_people
-from storage.records import Kind, Priority, Source, Status, Ticket
+from storage.records import DeskOp, Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket, TicketStore
 
 log = logging.getLogger(__name__)
@@ -248,22 +248,23 @@ class AgentDesk:
                     raise AgentError(f"idempotency_key {key!r} was used for ticket #{existing.id} with other "
                                      "arguments; a retry must send the same ones (use a new key for a new request)")
                 return existing.id, False
-            ticket_id = tx.open_ticket(NewTicket(customer_id, conversation_id, kind.value, Source.AGENT,
-                                                 priority.value, question, reason, action, details,
+            ticket_id = tx.open_ticket(NewTicket(customer_id, conversation_id, kind, Source.AGENT,
+                                                 priority, question, reason, action, details,
                                                  reminder_due_at=reminder, timeout_due_at=timeout))
             tx.agent_fields(ticket_id, key, expires_at, fingerprint)
             tx.audit(f"agent:{agent}", "ticket_opened", f"ticket:{ticket_id}",
                      {"kind": kind.value, "source": Source.AGENT, "priority": priority.value, "action": action})
             if len(question) > CARD_TEXT:  # the card shows the start; the thread has it whole
-                tx.post(ticket_id, "post", f"**Full text from {agent}:**\n{question}")
+                tx.post(ticket_id, DeskOp.POST, f"**Full text from {agent}:**\n{question}")
             if reason and len(reason) > CARD_TEXT:
-                tx.post(ticket_id, "post", f"**Context from {agent}:**\n{reason}")
+                tx.post(ticket_id, DeskOp.POST, f"**Context from {agent}:**\n{reason}")
             if approved_by_policy is not None:
                 tx.approve(ticket_id, 0, "policy", details or {}, None)
                 tx.executed(ticket_id, {"returned_to_agent": agent})
                 tx.audit("policy", "approved", f"ticket:{ticket_id}", {"rule": approved_by_policy})
-                tx.post(ticket_id, "post", f"✅ Approved by the policy ([agents] auto_approve: {approved_by_policy}).")
-                tx.post(ticket_id, "refresh")
+                tx.post(ticket_id, DeskOp.POST,
+                        f"✅ Approved by the policy ([agents] auto_approve: {approved_by_policy}).")
+                tx.post(ticket_id, DeskOp.REFRESH)
             return ticket_id, True
 
         ticket_id, created = await self.tickets.run(write, now)
@@ -285,9 +286,9 @@ class AgentDesk:
                 if tx.expire(ticket.id):
                     minutes = self.policy.agents.approval_minutes
                     tx.audit("system", "agent_approval_expired", f"ticket:{ticket.id}", {"agent": ticket.agent_name})
-                    tx.post(ticket.id, "post", f"⌛ Nobody decided within {for_people(minutes * 60)}: the request "
+                    tx.post(ticket.id, DeskOp.POST, f"⌛ Nobody decided within {for_people(minutes * 60)}: the request "
                                                f"expired and can no longer be approved. {ticket.agent_name} is told.")
-                    tx.post(ticket.id, "refresh")
+                    tx.post(ticket.id, DeskOp.REFRESH)
                     done.append(ticket.id)
             return done
 

@@ -19,7 +19,7 @@ from core.ports import DeliveryFailed, StaffDesk
 from core.text import split_message
 from core.tickets import Card
 from core.workers import DeliveryQueue
-from storage.records import Ticket
+from storage.records import DeskOp, Ticket
 from storage.tickets import DeskItem, TicketStore
 
 log = logging.getLogger(__name__)
@@ -67,39 +67,54 @@ class DeskOutbox(DeliveryQueue[int]):
             await self.store.desk_done(item.id)
 
     async def _apply(self, item: DeskItem) -> None:
-        if item.op in ("open", "refresh"):
-            card, name, ticket = await self.render(item.ticket_id)
-        else:  # a post or an archive needs the thread, not the card (one query, not three)
-            found = await self.store.get(item.ticket_id)
-            if found is None:
-                raise DeliveryFailed(f"ticket #{item.ticket_id} does not exist", permanent=True)
-            ticket = found
-        if item.op == "open":
-            message_id = ticket.staff_message_id
-            if message_id is None:
-                message_id = await self.desk.post_ticket(card, nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
-                await self.store.set_posted(ticket.id, message_id=message_id)
-            if ticket.thread_id is None:
-                await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
-        elif ticket.thread_id is None or ticket.staff_message_id is None:
+        """One row, by its op: the card and thread first; everything else needs them."""
+        if item.op is DeskOp.OPEN:
+            await self._open(item)
+            return
+        if item.op is DeskOp.REFRESH:
+            await self._refresh(item)
+            return
+        ticket = await self.store.get(item.ticket_id)  # a post or an archive needs the thread, not the card
+        if ticket is None:
+            raise DeliveryFailed(f"ticket #{item.ticket_id} does not exist", permanent=True)
+        if ticket.thread_id is None or ticket.staff_message_id is None:
             raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
-        elif item.op == "post" and len(item.content) > FILE_ABOVE:
+        handlers = {DeskOp.POST: self._post, DeskOp.PING: self._post, DeskOp.TRANSCRIPT: self._transcript,
+                    DeskOp.ARCHIVE: self._archive}
+        await handlers[item.op](item, ticket, ticket.thread_id)
+
+    async def _open(self, item: DeskItem) -> None:
+        card, name, ticket = await self.render(item.ticket_id)
+        message_id = ticket.staff_message_id
+        if message_id is None:
+            message_id = await self.desk.post_ticket(card, nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
+            await self.store.set_posted(ticket.id, message_id=message_id)
+        if ticket.thread_id is None:
+            await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
+
+    async def _post(self, item: DeskItem, ticket: Ticket, thread_id: int) -> None:
+        if item.op is DeskOp.POST and len(item.content) > FILE_ABOVE:
             lead = item.content.split("\n", 1)[0][:THREAD_POST_LIMIT - 60]
-            await self.desk.post_file(ticket.thread_id, f"{lead} (the whole text is attached)",
-                                      item.content.encode(), f"ticket-{ticket.id}-text.txt",
+            await self.desk.post_file(thread_id, f"{lead} (the whole text is attached)", item.content.encode(),
+                                      f"ticket-{ticket.id}-text.txt", nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
+            return
+        # Rows hold whole texts; split here, each chunk with its own nonce (a retry posts only what is missing).
+        for i, chunk in enumerate(split_message(item.content, limit=THREAD_POST_LIMIT) or [item.content]):
+            await self.desk.post(thread_id, chunk, nonce=chunk_nonce(self.nonce_prefix, item.id, i),
+                                 ping=item.op is DeskOp.PING and i == 0)
+
+    async def _refresh(self, item: DeskItem) -> None:
+        card, _, ticket = await self.render(item.ticket_id)  # the card's read brings the ticket: one query
+        if ticket.thread_id is None or ticket.staff_message_id is None:
+            raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
+        await self.desk.refresh(ticket.staff_message_id, card)
+
+    async def _transcript(self, item: DeskItem, ticket: Ticket, thread_id: int) -> None:
+        made = await self.transcript(ticket.id)
+        if made is not None:
+            name, page = made
+            await self.desk.post_file(thread_id, f"📄 Transcript of ticket #{ticket.id}", page, name,
                                       nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
-        elif item.op in ("post", "ping"):
-            # Rows hold whole texts; split here, each chunk with its own nonce (a retry posts only what is missing).
-            for i, chunk in enumerate(split_message(item.content, limit=THREAD_POST_LIMIT) or [item.content]):
-                await self.desk.post(ticket.thread_id, chunk, nonce=chunk_nonce(self.nonce_prefix, item.id, i),
-                                     ping=item.op == "ping" and i == 0)
-        elif item.op == "refresh":
-            await self.desk.refresh(ticket.staff_message_id, card)
-        elif item.op == "transcript":
-            made = await self.transcript(ticket.id)
-            if made is not None:
-                name, page = made
-                await self.desk.post_file(ticket.thread_id, f"📄 Transcript of ticket #{ticket.id}", page, name,
-                                          nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
-        elif item.op == "archive":
-            await self.desk.archive(ticket.thread_id)
+
+    async def _archive(self, _item: DeskItem, _ticket: Ticket, thread_id: int) -> None:
+        await self.desk.archive(thread_id)

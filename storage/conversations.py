@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Connection, Store
+from storage.records import DeskOp
 from storage.sql import audit_sql, customer_sql, desk_post_sql, enqueue_sql, takeover_ticket_sql, to_json
 
 
@@ -238,7 +239,7 @@ class ConversationStore:
             if relay_to is not None:
                 attached = (data or {}).get("attachments", [])
                 files = "".join(f"\n📎 {a.get('filename')}: {a.get('url')}" for a in attached)
-                desk_post_sql(c, relay_to, "post", now, f"**{display_name}:** {content}{files}".strip())
+                desk_post_sql(c, relay_to, DeskOp.POST, now, f"**{display_name}:** {content}{files}".strip())
             return Inbound(customer, conversation_id, turn_id, duplicate=False, relayed_to=relay_to)
 
         return await self.db.run(write)

@@ -82,6 +82,17 @@ class Status(enum.StrEnum):
     CLOSED = "closed"
 
 
+class DeskOp(enum.StrEnum):
+    """What a row of the desk outbox asks of the staff channel (delivered in order per ticket)."""
+
+    OPEN = "open"  # post the card and open its thread
+    POST = "post"  # write in the thread (split, or attached as a file when long)
+    PING = "ping"  # write in the thread, mentioning the operators
+    REFRESH = "refresh"  # re-render the card (status, buttons)
+    TRANSCRIPT = "transcript"  # attach the closed ticket's transcript
+    ARCHIVE = "archive"  # archive (and lock) the thread
+
+
 ENDED = (Status.CLOSED, Status.EXPIRED)
 NOT_ENDED_SQL = "status NOT IN ('closed', 'expired')"  # the same, for a WHERE on tickets (prefix the alias)
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from storage.db import Connection, Store
+from storage.records import DeskOp
 
 TX_RULE = """The rule for a function run as one transaction (``fn(tx)`` given to ``TicketStore.run`` or
 ``CodeStore.run``, or a ``write(c)`` given to ``Database.run``): it is synchronous and holds the write lock
@@ -80,7 +81,7 @@ def takeover_ticket_sql(c: Connection, customer_id: int) -> int | None:
     return row[0] if row else None
 
 
-def desk_post_sql(c: Connection, ticket_id: int, op: str, now: float, content: str = "") -> None:
+def desk_post_sql(c: Connection, ticket_id: int, op: DeskOp, now: float, content: str = "") -> None:
     """Queue a post to the staff desk for this ticket (delivered in order after the transaction commits; a long
     text is split when it is posted)."""
     c.execute("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from storage.conversations import NewTurn, set_status_sql, tell_customer_sql
 from storage.db import Connection, Store
-from storage.records import NOT_ENDED_SQL, Ticket
+from storage.records import NOT_ENDED_SQL, DeskOp, Kind, Priority, Source, Ticket
 from storage.sql import Tx, audit_sql, customer_sql, desk_post_sql, enqueue_sql, to_json
 
 T = TypeVar("T")
@@ -32,9 +32,9 @@ def ticket_sql(c: Connection, ticket_id: int) -> Ticket | None:
 class NewTicket:
     customer_id: int
     conversation_id: int
-    kind: str
-    source: str
-    priority: str
+    kind: Kind
+    source: Source
+    priority: Priority
     question: str
     reason: str = ""
     action_name: str | None = None
@@ -55,7 +55,7 @@ def open_ticket_sql(c: Connection, ticket: NewTicket, now: float) -> int:
          ticket.reason, ticket.action_name, to_json(ticket.action_params), ticket.tool_use_id, ticket.takeover_by,
          ticket.takeover_by_name, ticket.reminder_due_at, ticket.timeout_due_at, now),
     ).fetchone()[0]
-    desk_post_sql(c, ticket_id, "open", now)
+    desk_post_sql(c, ticket_id, DeskOp.OPEN, now)
     return ticket_id
 
 
@@ -72,7 +72,7 @@ def same_open_approval_sql(c: Connection, customer_id: int, action_name: str,
 class DeskItem:
     id: int
     ticket_id: int
-    op: str
+    op: DeskOp
     content: str
     attempts: int
 
@@ -119,7 +119,7 @@ class DeskTx(Tx):
     def open_ticket(self, ticket: NewTicket) -> int:
         return open_ticket_sql(self.c, ticket, self.now)
 
-    def post(self, ticket_id: int, op: str, text: str = "") -> None:
+    def post(self, ticket_id: int, op: DeskOp, text: str = "") -> None:
         desk_post_sql(self.c, ticket_id, op, self.now, text)
 
     def owe(self, customer_id: int, turn_id: int | None, chunks: Sequence[str],
@@ -301,7 +301,8 @@ class TicketStore:
     async def next_desk_item(self, ticket_id: int) -> DeskItem | None:
         row = await self.db.fetchone("SELECT * FROM desk_outbox WHERE ticket_id = ? AND status = 'pending'"
                                      " ORDER BY id LIMIT 1", (ticket_id,))
-        return DeskItem(row["id"], row["ticket_id"], row["op"], row["content"], row["attempts"]) if row else None
+        return DeskItem(row["id"], row["ticket_id"], DeskOp(row["op"]), row["content"], row["attempts"]) if row \
+            else None
 
     async def tickets_with_desk_items(self) -> list[int]:
         rows = await self.db.fetchall("SELECT DISTINCT ticket_id FROM desk_outbox WHERE status = 'pending'")
@@ -337,7 +338,7 @@ class TicketStore:
                     " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
                 if c.execute("UPDATE tickets SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL",
                              (now, ticket_id)).rowcount:
-                    desk_post_sql(c, ticket_id, "ping", now, reminder(ticket_id, (timeout_due_at or now) - now))
+                    desk_post_sql(c, ticket_id, DeskOp.PING, now, reminder(ticket_id, (timeout_due_at or now) - now))
                     audit_sql(c, now, "system", "ticket_reminder", f"ticket:{ticket_id}")
                     done.append(ticket_id)
             return done
@@ -358,7 +359,7 @@ class TicketStore:
                 if c.execute("UPDATE tickets SET timed_out_at = ? WHERE id = ? AND timed_out_at IS NULL",
                              (now, ticket_id)).rowcount:
                     enqueue_sql(c, customer_id, None, [customer_text(ticket_id)], now)
-                    desk_post_sql(c, ticket_id, "post", now, desk_text)
+                    desk_post_sql(c, ticket_id, DeskOp.POST, now, desk_text)
                     audit_sql(c, now, "system", "ticket_timed_out", f"ticket:{ticket_id}")
                     done.append((ticket_id, customer_id))
             return done

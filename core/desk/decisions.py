@@ -10,7 +10,7 @@ from core.desk.base import DeskBase, DeskReply, Operator
 from core.risk import amounts
 from core.tickets import details_schema
 from storage.conversations import NewTurn
-from storage.records import Kind, Status, Ticket
+from storage.records import DeskOp, Kind, Status, Ticket
 from storage.tickets import DeskTx
 
 
@@ -105,9 +105,10 @@ class Decisions(DeskBase):
             tx.audit(operator.actor, "approved", f"ticket:{ticket.id}",
                      {"agent": ticket.agent_name, "action": ticket.action_name, "details": final,
                       "edited_from": ticket.action_params if edited else None})
-            tx.post(ticket.id, "post", f"✅ {'Edited and approved' if edited else 'Approved'} by **{operator.name}**. "
-                                       f"{ticket.agent_name} receives the decision.")
-            tx.post(ticket.id, "refresh")
+            tx.post(ticket.id, DeskOp.POST,
+                    f"✅ {'Edited and approved' if edited else 'Approved'} by **{operator.name}**. "
+                    f"{ticket.agent_name} receives the decision.")
+            tx.post(ticket.id, DeskOp.REFRESH)
             return None
 
         lost_to = await self.tickets.run(decide, self.clock.now())
@@ -134,8 +135,8 @@ class Decisions(DeskBase):
             tx.tell(ticket, text, NewTurn("system", note))
             outcome = (f"Done: `{json.dumps(result['result'], default=str)[:1500]}`" if error is None
                        else f"⚠ It failed: {error}")
-            tx.post(ticket.id, "post", f"✅ Approved by **{operator.name}**. {outcome}")
-            tx.post(ticket.id, "refresh")
+            tx.post(ticket.id, DeskOp.POST, f"✅ Approved by **{operator.name}**. {outcome}")
+            tx.post(ticket.id, DeskOp.REFRESH)
 
         await self.tickets.run(record, now)
         if error is None:
@@ -161,8 +162,8 @@ class Decisions(DeskBase):
                     f"{json.dumps(ticket.action_params)} (ticket #{ticket_id}); it was not done. Reason: {reason}")
             told = self.policy.message("denied", action=summary, number=str(ticket_id), reason=reason)
             tx.tell(ticket, told, NewTurn("system", note))
-            tx.post(ticket_id, "post", f"⛔ Denied by **{operator.name}**: {reason}")
-            tx.post(ticket_id, "refresh")
+            tx.post(ticket_id, DeskOp.POST, f"⛔ Denied by **{operator.name}**: {reason}")
+            tx.post(ticket_id, DeskOp.REFRESH)
             return None
 
         lost_to = await self.tickets.run(decide, now)

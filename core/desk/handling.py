@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from core.desk.base import Changed, DeskBase, DeskReply, Operator
 from storage.conversations import NewTurn
-from storage.records import Kind, Priority, Source, Status, Ticket
+from storage.records import DeskOp, Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket
 
 
@@ -26,7 +26,7 @@ class Handling(DeskBase):
             if not reply.ok:
                 return Changed(reply)
             tx.audit(operator.actor, audit_action, f"ticket:{ticket_id}", {"name": operator.name})
-            tx.post(ticket_id, "refresh")
+            tx.post(ticket_id, DeskOp.REFRESH)
             return Changed(reply, ticket.customer_id)
 
         changed = await self.tickets.run(write, now)
@@ -42,7 +42,7 @@ class Handling(DeskBase):
                 return DeskReply(False, f"You already have ticket #{ticket_id}.")
             if not tx.claim(ticket_id, operator.id, operator.name):
                 return DeskReply(False, f"Ticket #{ticket_id} is already claimed by {ticket.claimed_by_name}.")
-            tx.post(ticket_id, "post", f"🙋 **{operator.name}** is handling this ticket.")
+            tx.post(ticket_id, DeskOp.POST, f"🙋 **{operator.name}** is handling this ticket.")
             return DeskReply(True, f"Ticket #{ticket_id} is yours.")
 
         return await self._update(ticket_id, operator, "claimed", fn)
@@ -60,7 +60,7 @@ class Handling(DeskBase):
                 return DeskReply(False, f"{ticket.takeover_by_name} has already taken over ticket #{ticket_id}.")
             tx.tell(ticket, self.policy.message("takeover", operator=operator.name),
                     NewTurn("system", f"{operator.name} from our team took over the conversation."))
-            tx.post(ticket_id, "post",
+            tx.post(ticket_id, DeskOp.POST,
                     f"🎧 **{operator.name}** took over: the customer's messages now come here, and your messages "
                     f"here go to the customer (start with `{self.policy.desk.note_prefix}` for a note). "
                     "`/handback` returns them to the assistant.")
@@ -79,7 +79,7 @@ class Handling(DeskBase):
             tx.tell(ticket, self.policy.message("handback"), NewTurn(
                 "system", f"{operator.name} handed the conversation back to you (the assistant). The messages "
                           "above between the customer and our team are what was said meanwhile."))
-            tx.post(ticket_id, "post", f"↩ **{operator.name}** handed the customer back to the assistant.")
+            tx.post(ticket_id, DeskOp.POST, f"↩ **{operator.name}** handed the customer back to the assistant.")
             return DeskReply(True, f"{ticket.customer_name} is back with the assistant.")
 
         return await self._update(ticket_id, operator, "handed_back", fn)
@@ -112,9 +112,9 @@ class Handling(DeskBase):
             if self.policy.feedback.ask_after_close and not ticket.agent_name:
                 tx.owe(ticket.customer_id, None, [self.policy.message("rate", number=str(ticket_id))],
                        buttons=[{"kind": "rating", "subject": f"t{ticket_id}"}])
-            tx.post(ticket_id, "post", f"🔒 Closed by **{operator.name}**: {reason}")
-            tx.post(ticket_id, "transcript")
-            tx.post(ticket_id, "archive")
+            tx.post(ticket_id, DeskOp.POST, f"🔒 Closed by **{operator.name}**: {reason}")
+            tx.post(ticket_id, DeskOp.TRANSCRIPT)
+            tx.post(ticket_id, DeskOp.ARCHIVE)
             return DeskReply(True, f"Ticket #{ticket_id} closed; the customer has been told.")
 
         return await self._update(ticket_id, operator, "closed", fn)
@@ -139,7 +139,7 @@ class Handling(DeskBase):
                 return (DeskReply(False, f"{open_[1]} is already talking with {display_name} on ticket "
                                          f"#{open_[0]}: write there."), None, None)
             ticket_id = tx.open_ticket(NewTicket(
-                customer_id, conversation_id, Kind.HANDOVER.value, Source.OPERATOR, Priority.NORMAL.value,
+                customer_id, conversation_id, Kind.HANDOVER, Source.OPERATOR, Priority.NORMAL,
                 f"{operator.name} contacted {display_name}: {text}", "", takeover_by=operator.id,
                 takeover_by_name=operator.name))
             tx.responded(ticket_id, "open")

@@ -6,7 +6,7 @@ from core.desk.base import Operator
 from core.desk.handling import Handling
 from core.text import for_people
 from storage.conversations import NewTurn
-from storage.records import Ticket
+from storage.records import DeskOp, Ticket
 from storage.tickets import DeskTx
 
 
@@ -46,7 +46,7 @@ class Housekeeping(Handling):
             text = self.policy.message("auto_close_soon", number=str(ticket_id), when=for_people(grace))
             tx.tell(ticket, text, NewTurn("system", f"Ticket #{ticket_id} was quiet; the customer was asked whether "
                                                     "anything else is needed before it closes."))
-            tx.post(ticket_id, "post", f"💤 Quiet ticket: the customer was asked \"anything else?\"; it closes in "
+            tx.post(ticket_id, DeskOp.POST, f"💤 Quiet ticket: the customer was asked \"anything else?\"; it closes in "
                                        f"{for_people(grace)} unless someone writes.")
             tx.audit("system", "auto_close_warned", f"ticket:{ticket_id}")
             return ticket.customer_id
@@ -62,9 +62,10 @@ class Housekeeping(Handling):
         def write(tx: DeskTx) -> list[int]:
             ids = tx.mark_dm_closed(customer_id)
             for ticket_id in ids:
-                tx.post(ticket_id, "post", f"⚠ The customer's DMs are closed ({reason}): our last message(s) did not "
-                                           "reach them and nothing more is sent until they write to us again.")
-                tx.post(ticket_id, "refresh")
+                tx.post(ticket_id, DeskOp.POST,
+                        f"⚠ The customer's DMs are closed ({reason}): our last message(s) did not reach them and"
+                        " nothing more is sent until they write to us again.")
+                tx.post(ticket_id, DeskOp.REFRESH)
             return ids
 
         for ticket_id in await self.tickets.run(write, now):
@@ -78,7 +79,7 @@ class Housekeeping(Handling):
                 result = {"status": "interrupted", "error": "the bot stopped while the action was running"}
                 tx.executed(ticket.id, result, only_once=True)
                 tx.audit("system", "action_interrupted", f"ticket:{ticket.id}", {"action": ticket.action_name})
-                tx.post(ticket.id, "post", f"⚠ The bot stopped while running the approved `{ticket.action_name}`. "
+                tx.post(ticket.id, DeskOp.POST, f"⚠ The bot stopped while running the approved `{ticket.action_name}`. "
                                            "It may or may not have been done: check, then tell the customer with "
                                            "`/reply`.")
 

@@ -11,7 +11,7 @@ from core.actions import ActionContext
 from core.desk.base import DeskBase, Escalated, Escalation
 from core.text import split_message
 from core.tickets import classify_priority
-from storage.records import Kind, Priority, Source
+from storage.records import DeskOp, Kind, Priority, Source
 from storage.tickets import DeskTx, NewTicket
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Opening(DeskBase):
         priority, rule = await self._priority(ctx.conversation_id, escalation)
         now = self.clock.now()
         reminder, timeout = self._due(now)
-        new = NewTicket(ctx.customer_id, ctx.conversation_id, escalation.kind.value, escalation.source, priority.value,
+        new = NewTicket(ctx.customer_id, ctx.conversation_id, escalation.kind, escalation.source, priority,
                         escalation.question, escalation.reason, escalation.action_name, escalation.action_params,
                         escalation.tool_use_id, reminder_due_at=reminder, timeout_due_at=timeout)
 
@@ -68,7 +68,7 @@ class Opening(DeskBase):
                     if target is None and crowded:
                         target = tx.newest_open(ctx.customer_id)
                     if target is not None:
-                        tx.post(target, "post", f"**Also asked by the assistant:** {escalation.question}")
+                        tx.post(target, DeskOp.POST, f"**Also asked by the assistant:** {escalation.question}")
                         tx.audit("agent", "ticket_question_added", f"ticket:{target}",
                                  {"reason": escalation.reason[:500]})
                         return target, False
@@ -117,10 +117,10 @@ class Opening(DeskBase):
             existing = tx.open_of_source(first.customer_id, source)
             if existing is not None:  # the same trouble again: add to the open ticket
                 ticket_id = existing
-                tx.post(ticket_id, "post", f"**Customer:** {question}")
+                tx.post(ticket_id, DeskOp.POST, f"**Customer:** {question}")
             else:  # a new ticket: its reminder and timeout are armed after the commit
                 ticket_id = tx.open_ticket(NewTicket(
-                    first.customer_id, first.conversation_id, kind.value, source, priority.value, question, reason,
+                    first.customer_id, first.conversation_id, kind, source, priority, question, reason,
                     takeover_by=0 if relay else None, takeover_by_name="relay" if relay else None,
                     reminder_due_at=reminder, timeout_due_at=timeout))
                 tx.audit("system", "ticket_opened", f"ticket:{ticket_id}",

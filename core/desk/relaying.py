@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.desk.base import ALREADY_HANDLED, Changed, DeskBase, DeskReply, Operator
 from storage.conversations import NewTurn
-from storage.records import Kind, Status, Ticket
+from storage.records import DeskOp, Kind, Status, Ticket
 from storage.tickets import DeskTx
 
 
@@ -40,7 +40,7 @@ class Relaying(DeskBase):
         if ticket.kind is Kind.NOTICE:
             return DeskReply(False, f"Not relayed: ticket #{ticket.id} is a notice from {ticket.agent_name}; it"
                                     " expects no answer. `/close` it when it is dealt with.")
-        if ticket.status == "open" and ticket.kind.answered_in_words:
+        if ticket.status == Status.OPEN and ticket.kind.answered_in_words:
             return None  # the first answer to a question
         if ticket.awaits_decision:
             return DeskReply(False, f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
@@ -71,7 +71,7 @@ class Relaying(DeskBase):
             if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
                 return Changed(hint)
             # Read in this same write transaction, so no other answer can come in between.
-            answered = ticket.status == "open" and ticket.kind.answered_in_words
+            answered = ticket.status == Status.OPEN and ticket.kind.answered_in_words
             tx.responded(ticket_id, "answered" if answered else ticket.status)
             if answered:
                 tx.answered(ticket_id, text, operator.name)
@@ -82,9 +82,9 @@ class Relaying(DeskBase):
             tx.audit(operator.actor, "answered" if answered else "replied", f"ticket:{ticket_id}",
                      {"via": via, "chars": len(text)})
             if answered:
-                tx.post(ticket_id, "refresh")
+                tx.post(ticket_id, DeskOp.REFRESH)
             if via != "thread":
-                tx.post(ticket_id, "post", f"**{operator.name}** (sent to the customer): {text}")
+                tx.post(ticket_id, DeskOp.POST, f"**{operator.name}** (sent to the customer): {text}")
             sent = DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).")
             return Changed(sent, ticket.customer_id)
 
