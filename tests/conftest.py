@@ -28,6 +28,16 @@ from tests.fake_claude import FakeClaude
 # Plain helpers (no fixtures) live in tests/support.py, so benches use them without conftest.
 from tests.support import POSTGRES_SKIP, FakeClock, postgres_schema, test_policy, test_settings
 
+# Tests that run real bot.py processes against each other (leases, kills, partitions) measure time; under
+# pytest-xdist they share one worker (--dist loadgroup in .ci/run), so two of them never compete for the cores.
+PROCESS_TESTS = ("test_failover.py", "test_real_bot_process.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in PROCESS_TESTS:
+            item.add_marker(pytest.mark.xdist_group("bot-processes"))
+
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not os.environ.get("HANDOFF_TEST_POSTGRES_URL"):
