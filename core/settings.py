@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from storage.postgres import is_postgres_url, redacted
@@ -169,7 +170,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (default: ``os.environ``). Raises ConfigError naming every bad variable."""
     env = os.environ if env is None else env
     problems = _Problems()
+    discord = _discord_settings(env, problems)
+    claude = _claude_settings(env, problems)
+    secret_key = _secret_key(env, problems)
+    mcp = _mcp_settings(env, problems)
+    level = env.get("HANDOFF_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        problems.add(f"HANDOFF_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
+    problems.raise_any()
+    return Settings(
+        **discord, **claude, **mcp,
+        db_path=db_target(env.get("HANDOFF_DB", "")),
+        policy_path=Path(env.get("HANDOFF_POLICY", "").strip() or "policy.toml"),
+        log_level=level,
+        secret_key=secret_key,
+    )
 
+
+def _discord_settings(env: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
     token = env.get("DISCORD_TOKEN", "").strip()
     if not token:
         problems.add("DISCORD_TOKEN is not set. Copy the bot token from the Developer Portal "
@@ -188,18 +206,34 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                           "(Developer Mode must be on).")
     operator = _snowflake(env, "DISCORD_USER_ID", problems, required=False, fix=_ID_FIX.format(what="operator"))
 
-    api_key = env.get("ANTHROPIC_API_KEY", "").strip() or None
+    api_base = env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None
+    if api_base and not api_base.startswith(("http://", "https://")):
+        problems.add(f"DISCORD_API_BASE={api_base!r} must start with http:// or https:// (e.g. a proxy's"
+                     " https://host/api/v10); leave it empty for Discord itself")
+    elif api_base and api_base.startswith("http://") and not is_loopback(urlsplit(api_base).hostname or ""):
+        problems.add(f"DISCORD_API_BASE={api_base!r} would send the bot token in clear over the network: use"
+                     " https:// (plain http:// only to this machine: 127.0.0.1 or localhost)")
+    # Required IDs missing are problems already (raised before Settings is built); 0 only stands in for them.
+    return {"discord_token": token, "guild_id": guild or 0, "staff_channel_id": staff or 0,
+            "operator_role_id": role or 0, "operator_user_id": operator, "discord_api_base": api_base}
+
+
+def _claude_settings(env: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
     model = env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_MODEL
     if any(c.isspace() for c in model):
         problems.add(f"ANTHROPIC_MODEL={model!r} contains spaces; use a model id such as {DEFAULT_MODEL}")
     base_url = env.get("ANTHROPIC_BASE_URL", "").strip() or None
     if base_url and not base_url.startswith(("http://", "https://")):
         problems.add(f"ANTHROPIC_BASE_URL={base_url!r} must start with http:// or https://")
+    concurrency = _number(env, "HANDOFF_LLM_CONCURRENCY", 32, problems, lo=1, hi=1000, integer=True)
+    retries = _number(env, "HANDOFF_LLM_MAX_RETRIES", 2, problems, lo=0, hi=10, integer=True)
+    timeout = _number(env, "HANDOFF_LLM_TIMEOUT", 60, problems, lo=1, hi=600, integer=False)
+    return {"anthropic_api_key": env.get("ANTHROPIC_API_KEY", "").strip() or None, "anthropic_model": model,
+            "anthropic_base_url": base_url, "llm_concurrency": int(concurrency), "llm_max_retries": int(retries),
+            "llm_timeout_seconds": timeout}
 
-    level = env.get("HANDOFF_LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        problems.add(f"HANDOFF_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
 
+def _secret_key(env: Mapping[str, str], problems: _Problems) -> str | None:
     secret_key = env.get("HANDOFF_SECRET_KEY", "").strip() or None
     if secret_key is not None:
         from core.codes import SecretBox
@@ -210,14 +244,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.add("HANDOFF_SECRET_KEY is not a valid key (44 characters of URL-safe base64). Make one with "
                          "`python bot.py --generate-secret-key` and put it in .env. Changing it makes existing "
                          "authenticator setups unreadable: customers then enrol again.")
+    return secret_key
 
-    api_base = env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None
-    if api_base and not api_base.startswith(("http://", "https://")):
-        problems.add(f"DISCORD_API_BASE={api_base!r} must start with http:// or https:// (e.g. a proxy's"
-                     " https://host/api/v10); leave it empty for Discord itself")
-    elif api_base and api_base.startswith("http://") and not is_loopback(urlsplit(api_base).hostname or ""):
-        problems.add(f"DISCORD_API_BASE={api_base!r} would send the bot token in clear over the network: use"
-                     " https:// (plain http:// only to this machine: 127.0.0.1 or localhost)")
+
+def _mcp_settings(env: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
     mcp_tokens = _mcp_tokens(env.get("HANDOFF_MCP_TOKENS", ""), problems)
     mcp_host = env.get("HANDOFF_MCP_HOST", "").strip() or "127.0.0.1"
     if any(c.isspace() or c == "/" for c in mcp_host):
@@ -232,33 +262,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         problems.add(f"HANDOFF_MCP_HOST={mcp_host} listens beyond this machine: set HANDOFF_MCP_PUBLIC_URL to the"
                      " address agents call (e.g. https://desk.example.com/mcp), so that requests naming any other"
                      " host or web origin are refused (DNS rebinding)")
-    concurrency = _number(env, "HANDOFF_LLM_CONCURRENCY", 32, problems, lo=1, hi=1000, integer=True)
-    retries = _number(env, "HANDOFF_LLM_MAX_RETRIES", 2, problems, lo=0, hi=10, integer=True)
-    timeout = _number(env, "HANDOFF_LLM_TIMEOUT", 60, problems, lo=1, hi=600, integer=False)
-    problems.raise_any()
-    assert guild is not None and staff is not None and role is not None  # required: a problem otherwise
-    return Settings(
-        discord_token=token,
-        guild_id=guild,
-        staff_channel_id=staff,
-        operator_role_id=role,
-        operator_user_id=operator,
-        anthropic_api_key=api_key,
-        anthropic_model=model,
-        anthropic_base_url=base_url,
-        db_path=db_target(env.get("HANDOFF_DB", "")),
-        policy_path=Path(env.get("HANDOFF_POLICY", "").strip() or "policy.toml"),
-        llm_concurrency=int(concurrency),
-        llm_max_retries=int(retries),
-        llm_timeout_seconds=timeout,
-        log_level=level,
-        secret_key=secret_key,
-        discord_api_base=api_base,
-        mcp_tokens=mcp_tokens,
-        mcp_host=mcp_host,
-        mcp_port=int(mcp_port),
-        mcp_public_url=mcp_public_url,
-    )
+    return {"mcp_tokens": mcp_tokens, "mcp_host": mcp_host, "mcp_port": int(mcp_port),
+            "mcp_public_url": mcp_public_url}
 
 
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
