@@ -39,13 +39,16 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
                   " message. Stop it first, or for a standby that takes over use PostgreSQL (README: running past"
                   " one machine).", str(settings.db_path), other)
         return 2
-    from core.leadership import Leadership, LeaseTimes
+    from core.leadership import Leadership, LeaseTimes, new_holder
+    from storage.lease import session_name
 
     times = LeaseTimes(policy.ha.takeover_seconds)
+    holder = new_holder()  # this process in the lease, and in its database sessions' names
     try:
         # A leader cut off in a write transaction holds the write lock: the server ends that session once it
         # has waited a lease's length, so the next leader is not held up past its takeover.
-        db = await database_for(settings.db_path, idle_in_transaction=times.ttl).open()
+        db = await database_for(settings.db_path, idle_in_transaction=times.ttl,
+                                session_name=session_name(holder)).open()
     except StorageError as exc:
         log.error("HANDOFF_DB=%r: %s", shown_db(settings.db_path), exc)
         return 2
@@ -64,7 +67,7 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
         if isinstance(db, PostgresDatabase):  # several processes may share it: one leads, the others stand by
             from storage.lease import LeaseStore
 
-            leadership = Leadership(LeaseStore(db), times)
+            leadership = Leadership(LeaseStore(db), times, holder=holder)
         while True:
             if leadership is not None and not await stop.unless_stopped(leadership.wait_until_leader()):
                 break

@@ -58,7 +58,8 @@ class LeaseTimes:
 
 
 class LeaseStoreLike(Protocol):
-    async def try_acquire(self, holder: str, ttl: float) -> int | None: ...
+    async def try_acquire(self, holder: str, ttl: float) -> Any: ...  # storage.lease.Acquired | None
+    async def end_sessions_of(self, holder: str) -> int: ...
     async def renew(self, holder: str, epoch: int, ttl: float) -> bool: ...
     async def release(self, holder: str, epoch: int) -> None: ...
     async def current(self) -> Any: ...
@@ -121,13 +122,19 @@ class Leadership:
         said: tuple[str, int] | None = None
         while True:
             asked = self.monotonic()
-            epoch = await self._try(self.store.try_acquire(self.holder, self.times.ttl))
-            if epoch is not None:
+            acquired = await self._try(self.store.try_acquire(self.holder, self.times.ttl))
+            if acquired is not None:
+                epoch = acquired.epoch
                 self.epoch, self.lost_because = epoch, None
                 self._valid_until = self.times.valid_until(asked)
                 log.info("leadership: this process (%s) now leads, epoch %d%s", self.holder, epoch,
                          f", after {said[0]}" if said else "")
-                return epoch
+                if acquired.previous not in (None, self.holder):
+                    # The previous leader's sessions may still hold the write lock (cut off mid-statement).
+                    ended = await self._try(self.store.end_sessions_of(acquired.previous))
+                    if ended:
+                        log.info("leadership: ended %d database session(s) the previous leader left open", ended)
+                return int(epoch)
             state = await self._try(self.store.current())
             if state is not None and (state.holder, state.epoch) != said:
                 said = (state.holder, state.epoch)

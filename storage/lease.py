@@ -29,19 +29,44 @@ class LeaseState:
     renewed_ago: float
 
 
+def session_name(holder: str) -> str:
+    """The PostgreSQL application_name of a process's sessions (at most 63 characters), so that the next
+    leader can end the sessions a cut-off leader left behind."""
+    return f"handoff {holder}"[:63]
+
+
+@dataclass(frozen=True)
+class Acquired:
+    epoch: int
+    previous: str | None  # who held the lease before (None: nobody ever did)
+
+
 class LeaseStore:
     def __init__(self, db: PostgresDatabase) -> None:
         self.db = db
 
-    async def try_acquire(self, holder: str, ttl: float) -> int | None:
-        """Take the lease if nobody holds it or its holder's ran out; the new epoch, else None."""
+    async def try_acquire(self, holder: str, ttl: float) -> Acquired | None:
+        """Take the lease if nobody holds it or its holder's ran out; the new epoch and who held it before,
+        else None."""
         async with self.db.pool.acquire() as conn:
-            return await conn.fetchval(
-                f"INSERT INTO leader_lease (name, holder, epoch, expires_at, acquired_at, renewed_at)"
+            row = await conn.fetchrow(
+                f"WITH before AS (SELECT holder FROM leader_lease WHERE name = $1)"
+                f" INSERT INTO leader_lease (name, holder, epoch, expires_at, acquired_at, renewed_at)"
                 f" VALUES ($1, $2, 1, {NOW} + $3, {NOW}, {NOW}) ON CONFLICT (name) DO UPDATE SET"
                 f" holder = excluded.holder, epoch = leader_lease.epoch + 1, expires_at = excluded.expires_at,"
                 f" acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at"
-                f" WHERE leader_lease.expires_at < {NOW} RETURNING epoch", NAME, holder, float(ttl))
+                f" WHERE leader_lease.expires_at < {NOW} RETURNING epoch, (SELECT holder FROM before)",
+                NAME, holder, float(ttl))
+        return Acquired(row[0], row[1]) if row is not None else None
+
+    async def end_sessions_of(self, holder: str) -> int:
+        """End the database sessions of a process that no longer leads. One cut off in the middle of a
+        statement (between asyncpg's Execute and Sync) is "active", so no idle limit ends it, and it may hold
+        the write lock for as long as its TCP connection seems alive; ending it frees the lock at once."""
+        async with self.db.pool.acquire() as conn:
+            return int(await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1"
+                " AND pid <> pg_backend_pid()", session_name(holder)))
 
     async def renew(self, holder: str, epoch: int, ttl: float) -> bool:
         """Extend our lease; False when it is no longer ours (taken over after it ran out)."""

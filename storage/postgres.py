@@ -188,19 +188,29 @@ class PostgresDatabase(Store):
 
     engine = "postgresql"
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10, idle_in_transaction: float = 5.0) -> None:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10, idle_in_transaction: float = 5.0,
+                 session_name: str | None = None) -> None:
         """``idle_in_transaction``: seconds after which the server ends a session whose transaction waits on its
         client. A process cut off in the middle of a write transaction holds the write lock; this is how long
-        the next leader waits for it (bot.py passes the lease's length)."""
+        the next leader waits for it (bot.py passes the lease's length). A process cut off in the middle of a
+        statement (between asyncpg's Execute and Sync) leaves its session "active", which no server limit ends:
+        the next leader ends such sessions by their ``session_name`` (``LeaseStore.end_sessions_of``)."""
         self.url = url
         self.min_size, self.max_size = min_size, max_size
         self.idle_in_transaction = idle_in_transaction
+        self.session_name = session_name  # the sessions' application_name (storage.lease.session_name)
         self._pool: asyncpg.Pool | None = None
         # Fencing: a check run first in every write transaction (bot.py sets Leadership.guard while leading).
         self.write_guard: Callable[[asyncpg.Connection], Any] | None = None
 
     def __str__(self) -> str:
         return f"PostgreSQL {redacted(self.url)}"
+
+    def _session_settings(self) -> dict[str, str]:
+        settings = {"idle_in_transaction_session_timeout": str(int(self.idle_in_transaction * 1000))}
+        if self.session_name:
+            settings["application_name"] = self.session_name
+        return settings
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -211,8 +221,7 @@ class PostgresDatabase(Store):
     async def open(self) -> PostgresDatabase:
         try:
             self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size,
-                                                   server_settings={"idle_in_transaction_session_timeout":
-                                                                    str(int(self.idle_in_transaction * 1000))})
+                                                   server_settings=self._session_settings())
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise StorageError(f"cannot connect to {redacted(self.url)}: {exc}") from None
         try:

@@ -289,6 +289,11 @@ async def test_a_leader_cut_off_from_the_database_stops_before_its_lease_ends(pa
                                        "%Y-%m-%d %H:%M:%S.%f").timestamp()
         took_over = logged_at(pair.b, "now leads, epoch 2")
         assert stopped < took_over, "a stopped sending before b could hold the lease"
+        # a's sessions may still hold the write lock (cut off mid-statement, "active": no server limit ends
+        # them); b ends them as it takes over, so its start is not held up (it was, 15 s, before).
+        await eventually(lambda: pair.b.said("ready to work"), within=10, what="b ready")
+        assert pair.b.said("ended 2 database session(s) the previous leader left open")
+        assert logged_at(pair.b, "ready to work") - took_over < TAKEOVER, "b's start waited on a's write lock"
         await eventually(lambda: pair.discord.sessions == 1, within=10, what="only b connected to the gateway")
 
         await pair.discord.customer_writes(CUSTOMER, "are you still there?")

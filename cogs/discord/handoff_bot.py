@@ -269,7 +269,13 @@ class HandoffBot(commands.Bot):
         at once. What was owed stays in the database for the new leader."""
         self.shutdown_grace_seconds = 0
         self.shutdown_report = f"leadership lost ({reason})"
-        self._closing_for_leadership = asyncio.get_running_loop().create_task(self.close())
+        self._closing_for_leadership = asyncio.get_running_loop().create_task(self._leave())
+
+    async def _leave(self) -> None:
+        """The gateway first: a process that may no longer write must stop receiving events at once, not after
+        its workers wound down (a worker stuck on a cut-off database can take a while to give up)."""
+        await discord.Client.close(self)
+        await self.close()
 
     async def close(self) -> None:
         if not self._wound_down:
