@@ -23,7 +23,7 @@ from typing import Any
 from core.clock import Clock
 from core.desk import TicketDesk
 from core.policy import Policy, auto_approve_limits
-from core.risk import amounts
+from core.risk import amounts, money_names
 from core.text import for_people
 from storage.records import DeskOp, Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket, TicketStore
@@ -86,6 +86,7 @@ class AgentDesk:
         self.arm = arm  # arms an approval request's expiry (Deadlines.arm)
         self._waiters: dict[int, set[asyncio.Event]] = defaultdict(set)
         self.auto_approve = auto_approve_limits(policy.agents.auto_approve)  # checked when the policy loaded
+        self.money_names = money_names(policy.risk)  # compiled once, read per approval request
         desk.on_changed.append(self._changed)
 
     # -- waiting ------------------------------------------------------------------------------
@@ -129,10 +130,9 @@ class AgentDesk:
         """(the largest amount the request carries, where money could not be read). Money in the details
         must agree with ``amount``: details' own "amount" equal to it, any other money not above it (the
         policy and the operators judge the figure the agent will act on)."""
-        names = frozenset(n.casefold() for n in self.policy.risk.amount_params)
         numbers = [] if amount is None else [amount]
         unreadable = []
-        for where, value, number in amounts(details, names):
+        for where, value, number in amounts(details, self.money_names):
             if math.isinf(number):
                 unreadable.append(where)
                 continue

@@ -20,6 +20,7 @@ from core.words import word_list
 
 if TYPE_CHECKING:
     from core.policy import Policy
+    from core.policy_sections import RiskSection
 
 LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
 STRATEGY_RANK = {strategy: i for i, strategy in enumerate(STRATEGIES)}
@@ -83,6 +84,11 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def money_names(risk: RiskSection) -> frozenset[str]:
+    """The parameter names ``[risk] amount_params`` says hold money, as ``amounts`` compares them."""
+    return frozenset(p.casefold() for p in risk.amount_params)
+
+
 def amounts(params: Mapping[str, Any], amount_params: frozenset[str]) -> Iterator[tuple[str, Any, float]]:
     """(where, value as given, value as a number) of every value that holds money: a parameter named as money
     ([risk] amount_params, or any name with "amount"), at any depth (``refund.amount``, ``lines[0].price``),
@@ -115,7 +121,7 @@ class RiskPolicy:
         self.levels: Mapping[str, str] = dict(policy["risk_levels"])
         self.strategies: Mapping[str, str] = dict(policy["strategies"])
         self.amount_threshold = float(risk.amount_threshold)
-        self.amount_params = frozenset(p.casefold() for p in risk.amount_params)
+        self.amount_params = money_names(risk)
         self.personal_params = frozenset(p.casefold() for p in risk.personal_data_params)
         self.legal_medical = word_list(tuple(risk.legal_medical_keywords))
         self.confidence_threshold = int(risk.confidence_threshold)

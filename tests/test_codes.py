@@ -7,6 +7,7 @@ import logging
 import re
 from pathlib import Path
 
+import discord
 import pyotp
 import pytest
 
@@ -52,11 +53,16 @@ def code(secret: str, h: Harness, offset_steps: int = 0) -> str:
     return pyotp.TOTP(secret).at(h.clock.now() + offset_steps * 30)
 
 
+def key_in(setup: discord.Message) -> str:
+    """The authenticator key a setup DM shows."""
+    return re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+
+
 async def enrol(h: Harness, who: int = 0) -> str:
     """Enrol a customer by typing; returns the secret they were shown."""
     await h.dm(who, "enrol")
     [setup] = h.sent()
-    secret = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    secret = key_in(setup)
     assert setup.attachments and setup.attachments[0].filename == "authenticator.png"
     await h.dm(who, code(secret, h))
     assert "Your authenticator is set up" in h.sent()[0].content
@@ -81,7 +87,7 @@ async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_
     await h.start()
     await h.dm(0, "enrol")
     [setup] = h.sent()
-    first = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    first = key_in(setup)
     assert f"otpauth://totp/Example%20Shop:TestUser0?secret={first}&issuer=Example%20Shop" in setup.content
     png = sorted(Path(".").glob("dpytest_*.dat"), key=lambda p: p.stat().st_mtime)[-1].read_bytes()  # noqa: ASYNC240
     assert png.startswith(b"\x89PNG\r\n\x1a\n"), "the QR code is a PNG"
@@ -97,7 +103,7 @@ async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_
     assert h.sent()[0].content.startswith("You already have an authenticator set up. To replace it, first send")
     await h.dm(0, code(first, h))
     [setup2] = h.sent()
-    second = re.search(r"`([A-Z2-7]{32})`", setup2.content).group(1)
+    second = key_in(setup2)
     h.clock.advance(30)
     await ask_to_cancel_subscription(h)  # the old setup works until the new one is confirmed
     h.sent()
@@ -144,9 +150,12 @@ async def test_an_unfinished_setup_is_abandoned_and_its_key_deleted(harness):
     await h.start()
     await h.dm(0, "enrol")
     [setup] = h.sent()
-    secret = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    secret = key_in(setup)
+    job = h.bot.scheduler.get_job("mfa-setup:1")
+    assert job is not None, "the setup's expiry is armed"
+    assert job.next_run_time.timestamp() == pytest.approx(h.clock.now() + 15 * 60, abs=1)
     h.clock.advance(16 * 60)
-    await h.bot.deadlines.run_due()  # what the scheduler runs at the setup's expiry
+    await job.func()  # what the scheduler runs at the setup's expiry
     await h.settle()
     assert h.sent()[0].content.startswith("Your authenticator setup wasn't finished in time")
     assert setup.id not in [m.id async for m in setup.channel.history(limit=50)]
@@ -343,7 +352,7 @@ async def test_a_reset_ends_a_pending_code_request_and_codes_are_never_stored_in
     assert "No code was asked for" in h.sent()[-1].content
     await h.dm(0, "enrol")
     [setup] = h.sent()
-    secret = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    secret = key_in(setup)
     await h.dm(0, code(secret, h))
     assert "Your authenticator is set up" in h.sent()[-1].content
     assert len(h.fake.requests) == calls, "no code reached Claude"
@@ -360,7 +369,7 @@ async def test_a_pending_request_without_a_setup_takes_the_new_setups_first_code
     await h.db.execute("UPDATE mfa_secrets SET secret = NULL")  # a setup gone while the request waits
     await h.dm(0, "enrol")
     [setup] = h.sent()
-    new_secret = re.search(r"`([A-Z2-7]{32})`", setup.content).group(1)
+    new_secret = key_in(setup)
     assert new_secret != secret
     await h.dm(0, code(new_secret, h))
     assert "Your authenticator is set up" in h.sent()[-1].content

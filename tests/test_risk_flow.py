@@ -387,13 +387,18 @@ async def test_a_crash_after_the_step_is_made_still_shows_the_customer_its_promp
     assert steps == 1, "the step is not made twice"
 
 
-async def test_deciding_one_of_two_confirmations_leaves_the_others_buttons(desk):
-    h = desk.h
+async def two_confirmations(h: Harness) -> list[discord.Message]:
+    """Claude proposes two actions in one answer: two questions wait (and its text follows them)."""
     h.fake.then(tool_calls(("update_preferences", {"email_updates": False}),
                            ("place_order", {"item": "mug", "quantity": 1, "address": "5 Elm Road, Springfield"})),
                 text("Two things to confirm."))
     await h.dm(0, "no more emails, and one mug please")
-    first, second, _ = h.sent()
+    return h.sent()
+
+
+async def test_deciding_one_of_two_confirmations_leaves_the_others_buttons(desk):
+    h = desk.h
+    first, second, _ = await two_confirmations(h)
     ids = lambda m: [c["custom_id"] for row in stored_components(m) for c in row["components"]]  # noqa: E731
     assert ids(first) == ["confirm:yes:1", "confirm:no:1"] and ids(second) == ["confirm:yes:2", "confirm:no:2"]
 
@@ -451,11 +456,7 @@ async def test_a_yes_typed_before_the_question_was_shown_confirms_nothing(desk, 
 
 async def test_a_typed_yes_with_two_questions_waiting_asks_for_the_buttons(desk):
     h = desk.h
-    h.fake.then(tool_calls(("update_preferences", {"email_updates": False}),
-                           ("place_order", {"item": "mug", "quantity": 1, "address": "5 Elm Road, Springfield"})),
-                text("Two things to confirm."))
-    await h.dm(0, "no more emails, and one mug please")
-    h.sent()
+    await two_confirmations(h)
     await h.dm(0, "yes")
     [told] = h.sent()
     assert told.content.startswith("You have 2 requests waiting for your answer") and not stored_components(told)

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.actions import ActionContext, execute
 from core.desk.base import DeskBase, DeskReply, Operator
-from core.risk import amounts
+from core.risk import amounts, money_names
 from core.tickets import details_schema
 from storage.conversations import NewTurn
 from storage.records import DeskOp, Kind, Status, Ticket
@@ -29,7 +29,7 @@ class Decisions(DeskBase):
         threshold = self.policy.mfa.operator_code_above
         if not threshold or self.operator_codes is None:
             return None
-        names = frozenset(n.casefold() for n in self.policy.risk.amount_params)
+        names = money_names(self.policy.risk)
         values = params if params is not None else ticket.action_params or {}
         if any(abs(number) > threshold for _, _, number in amounts(values, names)):
             return float(threshold)
