@@ -40,12 +40,13 @@ class Enrolment:
 
 @dataclass(frozen=True)
 class CodeOutcome:
-    """What a code decided: a challenge to run (its result tells the customer), a text owed to them, or a new
-    setup to send (the current setup's code was right)."""
+    """What a code decided: a challenge to run (its result tells the customer), a text owed to them, a new
+    setup to send (the current setup's code was right), or a setup confirmed (its key's DM to delete)."""
 
     challenge: Challenge | None = None
     text: str | None = None
     new_setup: bool = False
+    setup_confirmed: bool = False
 
 
 class OperatorCodes:
@@ -242,7 +243,8 @@ class OneTimeCodes(CustomerStep):
         if outcome.new_setup:
             _, _, name = await self.codes.contact(customer_id)
             await self.send_setup(customer_id, await self._new_setup(customer_id, name or str(customer_id)))
-        await self.delete_finished_setups()  # a setup just confirmed: its key leaves the DM history
+        if outcome.setup_confirmed:
+            await self.delete_finished_setups()  # its key leaves the DM history
 
     def _take_code(self, tx: CodeTx, customer_id: int, code: str, now: float) -> CodeOutcome:
         """One transaction (see ``CodeStore.run``): the code judged, and what the customer is told owed with it."""
@@ -258,14 +260,14 @@ class OneTimeCodes(CustomerStep):
             if row is not None and row.replacing(now, self.setup_seconds) and not row.may_confirm_pending(now):
                 right, text = self._replace_with(tx, row, code, now)
                 return CodeOutcome(text=text, new_setup=right)
-            return CodeOutcome(text=self._enrol_with(tx, row, code, now))
+            return self._enrol_with(tx, row, code, now)
         summary = self._summary(challenge.action_name)
         if challenge.expires_at <= now:
             tx.finish(challenge, "expired")
             return CodeOutcome(text=self.policy.message("mfa_expired", action=summary))
         if row is None or row.secret is None:
             if row is not None and row.may_confirm_pending(now):
-                return CodeOutcome(text=self._enrol_with(tx, row, code, now))  # setting up again after a reset
+                return self._enrol_with(tx, row, code, now)  # setting up again after a reset
             return CodeOutcome(text=self.policy.message("mfa_not_enrolled", action=summary))
         if row.locked_at is not None:
             tx.finish(challenge, "failed")
@@ -280,19 +282,20 @@ class OneTimeCodes(CustomerStep):
                  {"action": challenge.action_name})
         return CodeOutcome(challenge=challenge)
 
-    def _enrol_with(self, tx: CodeTx, row: SecretRow | None, code: str, now: float) -> str | None:
+    def _enrol_with(self, tx: CodeTx, row: SecretRow | None, code: str, now: float) -> CodeOutcome:
         if row is None or not row.may_confirm_pending(now):
-            return self.policy.message("mfa_unexpected")
+            return CodeOutcome(text=self.policy.message("mfa_unexpected"))
         assert row.pending_secret is not None
         step = matching_step(self.box.open(row.pending_secret), code, now, 0)
         who = f"customer:{row.customer_id}"
         if step is None:
             tx.audit(who, "mfa_enrolment_code_wrong", who)
-            return self.policy.message("mfa_enrol_wrong")
+            return CodeOutcome(text=self.policy.message("mfa_enrol_wrong"))
         tx.confirm_setup(row.customer_id, step)
         replaced = row.secret is not None
         tx.audit(who, "mfa_replaced" if replaced else "mfa_enrolled", who)
-        return self.policy.message("mfa_replaced" if replaced else "mfa_enrolled")
+        return CodeOutcome(text=self.policy.message("mfa_replaced" if replaced else "mfa_enrolled"),
+                           setup_confirmed=True)
 
     def _replace_with(self, tx: CodeTx, row: SecretRow, code: str, now: float) -> tuple[bool, str | None]:
         """A code from the current setup, asked before a new one is made: (right, what to tell the customer)."""
