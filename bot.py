@@ -1,9 +1,9 @@
 """Handoff: run the bot, or check its configuration.
 
-    python bot.py            run the bot
-    python bot.py --check    validate .env and the policy file, print the effective setup, don't connect
-    python bot.py --generate-secret-key    print a new HANDOFF_SECRET_KEY
-    python bot.py --generate-mcp-token NAME    print a new agent-name:token pair for HANDOFF_MCP_TOKENS
+python bot.py            run the bot
+python bot.py --check    validate .env and the policy file, print the effective setup, don't connect
+python bot.py --generate-secret-key    print a new HANDOFF_SECRET_KEY
+python bot.py --generate-mcp-token NAME    print a new agent-name:token pair for HANDOFF_MCP_TOKENS
 """
 
 from __future__ import annotations
@@ -23,14 +23,25 @@ log = logging.getLogger("handoff")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Handoff: a human-in-the-loop AI customer agent for Discord")
+    parser = argparse.ArgumentParser(
+        description="Handoff: a human-in-the-loop AI customer agent for Discord"
+    )
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
-    parser.add_argument("--generate-secret-key", action="store_true",
-                        help="print a new HANDOFF_SECRET_KEY (encrypts authenticator secrets) and exit")
-    parser.add_argument("--generate-mcp-token", metavar="NAME",
-                        help="print a new agent-name:token pair for HANDOFF_MCP_TOKENS and exit")
-    parser.add_argument("--migrate-to", metavar="POSTGRESQL_URL",
-                        help="copy the SQLite database HANDOFF_DB names into an empty PostgreSQL database and exit")
+    parser.add_argument(
+        "--generate-secret-key",
+        action="store_true",
+        help="print a new HANDOFF_SECRET_KEY (encrypts authenticator secrets) and exit",
+    )
+    parser.add_argument(
+        "--generate-mcp-token",
+        metavar="NAME",
+        help="print a new agent-name:token pair for HANDOFF_MCP_TOKENS and exit",
+    )
+    parser.add_argument(
+        "--migrate-to",
+        metavar="POSTGRESQL_URL",
+        help="copy the SQLite database HANDOFF_DB names into an empty PostgreSQL database and exit",
+    )
     args = parser.parse_args(argv)
     if args.generate_secret_key:
         from core.codes import generate_key
@@ -43,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         from core.settings import AGENT_NAME
 
         if not AGENT_NAME.match(args.generate_mcp_token):
-            print(f"--generate-mcp-token {args.generate_mcp_token!r}: an agent name is 1-40 letters, digits, '.',"
-                  " '_' or '-'", file=sys.stderr)
+            print(
+                f"--generate-mcp-token {args.generate_mcp_token!r}: an agent name is 1-40 letters,"
+                " digits, '.', '_' or '-'",
+                file=sys.stderr,
+            )
             return 2
         print(f"{args.generate_mcp_token}:{secrets.token_urlsafe(32)}")
         return 0
@@ -55,13 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         settings, policy, module, registry = load_configuration()
     except ConfigError as exc:
         count = len(exc.problems)
-        print(f"Configuration error{'s' if count > 1 else ''} ({count}; fix them all, then start again):",
-              file=sys.stderr)
+        print(
+            f"Configuration error{'s' if count > 1 else ''} ({count}; fix them all, then start"
+            " again):",
+            file=sys.stderr,
+        )
         for problem in exc.problems:
             print(f"- {problem}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    logging.getLogger("discord").setLevel(
+        max(logging.INFO, logging.getLevelName(settings.log_level))
+    )
 
     if args.migrate_to is not None:
         return asyncio.run(migrate_to(settings, module, args.migrate_to))
@@ -75,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         print(leadership)
         print()
         print("\n".join(policy.describe()))
-        print(f"\n{len(registry)} actions: " + ", ".join(
-            f"{a.name} ({a.decision_type.value})" for a in registry.actions.values()))
+        print(
+            f"\n{len(registry)} actions: "
+            + ", ".join(f"{a.name} ({a.decision_type.value})" for a in registry.actions.values())
+        )
         if not settings.ai_enabled:
-            print("\nNo ANTHROPIC_API_KEY: the bot runs as a human relay; customers are told a person will answer.")
+            print(
+                "\nNo ANTHROPIC_API_KEY: the bot runs as a human relay; customers are told a person"
+                " will answer."
+            )
         return 0
     raise_open_file_limit()
     try:

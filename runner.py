@@ -1,5 +1,6 @@
-"""Running the bot as a process: the database opened (and, on SQLite, held by this process alone), leadership
-among several processes on PostgreSQL, signals for a graceful stop, Discord's API base, open-file limits."""
+"""Running the bot as a process: the database opened (and, on SQLite, held by this process alone),
+leadership among several processes on PostgreSQL, signals for a graceful stop, Discord's API base,
+open-file limits."""
 
 from __future__ import annotations
 
@@ -27,17 +28,28 @@ from startup import key_problem
 
 log = logging.getLogger("handoff")
 
-async def run(settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry) -> int:
+
+async def run(
+    settings: Settings, policy: Policy, actions_module: ModuleType, registry: ActionRegistry
+) -> int:
     from storage import PostgresDatabase, StorageError, database_for
 
-    if settings.discord_api_base:  # a proxy, or a local stand-in for Discord's API (the chaos benchmark)
+    # a proxy, or a local stand-in for Discord's API (the chaos benchmark)
+    if settings.discord_api_base:
         if (problem := await use_discord_api(settings.discord_api_base)) is not None:
             log.error("DISCORD_API_BASE=%r: %s", settings.discord_api_base, problem)
             return 2
-    if isinstance(settings.db_path, Path) and (other := hold_sqlite_file(settings.db_path)) is not None:
-        log.error("HANDOFF_DB=%r: another bot.py (%s) already runs on this file; two would both answer every"
-                  " message. Stop it first, or for a standby that takes over use PostgreSQL (README: running past"
-                  " one machine).", str(settings.db_path), other)
+    if (
+        isinstance(settings.db_path, Path)
+        and (other := hold_sqlite_file(settings.db_path)) is not None
+    ):
+        log.error(
+            "HANDOFF_DB=%r: another bot.py (%s) already runs on this file; two would both answer"
+            " every message. Stop it first, or for a standby that takes over use PostgreSQL"
+            " (README: running past one machine).",
+            str(settings.db_path),
+            other,
+        )
         return 2
     from core.leadership import Leadership, LeaseTimes, new_holder
     from storage.lease import session_name
@@ -45,31 +57,39 @@ async def run(settings: Settings, policy: Policy, actions_module: ModuleType, re
     times = LeaseTimes(policy.ha.takeover_seconds)
     holder = new_holder()  # this process in the lease, and in its database sessions' names
     try:
-        # A leader cut off in a write transaction holds the write lock: the server ends that session once it
-        # has waited a lease's length, so the next leader is not held up past its takeover.
-        db = await database_for(settings.db_path, idle_in_transaction=times.ttl,
-                                session_name=session_name(holder)).open()
+        # A leader cut off in a write transaction holds the write lock: the server ends that session
+        # once it has waited a lease's length, so the next leader is not held up past its takeover.
+        db = await database_for(
+            settings.db_path, idle_in_transaction=times.ttl, session_name=session_name(holder)
+        ).open()
     except StorageError as exc:
         log.error("HANDOFF_DB=%r: %s", shown_db(settings.db_path), exc)
         return 2
-    # Imported before standing by: a standby that takes over connects at once instead of loading them then.
+    # Imported before standing by: a standby that takes over connects at once instead of loading
+    # them then.
     import cogs.discord.handoff_bot  # noqa: F401
     import core.assistant  # noqa: F401
 
     leadership = None
     stop = SignalStop()
     try:
-        if settings.secret_key and (problem := await key_problem(db, settings.secret_key)) is not None:
+        if (
+            settings.secret_key
+            and (problem := await key_problem(db, settings.secret_key)) is not None
+        ):
             log.error(problem)
             return 2
         if hasattr(actions_module, "install"):
             await actions_module.install(db)
-        if isinstance(db, PostgresDatabase):  # several processes may share it: one leads, the others stand by
+        # several processes may share it: one leads, the others stand by
+        if isinstance(db, PostgresDatabase):
             from storage.lease import LeaseStore
 
             leadership = Leadership(LeaseStore(db), times, holder=holder)
         while True:
-            if leadership is not None and not await stop.unless_stopped(leadership.wait_until_leader()):
+            if leadership is not None and not await stop.unless_stopped(
+                leadership.wait_until_leader()
+            ):
                 break
             code = await lead(settings, policy, registry, db, leadership, stop)
             if code is not None:
@@ -115,9 +135,16 @@ def hold_sqlite_file(path: Path) -> str | None:
     return None
 
 
-async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db: Store, leadership: Leadership | None,
-               stop: SignalStop) -> int | None:
-    """Run the bot (connected to Discord) until it stops; an exit code when the process should end with it."""
+async def lead(
+    settings: Settings,
+    policy: Policy,
+    registry: ActionRegistry,
+    db: Store,
+    leadership: Leadership | None,
+    stop: SignalStop,
+) -> int | None:
+    """Run the bot (connected to Discord) until it stops; an exit code when the process should end
+    with it."""
     import aiohttp
     import discord
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -128,33 +155,53 @@ async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db:
 
     claude = None
     if settings.anthropic_api_key:  # AI enabled
-        client = claude_client(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
-                               max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
+        client = claude_client(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url,
+            max_retries=settings.llm_max_retries,
+            timeout=settings.llm_timeout_seconds,
+        )
         claude = Claude(client, settings.anthropic_model, settings.llm_concurrency)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    bot = HandoffBot(settings=settings, policy=policy, db=db, claude=claude, registry=registry, scheduler=scheduler,
-                     leadership=leadership)
+    bot = HandoffBot(
+        settings=settings,
+        policy=policy,
+        db=db,
+        claude=claude,
+        registry=registry,
+        scheduler=scheduler,
+        leadership=leadership,
+    )
     keeping = None
     fenced = db if isinstance(db, PostgresDatabase) and leadership is not None else None
     if fenced is not None and leadership is not None:
-        fenced.write_guard = leadership.guard  # fencing: every write checks that this process still leads
+        # fencing: every write checks that this process still leads
+        fenced.write_guard = leadership.guard
         keeping = asyncio.create_task(leadership.keep(), name="lease")
     stop.bot = bot
     try:
         async with bot:
             await bot.start(settings.discord_token)
     except discord.LoginFailure:
-        log.error("DISCORD_TOKEN was refused by Discord. Reset the token in the Developer Portal "
-                  "(Bot > Reset Token) and paste the new one into .env.")
+        log.error(
+            "DISCORD_TOKEN was refused by Discord. Reset the token in the Developer Portal "
+            "(Bot > Reset Token) and paste the new one into .env."
+        )
         return 2
     except discord.PrivilegedIntentsRequired:
-        log.error("The Message Content intent is off. Developer Portal > your application > Bot > "
-                  "Privileged Gateway Intents: turn on MESSAGE CONTENT INTENT, then start again.")
+        log.error(
+            "The Message Content intent is off. Developer Portal > your application > Bot > "
+            "Privileged Gateway Intents: turn on MESSAGE CONTENT INTENT, then start again."
+        )
         return 2
     except (OSError, aiohttp.ClientError, TimeoutError) as exc:
         # Nothing was lost: stored messages and deadlines are picked up at the next start.
-        log.error("Cannot reach Discord (%s: %s). Check this machine's network and DNS, then start again.",
-                  type(exc).__name__, exc)
+        log.error(
+            "Cannot reach Discord (%s: %s). Check this machine's network and DNS, then start"
+            " again.",
+            type(exc).__name__,
+            exc,
+        )
         return 3
     finally:
         stop.bot = None
@@ -167,9 +214,10 @@ async def lead(settings: Settings, policy: Policy, registry: ActionRegistry, db:
 
 
 class SignalStop:
-    """SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C) stop the process gracefully: a standby stops
-    waiting; a running bot takes no new work, in-flight answers and sends get a few seconds, then the database
-    is closed. A second signal while stopping is ignored (the grace period is short)."""
+    """SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C) stop the process gracefully: a standby
+    stops waiting; a running bot takes no new work, in-flight answers and sends get a few seconds,
+    then the database is closed. A second signal while stopping is ignored (the grace period is
+    short)."""
 
     def __init__(self, bot: HandoffBot | None = None) -> None:
         import signal
@@ -178,12 +226,14 @@ class SignalStop:
         self.received: list[str] = []
         self.report = "it was standing by"  # or what the bot said when it stopped
         self._stopped = asyncio.Event()
-        self._closing: list[asyncio.Task[None]] = []  # a reference, so the task is not collected mid-way
+        # a reference, so the task is not collected mid-way
+        self._closing: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows: default handling
+            # not on the main thread, or Windows: default handling
+            except (NotImplementedError, RuntimeError):
                 pass
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -192,8 +242,11 @@ class SignalStop:
         self.received.append(sig.name)
         self._stopped.set()
         if self.bot is not None:
-            log.info("%s received: finishing answers in flight (up to %g s), then stopping", sig.name,
-                     self.bot.shutdown_grace_seconds)
+            log.info(
+                "%s received: finishing answers in flight (up to %g s), then stopping",
+                sig.name,
+                self.bot.shutdown_grace_seconds,
+            )
             self._closing.append(asyncio.get_running_loop().create_task(self.bot.close()))
         else:
             log.info("%s received: stopping", sig.name)
@@ -213,8 +266,9 @@ class SignalStop:
 
 
 async def use_discord_api(base: str) -> str | None:
-    """Send REST requests to ``base`` and connect to the gateway it names (GET /gateway, as Discord answers
-    it); discord.py otherwise always connects to gateway.discord.gg. None when it works, else why not."""
+    """Send REST requests to ``base`` and connect to the gateway it names (GET /gateway, as Discord
+    answers it); discord.py otherwise always connects to gateway.discord.gg. None when it works,
+    else why not."""
     import aiohttp
     import discord
     import yarl
@@ -230,8 +284,8 @@ async def use_discord_api(base: str) -> str | None:
 
 
 def raise_open_file_limit() -> None:
-    """The soft limit on open files up to the hard one: sockets to Discord, Claude, the database and the MCP
-    port's clients all count (a 1024 soft limit is the default on many systems)."""
+    """The soft limit on open files up to the hard one: sockets to Discord, Claude, the database and
+    the MCP port's clients all count (a 1024 soft limit is the default on many systems)."""
     try:
         import resource
     except ImportError:  # not on this platform
@@ -247,4 +301,3 @@ def raise_open_file_limit() -> None:
         log.warning("open files: could not raise the soft limit %d to %d (%s)", soft, hard, exc)
         return
     log.info("open files: soft limit raised from %d to %d", soft, hard)
-

@@ -1,5 +1,5 @@
-"""Loading and checking the configuration: .env, the policy file, the actions module, the database (``--check``,
-``--migrate-to``); every problem named with the fix."""
+"""Loading and checking the configuration: .env, the policy file, the actions module, the database
+(``--check``, ``--migrate-to``); every problem named with the fix."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from core.policy import Policy, PolicyError, load_policy
 from core.settings import ConfigError, Settings, load_settings, shown_db
 
 if TYPE_CHECKING:
-
     from storage.db import Store
 
 log = logging.getLogger("handoff")
@@ -25,8 +24,8 @@ DEFAULT_ACTIONS_MODULE = "actions.shop"
 
 
 def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
-    """Everything the bot needs before it connects. Raises ConfigError listing every problem with its fix
-    (in .env and in the policy file at once, so a deployer fixes them all in one go)."""
+    """Everything the bot needs before it connects. Raises ConfigError listing every problem with
+    its fix (in .env and in the policy file at once, so a deployer fixes them all in one go)."""
 
     problems: list[str] = []
     settings = policy = None
@@ -34,8 +33,11 @@ def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
         settings = load_settings()
     except ConfigError as exc:
         problems.extend(exc.problems)
-    policy_path = settings.policy_path if settings else Path(os.environ.get("HANDOFF_POLICY", "").strip()
-                                                               or "policy.toml")
+    policy_path = (
+        settings.policy_path
+        if settings
+        else Path(os.environ.get("HANDOFF_POLICY", "").strip() or "policy.toml")
+    )
     try:
         policy = load_policy(policy_path)
     except PolicyError as exc:
@@ -50,19 +52,23 @@ def load_configuration() -> tuple[Settings, Policy, ModuleType, ActionRegistry]:
     secret_key = os.environ.get("HANDOFF_SECRET_KEY", "").strip()
     if _codes_on(policy, policy_path) and not secret_key:
         problems.append(
-            "HANDOFF_SECRET_KEY is not set, but one-time codes are on ([mfa] enabled = true in "
-            f"{policy_path}). Run `python bot.py --generate-secret-key`, put the key it prints in .env "
-            "as HANDOFF_SECRET_KEY (it encrypts customers' authenticator secrets; keep it safe), or set "
-            "[mfa] enabled = false to send destructive actions to the operators instead."
+            "HANDOFF_SECRET_KEY is not set, but one-time codes are on ([mfa] enabled = true in"
+            f" {policy_path}). Run `python bot.py --generate-secret-key`, put the key it prints in"
+            " .env as HANDOFF_SECRET_KEY (it encrypts customers' authenticator secrets; keep it"
+            " safe), or set [mfa] enabled = false to send destructive actions to the operators"
+            " instead."
         )
     if problems:
         raise ConfigError("\n".join(problems), problems=problems)
-    assert settings is not None and policy is not None and module is not None and registry is not None
+    assert (
+        settings is not None and policy is not None and module is not None and registry is not None
+    )
     return settings, policy, module, registry
 
 
 def _codes_on(policy: Policy | None, path: Path) -> bool:
-    """[mfa] enabled, read from the raw file when the policy has other problems (to report them all)."""
+    """[mfa] enabled, read from the raw file when the policy has other problems (to report them
+    all)."""
     if policy is not None:
         return bool(policy.mfa.enabled)
     import tomllib
@@ -75,9 +81,12 @@ def _codes_on(policy: Policy | None, path: Path) -> bool:
     return not isinstance(mfa, dict) or mfa.get("enabled", True) is not False
 
 
-async def check_database(target: Path | str, secret_key: str | None = None) -> tuple[str | None, str]:
-    """Open (and create, migrate) the database as the bot will: (None, what it says about leadership) when it
-    works, else (one line naming HANDOFF_DB or HANDOFF_SECRET_KEY and the fix, "")."""
+async def check_database(
+    target: Path | str, secret_key: str | None = None
+) -> tuple[str | None, str]:
+    """Open (and create, migrate) the database as the bot will: (None, what it says about
+    leadership) when it works, else (one line naming HANDOFF_DB or HANDOFF_SECRET_KEY and the fix,
+    "")."""
     from storage import StorageError, database_for
 
     try:
@@ -85,7 +94,10 @@ async def check_database(target: Path | str, secret_key: str | None = None) -> t
     except StorageError as exc:
         return f"HANDOFF_DB={shown_db(target)!r}: {exc}", ""
     try:
-        if secret_key and (problem := await key_problem(db, secret_key, remember=False)) is not None:
+        if (
+            secret_key
+            and (problem := await key_problem(db, secret_key, remember=False)) is not None
+        ):
             return problem, ""
         return None, await leadership_line(db)
     finally:
@@ -98,7 +110,9 @@ async def key_problem(db: Store, secret_key: str, *, remember: bool = True) -> s
     from core.codes import SecretBox, secret_key_problem
     from storage.codes import CodeStore
 
-    return await secret_key_problem(SecretBox(secret_key), db, CodeStore(db), time.time(), remember=remember)
+    return await secret_key_problem(
+        SecretBox(secret_key), db, CodeStore(db), time.time(), remember=remember
+    )
 
 
 async def leadership_line(db: Store) -> str:
@@ -106,40 +120,63 @@ async def leadership_line(db: Store) -> str:
     from storage import PostgresDatabase
 
     if not isinstance(db, PostgresDatabase):
-        return "Leadership: SQLite: one process, no standby (HANDOFF_DB=postgresql://... for a standby)"
+        return (
+            "Leadership: SQLite: one process, no standby (HANDOFF_DB=postgresql://... for a"
+            " standby)"
+        )
     from storage.lease import LeaseStore
 
     state = await LeaseStore(db).current()
     if state is None or state.expires_in <= 0:
-        before = f" (the last, {state.holder}, epoch {state.epoch}, stopped {-state.expires_in:.0f} s ago)" if state \
+        before = (
+            f" (the last, {state.holder}, epoch {state.epoch}, stopped {-state.expires_in:.0f} s"
+            " ago)"
+            if state
             else ""
+        )
         return f"Leadership: nobody leads{before}; started now, this process would lead"
-    return (f"Leadership: {state.holder} leads (epoch {state.epoch}, lease renewed {state.renewed_ago:.1f} s ago);"
-            " started now, this process would stand by and take over if it stops")
+    return (
+        f"Leadership: {state.holder} leads (epoch {state.epoch}, lease renewed"
+        f" {state.renewed_ago:.1f} s ago); started now, this process would stand by and take over"
+        " if it stops"
+    )
 
 
 async def migrate_to(settings: Settings, actions_module: ModuleType, url: str) -> int:
-    """``--migrate-to``: copy HANDOFF_DB (SQLite) into the empty PostgreSQL database ``url``; say what to change."""
+    """``--migrate-to``: copy HANDOFF_DB (SQLite) into the empty PostgreSQL database ``url``; say
+    what to change."""
     from storage import Database, PostgresDatabase, StorageError
     from storage.migrate_to import copy_database
     from storage.postgres import is_postgres_url, redacted
 
     if not is_postgres_url(url):
-        print(f"--migrate-to {url!r}: give a PostgreSQL URL, e.g. postgresql://handoff:password@db-host:5432/handoff",
-              file=sys.stderr)
+        print(
+            f"--migrate-to {url!r}: give a PostgreSQL URL, e.g."
+            " postgresql://handoff:password@db-host:5432/handoff",
+            file=sys.stderr,
+        )
         return 2
     if not isinstance(settings.db_path, Path):
-        print(f"--migrate-to copies a SQLite database, but HANDOFF_DB is already {shown_db(settings.db_path)}",
-              file=sys.stderr)
+        print(
+            "--migrate-to copies a SQLite database, but HANDOFF_DB is already"
+            f" {shown_db(settings.db_path)}",
+            file=sys.stderr,
+        )
         return 2
     if not settings.db_path.is_file():
-        print(f"--migrate-to: HANDOFF_DB={str(settings.db_path)!r} does not exist; nothing to copy", file=sys.stderr)
+        print(
+            f"--migrate-to: HANDOFF_DB={str(settings.db_path)!r} does not exist; nothing to copy",
+            file=sys.stderr,
+        )
         return 2
     from runner import hold_sqlite_file  # the same lock as a running bot's
 
     if (other := hold_sqlite_file(settings.db_path)) is not None:
-        print(f"--migrate-to: a bot.py ({other}) runs on {settings.db_path}; stop it first, so that nothing is"
-              " written while the copy is made", file=sys.stderr)
+        print(
+            f"--migrate-to: a bot.py ({other}) runs on {settings.db_path}; stop it first, so that"
+            " nothing is written while the copy is made",
+            file=sys.stderr,
+        )
         return 2
     try:
         async with Database(settings.db_path) as source, PostgresDatabase(url) as target:
@@ -154,8 +191,10 @@ async def migrate_to(settings: Settings, actions_module: ModuleType, url: str) -
     print(f"Copied {settings.db_path} into {redacted(url)}; row counts match:")
     for c in copied:
         print(f"  {c.table:<{width}}  {c.target_rows:>9} rows")
-    print("\nTo run on PostgreSQL from now on, set in .env:\n"
-          f"  HANDOFF_DB={redacted(url)}   (with the password you gave)\n"
-          "and keep HANDOFF_SECRET_KEY as it is: the authenticator secrets were copied still encrypted with it.\n"
-          f"Then start the bot; keep {settings.db_path} as a backup (the bot no longer writes to it).")
+    print(
+        f"\nTo run on PostgreSQL from now on, set in .env:\n  HANDOFF_DB={redacted(url)}   (with"
+        " the password you gave)\nand keep HANDOFF_SECRET_KEY as it is: the authenticator secrets"
+        f" were copied still encrypted with it.\nThen start the bot; keep {settings.db_path} as a"
+        " backup (the bot no longer writes to it)."
+    )
     return 0

@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: the scripted Claude server in its own process, a bot on dpytest, figures."""
+"""Shared benchmark plumbing: the scripted Claude server in its own process, a bot on dpytest,
+figures."""
 
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @contextlib.asynccontextmanager
 async def claude_server(latency: float) -> AsyncIterator[str]:
-    """The scripted Messages API server, in a separate process so its CPU is not counted as the bot's."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_claude", "--latency", str(latency)], cwd=ROOT,  # noqa: ASYNC220
-                            stdout=subprocess.PIPE, text=True)
+    """The scripted Messages API server, in a separate process so its CPU is not counted as the
+    bot's."""
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "tests.fake_claude", "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
         yield url.strip()
@@ -48,8 +54,9 @@ async def bench_database(tmp: str, postgres: str | None) -> AsyncIterator[AnyDat
 
 
 @contextlib.asynccontextmanager
-async def bench_bot(url: str, customers: int, *, concurrency: int, postgres: str | None = None
-                    ) -> AsyncIterator[HandoffBot]:
+async def bench_bot(
+    url: str, customers: int, *, concurrency: int, postgres: str | None = None
+) -> AsyncIterator[HandoffBot]:
     with tempfile.TemporaryDirectory() as tmp:
         async with bench_database(tmp, postgres) as db:
             await shop.install(db)
@@ -57,8 +64,13 @@ async def bench_bot(url: str, customers: int, *, concurrency: int, postgres: str
             registry = ActionRegistry().extend(shop.ACTIONS)
             client = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
             claude = Claude(client, "claude-bench", concurrency)
-            bot = HandoffBot(settings=test_settings(Path(tmp) / "bench.db"), policy=policy, db=db, claude=claude,
-                             registry=registry)
+            bot = HandoffBot(
+                settings=test_settings(Path(tmp) / "bench.db"),
+                policy=policy,
+                db=db,
+                claude=claude,
+                registry=registry,
+            )
             await dpytest_ext.attach(bot, members=customers)
             try:
                 yield bot
@@ -72,8 +84,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary_ms(values: list[float]) -> str:
-    return (f"p50 {statistics.median(values) * 1000:.2f} ms, p99 {percentile(values, 99) * 1000:.2f} ms,"
-            f" max {max(values) * 1000:.2f} ms")
+    return (
+        f"p50 {statistics.median(values) * 1000:.2f} ms, p99 {percentile(values, 99) * 1000:.2f}"
+        f" ms, max {max(values) * 1000:.2f} ms"
+    )
 
 
 def peak_rss_mb() -> float:

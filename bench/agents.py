@@ -2,12 +2,13 @@
 
     python -m bench.agents [--agents 200] [--seed 1]
 
-Each agent calls ``ask_human`` with the official MCP client (streamable HTTP, its own connection) against
-the MCP server the bot serves on 127.0.0.1, and waits (wait_seconds 50). Once every ticket has its thread,
-an operator answers them one by one in a random order (dpytest stands in for Discord). Prints the share of
-answers that reached the agent that asked (must be 100%), the time from the operator's message reaching
-the bot to the agent's tool result (p50/p99; target p99 <= 50 ms), and the process's memory growth per
-waiting call (the agents run in a child process, so this is the bot's own share).
+Each agent calls ``ask_human`` with the official MCP client (streamable HTTP, its own connection)
+against the MCP server the bot serves on 127.0.0.1, and waits (wait_seconds 50). Once every ticket
+has its thread, an operator answers them one by one in a random order (dpytest stands in for
+Discord). Prints the share of answers that reached the agent that asked (must be 100%), the time
+from the operator's message reaching the bot to the agent's tool result (p50/p99; target p99 <= 50
+ms), and the process's memory growth per waiting call (the agents run in a child process, so this is
+the bot's own share).
 """
 
 from __future__ import annotations
@@ -38,14 +39,25 @@ TOKENS = {f"agent-{i}": f"bench-token-{i:02d}-" + "x" * 20 for i in range(NAMES)
 
 
 async def clients(endpoint: str, count: int) -> None:
-    """The agents, in a process of their own (``--client``): one line per answered call on stdout."""
+    """The agents, in a process of their own (``--client``): one line per answered call on
+    stdout."""
+
     async def agent(i: int) -> None:
         name = f"agent-{i % NAMES}"
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKENS[name]}"}, timeout=70) as http, \
-                Client(streamable_http_client(endpoint, http_client=http)) as client:
-            result = await client.call_tool("ask_human", {"question": f"question {i}", "wait_seconds": 50,
-                                                          "idempotency_key": f"q{i}"})
-        print(json.dumps({"i": i, "at": time.perf_counter(), "result": result.structured_content}), flush=True)
+        async with (
+            httpx2.AsyncClient(
+                headers={"Authorization": f"Bearer {TOKENS[name]}"}, timeout=70
+            ) as http,
+            Client(streamable_http_client(endpoint, http_client=http)) as client,
+        ):
+            result = await client.call_tool(
+                "ask_human",
+                {"question": f"question {i}", "wait_seconds": 50, "idempotency_key": f"q{i}"},
+            )
+        print(
+            json.dumps({"i": i, "at": time.perf_counter(), "result": result.structured_content}),
+            flush=True,
+        )
 
     await asyncio.gather(*(agent(i) for i in range(count)))
 
@@ -63,11 +75,20 @@ async def run(count: int, seed: int) -> None:
             process = psutil.Process()
             rss_before = process.memory_info().rss
             loop = asyncio.get_running_loop()
-            done: dict[int, asyncio.Future[tuple[float, dict[str, Any]]]] = {i: loop.create_future()
-                                                                             for i in range(count)}
+            done: dict[int, asyncio.Future[tuple[float, dict[str, Any]]]] = {
+                i: loop.create_future() for i in range(count)
+            }
             child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.agents", "--client", endpoint, "--agents", str(count),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+                sys.executable,
+                "-m",
+                "bench.agents",
+                "--client",
+                endpoint,
+                "--agents",
+                str(count),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
 
             async def read_answers() -> None:
                 assert child.stdout is not None
@@ -82,7 +103,9 @@ async def run(count: int, seed: int) -> None:
                 if len(rows) == count and all(r["thread_id"] for r in rows):
                     break
                 if time.perf_counter() - started > 60:
-                    raise SystemExit(f"only {len(rows)} of {count} tickets were opened and posted in 60 s")
+                    raise SystemExit(
+                        f"only {len(rows)} of {count} tickets were opened and posted in 60 s"
+                    )
                 await asyncio.sleep(0.05)
             opened = time.perf_counter() - started
             await asyncio.sleep(0.5)  # every call is inside its wait
@@ -104,18 +127,33 @@ async def run(count: int, seed: int) -> None:
     finally:
         await fake.stop()
     right = sum(1 for i, r in results.items() if r.get("answer") == f"answer to question {i}")
-    print(f"agents={count}: {count} tickets opened and posted in {opened:.2f} s, every call waiting")
-    print(f"answers that reached the agent that asked: {right}/{count} = {right / count:.1%} (must be 100%)")
-    print(f"operator's message -> the agent's tool result (target p99 <= 50 ms): {summary_ms(latencies)}")
-    print(f"the bot's memory growth while {count} calls wait: {(rss_waiting - rss_before) / 2**20:.1f} MB, "
-          f"{(rss_waiting - rss_before) / count / 1024:.0f} KB per waiting call (the agents run in another process)")
+    print(
+        f"agents={count}: {count} tickets opened and posted in {opened:.2f} s, every call waiting"
+    )
+    print(
+        f"answers that reached the agent that asked: {right}/{count} = {right / count:.1%} (must be"
+        " 100%)"
+    )
+    print(
+        "operator's message -> the agent's tool result (target p99 <= 50 ms):"
+        f" {summary_ms(latencies)}"
+    )
+    print(
+        f"the bot's memory growth while {count} calls wait:"
+        f" {(rss_waiting - rss_before) / 2**20:.1f} MB,"
+        f" {(rss_waiting - rss_before) / count / 1024:.0f} KB per waiting call (the agents run in"
+        " another process)"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)  # the agents' side, in a child
+    # the agents' side, in a child
+    parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.disable(logging.INFO)
     asyncio.run(clients(args.client, args.agents) if args.client else run(args.agents, args.seed))

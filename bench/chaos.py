@@ -48,8 +48,8 @@ TAG = re.compile(r"\bm\d+\b")
 ANSWERS = ("Answer to ", "Noted: ")  # how the scripted model's answers begin
 POLICY = """
 [abuse]
-# The bench's customers write every 2-6 s, faster than the default cap of 10 a minute: it measures losses, not
-# the cap (tests/test_moderation.py covers that).
+# The bench's customers write every 2-6 s, faster than the default cap of 10 a minute: it measures
+# losses, not the cap (tests/test_moderation.py covers that).
 messages_per_minute = 60
 [mfa]
 enabled = false
@@ -74,15 +74,21 @@ def scripted_claude(rng: random.Random, failure_rate: float) -> Any:
         messages = request["messages"]
         last = messages[-1]["content"]
         after_tools = any(b.get("type") == "tool_result" for b in last)
-        # Everything the customer wrote since the last answer (an assistant message without tool calls), as a
-        # model answers what is unanswered; system notes and operators' lines start with [.
+        # Everything the customer wrote since the last answer (an assistant message without tool
+        # calls), as a model answers what is unanswered; system notes and operators' lines start
+        # with [.
         customer: list[str] = []
         for m in reversed(messages):
-            if m["role"] == "assistant" and not any(b.get("type") == "tool_use" for b in m["content"]):
+            if m["role"] == "assistant" and not any(
+                b.get("type") == "tool_use" for b in m["content"]
+            ):
                 break
             if m["role"] == "user":
-                customer[:0] = [b["text"] for b in m["content"] if b.get("type") == "text"
-                                and not b["text"].startswith("[")]
+                customer[:0] = [
+                    b["text"]
+                    for b in m["content"]
+                    if b.get("type") == "text" and not b["text"].startswith("[")
+                ]
         tags = sorted(set(TAG.findall(" ".join(customer))), key=lambda t: int(t[1:]))
         said = " ".join(customer).casefold()
         if after_tools or not tags:
@@ -106,8 +112,9 @@ class BotProcess:
     async def start(self, discord: FakeDiscord, *, cwd: Path = ROOT) -> None:
         discord.identified.clear()
         out = self.log.open("ab")
-        self.process = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=cwd, env=self.env,
-                                                            stdout=out, stderr=out)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "bot.py", cwd=cwd, env=self.env, stdout=out, stderr=out
+        )
         out.close()
         await asyncio.wait_for(discord.identified.wait(), 30)
         self.starts += 1
@@ -137,25 +144,34 @@ class Run:
 
 async def owed(db: AnyDatabase) -> int:
     try:
-        [[count]] = await db.fetchall("SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'pending') +"
-                                      " (SELECT COUNT(*) FROM desk_outbox WHERE status = 'pending')")
+        [[count]] = await db.fetchall(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'pending') +"
+            " (SELECT COUNT(*) FROM desk_outbox WHERE status = 'pending')"
+        )
         return count
     except Exception:  # a busy file, a dropped connection: ask again at the next look
         return 0
 
 
-async def customers(discord: FakeDiscord, rng: random.Random, run: Run, count: int, until: float,
-                    bot: BotProcess) -> None:
+async def customers(
+    discord: FakeDiscord, rng: random.Random, run: Run, count: int, until: float, bot: BotProcess
+) -> None:
     numbers = iter(range(1, 10**9))
 
     async def customer(i: int) -> None:
         user = CUSTOMER_BASE + i
         while time.monotonic() < until:
             await asyncio.sleep(rng.uniform(2.0, 6.0))
-            roll = rng.random()  # customers write whether or not a bot is connected (catch-up reads it later)
+            # customers write whether or not a bot is connected (catch-up reads it later)
+            roll = rng.random()
             tag = f"m{next(numbers)}"
-            words = "I'd like to order a mug" if roll < 0.25 else "please refund my order" if roll < 0.4 \
+            words = (
+                "I'd like to order a mug"
+                if roll < 0.25
+                else "please refund my order"
+                if roll < 0.4
                 else "where is my parcel"
+            )
             message_id, delivered = await discord.customer_writes(user, f"{words} ({tag})")
             run.sent[tag] = message_id
             if delivered:
@@ -165,7 +181,8 @@ async def customers(discord: FakeDiscord, rng: random.Random, run: Run, count: i
 
 
 async def answer_prompts(discord: FakeDiscord, rng: random.Random, run: Run, until: float) -> None:
-    """Customers type yes to each confirmation prompt they get; the operator approves each open card."""
+    """Customers type yes to each confirmation prompt they get; the operator approves each open
+    card."""
     seen_prompts: set[str] = set()
     clicked: dict[str, float] = {}
     while time.monotonic() < until:
@@ -181,12 +198,21 @@ async def answer_prompts(discord: FakeDiscord, rng: random.Random, run: Run, unt
                     await asyncio.sleep(rng.uniform(0.1, 0.5))
                     _, ok = await discord.customer_writes(channel_id - 1, "yes")
                     run.yes_sent += ok
-                buttons = [c["custom_id"] for row in message.get("components") or [] for c in row["components"]
-                           if not c.get("disabled")]
+                buttons = [
+                    c["custom_id"]
+                    for row in message.get("components") or []
+                    for c in row["components"]
+                    if not c.get("disabled")
+                ]
                 approve = next((b for b in buttons if b.startswith("ticket:approve:")), None)
                 now = time.monotonic()
-                if approve and channel_id == discord.staff_channel_id and now - clicked.get(approve, 0) > 5:
-                    clicked[approve] = now  # again after 5 s if the card still offers it (a click lost in a kill)
+                if (
+                    approve
+                    and channel_id == discord.staff_channel_id
+                    and now - clicked.get(approve, 0) > 5
+                ):
+                    # again after 5 s if the card still offers it (a click lost in a kill)
+                    clicked[approve] = now
                     run.clicks += await discord.operator_clicks(message, approve)
 
 
@@ -207,8 +233,14 @@ async def watch_stalls(discord: FakeDiscord, db: AnyDatabase, run: Run, until: f
             run.stall_up = max(run.stall_up, gap)
 
 
-async def chaos(bot: BotProcess, discord: FakeDiscord, rng: random.Random, run: Run, until: float,
-                life: tuple[float, float]) -> None:
+async def chaos(
+    bot: BotProcess,
+    discord: FakeDiscord,
+    rng: random.Random,
+    run: Run,
+    until: float,
+    life: tuple[float, float],
+) -> None:
     while time.monotonic() < until:
         await asyncio.sleep(min(rng.uniform(*life), max(0.0, until - time.monotonic())))
         if time.monotonic() >= until:
@@ -221,16 +253,36 @@ async def chaos(bot: BotProcess, discord: FakeDiscord, rng: random.Random, run: 
         run.up_since = time.monotonic()
 
 
-async def report(db: AnyDatabase, discord: FakeDiscord, run: Run, seconds: float, settled: bool) -> dict[str, Any]:
-    stored = {m for (m,) in await db.fetchall("SELECT discord_message_id FROM turns WHERE kind = 'customer'"
-                                              " AND discord_message_id IS NOT NULL")}
-    held = {m for (m,) in await db.fetchall("SELECT discord_message_id FROM turns WHERE kind = 'customer'"
-                                            " AND status = 'held'")}
+async def report(
+    db: AnyDatabase, discord: FakeDiscord, run: Run, seconds: float, settled: bool
+) -> dict[str, Any]:
+    stored = {
+        m
+        for (m,) in await db.fetchall(
+            "SELECT discord_message_id FROM turns WHERE kind = 'customer'"
+            " AND discord_message_id IS NOT NULL"
+        )
+    }
+    held = {
+        m
+        for (m,) in await db.fetchall(
+            "SELECT discord_message_id FROM turns WHERE kind = 'customer' AND status = 'held'"
+        )
+    }
     runs = [tuple(r) for r in await db.fetchall("SELECT action, tag FROM chaos_runs")]
-    confirmed = {json.loads(p)["tag"] for (p,) in await db.fetchall(
-        "SELECT action_params FROM confirmations WHERE status = 'confirmed'")}
-    approved = {json.loads(p)["tag"] for (p,) in await db.fetchall(
-        "SELECT action_params FROM tickets WHERE status = 'approved' AND action_params IS NOT NULL")}
+    confirmed = {
+        json.loads(p)["tag"]
+        for (p,) in await db.fetchall(
+            "SELECT action_params FROM confirmations WHERE status = 'confirmed'"
+        )
+    }
+    approved = {
+        json.loads(p)["tag"]
+        for (p,) in await db.fetchall(
+            "SELECT action_params FROM tickets WHERE status = 'approved' AND action_params IS NOT"
+            " NULL"
+        )
+    }
     received = {tag for tag, mid in run.sent.items() if mid in stored}
     answers: dict[str, int] = {}
     for channel_id, messages in discord.messages.items():
@@ -238,7 +290,9 @@ async def report(db: AnyDatabase, discord: FakeDiscord, run: Run, seconds: float
             continue
         for message in messages:
             if not message["content"].startswith(ANSWERS):
-                continue  # a confirmation prompt also shows the tag (an action's parameter); only answers count
+                # a confirmation prompt also shows the tag (an action's parameter); only answers
+                # count
+                continue
             for tag in set(TAG.findall(message["content"])):
                 answers[tag] = answers.get(tag, 0) + 1
     to_person = {tag for tag in received if run.sent[tag] in held}
@@ -246,24 +300,40 @@ async def report(db: AnyDatabase, discord: FakeDiscord, run: Run, seconds: float
     per_run: dict[tuple[str, str], int] = {}
     for action, tag in runs:
         per_run[(action, tag)] = per_run.get((action, tag), 0) + 1
-    unapproved = [(a, t) for a, t in per_run if (a == "place_order" and t not in confirmed)
-                  or (a == "issue_refund" and t not in approved)]
+    unapproved = [
+        (a, t)
+        for a, t in per_run
+        if (a == "place_order" and t not in confirmed)
+        or (a == "issue_refund" and t not in approved)
+    ]
     requests = len(discord.requests)
     limited = sum(1 for r in discord.requests if r.status == 429)
     return {
-        "seconds": round(seconds), "kills": run.kills, "settled": settled,
-        "messages sent": len(run.sent), "delivered to a running bot": len(run.delivered),
+        "seconds": round(seconds),
+        "kills": run.kills,
+        "settled": settled,
+        "messages sent": len(run.sent),
+        "delivered to a running bot": len(run.delivered),
         "sent while no bot was connected": len(run.sent) - len(run.delivered),
-        "received (stored)": len(received), "answered": len(answered), "of them to a person": len(to_person),
-        "lost": len(received - answered), "doubled": sum(1 for t in received if answers.get(t, 0) > 1),
+        "received (stored)": len(received),
+        "answered": len(answered),
+        "of them to a person": len(to_person),
+        "lost": len(received - answered),
+        "doubled": sum(1 for t in received if answers.get(t, 0) > 1),
         "not stored though delivered (killed before the commit)": len(run.delivered - received),
-        "actions run": len(runs), "actions doubled": sum(1 for n in per_run.values() if n > 1),
-        "actions without approval": len(unapproved), "yes typed": run.yes_sent, "approve clicks": run.clicks,
-        "longest stall, bot up (s)": round(run.stall_up, 1), "longest stall, restarts included (s)":
-            round(run.stall_any, 1), "requests to Discord": requests, "429s": limited,
+        "actions run": len(runs),
+        "actions doubled": sum(1 for n in per_run.values() if n > 1),
+        "actions without approval": len(unapproved),
+        "yes typed": run.yes_sent,
+        "approve clicks": run.clicks,
+        "longest stall, bot up (s)": round(run.stall_up, 1),
+        "longest stall, restarts included (s)": round(run.stall_any, 1),
+        "requests to Discord": requests,
+        "429s": limited,
         "429 share": f"{limited / requests:.1%}" if requests else "0%",
-        "requests by route (top 4)": ", ".join(f"{key} {n}" for key, n in sorted(
-            _by_route(discord).items(), key=lambda kv: -kv[1])[:4]),
+        "requests by route (top 4)": ", ".join(
+            f"{key} {n}" for key, n in sorted(_by_route(discord).items(), key=lambda kv: -kv[1])[:4]
+        ),
     }
 
 
@@ -280,10 +350,16 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--customers", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--life", type=float, nargs=2, default=(4.0, 12.0), help="a bot lives this long (s)")
-    parser.add_argument("--failure-rate", type=float, default=0.03, help="share of model calls answered 529")
+    parser.add_argument(
+        "--life", type=float, nargs=2, default=(4.0, 12.0), help="a bot lives this long (s)"
+    )
+    parser.add_argument(
+        "--failure-rate", type=float, default=0.03, help="share of model calls answered 529"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database and the bot's log")
-    parser.add_argument("--postgres", metavar="URL", help="store in a fresh schema on this PostgreSQL server")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="store in a fresh schema on this PostgreSQL server"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     discord = await FakeDiscord().start()
@@ -292,19 +368,37 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="handoff-chaos-"))
     (work / "policy.toml").write_text(POLICY)
     async with contextlib.AsyncExitStack() as stack:
-        target = await stack.enter_async_context(postgres_schema(args.postgres)) if args.postgres \
+        target = (
+            await stack.enter_async_context(postgres_schema(args.postgres))
+            if args.postgres
             else work / "handoff.db"
+        )
         await chaos_run(args, rng, discord, claude, work, target)
 
 
-async def chaos_run(args: argparse.Namespace, rng: random.Random, discord: FakeDiscord, claude: FakeClaude,
-                    work: Path, target: Path | str) -> None:
-    env = {**os.environ, "DISCORD_TOKEN": "chaos.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
-           "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
-           "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "ANTHROPIC_API_KEY": "chaos-key",
-           "ANTHROPIC_BASE_URL": claude.url, "HANDOFF_DB": str(target), "HANDOFF_POLICY": str(work / "policy.toml"),
-           "HANDOFF_ACTIONS": "bench.chaos_actions", "DISCORD_API_BASE": discord.url, "HANDOFF_LOG_LEVEL": "INFO",
-           "HANDOFF_LLM_MAX_RETRIES": "1"}
+async def chaos_run(
+    args: argparse.Namespace,
+    rng: random.Random,
+    discord: FakeDiscord,
+    claude: FakeClaude,
+    work: Path,
+    target: Path | str,
+) -> None:
+    env = {
+        **os.environ,
+        "DISCORD_TOKEN": "chaos.token.value",
+        "DISCORD_GUILD_ID": str(discord.guild_id),
+        "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
+        "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id),
+        "ANTHROPIC_API_KEY": "chaos-key",
+        "ANTHROPIC_BASE_URL": claude.url,
+        "HANDOFF_DB": str(target),
+        "HANDOFF_POLICY": str(work / "policy.toml"),
+        "HANDOFF_ACTIONS": "bench.chaos_actions",
+        "DISCORD_API_BASE": discord.url,
+        "HANDOFF_LOG_LEVEL": "INFO",
+        "HANDOFF_LLM_MAX_RETRIES": "1",
+    }
     bot = BotProcess(env, work / "bot.log")
     run = Run()
     started = time.monotonic()
@@ -314,9 +408,12 @@ async def chaos_run(args: argparse.Namespace, rng: random.Random, discord: FakeD
     until = started + args.seconds
     watcher = asyncio.create_task(watch_stalls(discord, db, run, until + 90))
     prompts = asyncio.create_task(answer_prompts(discord, rng, run, until + 90))
-    await asyncio.gather(customers(discord, rng, run, args.customers, until, bot),
-                         chaos(bot, discord, rng, run, until, tuple(args.life)))
-    # Settle: the bot stays up until nothing is owed or waiting (prompts are still answered meanwhile).
+    await asyncio.gather(
+        customers(discord, rng, run, args.customers, until, bot),
+        chaos(bot, discord, rng, run, until, tuple(args.life)),
+    )
+    # Settle: the bot stays up until nothing is owed or waiting (prompts are still answered
+    # meanwhile).
     settled = False
     for _ in range(240):
         await asyncio.sleep(0.25)

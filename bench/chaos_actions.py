@@ -1,4 +1,5 @@
-"""The chaos benchmark's business actions: every run is a row, so a double or an unapproved run shows.
+"""The chaos benchmark's business actions: every run is a row, so a double or an unapproved run
+shows.
 
 ``place_order`` is transactional (the customer confirms), ``issue_refund`` financial (an operator
 approves). Both carry the customer message's tag, which ties a run to the request it answers.
@@ -11,8 +12,12 @@ from typing import Any
 
 from core.actions import ActionContext, action
 
-TAGGED = {"type": "object", "properties": {"tag": {"type": "string", "maxLength": 20}},
-          "required": ["tag"], "additionalProperties": False}
+TAGGED = {
+    "type": "object",
+    "properties": {"tag": {"type": "string", "maxLength": 20}},
+    "required": ["tag"],
+    "additionalProperties": False,
+}
 
 
 async def install(db: Any) -> None:
@@ -21,8 +26,10 @@ async def install(db: Any) -> None:
 
 async def _run(ctx: ActionContext, name: str, tag: str) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        await tx.insert("INSERT INTO chaos_runs (action, tag, customer, at) VALUES (?, ?, ?, ?)",
-                        (name, tag, ctx.discord_user_id, ctx.now))
+        await tx.insert(
+            "INSERT INTO chaos_runs (action, tag, customer, at) VALUES (?, ?, ?, ?)",
+            (name, tag, ctx.discord_user_id, ctx.now),
+        )
     return {"done": name, "tag": tag}
 
 

@@ -31,13 +31,21 @@ CALLS = [
     (40, "informational", {"order_id": 12}),
     (10, "informational", {}),
     (10, "preference", {"email_updates": False}),
-    (12, "transactional", {"item": "coffee beans", "quantity": 2, "address": "12 Oak Street", "total": 36.0}),
+    (
+        12,
+        "transactional",
+        {"item": "coffee beans", "quantity": 2, "address": "12 Oak Street", "total": 36.0},
+    ),
     (6, "transactional", {"order_id": 3, "address": "4 Elm Road, Springfield"}),
     (8, "financial", {"order_id": 1, "amount": 89.0, "reason": "arrived broken"}),
     (3, "financial", {"percent": 15, "reason": "loyal customer"}),
     (4, "destructive", {"subscription_id": 1}),
     (4, "preference", {"note": "card 4111 1111 1111 1111", "password": "x"}),
-    (3, "transactional", {"item": "grinder", "quantity": 20, "address": "1 Main St", "total": 1780.0}),
+    (
+        3,
+        "transactional",
+        {"item": "grinder", "quantity": 20, "address": "1 Main St", "total": 1780.0},
+    ),
 ]
 
 
@@ -46,12 +54,16 @@ def mix(n: int, seed: int = 7) -> list[tuple[str, dict, str, str | None]]:
     weights = [w for w, _, _ in CALLS]
     picks = rng.choices(CALLS, weights=weights, k=n)
     texts = rng.choices(MESSAGES, weights=MESSAGE_WEIGHTS, k=n)
-    return [(dt, params, text, rng.choice([None, None, None, "low", "high"]))
-            for (_, dt, params), text in zip(picks, texts, strict=True)]
+    return [
+        (dt, params, text, rng.choice([None, None, None, "low", "high"]))
+        for (_, dt, params), text in zip(picks, texts, strict=True)
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     risk = RiskPolicy(defaults())
@@ -66,8 +78,14 @@ def main() -> None:
             strategies[c.strategy] = strategies.get(c.strategy, 0) + 1
         done += len(calls)
     elapsed = time.perf_counter() - started
-    print(f"{done} classifications in {elapsed:.2f} s on one core: {done / elapsed:,.0f}/s (target >= 50,000/s)")
-    print("strategies in the mix: " + ", ".join(f"{k} {v * 100 / done:.0f}%" for k, v in sorted(strategies.items())))
+    print(
+        f"{done} classifications in {elapsed:.2f} s on one core: {done / elapsed:,.0f}/s (target >="
+        " 50,000/s)"
+    )
+    print(
+        "strategies in the mix: "
+        + ", ".join(f"{k} {v * 100 / done:.0f}%" for k, v in sorted(strategies.items()))
+    )
 
 
 if __name__ == "__main__":

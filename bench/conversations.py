@@ -20,8 +20,9 @@ from discord.ext.test import backend, callbacks
 
 from bench._harness import bench_bot, claude_server, peak_rss_mb, summary_ms
 
-# Time spent inside the anthropic client (request building, HTTP, waiting for Claude, parsing), per message.
-# Set in each customer's task; the DM dispatch and the answering worker inherit the context.
+# Time spent inside the anthropic client (request building, HTTP, waiting for Claude, parsing), per
+# message. Set in each customer's task; the DM dispatch and the answering worker inherit the
+# context.
 claude_seconds: contextvars.ContextVar[list[float]] = contextvars.ContextVar("claude_seconds")
 
 
@@ -38,11 +39,16 @@ def time_claude_calls(agent) -> None:
     agent._create = timed
 
 
-async def run(customers: int, messages: int, latency: float, profile: int = 0, postgres: str | None = None
-              ) -> dict[str, float]:
-    async with claude_server(latency) as url, bench_bot(url, customers, concurrency=customers,
-                                                        postgres=postgres) as bot:
-        members = [m for m in backend.get_state().guilds[0].members if m.id != bot.user.id][:customers]
+async def run(
+    customers: int, messages: int, latency: float, profile: int = 0, postgres: str | None = None
+) -> dict[str, float]:
+    async with (
+        claude_server(latency) as url,
+        bench_bot(url, customers, concurrency=customers, postgres=postgres) as bot,
+    ):
+        members = [m for m in backend.get_state().guilds[0].members if m.id != bot.user.id][
+            :customers
+        ]
         channels = {m.id: await m.create_dm() for m in members}
         waiting: dict[int, asyncio.Future[float]] = {}
 
@@ -85,7 +91,10 @@ async def run(customers: int, messages: int, latency: float, profile: int = 0, p
             pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
         await bot.engine.drain()
     ideal = messages * latency
-    print(f"customers={customers} messages={messages} latency={latency * 1000:.0f} ms, store: {bot.db}")
+    print(
+        f"customers={customers} messages={messages} latency={latency * 1000:.0f} ms, store:"
+        f" {bot.db}"
+    )
     print(f"wall {wall:.3f} s, ideal {ideal:.3f} s, ratio {wall / ideal:.3f} (target <= 1.10)")
     print(f"overhead per message, end to end minus L: {summary_ms(overheads)} (target p99 <= 5 ms)")
     print(f"  of which outside the anthropic client call: {summary_ms(own)}")
@@ -97,14 +106,24 @@ async def run(customers: int, messages: int, latency: float, profile: int = 0, p
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--postgres", metavar="URL", help="store in a fresh schema on this PostgreSQL server instead"
-                                                          " of a SQLite file")
-    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
-                        help="profile the timed run (cProfile, slows it down) and print the top ROWS functions")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="store in a fresh schema on this PostgreSQL server instead of a SQLite file",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="profile the timed run (cProfile, slows it down) and print the top ROWS functions",
+    )
     args = parser.parse_args()
     asyncio.run(run(args.customers, args.messages, args.latency, args.profile, args.postgres))
 

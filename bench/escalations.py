@@ -43,7 +43,8 @@ async def run(customers: int, seed: int) -> dict[str, float]:
             people = [m for m in backend.get_state().guilds[0].members if m.id != bot.user.id]
             operator = make_operator(bot, people[-1])
             members = people[:customers]
-            dms = {m.id: await m.create_dm() for m in members}  # kept: discord.py caches only 128 DM channels
+            # kept: discord.py caches only 128 DM channels
+            dms = {m.id: await m.create_dm() for m in members}
             dm_channels = {channel.id: member_id for member_id, channel in dms.items()}
             token_of = {m.id: f"token-{m.id}" for m in members}
 
@@ -54,7 +55,9 @@ async def run(customers: int, seed: int) -> dict[str, float]:
             await bot.engine.drain()
             opened = time.perf_counter() - started
             rows = await bot.db.fetchall(
-                "SELECT t.thread_id, c.discord_id FROM tickets t JOIN customers c ON c.id = t.customer_id")
+                "SELECT t.thread_id, c.discord_id FROM tickets t JOIN customers c ON c.id ="
+                " t.customer_id"
+            )
             assert len(rows) == customers, f"{len(rows)} tickets for {customers} customers"
             threads = {r["discord_id"]: bot.get_channel(r["thread_id"]) for r in rows}
             assert all(isinstance(t, discord.Thread) for t in threads.values())
@@ -76,9 +79,9 @@ async def run(customers: int, seed: int) -> dict[str, float]:
             back_to_back: list[float] = []
             loop = asyncio.get_running_loop()
             for number, member in enumerate(order):
-                # Operators type seconds apart, so the bot is idle when the next answer comes ("paced").
-                # Every other answer is sent the moment the previous DM went out, while the bot still
-                # updates the previous ticket's card ("back to back").
+                # Operators type seconds apart, so the bot is idle when the next answer comes
+                # ("paced"). Every other answer is sent the moment the previous DM went out, while
+                # the bot still updates the previous ticket's card ("back to back").
                 rushed = number % 2 == 1
                 if not rushed:
                     await bot.engine.drain()
@@ -94,7 +97,10 @@ async def run(customers: int, seed: int) -> dict[str, float]:
         await fake.stop()
     share = right / customers * 100
     print(f"customers={customers}: {customers} tickets opened and posted in {opened:.2f} s")
-    print(f"answers that reached the right customer: {right}/{customers} = {share:.1f}% (must be 100%)")
+    print(
+        f"answers that reached the right customer: {right}/{customers} = {share:.1f}% (must be"
+        " 100%)"
+    )
     print("overhead, operator's message in the thread -> customer's DM sent (target p99 <= 10 ms):")
     print(f"  paced (bot idle when the answer comes): {summary_ms(paced)}")
     print(f"  back to back (previous answer's work still running): {summary_ms(back_to_back)}")
@@ -103,7 +109,9 @@ async def run(customers: int, seed: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

@@ -39,7 +39,8 @@ def person_requests() -> list[tuple[str, str]]:
 class Figures:
     shop: int = 0
     requests: int = 0
-    false_alarms: list[tuple[str, str]] = field(default_factory=list)  # (message, the entry it matched)
+    # (message, the entry it matched)
+    false_alarms: list[tuple[str, str]] = field(default_factory=list)
     missed: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
 
     @property
@@ -48,8 +49,10 @@ class Figures:
 
 
 def measure(policy: Policy) -> Figures:
-    lists = {"legal_medical": WordList(policy.risk.legal_medical_keywords),
-             "handover": WordList(policy.desk.handover_phrases)}
+    lists = {
+        "legal_medical": WordList(policy.risk.legal_medical_keywords),
+        "handover": WordList(policy.desk.handover_phrases),
+    }
     figures = Figures()
     for message in shop_messages():
         figures.shop += 1
@@ -66,15 +69,19 @@ def measure(policy: Policy) -> Figures:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", type=Path, help="a policy file (default: the built-in defaults)")
+    parser.add_argument(
+        "--policy", type=Path, help="a policy file (default: the built-in defaults)"
+    )
     parser.add_argument("--show", action="store_true", help="list every miss and false alarm")
     args = parser.parse_args()
     policy = load_policy(args.policy) if args.policy else defaults()
     f = measure(policy)
     print(f"word lists from {policy.source}")
     print(f"shop messages: {f.shop}, false positives: {len(f.false_alarms)} (target 0)")
-    print(f"legal, medical and hand-over requests: {f.requests}, found: {f.requests - len(f.missed)}, "
-          f"recall {f.recall:.1%} (target >= 95%)")
+    print(
+        f"legal, medical and hand-over requests: {f.requests}, found: {f.requests - len(f.missed)},"
+        f" recall {f.recall:.1%} (target >= 95%)"
+    )
     if args.show:
         for message, entry in f.false_alarms:
             print(f"  false alarm: {message!r} matched {entry!r}")

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CODES_OFF = "One-time codes are switched off here; our team handles such requests instead."
-REPLACE_NEEDS_CODE = ("You already have an authenticator: send the code it shows now in this chat first, and I'll send"
-                      " the new setup. Lost it? Ask for a person.")
+REPLACE_NEEDS_CODE = (
+    "You already have an authenticator: send the code it shows now in this chat first, and I'll"
+    " send the new setup. Lost it? Ask for a person."
+)
 
 
 class Enrolment(commands.Cog):
@@ -36,15 +38,21 @@ class Enrolment(commands.Cog):
             await answer(interaction, CODES_OFF)
             return
         user = interaction.user
-        await interaction.response.defer(ephemeral=True, thinking=True)  # a new secret is sealed and stored
+        # a new secret is sealed and stored
+        await interaction.response.defer(ephemeral=True, thinking=True)
         customer_id = await self.bot.codes.customer_id_for(user.id, user.display_name)
-        setup = await self.bot.codes.ask_to_enrol(customer_id, account=user.display_name or str(user.id))
+        setup = await self.bot.codes.ask_to_enrol(
+            customer_id, account=user.display_name or str(user.id)
+        )
         if setup is None:  # they have one: told in the DM to send its current code first
             await interaction.followup.send(REPLACE_NEEDS_CODE, ephemeral=True)
             return
         # Ephemeral: the key is shown to this user only, and never stays in the DM's history.
-        await interaction.followup.send(setup.text, file=discord.File(io.BytesIO(setup.png),
-                                                                      filename="authenticator.png"), ephemeral=True)
+        await interaction.followup.send(
+            setup.text,
+            file=discord.File(io.BytesIO(setup.png), filename="authenticator.png"),
+            ephemeral=True,
+        )
 
 
 class Codes(OperatorsOnly, commands.Cog):
@@ -53,7 +61,9 @@ class Codes(OperatorsOnly, commands.Cog):
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
 
-    async def _change(self, interaction: discord.Interaction, what: str, customer: discord.User) -> None:
+    async def _change(
+        self, interaction: discord.Interaction, what: str, customer: discord.User
+    ) -> None:
         operator = operator_of(interaction)
         if self.bot.codes is None:
             await answer(interaction, CODES_OFF)
@@ -61,12 +71,16 @@ class Codes(OperatorsOnly, commands.Cog):
         change = self.bot.codes.reset if what == "mfa-reset" else self.bot.codes.unlock
         await answer(interaction, await change(customer.id, operator.actor))
 
-    @app_commands.command(name="mfa-reset", description="Remove a customer's authenticator setup (they enrol again).")
+    @app_commands.command(
+        name="mfa-reset", description="Remove a customer's authenticator setup (they enrol again)."
+    )
     @app_commands.describe(customer="the customer (their user)")
     async def mfa_reset(self, interaction: discord.Interaction, customer: discord.User) -> None:
         await self._change(interaction, "mfa-reset", customer)
 
-    @app_commands.command(name="mfa-unlock", description="Unlock codes for a customer after too many wrong codes.")
+    @app_commands.command(
+        name="mfa-unlock", description="Unlock codes for a customer after too many wrong codes."
+    )
     @app_commands.describe(customer="the customer (their user)")
     async def mfa_unlock(self, interaction: discord.Interaction, customer: discord.User) -> None:
         await self._change(interaction, "mfa-unlock", customer)

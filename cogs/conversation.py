@@ -26,8 +26,13 @@ class Conversation(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.guild is not None or message.type not in _CONVERSATION_TYPES:
-            return  # guild channels belong to the operator desk; bots (ourselves included) are ignored
+        if (
+            message.author.bot
+            or message.guild is not None
+            or message.type not in _CONVERSATION_TYPES
+        ):
+            # guild channels belong to the operator desk; bots (ourselves included) are ignored
+            return
         inbound = InboundMessage(
             discord_user_id=message.author.id,
             display_name=message.author.display_name,
@@ -37,7 +42,12 @@ class Conversation(commands.Cog):
             sent_at=message.created_at.timestamp(),
             account_created_at=message.author.created_at.timestamp(),
             attachments=[
-                {"filename": a.filename, "url": a.url, "size": a.size, "content_type": a.content_type}
+                {
+                    "filename": a.filename,
+                    "url": a.url,
+                    "size": a.size,
+                    "content_type": a.content_type,
+                }
                 for a in message.attachments
             ],
         )
@@ -55,10 +65,10 @@ class Conversation(commands.Cog):
             except discord.HTTPException:
                 log.warning("could not tell %s about the failure either", message.author.id)
 
-
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """A rating's comment form, submitted (before or after a restart: it is read from its custom_id)."""
+        """A rating's comment form, submitted (before or after a restart: it is read from its
+        custom_id)."""
         if interaction.type is discord.InteractionType.modal_submit:
             await on_rating_comment(interaction)
 

@@ -28,26 +28,52 @@ class Moderation(OperatorsOnly, commands.Cog):
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
 
-    @app_commands.command(description="Block a customer: their DMs are kept but get no answer and no ticket.")
-    @app_commands.describe(customer="the customer (their user)", reason="why (kept in the audit; not sent to them)",
-                           hours="for how long (leave empty: until /unblock)")
-    async def block(self, interaction: discord.Interaction, customer: discord.User, reason: str,
-                    hours: app_commands.Range[float, 0.1, 8760.0] | None = None) -> None:
+    @app_commands.command(
+        description="Block a customer: their DMs are kept but get no answer and no ticket."
+    )
+    @app_commands.describe(
+        customer="the customer (their user)",
+        reason="why (kept in the audit; not sent to them)",
+        hours="for how long (leave empty: until /unblock)",
+    )
+    async def block(
+        self,
+        interaction: discord.Interaction,
+        customer: discord.User,
+        reason: str,
+        hours: app_commands.Range[float, 0.1, 8760.0] | None = None,
+    ) -> None:
         operator = operator_of(interaction)
         member = interaction.guild.get_member(customer.id) if interaction.guild else None
         if customer.bot or is_operator(self.bot, member or customer):
-            await answer(interaction, f"{customer.display_name} is an operator or a bot and can't be blocked.")
+            await answer(
+                interaction,
+                f"{customer.display_name} is an operator or a bot and can't be blocked.",
+            )
             return
         now = self.bot.clock.now()
         until = now + hours * 3600 if hours else FOREVER
         store = self.bot.engine.store
-        await store.block(customer.id, customer.display_name, until, reason.strip() or "no reason given",
-                          operator.actor, now)
-        log.info("%s blocked customer %s (%s)", operator.name, customer.id,
-                 f"{hours:g} h" if hours else "until unblocked")
+        await store.block(
+            customer.id,
+            customer.display_name,
+            until,
+            reason.strip() or "no reason given",
+            operator.actor,
+            now,
+        )
+        log.info(
+            "%s blocked customer %s (%s)",
+            operator.name,
+            customer.id,
+            f"{hours:g} h" if hours else "until unblocked",
+        )
         how_long = f" for {for_people(hours * 3600)}" if hours else " until someone runs `/unblock`"
-        await answer(interaction, f"{customer.display_name} is blocked{how_long}. Their DMs are kept but get no"
-                                  " answer; they are told once, politely, when they write next.")
+        await answer(
+            interaction,
+            f"{customer.display_name} is blocked{how_long}. Their DMs are kept but get no"
+            " answer; they are told once, politely, when they write next.",
+        )
 
     @app_commands.command(description="Unblock a customer: their next DMs are answered again.")
     @app_commands.describe(customer="the customer (their user)")
@@ -60,7 +86,9 @@ class Moderation(OperatorsOnly, commands.Cog):
             await answer(interaction, f"{customer.display_name} is not blocked.")
             return
         await store.block(customer.id, customer.display_name, None, "", operator.actor, now)
-        await answer(interaction, f"{customer.display_name} is unblocked; their next DMs are answered again.")
+        await answer(
+            interaction, f"{customer.display_name} is unblocked; their next DMs are answered again."
+        )
 
 
 async def setup(bot: HandoffBot) -> None:

@@ -1,4 +1,5 @@
-"""The operator desk in Discord: slash commands in the guild and operators' messages in ticket threads.
+"""The operator desk in Discord: slash commands in the guild and operators' messages in ticket
+threads.
 
 Commands work inside a ticket's thread without a ticket number (or anywhere with ``ticket:``).
 Every command checks that the user is an operator; the desk checks the ticket's state.
@@ -13,7 +14,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.discord.ticket_views import OperatorsOnly, answer, is_operator, on_form_submit, operator_of
+from cogs.discord.ticket_views import (
+    OperatorsOnly,
+    answer,
+    is_operator,
+    on_form_submit,
+    operator_of,
+)
 from cogs.snippets import snippet_choices
 from core.desk import DeskReply, Operator
 from core.snippets import fill
@@ -41,36 +48,62 @@ class Tickets(OperatorsOnly, commands.Cog):
     async def ticket_in_question(self, interaction: discord.Interaction) -> int | None:
         return await self._ticket(interaction, getattr(interaction.namespace, "ticket", None))
 
-    async def _target(self, interaction: discord.Interaction, what: str,
-                      ticket: int | None) -> tuple[Operator, int] | None:
+    async def _target(
+        self, interaction: discord.Interaction, what: str, ticket: int | None
+    ) -> tuple[Operator, int] | None:
         """The operator and the ticket this command is about, or None after telling them why not."""
         found = await self._ticket(interaction, ticket)
         operator = operator_of(interaction)
         if found is None:
-            await answer(interaction, f"Use `/{what}` inside a ticket's thread, or give the ticket number.")
+            await answer(
+                interaction, f"Use `/{what}` inside a ticket's thread, or give the ticket number."
+            )
             return None
         return operator, found
 
     @app_commands.command(description="Approve the action proposed on this ticket (it runs once).")
-    @app_commands.describe(ticket=TICKET_OPTION, code="your one-time code (needed for large amounts)")
-    async def approve(self, interaction: discord.Interaction, ticket: int | None = None,
-                      code: app_commands.Range[str, 6, 6] | None = None) -> None:
+    @app_commands.describe(
+        ticket=TICKET_OPTION, code="your one-time code (needed for large amounts)"
+    )
+    async def approve(
+        self,
+        interaction: discord.Interaction,
+        ticket: int | None = None,
+        code: app_commands.Range[str, 6, 6] | None = None,
+    ) -> None:
         if target := await self._target(interaction, "approve", ticket):
-            await interaction.response.defer(ephemeral=True, thinking=True)  # the action may take a while
+            # the action may take a while
+            await interaction.response.defer(ephemeral=True, thinking=True)
             await answer(interaction, await self.bot.desk.approve(target[1], target[0], code=code))
 
-    @app_commands.command(description="Deny the action proposed on this ticket; the customer is told the reason.")
+    @app_commands.command(
+        description="Deny the action proposed on this ticket; the customer is told the reason."
+    )
     @app_commands.describe(reason="told to the customer", ticket=TICKET_OPTION)
-    async def deny(self, interaction: discord.Interaction, reason: app_commands.Range[str, 1, 1000],
-                   ticket: int | None = None) -> None:
+    async def deny(
+        self,
+        interaction: discord.Interaction,
+        reason: app_commands.Range[str, 1, 1000],
+        ticket: int | None = None,
+    ) -> None:
         if target := await self._target(interaction, "deny", ticket):
             await answer(interaction, await self.bot.desk.deny(target[1], target[0], reason))
 
-    @app_commands.command(description="Send a message to this ticket's customer (typed, or a saved snippet).")
-    @app_commands.describe(text="what the customer receives", ticket=TICKET_OPTION,
-                           snippet="a saved reply (/snippet list); text, if given, follows it")
-    async def reply(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 1900] | None = None,
-                    ticket: int | None = None, snippet: str | None = None) -> None:
+    @app_commands.command(
+        description="Send a message to this ticket's customer (typed, or a saved snippet)."
+    )
+    @app_commands.describe(
+        text="what the customer receives",
+        ticket=TICKET_OPTION,
+        snippet="a saved reply (/snippet list); text, if given, follows it",
+    )
+    async def reply(
+        self,
+        interaction: discord.Interaction,
+        text: app_commands.Range[str, 1, 1900] | None = None,
+        ticket: int | None = None,
+        snippet: str | None = None,
+    ) -> None:
         target = await self._target(interaction, "reply", ticket)
         if target is None:
             return
@@ -79,10 +112,16 @@ class Tickets(OperatorsOnly, commands.Cog):
             saved = await self.bot.app.snippets.get(snippet.strip().lower())
             found = await self.bot.desk.ticket(number)
             if saved is None or found is None:
-                await answer(interaction, f"There is no snippet named `{snippet}` (`/snippet list`)." if saved is None
-                             else f"Ticket #{number} does not exist.")
+                await answer(
+                    interaction,
+                    f"There is no snippet named `{snippet}` (`/snippet list`)."
+                    if saved is None
+                    else f"Ticket #{number} does not exist.",
+                )
                 return
-            filled = fill(saved, customer=found.customer_name, ticket=number, operator=operator.name)
+            filled = fill(
+                saved, customer=found.customer_name, ticket=number, operator=operator.name
+            )
             text = f"{filled}\n{text}" if text else filled
         if not text:
             await answer(interaction, "Give the text to send, or a `snippet:`.")
@@ -90,19 +129,31 @@ class Tickets(OperatorsOnly, commands.Cog):
         await answer(interaction, await self.bot.desk.reply(number, operator, text))
 
     @reply.autocomplete("snippet")
-    async def _snippet_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    async def _snippet_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         return await snippet_choices(self.bot, interaction, current)
 
-    @app_commands.command(description="Write to someone first: opens a ticket and DMs them your message.")
+    @app_commands.command(
+        description="Write to someone first: opens a ticket and DMs them your message."
+    )
     @app_commands.describe(user="who to write to", message="what they receive")
-    async def contact(self, interaction: discord.Interaction, user: discord.User,
-                      message: app_commands.Range[str, 1, 1900]) -> None:
+    async def contact(
+        self,
+        interaction: discord.Interaction,
+        user: discord.User,
+        message: app_commands.Range[str, 1, 1900],
+    ) -> None:
         if user.bot:
             await answer(interaction, "Bots can't be contacted.")
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await answer(interaction, await self.bot.desk.contact(user.id, user.display_name, operator_of(interaction),
-                                                              message))
+        await answer(
+            interaction,
+            await self.bot.desk.contact(
+                user.id, user.display_name, operator_of(interaction), message
+            ),
+        )
 
     @app_commands.command(description="Mark this ticket as yours.")
     @app_commands.describe(ticket=TICKET_OPTION)
@@ -116,16 +167,24 @@ class Tickets(OperatorsOnly, commands.Cog):
         if target := await self._target(interaction, "takeover", ticket):
             await answer(interaction, await self.bot.desk.takeover(target[1], target[0]))
 
-    @app_commands.command(description="Return the customer to the assistant, with what was said in its history.")
+    @app_commands.command(
+        description="Return the customer to the assistant, with what was said in its history."
+    )
     @app_commands.describe(ticket=TICKET_OPTION)
     async def handback(self, interaction: discord.Interaction, ticket: int | None = None) -> None:
         if target := await self._target(interaction, "handback", ticket):
             await answer(interaction, await self.bot.desk.handback(target[1], target[0]))
 
-    @app_commands.command(description="Close this ticket; the customer is told, the thread archived.")
+    @app_commands.command(
+        description="Close this ticket; the customer is told, the thread archived."
+    )
     @app_commands.describe(reason="told to the customer", ticket=TICKET_OPTION)
-    async def close(self, interaction: discord.Interaction, reason: app_commands.Range[str, 1, 500],
-                    ticket: int | None = None) -> None:
+    async def close(
+        self,
+        interaction: discord.Interaction,
+        reason: app_commands.Range[str, 1, 500],
+        ticket: int | None = None,
+    ) -> None:
         if target := await self._target(interaction, "close", ticket):
             await answer(interaction, await self.bot.desk.close(target[1], target[0], reason))
 
@@ -145,10 +204,14 @@ class Tickets(OperatorsOnly, commands.Cog):
         channel = message.channel
         if message.author.bot or not isinstance(channel, discord.Thread):
             return
-        if channel.parent_id != self.bot.settings.staff_channel_id or not is_operator(self.bot, message.author):
+        if channel.parent_id != self.bot.settings.staff_channel_id or not is_operator(
+            self.bot, message.author
+        ):
             return  # only operators, only in the staff channel's threads
         operator = Operator(message.author.id, message.author.display_name)
-        reply = await self.bot.desk.operator_message(channel.id, operator, message.content, message.id)
+        reply = await self.bot.desk.operator_message(
+            channel.id, operator, message.content, message.id
+        )
         if reply is not None and not reply.ok:
             await channel.send(reply.text, allowed_mentions=discord.AllowedMentions.none())
 

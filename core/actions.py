@@ -57,12 +57,17 @@ class Action:
     input_schema: dict[str, Any]
     handler: ActionHandler
     summary: str = ""  # a short human label, e.g. "Refund an order"
-    # Optional: what the action would do, computed without doing it (e.g. {"total": 35.0}). Shown to the
-    # customer when they confirm, and read by the risk policy (a total above the threshold is financial).
+    # Optional: what the action would do, computed without doing it (e.g. {"total": 35.0}). Shown to
+    # the customer when they confirm, and read by the risk policy (a total above the threshold is
+    # financial).
     preview: ActionHandler | None = None
 
     def tool_definition(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "input_schema": self.input_schema}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_schema,
+        }
 
     def validate(self, params: Any) -> str | None:
         """None when ``params`` match the schema, else a one-line reason."""
@@ -135,10 +140,12 @@ def _first_line(doc: str | None) -> str:
     return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
 
 
-async def execute(action: Action | None, ctx: ActionContext,
-                  params: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """Run an action once; returns (outcome to record, error to tell or None). Never raises for the action's
-    own failures: an ActionError is its clear refusal, anything else a bug that is logged, not shown."""
+async def execute(
+    action: Action | None, ctx: ActionContext, params: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """Run an action once; returns (outcome to record, error to tell or None). Never raises for the
+    action's own failures: an ActionError is its clear refusal, anything else a bug that is logged,
+    not shown."""
     if action is None:
         error = "this action is no longer available"
         return {"status": "failed", "error": error}, error

@@ -1,11 +1,12 @@
 """The desk for other agents (over MCP): ask a person, ask for approval, come back for the result.
 
-An agent's question or approval request is a ticket like a customer's (the same staff channel, thread,
-buttons, slash commands, reminders, audit and summary); the agent is a customer row without DMs. A call
-returns the ticket number at once and waits at most ``wait_seconds`` (never past the 60 s at which MCP
-clients cut a call) for the decision, woken by the desk when the ticket changes; an agent that stopped
-waiting comes back with ``get_result``. The same ``idempotency_key`` returns the same ticket, never a
-second card. An approval request nobody decided in time expires and can no longer be approved.
+An agent's question or approval request is a ticket like a customer's (the same staff channel,
+thread, buttons, slash commands, reminders, audit and summary); the agent is a customer row without
+DMs. A call returns the ticket number at once and waits at most ``wait_seconds`` (never past the 60
+s at which MCP clients cut a call) for the decision, woken by the desk when the ticket changes; an
+agent that stopped waiting comes back with ``get_result``. The same ``idempotency_key`` returns the
+same ticket, never a second card. An approval request nobody decided in time expires and can no
+longer be approved.
 """
 
 from __future__ import annotations
@@ -40,18 +41,29 @@ class AgentError(ValueError):
 
 
 def result_of(ticket: Ticket) -> dict[str, Any]:
-    """What the agent reads of its ticket: the public shape of ask_human / request_approval / get_result."""
+    """What the agent reads of its ticket: the public shape of ask_human / request_approval /
+    get_result."""
     out: dict[str, Any] = {"ticket": ticket.id}
     if ticket.kind is Kind.AGENT_APPROVAL:
         if ticket.status == Status.APPROVED:
-            out.update(status="edited" if ticket.decision_note == "edited" else "approved",
-                       details=ticket.action_params or {}, decided_by=ticket.decided_by_name)
+            out.update(
+                status="edited" if ticket.decision_note == "edited" else "approved",
+                details=ticket.action_params or {},
+                decided_by=ticket.decided_by_name,
+            )
         elif ticket.status == Status.DENIED:
-            out.update(status="denied", reason=ticket.decision_note or "", decided_by=ticket.decided_by_name)
+            out.update(
+                status="denied",
+                reason=ticket.decision_note or "",
+                decided_by=ticket.decided_by_name,
+            )
         elif ticket.status == Status.EXPIRED:
             out.update(status="expired", reason="nobody decided in time; it was not approved")
         elif ticket.status == Status.CLOSED:
-            out.update(status="denied", reason=f"closed by the operators: {ticket.decision_note or 'no decision'}")
+            out.update(
+                status="denied",
+                reason=f"closed by the operators: {ticket.decision_note or 'no decision'}",
+            )
         else:
             out.update(status="waiting")
         return out
@@ -68,24 +80,38 @@ def result_of(ticket: Ticket) -> dict[str, Any]:
     return out
 
 
-def request_fingerprint(kind: Kind, question: str, reason: str, priority: Priority, action: str | None,
-                        details: dict[str, Any] | None) -> str:
-    """What an idempotency key stands for: the request's own arguments (not how long the call waits)."""
-    canonical = json.dumps([kind.value, question, reason, priority.value, action, details], sort_keys=True,
-                           ensure_ascii=False, default=str, separators=(",", ":"))
+def request_fingerprint(
+    kind: Kind,
+    question: str,
+    reason: str,
+    priority: Priority,
+    action: str | None,
+    details: dict[str, Any] | None,
+) -> str:
+    """What an idempotency key stands for: the request's own arguments (not how long the call
+    waits)."""
+    canonical = json.dumps(
+        [kind.value, question, reason, priority.value, action, details],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class AgentDesk:
-    def __init__(self, *, desk: TicketDesk, policy: Policy, clock: Clock,
-                 arm: Callable[[str, float], None]) -> None:
+    def __init__(
+        self, *, desk: TicketDesk, policy: Policy, clock: Clock, arm: Callable[[str, float], None]
+    ) -> None:
         self.desk = desk
         self.policy = policy
         self.clock = clock
         self.tickets: TicketStore = desk.tickets
         self.arm = arm  # arms an approval request's expiry (Deadlines.arm)
         self._waiters: dict[int, set[asyncio.Event]] = defaultdict(set)
-        self.auto_approve = auto_approve_limits(policy.agents.auto_approve)  # checked when the policy loaded
+        # checked when the policy loaded
+        self.auto_approve = auto_approve_limits(policy.agents.auto_approve)
         self.money_names = money_names(policy.risk)  # compiled once, read per approval request
         desk.on_changed.append(self._changed)
 
@@ -126,38 +152,66 @@ class AgentDesk:
             raise AgentError("wait_seconds must be 0 or more")
         return min(float(value), MAX_WAIT)
 
-    def _money(self, details: dict[str, Any], amount: float | None) -> tuple[float | None, list[str]]:
-        """(the largest amount the request carries, where money could not be read). Money in the details
-        must agree with ``amount``: details' own "amount" equal to it, any other money not above it (the
-        policy and the operators judge the figure the agent will act on)."""
+    def _money(
+        self, details: dict[str, Any], amount: float | None
+    ) -> tuple[float | None, list[str]]:
+        """(the largest amount the request carries, where money could not be read). Money in the
+        details must agree with ``amount``: details' own "amount" equal to it, any other money not
+        above it (the policy and the operators judge the figure the agent will act on)."""
         numbers = [] if amount is None else [amount]
         unreadable = []
         for where, value, number in amounts(details, self.money_names):
             if math.isinf(number):
                 unreadable.append(where)
                 continue
-            if amount is not None and (abs(number) > amount or (where == "amount" and number != amount)):
-                raise AgentError(f"details.{where} is {value!r} but amount is {amount:g}: money in the details "
-                                 "must agree with amount (state the amount you will act on)")
+            if amount is not None and (
+                abs(number) > amount or (where == "amount" and number != amount)
+            ):
+                raise AgentError(
+                    f"details.{where} is {value!r} but amount is {amount:g}: money in the details "
+                    "must agree with amount (state the amount you will act on)"
+                )
             numbers.append(abs(number))
         return (max(numbers) if numbers else None), unreadable
 
     # -- tools ----------------------------------------------------------------------------------
 
-    async def ask_human(self, agent: str, question: str, *, context: str = "", priority: str = "normal",
-                        wait_seconds: float | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+    async def ask_human(
+        self,
+        agent: str,
+        question: str,
+        *,
+        context: str = "",
+        priority: str = "normal",
+        wait_seconds: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         question = question.strip()
         if not question:
             raise AgentError("question is empty: say what you need a person to answer")
         wait = self._wait_seconds(wait_seconds)
-        ticket_id = await self._open(agent, Kind.AGENT_QUESTION, question, context.strip(), self._priority(priority),
-                                     idempotency_key=idempotency_key)
+        ticket_id = await self._open(
+            agent,
+            Kind.AGENT_QUESTION,
+            question,
+            context.strip(),
+            self._priority(priority),
+            idempotency_key=idempotency_key,
+        )
         return await self._result(ticket_id, wait)
 
-    async def request_approval(self, agent: str, action: str, details: dict[str, Any], *,
-                               amount: float | None = None, currency: str | None = None, reason: str = "",
-                               wait_seconds: float | None = None,
-                               idempotency_key: str | None = None) -> dict[str, Any]:
+    async def request_approval(
+        self,
+        agent: str,
+        action: str,
+        details: dict[str, Any],
+        *,
+        amount: float | None = None,
+        currency: str | None = None,
+        reason: str = "",
+        wait_seconds: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         action = action.strip()
         if not action:
             raise AgentError("action is empty: name what you want to do, e.g. 'refund'")
@@ -175,29 +229,45 @@ class AgentDesk:
         if currency:
             shown.setdefault("currency", currency)
         limit = self.auto_approve.get(action)
-        # "action:max": up to that amount; an action listed with 0 (no money involved) is approved when no money
-        # is given. A positive limit needs an amount: leaving it out never skips the operators, nor does money
-        # the code cannot read ("five thousand"): a person reads it.
-        by_policy = limit is not None and not unreadable and (
-            (largest is not None and largest <= limit) or (limit == 0 and not largest))
+        # "action:max": up to that amount; an action listed with 0 (no money involved) is approved
+        # when no money is given. A positive limit needs an amount: leaving it out never skips the
+        # operators, nor does money the code cannot read ("five thousand"): a person reads it.
+        by_policy = (
+            limit is not None
+            and not unreadable
+            and ((largest is not None and largest <= limit) or (limit == 0 and not largest))
+        )
         why = reason.strip()
         if unreadable and limit is not None:
             note = f"(Not approved by the policy: money it cannot read in {', '.join(unreadable)}.)"
             why = f"{why}\n{note}" if why else note
         expires = self.clock.now() + self.policy.agents.approval_minutes * 60
         ticket_id = await self._open(
-            agent, Kind.AGENT_APPROVAL, f"{agent} asks to {action}", why,
-            Priority.URGENT if largest or unreadable else Priority.NORMAL, action=action, details=shown,
-            idempotency_key=idempotency_key, expires_at=None if by_policy else expires,
-            approved_by_policy=f"{action} up to {limit:g} (largest amount {largest or 0:g})" if by_policy else None)
+            agent,
+            Kind.AGENT_APPROVAL,
+            f"{agent} asks to {action}",
+            why,
+            Priority.URGENT if largest or unreadable else Priority.NORMAL,
+            action=action,
+            details=shown,
+            idempotency_key=idempotency_key,
+            expires_at=None if by_policy else expires,
+            approved_by_policy=(
+                f"{action} up to {limit:g} (largest amount {largest or 0:g})" if by_policy else None
+            ),
+        )
         return await self._result(ticket_id, wait)
 
-    async def get_result(self, agent: str, ticket_id: int, *, wait_seconds: float | None = None) -> dict[str, Any]:
+    async def get_result(
+        self, agent: str, ticket_id: int, *, wait_seconds: float | None = None
+    ) -> dict[str, Any]:
         ticket = await self._own(agent, ticket_id)
         wait = self._wait_seconds(0 if wait_seconds is None else wait_seconds)
         return await self._result(ticket.id, wait)
 
-    async def notify_operators(self, agent: str, message: str, *, priority: str = "normal") -> dict[str, Any]:
+    async def notify_operators(
+        self, agent: str, message: str, *, priority: str = "normal"
+    ) -> dict[str, Any]:
         message = message.strip()
         if not message:
             raise AgentError("message is empty")
@@ -211,7 +281,9 @@ class AgentDesk:
         try:
             return Priority(value)
         except ValueError:
-            raise AgentError(f"priority must be one of normal, high, urgent (not {value!r})") from None
+            raise AgentError(
+                f"priority must be one of normal, high, urgent (not {value!r})"
+            ) from None
 
     async def _own(self, agent: str, ticket_id: int) -> Ticket:
         ticket = await self.tickets.get(ticket_id)
@@ -221,10 +293,20 @@ class AgentDesk:
             raise AgentError(f"ticket #{ticket_id} belongs to another agent")
         return ticket
 
-    async def _open(self, agent: str, kind: Kind, question: str, reason: str, priority: Priority, *,
-                    action: str | None = None, details: dict[str, Any] | None = None,
-                    idempotency_key: str | None = None, expires_at: float | None = None,
-                    approved_by_policy: str | None = None) -> int:
+    async def _open(
+        self,
+        agent: str,
+        kind: Kind,
+        question: str,
+        reason: str,
+        priority: Priority,
+        *,
+        action: str | None = None,
+        details: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        expires_at: float | None = None,
+        approved_by_policy: str | None = None,
+    ) -> int:
         now = self.clock.now()
         answer_in = self.policy.timeouts.ticket_answer_seconds
         reminders = kind is not Kind.NOTICE and approved_by_policy is None
@@ -235,25 +317,55 @@ class AgentDesk:
         if key is not None and len(key) > 200:
             raise AgentError("idempotency_key is longer than 200 characters")
 
-        fingerprint = None if key is None else request_fingerprint(kind, question, reason, priority, action, details)
+        fingerprint = (
+            None
+            if key is None
+            else request_fingerprint(kind, question, reason, priority, action, details)
+        )
 
         def write(tx: DeskTx) -> tuple[int, bool]:
             customer_id, conversation_id = tx.agent(agent, idle)
             if key is not None and (found := tx.by_idempotency_key(customer_id, key)) is not None:
                 existing, first = found
                 if existing.kind is not kind:
-                    raise AgentError(f"idempotency_key {key!r} was used for ticket #{existing.id}, a "
-                                     f"{existing.kind.value}")
+                    raise AgentError(
+                        f"idempotency_key {key!r} was used for ticket #{existing.id}, a "
+                        f"{existing.kind.value}"
+                    )
                 if first is not None and first != fingerprint:
-                    raise AgentError(f"idempotency_key {key!r} was used for ticket #{existing.id} with other "
-                                     "arguments; a retry must send the same ones (use a new key for a new request)")
+                    raise AgentError(
+                        f"idempotency_key {key!r} was used for ticket #{existing.id} with other"
+                        " arguments; a retry must send the same ones (use a new key for a new"
+                        " request)"
+                    )
                 return existing.id, False
-            ticket_id = tx.open_ticket(NewTicket(customer_id, conversation_id, kind, Source.AGENT,
-                                                 priority, question, reason, action, details,
-                                                 reminder_due_at=reminder, timeout_due_at=timeout))
+            ticket_id = tx.open_ticket(
+                NewTicket(
+                    customer_id,
+                    conversation_id,
+                    kind,
+                    Source.AGENT,
+                    priority,
+                    question,
+                    reason,
+                    action,
+                    details,
+                    reminder_due_at=reminder,
+                    timeout_due_at=timeout,
+                )
+            )
             tx.agent_fields(ticket_id, key, expires_at, fingerprint)
-            tx.audit(f"agent:{agent}", "ticket_opened", f"ticket:{ticket_id}",
-                     {"kind": kind.value, "source": Source.AGENT, "priority": priority.value, "action": action})
+            tx.audit(
+                f"agent:{agent}",
+                "ticket_opened",
+                f"ticket:{ticket_id}",
+                {
+                    "kind": kind.value,
+                    "source": Source.AGENT,
+                    "priority": priority.value,
+                    "action": action,
+                },
+            )
             if len(question) > CARD_TEXT:  # the card shows the start; the thread has it whole
                 tx.post(ticket_id, DeskOp.POST, f"**Full text from {agent}:**\n{question}")
             if reason and len(reason) > CARD_TEXT:
@@ -262,8 +374,11 @@ class AgentDesk:
                 tx.approve(ticket_id, 0, "policy", details or {}, None)
                 tx.executed(ticket_id, {"returned_to_agent": agent})
                 tx.audit("policy", "approved", f"ticket:{ticket_id}", {"rule": approved_by_policy})
-                tx.post(ticket_id, DeskOp.POST,
-                        f"✅ Approved by the policy ([agents] auto_approve: {approved_by_policy}).")
+                tx.post(
+                    ticket_id,
+                    DeskOp.POST,
+                    f"✅ Approved by the policy ([agents] auto_approve: {approved_by_policy}).",
+                )
                 tx.post(ticket_id, DeskOp.REFRESH)
             return ticket_id, True
 
@@ -285,9 +400,18 @@ class AgentDesk:
             for ticket in tx.expiring():
                 if tx.expire(ticket.id):
                     minutes = self.policy.agents.approval_minutes
-                    tx.audit("system", "agent_approval_expired", f"ticket:{ticket.id}", {"agent": ticket.agent_name})
-                    tx.post(ticket.id, DeskOp.POST, f"⌛ Nobody decided within {for_people(minutes * 60)}: the request "
-                                               f"expired and can no longer be approved. {ticket.agent_name} is told.")
+                    tx.audit(
+                        "system",
+                        "agent_approval_expired",
+                        f"ticket:{ticket.id}",
+                        {"agent": ticket.agent_name},
+                    )
+                    tx.post(
+                        ticket.id,
+                        DeskOp.POST,
+                        f"⌛ Nobody decided within {for_people(minutes * 60)}: the request "
+                        f"expired and can no longer be approved. {ticket.agent_name} is told.",
+                    )
                     tx.post(ticket.id, DeskOp.REFRESH)
                     done.append(ticket.id)
             return done

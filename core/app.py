@@ -42,7 +42,8 @@ class Handoff:
     desk_outbox: DeskOutbox
     desk: TicketDesk
     confirmations: Confirmations
-    codes: OneTimeCodes | None  # None: one-time codes are off (the operators approve destructive actions)
+    # None: one-time codes are off (the operators approve destructive actions)
+    codes: OneTimeCodes | None
     kinds: StepKinds
     deadlines: Deadlines
     engine: ConversationEngine
@@ -52,42 +53,112 @@ class Handoff:
     ratings: RatingStore  # customers' ratings after a ticket closes
 
 
-def build(*, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, claude: Claude | None,
-          scheduler: Any | None, secret_key: str | None, channel: CustomerChannel, staff: StaffDesk,
-          install: str) -> Handoff:
-    """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None or
-    ``[mfa] enabled = false``: no one-time codes (destructive actions go to the operators)."""
+def build(
+    *,
+    db: Store,
+    policy: Policy,
+    clock: Clock,
+    registry: ActionRegistry,
+    claude: Claude | None,
+    scheduler: Any | None,
+    secret_key: str | None,
+    channel: CustomerChannel,
+    staff: StaffDesk,
+    install: str,
+) -> Handoff:
+    """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None
+    or ``[mfa] enabled = false``: no one-time codes (destructive actions go to the operators)."""
     delivery = policy.delivery
     # install: the database's install id, in every nonce (core.outbox.install_id)
-    retry = dict(retry_base=float(delivery.retry_base_seconds), retry_max=float(delivery.retry_max_seconds))
+    retry = dict(
+        retry_base=float(delivery.retry_base_seconds), retry_max=float(delivery.retry_max_seconds)
+    )
     outbox = Outbox(OutboxStore(db), channel, clock, **retry, install=install)
-    desk_outbox = DeskOutbox(TicketStore(db), staff, CardRenderer(db=db, policy=policy, registry=registry).card,
-                             lambda ticket_id: desk.transcript(ticket_id),  # desk: bound below
-                             clock, **retry, install=install)
+    desk_outbox = DeskOutbox(
+        TicketStore(db),
+        staff,
+        CardRenderer(db=db, policy=policy, registry=registry).card,
+        lambda ticket_id: desk.transcript(ticket_id),  # desk: bound below
+        clock,
+        **retry,
+        install=install,
+    )
 
     def schedule(job_id: str, due: float) -> None:
         deadlines.arm(job_id, due)  # bound below: the deadlines need the steps' expiry first
 
     codes_on = bool(policy.mfa.enabled and secret_key)
-    box = SecretBox(secret_key) if codes_on and secret_key else None  # (secret_key again: for the type checker)
-    desk = TicketDesk(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, desk_outbox=desk_outbox,
-                      arm_ticket=lambda *due: deadlines.arm_ticket(*due),
-                      operator_codes=OperatorCodes(policy=policy, clock=clock, codes=CodeStore(db), box=box)
-                      if box else None, ai_enabled=claude is not None)
+    # (secret_key again: for the type checker)
+    box = SecretBox(secret_key) if codes_on and secret_key else None
+    desk = TicketDesk(
+        db=db,
+        policy=policy,
+        clock=clock,
+        registry=registry,
+        outbox=outbox,
+        desk_outbox=desk_outbox,
+        arm_ticket=lambda *due: deadlines.arm_ticket(*due),
+        operator_codes=OperatorCodes(policy=policy, clock=clock, codes=CodeStore(db), box=box)
+        if box
+        else None,
+        ai_enabled=claude is not None,
+    )
     outbox.on_unreachable.append(desk.customer_unreachable)
     approvals = Approvals(desk=desk, codes_on=codes_on)
-    confirmations = Confirmations(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox,
-                                  schedule=schedule)
-    codes = (OneTimeCodes(db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule,
-                        box=box, unenrolled=approvals, channel=channel) if box else None)
+    confirmations = Confirmations(
+        db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule
+    )
+    codes = (
+        OneTimeCodes(
+            db=db,
+            policy=policy,
+            clock=clock,
+            registry=registry,
+            outbox=outbox,
+            schedule=schedule,
+            box=box,
+            unenrolled=approvals,
+            channel=channel,
+        )
+        if box
+        else None
+    )
     kinds = StepKinds([confirmations, approvals, *([codes] if codes else [])])
     agents = AgentDesk(desk=desk, policy=policy, clock=clock, arm=schedule)
-    deadlines = Deadlines(db=db, policy=policy, clock=clock, scheduler=scheduler, steps=[*kinds, agents],
-                          kick_desk=desk_outbox.kick, kick_customer=outbox.kick,
-                          housekeeping=[desk.auto_close_due])
+    deadlines = Deadlines(
+        db=db,
+        policy=policy,
+        clock=clock,
+        scheduler=scheduler,
+        steps=[*kinds, agents],
+        kick_desk=desk_outbox.kick,
+        kick_customer=outbox.kick,
+        housekeeping=[desk.auto_close_due],
+    )
     tools = ToolRunner(registry=registry, policy=policy, desk=desk, kinds=kinds)
     assistant = Assistant(claude, policy=policy, tools=tools) if claude is not None else None
-    engine = ConversationEngine(db=db, policy=policy, clock=clock, channel=channel, outbox=outbox,
-                                assistant=assistant, desk=desk, confirmations=confirmations, codes=codes)
-    return Handoff(outbox, desk_outbox, desk, confirmations, codes, kinds, deadlines, engine, assistant, agents,
-                   SnippetStore(db), RatingStore(db))
+    engine = ConversationEngine(
+        db=db,
+        policy=policy,
+        clock=clock,
+        channel=channel,
+        outbox=outbox,
+        assistant=assistant,
+        desk=desk,
+        confirmations=confirmations,
+        codes=codes,
+    )
+    return Handoff(
+        outbox,
+        desk_outbox,
+        desk,
+        confirmations,
+        codes,
+        kinds,
+        deadlines,
+        engine,
+        assistant,
+        agents,
+        SnippetStore(db),
+        RatingStore(db),
+    )

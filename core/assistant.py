@@ -49,7 +49,10 @@ def turn_to_message(turn: Turn) -> tuple[str, list[dict[str, Any]]]:
         attachments = (turn.data or {}).get("attachments") or []
         if attachments:
             names = ", ".join(a.get("filename", "file") for a in attachments)
-            text = f"{text}\n[The customer attached {len(attachments)} file(s) you cannot open: {names}]".strip()
+            text = (
+                f"{text}\n[The customer attached {len(attachments)} file(s) you cannot open:"
+                f" {names}]".strip()
+            )
         return "user", [_text_block(text)]
     if turn.kind == "assistant":
         return "assistant", [_text_block(turn.content)]
@@ -60,8 +63,16 @@ def turn_to_message(turn: Turn) -> tuple[str, list[dict[str, Any]]]:
     if turn.kind == "operator":
         data = turn.data or {}
         who = data.get("operator_name", "an operator")
-        about = f" about ticket #{data['ticket']} ({data.get('question', '')[:300]})" if data.get("ticket") else ""
-        return "user", [_text_block(f"[{who}, a member of our team, wrote to the customer{about}]: {turn.content}")]
+        about = (
+            f" about ticket #{data['ticket']} ({data.get('question', '')[:300]})"
+            if data.get("ticket")
+            else ""
+        )
+        return "user", [
+            _text_block(
+                f"[{who}, a member of our team, wrote to the customer{about}]: {turn.content}"
+            )
+        ]
     return "user", [_text_block(f"[System note]: {turn.content}")]
 
 
@@ -97,7 +108,8 @@ def build_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
         role, blocks = turn_to_message(turn)
         if messages and messages[-1]["role"] == role:
             previous = messages[-1]["content"]
-            # tool_result blocks must come first in a user message; a customer turn never precedes them.
+            # tool_result blocks must come first in a user message; a customer turn never precedes
+            # them.
             messages[-1]["content"] = previous + blocks
         else:
             messages.append({"role": role, "content": list(blocks)})
@@ -109,24 +121,37 @@ def _block_dict(block: dict[str, Any]) -> dict[str, Any]:
     if block["type"] == "text":
         return {"type": "text", "text": block["text"]}
     if block["type"] == "tool_use":
-        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": block["input"]}
+        return {
+            "type": "tool_use",
+            "id": block["id"],
+            "name": block["name"],
+            "input": block["input"],
+        }
     return {k: v for k, v in block.items() if v is not None}
 
 
-def claude_client(*, api_key: str, base_url: str | None, max_retries: int, timeout: float) -> anthropic.AsyncAnthropic:
+def claude_client(
+    *, api_key: str, base_url: str | None, max_retries: int, timeout: float
+) -> anthropic.AsyncAnthropic:
     """The official client on its aiohttp transport (``anthropic.DefaultAioHttpClient``).
 
-    aiohttp is already installed for discord.py. Measured with ``python -m bench.sdk_call_cost``, a call
-    costs about a quarter less CPU than on the default httpx transport, and one client serves hundreds of
-    concurrent calls (httpx's pool polled every pooled connection on each request).
+    aiohttp is already installed for discord.py. Measured with ``python -m bench.sdk_call_cost``, a
+    call costs about a quarter less CPU than on the default httpx transport, and one client serves
+    hundreds of concurrent calls (httpx's pool polled every pooled connection on each request).
     """
-    return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout,
-                                    http_client=anthropic.DefaultAioHttpClient(timeout=timeout))
+    return anthropic.AsyncAnthropic(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=max_retries,
+        timeout=timeout,
+        http_client=anthropic.DefaultAioHttpClient(timeout=timeout),
+    )
 
 
 @dataclass(frozen=True)
 class Claude:
-    """Which Claude answers, and through which client: what the composition root needs to build the agent."""
+    """Which Claude answers, and through which client: what the composition root needs to build the
+    agent."""
 
     client: anthropic.AsyncAnthropic
     model: str
@@ -141,7 +166,9 @@ class Assistant:
         self.registry = tools.registry
         reserved = BUILTIN_NAMES & set(self.registry.actions)
         if reserved:
-            raise ValueError(f"action name(s) {sorted(reserved)} are reserved for Handoff's built-in tools")
+            raise ValueError(
+                f"action name(s) {sorted(reserved)} are reserved for Handoff's built-in tools"
+            )
         self.tools = tools
         self._slots = asyncio.Semaphore(claude.concurrency)
         self._tools = tools.tool_definitions()
@@ -173,42 +200,61 @@ class Assistant:
         """
         try:
             async with self._slots:
-                raw = await self.client.messages.with_raw_response.create(**self.request(messages, final=final))
+                raw = await self.client.messages.with_raw_response.create(
+                    **self.request(messages, final=final)
+                )
                 body = await raw.json()
         except anthropic.APIError as exc:
             status = getattr(exc, "status_code", None)
-            raise LLMUnavailable(f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}") from exc
+            raise LLMUnavailable(
+                f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}"
+            ) from exc
         except ValueError as exc:
             raise LLMUnavailable(f"the response was not JSON: {exc}") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("content"), list) or not all(
-                isinstance(b, dict) and isinstance(b.get("type"), str) for b in body["content"]):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("content"), list)
+            or not all(
+                isinstance(b, dict) and isinstance(b.get("type"), str) for b in body["content"]
+            )
+        ):
             raise LLMUnavailable(f"the response had no list of content blocks: {str(body)[:200]}")
         return body
 
-    async def respond(self, history: Sequence[Turn], ctx: ActionContext, record_round: RoundRecorder) -> AgentReply:
+    async def respond(
+        self, history: Sequence[Turn], ctx: ActionContext, record_round: RoundRecorder
+    ) -> AgentReply:
         messages = build_messages(window(history, self.policy.llm.history_tokens))
         if not messages or messages[0]["role"] != "user":
             raise ValueError("history has no customer message to answer")
         texts: list[str] = []
-        extras = TurnExtras(customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), ""))
+        extras = TurnExtras(
+            customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), "")
+        )
         max_rounds = self.policy.llm.max_tool_rounds
         for round_number in range(max_rounds + 1):
             response = await self._create(messages, final=round_number == max_rounds)
             blocks = [_block_dict(b) for b in response["content"]]
-            text = "\n\n".join(b["text"].strip() for b in blocks if b["type"] == "text" and b["text"].strip())
+            text = "\n\n".join(
+                b["text"].strip() for b in blocks if b["type"] == "text" and b["text"].strip()
+            )
             calls = [b for b in blocks if b["type"] == "tool_use"]
             if not calls:
                 if text:
                     texts.append(text)
                 final_text = "\n\n".join(texts)
-                return AgentReply(final_text, NewTurn("assistant", text or "(no answer)"), extras.notices)
+                return AgentReply(
+                    final_text, NewTurn("assistant", text or "(no answer)"), extras.notices
+                )
             if text:
                 texts.append(text)
             results = [await self.tools.run(call, ctx, extras) for call in calls]
-            await record_round([
-                NewTurn("tool_use", text, {"blocks": blocks}),
-                NewTurn("tool_result", "", {"blocks": results}),
-            ])
+            await record_round(
+                [
+                    NewTurn("tool_use", text, {"blocks": blocks}),
+                    NewTurn("tool_result", "", {"blocks": results}),
+                ]
+            )
             messages.append({"role": "assistant", "content": blocks})
             messages.append({"role": "user", "content": results})
         raise AssertionError("unreachable: the final round forbids tools")

@@ -18,7 +18,8 @@ from cryptography.fernet import Fernet, InvalidToken
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
-# Six digits as a person types them from an authenticator app: "488243", "488 243", "488-243", "4 8 8 2 4 3".
+# Six digits as a person types them from an authenticator app: "488243", "488 243", "488-243", "4 8
+# 8 2 4 3".
 CODE = re.compile(r"^\s*(\d(?:[ \t\u00a0\u2009\u202f\-\u2010-\u2013]{0,2}\d){5})\s*$")
 
 
@@ -54,27 +55,31 @@ KEY_CHECK = "secret_key_check"  # kept: a known text sealed with the key the sto
 KEY_CHECK_TEXT = "handoff"
 
 
-async def secret_key_problem(box: SecretBox, kept: Any, codes: Any, now: float, *, remember: bool = True
-                             ) -> str | None:
-    """None when this HANDOFF_SECRET_KEY opens what the database holds (and remember it for the next start),
-    else why not. A different key would lock every enrolled customer out of their codes, silently; on
-    PostgreSQL it is also how a standby with another .env would break codes when it takes over."""
+async def secret_key_problem(
+    box: SecretBox, kept: Any, codes: Any, now: float, *, remember: bool = True
+) -> str | None:
+    """None when this HANDOFF_SECRET_KEY opens what the database holds (and remember it for the next
+    start), else why not. A different key would lock every enrolled customer out of their codes,
+    silently; on PostgreSQL it is also how a standby with another .env would break codes when it
+    takes over."""
     sealed = await kept.kept(KEY_CHECK) or await codes.a_sealed_secret()
     if sealed is not None:
         try:
             box.open(sealed)
         except ValueError:
-            return ("HANDOFF_SECRET_KEY is not the key this database's authenticator secrets were encrypted with;"
-                    " with it no enrolled customer could use a code. Use the key the bot ran with before (on"
-                    " every host: the same .env)")
+            return (
+                "HANDOFF_SECRET_KEY is not the key this database's authenticator secrets were"
+                " encrypted with; with it no enrolled customer could use a code. Use the key the"
+                " bot ran with before (on every host: the same .env)"
+            )
     if remember and await kept.kept(KEY_CHECK) is None:
         await kept.keep(KEY_CHECK, box.seal(KEY_CHECK_TEXT), now)
     return None
 
 
 def code_in(text: str) -> str | None:
-    """The 6-digit code a message consists of, if that is all it is, however the app spaced it ("488 243");
-    digits of any script are read as ASCII digits."""
+    """The 6-digit code a message consists of, if that is all it is, however the app spaced it ("488
+    243"); digits of any script are read as ASCII digits."""
     match = CODE.match(text)
     if match is None:
         return None
@@ -90,13 +95,19 @@ def matching_step(secret: str, code: str, now: float, last_step: int) -> int | N
     found = None
     for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
         # Compare every candidate (no early exit) so timing says nothing about which one matched.
-        if hmac.compare_digest(totp.at(step * STEP_SECONDS), code) and step > last_step and found is None:
+        if (
+            hmac.compare_digest(totp.at(step * STEP_SECONDS), code)
+            and step > last_step
+            and found is None
+        ):
             found = step
     return found
 
 
 def provisioning_uri(secret: str, account: str, issuer: str) -> str:
-    return pyotp.TOTP(secret, interval=STEP_SECONDS).provisioning_uri(name=account, issuer_name=issuer)
+    return pyotp.TOTP(secret, interval=STEP_SECONDS).provisioning_uri(
+        name=account, issuer_name=issuer
+    )
 
 
 def qr_png(uri: str) -> bytes:

@@ -28,7 +28,8 @@ def _day(token: str) -> int:
 
 
 def crontab_weekdays(field: str) -> str:
-    """A crontab weekday field as APScheduler day names: "1-5" -> "mon,tue,wed,thu,fri"; "*" stays."""
+    """A crontab weekday field as APScheduler day names: "1-5" -> "mon,tue,wed,thu,fri"; "*"
+    stays."""
     if field.strip() in ("*", "?"):
         return "*"
     days: list[str] = []
@@ -52,10 +53,17 @@ def crontab_weekdays(field: str) -> str:
 
 
 def crontab_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
-    """A trigger for a five-field crontab expression (minute hour day month weekday). Raises ValueError."""
+    """A trigger for a five-field crontab expression (minute hour day month weekday). Raises
+    ValueError."""
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
     minute, hour, day, month, weekday = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_weekdays(weekday),
-                       timezone=timezone)
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=crontab_weekdays(weekday),
+        timezone=timezone,
+    )

@@ -36,19 +36,30 @@ class CustomerSteps(Protocol):
 
 
 class Deadlines:
-    def __init__(self, *, db: Store, policy: Policy, clock: Clock, scheduler: Any | None,
-                 steps: Sequence[CustomerSteps], kick_desk: Callable[[int], None],
-                 kick_customer: Callable[[int], None],
-                 housekeeping: Sequence[Callable[[], Awaitable[object]]] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        db: Store,
+        policy: Policy,
+        clock: Clock,
+        scheduler: Any | None,
+        steps: Sequence[CustomerSteps],
+        kick_desk: Callable[[int], None],
+        kick_customer: Callable[[int], None],
+        housekeeping: Sequence[Callable[[], Awaitable[object]]] = (),
+    ) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
-        self.scheduler = scheduler  # apscheduler AsyncIOScheduler, or None (tests drive run_due themselves)
+        # apscheduler AsyncIOScheduler, or None (tests drive run_due themselves)
+        self.scheduler = scheduler
         self.tickets = TicketStore(db)
-        self.steps = list(steps)  # confirmations and code requests: they expire, and list what is still to come
+        # confirmations and code requests: they expire, and list what is still to come
+        self.steps = list(steps)
         self.kick_desk = kick_desk  # deliver what a deadline owes the staff desk
         self.kick_customer = kick_customer  # ... and the customer
-        self.housekeeping = list(housekeeping)  # checks by time, not by a deadline column (quiet tickets)
+        # checks by time, not by a deadline column (quiet tickets)
+        self.housekeeping = list(housekeeping)
 
     # -- arming -----------------------------------------------------------------------------
 
@@ -59,17 +70,26 @@ class Deadlines:
         from apscheduler.triggers.date import DateTrigger
 
         run_date = dt.datetime.fromtimestamp(max(due, self.clock.now()), dt.UTC)
-        self.scheduler.add_job(self.run_due, DateTrigger(run_date=run_date), id=job_id, replace_existing=True,
-                               misfire_grace_time=None, coalesce=True)
+        self.scheduler.add_job(
+            self.run_due,
+            DateTrigger(run_date=run_date),
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
 
-    def arm_ticket(self, ticket_id: int, reminder_due: float | None, timeout_due: float | None) -> None:
+    def arm_ticket(
+        self, ticket_id: int, reminder_due: float | None, timeout_due: float | None
+    ) -> None:
         if reminder_due is not None:
             self.arm(f"ticket-reminder:{ticket_id}", reminder_due)
         if timeout_due is not None:
             self.arm(f"ticket-timeout:{ticket_id}", timeout_due)
 
     async def start(self) -> None:
-        """After a start: settle what fell due while the bot was down, then arm every future deadline."""
+        """After a start: settle what fell due while the bot was down, then arm every future
+        deadline."""
         await self.run_due()
         now = self.clock.now()
         rows = await self.tickets.pending_deadlines()
@@ -80,23 +100,32 @@ class Deadlines:
         if self.scheduler is not None:
             from apscheduler.triggers.interval import IntervalTrigger
 
-            self.scheduler.add_job(self.tidy, IntervalTrigger(
-                seconds=self.policy.timeouts.idle_check_seconds), id="idle-conversations",
-                replace_existing=True, coalesce=True)
-        log.info("deadlines: %d armed after start (those already due were settled: reminders, timeouts, expiry)",
-                 sum(1 for _, due in rows if due > now))
+            self.scheduler.add_job(
+                self.tidy,
+                IntervalTrigger(seconds=self.policy.timeouts.idle_check_seconds),
+                id="idle-conversations",
+                replace_existing=True,
+                coalesce=True,
+            )
+        log.info(
+            "deadlines: %d armed after start (those already due were settled: reminders, timeouts,"
+            " expiry)",
+            sum(1 for _, due in rows if due > now),
+        )
 
     # -- firing -----------------------------------------------------------------------------
 
     async def run_due(self) -> None:
-        """Settle everything due by now. Safe to call any number of times: each deadline acts once."""
+        """Settle everything due by now. Safe to call any number of times: each deadline acts
+        once."""
         await self.remind_and_time_out()
         for steps in self.steps:
             await steps.expire_due()
         await self.tidy()
 
     async def tidy(self) -> None:
-        """What is checked every few minutes rather than at a deadline: idle conversations, quiet tickets."""
+        """What is checked every few minutes rather than at a deadline: idle conversations, quiet
+        tickets."""
         await self.close_idle_conversations()
         for check in self.housekeeping:
             await check()
@@ -106,14 +135,18 @@ class Deadlines:
         timeout_seconds = self.policy.timeouts.ticket_answer_seconds
 
         def reminder(ticket_id: int, left: float) -> str:
-            return (f"⏰ Reminder: ticket #{ticket_id} still waits for a person; the customer is told in about "
-                    f"{for_people(left)} that no one has answered yet.")
+            return (
+                f"⏰ Reminder: ticket #{ticket_id} still waits for a person; the customer is told"
+                f" in about {for_people(left)} that no one has answered yet."
+            )
 
         reminded = await self.tickets.remind_due(now, reminder)
         timed_out = await self.tickets.time_out_due(
-            now, lambda ticket_id: self.policy.message("ticket_timeout", number=str(ticket_id)),
-            f"⌛ No answer within {for_people(timeout_seconds)}: the customer was told. The ticket stays open; a "
-            "late answer still reaches them.")
+            now,
+            lambda ticket_id: self.policy.message("ticket_timeout", number=str(ticket_id)),
+            f"⌛ No answer within {for_people(timeout_seconds)}: the customer was told. The ticket"
+            " stays open; a late answer still reaches them.",
+        )
         for ticket_id in reminded:
             self.kick_desk(ticket_id)
         for ticket_id, customer_id in timed_out:
@@ -122,13 +155,17 @@ class Deadlines:
         return len(reminded), len(timed_out)
 
     async def close_idle_conversations(self) -> int:
-        """End conversations silent for ``[conversation] idle_minutes`` (the next message starts a new one); with
-        ``[feedback] ask_after_ai``, an AI-only one ends with a request for a rating."""
+        """End conversations silent for ``[conversation] idle_minutes`` (the next message starts a
+        new one); with ``[feedback] ask_after_ai``, an AI-only one ends with a request for a
+        rating."""
         ask = self.policy.feedback.ask_after_ai
         prompt = (lambda _: self.policy.message("rate_ai")) if ask else None
-        closed, owed = await close_idle_conversations(self.db, self.clock.now(),
-                                                      self.policy.conversation.idle_minutes * 60,
-                                                      rate_prompt=prompt)
+        closed, owed = await close_idle_conversations(
+            self.db,
+            self.clock.now(),
+            self.policy.conversation.idle_minutes * 60,
+            rate_prompt=prompt,
+        )
         for customer_id in set(owed):
             self.kick_customer(customer_id)
         return closed

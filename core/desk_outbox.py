@@ -25,14 +25,25 @@ from storage.tickets import DeskItem, TicketStore
 log = logging.getLogger(__name__)
 
 THREAD_POST_LIMIT = 1900  # room for a reminder's role mention in front
-FILE_ABOVE = 3 * THREAD_POST_LIMIT  # a longer post goes as a file (a long question read whole, not in pieces)
+# a longer post goes as a file (a long question read whole, not in pieces)
+FILE_ABOVE = 3 * THREAD_POST_LIMIT
 CardRenderer = Callable[[int], Awaitable[tuple[Card, str, Ticket]]]
 TranscriptRenderer = Callable[[int], Awaitable[tuple[str, bytes] | None]]
 
 
 class DeskOutbox(DeliveryQueue[int]):
-    def __init__(self, store: TicketStore, desk: StaffDesk, render: CardRenderer, transcript: TranscriptRenderer,
-                 clock: Clock, *, retry_base: float, retry_max: float, install: str) -> None:
+    def __init__(
+        self,
+        store: TicketStore,
+        desk: StaffDesk,
+        render: CardRenderer,
+        transcript: TranscriptRenderer,
+        clock: Clock,
+        *,
+        retry_base: float,
+        retry_max: float,
+        install: str,
+    ) -> None:
         super().__init__("desk")
         self.nonce_prefix = f"hod{install}"  # see core.outbox.install_id
         self.store = store
@@ -56,12 +67,23 @@ class DeskOutbox(DeliveryQueue[int]):
                 error = f"{type(exc).__name__}: {exc}"
                 if getattr(exc, "permanent", False):
                     await self.store.desk_failed(item, error, self.clock.now())
-                    log.error("ticket #%d: Discord refused the %s post for good: %s. Check the bot's permissions"
-                              " in the staff channel (see DISCORD_BOT.md).", ticket_id, item.op, error)
+                    log.error(
+                        "ticket #%d: Discord refused the %s post for good: %s. Check the bot's"
+                        " permissions in the staff channel (see DISCORD_BOT.md).",
+                        ticket_id,
+                        item.op,
+                        error,
+                    )
                     continue
                 delay = backoff_delay(item.attempts + 1, self.retry_base, self.retry_max)
                 await self.store.desk_retry(item.id, error, self.clock.now() + delay)
-                log.warning("ticket #%d: %s post failed (%s); retrying in %.1fs", ticket_id, item.op, error, delay)
+                log.warning(
+                    "ticket #%d: %s post failed (%s); retrying in %.1fs",
+                    ticket_id,
+                    item.op,
+                    error,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 continue
             await self.store.desk_done(item.id)
@@ -74,47 +96,76 @@ class DeskOutbox(DeliveryQueue[int]):
         if item.op is DeskOp.REFRESH:
             await self._refresh(item)
             return
-        ticket = await self.store.get(item.ticket_id)  # a post or an archive needs the thread, not the card
+        # a post or an archive needs the thread, not the card
+        ticket = await self.store.get(item.ticket_id)
         if ticket is None:
             raise DeliveryFailed(f"ticket #{item.ticket_id} does not exist", permanent=True)
         if ticket.thread_id is None or ticket.staff_message_id is None:
-            raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
-        handlers = {DeskOp.POST: self._post, DeskOp.PING: self._post, DeskOp.TRANSCRIPT: self._transcript,
-                    DeskOp.ARCHIVE: self._archive}
+            # its 'open' failed for good; retry later
+            raise RuntimeError(f"ticket #{ticket.id} has no thread yet")
+        handlers = {
+            DeskOp.POST: self._post,
+            DeskOp.PING: self._post,
+            DeskOp.TRANSCRIPT: self._transcript,
+            DeskOp.ARCHIVE: self._archive,
+        }
         await handlers[item.op](item, ticket, ticket.thread_id)
 
     async def _open(self, item: DeskItem) -> None:
         card, name, ticket = await self.render(item.ticket_id)
         message_id = ticket.staff_message_id
         if message_id is None:
-            message_id = await self.desk.post_ticket(card, nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
+            message_id = await self.desk.post_ticket(
+                card, nonce=chunk_nonce(self.nonce_prefix, item.id, 0)
+            )
             await self.store.set_posted(ticket.id, message_id=message_id)
         if ticket.thread_id is None:
-            await self.store.set_posted(ticket.id, thread_id=await self.desk.open_thread(message_id, name))
+            await self.store.set_posted(
+                ticket.id, thread_id=await self.desk.open_thread(message_id, name)
+            )
 
     async def _post(self, item: DeskItem, ticket: Ticket, thread_id: int) -> None:
         if item.op is DeskOp.POST and len(item.content) > FILE_ABOVE:
-            lead = item.content.split("\n", 1)[0][:THREAD_POST_LIMIT - 60]
-            await self.desk.post_file(thread_id, f"{lead} (the whole text is attached)", item.content.encode(),
-                                      f"ticket-{ticket.id}-text.txt", nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
+            lead = item.content.split("\n", 1)[0][: THREAD_POST_LIMIT - 60]
+            await self.desk.post_file(
+                thread_id,
+                f"{lead} (the whole text is attached)",
+                item.content.encode(),
+                f"ticket-{ticket.id}-text.txt",
+                nonce=chunk_nonce(self.nonce_prefix, item.id, 0),
+            )
             return
-        # Rows hold whole texts; split here, each chunk with its own nonce (a retry posts only what is missing).
-        for i, chunk in enumerate(split_message(item.content, limit=THREAD_POST_LIMIT) or [item.content]):
-            await self.desk.post(thread_id, chunk, nonce=chunk_nonce(self.nonce_prefix, item.id, i),
-                                 ping=item.op is DeskOp.PING and i == 0)
+        # Rows hold whole texts; split here, each chunk with its own nonce (a retry posts only what
+        # is missing).
+        for i, chunk in enumerate(
+            split_message(item.content, limit=THREAD_POST_LIMIT) or [item.content]
+        ):
+            await self.desk.post(
+                thread_id,
+                chunk,
+                nonce=chunk_nonce(self.nonce_prefix, item.id, i),
+                ping=item.op is DeskOp.PING and i == 0,
+            )
 
     async def _refresh(self, item: DeskItem) -> None:
-        card, _, ticket = await self.render(item.ticket_id)  # the card's read brings the ticket: one query
+        # the card's read brings the ticket: one query
+        card, _, ticket = await self.render(item.ticket_id)
         if ticket.thread_id is None or ticket.staff_message_id is None:
-            raise RuntimeError(f"ticket #{ticket.id} has no thread yet")  # its 'open' failed for good; retry later
+            # its 'open' failed for good; retry later
+            raise RuntimeError(f"ticket #{ticket.id} has no thread yet")
         await self.desk.refresh(ticket.staff_message_id, card)
 
     async def _transcript(self, item: DeskItem, ticket: Ticket, thread_id: int) -> None:
         made = await self.transcript(ticket.id)
         if made is not None:
             name, page = made
-            await self.desk.post_file(thread_id, f"📄 Transcript of ticket #{ticket.id}", page, name,
-                                      nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
+            await self.desk.post_file(
+                thread_id,
+                f"📄 Transcript of ticket #{ticket.id}",
+                page,
+                name,
+                nonce=chunk_nonce(self.nonce_prefix, item.id, 0),
+            )
 
     async def _archive(self, _item: DeskItem, _ticket: Ticket, thread_id: int) -> None:
         await self.desk.archive(thread_id)

@@ -1,4 +1,5 @@
-"""The customer's "help": what the assistant can do, generated from the actions and the risk policy."""
+"""The customer's "help": what the assistant can do, generated from the actions and the risk
+policy."""
 
 from __future__ import annotations
 
@@ -6,8 +7,17 @@ from core.actions import ActionRegistry
 from core.policy import Policy
 from core.text import bare_phrase
 
-HELP_WORDS = {"help", "help me", "menu", "commands", "what can you do", "what can you do for me", "options",
-              "how does this work", "info"}
+HELP_WORDS = {
+    "help",
+    "help me",
+    "menu",
+    "commands",
+    "what can you do",
+    "what can you do for me",
+    "options",
+    "how does this work",
+    "info",
+}
 
 # How each strategy reads to a customer, in the order a customer meets them.
 _HOW = {
@@ -32,6 +42,10 @@ def help_text(policy: Policy, registry: ActionRegistry, *, codes: bool) -> str:
         if strategy == "code" and not codes:
             strategy = "approval"  # codes off: an operator checks it instead
         groups.setdefault(strategy, []).append((action.summary or action.name).lower())
-    lines = [f"- {', '.join(names)}: {_HOW[strategy]}" for strategy, names in
-             sorted(groups.items(), key=lambda item: list(_HOW).index(item[0]))]
-    return policy.message("help", business_name=policy.agent.business_name, abilities="\n".join(lines))
+    lines = [
+        f"- {', '.join(names)}: {_HOW[strategy]}"
+        for strategy, names in sorted(groups.items(), key=lambda item: list(_HOW).index(item[0]))
+    ]
+    return policy.message(
+        "help", business_name=policy.agent.business_name, abilities="\n".join(lines)
+    )

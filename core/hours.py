@@ -1,8 +1,8 @@
 """Support hours: when people are at the desk, in the desk's time zone (DST-safe, across midnight).
 
-``[desk] hours`` is a list such as ``["mon-fri 09:00-17:30", "sat 10:00-14:00", "sun 22:00-02:00"]``: days
-(mon..sun, a range or a comma list) and a time range; an end at or before the start runs past midnight into
-the next day. An empty list means always open.
+``[desk] hours`` is a list such as ``["mon-fri 09:00-17:30", "sat 10:00-14:00", "sun
+22:00-02:00"]``: days (mon..sun, a range or a comma list) and a time range; an end at or before the
+start runs past midnight into the next day. An empty list means always open.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPEC = re.compile(r"^\s*(?P<days>[a-z,\-]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
+_SPEC = re.compile(
+    r"^\s*(?P<days>[a-z,\-]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ def parse_hours(specs: Sequence[str]) -> list[Window]:
             days = _days(match["days"])
             start, end = _time(match["start"]), _time(match["end"])
         except ValueError:
-            raise ValueError(f"{spec!r} is not \"days HH:MM-HH:MM\"; e.g. \"mon-fri 09:00-17:30\" or"
-                             " \"sat,sun 10:00-14:00\" (days: mon tue wed thu fri sat sun)") from None
+            raise ValueError(
+                f'{spec!r} is not "days HH:MM-HH:MM"; e.g. "mon-fri 09:00-17:30" or'
+                ' "sat,sun 10:00-14:00" (days: mon tue wed thu fri sat sun)'
+            ) from None
         windows.extend(Window(day, start, end) for day in days)
     return windows
 

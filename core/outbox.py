@@ -33,29 +33,42 @@ INSTALL_KEY = "install_id"
 
 
 async def install_id(db: Any, now: float) -> str:
-    """This database's own random id (made once, kept in it, copied by ``--migrate-to``). It is in every
-    nonce: within Discord's nonce window a send whose nonce the bot used before is answered with the *old*
-    message and nothing is posted, so a database started afresh (row ids from 1 again), a restored backup or
-    a second deployment on the same bot must never reuse another's nonces."""
+    """This database's own random id (made once, kept in it, copied by ``--migrate-to``). It is in
+    every nonce: within Discord's nonce window a send whose nonce the bot used before is answered
+    with the *old* message and nothing is posted, so a database started afresh (row ids from 1
+    again), a restored backup or a second deployment on the same bot must never reuse another's
+    nonces."""
     value = await db.kept(INSTALL_KEY)
-    return value if value is not None else await db.keep_first(INSTALL_KEY, secrets.token_hex(4), now)
+    return (
+        value if value is not None else await db.keep_first(INSTALL_KEY, secrets.token_hex(4), now)
+    )
 
 
 def chunk_nonce(prefix: str, row_id: int, chunk: int) -> str:
-    """The nonce of one chunk of an owed row: the same on every try (Discord keeps the first). ``prefix``
-    carries the database's install id (``hof`` + 8 hex digits); at most 25 characters as Discord allows."""
+    """The nonce of one chunk of an owed row: the same on every try (Discord keeps the first).
+    ``prefix`` carries the database's install id (``hof`` + 8 hex digits); at most 25 characters as
+    Discord allows."""
     return f"{prefix}{row_id}" if chunk == 0 else f"{prefix}{row_id}.{chunk}"
 
 
 def backoff_delay(attempts: int, base: float, cap: float) -> float:
     """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.8-1.2."""
-    delay = min(cap, base * 2 ** min(max(0, attempts - 1), 40))  # a float can't hold 2 ** 1100: a row retried long
+    # a float can't hold 2 ** 1100: a row retried long
+    delay = min(cap, base * 2 ** min(max(0, attempts - 1), 40))
     return delay * random.uniform(0.8, 1.2)
 
 
 class Outbox(DeliveryQueue[int]):
-    def __init__(self, store: OutboxStore, channel: CustomerChannel, clock: Clock, *,
-                 retry_base: float, retry_max: float, install: str) -> None:
+    def __init__(
+        self,
+        store: OutboxStore,
+        channel: CustomerChannel,
+        clock: Clock,
+        *,
+        retry_base: float,
+        retry_max: float,
+        install: str,
+    ) -> None:
         super().__init__("outbox")
         self.nonce_prefix = f"hof{install}"
         self.store = store
@@ -69,10 +82,10 @@ class Outbox(DeliveryQueue[int]):
         return await self.store.customers_with_pending()
 
     async def _send(self, item: OutboxItem) -> int | None:
-        """One owed row as Discord messages: split under 2000 characters here (rows hold whole texts), each
-        chunk with its own nonce, so a retry after a partial send posts only what is missing; buttons go
-        under the last chunk. One request per chunk: the DM channel is known from the customer's messages,
-        or opened once and kept."""
+        """One owed row as Discord messages: split under 2000 characters here (rows hold whole
+        texts), each chunk with its own nonce, so a retry after a partial send posts only what is
+        missing; buttons go under the last chunk. One request per chunk: the DM channel is known
+        from the customer's messages, or opened once and kept."""
         channel_id = item.dm_channel_id
         if channel_id is None:
             channel_id = await self.channel.open_dm(item.discord_id)
@@ -82,11 +95,20 @@ class Outbox(DeliveryQueue[int]):
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             if last and item.file is not None:
-                await self.channel.send_file(channel_id, chunk, item.file[1], item.file[0],
-                                             nonce=chunk_nonce(self.nonce_prefix, item.id, i))
+                await self.channel.send_file(
+                    channel_id,
+                    chunk,
+                    item.file[1],
+                    item.file[0],
+                    nonce=chunk_nonce(self.nonce_prefix, item.id, i),
+                )
                 continue
-            message_id = await self.channel.send(channel_id, chunk, nonce=chunk_nonce(self.nonce_prefix, item.id, i),
-                                                 buttons=item.buttons if last else None)
+            message_id = await self.channel.send(
+                channel_id,
+                chunk,
+                nonce=chunk_nonce(self.nonce_prefix, item.id, i),
+                buttons=item.buttons if last else None,
+            )
         return message_id
 
     async def _deliver(self, customer_id: int) -> None:
@@ -94,9 +116,15 @@ class Outbox(DeliveryQueue[int]):
             try:
                 message_id = await self._send(item)
             except DeliveryRefused as exc:
-                count = await self.store.mark_customer_unreachable(item, exc.reason, self.clock.now())
-                log.warning("customer %s cannot receive DMs (%s); %d message(s) not delivered",
-                            customer_id, exc.reason, count)
+                count = await self.store.mark_customer_unreachable(
+                    item, exc.reason, self.clock.now()
+                )
+                log.warning(
+                    "customer %s cannot receive DMs (%s); %d message(s) not delivered",
+                    customer_id,
+                    exc.reason,
+                    count,
+                )
                 for hook in self.on_unreachable:
                     await hook(customer_id, exc.reason)
                 return
@@ -106,13 +134,23 @@ class Outbox(DeliveryQueue[int]):
                 error = f"{type(exc).__name__}: {exc}"
                 if getattr(exc, "permanent", False):
                     await self.store.mark_failed(item, error, self.clock.now())
-                    log.error("message %s to customer %s rejected for good: %s", item.id, customer_id, error)
+                    log.error(
+                        "message %s to customer %s rejected for good: %s",
+                        item.id,
+                        customer_id,
+                        error,
+                    )
                     continue
                 attempts = item.attempts + 1
                 delay = backoff_delay(attempts, self.retry_base, self.retry_max)
                 await self.store.mark_retry(item.id, error, self.clock.now() + delay)
-                log.warning("send to customer %s failed (attempt %d: %s); retrying in %.1fs",
-                            customer_id, attempts, error, delay)
+                log.warning(
+                    "send to customer %s failed (attempt %d: %s); retrying in %.1fs",
+                    customer_id,
+                    attempts,
+                    error,
+                    delay,
+                )
                 # Later messages wait behind this one: order per customer matters more than speed.
                 await asyncio.sleep(delay)
                 continue

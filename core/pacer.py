@@ -8,14 +8,14 @@ norm once a crowd writes. So every request waits here for its turn:
 - turns are spaced at ``rate`` per second (``[discord] requests_per_second``, 45 by default);
 - a request whose route has used up its announced bucket waits for the bucket's reset, and the turn
   goes to the next request instead (a route not announced yet: one request at a time until it is);
-- the most urgent goes first: customers' answers and new tickets, then posts, then edits, typing last;
-  a request that is no longer wanted when its turn comes (a typing indicator whose answer already
-  went) is dropped without spending a turn;
+- the most urgent goes first: customers' answers and new tickets, then posts, then edits, typing
+  last; a request that is no longer wanted when its turn comes (a typing indicator whose answer
+  already went) is dropped without spending a turn;
 - a global 429 holds everything for its ``retry_after``.
 
-``Schedule`` is the decision alone, on numbers (tests drive it with a fake clock); ``Pacer`` runs it on
-the event loop. Interaction answers don't pass here at all: Discord does not count them against the
-global limit, and they are due within 3 seconds.
+``Schedule`` is the decision alone, on numbers (tests drive it with a fake clock); ``Pacer`` runs it
+on the event loop. Interaction answers don't pass here at all: Discord does not count them against
+the global limit, and they are due within 3 seconds.
 """
 
 from __future__ import annotations
@@ -51,8 +51,11 @@ _wanted: ContextVar[Callable[[], bool] | None] = ContextVar("request_wanted", de
 
 
 @contextlib.contextmanager
-def request_priority(priority: Priority, wanted: Callable[[], bool] | None = None) -> Iterator[None]:
-    """Requests started inside this block go at ``priority``; ``wanted()`` False at their turn drops them."""
+def request_priority(
+    priority: Priority, wanted: Callable[[], bool] | None = None
+) -> Iterator[None]:
+    """Requests started inside this block go at ``priority``; ``wanted()`` False at their turn drops
+    them."""
     p, w = _priority.set(priority), _wanted.set(wanted)
     try:
         yield
@@ -73,9 +76,11 @@ class Bucket:
 
 
 class RouteBuckets:
-    """Each route's bucket as Discord announced it in its last answer, and our requests still in flight."""
+    """Each route's bucket as Discord announced it in its last answer, and our requests still in
+    flight."""
 
-    PRUNE_ABOVE = 5000  # routes remembered; expired ones are forgotten past this (one per DM channel)
+    # routes remembered; expired ones are forgotten past this (one per DM channel)
+    PRUNE_ABOVE = 5000
 
     def __init__(self) -> None:
         self._known: dict[str, Bucket | None] = {}  # None: the route announced no limit
@@ -116,8 +121,11 @@ class RouteBuckets:
             return
         self._known[route] = Bucket(limit, remaining, now + reset_after)
         if len(self._known) > self.PRUNE_ABOVE:
-            for key in [k for k, b in self._known.items() if b is not None and b.reset_at < now
-                        and k not in self._in_flight]:
+            for key in [
+                k
+                for k, b in self._known.items()
+                if b is not None and b.reset_at < now and k not in self._in_flight
+            ]:
                 del self._known[key]
 
 
@@ -141,7 +149,9 @@ class Schedule:
         self._waiting: list[Turn] = []  # in priority order, then arrival
         self._seq = itertools.count()
 
-    def add(self, route: str, priority: Priority, now: float, wanted: Callable[[], bool] | None = None) -> Turn:
+    def add(
+        self, route: str, priority: Priority, now: float, wanted: Callable[[], bool] | None = None
+    ) -> Turn:
         turn = Turn(int(priority), next(self._seq), route, now, wanted)
         bisect.insort(self._waiting, turn)
         return turn
@@ -165,7 +175,8 @@ class Schedule:
         return max((now - t.enqueued_at for t in self._waiting), default=0.0)
 
     def release(self, now: float) -> tuple[list[Turn], list[Turn], float | None]:
-        """(turns that may send now, turns dropped as no longer wanted, when to call again or None)."""
+        """(turns that may send now, turns dropped as no longer wanted, when to call again or
+        None)."""
         granted: list[Turn] = []
         dropped: list[Turn] = []
         if now < self.held_until:
@@ -187,8 +198,8 @@ class Schedule:
                 return granted, dropped, None if soonest == math.inf else soonest
             self._waiting.remove(pick)
             self.buckets.start(pick.route)
-            # Busy: the next turn is one interval after the last one's slot (a late timer does not slow the
-            # pace); idle: one interval from now.
+            # Busy: the next turn is one interval after the last one's slot (a late timer does not
+            # slow the pace); idle: one interval from now.
             self._next = (self._next if now - self._next < self.interval else now) + self.interval
             granted.append(pick)
         return granted, dropped, None
@@ -206,17 +217,21 @@ class DayFigures:
 
     def describe(self) -> str:
         share = f" ({100 * self.rate_limited / self.paced:.1f}%)" if self.paced else ""
-        return (f"Discord requests today ({self.day}, UTC): {self.paced} sent, {self.rate_limited} answered 429"
-                f"{share}, longest wait for a turn {self.longest_wait:.1f} s, {self.dropped_typing} typing"
-                " indicator(s) left out")
+        return (
+            f"Discord requests today ({self.day}, UTC): {self.paced} sent, {self.rate_limited}"
+            f" answered 429{share}, longest wait for a turn {self.longest_wait:.1f} s,"
+            f" {self.dropped_typing} typing indicator(s) left out"
+        )
 
 
 class RequestDropped(Exception):
-    """A request that was no longer wanted when its turn came (a typing indicator); nothing was sent."""
+    """A request that was no longer wanted when its turn came (a typing indicator); nothing was
+    sent."""
 
 
 class Pacer:
-    """The schedule on the event loop: ``acquire`` before a request, ``finish`` after, ``observe`` each answer."""
+    """The schedule on the event loop: ``acquire`` before a request, ``finish`` after, ``observe``
+    each answer."""
 
     REPORT_EVERY = 60.0
 
@@ -244,8 +259,11 @@ class Pacer:
     def _now() -> float:
         return asyncio.get_running_loop().time()
 
-    async def acquire(self, route: str, priority: Priority, wanted: Callable[[], bool] | None = None) -> None:
-        """Wait for this request's turn. Raises RequestDropped when it was no longer wanted at its turn."""
+    async def acquire(
+        self, route: str, priority: Priority, wanted: Callable[[], bool] | None = None
+    ) -> None:
+        """Wait for this request's turn. Raises RequestDropped when it was no longer wanted at its
+        turn."""
         now = self._now()
         turn = self.schedule.add(route, priority, now, wanted)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -277,7 +295,10 @@ class Pacer:
         now = self._now()
         if status == 429:
             self.figures().rate_limited += 1
-            if headers.get("X-RateLimit-Global", "").lower() == "true" or headers.get("X-RateLimit-Scope") == "global":
+            if (
+                headers.get("X-RateLimit-Global", "").lower() == "true"
+                or headers.get("X-RateLimit-Scope") == "global"
+            ):
                 with contextlib.suppress(ValueError):
                     self.schedule.hold(now + float(headers.get("Retry-After", "1")))
             return
@@ -287,8 +308,9 @@ class Pacer:
         return self.schedule.backlog_seconds()
 
     def short_of_budget(self) -> bool:
-        """Whether a nicety (a typing indicator) should be left out: more than a second of requests waits, or
-        the last second used most of the pace (a crowd is writing; the answers will need every turn)."""
+        """Whether a nicety (a typing indicator) should be left out: more than a second of requests
+        waits, or the last second used most of the pace (a crowd is writing; the answers will need
+        every turn)."""
         now = self._now()
         while self._recent and self._recent[0] <= now - 1.0:
             self._recent.popleft()
@@ -315,7 +337,8 @@ class Pacer:
 
     def _resolve(self, turn: Turn, sent: bool) -> None:
         future = self._futures.pop(turn.seq, None)
-        if future is None or future.done():  # its waiter was cancelled meanwhile: give the route its turn back
+        # its waiter was cancelled meanwhile: give the route its turn back
+        if future is None or future.done():
             if sent:
                 self.schedule.buckets.finish(turn.route)
             return
@@ -331,5 +354,8 @@ class Pacer:
             return None
         self._last_report, worst = now, self._worst_since_report
         self._worst_since_report = 0.0
-        return (f"Discord request budget: {waiting} request(s) waiting, the oldest for {oldest:.1f} s; longest wait"
-                f" in the last minute {worst:.1f} s (pace {self.rate:g}/s, [discord] requests_per_second)")
+        return (
+            f"Discord request budget: {waiting} request(s) waiting, the oldest for {oldest:.1f} s;"
+            f" longest wait in the last minute {worst:.1f} s (pace {self.rate:g}/s, [discord]"
+            " requests_per_second)"
+        )

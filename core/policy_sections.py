@@ -1,10 +1,10 @@
-"""The policy file's sections as typed, frozen records: ``policy.desk.note_prefix``, not
-``policy.desk.note_prefix``, so that a misspelt key is a type error (mypy runs in CI).
+"""The policy file's sections as typed, frozen records: ``policy.desk.note_prefix``,
+not ``policy["desk"]["note_prefix"]``, so that a misspelt key is a type error (mypy runs in CI).
 
 Generated from ``core.policy.SPEC``, where keys are declared: after adding a key there, run
-``python -m core.policy > core/policy_sections.py``; ``tests/test_core_config.py`` fails until this file
-matches. The map sections (risk_levels, strategies, messages) stay ``policy["risk_levels"]`` and
-``policy.message(name)``."""
+``python -m core.policy > core/policy_sections.py``; ``tests/test_core_config.py`` fails until this
+file matches. The map sections (risk_levels, strategies, messages) stay
+``policy["risk_levels"]`` and ``policy.message(name)``."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""The risk policy: every proposed action gets a decision type, a risk level, a strategy and the rules that
-decided them. Pure and fast (it runs on every tool call); no discord, no database.
+"""The risk policy: every proposed action gets a decision type, a risk level, a strategy and the
+rules that decided them. Pure and fast (it runs on every tool call); no discord, no database.
 
-The declared decision type is a floor. Amounts above the threshold raise an action to financial/high;
-personal data raises it to at least medium; legal or medical words in the customer's message make it
-critical; the model's own view can raise the level. Nothing lowers anything: each rule can only move
-the level and the strategy up (``STRATEGIES`` is ordered by how much a person is involved).
+The declared decision type is a floor. Amounts above the threshold raise an action to
+financial/high; personal data raises it to at least medium; legal or medical words in the customer's
+message make it critical; the model's own view can raise the level. Nothing lowers anything: each
+rule can only move the level and the strategy up (``STRATEGIES`` is ordered by how much a person is
+involved).
 """
 
 from __future__ import annotations
@@ -63,14 +64,17 @@ def looks_like_card_number(text: str) -> bool:
 
 
 _CURRENCY = r"(?:[A-Za-z]{3}|[$€£¥₹₩₽¢])"
-_MONEY_TEXT = re.compile(rf"^\s*{_CURRENCY}?\s*(?P<sign>-)?\s*{_CURRENCY}?\s*"
-                         r"(?P<number>\d{1,3}(?:[,_ ]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
-                         rf"\s*{_CURRENCY}?\s*$")
+_MONEY_TEXT = re.compile(
+    rf"^\s*{_CURRENCY}?\s*(?P<sign>-)?\s*{_CURRENCY}?\s*"
+    r"(?P<number>\d{1,3}(?:[,_ ]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    rf"\s*{_CURRENCY}?\s*$"
+)
 
 
 def _number(value: Any) -> float | None:
-    """A money value as a number: 12, 12.5, "12.50", "$1,200", "5000 USD", "EUR 5 000". None: not a number
-    (text that only starts with one, "5k", "five thousand", two figures: read by a person, not by code)."""
+    """A money value as a number: 12, 12.5, "12.50", "$1,200", "5000 USD", "EUR 5 000". None: not a
+    number (text that only starts with one, "5k", "five thousand", two figures: read by a person,
+    not by code)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -85,24 +89,31 @@ def _number(value: Any) -> float | None:
 
 
 def money_names(risk: RiskSection) -> frozenset[str]:
-    """The parameter names ``[risk] amount_params`` says hold money, as ``amounts`` compares them."""
+    """The parameter names ``[risk] amount_params`` says hold money, as ``amounts`` compares
+    them."""
     return frozenset(p.casefold() for p in risk.amount_params)
 
 
-def amounts(params: Mapping[str, Any], amount_params: frozenset[str]) -> Iterator[tuple[str, Any, float]]:
-    """(where, value as given, value as a number) of every value that holds money: a parameter named as money
-    ([risk] amount_params, or any name with "amount"), at any depth (``refund.amount``, ``lines[0].price``),
-    and everything inside one (``{"refund": {"value": 5000}}``). Money that cannot be read as a number
-    ("five thousand", "5k", a list of words) counts as infinite: above every threshold and limit, so a
-    person sees it; nothing the code cannot read is waved through."""
+def amounts(
+    params: Mapping[str, Any], amount_params: frozenset[str]
+) -> Iterator[tuple[str, Any, float]]:
+    """(where, value as given, value as a number) of every value that holds money: a parameter named
+    as money ([risk] amount_params, or any name with "amount"), at any depth (``refund.amount``,
+    ``lines[0].price``), and everything inside one (``{"refund": {"value": 5000}}``). Money that
+    cannot be read as a number ("five thousand", "5k", a list of words) counts as infinite: above
+    every threshold and limit, so a person sees it; nothing the code cannot read is waved
+    through."""
 
     def walk(value: Any, where: str, money: bool) -> Iterator[tuple[str, Any, float]]:
         if isinstance(value, Mapping):
             for key, inner in value.items():
                 name = str(key)
                 folded = name.casefold()
-                yield from walk(inner, f"{where}.{name}" if where else name,
-                                money or folded in amount_params or "amount" in folded)
+                yield from walk(
+                    inner,
+                    f"{where}.{name}" if where else name,
+                    money or folded in amount_params or "amount" in folded,
+                )
         elif isinstance(value, list | tuple):
             for i, inner in enumerate(value):
                 yield from walk(inner, f"{where}[{i}]", money)
@@ -114,7 +125,8 @@ def amounts(params: Mapping[str, Any], amount_params: frozenset[str]) -> Iterato
 
 
 class RiskPolicy:
-    """Compiled from the policy file once; ``classify`` is then a few dictionary lookups and regexes."""
+    """Compiled from the policy file once; ``classify`` is then a few dictionary lookups and
+    regexes."""
 
     def __init__(self, policy: Policy) -> None:
         risk = policy.risk
@@ -129,19 +141,28 @@ class RiskPolicy:
     # -- the customer's message ---------------------------------------------------------------
 
     def message_topic(self, text: str) -> str | None:
-        """The legal/medical word a customer's message mentions, if any (such messages go to a person)."""
+        """The legal/medical word a customer's message mentions, if any (such messages go to a
+        person)."""
         return self.legal_medical.found_text(text)
 
     # -- a proposed action --------------------------------------------------------------------
 
-    def classify(self, declared: str, params: Mapping[str, Any] | None = None, *, customer_text: str = "",
-                 model_view: str | None = None) -> Classification:
+    def classify(
+        self,
+        declared: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        customer_text: str = "",
+        model_view: str | None = None,
+    ) -> Classification:
         decision_type = declared
         level = self.levels[declared]
         strategy = self.strategies[declared]
         rules = [f"declared {declared}: {level}, {strategy}"]
 
-        def raise_to(new_level: str, new_strategy: str | None, why: str, new_type: str | None = None) -> None:
+        def raise_to(
+            new_level: str, new_strategy: str | None, why: str, new_type: str | None = None
+        ) -> None:
             nonlocal decision_type, level, strategy
             changed = False
             if LEVEL_RANK[new_level] > LEVEL_RANK[level]:
@@ -158,25 +179,39 @@ class RiskPolicy:
 
         for name, value, amount in amounts(params or {}, self.amount_params):
             if abs(amount) > self.amount_threshold:
-                raise_to(self.levels["financial"], self.strategies["financial"],
-                         f"{name}={value} is above {self.amount_threshold:g}", "financial")
+                raise_to(
+                    self.levels["financial"],
+                    self.strategies["financial"],
+                    f"{name}={value} is above {self.amount_threshold:g}",
+                    "financial",
+                )
         for name, value in (params or {}).items():
             if name.casefold() in self.personal_params:
                 raise_to("medium", "confirm_details", f"parameter {name!r} holds personal data")
             elif isinstance(value, str) and looks_like_card_number(value):
-                raise_to("medium", "confirm_details", f"parameter {name!r} looks like a card number")
+                raise_to(
+                    "medium", "confirm_details", f"parameter {name!r} looks like a card number"
+                )
         if topic := self.message_topic(customer_text):
-            raise_to("critical", self.strategies["legal_medical"],
-                     f"the customer's message mentions {topic!r} (legal/medical)", "legal_medical")
+            raise_to(
+                "critical",
+                self.strategies["legal_medical"],
+                f"the customer's message mentions {topic!r} (legal/medical)",
+                "legal_medical",
+            )
         if model_view in MODEL_VIEWS and model_view != "low":
             raise_to(model_view, None, f"the assistant rated it {model_view}")
         return Classification(decision_type, level, strategy, tuple(rules))
 
     def describe(self) -> list[str]:
         lines = [f"{dt}: {self.levels[dt]} risk → {self.strategies[dt]}" for dt in self.levels]
-        lines.append(f"amounts above {self.amount_threshold:g} in {', '.join(sorted(self.amount_params))} → "
-                     f"financial ({self.levels['financial']}, {self.strategies['financial']})")
-        lines.append(f"personal data in {', '.join(sorted(self.personal_params))} or card numbers → at least "
-                     "medium (confirm_details)")
+        lines.append(
+            f"amounts above {self.amount_threshold:g} in {', '.join(sorted(self.amount_params))} → "
+            f"financial ({self.levels['financial']}, {self.strategies['financial']})"
+        )
+        lines.append(
+            f"personal data in {', '.join(sorted(self.personal_params))} or card numbers → at least"
+            " medium (confirm_details)"
+        )
         lines.append(f"confidence below {self.confidence_threshold} → a person is asked")
         return lines

@@ -1,4 +1,5 @@
-"""The design's risk table: levels, strategies and their order. Shared by the policy file and the classifier."""
+"""The design's risk table: levels, strategies and their order. Shared by the policy file and the
+classifier."""
 
 from __future__ import annotations
 

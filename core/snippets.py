@@ -1,4 +1,5 @@
-"""Snippets: saved operator replies with placeholders, checked when saved and filled in when sent."""
+"""Snippets: saved operator replies with placeholders, checked when saved and filled in when
+sent."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ _FIELD = re.compile(r"\{(\w+)\}")
 
 def name_problem(name: str) -> str | None:
     if not NAME.match(name):
-        return f"{name!r} is not a snippet name: use 1-32 lower-case letters, digits, '-' or '_' (e.g. refund-policy)"
+        return (
+            f"{name!r} is not a snippet name: use 1-32 lower-case letters, digits, '-' or '_' (e.g."
+            " refund-policy)"
+        )
     return None
 
 
@@ -20,8 +24,10 @@ def text_problem(text: str) -> str | None:
         return "the snippet's text is empty"
     unknown = sorted({f for f in _FIELD.findall(text) if f not in PLACEHOLDERS})
     if unknown:
-        return (f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; use "
-                + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
+        return (
+            f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; use "
+            + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        )
     return None
 
 

@@ -1,8 +1,8 @@
 """The escalation summary: why customers needed a person.
 
 ``compute`` reads the period's counts from storage (three queries over covering indexes, one round
-trip, ``storage/summary.py``) and labels them; ``render_text`` and ``render_chart`` turn them into what
-operators read: text within Discord's limits and a PNG bar chart. ``export`` writes the CSV.
+trip, ``storage/summary.py``) and labels them; ``render_text`` and ``render_chart`` turn them into
+what operators read: text within Discord's limits and a PNG bar chart. ``export`` writes the CSV.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
 from storage.db import Store
@@ -33,7 +34,8 @@ REASONS: dict[str, str] = {
 
 @dataclass
 class Summary(PeriodFigures):
-    """A period's counts (storage's) with what operators read from them: labelled reasons, percentiles."""
+    """A period's counts (storage's) with what operators read from them: labelled reasons,
+    percentiles."""
 
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
     first_response_median: float | None = None
@@ -49,23 +51,35 @@ class Summary(PeriodFigures):
             return None
 
         def csat(scores: list[int]) -> str:
-            return f"{100 * sum(1 for s in scores if s >= 4) / len(scores):.0f}% of {len(scores)}" if scores else "—"
+            return (
+                f"{100 * sum(1 for s in scores if s >= 4) / len(scores):.0f}% of {len(scores)}"
+                if scores
+                else "—"
+            )
 
         scores = [s for s, _, _ in self.ratings]
         people = [s for s, person, _ in self.ratings if person]
         ai_only = [s for s, person, _ in self.ratings if not person]
-        return (f"Satisfaction (CSAT, ratings of 4-5): {csat(scores)} · handled by a person {csat(people)}"
-                f" · AI only {csat(ai_only)} · the period before {csat(self.ratings_before)}")
+        return (
+            f"Satisfaction (CSAT, ratings of 4-5): {csat(scores)} · handled by a person"
+            f" {csat(people)} · AI only {csat(ai_only)} · the period before"
+            f" {csat(self.ratings_before)}"
+        )
 
     def override_line(self) -> str | None:
         """How often operators overrode the assistant: approvals denied or edited, per action."""
-        parts = [f"{action} {denied + edited} of {decided} ({denied} denied, {edited} edited)"
-                 for action, (decided, denied, edited) in sorted(self.overrides.items(), key=lambda kv: -kv[1][0])
-                 if decided]
+        parts = [
+            f"{action} {denied + edited} of {decided} ({denied} denied, {edited} edited)"
+            for action, (decided, denied, edited) in sorted(
+                self.overrides.items(), key=lambda kv: -kv[1][0]
+            )
+            if decided
+        ]
         return ("Operators overrode the assistant: " + " · ".join(parts[:5])) if parts else None
 
     def hours_lines(self, tz: dt.tzinfo) -> list[str]:
-        """The busiest hours of day (tickets), and the first response median for every hour that had tickets."""
+        """The busiest hours of day (tickets), and the first response median for every hour that had
+        tickets."""
         per_hour: dict[int, list[float | None]] = {}
         for created, wait in self.created:
             per_hour.setdefault(dt.datetime.fromtimestamp(created, tz).hour, []).append(wait)
@@ -73,7 +87,10 @@ class Summary(PeriodFigures):
             return []
         busiest = sorted(per_hour.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:3]
         name = getattr(tz, "key", "UTC")
-        lines = [f"Busiest hours ({name}): " + ", ".join(f"{h:02d}:00 ({len(w)} tickets)" for h, w in busiest)]
+        lines = [
+            f"Busiest hours ({name}): "
+            + ", ".join(f"{h:02d}:00 ({len(w)} tickets)" for h, w in busiest)
+        ]
         medians = []
         for hour, waits in sorted(per_hour.items()):
             answered = sorted(w for w in waits if w is not None)
@@ -82,8 +99,11 @@ class Summary(PeriodFigures):
         return lines
 
     def low_rating_comments(self, limit: int = 3) -> list[str]:
-        return [f"{score}/5: {' '.join(comment.split())[:200]}" for score, _, comment in self.ratings
-                if score <= 2 and comment][-limit:]
+        return [
+            f"{score}/5: {' '.join(comment.split())[:200]}"
+            for score, _, comment in self.ratings
+            if score <= 2 and comment
+        ][-limit:]
 
 
 def _percentile(sorted_values: list[float], q: float) -> float | None:
@@ -95,7 +115,8 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 def compute_from(f: PeriodFigures) -> Summary:
-    """What operators read, from the period's counts: reasons labelled, response-time percentiles."""
+    """What operators read, from the period's counts: reasons labelled, response-time
+    percentiles."""
     s = Summary(**{f_.name: getattr(f, f_.name) for f_ in fields(f)})
     reasons: dict[str, int] = {}
     for (source, action), count in f.by_source.items():
@@ -123,24 +144,37 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def render_text(s: Summary, *, alert_percent: float, days: int, tz: dt.tzinfo = dt.UTC) -> tuple[str, bool]:
+def render_text(
+    s: Summary, *, alert_percent: float, days: int, tz: dt.tzinfo = dt.UTC
+) -> tuple[str, bool]:
     """The summary as Markdown (under 2000 characters) and whether it is an alert."""
     rate = s.escalation_rate * 100
     alert = rate > alert_percent
-    counts = lambda d, keys: ", ".join(f"{k} {d[k]}" for k in keys if d.get(k)) or "none"  # noqa: E731
+
+    def counts(d: dict[str, int], keys: Iterable[str]) -> str:
+        return ", ".join(f"{k} {d[k]}" for k in keys if d.get(k)) or "none"
+
     lines = [
-        f"{'⚠ **Alert:** ' if alert else ''}**Escalations, last {days} day{'s' if days != 1 else ''}**",
+        (
+            f"{'⚠ **Alert:** ' if alert else ''}**Escalations, last {days}"
+            f" day{'s' if days != 1 else ''}**"
+        ),
         f"Conversations: {s.conversations} · escalated: {s.escalated_conversations} · "
-        f"**escalation rate {rate:.1f}%**" + (f" (above the alert level of {alert_percent:g}%)" if alert else ""),
+        f"**escalation rate {rate:.1f}%**"
+        + (f" (above the alert level of {alert_percent:g}%)" if alert else ""),
         f"Tickets: {s.tickets} — by kind: {counts(s.by_kind, KINDS)}",
         f"By priority: {counts(s.by_priority, ('urgent', 'high', 'normal'))}",
         f"By outcome: {counts(s.by_outcome, OUTCOMES)}",
-        f"Time to the first human response: median {_duration(s.first_response_median)}, "
-        f"90th percentile {_duration(s.first_response_p90)}",
+        (
+            f"Time to the first human response: median {_duration(s.first_response_median)}, "
+            f"90th percentile {_duration(s.first_response_p90)}"
+        ),
     ]
     if s.top_reasons:
         lines.append("Top reasons:")
-        lines.extend(f"{i}. {reason} — {count}" for i, (reason, count) in enumerate(s.top_reasons, 1))
+        lines.extend(
+            f"{i}. {reason} — {count}" for i, (reason, count) in enumerate(s.top_reasons, 1)
+        )
     if (overrides := s.override_line()) is not None:
         lines.append(overrides)
     lines.extend(s.hours_lines(tz))
@@ -148,19 +182,23 @@ def render_text(s: Summary, *, alert_percent: float, days: int, tz: dt.tzinfo = 
         lines.append(csat)
         lines.extend(f"> {comment}" for comment in s.low_rating_comments())
     if s.delivery_stalls:
-        lines.append(f"⚠ Discord requests stalled and were recovered {s.delivery_stalls} time(s): see the log")
+        lines.append(
+            f"⚠ Discord requests stalled and were recovered {s.delivery_stalls} time(s): see"
+            " the log"
+        )
     text = "\n".join(lines)
     return (text if len(text) <= 1900 else text[:1899] + "…"), alert
 
 
 CHART_MAX_INCHES = 14  # at 100 dpi: never wider than 1400 pixels, whatever the period
 DAILY_UP_TO_DAYS = 60  # longer periods are drawn by week, so the bars stay readable
-_chart_lock = threading.Lock()  # matplotlib's font cache and Agg backend set-up are shared between threads
+# matplotlib's font cache and Agg backend set-up are shared between threads
+_chart_lock = threading.Lock()
 
 
 def chart_buckets(s: Summary, days: int) -> list[tuple[str, dict[str, int]]]:
-    """(label, escalations by kind) per bar: one per day up to DAILY_UP_TO_DAYS, else one per week (the
-    week's first day as its label), every bucket of the period included, zeros too."""
+    """(label, escalations by kind) per bar: one per day up to DAILY_UP_TO_DAYS, else one per week
+    (the week's first day as its label), every bucket of the period included, zeros too."""
     first = dt.datetime.fromtimestamp(s.until, dt.UTC).date() - dt.timedelta(days=days - 1)
     step = 1 if days <= DAILY_UP_TO_DAYS else 7
     buckets: list[tuple[str, dict[str, int]]] = []
@@ -168,7 +206,9 @@ def chart_buckets(s: Summary, days: int) -> list[tuple[str, dict[str, int]]]:
         day0 = first + dt.timedelta(days=start)
         totals: dict[str, int] = {}
         for offset in range(min(step, days - start)):
-            for kind, count in s.per_day.get((day0 + dt.timedelta(days=offset)).isoformat(), {}).items():
+            for kind, count in s.per_day.get(
+                (day0 + dt.timedelta(days=offset)).isoformat(), {}
+            ).items():
                 totals[kind] = totals.get(kind, 0) + count
         buckets.append((day0.isoformat()[5:], totals))
     return buckets
@@ -190,8 +230,14 @@ def render_chart(s: Summary, *, days: int) -> bytes:
         figure = Figure(figsize=(min(CHART_MAX_INCHES, max(6, len(buckets) * 0.45)), 3.2), dpi=100)
         axes = figure.add_subplot()
         bottom = [0] * len(buckets)
-        colours: dict[str, str] = {Kind.QUESTION: "#3b82f6", Kind.APPROVAL: "#f59e0b", Kind.HANDOVER: "#ef4444",
-                   Kind.AGENT_QUESTION: "#8b5cf6", Kind.AGENT_APPROVAL: "#14b8a6", Kind.NOTICE: "#9ca3af"}
+        colours: dict[str, str] = {
+            Kind.QUESTION: "#3b82f6",
+            Kind.APPROVAL: "#f59e0b",
+            Kind.HANDOVER: "#ef4444",
+            Kind.AGENT_QUESTION: "#8b5cf6",
+            Kind.AGENT_APPROVAL: "#14b8a6",
+            Kind.NOTICE: "#9ca3af",
+        }
         for kind in KINDS:
             values = [totals.get(kind, 0) for _, totals in buckets]
             axes.bar(range(len(buckets)), values, bottom=bottom, label=kind, color=colours[kind])
@@ -213,31 +259,72 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: object) -> object:
-    """A cell a spreadsheet shows as text, never runs: text starting with = + - @ tab or carriage return
-    gets a leading ' (OWASP, CSV injection). Numbers are left as they are."""
+    """A cell a spreadsheet shows as text, never runs: text starting with = + - @ tab or carriage
+    return gets a leading ' (OWASP, CSV injection). Numbers are left as they are."""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
 
 
-EXPORT_COLUMNS = ("id", "created_at", "kind", "priority", "source", "status", "outcome", "customer_discord_id",
-                  "question", "reason", "action_name", "action_params", "claimed_by_name", "decided_by_name",
-                  "decision_note", "first_response_seconds", "timed_out", "closed_at", "close_reason", "agent",
-                  "answer")
+EXPORT_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "priority",
+    "source",
+    "status",
+    "outcome",
+    "customer_discord_id",
+    "question",
+    "reason",
+    "action_name",
+    "action_params",
+    "claimed_by_name",
+    "decided_by_name",
+    "decision_note",
+    "first_response_seconds",
+    "timed_out",
+    "closed_at",
+    "close_reason",
+    "agent",
+    "answer",
+)
 
 
 def export_csv(rows: list[ExportRow]) -> bytes:
-    """Tickets as CSV (UTF-8, a header row), in the order given; cells a spreadsheet would run are escaped."""
+    """Tickets as CSV (UTF-8, a header row), in the order given; cells a spreadsheet would run are
+    escaped."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
-    iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds") if t else ""  # noqa: E731
+
+    def iso(t: float | None) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds") if t else ""
+
     for r in rows:
-        cells = [r.id, iso(r.created_at), r.kind, r.priority, r.source, r.status, r.outcome, r.customer_discord_id,
-                 r.question, r.reason, r.action_name or "", r.action_params or "", r.claimed_by_name or "",
-                 r.decided_by_name or "", r.decision_note or "",
-                 "" if r.first_response_seconds is None else f"{r.first_response_seconds:.0f}",
-                 "yes" if r.timed_out else "", iso(r.closed_at), r.close_reason or "", r.agent or "", r.answer or ""]
+        cells = [
+            r.id,
+            iso(r.created_at),
+            r.kind,
+            r.priority,
+            r.source,
+            r.status,
+            r.outcome,
+            r.customer_discord_id,
+            r.question,
+            r.reason,
+            r.action_name or "",
+            r.action_params or "",
+            r.claimed_by_name or "",
+            r.decided_by_name or "",
+            r.decision_note or "",
+            "" if r.first_response_seconds is None else f"{r.first_response_seconds:.0f}",
+            "yes" if r.timed_out else "",
+            iso(r.closed_at),
+            r.close_reason or "",
+            r.agent or "",
+            r.answer or "",
+        ]
         writer.writerow([csv_cell(v) for v in cells])
     return out.getvalue().encode("utf-8")
 
@@ -252,6 +339,7 @@ def period(now: float, days: int) -> tuple[float, float]:
 
 
 def describe_period(since: float, until: float) -> str:
-    fmt = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
-    return f"{fmt(since)} – {fmt(until)}"
+    def fmt(t: float) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
+    return f"{fmt(since)} – {fmt(until)}"

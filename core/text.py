@@ -54,12 +54,14 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
 
 
 def bare_phrase(text: str) -> str:
-    """A short message as a phrase to look up: lower case, single spaces, no end punctuation ("Help!" -> "help")."""
+    """A short message as a phrase to look up: lower case, single spaces, no end punctuation
+    ("Help!" -> "help")."""
     return " ".join(text.casefold().strip(" .!?").split())
 
 
 def for_people(seconds: float) -> str:
-    """A duration as a person says it: "40 seconds", "1 minute", "10 minutes", "1 hour 30 minutes", "2 days"."""
+    """A duration as a person says it: "40 seconds", "1 minute", "10 minutes", "1 hour 30 minutes",
+    "2 days"."""
     seconds = max(0, round(seconds))
 
     def unit(n: int, name: str) -> str:

@@ -36,18 +36,25 @@ SOURCES: dict[str, str] = {
 }
 
 
-
-
 # -- priority ---------------------------------------------------------------------------------
+
 
 def _mentions(text: str, words: Iterable[str]) -> str | None:
     return word_list(tuple(words)).find(text)
 
 
-def classify_priority(*, texts: Sequence[str], decision_type: str | None, desk_policy: DeskSection,
-                      floor: Priority = Priority.NORMAL) -> tuple[Priority, str]:
-    """The ticket's priority and the rule that set it. ``floor`` (e.g. the model's view) can raise, never lower."""
-    found = [(floor, f"at least {floor.value} as requested")] if floor is not Priority.NORMAL else []
+def classify_priority(
+    *,
+    texts: Sequence[str],
+    decision_type: str | None,
+    desk_policy: DeskSection,
+    floor: Priority = Priority.NORMAL,
+) -> tuple[Priority, str]:
+    """The ticket's priority and the rule that set it. ``floor`` (e.g. the model's view) can raise,
+    never lower."""
+    found = (
+        [(floor, f"at least {floor.value} as requested")] if floor is not Priority.NORMAL else []
+    )
     if decision_type and decision_type in desk_policy.urgent_decision_types:
         found.append((Priority.URGENT, f"{decision_type} action"))
     joined = "\n".join(texts)
@@ -62,6 +69,7 @@ def classify_priority(*, texts: Sequence[str], decision_type: str | None, desk_p
 
 # -- names and the card -----------------------------------------------------------------------
 
+
 def clip(text: str, limit: int) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -75,7 +83,8 @@ def thread_name(number: int, question: str) -> str:
 
 @dataclass(frozen=True)
 class Card:
-    """What the ticket message shows: an embed's title, description and fields, within Discord's limits."""
+    """What the ticket message shows: an embed's title, description and fields, within Discord's
+    limits."""
 
     ticket_id: int
     title: str
@@ -87,12 +96,20 @@ class Card:
     can_edit: bool
 
     def total_length(self) -> int:
-        return len(self.title) + len(self.description) + sum(len(n) + len(v) for n, v in self.fields)
+        return (
+            len(self.title) + len(self.description) + sum(len(n) + len(v) for n, v in self.fields)
+        )
 
 
 COLOURS = {Priority.URGENT: 0xE02B2B, Priority.HIGH: 0xF0A020, Priority.NORMAL: 0x3B82F6}
-STATUS_LABELS = {"open": "waiting for a person", "answered": "answered", "approved": "approved",
-                 "denied": "denied", "expired": "expired (nobody decided in time)", "closed": "closed"}
+STATUS_LABELS = {
+    "open": "waiting for a person",
+    "answered": "answered",
+    "approved": "approved",
+    "denied": "denied",
+    "expired": "expired (nobody decided in time)",
+    "closed": "closed",
+}
 
 
 def transcript_lines(turns: Sequence[Any]) -> list[str]:
@@ -102,7 +119,9 @@ def transcript_lines(turns: Sequence[Any]) -> list[str]:
     for turn in turns:
         if turn.kind in who and turn.content.strip():
             name = (turn.data or {}).get("operator_name") if turn.kind == "operator" else None
-            lines.append(f"**{name or who[turn.kind]}:** {clip(' '.join(turn.content.split()), 300)}")
+            lines.append(
+                f"**{name or who[turn.kind]}:** {clip(' '.join(turn.content.split()), 300)}"
+            )
     return lines
 
 
@@ -112,11 +131,21 @@ def _value(text: str, limit: int = EMBED_FIELD_LIMIT) -> str:
 
 
 def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | None) -> Card:
-    title = clip(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT)
+    title = clip(
+        f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT
+    )
     description = _value(ticket.question, 1500)
-    who = (("Agent", _value(clip(ticket.agent_name, 200))) if ticket.agent_name else
-           ("Customer", _value(f"{clip(ticket.customer_name, 200)} (<@{ticket.customer_discord_id}>,"
-                               f" id {ticket.customer_discord_id})")))
+    who = (
+        ("Agent", _value(clip(ticket.agent_name, 200)))
+        if ticket.agent_name
+        else (
+            "Customer",
+            _value(
+                f"{clip(ticket.customer_name, 200)} (<@{ticket.customer_discord_id}>,"
+                f" id {ticket.customer_discord_id})"
+            ),
+        )
+    )
     fields: list[tuple[str, str]] = [
         who,
         ("Status", _status_line(ticket)),
@@ -124,14 +153,28 @@ def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | 
     ]
     if ticket.action_name:
         params = json.dumps(ticket.action_params or {}, ensure_ascii=False, indent=1)
-        label = f"{action_summary} (`{ticket.action_name}`)" if action_summary else f"`{ticket.action_name}`"
+        label = (
+            f"{action_summary} (`{ticket.action_name}`)"
+            if action_summary
+            else f"`{ticket.action_name}`"
+        )
         fields.append(("Proposed action", _value(f"{label}\n```json\n{clip(params, 800)}\n```")))
     if ticket.dm_closed_at is not None:
-        fields.append(("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages."))
+        fields.append(
+            ("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages.")
+        )
     if transcript:
         fields.append(("Recent conversation", _value(_fit_lines(transcript, EMBED_FIELD_LIMIT))))
-    card = Card(ticket.id, title, description, fields, COLOURS[ticket.priority], ticket.ended,
-                can_decide=ticket.awaits_decision, can_edit=ticket.awaits_decision and bool(ticket.action_params))
+    card = Card(
+        ticket.id,
+        title,
+        description,
+        fields,
+        COLOURS[ticket.priority],
+        ticket.ended,
+        can_decide=ticket.awaits_decision,
+        can_edit=ticket.awaits_decision and bool(ticket.action_params),
+    )
     assert card.total_length() <= EMBED_TOTAL_LIMIT
     return card
 
@@ -173,7 +216,8 @@ def age(seconds: float) -> str:
 
 
 def pending_lines(tickets: Sequence[Ticket], now: float, limit: int = 1900) -> str:
-    """The queue, oldest first: number, age, kind, priority, who has it, and a link to the thread."""
+    """The queue, oldest first: number, age, kind, priority, who has it, and a link to the
+    thread."""
     if not tickets:
         return "No open tickets. 🎉"
     lines = []
@@ -181,8 +225,10 @@ def pending_lines(tickets: Sequence[Ticket], now: float, limit: int = 1900) -> s
         where = f"<#{t.thread_id}>" if t.thread_id else "(thread not posted yet)"
         who = f" · {t.claimed_by_name}" if t.claimed_by_name else ""
         origin = f" from {t.agent_name}" if t.agent_name else ""
-        lines.append(f"#{t.id} · {age(now - t.created_at)} · {t.kind.value}{origin} · {t.priority.value} · "
-                     f"{STATUS_LABELS.get(t.status, t.status)}{who} · {where}")
+        lines.append(
+            f"#{t.id} · {age(now - t.created_at)} · {t.kind.value}{origin} · {t.priority.value} · "
+            f"{STATUS_LABELS.get(t.status, t.status)}{who} · {where}"
+        )
     text = ""
     for shown, line in enumerate(lines):
         if len(text) + len(line) + 40 > limit:
@@ -193,8 +239,11 @@ def pending_lines(tickets: Sequence[Ticket], now: float, limit: int = 1900) -> s
 
 # -- edited parameters ------------------------------------------------------------------------
 
+
 def details_schema(details: dict[str, Any]) -> dict[str, Any]:
-    """A form schema for an agent's details (it has no registered action): each value keeps its type."""
+    """A form schema for an agent's details (it has no registered action): each value keeps its
+    type."""
+
     def kind(value: Any) -> str:
         if isinstance(value, bool):
             return "boolean"
@@ -202,13 +251,23 @@ def details_schema(details: dict[str, Any]) -> dict[str, Any]:
             return "integer"
         if isinstance(value, float):
             return "number"
-        return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else "string"
+        return (
+            "object"
+            if isinstance(value, dict)
+            else "array"
+            if isinstance(value, list)
+            else "string"
+        )
 
-    return {"type": "object", "properties": {name: {"type": kind(v)} for name, v in details.items()}}
+    return {
+        "type": "object",
+        "properties": {name: {"type": kind(v)} for name, v in details.items()},
+    }
 
 
 def editable_fields(schema: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, str]]:
-    """(name, current value as text) for a modal. More than a modal holds: one JSON field ``params``."""
+    """(name, current value as text) for a modal. More than a modal holds: one JSON field
+    ``params``."""
     props = list((schema.get("properties") or {}).keys())
     names = props + [k for k in params if k not in props]
     if len(names) > MODAL_INPUTS_LIMIT or any(_is_structured(schema, n) for n in names):
@@ -229,13 +288,18 @@ def _as_text(value: Any) -> str:
 
 
 def parse_edited(schema: dict[str, Any], raw: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
-    """Typed values from what an operator typed, by the schema's types. Returns (params, "") or (None, why)."""
+    """Typed values from what an operator typed, by the schema's types. Returns (params, "") or
+    (None, why)."""
     if set(raw) == {"params"} and "params" not in (schema.get("properties") or {}):
         try:
             value = json.loads(raw["params"])
         except json.JSONDecodeError as exc:
             return None, f"the parameters are not valid JSON ({exc.msg})"
-        return (value, "") if isinstance(value, dict) else (None, "the parameters must be a JSON object")
+        return (
+            (value, "")
+            if isinstance(value, dict)
+            else (None, "the parameters must be a JSON object")
+        )
     props = schema.get("properties") or {}
     out: dict[str, Any] = {}
     for name, text in raw.items():

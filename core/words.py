@@ -32,7 +32,8 @@ def _ending(word: str) -> str:
 
 def _entry(entry: str) -> str:
     words = entry.casefold().replace("\u2019", "'").split()
-    return r"\s+".join([*(re.escape(w) for w in words[:-1]), _ending(words[-1])]) + "(?:'s)?"  # lawyer's
+    # lawyer's
+    return r"\s+".join([*(re.escape(w) for w in words[:-1]), _ending(words[-1])]) + "(?:'s)?"
 
 
 class WordList:
@@ -43,9 +44,9 @@ class WordList:
         # Longest entries first, so "legal advice" wins over "legal" where both are listed.
         ordered = sorted(self.entries, key=len, reverse=True)
         self._each = [(entry, re.compile(_entry(entry))) for entry in ordered]
-        # One alternation without groups for the search (named groups made it twice as slow); which entry
-        # matched is worked out only when asked, on the few characters found.
-        # An apostrophe belongs to the word ("don't" is one word); a possessive 's is allowed above.
+        # One alternation without groups for the search (named groups made it twice as slow); which
+        # entry matched is worked out only when asked, on the few characters found. An apostrophe
+        # belongs to the word ("don't" is one word); a possessive 's is allowed above.
         body = "|".join(_entry(entry) for entry in ordered)
         self._pattern = re.compile(r"(?<![\w'])(?:" + body + r")(?![\w'])") if ordered else None
 
@@ -66,5 +67,6 @@ class WordList:
 
 @functools.lru_cache(maxsize=64)
 def word_list(entries: tuple[str, ...]) -> WordList:
-    """A compiled list, kept for the next call with the same entries (the policy's lists never change)."""
+    """A compiled list, kept for the next call with the same entries (the policy's lists never
+    change)."""
     return WordList(entries)

@@ -1,4 +1,5 @@
-"""One worker per key (a customer): work for a key runs in order, different keys run concurrently."""
+"""One worker per key (a customer): work for a key runs in order, different keys run
+concurrently."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class KeyedWorkers(Generic[K]):
             return
         self._wanted.add(key)
         if key not in self._tasks:
-            self._tasks[key] = asyncio.get_running_loop().create_task(self._run(key), name=f"{self._name}:{key}")
+            self._tasks[key] = asyncio.get_running_loop().create_task(
+                self._run(key), name=f"{self._name}:{key}"
+            )
 
     def wake_later(self, key: K, delay: float) -> None:
         """Wake ``key`` after ``delay`` seconds (one pending timer per key; the earliest wins)."""
@@ -59,7 +62,9 @@ class KeyedWorkers(Generic[K]):
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("%s worker for %s failed; it runs again on the next wake", self._name, key)
+                    log.exception(
+                        "%s worker for %s failed; it runs again on the next wake", self._name, key
+                    )
         finally:
             self._tasks.pop(key, None)
 
@@ -90,7 +95,8 @@ class KeyedWorkers(Generic[K]):
 class DeliveryQueue(Generic[K]):
     """What the two outboxes share: one in-order delivery worker per key, woken after each commit.
 
-    Subclasses say which keys have rows waiting (``_pending_keys``) and how to deliver them (``_deliver``).
+    Subclasses say which keys have rows waiting (``_pending_keys``) and how to deliver them
+    (``_deliver``).
     """
 
     def __init__(self, name: str) -> None:

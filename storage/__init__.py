@@ -1,5 +1,5 @@
-"""Durable storage: SQLite (one aiosqlite connection, WAL) or PostgreSQL (an asyncpg pool), numbered migrations
-per engine, small repositories written once for both."""
+"""Durable storage: SQLite (one aiosqlite connection, WAL) or PostgreSQL (an asyncpg pool), numbered
+migrations per engine, small repositories written once for both."""
 
 from storage.db import Database, StorageError
 from storage.engines import AnyDatabase, database_for

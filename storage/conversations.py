@@ -1,7 +1,7 @@
 """Customers, conversations, turns, the outbox and the audit log: the conversation core's tables.
 
-Each write is one transaction run by ``Database.run`` in aiosqlite's thread (one round
-trip); the small ``_sql`` helpers below take the connection of that transaction (``storage.db.Connection``).
+Each write is one transaction run by ``Database.run`` in aiosqlite's thread (one round trip); the
+small ``_sql`` helpers below take the connection of that transaction (``storage.db.Connection``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from typing import Any
 
 from storage.db import Connection, Store
 from storage.records import DeskOp
-from storage.sql import audit_sql, customer_sql, desk_post_sql, enqueue_sql, takeover_ticket_sql, to_json
+from storage.sql import (
+    audit_sql,
+    customer_sql,
+    desk_post_sql,
+    enqueue_sql,
+    takeover_ticket_sql,
+    to_json,
+)
 
 
 @dataclass(frozen=True)
@@ -27,14 +34,22 @@ class Turn:
     status: str
     attempts: int
     created_at: float
-    discord_message_id: int | None = None  # a customer's message: its Discord id (a snowflake: when it was sent)
+    # a customer's message: its Discord id (a snowflake: when it was sent)
+    discord_message_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Turn:
         return cls(
-            id=row["id"], conversation_id=row["conversation_id"], customer_id=row["customer_id"], kind=row["kind"],
-            content=row["content"], data=json.loads(row["data"]) if row["data"] else None, status=row["status"],
-            attempts=row["attempts"], created_at=row["created_at"], discord_message_id=row["discord_message_id"],
+            id=row["id"],
+            conversation_id=row["conversation_id"],
+            customer_id=row["customer_id"],
+            kind=row["kind"],
+            content=row["content"],
+            data=json.loads(row["data"]) if row["data"] else None,
+            status=row["status"],
+            attempts=row["attempts"],
+            created_at=row["created_at"],
+            discord_message_id=row["discord_message_id"],
         )
 
 
@@ -45,7 +60,8 @@ class Customer:
     display_name: str
     dm_status: str
     confirming: bool = False  # a confirmation waits for this customer's yes or no
-    dm_channel_id: int | None = None  # their DM channel, once a message of theirs (or a DM we opened) showed it
+    # their DM channel, once a message of theirs (or a DM we opened) showed it
+    dm_channel_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,14 +71,16 @@ class Inbound:
     turn_id: int
     duplicate: bool
     relayed_to: int | None = None  # the ticket whose operator gets this message (a take-over)
-    held_by: str | None = None  # "blocked", "too fast" or "too new": stored as "ignored": never shown to Claude
+    # "blocked", "too fast" or "too new": stored as "ignored": never shown to Claude
+    held_by: str | None = None
 
 
 @dataclass(frozen=True)
 class Gate:
     """What keeps a message from Claude and the desk, decided in the transaction that stores it."""
 
-    per_minute: int  # more customer messages than this within a minute (by Discord's clock): too fast
+    # more customer messages than this within a minute (by Discord's clock): too fast
+    per_minute: int
     sent_at: float  # when Discord says the message was sent (from its id), epoch seconds
     too_new: bool  # the Discord account is younger than [abuse] min_account_age_days
     blocked_text: str
@@ -90,14 +108,30 @@ class OutboxItem:
     file: tuple[str, bytes] | None = None  # (name, content) sent with the last chunk
 
 
-def insert_turns_sql(c: Connection, conversation_id: int, customer_id: int, turns: Sequence[NewTurn],
-                     now: float, *, after_turn_id: int | None = None) -> list[int]:
+def insert_turns_sql(
+    c: Connection,
+    conversation_id: int,
+    customer_id: int,
+    turns: Sequence[NewTurn],
+    now: float,
+    *,
+    after_turn_id: int | None = None,
+) -> list[int]:
     """Store turns; ``after_turn_id`` places them right after that turn in conversation order."""
     return [
         c.execute(
-            "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status, anchor_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (conversation_id, customer_id, t.kind, t.content, to_json(t.data), t.status, after_turn_id, now),
+            "INSERT INTO turns (conversation_id, customer_id, kind, content, data, status,"
+            " anchor_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                conversation_id,
+                customer_id,
+                t.kind,
+                t.content,
+                to_json(t.data),
+                t.status,
+                after_turn_id,
+                now,
+            ),
         ).fetchone()[0]
         for t in turns
     ]
@@ -105,34 +139,48 @@ def insert_turns_sql(c: Connection, conversation_id: int, customer_id: int, turn
 
 def set_status_sql(c: Connection, turn_ids: Sequence[int], status: str) -> None:
     marks = ",".join("?" * len(turn_ids))
-    c.execute(f"UPDATE turns SET status = ? WHERE id IN ({marks}) AND status = 'pending'", [status, *turn_ids])
+    c.execute(
+        f"UPDATE turns SET status = ? WHERE id IN ({marks}) AND status = 'pending'",
+        [status, *turn_ids],
+    )
 
 
 def current_conversation_sql(c: Connection, customer_id: int, fallback: int, now: float) -> int:
     """The customer's open conversation (kept alive: an operator writing counts as activity)."""
-    row = c.execute("SELECT id FROM conversations WHERE customer_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
-                    (customer_id,)).fetchone()
+    row = c.execute(
+        "SELECT id FROM conversations WHERE customer_id = ? AND ended_at IS NULL ORDER BY id DESC"
+        " LIMIT 1",
+        (customer_id,),
+    ).fetchone()
     conversation_id = row[0] if row else fallback
-    c.execute("UPDATE conversations SET last_activity_at = CASE WHEN last_activity_at > ? THEN last_activity_at"
-              " ELSE ? END WHERE id = ?", (now, now, conversation_id))
+    c.execute(
+        "UPDATE conversations SET last_activity_at = CASE WHEN last_activity_at > ? THEN"
+        " last_activity_at ELSE ? END WHERE id = ?",
+        (now, now, conversation_id),
+    )
     return conversation_id
 
 
-def tell_customer_sql(c: Connection, customer_id: int, conversation_id: int, text: str, turn: NewTurn,
-                      now: float) -> None:
-    """Tell the customer ``text`` (owed through the outbox) and store ``turn`` in their current conversation,
-    so Claude sees what happened; in the caller's transaction."""
+def tell_customer_sql(
+    c: Connection, customer_id: int, conversation_id: int, text: str, turn: NewTurn, now: float
+) -> None:
+    """Tell the customer ``text`` (owed through the outbox) and store ``turn`` in their current
+    conversation, so Claude sees what happened; in the caller's transaction."""
     current = current_conversation_sql(c, customer_id, conversation_id, now)
     [turn_id] = insert_turns_sql(c, current, customer_id, [turn], now)
     enqueue_sql(c, customer_id, turn_id, [text], now)  # split when it is sent
 
 
-def history_sql(c: Connection, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:
-    """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
+def history_sql(
+    c: Connection, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()
+) -> list[Turn]:
+    """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest
+    first."""
     only = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
     rows = c.execute(
-        "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE conversation_id = ?"
-        f" AND status != 'ignored'{only} ORDER BY position DESC, id DESC LIMIT ?) AS recent ORDER BY position, id",
+        "SELECT * FROM (SELECT *, COALESCE(anchor_id, id) AS position FROM turns WHERE"
+        f" conversation_id = ? AND status != 'ignored'{only} ORDER BY position DESC, id DESC LIMIT"
+        " ?) AS recent ORDER BY position, id",
         (conversation_id, *kinds, limit),
     ).fetchall()
     return [Turn.from_row(r) for r in rows]
@@ -140,7 +188,8 @@ def history_sql(c: Connection, conversation_id: int, *, limit: int, kinds: Seque
 
 @dataclass(frozen=True)
 class PendingWork:
-    """What a customer's worker reads in one snapshot: who, what waits for an answer, and its history."""
+    """What a customer's worker reads in one snapshot: who, what waits for an answer, and its
+    history."""
 
     customer: Customer | None
     turns: list[Turn]
@@ -150,25 +199,32 @@ class PendingWork:
 DISCORD_EPOCH_MS = 1420070400000
 
 
-def _gate_sql(c: Connection, customer_id: int, gate: Gate, message_id: int | None, now: float) -> str | None:
-    """Blocked, too new or too fast: the customer is told once (per block, per minute), the message held."""
-    row = c.execute("SELECT blocked_until, block_told, slow_told_at FROM customers WHERE id = ?",
-                    (customer_id,)).fetchone()
-    refused = ("blocked", gate.blocked_text) if row["blocked_until"] is not None and row["blocked_until"] > now \
-        else ("too new", gate.new_text) if gate.too_new else None
-    if refused is not None:  # told once (a new block tells again)
+def _gate_sql(
+    c: Connection, customer_id: int, gate: Gate, message_id: int | None, now: float
+) -> str | None:
+    """Blocked, too new or too fast: the customer is told once (per block, per minute), the message
+    held."""
+    row = c.execute(
+        "SELECT blocked_until, block_told, slow_told_at FROM customers WHERE id = ?", (customer_id,)
+    ).fetchone()
+    blocked = row["blocked_until"] is not None and row["blocked_until"] > now
+    if blocked or gate.too_new:  # told once (a new block tells again)
         if not row["block_told"]:
+            told = gate.blocked_text if blocked else gate.new_text
             c.execute("UPDATE customers SET block_told = 1 WHERE id = ?", (customer_id,))
-            enqueue_sql(c, customer_id, None, [refused[1]], now)
-        return refused[0]
+            enqueue_sql(c, customer_id, None, [told], now)
+        return "blocked" if blocked else "too new"
     if message_id is None or not gate.per_minute:
         return None
-    # By Discord's clock (the ids), so messages read back after a start are judged by when they were sent.
-    since = ((int(gate.sent_at * 1000) - 60_000 - DISCORD_EPOCH_MS) << 22)
+    # By Discord's clock (the ids), so messages read back after a start are judged by when they were
+    # sent.
+    since = (int(gate.sent_at * 1000) - 60_000 - DISCORD_EPOCH_MS) << 22
     # Every message counts, one-time codes too: a flood of six digits is a flood.
-    [recent] = c.execute("SELECT COUNT(*) FROM turns WHERE customer_id = ? AND kind = 'customer'"
-                         " AND discord_message_id > ? AND discord_message_id < ?",
-                         (customer_id, since, message_id)).fetchone()
+    [recent] = c.execute(
+        "SELECT COUNT(*) FROM turns WHERE customer_id = ? AND kind = 'customer'"
+        " AND discord_message_id > ? AND discord_message_id < ?",
+        (customer_id, since, message_id),
+    ).fetchone()
     if recent < gate.per_minute:
         return None
     if row["slow_told_at"] is None or row["slow_told_at"] <= now - 60:
@@ -182,102 +238,164 @@ class ConversationStore:
         self.db = db
 
     async def record_inbound(
-        self, *, discord_id: int, display_name: str, content: str, data: Any, discord_message_id: int | None,
-        now: float, idle_seconds: float, status: str = "pending", dm_channel_id: int | None = None,
-        gate: Gate | None = None, one_time_code: bool = False,
+        self,
+        *,
+        discord_id: int,
+        display_name: str,
+        content: str,
+        data: Any,
+        discord_message_id: int | None,
+        now: float,
+        idle_seconds: float,
+        status: str = "pending",
+        dm_channel_id: int | None = None,
+        gate: Gate | None = None,
+        one_time_code: bool = False,
     ) -> Inbound:
-        """Store a customer's DM as a turn, first of all. Starts a conversation after ``idle_seconds`` of silence.
+        """Store a customer's DM as a turn, first of all. Starts a conversation after
+        ``idle_seconds`` of silence.
 
         A Discord message already stored (a redelivered gateway event) is not stored twice. While an
-        operator has taken over (or in no-AI relay mode), the message goes to their ticket's thread instead
-        of Claude, in the same transaction.
+        operator has taken over (or in no-AI relay mode), the message goes to their ticket's thread
+        instead of Claude, in the same transaction.
         """
 
         def write(c: Connection) -> Inbound:
             # A customer who writes to us can receive DMs again, so this also reopens closed DMs.
             customer_id, customer_channel = c.execute(
-                "INSERT INTO customers (discord_id, display_name, dm_channel_id, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name, dm_status = 'open',"
-                " dm_closed_at = NULL, dm_channel_id = COALESCE(excluded.dm_channel_id, customers.dm_channel_id)"
-                " RETURNING id, dm_channel_id",
+                "INSERT INTO customers (discord_id, display_name, dm_channel_id, created_at) VALUES"
+                " (?, ?, ?, ?) ON CONFLICT (discord_id) DO UPDATE SET display_name ="
+                " excluded.display_name, dm_status = 'open', dm_closed_at = NULL, dm_channel_id ="
+                " COALESCE(excluded.dm_channel_id, customers.dm_channel_id) RETURNING id,"
+                " dm_channel_id",
                 (discord_id, display_name, dm_channel_id, now),
             ).fetchone()
-            customer = Customer(customer_id, discord_id, display_name, "open", dm_channel_id=customer_channel)
+            customer = Customer(
+                customer_id, discord_id, display_name, "open", dm_channel_id=customer_channel
+            )
             if discord_message_id is not None:
-                dup = c.execute("SELECT id, conversation_id FROM turns WHERE discord_message_id = ?",
-                                (discord_message_id,)).fetchone()
+                dup = c.execute(
+                    "SELECT id, conversation_id FROM turns WHERE discord_message_id = ?",
+                    (discord_message_id,),
+                ).fetchone()
                 if dup is not None:
                     return Inbound(customer, dup["conversation_id"], dup["id"], duplicate=True)
             conv = c.execute(
-                "SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS NULL"
-                " ORDER BY id DESC LIMIT 1", (customer_id,),
+                "SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at"
+                " IS NULL ORDER BY id DESC LIMIT 1",
+                (customer_id,),
             ).fetchone()
             new = conv is None or now - conv["last_activity_at"] > idle_seconds
             if new:
                 if conv is not None:
-                    c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?",
-                              (conv["last_activity_at"], conv["id"]))
+                    c.execute(
+                        "UPDATE conversations SET ended_at = ? WHERE id = ?",
+                        (conv["last_activity_at"], conv["id"]),
+                    )
                 conversation_id = c.execute(
-                    "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)"
-                    " RETURNING id", (customer_id, now, now),
+                    "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES"
+                    " (?, ?, ?) RETURNING id",
+                    (customer_id, now, now),
                 ).fetchone()[0]
             else:
                 conversation_id = conv["id"]
-                c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (now, conversation_id))
-            c.execute("UPDATE tickets SET dm_closed_at = NULL WHERE customer_id = ? AND dm_closed_at IS NOT NULL",
-                      (customer_id,))
+                c.execute(
+                    "UPDATE conversations SET last_activity_at = ? WHERE id = ?",
+                    (now, conversation_id),
+                )
+            c.execute(
+                "UPDATE tickets SET dm_closed_at = NULL WHERE customer_id = ? AND dm_closed_at IS"
+                " NOT NULL",
+                (customer_id,),
+            )
             held_by = _gate_sql(c, customer_id, gate, discord_message_id, now) if gate else None
             relay_to = takeover_ticket_sql(c, customer_id) if held_by is None else None
             turn_id = c.execute(
-                "INSERT INTO turns (conversation_id, customer_id, kind, content, data, discord_message_id, status,"
-                " one_time_code, created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?, ?) RETURNING id",
-                (conversation_id, customer_id, content, to_json(data), discord_message_id,
-                 "ignored" if held_by else "relayed" if relay_to is not None else status, int(one_time_code), now),
+                "INSERT INTO turns (conversation_id, customer_id, kind, content, data,"
+                " discord_message_id, status, one_time_code, created_at) VALUES (?, ?, 'customer',"
+                " ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    conversation_id,
+                    customer_id,
+                    content,
+                    to_json(data),
+                    discord_message_id,
+                    "ignored" if held_by else "relayed" if relay_to is not None else status,
+                    int(one_time_code),
+                    now,
+                ),
             ).fetchone()[0]
             if held_by is not None:
                 return Inbound(customer, conversation_id, turn_id, duplicate=False, held_by=held_by)
             if relay_to is not None:
                 attached = (data or {}).get("attachments", [])
                 files = "".join(f"\n📎 {a.get('filename')}: {a.get('url')}" for a in attached)
-                desk_post_sql(c, relay_to, DeskOp.POST, now, f"**{display_name}:** {content}{files}".strip())
+                desk_post_sql(
+                    c, relay_to, DeskOp.POST, now, f"**{display_name}:** {content}{files}".strip()
+                )
             return Inbound(customer, conversation_id, turn_id, duplicate=False, relayed_to=relay_to)
 
         return await self.db.run(write)
 
     async def pending_turns(self, customer_id: int, *, history_limit: int = 0) -> PendingWork:
-        """The customer, their messages waiting for an answer (oldest first) and, with ``history_limit``, the
-        oldest waiting conversation's last turns: one read snapshot, so the messages answered and the
-        history Claude reads are the same set (a message arriving meanwhile waits for the next round)."""
+        """The customer, their messages waiting for an answer (oldest first) and, with
+        ``history_limit``, the oldest waiting conversation's last turns: one read snapshot, so the
+        messages answered and the history Claude reads are the same set (a message arriving
+        meanwhile waits for the next round)."""
 
         def read(c: Connection) -> PendingWork:
             rows = c.execute(
-                "SELECT t.*, c.discord_id, c.display_name, c.dm_status, c.dm_channel_id, EXISTS (SELECT 1 FROM"
-                " confirmations f WHERE f.customer_id = c.id AND f.status = 'pending') AS confirming FROM customers c"
-                " LEFT JOIN turns t ON t.customer_id = c.id AND t.status = 'pending' WHERE c.id = ? ORDER BY t.id",
+                "SELECT t.*, c.discord_id, c.display_name, c.dm_status, c.dm_channel_id, EXISTS"
+                " (SELECT 1 FROM confirmations f WHERE f.customer_id = c.id AND f.status ="
+                " 'pending') AS confirming FROM customers c LEFT JOIN turns t ON t.customer_id ="
+                " c.id AND t.status = 'pending' WHERE c.id = ? ORDER BY t.id",
                 (customer_id,),
             ).fetchall()
             if not rows:
                 return PendingWork(None, [], [])
             first = rows[0]
-            customer = Customer(customer_id, first["discord_id"], first["display_name"], first["dm_status"],
-                                bool(first["confirming"]), first["dm_channel_id"])
+            customer = Customer(
+                customer_id,
+                first["discord_id"],
+                first["display_name"],
+                first["dm_status"],
+                bool(first["confirming"]),
+                first["dm_channel_id"],
+            )
             pending = [Turn.from_row(r) for r in rows if r["id"] is not None]
-            history = history_sql(c, pending[0].conversation_id, limit=history_limit) if pending and history_limit \
+            history = (
+                history_sql(c, pending[0].conversation_id, limit=history_limit)
+                if pending and history_limit
                 else []
+            )
             return PendingWork(customer, pending, history)
 
         return await self.db.read(read)
 
     async def customers_with_pending_turns(self) -> list[int]:
-        rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'")
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'"
+        )
         return [r[0] for r in rows]
 
-    async def history(self, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()) -> list[Turn]:
-        """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``), oldest first."""
-        return await self.db.read(lambda c: history_sql(c, conversation_id, limit=limit, kinds=kinds))
+    async def history(
+        self, conversation_id: int, *, limit: int, kinds: Sequence[str] = ()
+    ) -> list[Turn]:
+        """The last ``limit`` turns of a conversation in conversation order (see ``anchor_id``),
+        oldest first."""
+        return await self.db.read(
+            lambda c: history_sql(c, conversation_id, limit=limit, kinds=kinds)
+        )
 
-    async def owe(self, customer_id: int, chunks: Sequence[str], now: float, *, reason: str,
-                  turn_id: int | None = None) -> None:
+    async def owe(
+        self,
+        customer_id: int,
+        chunks: Sequence[str],
+        now: float,
+        *,
+        reason: str,
+        turn_id: int | None = None,
+    ) -> None:
         """A message the bot wrote itself (not Claude), owed through the outbox and audited."""
 
         def write(c: Connection) -> None:
@@ -286,47 +404,91 @@ class ConversationStore:
 
         await self.db.run(write)
 
-    async def owe_file(self, customer_id: int, text: str, name: str, data: bytes, now: float, *, reason: str) -> None:
+    async def owe_file(
+        self, customer_id: int, text: str, name: str, data: bytes, now: float, *, reason: str
+    ) -> None:
         """A DM with a file (a transcript), owed through the outbox and audited."""
 
         def write(c: Connection) -> None:
             enqueue_sql(c, customer_id, None, [text], now, file=(name, data))
-            audit_sql(c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason, "file": name})
+            audit_sql(
+                c, now, "bot", "notice", f"customer:{customer_id}", {"reason": reason, "file": name}
+            )
 
         await self.db.run(write)
 
-    async def block(self, discord_id: int, display_name: str, until: float | None, reason: str, actor: str,
-                    now: float) -> int:
-        """Block a user (a row is made if they never wrote), until ``until`` (None: unblock); audited.
-        Returns the customer id."""
+    async def block(
+        self,
+        discord_id: int,
+        display_name: str,
+        until: float | None,
+        reason: str,
+        actor: str,
+        now: float,
+    ) -> int:
+        """Block a user (a row is made if they never wrote), until ``until`` (None: unblock);
+        audited. Returns the customer id."""
 
         def write(c: Connection) -> int:
             customer_id = customer_sql(c, discord_id, display_name, now)["id"]
-            c.execute("UPDATE customers SET blocked_until = ?, blocked_reason = ?, block_told = 0 WHERE id = ?",
-                      (until, reason if until is not None else None, customer_id))
-            audit_sql(c, now, actor, "blocked" if until is not None else "unblocked", f"customer:{customer_id}",
-                      {"reason": reason, "until": until})
+            c.execute(
+                "UPDATE customers SET blocked_until = ?, blocked_reason = ?, block_told = 0 WHERE"
+                " id = ?",
+                (until, reason if until is not None else None, customer_id),
+            )
+            audit_sql(
+                c,
+                now,
+                actor,
+                "blocked" if until is not None else "unblocked",
+                f"customer:{customer_id}",
+                {"reason": reason, "until": until},
+            )
             return customer_id
 
         return await self.db.run(write)
 
     async def blocked_until(self, discord_id: int) -> float | None:
-        row = await self.db.fetchone("SELECT blocked_until FROM customers WHERE discord_id = ?", (discord_id,))
+        row = await self.db.fetchone(
+            "SELECT blocked_until FROM customers WHERE discord_id = ?", (discord_id,)
+        )
         return row[0] if row else None
 
-    async def record_round(self, conversation_id: int, customer_id: int, turns: Sequence[NewTurn], now: float,
-                           after_turn_id: int) -> None:
-        await self.db.run(lambda c: insert_turns_sql(c, conversation_id, customer_id, turns, now,
-                                                     after_turn_id=after_turn_id))
+    async def record_round(
+        self,
+        conversation_id: int,
+        customer_id: int,
+        turns: Sequence[NewTurn],
+        now: float,
+        after_turn_id: int,
+    ) -> None:
+        await self.db.run(
+            lambda c: insert_turns_sql(
+                c, conversation_id, customer_id, turns, now, after_turn_id=after_turn_id
+            )
+        )
 
-    async def complete_answer(self, batch: Sequence[Turn], final_turn: NewTurn, chunks: Sequence[str],
-                              now: float, buttons: list[dict[str, Any]] | None = None) -> None:
-        """Claude's answer, the messages it answers marked answered, and the DMs owed: one transaction."""
+    async def complete_answer(
+        self,
+        batch: Sequence[Turn],
+        final_turn: NewTurn,
+        chunks: Sequence[str],
+        now: float,
+        buttons: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Claude's answer, the messages it answers marked answered, and the DMs owed: one
+        transaction."""
         first = batch[0]
 
         def write(c: Connection) -> None:
-            [turn_id] = insert_turns_sql(c, first.conversation_id, first.customer_id, [final_turn], now,
-                                         after_turn_id=batch[-1].id)
+            [turn_id] = insert_turns_sql(
+                c,
+                first.conversation_id,
+                first.customer_id,
+                [final_turn],
+                now,
+                after_turn_id=batch[-1].id,
+            )
             set_status_sql(c, [t.id for t in batch], "answered")
             enqueue_sql(c, first.customer_id, turn_id, chunks, now, buttons=buttons)
 
@@ -335,8 +497,14 @@ class ConversationStore:
     async def give_up(self, batch: Sequence[Turn], error: str, now: float) -> None:
         def write(c: Connection) -> None:
             set_status_sql(c, [t.id for t in batch], "held")
-            audit_sql(c, now, "system", "llm_gave_up", f"customer:{batch[0].customer_id}",
-                      {"turns": [t.id for t in batch], "error": error[:300]})
+            audit_sql(
+                c,
+                now,
+                "system",
+                "llm_gave_up",
+                f"customer:{batch[0].customer_id}",
+                {"turns": [t.id for t in batch], "error": error[:300]},
+            )
 
         await self.db.run(write)
 
@@ -345,32 +513,57 @@ class ConversationStore:
         marks = ",".join("?" * len(turn_ids))
 
         def write(c: Connection) -> int:
-            c.execute(f"UPDATE turns SET attempts = attempts + 1 WHERE id IN ({marks})", list(turn_ids))
-            return int(c.execute(f"SELECT MAX(attempts) FROM turns WHERE id IN ({marks})", list(turn_ids)
-                                 ).fetchone()[0] or 0)
+            c.execute(
+                f"UPDATE turns SET attempts = attempts + 1 WHERE id IN ({marks})", list(turn_ids)
+            )
+            return int(
+                c.execute(
+                    f"SELECT MAX(attempts) FROM turns WHERE id IN ({marks})", list(turn_ids)
+                ).fetchone()[0]
+                or 0
+            )
 
         return await self.db.run(write)
 
 
-async def close_idle_conversations(db: Store, now: float, idle_seconds: float, *,
-                                   rate_prompt: Callable[[int], str] | None = None) -> tuple[int, list[int]]:
-    """End conversations silent for ``idle_seconds`` (the next message starts a new one); returns how many, and
-    the customers owed something. ``rate_prompt``: an AI-only conversation (answered by the assistant, no
-    ticket) ends with 1-5 buttons for its customer (``rate_prompt(conversation_id)`` above them), once."""
+async def close_idle_conversations(
+    db: Store, now: float, idle_seconds: float, *, rate_prompt: Callable[[int], str] | None = None
+) -> tuple[int, list[int]]:
+    """End conversations silent for ``idle_seconds`` (the next message starts a new one); returns
+    how many, and the customers owed something. ``rate_prompt``: an AI-only conversation (answered
+    by the assistant, no ticket) ends with 1-5 buttons for its customer
+    (``rate_prompt(conversation_id)`` above them), once."""
 
     def write(c: Connection) -> tuple[int, list[int]]:
-        # Before they end: the AI-only ones (an answer from the assistant, no ticket), if they are to be rated.
-        ai_only = c.execute(
-            "SELECT v.id, v.customer_id FROM conversations v JOIN customers c ON c.id = v.customer_id WHERE"
-            " v.ended_at IS NULL AND v.last_activity_at < ? AND c.agent_name IS NULL AND EXISTS (SELECT 1 FROM"
-            " turns u WHERE u.conversation_id = v.id AND u.kind = 'assistant') AND NOT EXISTS (SELECT 1 FROM"
-            " tickets t WHERE t.conversation_id = v.id)", (now - idle_seconds,)).fetchall() if rate_prompt else []
-        closed = c.execute("UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
-                           " AND last_activity_at < ?", (idle_seconds, now - idle_seconds)).rowcount
+        # Before they end: the AI-only ones (an answer from the assistant, no ticket), if they are
+        # to be rated.
+        ai_only = (
+            c.execute(
+                "SELECT v.id, v.customer_id FROM conversations v JOIN customers c ON c.id ="
+                " v.customer_id WHERE v.ended_at IS NULL AND v.last_activity_at < ? AND"
+                " c.agent_name IS NULL AND EXISTS (SELECT 1 FROM turns u WHERE u.conversation_id ="
+                " v.id AND u.kind = 'assistant') AND NOT EXISTS (SELECT 1 FROM tickets t WHERE"
+                " t.conversation_id = v.id)",
+                (now - idle_seconds,),
+            ).fetchall()
+            if rate_prompt
+            else []
+        )
+        closed = c.execute(
+            "UPDATE conversations SET ended_at = last_activity_at + ? WHERE ended_at IS NULL"
+            " AND last_activity_at < ?",
+            (idle_seconds, now - idle_seconds),
+        ).rowcount
         for conversation_id, customer_id in ai_only:
             assert rate_prompt is not None  # ai_only is read only when asked to rate
-            enqueue_sql(c, customer_id, None, [rate_prompt(conversation_id)], now,
-                        buttons=[{"kind": "rating", "subject": f"c{conversation_id}"}])
+            enqueue_sql(
+                c,
+                customer_id,
+                None,
+                [rate_prompt(conversation_id)],
+                now,
+                buttons=[{"kind": "rating", "subject": f"c{conversation_id}"}],
+            )
         return closed, [customer_id for _, customer_id in ai_only]
 
     return await db.run(write)
@@ -382,43 +575,66 @@ class OutboxStore:
 
     async def next_pending(self, customer_id: int) -> OutboxItem | None:
         row = await self.db.fetchone(
-            "SELECT o.*, c.discord_id, c.dm_channel_id FROM outbox o JOIN customers c ON c.id = o.customer_id"
-            " WHERE o.customer_id = ? AND o.status = 'pending' ORDER BY o.id LIMIT 1",
+            "SELECT o.*, c.discord_id, c.dm_channel_id FROM outbox o JOIN customers c ON c.id ="
+            " o.customer_id WHERE o.customer_id = ? AND o.status = 'pending' ORDER BY o.id LIMIT 1",
             (customer_id,),
         )
         if row is None:
             return None
-        return OutboxItem(row["id"], row["customer_id"], row["discord_id"], row["content"], row["attempts"],
-                          json.loads(row["buttons"]) if row["buttons"] else None, row["dm_channel_id"],
-                          (row["file_name"], bytes(row["file_data"])) if row["file_name"] else None)
+        return OutboxItem(
+            row["id"],
+            row["customer_id"],
+            row["discord_id"],
+            row["content"],
+            row["attempts"],
+            json.loads(row["buttons"]) if row["buttons"] else None,
+            row["dm_channel_id"],
+            (row["file_name"], bytes(row["file_data"])) if row["file_name"] else None,
+        )
 
     async def keep_dm_channel(self, customer_id: int, channel_id: int) -> None:
-        """A DM channel we had to open (no message of theirs showed it): kept, so it is opened once."""
-        await self.db.execute("UPDATE customers SET dm_channel_id = ? WHERE id = ?", (channel_id, customer_id))
+        """A DM channel we had to open (no message of theirs showed it): kept, so it is opened
+        once."""
+        await self.db.execute(
+            "UPDATE customers SET dm_channel_id = ? WHERE id = ?", (channel_id, customer_id)
+        )
 
     async def customers_with_pending(self) -> list[int]:
-        rows = await self.db.fetchall("SELECT DISTINCT customer_id FROM outbox WHERE status = 'pending'")
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT customer_id FROM outbox WHERE status = 'pending'"
+        )
         return [r[0] for r in rows]
 
-    async def mark_sent(self, item_id: int, discord_message_id: int | None, now: float,
-                        buttons: Sequence[dict[str, Any]] | None = None) -> None:
-        """Delivered. A confirmation's question (its buttons) keeps when it first reached the customer: a typed
-        answer counts only if the customer sent it after that."""
+    async def mark_sent(
+        self,
+        item_id: int,
+        discord_message_id: int | None,
+        now: float,
+        buttons: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        """Delivered. A confirmation's question (its buttons) keeps when it first reached the
+        customer: a typed answer counts only if the customer sent it after that."""
 
         def write(c: Connection) -> None:
-            c.execute("UPDATE outbox SET status = 'sent', sent_at = ?, discord_message_id = ?, attempts = attempts + 1"
-                      " WHERE id = ? AND status = 'pending'", (now, discord_message_id, item_id))
+            c.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, discord_message_id = ?, attempts ="
+                " attempts + 1 WHERE id = ? AND status = 'pending'",
+                (now, discord_message_id, item_id),
+            )
             for button in buttons or ():
                 if button.get("kind") == "confirm":
-                    c.execute("UPDATE confirmations SET prompt_message_id = COALESCE(prompt_message_id, ?),"
-                              " prompt_sent_at = COALESCE(prompt_sent_at, ?) WHERE id = ?",
-                              (discord_message_id, now, int(button["id"])))
+                    c.execute(
+                        "UPDATE confirmations SET prompt_message_id = COALESCE(prompt_message_id,"
+                        " ?), prompt_sent_at = COALESCE(prompt_sent_at, ?) WHERE id = ?",
+                        (discord_message_id, now, int(button["id"])),
+                    )
 
         await self.db.run(write)
 
     async def mark_retry(self, item_id: int, error: str, next_attempt_at: float) -> None:
         await self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE"
+            " id = ?",
             (error[:500], next_attempt_at, item_id),
         )
 
@@ -426,26 +642,44 @@ class OutboxStore:
         """This one message can never be sent (e.g. Discord rejects its content); the rest go on."""
 
         def write(c: Connection) -> None:
-            c.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
-                      (error[:500], item.id))
-            audit_sql(c, now, "system", "dm_failed", f"customer:{item.customer_id}",
-                      {"outbox_id": item.id, "error": error[:500]})
+            c.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE"
+                " id = ?",
+                (error[:500], item.id),
+            )
+            audit_sql(
+                c,
+                now,
+                "system",
+                "dm_failed",
+                f"customer:{item.customer_id}",
+                {"outbox_id": item.id, "error": error[:500]},
+            )
 
         await self.db.run(write)
 
     async def mark_customer_unreachable(self, item: OutboxItem, reason: str, now: float) -> int:
-        """DMs are closed: record it on the customer, stop owing them messages. Returns rows refused."""
+        """DMs are closed: record it on the customer, stop owing them messages. Returns rows
+        refused."""
 
         def write(c: Connection) -> int:
-            c.execute("UPDATE customers SET dm_status = 'closed', dm_closed_at = ? WHERE id = ?",
-                      (now, item.customer_id))
+            c.execute(
+                "UPDATE customers SET dm_status = 'closed', dm_closed_at = ? WHERE id = ?",
+                (now, item.customer_id),
+            )
             count = c.execute(
                 "UPDATE outbox SET status = 'refused', attempts = attempts + 1, last_error = ?"
                 " WHERE customer_id = ? AND status = 'pending'",
                 (reason[:500], item.customer_id),
             ).rowcount
-            audit_sql(c, now, "system", "dm_refused", f"customer:{item.customer_id}",
-                      {"outbox_id": item.id, "reason": reason[:500], "messages_refused": count})
+            audit_sql(
+                c,
+                now,
+                "system",
+                "dm_refused",
+                f"customer:{item.customer_id}",
+                {"outbox_id": item.id, "reason": reason[:500], "messages_refused": count},
+            )
             return count
 
         return await self.db.run(write)

@@ -38,12 +38,15 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
     found.sort()
     numbers = [n for n, _ in found]
     if numbers != list(range(1, len(numbers) + 1)):
-        raise StorageError(f"migrations must be numbered 0001, 0002, ... without gaps; found {numbers}")
+        raise StorageError(
+            f"migrations must be numbered 0001, 0002, ... without gaps; found {numbers}"
+        )
     return found
 
 
 class Rows(Protocol):
-    """What a statement gives back, on either engine (sqlite3's cursor, or ``storage.postgres.Cursor``)."""
+    """What a statement gives back, on either engine (sqlite3's cursor, or
+    ``storage.postgres.Cursor``)."""
 
     @property
     def rowcount(self) -> int: ...
@@ -65,8 +68,9 @@ class Connection(Protocol):
 
 
 class Store:
-    """What every engine offers on top of its ``run``, ``read`` and ``fetchall``: the same for SQLite and
-    PostgreSQL (``storage/postgres.py``). Code outside storage is typed against this, never an engine."""
+    """What every engine offers on top of its ``run``, ``read`` and ``fetchall``: the same for
+    SQLite and PostgreSQL (``storage/postgres.py``). Code outside storage is typed against this,
+    never an engine."""
 
     engine = ""
 
@@ -83,7 +87,8 @@ class Store:
         await self.close()
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
-        """``fn(connection)`` as one write transaction (``storage.sql.TX_RULE`` says what ``fn`` may do)."""
+        """``fn(connection)`` as one write transaction (``storage.sql.TX_RULE`` says what ``fn`` may
+        do)."""
         raise NotImplementedError
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -91,11 +96,13 @@ class Store:
         raise NotImplementedError
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """``async with db.transaction() as tx``: statements awaited one by one (an action's own writes)."""
+        """``async with db.transaction() as tx``: statements awaited one by one (an action's own
+        writes)."""
         raise NotImplementedError
 
     async def migrate_module(self, name: str, folder: Path) -> int:
-        """Apply a module's own numbered migrations (a deployer's actions' tables); returns how many."""
+        """Apply a module's own numbered migrations (a deployer's actions' tables); returns how
+        many."""
         raise NotImplementedError
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
@@ -115,22 +122,29 @@ class Store:
         return row[0] if row else None
 
     async def keep(self, key: str, value: str, now: float) -> None:
-        await self.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-                           " SET value = excluded.value, updated_at = excluded.updated_at", (key, value, now))
+        await self.execute(
+            "INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+            " SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, value, now),
+        )
 
     async def keep_first(self, key: str, value: str, now: float) -> str:
-        """Keep ``value`` unless the key holds one already; returns the one kept (two processes at once: the
-        first one's)."""
-        await self.execute("INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                           (key, value, now))
+        """Keep ``value`` unless the key holds one already; returns the one kept (two processes at
+        once: the first one's)."""
+        await self.execute(
+            "INSERT INTO kept (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO"
+            " NOTHING",
+            (key, value, now),
+        )
         kept = await self.kept(key)
         assert kept is not None
         return kept
 
 
 def create_private(path: Path) -> None:
-    """The database file (and a folder made for it) readable by this user only: it holds customers' words and
-    the sealed secrets. SQLite gives its -wal and -shm files the database file's permissions."""
+    """The database file (and a folder made for it) readable by this user only: it holds customers'
+    words and the sealed secrets. SQLite gives its -wal and -shm files the database file's
+    permissions."""
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
@@ -168,12 +182,17 @@ class Database(Store):
     async def open(self) -> Database:
         if str(self.path) != ":memory:":
             if self.path.is_dir():
-                raise StorageError(f"{self.path} is a folder; point it at a file in it, e.g. {self.path}/handoff.db")
+                raise StorageError(
+                    f"{self.path} is a folder; point it at a file in it, e.g."
+                    f" {self.path}/handoff.db"
+                )
             try:
                 create_private(self.path)
             except OSError as exc:
-                raise StorageError(f"cannot create the folder {self.path.parent} ({exc.strerror or exc}); choose a"
-                                   " path this user can write to") from None
+                raise StorageError(
+                    f"cannot create the folder {self.path.parent} ({exc.strerror or exc}); choose a"
+                    " path this user can write to"
+                ) from None
         try:
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         except Exception as exc:  # sqlite3.OperationalError carries the reason
@@ -187,8 +206,10 @@ class Database(Store):
             await self.migrate()
         except sqlite3.DatabaseError as exc:
             await self.close()
-            raise StorageError(f"{self.path} is not a Handoff database (SQLite: {exc}); point it at a new file"
-                               " or at the database Handoff created") from None
+            raise StorageError(
+                f"{self.path} is not a Handoff database (SQLite: {exc}); point it at a new file"
+                " or at the database Handoff created"
+            ) from None
         except BaseException:
             # aiosqlite's worker is a non-daemon thread: a connection left open
             # after a failed start keeps the process alive forever.
@@ -210,50 +231,60 @@ class Database(Store):
         files = migration_files()
         if current > len(files):
             raise StorageError(
-                f"database {self.path} is at version {current}, newer than this code ({len(files)});"
-                " upgrade Handoff or use another HANDOFF_DB"
+                f"database {self.path} is at version {current}, newer than this code"
+                f" ({len(files)}); upgrade Handoff or use another HANDOFF_DB"
             )
         for number, path in files[current:]:
             await self._apply(path, f"PRAGMA user_version = {number};")
 
     async def migrate_module(self, name: str, folder: Path) -> int:
-        """Apply a module's own numbered migrations (``folder/NNNN_reason.sql``), e.g. a deployer's actions'
-        tables. Its version is kept as ``migrations:<name>`` in the ``kept`` table, beside Handoff's own
-        ``PRAGMA user_version``. Returns how many were applied."""
+        """Apply a module's own numbered migrations (``folder/NNNN_reason.sql``), e.g. a deployer's
+        actions' tables. Its version is kept as ``migrations:<name>`` in the ``kept`` table, beside
+        Handoff's own ``PRAGMA user_version``. Returns how many were applied."""
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise StorageError(f"migration set name {name!r}: use lower-case letters, digits and _")
         key = f"migrations:{name}"
         current = int(await self.kept(key) or 0)
         files = migration_files(folder)
         if current > len(files):
-            raise StorageError(f"{name}'s tables in {self.path} are at version {current}, newer than its code"
-                               f" ({len(files)} migrations in {folder})")
+            raise StorageError(
+                f"{name}'s tables in {self.path} are at version {current}, newer than its code"
+                f" ({len(files)} migrations in {folder})"
+            )
         for number, path in files[current:]:
-            await self._apply(path, f"INSERT INTO kept (key, value, updated_at) VALUES ('{key}', '{number}',"
-                                    " strftime('%s')) ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
-                                    " updated_at = excluded.updated_at;")
+            await self._apply(
+                path,
+                f"INSERT INTO kept (key, value, updated_at) VALUES ('{key}', '{number}',"
+                " strftime('%s')) ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at;",
+            )
         return len(files) - current
 
     async def _apply(self, path: Path, bump: str) -> None:
         """One migration, its reference check and its version bump in one transaction."""
         log.info("applying migration %s", path.name)
         script = path.read_text(encoding="utf-8")  # noqa: ASYNC240 - a small file, once per migration
-        # Foreign keys off while a migration runs (SQLite's way to rebuild a referenced table), and checked
-        # before its transaction commits: a migration that breaks a reference is rolled back.
+        # Foreign keys off while a migration runs (SQLite's way to rebuild a referenced table), and
+        # checked before its transaction commits: a migration that breaks a reference is rolled
+        # back.
         await self.conn.execute("PRAGMA foreign_keys = OFF")
         try:
-            # executescript commits on its own; wrap the migration, the check and the version bump together.
+            # executescript commits on its own; wrap the migration, the check and the version bump
+            # together.
             try:
                 await self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{bump}")
             except sqlite3.Error:
-                if self.conn.in_transaction:  # a failed statement leaves the script's transaction open
+                # a failed statement leaves the script's transaction open
+                if self.conn.in_transaction:
                     await self.conn.execute("ROLLBACK")
                 raise
             broken = await self.conn.execute_fetchall("PRAGMA foreign_key_check")
             if broken:
                 await self.conn.execute("ROLLBACK")
-                raise StorageError(f"migration {path.name} would break {len(list(broken))} reference(s); "
-                                   "nothing was changed")
+                raise StorageError(
+                    f"migration {path.name} would break {len(list(broken))} reference(s); "
+                    "nothing was changed"
+                )
             await self.conn.execute("COMMIT")
         finally:
             await self.conn.execute("PRAGMA foreign_keys = ON")
@@ -261,15 +292,16 @@ class Database(Store):
     # -- statements -------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        # aiosqlite has no public "run this function in the connection's thread"; _execute is what all
-        # its public methods use. Kept to this one place.
+        # aiosqlite has no public "run this function in the connection's thread"; _execute is what
+        # all its public methods use. Kept to this one place.
         if self._lock.locked():
             async with self._lock:
                 return await self.conn._execute(fn, *args)
         return await self.conn._execute(fn, *args)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` as one transaction (BEGIN IMMEDIATE ... COMMIT) in one round trip."""
+        """Run ``fn(connection)`` as one transaction (BEGIN IMMEDIATE ... COMMIT) in one round
+        trip."""
 
         def in_transaction() -> T:
             raw: sqlite3.Connection = self.conn._conn
@@ -285,7 +317,8 @@ class Database(Store):
         return await self._call(in_transaction)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` as one read transaction (a consistent snapshot, no write lock), one round trip."""
+        """Run ``fn(connection)`` as one read transaction (a consistent snapshot, no write lock),
+        one round trip."""
 
         def in_snapshot() -> T:
             raw: sqlite3.Connection = self.conn._conn
@@ -299,7 +332,8 @@ class Database(Store):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """``async with db.transaction() as tx:`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error.
+        """``async with db.transaction() as tx:`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on
+        error.
 
         Inside it, use only ``tx``: calling ``db.fetchone``/``db.run`` there waits for this very
         transaction to end, which never happens (a deadlock).

@@ -18,7 +18,8 @@ class Kind(enum.StrEnum):
     APPROVAL = "approval"
     HANDOVER = "handover"
     AGENT_QUESTION = "agent question"  # another agent asks a person (MCP ask_human)
-    AGENT_APPROVAL = "agent approval"  # another agent needs a person's decision (MCP request_approval)
+    # another agent needs a person's decision (MCP request_approval)
+    AGENT_APPROVAL = "agent approval"
     NOTICE = "notice"  # another agent tells the operators something; nothing to decide
 
     @property
@@ -94,7 +95,8 @@ class DeskOp(enum.StrEnum):
 
 
 ENDED = (Status.CLOSED, Status.EXPIRED)
-NOT_ENDED_SQL = "status NOT IN ('closed', 'expired')"  # the same, for a WHERE on tickets (prefix the alias)
+# the same, for a WHERE on tickets (prefix the alias)
+NOT_ENDED_SQL = "status NOT IN ('closed', 'expired')"
 
 
 @dataclass(frozen=True)
@@ -133,18 +135,36 @@ class Ticket:
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
         return cls(
-            id=row["id"], customer_id=row["customer_id"], conversation_id=row["conversation_id"],
-            kind=Kind(row["kind"]), source=row["source"], priority=Priority(row["priority"]),
+            id=row["id"],
+            customer_id=row["customer_id"],
+            conversation_id=row["conversation_id"],
+            kind=Kind(row["kind"]),
+            source=row["source"],
+            priority=Priority(row["priority"]),
             status=Status(row["status"]),
-            question=row["question"], reason=row["reason"], action_name=row["action_name"],
+            question=row["question"],
+            reason=row["reason"],
+            action_name=row["action_name"],
             action_params=json.loads(row["action_params"]) if row["action_params"] else None,
-            claimed_by=row["claimed_by"], claimed_by_name=row["claimed_by_name"], takeover_by=row["takeover_by"],
-            takeover_by_name=row["takeover_by_name"], decided_by_name=row["decided_by_name"],
-            decision_note=row["decision_note"], result=json.loads(row["result"]) if row["result"] else None,
-            staff_message_id=row["staff_message_id"], thread_id=row["thread_id"], created_at=row["created_at"],
-            customer_discord_id=row["discord_id"], customer_name=row["display_name"], dm_closed_at=row["dm_closed_at"],
-            agent_name=row["agent_name"], answer=row["answer"], answered_by_name=row["answered_by_name"],
-            idempotency_key=row["idempotency_key"], expires_at=row["expires_at"], timed_out_at=row["timed_out_at"],
+            claimed_by=row["claimed_by"],
+            claimed_by_name=row["claimed_by_name"],
+            takeover_by=row["takeover_by"],
+            takeover_by_name=row["takeover_by_name"],
+            decided_by_name=row["decided_by_name"],
+            decision_note=row["decision_note"],
+            result=json.loads(row["result"]) if row["result"] else None,
+            staff_message_id=row["staff_message_id"],
+            thread_id=row["thread_id"],
+            created_at=row["created_at"],
+            customer_discord_id=row["discord_id"],
+            customer_name=row["display_name"],
+            dm_closed_at=row["dm_closed_at"],
+            agent_name=row["agent_name"],
+            answer=row["answer"],
+            answered_by_name=row["answered_by_name"],
+            idempotency_key=row["idempotency_key"],
+            expires_at=row["expires_at"],
+            timed_out_at=row["timed_out_at"],
         )
 
     @property

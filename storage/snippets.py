@@ -14,8 +14,11 @@ class SnippetStore:
         """False when a snippet of that name exists (it is not replaced)."""
 
         def write(c: Connection) -> bool:
-            added = c.execute("INSERT INTO snippets (name, text, created_by, created_at) VALUES (?, ?, ?, ?)"
-                              " ON CONFLICT (name) DO NOTHING", (name, text, actor, now)).rowcount
+            added = c.execute(
+                "INSERT INTO snippets (name, text, created_by, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, text, actor, now),
+            ).rowcount
             if added:
                 audit_sql(c, now, actor, "snippet_added", f"snippet:{name}", {"chars": len(text)})
             return bool(added)
@@ -36,4 +39,7 @@ class SnippetStore:
         return row[0] if row else None
 
     async def all(self) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in await self.db.fetchall("SELECT name, text FROM snippets ORDER BY name")]
+        return [
+            (r[0], r[1])
+            for r in await self.db.fetchall("SELECT name, text FROM snippets ORDER BY name")
+        ]

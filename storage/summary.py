@@ -16,12 +16,17 @@ from storage.records import Outcome, Status
 
 
 def outcome_sql(t: str = "") -> str:
-    """A ticket's Outcome: its decision, or timed out (no human answer in time), still open, or closed."""
-    decided = ", ".join(f"'{o.value}'" for o in (Outcome.APPROVED, Outcome.DENIED, Outcome.ANSWERED,
-                                                  Outcome.EXPIRED))
-    return (f"CASE WHEN {t}status IN ({decided}) THEN {t}status"
-            f" WHEN {t}timed_out_at IS NOT NULL AND {t}first_response_at IS NULL THEN '{Outcome.TIMED_OUT.value}'"
-            f" WHEN {t}status = '{Status.OPEN.value}' THEN '{Outcome.OPEN.value}' ELSE '{Outcome.CLOSED.value}' END")
+    """A ticket's Outcome: its decision, or timed out (no human answer in time), still open, or
+    closed."""
+    decided = ", ".join(
+        f"'{o.value}'"
+        for o in (Outcome.APPROVED, Outcome.DENIED, Outcome.ANSWERED, Outcome.EXPIRED)
+    )
+    return (
+        f"CASE WHEN {t}status IN ({decided}) THEN {t}status WHEN {t}timed_out_at IS NOT NULL AND"
+        f" {t}first_response_at IS NULL THEN '{Outcome.TIMED_OUT.value}' WHEN {t}status ="
+        f" '{Status.OPEN.value}' THEN '{Outcome.OPEN.value}' ELSE '{Outcome.CLOSED.value}' END"
+    )
 
 
 @dataclass
@@ -36,14 +41,20 @@ class PeriodFigures:
     by_kind: dict[str, int] = field(default_factory=dict)
     by_priority: dict[str, int] = field(default_factory=dict)
     by_outcome: dict[str, int] = field(default_factory=dict)
-    by_source: dict[tuple[str, str | None], int] = field(default_factory=dict)  # (source, action) -> tickets
+    # (source, action) -> tickets
+    by_source: dict[tuple[str, str | None], int] = field(default_factory=dict)
     waits: list[float] = field(default_factory=list)  # seconds to the first human response, sorted
-    per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # "2026-11-20" -> kind -> count
+    # "2026-11-20" -> kind -> count
+    per_day: dict[str, dict[str, int]] = field(default_factory=dict)
     delivery_stalls: int = 0  # times the watchdog found Discord requests stuck
-    ratings: list[tuple[int, bool, str | None]] = field(default_factory=list)  # (score, by a person, comment)
-    created: list[tuple[float, float | None]] = field(default_factory=list)  # (ticket created, first response wait)
-    overrides: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # action -> (decided, denied, edited)
-    ratings_before: list[int] = field(default_factory=list)  # scores of the period just before (the trend)
+    # (score, by a person, comment)
+    ratings: list[tuple[int, bool, str | None]] = field(default_factory=list)
+    # (ticket created, first response wait)
+    created: list[tuple[float, float | None]] = field(default_factory=list)
+    # action -> (decided, denied, edited)
+    overrides: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # scores of the period just before (the trend)
+    ratings_before: list[int] = field(default_factory=list)
 
 
 def utc_day(at: float) -> str:
@@ -56,22 +67,33 @@ def _count(counts: dict[Any, int], key: Any) -> None:
 
 def figures_sql(c: Connection, since: float, until: float) -> PeriodFigures:
     f = PeriodFigures(since, until)
-    f.conversations = c.execute("SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ?",
-                                (since, until)).fetchone()[0]
-    # Escalated: conversations started in the period with at least one ticket. A ticket comes after its
-    # conversation started, so only tickets created since the start of the period can count.
+    f.conversations = c.execute(
+        "SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ?",
+        (since, until),
+    ).fetchone()[0]
+    # Escalated: conversations started in the period with at least one ticket. A ticket comes after
+    # its conversation started, so only tickets created since the start of the period can count.
     f.escalated_conversations = c.execute(
         "SELECT COUNT(*) FROM conversations WHERE started_at >= ? AND started_at <= ? AND id IN"
-        " (SELECT conversation_id FROM tickets WHERE created_at >= ?)", (since, until, since)).fetchone()[0]
+        " (SELECT conversation_id FROM tickets WHERE created_at >= ?)",
+        (since, until, since),
+    ).fetchone()[0]
     for kind, priority, outcome, source, action, wait, created, status, note in c.execute(
-            f"SELECT kind, priority, {outcome_sql()}, source, action_name, first_response_at - created_at,"
-            " created_at, status, decision_note FROM tickets"
-            " WHERE created_at >= ? AND created_at <= ?", (since, until)):
+        f"SELECT kind, priority, {outcome_sql()}, source, action_name, first_response_at -"
+        " created_at, created_at, status, decision_note FROM tickets WHERE created_at >= ? AND"
+        " created_at <= ?",
+        (since, until),
+    ):
         f.tickets += 1
         f.created.append((created, wait))
-        if kind == "approval" and status in ("approved", "denied"):  # a person decided what the assistant proposed
+        # a person decided what the assistant proposed
+        if kind == "approval" and status in ("approved", "denied"):
             decided, denied, edited = f.overrides.get(action, (0, 0, 0))
-            f.overrides[action] = (decided + 1, denied + (status == "denied"), edited + (note == "edited"))
+            f.overrides[action] = (
+                decided + 1,
+                denied + (status == "denied"),
+                edited + (note == "edited"),
+            )
         _count(f.by_kind, kind)
         _count(f.by_priority, priority)
         _count(f.by_outcome, outcome)
@@ -80,13 +102,25 @@ def figures_sql(c: Connection, since: float, until: float) -> PeriodFigures:
             f.waits.append(wait)
         _count(f.per_day.setdefault(utc_day(created), {}), kind)
     f.waits.sort()
-    f.delivery_stalls = c.execute("SELECT COUNT(*) FROM audit WHERE action = 'delivery_stalled' AND at >= ?"
-                                  " AND at <= ?", (since, until)).fetchone()[0]
-    f.ratings = [(r[0], bool(r[1]), r[2]) for r in c.execute(
-        "SELECT score, by_person, comment FROM ratings WHERE created_at >= ? AND created_at <= ? ORDER BY id",
-        (since, until))]
-    f.ratings_before = [r[0] for r in c.execute("SELECT score FROM ratings WHERE created_at >= ? AND created_at < ?",
-                                                (since - (until - since), since))]
+    f.delivery_stalls = c.execute(
+        "SELECT COUNT(*) FROM audit WHERE action = 'delivery_stalled' AND at >= ? AND at <= ?",
+        (since, until),
+    ).fetchone()[0]
+    f.ratings = [
+        (r[0], bool(r[1]), r[2])
+        for r in c.execute(
+            "SELECT score, by_person, comment FROM ratings WHERE created_at >= ? AND created_at <="
+            " ? ORDER BY id",
+            (since, until),
+        )
+    ]
+    f.ratings_before = [
+        r[0]
+        for r in c.execute(
+            "SELECT score FROM ratings WHERE created_at >= ? AND created_at < ?",
+            (since - (until - since), since),
+        )
+    ]
     return f
 
 
@@ -126,12 +160,34 @@ class SummaryStore:
     async def tickets(self, since: float, until: float) -> list[ExportRow]:
         """The tickets created in [since, until], oldest first, for the export."""
         rows = await self.db.fetchall(
-            f"SELECT t.*, {outcome_sql('t.')} AS outcome, c.discord_id, c.agent_name"
-            " FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.created_at >= ? AND t.created_at <= ?"
-            " ORDER BY t.created_at, t.id", (since, until))
-        return [ExportRow(
-            r["id"], r["created_at"], r["kind"], r["priority"], r["source"], r["status"], r["outcome"], r["discord_id"],
-            r["question"], r["reason"], r["action_name"], r["action_params"], r["claimed_by_name"],
-            r["decided_by_name"], r["decision_note"],
-            r["first_response_at"] - r["created_at"] if r["first_response_at"] else None, bool(r["timed_out_at"]),
-            r["closed_at"], r["close_reason"], r["agent_name"], r["answer"]) for r in rows]
+            f"SELECT t.*, {outcome_sql('t.')} AS outcome, c.discord_id, c.agent_name FROM tickets t"
+            " JOIN customers c ON c.id = t.customer_id WHERE t.created_at >= ? AND t.created_at <="
+            " ? ORDER BY t.created_at, t.id",
+            (since, until),
+        )
+        return [
+            ExportRow(
+                r["id"],
+                r["created_at"],
+                r["kind"],
+                r["priority"],
+                r["source"],
+                r["status"],
+                r["outcome"],
+                r["discord_id"],
+                r["question"],
+                r["reason"],
+                r["action_name"],
+                r["action_params"],
+                r["claimed_by_name"],
+                r["decided_by_name"],
+                r["decision_note"],
+                r["first_response_at"] - r["created_at"] if r["first_response_at"] else None,
+                bool(r["timed_out_at"]),
+                r["closed_at"],
+                r["close_reason"],
+                r["agent_name"],
+                r["answer"],
+            )
+            for r in rows
+        ]

@@ -19,8 +19,10 @@ from storage.records import NOT_ENDED_SQL, DeskOp, Kind, Priority, Source, Ticke
 from storage.sql import Tx, audit_sql, customer_sql, desk_post_sql, enqueue_sql, to_json
 
 T = TypeVar("T")
-_TICKET_SELECT = ("SELECT t.*, c.discord_id, c.display_name, c.agent_name FROM tickets t"
-                  " JOIN customers c ON c.id = t.customer_id")
+_TICKET_SELECT = (
+    "SELECT t.*, c.discord_id, c.display_name, c.agent_name FROM tickets t"
+    " JOIN customers c ON c.id = t.customer_id"
+)
 
 
 def ticket_sql(c: Connection, ticket_id: int) -> Ticket | None:
@@ -48,23 +50,41 @@ class NewTicket:
 
 def open_ticket_sql(c: Connection, ticket: NewTicket, now: float) -> int:
     ticket_id = c.execute(
-        "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question, reason, action_name,"
-        " action_params, tool_use_id, takeover_by, takeover_by_name, reminder_due_at, timeout_due_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (ticket.customer_id, ticket.conversation_id, ticket.kind, ticket.source, ticket.priority, ticket.question,
-         ticket.reason, ticket.action_name, to_json(ticket.action_params), ticket.tool_use_id, ticket.takeover_by,
-         ticket.takeover_by_name, ticket.reminder_due_at, ticket.timeout_due_at, now),
+        "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question,"
+        " reason, action_name, action_params, tool_use_id, takeover_by, takeover_by_name,"
+        " reminder_due_at, timeout_due_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?) RETURNING id",
+        (
+            ticket.customer_id,
+            ticket.conversation_id,
+            ticket.kind,
+            ticket.source,
+            ticket.priority,
+            ticket.question,
+            ticket.reason,
+            ticket.action_name,
+            to_json(ticket.action_params),
+            ticket.tool_use_id,
+            ticket.takeover_by,
+            ticket.takeover_by_name,
+            ticket.reminder_due_at,
+            ticket.timeout_due_at,
+            now,
+        ),
     ).fetchone()[0]
     desk_post_sql(c, ticket_id, DeskOp.OPEN, now)
     return ticket_id
 
 
-def same_open_approval_sql(c: Connection, customer_id: int, action_name: str,
-                           params: dict[str, Any]) -> int | None:
+def same_open_approval_sql(
+    c: Connection, customer_id: int, action_name: str, params: dict[str, Any]
+) -> int | None:
     """An approval for the same action and parameters still waiting: the model asked twice."""
-    row = c.execute("SELECT id FROM tickets WHERE customer_id = ? AND kind = 'approval' AND status = 'open'"
-                    " AND action_name = ? AND action_params = ?",
-                    (customer_id, action_name, to_json(params))).fetchone()
+    row = c.execute(
+        "SELECT id FROM tickets WHERE customer_id = ? AND kind = 'approval' AND status = 'open'"
+        " AND action_name = ? AND action_params = ?",
+        (customer_id, action_name, to_json(params)),
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -78,41 +98,61 @@ class DeskItem:
 
 
 class DeskTx(Tx):
-    """The statements of one desk transaction: core decides (who may, what is said), these write. Every
-    state change is conditional (its bool says whether this caller won)."""
+    """The statements of one desk transaction: core decides (who may, what is said), these write.
+    Every state change is conditional (its bool says whether this caller won)."""
 
     # reading
     def ticket(self, ticket_id: int) -> Ticket | None:
         return ticket_sql(self.c, ticket_id)
 
-    def same_open_approval(self, customer_id: int, action_name: str, params: dict[str, Any]) -> int | None:
+    def same_open_approval(
+        self, customer_id: int, action_name: str, params: dict[str, Any]
+    ) -> int | None:
         return same_open_approval_sql(self.c, customer_id, action_name, params)
 
     def open_count(self, customer_id: int) -> int:
-        """The customer's tickets not closed yet (an approval decided but not closed counts until it closes)."""
-        return int(self.c.execute("SELECT COUNT(*) FROM tickets WHERE customer_id = ? AND status = 'open'",
-                                  (customer_id,)).fetchone()[0])
+        """The customer's tickets not closed yet (an approval decided but not closed counts until it
+        closes)."""
+        return int(
+            self.c.execute(
+                "SELECT COUNT(*) FROM tickets WHERE customer_id = ? AND status = 'open'",
+                (customer_id,),
+            ).fetchone()[0]
+        )
 
     def is_open(self, ticket_id: int) -> bool:
-        return self.c.execute("SELECT 1 FROM tickets WHERE id = ? AND status = 'open'", (ticket_id,)).fetchone() \
+        return (
+            self.c.execute(
+                "SELECT 1 FROM tickets WHERE id = ? AND status = 'open'", (ticket_id,)
+            ).fetchone()
             is not None
+        )
 
     def newest_open(self, customer_id: int) -> int | None:
-        row = self.c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status = 'open' ORDER BY id DESC"
-                             " LIMIT 1", (customer_id,)).fetchone()
+        row = self.c.execute(
+            "SELECT id FROM tickets WHERE customer_id = ? AND status = 'open' ORDER BY id DESC"
+            " LIMIT 1",
+            (customer_id,),
+        ).fetchone()
         return row[0] if row else None
 
     def open_of_source(self, customer_id: int, source: str) -> int | None:
         """The customer's newest unclosed ticket from this source (the same trouble again)."""
-        row = self.c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed' AND source = ?"
-                             " ORDER BY id DESC LIMIT 1", (customer_id, source)).fetchone()
+        row = self.c.execute(
+            "SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed' AND source = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (customer_id, source),
+        ).fetchone()
         return row[0] if row else None
 
     def other_takeover(self, customer_id: int, ticket_id: int) -> tuple[int, str] | None:
-        """Another unclosed ticket of this customer where an operator (not the relay) has taken over."""
-        row = self.c.execute("SELECT id, takeover_by_name FROM tickets WHERE customer_id = ? AND status != 'closed'"
-                             " AND takeover_by IS NOT NULL AND takeover_by != 0 AND id != ?",
-                             (customer_id, ticket_id)).fetchone()
+        """Another unclosed ticket of this customer where an operator (not the relay) has taken
+        over."""
+        row = self.c.execute(
+            "SELECT id, takeover_by_name FROM tickets WHERE customer_id = ? AND status != 'closed'"
+            " AND takeover_by IS NOT NULL AND takeover_by != 0 AND id != ?",
+            (customer_id, ticket_id),
+        ).fetchone()
         return (row[0], row[1]) if row else None
 
     # writing
@@ -122,12 +162,18 @@ class DeskTx(Tx):
     def post(self, ticket_id: int, op: DeskOp, text: str = "") -> None:
         desk_post_sql(self.c, ticket_id, op, self.now, text)
 
-    def owe(self, customer_id: int, turn_id: int | None, chunks: Sequence[str],
-            buttons: list[dict[str, Any]] | None = None) -> None:
+    def owe(
+        self,
+        customer_id: int,
+        turn_id: int | None,
+        chunks: Sequence[str],
+        buttons: list[dict[str, Any]] | None = None,
+    ) -> None:
         enqueue_sql(self.c, customer_id, turn_id, chunks, self.now, buttons=buttons)
 
     def tell(self, ticket: Ticket, text: str, turn: NewTurn) -> None:
-        """Tell the ticket's customer ``text`` and store ``turn`` in their conversation (Claude reads it)."""
+        """Tell the ticket's customer ``text`` and store ``turn`` in their conversation (Claude
+        reads it)."""
         tell_customer_sql(self.c, ticket.customer_id, ticket.conversation_id, text, turn, self.now)
 
     def hold(self, turn_ids: Sequence[int]) -> None:
@@ -135,139 +181,241 @@ class DeskTx(Tx):
 
     def notice_once(self, conversation_id: int) -> bool:
         """True the first time a conversation's "a person will answer" notice is owed."""
-        return bool(self.c.execute("UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
-                                   (conversation_id,)).rowcount)
+        return bool(
+            self.c.execute(
+                "UPDATE conversations SET ai_notice_sent = 1 WHERE id = ? AND ai_notice_sent = 0",
+                (conversation_id,),
+            ).rowcount
+        )
 
     def responded(self, ticket_id: int, status: str) -> None:
-        """A person wrote to the customer: the ticket's status, and its first response time (once)."""
-        self.c.execute("UPDATE tickets SET status = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
-                       (status, self.now, ticket_id))
+        """A person wrote to the customer: the ticket's status, and its first response time
+        (once)."""
+        self.c.execute(
+            "UPDATE tickets SET status = ?, first_response_at = COALESCE(first_response_at, ?)"
+            " WHERE id = ?",
+            (status, self.now, ticket_id),
+        )
 
     def answered(self, ticket_id: int, text: str, by_name: str) -> None:
-        """The first answer to a question, kept on the ticket (an agent reads it; the export shows it)."""
-        self.c.execute("UPDATE tickets SET answer = ?, answered_by_name = ? WHERE id = ? AND answer IS NULL",
-                       (text, by_name, ticket_id))
+        """The first answer to a question, kept on the ticket (an agent reads it; the export shows
+        it)."""
+        self.c.execute(
+            "UPDATE tickets SET answer = ?, answered_by_name = ? WHERE id = ? AND answer IS NULL",
+            (text, by_name, ticket_id),
+        )
 
     # agents (MCP)
     def agent(self, name: str, idle_seconds: float) -> tuple[int, int]:
-        """(customer id, conversation id) of an agent: a customer row without DMs (a negative id no Discord
-        user has), and its current conversation (a new one after ``idle_seconds`` of silence)."""
+        """(customer id, conversation id) of an agent: a customer row without DMs (a negative id no
+        Discord user has), and its current conversation (a new one after ``idle_seconds`` of
+        silence)."""
         import hashlib
 
         synthetic = -(int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big") + 1)
         [customer_id] = self.c.execute(
-            "INSERT INTO customers (discord_id, display_name, agent_name, dm_status, created_at) VALUES (?, ?, ?,"
-            " 'closed', ?) ON CONFLICT (discord_id) DO UPDATE SET display_name = excluded.display_name RETURNING id",
-            (synthetic, name, name, self.now)).fetchone()
+            "INSERT INTO customers (discord_id, display_name, agent_name, dm_status, created_at)"
+            " VALUES (?, ?, ?, 'closed', ?) ON CONFLICT (discord_id) DO UPDATE SET display_name ="
+            " excluded.display_name RETURNING id",
+            (synthetic, name, name, self.now),
+        ).fetchone()
         return customer_id, self._conversation(customer_id, idle_seconds)
 
-    def person(self, discord_id: int, display_name: str, idle_seconds: float) -> tuple[int, int, Any]:
-        """(customer id, conversation id, their row) of a Discord user an operator contacts first (a row is
-        made if they never wrote)."""
+    def person(
+        self, discord_id: int, display_name: str, idle_seconds: float
+    ) -> tuple[int, int, Any]:
+        """(customer id, conversation id, their row) of a Discord user an operator contacts first (a
+        row is made if they never wrote)."""
         row = customer_sql(self.c, discord_id, display_name, self.now)
         return row["id"], self._conversation(row["id"], idle_seconds), row
 
     def _conversation(self, customer_id: int, idle_seconds: float) -> int:
         """The customer's current conversation (a new one after ``idle_seconds`` of silence)."""
-        row = self.c.execute("SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS NULL"
-                             " ORDER BY id DESC LIMIT 1", (customer_id,)).fetchone()
+        row = self.c.execute(
+            "SELECT id, last_activity_at FROM conversations WHERE customer_id = ? AND ended_at IS"
+            " NULL ORDER BY id DESC LIMIT 1",
+            (customer_id,),
+        ).fetchone()
         if row is not None and self.now - row["last_activity_at"] <= idle_seconds:
-            self.c.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?", (self.now, row["id"]))
+            self.c.execute(
+                "UPDATE conversations SET last_activity_at = ? WHERE id = ?", (self.now, row["id"])
+            )
             return row["id"]
         if row is not None:
-            self.c.execute("UPDATE conversations SET ended_at = ? WHERE id = ?", (self.now, row["id"]))
-        return self.c.execute("INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)"
-                              " RETURNING id", (customer_id, self.now, self.now)).fetchone()[0]
+            self.c.execute(
+                "UPDATE conversations SET ended_at = ? WHERE id = ?", (self.now, row["id"])
+            )
+        return self.c.execute(
+            "INSERT INTO conversations (customer_id, started_at, last_activity_at) VALUES (?, ?, ?)"
+            " RETURNING id",
+            (customer_id, self.now, self.now),
+        ).fetchone()[0]
 
     def keep_note(self, ticket_id: int, author: str, text: str) -> None:
         """An operators' internal note in a ticket's thread, kept for its transcript."""
-        self.c.execute("INSERT INTO thread_notes (ticket_id, author, content, created_at) VALUES (?, ?, ?, ?)",
-                       (ticket_id, author, text, self.now))
+        self.c.execute(
+            "INSERT INTO thread_notes (ticket_id, author, content, created_at) VALUES (?, ?, ?, ?)",
+            (ticket_id, author, text, self.now),
+        )
 
     def see_thread_message(self, thread_id: int, message_id: int) -> bool:
         """True the first time a thread message is handled (live or caught up after a start)."""
-        return bool(self.c.execute("INSERT INTO thread_messages_seen (message_id, thread_id, seen_at) VALUES (?, ?, ?)"
-                                   " ON CONFLICT (message_id) DO NOTHING", (message_id, thread_id, self.now)).rowcount)
+        return bool(
+            self.c.execute(
+                "INSERT INTO thread_messages_seen (message_id, thread_id, seen_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (message_id) DO NOTHING",
+                (message_id, thread_id, self.now),
+            ).rowcount
+        )
 
     def by_idempotency_key(self, customer_id: int, key: str) -> tuple[Ticket, str | None] | None:
-        """The agent's ticket opened with this key, and the fingerprint of the request it stood for."""
-        row = self.c.execute(f"{_TICKET_SELECT} WHERE t.customer_id = ? AND t.idempotency_key = ?",
-                             (customer_id, key)).fetchone()
+        """The agent's ticket opened with this key, and the fingerprint of the request it stood
+        for."""
+        row = self.c.execute(
+            f"{_TICKET_SELECT} WHERE t.customer_id = ? AND t.idempotency_key = ?",
+            (customer_id, key),
+        ).fetchone()
         return (Ticket.from_row(row), row["idempotency_fingerprint"]) if row else None
 
-    def agent_fields(self, ticket_id: int, idempotency_key: str | None, expires_at: float | None,
-                     fingerprint: str | None = None) -> None:
-        self.c.execute("UPDATE tickets SET idempotency_key = ?, expires_at = ?, idempotency_fingerprint = ?"
-                       " WHERE id = ?", (idempotency_key, expires_at, fingerprint, ticket_id))
+    def agent_fields(
+        self,
+        ticket_id: int,
+        idempotency_key: str | None,
+        expires_at: float | None,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.c.execute(
+            "UPDATE tickets SET idempotency_key = ?, expires_at = ?, idempotency_fingerprint = ?"
+            " WHERE id = ?",
+            (idempotency_key, expires_at, fingerprint, ticket_id),
+        )
 
     def warn_auto_close(self, ticket_id: int, warned_at: float | None) -> None:
-        self.c.execute("UPDATE tickets SET auto_close_warned_at = ? WHERE id = ?", (warned_at, ticket_id))
+        self.c.execute(
+            "UPDATE tickets SET auto_close_warned_at = ? WHERE id = ?", (warned_at, ticket_id)
+        )
 
     def expire(self, ticket_id: int) -> bool:
         """An agent's approval request nobody decided in time: it can never be approved now."""
-        return bool(self.c.execute("UPDATE tickets SET status = 'expired', decided_at = ? WHERE id = ?"
-                                   " AND status = 'open'", (self.now, ticket_id)).rowcount)
+        return bool(
+            self.c.execute(
+                "UPDATE tickets SET status = 'expired', decided_at = ? WHERE id = ?"
+                " AND status = 'open'",
+                (self.now, ticket_id),
+            ).rowcount
+        )
 
     def expiring(self) -> list[Ticket]:
-        rows = self.c.execute(f"{_TICKET_SELECT} WHERE t.status = 'open' AND t.expires_at <= ?", (self.now,))
+        rows = self.c.execute(
+            f"{_TICKET_SELECT} WHERE t.status = 'open' AND t.expires_at <= ?", (self.now,)
+        )
         return [Ticket.from_row(r) for r in rows.fetchall()]
 
-    def approve(self, ticket_id: int, operator_id: int, operator_name: str, params: dict[str, Any],
-                note: str | None) -> bool:
-        return bool(self.c.execute(
-            "UPDATE tickets SET status = 'approved', decided_by = ?, decided_by_name = ?, decided_at = ?,"
-            " action_params = ?, decision_note = ?, first_response_at = COALESCE(first_response_at, ?)"
-            " WHERE id = ? AND status = 'open'",
-            (operator_id, operator_name, self.now, json.dumps(params, ensure_ascii=False), note, self.now,
-             ticket_id)).rowcount)
+    def approve(
+        self,
+        ticket_id: int,
+        operator_id: int,
+        operator_name: str,
+        params: dict[str, Any],
+        note: str | None,
+    ) -> bool:
+        return bool(
+            self.c.execute(
+                "UPDATE tickets SET status = 'approved', decided_by = ?, decided_by_name = ?,"
+                " decided_at = ?, action_params = ?, decision_note = ?, first_response_at ="
+                " COALESCE(first_response_at, ?) WHERE id = ? AND status = 'open'",
+                (
+                    operator_id,
+                    operator_name,
+                    self.now,
+                    json.dumps(params, ensure_ascii=False),
+                    note,
+                    self.now,
+                    ticket_id,
+                ),
+            ).rowcount
+        )
 
     def executed(self, ticket_id: int, result: Any, *, only_once: bool = False) -> bool:
         """The approved action's result (``only_once``: unless one was already recorded)."""
-        return bool(self.c.execute(
-            "UPDATE tickets SET executed_at = ?, result = ? WHERE id = ?" + (" AND executed_at IS NULL"
-                                                                              if only_once else ""),
-            (self.now, json.dumps(result, ensure_ascii=False, default=str), ticket_id)).rowcount)
+        return bool(
+            self.c.execute(
+                "UPDATE tickets SET executed_at = ?, result = ? WHERE id = ?"
+                + (" AND executed_at IS NULL" if only_once else ""),
+                (self.now, json.dumps(result, ensure_ascii=False, default=str), ticket_id),
+            ).rowcount
+        )
 
     def deny(self, ticket_id: int, operator_id: int, operator_name: str, reason: str) -> bool:
-        return bool(self.c.execute(
-            "UPDATE tickets SET status = 'denied', decided_by = ?, decided_by_name = ?, decided_at = ?,"
-            " decision_note = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id = ? AND status = 'open'",
-            (operator_id, operator_name, self.now, reason, self.now, ticket_id)).rowcount)
+        return bool(
+            self.c.execute(
+                "UPDATE tickets SET status = 'denied', decided_by = ?, decided_by_name = ?,"
+                " decided_at = ?, decision_note = ?, first_response_at ="
+                " COALESCE(first_response_at, ?) WHERE id = ? AND status = 'open'",
+                (operator_id, operator_name, self.now, reason, self.now, ticket_id),
+            ).rowcount
+        )
 
     def claim(self, ticket_id: int, operator_id: int, operator_name: str) -> bool:
-        return bool(self.c.execute("UPDATE tickets SET claimed_by = ?, claimed_by_name = ? WHERE id = ?"
-                                   " AND claimed_by IS NULL", (operator_id, operator_name, ticket_id)).rowcount)
+        return bool(
+            self.c.execute(
+                "UPDATE tickets SET claimed_by = ?, claimed_by_name = ? WHERE id = ?"
+                " AND claimed_by IS NULL",
+                (operator_id, operator_name, ticket_id),
+            ).rowcount
+        )
 
     def take_over(self, ticket_id: int, operator_id: int, operator_name: str) -> bool:
-        return bool(self.c.execute(
-            "UPDATE tickets SET takeover_by = ?, takeover_by_name = ?, claimed_by = ?, claimed_by_name = ?,"
-            " first_response_at = COALESCE(first_response_at, ?)"
-            " WHERE id = ? AND status != 'closed' AND (takeover_by IS NULL OR takeover_by = 0)",
-            (operator_id, operator_name, operator_id, operator_name, self.now, ticket_id)).rowcount)
+        return bool(
+            self.c.execute(
+                "UPDATE tickets SET takeover_by = ?, takeover_by_name = ?, claimed_by = ?,"
+                " claimed_by_name = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id"
+                " = ? AND status != 'closed' AND (takeover_by IS NULL OR takeover_by = 0)",
+                (operator_id, operator_name, operator_id, operator_name, self.now, ticket_id),
+            ).rowcount
+        )
 
     def hand_back(self, ticket_id: int) -> None:
-        """Nobody has taken over any more; an open question counts as answered by the conversation."""
-        self.c.execute("UPDATE tickets SET takeover_by = NULL, takeover_by_name = NULL,"
-                       " status = CASE WHEN status = 'open' AND kind != 'approval' THEN 'answered' ELSE status END"
-                       " WHERE id = ?", (ticket_id,))
+        """Nobody has taken over any more; an open question counts as answered by the
+        conversation."""
+        self.c.execute(
+            "UPDATE tickets SET takeover_by = NULL, takeover_by_name = NULL, status = CASE WHEN"
+            " status = 'open' AND kind != 'approval' THEN 'answered' ELSE status END WHERE id = ?",
+            (ticket_id,),
+        )
 
     def close(self, ticket_id: int, reason: str) -> bool:
-        return bool(self.c.execute("UPDATE tickets SET status = 'closed', closed_at = ?, close_reason = ?,"
-                                   " takeover_by = NULL, first_response_at = COALESCE(first_response_at, ?)"
-                                   " WHERE id = ? AND status != 'closed'",
-                                   (self.now, reason, self.now, ticket_id)).rowcount)
+        return bool(
+            self.c.execute(
+                "UPDATE tickets SET status = 'closed', closed_at = ?, close_reason = ?,"
+                " takeover_by = NULL, first_response_at = COALESCE(first_response_at, ?)"
+                " WHERE id = ? AND status != 'closed'",
+                (self.now, reason, self.now, ticket_id),
+            ).rowcount
+        )
 
     def settle_held(self, customer_id: int) -> None:
         """Messages held for a person (no AI, or Claude gave up) are settled by the operator."""
-        self.c.execute("UPDATE turns SET status = 'answered' WHERE customer_id = ? AND status = 'held'",
-                       (customer_id,))
+        self.c.execute(
+            "UPDATE turns SET status = 'answered' WHERE customer_id = ? AND status = 'held'",
+            (customer_id,),
+        )
 
     def mark_dm_closed(self, customer_id: int) -> list[int]:
-        """Record closed DMs on the customer's unclosed tickets not marked yet; returns those tickets."""
-        ids = [r[0] for r in self.c.execute("SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed'"
-                                            " AND dm_closed_at IS NULL", (customer_id,))]
+        """Record closed DMs on the customer's unclosed tickets not marked yet; returns those
+        tickets."""
+        ids = [
+            r[0]
+            for r in self.c.execute(
+                "SELECT id FROM tickets WHERE customer_id = ? AND status != 'closed'"
+                " AND dm_closed_at IS NULL",
+                (customer_id,),
+            )
+        ]
         for ticket_id in ids:
-            self.c.execute("UPDATE tickets SET dm_closed_at = ? WHERE id = ?", (self.now, ticket_id))
+            self.c.execute(
+                "UPDATE tickets SET dm_closed_at = ? WHERE id = ?", (self.now, ticket_id)
+            )
         return ids
 
 
@@ -276,8 +424,8 @@ class TicketStore:
         self.db = db
 
     async def run(self, fn: Callable[[DeskTx], T], now: float) -> T:
-        """``fn(tx)`` as one transaction: synchronous, holding the write lock, touching neither the event loop
-        nor Discord; it returns what the caller needs (``storage.sql.TX_RULE``)."""
+        """``fn(tx)`` as one transaction: synchronous, holding the write lock, touching neither the
+        event loop nor Discord; it returns what the caller needs (``storage.sql.TX_RULE``)."""
         return await self.db.run(lambda c: fn(DeskTx(c, now)))
 
     async def get(self, ticket_id: int) -> Ticket | None:
@@ -288,76 +436,119 @@ class TicketStore:
         return Ticket.from_row(row) if row else None
 
     async def unclosed(self) -> list[Ticket]:
-        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.{NOT_ENDED_SQL}"
-                                      " ORDER BY t.created_at, t.id")
+        rows = await self.db.fetchall(
+            f"{_TICKET_SELECT} WHERE t.{NOT_ENDED_SQL} ORDER BY t.created_at, t.id"
+        )
         return [Ticket.from_row(r) for r in rows]
 
     async def approved_not_executed(self) -> list[Ticket]:
-        rows = await self.db.fetchall(f"{_TICKET_SELECT} WHERE t.status = 'approved' AND t.executed_at IS NULL")
+        rows = await self.db.fetchall(
+            f"{_TICKET_SELECT} WHERE t.status = 'approved' AND t.executed_at IS NULL"
+        )
         return [Ticket.from_row(r) for r in rows]
 
     # -- desk outbox ------------------------------------------------------------------------
 
     async def next_desk_item(self, ticket_id: int) -> DeskItem | None:
-        row = await self.db.fetchone("SELECT * FROM desk_outbox WHERE ticket_id = ? AND status = 'pending'"
-                                     " ORDER BY id LIMIT 1", (ticket_id,))
-        return DeskItem(row["id"], row["ticket_id"], DeskOp(row["op"]), row["content"], row["attempts"]) if row \
+        row = await self.db.fetchone(
+            "SELECT * FROM desk_outbox WHERE ticket_id = ? AND status = 'pending'"
+            " ORDER BY id LIMIT 1",
+            (ticket_id,),
+        )
+        return (
+            DeskItem(
+                row["id"], row["ticket_id"], DeskOp(row["op"]), row["content"], row["attempts"]
+            )
+            if row
             else None
+        )
 
     async def tickets_with_desk_items(self) -> list[int]:
-        rows = await self.db.fetchall("SELECT DISTINCT ticket_id FROM desk_outbox WHERE status = 'pending'")
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT ticket_id FROM desk_outbox WHERE status = 'pending'"
+        )
         return [r[0] for r in rows]
 
     async def desk_done(self, item_id: int) -> None:
-        await self.db.execute("UPDATE desk_outbox SET status = 'done', attempts = attempts + 1 WHERE id = ?",
-                              (item_id,))
+        await self.db.execute(
+            "UPDATE desk_outbox SET status = 'done', attempts = attempts + 1 WHERE id = ?",
+            (item_id,),
+        )
 
     async def desk_retry(self, item_id: int, error: str, next_attempt_at: float) -> None:
-        await self.db.execute("UPDATE desk_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-                              " WHERE id = ?", (error[:500], next_attempt_at, item_id))
+        await self.db.execute(
+            "UPDATE desk_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+            " WHERE id = ?",
+            (error[:500], next_attempt_at, item_id),
+        )
 
     async def desk_failed(self, item: DeskItem, error: str, now: float) -> None:
         def write(c: Connection) -> None:
-            c.execute("UPDATE desk_outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
-                      (error[:500], item.id))
-            audit_sql(c, now, "system", "desk_post_failed", f"ticket:{item.ticket_id}",
-                      {"op": item.op, "error": error[:500]})
+            c.execute(
+                "UPDATE desk_outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                (error[:500], item.id),
+            )
+            audit_sql(
+                c,
+                now,
+                "system",
+                "desk_post_failed",
+                f"ticket:{item.ticket_id}",
+                {"op": item.op, "error": error[:500]},
+            )
 
         await self.db.run(write)
 
     # -- deadlines ---------------------------------------------------------------------------
 
     async def remind_due(self, now: float, reminder: Callable[[int, float], str]) -> list[int]:
-        """Tickets past their reminder time with no human answer: mark reminded (once), queue the ping with
-        ``reminder(ticket_id, seconds_until_timeout)``, audit. One transaction; returns the tickets reminded."""
+        """Tickets past their reminder time with no human answer: mark reminded (once), queue the
+        ping with ``reminder(ticket_id, seconds_until_timeout)``, audit. One transaction; returns
+        the tickets reminded."""
 
         def write(c: Connection) -> list[int]:
             done = []
             for ticket_id, timeout_due_at in c.execute(
-                    "SELECT id, timeout_due_at FROM tickets WHERE reminded_at IS NULL AND reminder_due_at <= ?"
-                    " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
-                if c.execute("UPDATE tickets SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL",
-                             (now, ticket_id)).rowcount:
-                    desk_post_sql(c, ticket_id, DeskOp.PING, now, reminder(ticket_id, (timeout_due_at or now) - now))
+                "SELECT id, timeout_due_at FROM tickets WHERE reminded_at IS NULL AND"
+                " reminder_due_at <= ? AND status = 'open' AND first_response_at IS NULL",
+                (now,),
+            ).fetchall():
+                if c.execute(
+                    "UPDATE tickets SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL",
+                    (now, ticket_id),
+                ).rowcount:
+                    desk_post_sql(
+                        c,
+                        ticket_id,
+                        DeskOp.PING,
+                        now,
+                        reminder(ticket_id, (timeout_due_at or now) - now),
+                    )
                     audit_sql(c, now, "system", "ticket_reminder", f"ticket:{ticket_id}")
                     done.append(ticket_id)
             return done
 
         return await self.db.run(write)
 
-    async def time_out_due(self, now: float, customer_text: Callable[[int], str],
-                           desk_text: str) -> list[tuple[int, int]]:
-        """Tickets past their answer time with no human answer: mark timed out (once), tell the customer
-        ``customer_text(ticket_id)``, post ``desk_text`` in the thread, audit; the ticket stays open. One
-        transaction; returns (ticket, customer) of each."""
+    async def time_out_due(
+        self, now: float, customer_text: Callable[[int], str], desk_text: str
+    ) -> list[tuple[int, int]]:
+        """Tickets past their answer time with no human answer: mark timed out (once), tell the
+        customer ``customer_text(ticket_id)``, post ``desk_text`` in the thread, audit; the ticket
+        stays open. One transaction; returns (ticket, customer) of each."""
 
         def write(c: Connection) -> list[tuple[int, int]]:
             done = []
             for ticket_id, customer_id in c.execute(
-                    "SELECT id, customer_id FROM tickets WHERE timed_out_at IS NULL AND timeout_due_at <= ?"
-                    " AND status = 'open' AND first_response_at IS NULL", (now,)).fetchall():
-                if c.execute("UPDATE tickets SET timed_out_at = ? WHERE id = ? AND timed_out_at IS NULL",
-                             (now, ticket_id)).rowcount:
+                "SELECT id, customer_id FROM tickets WHERE timed_out_at IS NULL AND timeout_due_at"
+                " <= ? AND status = 'open' AND first_response_at IS NULL",
+                (now,),
+            ).fetchall():
+                if c.execute(
+                    "UPDATE tickets SET timed_out_at = ? WHERE id = ? AND timed_out_at IS NULL",
+                    (now, ticket_id),
+                ).rowcount:
                     enqueue_sql(c, customer_id, None, [customer_text(ticket_id)], now)
                     desk_post_sql(c, ticket_id, DeskOp.POST, now, desk_text)
                     audit_sql(c, now, "system", "ticket_timed_out", f"ticket:{ticket_id}")
@@ -366,10 +557,16 @@ class TicketStore:
 
         return await self.db.run(write)
 
-    async def see_thread_message(self, thread_id: int, message_id: int, now: float, *,
-                                 note: tuple[int, str, str] | None = None) -> bool:
-        """Mark a thread message handled; ``note`` (ticket, author, text): an internal note, kept (once) for the
-        ticket's transcript."""
+    async def see_thread_message(
+        self,
+        thread_id: int,
+        message_id: int,
+        now: float,
+        *,
+        note: tuple[int, str, str] | None = None,
+    ) -> bool:
+        """Mark a thread message handled; ``note`` (ticket, author, text): an internal note, kept
+        (once) for the ticket's transcript."""
 
         def write(tx: DeskTx) -> bool:
             first = tx.see_thread_message(thread_id, message_id)
@@ -379,91 +576,121 @@ class TicketStore:
 
         return await self.run(write, now)
 
-    async def transcript(self, ticket_id: int) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
-        """A ticket, its conversation's turns and its internal notes (at, author, text), in one snapshot."""
+    async def transcript(
+        self, ticket_id: int
+    ) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
+        """A ticket, its conversation's turns and its internal notes (at, author, text), in one
+        snapshot."""
 
         def read(c: Connection) -> tuple[Ticket, list[Any], list[tuple[float, str, str]]] | None:
             ticket = ticket_sql(c, ticket_id)
             if ticket is None:
                 return None
-            turns = c.execute("SELECT created_at, kind, content, data FROM turns WHERE conversation_id = ? AND kind IN"
-                              " ('customer', 'assistant', 'operator', 'system') AND status != 'ignored' ORDER BY id",
-                              (ticket.conversation_id,)).fetchall()
-            notes = c.execute("SELECT created_at, author, content FROM thread_notes WHERE ticket_id = ? ORDER BY id",
-                              (ticket_id,)).fetchall()
+            turns = c.execute(
+                "SELECT created_at, kind, content, data FROM turns WHERE conversation_id = ? AND"
+                " kind IN ('customer', 'assistant', 'operator', 'system') AND status != 'ignored'"
+                " ORDER BY id",
+                (ticket.conversation_id,),
+            ).fetchall()
+            notes = c.execute(
+                "SELECT created_at, author, content FROM thread_notes WHERE ticket_id = ? ORDER"
+                " BY id",
+                (ticket_id,),
+            ).fetchall()
             return ticket, list(turns), [(n[0], n[1], n[2]) for n in notes]
 
         return await self.db.read(read)
 
-    async def catch_up_points(self, active_since: float
-                              ) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
-        """Where reading resumes after a start: (DM channel, newest customer message stored, or None for a
-        channel never read back: then from ``active_since``) for customers who wrote since ``active_since``,
-        and (thread, newest operator message handled, else the thread's start) for every ticket still open.
-        One snapshot, taken before the gateway delivers anything new."""
+    async def catch_up_points(
+        self, active_since: float
+    ) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
+        """Where reading resumes after a start: (DM channel, newest customer message stored, or None
+        for a channel never read back: then from ``active_since``) for customers who wrote since
+        ``active_since``, and (thread, newest operator message handled, else the thread's start) for
+        every ticket still open. One snapshot, taken before the gateway delivers anything new."""
 
         def read(c: Connection) -> tuple[list[tuple[int, int | None]], list[tuple[int, int]]]:
             dms = c.execute(
-                "SELECT c.dm_channel_id, CASE WHEN c.dm_read_back = 1 THEN MAX(t.discord_message_id) END"
-                " FROM customers c JOIN turns t ON t.customer_id = c.id AND t.kind = 'customer'"
-                " AND t.discord_message_id IS NOT NULL"
-                " WHERE c.dm_channel_id IS NOT NULL AND c.agent_name IS NULL GROUP BY c.id"
-                " HAVING MAX(t.created_at) >= ?", (active_since,)).fetchall()
+                "SELECT c.dm_channel_id, CASE WHEN c.dm_read_back = 1 THEN"
+                " MAX(t.discord_message_id) END FROM customers c JOIN turns t ON t.customer_id ="
+                " c.id AND t.kind = 'customer' AND t.discord_message_id IS NOT NULL WHERE"
+                " c.dm_channel_id IS NOT NULL AND c.agent_name IS NULL GROUP BY c.id HAVING"
+                " MAX(t.created_at) >= ?",
+                (active_since,),
+            ).fetchall()
             threads = c.execute(
-                "SELECT t.thread_id, COALESCE((SELECT MAX(s.message_id) FROM thread_messages_seen s WHERE s.thread_id"
-                " = t.thread_id), t.thread_id) FROM tickets t WHERE t.thread_id IS NOT NULL"
-                f" AND t.{NOT_ENDED_SQL}").fetchall()
+                "SELECT t.thread_id, COALESCE((SELECT MAX(s.message_id) FROM thread_messages_seen"
+                " s WHERE s.thread_id = t.thread_id), t.thread_id) FROM tickets t WHERE"
+                f" t.thread_id IS NOT NULL AND t.{NOT_ENDED_SQL}"
+            ).fetchall()
             return [(r[0], r[1]) for r in dms], [(r[0], r[1]) for r in threads]
 
         return await self.db.read(read)
 
     async def known_messages(self, message_ids: Sequence[int]) -> set[int]:
-        """Which of these Discord messages were handled already (a customer's stored DM, a thread message)."""
+        """Which of these Discord messages were handled already (a customer's stored DM, a thread
+        message)."""
         if not message_ids:
             return set()
         marks = ",".join("?" * len(message_ids))
         rows = await self.db.fetchall(
             f"SELECT discord_message_id FROM turns WHERE discord_message_id IN ({marks}) UNION"
             f" SELECT message_id FROM thread_messages_seen WHERE message_id IN ({marks})",
-            [*message_ids, *message_ids])
+            [*message_ids, *message_ids],
+        )
         return {r[0] for r in rows}
 
     async def quiet_tickets(self, quiet_since: float) -> list[tuple[int, float | None, float]]:
-        """Customers' unclosed tickets with nothing said since ``quiet_since`` (no message from the customer, in
-        any conversation, and no operator's in the ticket's): (ticket, when the closing notice was sent or None,
-        last activity)."""
+        """Customers' unclosed tickets with nothing said since ``quiet_since`` (no message from the
+        customer, in any conversation, and no operator's in the ticket's): (ticket, when the closing
+        notice was sent or None, last activity)."""
         rows = await self.db.fetchall(
-            # The latest of three times, in SQL both engines speak (SQLite's MAX(a, b, c) is PostgreSQL's GREATEST).
-            "SELECT * FROM (SELECT t.id, t.auto_close_warned_at AS warned, (SELECT MAX(at) FROM (SELECT"
-            " t.created_at AS at UNION ALL SELECT MAX(u.created_at) FROM turns u WHERE u.customer_id = t.customer_id"
-            " AND u.kind = 'customer' UNION ALL SELECT MAX(o.created_at) FROM turns o"
-            " WHERE o.conversation_id = t.conversation_id AND o.kind = 'operator') AS times) AS active"
-            f" FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.{NOT_ENDED_SQL}"
-            " AND c.agent_name IS NULL AND t.created_at <= ?) AS open_tickets WHERE active <= ? OR warned IS NOT NULL",
-            (quiet_since, quiet_since))
+            # The latest of three times, in SQL both engines speak (SQLite's MAX(a, b, c) is
+            # PostgreSQL's GREATEST).
+            "SELECT * FROM (SELECT t.id, t.auto_close_warned_at AS warned, (SELECT MAX(at) FROM"
+            " (SELECT t.created_at AS at UNION ALL SELECT MAX(u.created_at) FROM turns u WHERE"
+            " u.customer_id = t.customer_id AND u.kind = 'customer' UNION ALL SELECT"
+            " MAX(o.created_at) FROM turns o WHERE o.conversation_id = t.conversation_id AND"
+            " o.kind = 'operator') AS times) AS active FROM tickets t JOIN customers c ON c.id ="
+            f" t.customer_id WHERE t.{NOT_ENDED_SQL} AND c.agent_name IS NULL AND t.created_at <="
+            " ?) AS open_tickets WHERE active <= ? OR warned IS NOT NULL",
+            (quiet_since, quiet_since),
+        )
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def dm_read_back(self, channel_id: int) -> None:
-        """A DM channel was read back once: from now on reading resumes after its newest stored message."""
-        await self.db.execute("UPDATE customers SET dm_read_back = 1 WHERE dm_channel_id = ?", (channel_id,))
+        """A DM channel was read back once: from now on reading resumes after its newest stored
+        message."""
+        await self.db.execute(
+            "UPDATE customers SET dm_read_back = 1 WHERE dm_channel_id = ?", (channel_id,)
+        )
 
     async def expiry_deadlines(self) -> list[tuple[str, float]]:
         """(job id, due) of every agent's approval request still open with an expiry."""
-        rows = await self.db.fetchall("SELECT 'agent-approval:' || id, expires_at FROM tickets WHERE status = 'open'"
-                                      " AND expires_at IS NOT NULL")
+        rows = await self.db.fetchall(
+            "SELECT 'agent-approval:' || id, expires_at FROM tickets WHERE status = 'open'"
+            " AND expires_at IS NOT NULL"
+        )
         return [(r[0], r[1]) for r in rows]
 
     async def pending_deadlines(self) -> list[tuple[str, float]]:
         """(job id, due) of every ticket deadline still to come: reminders and timeouts."""
         rows = await self.db.fetchall(
-            "SELECT 'ticket-reminder:' || id, reminder_due_at FROM tickets WHERE reminded_at IS NULL"
-            " AND reminder_due_at IS NOT NULL AND status != 'closed'"
-            " UNION ALL SELECT 'ticket-timeout:' || id, timeout_due_at FROM tickets WHERE timed_out_at IS NULL"
-            " AND timeout_due_at IS NOT NULL AND status != 'closed'")
+            "SELECT 'ticket-reminder:' || id, reminder_due_at FROM tickets WHERE reminded_at IS"
+            " NULL AND reminder_due_at IS NOT NULL AND status != 'closed' UNION ALL SELECT"
+            " 'ticket-timeout:' || id, timeout_due_at FROM tickets WHERE timed_out_at IS NULL AND"
+            " timeout_due_at IS NOT NULL AND status != 'closed'"
+        )
         return [(r[0], r[1]) for r in rows]
 
-    async def set_posted(self, ticket_id: int, *, message_id: int | None = None, thread_id: int | None = None) -> None:
+    async def set_posted(
+        self, ticket_id: int, *, message_id: int | None = None, thread_id: int | None = None
+    ) -> None:
         if message_id is not None:
-            await self.db.execute("UPDATE tickets SET staff_message_id = ? WHERE id = ?", (message_id, ticket_id))
+            await self.db.execute(
+                "UPDATE tickets SET staff_message_id = ? WHERE id = ?", (message_id, ticket_id)
+            )
         if thread_id is not None:
-            await self.db.execute("UPDATE tickets SET thread_id = ? WHERE id = ?", (thread_id, ticket_id))
+            await self.db.execute(
+                "UPDATE tickets SET thread_id = ? WHERE id = ?", (thread_id, ticket_id)
+            )

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real SQLite file, the real anthropic client against a scripted server, dpytest."""
+"""Shared fixtures: a real SQLite file, the real anthropic client against a scripted server,
+dpytest."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from tests.fake_claude import FakeClaude
 # Plain helpers (no fixtures) live in tests/support.py, so benches use them without conftest.
 from tests.support import POSTGRES_SKIP, FakeClock, postgres_schema, test_policy, test_settings
 
-# Tests that run real bot.py processes against each other (leases, kills, partitions) measure time; under
-# pytest-xdist they share one worker (--dist loadgroup in .ci/run), so two of them never compete for the cores.
+# Tests that run real bot.py processes against each other (leases, kills, partitions) measure time;
+# under pytest-xdist they share one worker (--dist loadgroup in .ci/run), so two of them never
+# compete for the cores.
 PROCESS_TESTS = ("test_failover.py", "test_real_bot_process.py")
 
 
@@ -52,7 +54,9 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     deadline = time.monotonic() + 2.0
     while True:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+        leaked = [
+            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+        ]
         if not leaked or time.monotonic() > deadline:
             break
         time.sleep(0.02)
@@ -70,7 +74,9 @@ async def fake_claude() -> AsyncIterator[FakeClaude]:
 class Harness:
     """Builds bots on one database file, as a deployment would across restarts."""
 
-    def __init__(self, tmp_path: Path, fake: FakeClaude, db_target: str | Path | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, fake: FakeClaude, db_target: str | Path | None = None
+    ) -> None:
         self.db_path = db_target or tmp_path / "handoff.db"  # a file, or a PostgreSQL URL
         self.fake = fake
         self.clock = FakeClock()
@@ -81,21 +87,38 @@ class Harness:
         self._world: dpytest_ext.World | None = None
         self._staff: list[discord.Message] = []
 
-    async def start(self, *, ai: bool = True, policy: Policy | None = None, members: int = 3,
-                    concurrency: int = 32, llm_timeout: float = 10) -> HandoffBot:
+    async def start(
+        self,
+        *,
+        ai: bool = True,
+        policy: Policy | None = None,
+        members: int = 3,
+        concurrency: int = 32,
+        llm_timeout: float = 10,
+    ) -> HandoffBot:
         self.db = await database_for(self.db_path).open()
         await shop.install(self.db)
         policy = policy or test_policy()
         claude = None
         if ai:
-            client = claude_client(api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=llm_timeout)
+            client = claude_client(
+                api_key="test-key", base_url=self.fake.url, max_retries=2, timeout=llm_timeout
+            )
             claude = Claude(client, "claude-test", concurrency)
-        # A real scheduler: deadlines are armed as in production. They are at FakeClock times (2027), so
-        # nothing fires by itself; tests move the clock and call bot.deadlines.run_due(), what a job runs.
-        bot = HandoffBot(settings=test_settings(self.db_path, api_key="k" if ai else None), policy=policy,
-                         db=self.db, claude=claude, clock=self.clock, registry=ActionRegistry().extend(shop.ACTIONS),
-                         scheduler=AsyncIOScheduler(timezone="UTC"))
-        bot.shutdown_grace_seconds = 0  # a restart in tests is abrupt, like a crash; graceful stops are tested apart
+        # A real scheduler: deadlines are armed as in production. They are at FakeClock times
+        # (2027), so nothing fires by itself; tests move the clock and call bot.deadlines.run_due(),
+        # what a job runs.
+        bot = HandoffBot(
+            settings=test_settings(self.db_path, api_key="k" if ai else None),
+            policy=policy,
+            db=self.db,
+            claude=claude,
+            clock=self.clock,
+            registry=ActionRegistry().extend(shop.ACTIONS),
+            scheduler=AsyncIOScheduler(timezone="UTC"),
+        )
+        # a restart in tests is abrupt, like a crash; graceful stops are tested apart
+        bot.shutdown_grace_seconds = 0
         await dpytest_ext.attach(bot, members=members, world=self._world)
         self.bot = bot
         self.members = self._same_people(dpytest.get_config())
@@ -103,7 +126,8 @@ class Harness:
         return bot
 
     def _same_people(self, config: Any) -> list[discord.Member]:
-        """After a restart dpytest builds a new world; bring back the customers of the last one, same ids."""
+        """After a restart dpytest builds a new world; bring back the customers of the last one,
+        same ids."""
         from discord.ext.test import backend
 
         if not self.members:
@@ -131,18 +155,27 @@ class Harness:
         await self.stop()
         return await self.start(**kwargs)
 
-    async def dm(self, member: discord.Member | int, content: str, *, attachments: list[str] | None = None,
-                 settle: bool = True) -> discord.Message:
+    async def dm(
+        self,
+        member: discord.Member | int,
+        content: str,
+        *,
+        attachments: list[str] | None = None,
+        settle: bool = True,
+    ) -> discord.Message:
         if isinstance(member, int):
             member = self.members[member]
         channel = member.dm_channel or await member.create_dm()
-        message = await dpytest.message(content, channel=channel, member=member, attachments=attachments)
+        message = await dpytest.message(
+            content, channel=channel, member=member, attachments=attachments
+        )
         if settle:
             await self.settle()
         return message
 
     async def settle(self, within: float = 20.0) -> None:
-        """Wait for every answer and delivery; a bot that never goes quiet fails the test instead of hanging CI."""
+        """Wait for every answer and delivery; a bot that never goes quiet fails the test instead of
+        hanging CI."""
         assert self.bot is not None and self.bot.engine is not None
         async with asyncio.timeout(within):
             await self.bot.engine.drain()
@@ -159,7 +192,8 @@ class Harness:
         return out
 
     def staff(self) -> list[discord.Message]:
-        """What the bot posted in the staff channel and its threads since the last call, oldest first."""
+        """What the bot posted in the staff channel and its threads since the last call, oldest
+        first."""
         self._drain()
         out, self._staff = self._staff, []
         return out
@@ -171,8 +205,9 @@ class Harness:
 
 @pytest.fixture(scope="session", autouse=True)
 def own_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Each test process works in a folder of its own: dpytest saves uploads as ./dpytest_N.dat, numbered per
-    process, so two pytest-xdist workers in one folder would overwrite (and clean up) each other's files."""
+    """Each test process works in a folder of its own: dpytest saves uploads as ./dpytest_N.dat,
+    numbered per process, so two pytest-xdist workers in one folder would overwrite (and clean up)
+    each other's files."""
     before = Path.cwd()
     os.chdir(tmp_path_factory.mktemp("cwd"))
     try:
@@ -181,13 +216,14 @@ def own_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         os.chdir(before)
 
 
-ENGINES = ["sqlite", "postgresql"]  # every test that runs a bot runs on both (PostgreSQL: where a server answers)
+# every test that runs a bot runs on both (PostgreSQL: where a server answers)
+ENGINES = ["sqlite", "postgresql"]
 
 
 @contextlib.asynccontextmanager
 async def bot_database(tmp_path: Path, engine: str) -> AsyncIterator[str | Path]:
-    """Where a test's bot keeps its data: a SQLite file, or a new schema on the PostgreSQL server that
-    HANDOFF_TEST_POSTGRES_URL names (skipped with one line when it is not set)."""
+    """Where a test's bot keeps its data: a SQLite file, or a new schema on the PostgreSQL server
+    that HANDOFF_TEST_POSTGRES_URL names (skipped with one line when it is not set)."""
     if engine == "sqlite":
         yield tmp_path / "handoff.db"
         return
@@ -206,7 +242,9 @@ async def pg_url(tmp_path: Path) -> AsyncIterator[str | Path]:
 
 
 @pytest.fixture(params=ENGINES)
-async def harness(request: pytest.FixtureRequest, tmp_path: Path, fake_claude: FakeClaude) -> AsyncIterator[Harness]:
+async def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_claude: FakeClaude
+) -> AsyncIterator[Harness]:
     async with bot_database(tmp_path, request.param) as target:
         h = Harness(tmp_path, fake_claude, target)
         yield h
@@ -216,8 +254,11 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path, fake_claude: F
         leftover.unlink()
 
 
-async def eventually(predicate: Callable[[], object], within: float = 5.0, what: str = "condition") -> None:
-    """Poll until ``predicate()`` is true; fail the test (instead of hanging) after ``within`` seconds."""
+async def eventually(
+    predicate: Callable[[], object], within: float = 5.0, what: str = "condition"
+) -> None:
+    """Poll until ``predicate()`` is true; fail the test (instead of hanging) after ``within``
+    seconds."""
     step = 0.005
     for _ in range(int(within / step)):
         if predicate():
@@ -241,7 +282,8 @@ def http_error(status: int, code: int = 0) -> discord.HTTPException:
 
 
 class SendRecorder:
-    """Wraps dpytest's send_message: records every attempt's payload and raises scripted Discord errors."""
+    """Wraps dpytest's send_message: records every attempt's payload and raises scripted Discord
+    errors."""
 
     def __init__(self, bot: HandoffBot) -> None:
         self.bot = bot
@@ -260,7 +302,8 @@ class SendRecorder:
         if failure is not None:
             raise failure
         # dpytest reads the target channel from its caller's local variable named `channel`.
-        channel = self.bot._connection._get_private_channel(channel_id) or self.bot.get_channel(channel_id)  # noqa: F841
+        dm = self.bot._connection._get_private_channel(channel_id)
+        channel = dm or self.bot.get_channel(channel_id)  # noqa: F841
         return await self._original(channel_id, params=params)
 
 

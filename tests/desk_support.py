@@ -1,4 +1,5 @@
-"""Helpers for the operator desk's tests: a started bot with customers, an operator and a stranger."""
+"""Helpers for the operator desk's tests: a started bot with customers, an operator and a
+stranger."""
 
 from __future__ import annotations
 
@@ -56,27 +57,46 @@ class Desk:
 
     async def write(self, number: int, content: str, member: discord.Member | None = None) -> None:
         """Someone writes in the ticket's thread."""
-        await dpytest.message(content, channel=await self.thread(number), member=member or self.operator)
+        await dpytest.message(
+            content, channel=await self.thread(number), member=member or self.operator
+        )
         await self.h.settle()
 
-    async def click(self, number: int, action: str, member: discord.Member | None = None,
-                    seen: list[dict[str, Any]] | None = None) -> None:
-        """A click on the ticket's button; ``seen``: the buttons as the clicker's screen still shows them."""
-        self.i.click(f"ticket:{action}:{number}", member=member or self.operator,
-                     channel=self.h.bot.get_channel(self.h.bot.settings.staff_channel_id),
-                     message=await self.staff_message(number), components=seen)
+    async def click(
+        self,
+        number: int,
+        action: str,
+        member: discord.Member | None = None,
+        seen: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """A click on the ticket's button; ``seen``: the buttons as the clicker's screen still shows
+        them."""
+        self.i.click(
+            f"ticket:{action}:{number}",
+            member=member or self.operator,
+            channel=self.h.bot.get_channel(self.h.bot.settings.staff_channel_id),
+            message=await self.staff_message(number),
+            components=seen,
+        )
 
     async def screen(self, number: int) -> list[dict[str, Any]]:
         return stored_components(await self.staff_message(number))
 
-    async def slash(self, name: str, number: int | None, /, member: discord.Member | None = None,
-                    **options: Any) -> None:
-        channel = await self.thread(number) if number else self.h.bot.get_channel(self.h.bot.settings.staff_channel_id)
+    async def slash(
+        self, name: str, number: int | None, /, member: discord.Member | None = None, **options: Any
+    ) -> None:
+        channel = (
+            await self.thread(number)
+            if number
+            else self.h.bot.get_channel(self.h.bot.settings.staff_channel_id)
+        )
         self.i.slash(name, member=member or self.operator, channel=channel, **options)
 
     async def told(self, count: int = 1) -> list[tuple[str, bool]]:
         """Wait for ``count`` more interaction answers; return all so far."""
-        await eventually(lambda: len(self.i.texts()) >= count, what=f"{count} interaction answer(s)")
+        await eventually(
+            lambda: len(self.i.texts()) >= count, what=f"{count} interaction answer(s)"
+        )
         await self.h.settle()
         return self.i.texts()
 
@@ -87,8 +107,8 @@ async def buttons(desk: Desk, number: int) -> list[str]:
 
 
 async def open_question(desk: Desk, who: int = 0) -> None:
-    """Customer ``who`` asks a question Claude sends to our team (ticket, card and thread); the DMs and staff
-    posts so far are taken."""
+    """Customer ``who`` asks a question Claude sends to our team (ticket, card and thread); the DMs
+    and staff posts so far are taken."""
     desk.h.fake.default = ask_then_wait
     await desk.h.dm(who, "is the mug dishwasher safe?")
     desk.h.sent(), desk.h.staff()
@@ -106,12 +126,16 @@ async def desk_with(harness: Harness, policy: Any) -> AsyncIterator[Desk]:
         desk.i.close()
 
 
-async def uploaded(sent: Callable[[], list[discord.Message]], what: str) -> tuple[discord.Message, str]:
-    """The one message with a file among what ``sent()`` returns (waited for), and the file's text."""
+async def uploaded(
+    sent: Callable[[], list[discord.Message]], what: str
+) -> tuple[discord.Message, str]:
+    """The one message with a file among what ``sent()`` returns (waited for), and the file's
+    text."""
     found: list[discord.Message] = []
     await eventually(lambda: found.extend(m for m in sent() if m.attachments) or found, what=what)
     [message] = found
-    saved = Path(urlparse(message.attachments[0].url).path)  # dpytest keeps an upload as a local file
+    # dpytest keeps an upload as a local file
+    saved = Path(urlparse(message.attachments[0].url).path)
     return message, saved.read_text(encoding="utf-8")  # noqa: ASYNC240 - a small local file, in a test
 
 
@@ -123,8 +147,12 @@ async def start_again(desk: Desk, **kwargs: Any) -> None:
 
 
 async def refund_ticket(desk: Desk, amount: float = 10, order_id: int = 1) -> None:
-    desk.h.fake.then(tool_calls(("issue_refund", {"order_id": order_id, "amount": amount, "reason": "arrived broken"})),
-                     text("I've sent your refund request to our team."))
+    desk.h.fake.then(
+        tool_calls(
+            ("issue_refund", {"order_id": order_id, "amount": amount, "reason": "arrived broken"})
+        ),
+        text("I've sent your refund request to our team."),
+    )
     await desk.h.dm(0, "my grinder arrived broken, refund 10 please")
 
 

@@ -29,10 +29,17 @@ class Reply:
     delay: float = 0.0
 
 
-def message(content: list[dict[str, Any]], stop_reason: str = "end_turn", model: str = "claude-test") -> dict:
+def message(
+    content: list[dict[str, Any]], stop_reason: str = "end_turn", model: str = "claude-test"
+) -> dict:
     return {
-        "id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": model,
-        "content": content, "stop_reason": stop_reason, "stop_sequence": None,
+        "id": f"msg_{next(_ids):06d}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
         "usage": {"input_tokens": 10, "output_tokens": 10},
     }
 
@@ -41,20 +48,32 @@ def text(answer: str, *, delay: float = 0.0) -> Reply:
     return Reply(body=message([{"type": "text", "text": answer}]), delay=delay)
 
 
-def tool_calls(*calls: tuple[str, dict[str, Any]], preamble: str | None = None, delay: float = 0.0) -> Reply:
+def tool_calls(
+    *calls: tuple[str, dict[str, Any]], preamble: str | None = None, delay: float = 0.0
+) -> Reply:
     content: list[dict[str, Any]] = [{"type": "text", "text": preamble}] if preamble else []
     for name, arguments in calls:
-        content.append({"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": name, "input": arguments})
+        content.append(
+            {"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": name, "input": arguments}
+        )
     return Reply(body=message(content, stop_reason="tool_use"), delay=delay)
 
 
-ERROR_TYPES = {400: "invalid_request_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 
 
 def error(status: int, *, retry_after_ms: int = 1) -> Reply:
     kind = ERROR_TYPES.get(status, "api_error")
-    return Reply(status=status, body={"type": "error", "error": {"type": kind, "message": f"scripted {status}"}},
-                 headers={"retry-after-ms": str(retry_after_ms)})
+    return Reply(
+        status=status,
+        body={"type": "error", "error": {"type": kind, "message": f"scripted {status}"}},
+        headers={"retry-after-ms": str(retry_after_ms)},
+    )
 
 
 def last_user_text(request: dict[str, Any]) -> str:
@@ -75,7 +94,9 @@ def echo(request: dict[str, Any]) -> Reply:
 
 
 class FakeClaude:
-    def __init__(self, *, latency: float = 0.0, default: Callable[[dict[str, Any]], Reply] = echo) -> None:
+    def __init__(
+        self, *, latency: float = 0.0, default: Callable[[dict[str, Any]], Reply] = echo
+    ) -> None:
         self.latency = latency
         self.default = default
         self.script: deque[Reply | Callable[[dict[str, Any]], Reply]] = deque()
@@ -105,8 +126,12 @@ class FakeClaude:
             self.in_flight -= 1
         self.statuses.append(reply.status)
         headers = {"request-id": f"req_{next(_ids)}", **reply.headers}
-        return web.Response(status=reply.status, text=json.dumps(reply.body), content_type="application/json",
-                            headers=headers)
+        return web.Response(
+            status=reply.status,
+            text=json.dumps(reply.body),
+            content_type="application/json",
+            headers=headers,
+        )
 
     async def start(self, port: int = 0) -> str:
         app = web.Application()

@@ -1,9 +1,10 @@
 """Print the URL of a PostgreSQL server the tests may use, or nothing.
 
-The README's test command runs ``export HANDOFF_TEST_POSTGRES_URL=$(.venv/bin/python -m tests.postgres_url)``:
-on the development and CI machines PostgreSQL answers on 127.0.0.1:5432 (trust authentication, database
-``test``), and the PostgreSQL tests run; elsewhere this prints nothing and they are skipped with one line.
-An URL already in HANDOFF_TEST_POSTGRES_URL is kept as it is.
+The README's test command runs ``export HANDOFF_TEST_POSTGRES_URL=$(.venv/bin/python -m
+tests.postgres_url)``: on the development and CI machines PostgreSQL answers on 127.0.0.1:5432
+(trust authentication, database ``test``), and the PostgreSQL tests run; elsewhere this prints
+nothing and they are skipped with one line. An URL already in HANDOFF_TEST_POSTGRES_URL is kept as
+it is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import getpass
 import os
 import sys
 
-CANDIDATES = [f"postgresql://{user}@127.0.0.1:5432/test" for user in dict.fromkeys((getpass.getuser(), "postgres"))]
+CANDIDATES = [
+    f"postgresql://{user}@127.0.0.1:5432/test"
+    for user in dict.fromkeys((getpass.getuser(), "postgres"))
+]
 
 
 async def usable(url: str) -> bool:
@@ -37,7 +41,10 @@ async def main() -> int:
             print(url)
             return 0
     if given:
-        print(f"HANDOFF_TEST_POSTGRES_URL={given} does not answer; PostgreSQL tests will be skipped", file=sys.stderr)
+        print(
+            f"HANDOFF_TEST_POSTGRES_URL={given} does not answer; PostgreSQL tests will be skipped",
+            file=sys.stderr,
+        )
     return 0
 
 

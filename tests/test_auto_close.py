@@ -1,4 +1,5 @@
-"""Quiet tickets: "anything else?" after [desk] auto_close_hours, closed after the grace time, across a restart."""
+"""Quiet tickets: "anything else?" after [desk] auto_close_hours, closed after the grace time,
+across a restart."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ async def test_a_quiet_ticket_is_warned_then_closed_even_across_a_restart(harnes
     await harness.bot.deadlines.run_due()  # a second run sends nothing more
     await harness.settle()
     [warning] = [m for m in harness.sent() if "Anything else" in m.content]
-    assert warning.content.startswith("Anything else about ticket #1? If not, it closes in 12 hours")
+    assert warning.content.startswith(
+        "Anything else about ticket #1? If not, it closes in 12 hours"
+    )
     await harness.restart(policy=policy)
     harness.clock.advance(12 * 3600 + 1)
     await harness.bot.deadlines.run_due()

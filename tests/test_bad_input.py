@@ -1,4 +1,5 @@
-"""Bad or unusual input from Discord: every case gets a clear answer or is ignored on purpose, and nothing is lost."""
+"""Bad or unusual input from Discord: every case gets a clear answer or is ignored on purpose, and
+nothing is lost."""
 
 from __future__ import annotations
 
@@ -58,7 +59,9 @@ async def test_messages_from_bots_and_guild_channels_are_ignored(harness):
     other_bot.bot = True
     dm = await other_bot.create_dm()
     backend.make_message("I am a bot", other_bot, dm)
-    await dpytest.message("hello from the guild", channel=dpytest.get_config().channels[0], member=harness.members[0])
+    await dpytest.message(
+        "hello from the guild", channel=dpytest.get_config().channels[0], member=harness.members[0]
+    )
     await harness.settle()
     assert harness.sent() == []
     assert harness.fake.requests == []
@@ -77,7 +80,10 @@ async def test_the_bot_never_answers_itself(harness):
 async def test_unusual_text_is_kept_verbatim_and_never_pings(harness):
     await harness.start()
     recorder = SendRecorder(harness.bot)
-    weird = "@everyone @here <@123456789012345678> **bold** `code` 😀👍🏽 zero\u200bwidth \u202eRTL\u202c שלום مرحبا"
+    weird = (
+        "@everyone @here <@123456789012345678> **bold** `code` 😀👍🏽 zero\u200bwidth"
+        " \u202eRTL\u202c שלום مرحبا"
+    )
     harness.fake.then(text(f"Echo: {weird}"))
     await harness.dm(0, weird)
     assert harness.fake.requests[0]["messages"][0]["content"][0]["text"] == weird
@@ -86,14 +92,17 @@ async def test_unusual_text_is_kept_verbatim_and_never_pings(harness):
     [reply] = harness.sent()
     assert reply.content == f"Echo: {weird}"
     [payload] = recorder.attempts
-    assert payload["allowed_mentions"] == {"parse": []}, "nothing the customer or Claude writes can ping anyone"
+    assert payload["allowed_mentions"] == {"parse": []}, (
+        "nothing the customer or Claude writes can ping anyone"
+    )
 
 
 async def test_a_redelivered_discord_message_is_not_answered_twice(harness):
     await harness.start()
     harness.fake.then(text("Once."))
     message = await harness.dm(0, "hello")
-    # The gateway can deliver an event again (e.g. after a resume): dispatch the same message id once more.
+    # The gateway can deliver an event again (e.g. after a resume): dispatch the same message id
+    # once more.
     harness.bot.dispatch("message", message)
     await dpytest.run_all_events()
     await harness.settle()
@@ -113,4 +122,5 @@ async def test_a_conversation_ends_after_the_idle_time(harness):
     assert len(conversations) == 2 and conversations[0][1] is not None
     assert len(harness.fake.requests[1]["messages"]) == 3
     assert harness.fake.requests[2]["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "third, new conversation"}]}]
+        {"role": "user", "content": [{"type": "text", "text": "third, new conversation"}]}
+    ]

@@ -1,4 +1,5 @@
-"""One-time codes: enrolment, challenges for destructive actions, limits, expiry, restarts, and secrecy."""
+"""One-time codes: enrolment, challenges for destructive actions, limits, expiry, restarts, and
+secrecy."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ SUBSCRIPTION = "SELECT status FROM shop_subscriptions WHERE discord_user_id = ?"
 
 # -- the rules, without Discord ----------------------------------------------------------------
 
+
 def test_codes_match_the_current_step_or_one_either_side_and_never_an_old_step():
     secret = pyotp.random_base32()
     totp = pyotp.TOTP(secret)
@@ -34,9 +36,18 @@ def test_codes_match_the_current_step_or_one_either_side_and_never_an_old_step()
     assert matching_step(secret, totp.at(now - 60), now, 0) is None, "two steps: refused"
     assert matching_step(secret, totp.at(now + 60), now, 0) is None
     assert matching_step(secret, totp.at(now), now, step) is None, "accepted once: never again"
-    assert matching_step(secret, totp.at(now - 30), now, step) is None, "older than the last accepted"
-    assert matching_step(secret, "12345", now, 0) is None and matching_step(secret, "abcdef", now, 0) is None
-    assert code_in(" 123456 ") == "123456" and code_in("123456 please") is None and code_in("1234567") is None
+    assert matching_step(secret, totp.at(now - 30), now, step) is None, (
+        "older than the last accepted"
+    )
+    assert (
+        matching_step(secret, "12345", now, 0) is None
+        and matching_step(secret, "abcdef", now, 0) is None
+    )
+    assert (
+        code_in(" 123456 ") == "123456"
+        and code_in("123456 please") is None
+        and code_in("1234567") is None
+    )
 
 
 def test_secrets_are_sealed_and_only_the_same_key_opens_them():
@@ -48,6 +59,7 @@ def test_secrets_are_sealed_and_only_the_same_key_opens_them():
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
 
 def code(secret: str, h: Harness, offset_steps: int = 0) -> str:
     return pyotp.TOTP(secret).at(h.clock.now() + offset_steps * 30)
@@ -71,7 +83,10 @@ async def enrol(h: Harness, who: int = 0) -> str:
 
 
 async def ask_to_cancel_subscription(h: Harness, who: int = 0) -> None:
-    h.fake.then(tool_calls(("cancel_subscription", {"subscription_id": who + 1})), text("Please send your code."))
+    h.fake.then(
+        tool_calls(("cancel_subscription", {"subscription_id": who + 1})),
+        text("Please send your code."),
+    )
     await h.dm(who, "cancel my subscription")
 
 
@@ -82,13 +97,19 @@ async def subscription(h: Harness, who: int = 0) -> str | None:
 
 # -- enrolment -----------------------------------------------------------------------------------
 
-async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_when_confirmed(harness):
+
+async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_when_confirmed(
+    harness,
+):
     h = harness
     await h.start()
     await h.dm(0, "enrol")
     [setup] = h.sent()
     first = key_in(setup)
-    assert f"otpauth://totp/Example%20Shop:TestUser0?secret={first}&issuer=Example%20Shop" in setup.content
+    assert (
+        f"otpauth://totp/Example%20Shop:TestUser0?secret={first}&issuer=Example%20Shop"
+        in setup.content
+    )
     png = sorted(Path(".").glob("dpytest_*.dat"), key=lambda p: p.stat().st_mtime)[-1].read_bytes()  # noqa: ASYNC240
     assert png.startswith(b"\x89PNG\r\n\x1a\n"), "the QR code is a PNG"
     await h.dm(0, "000000" if code(first, h) != "000000" else "111111")
@@ -100,7 +121,9 @@ async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_
 
     h.clock.advance(30)
     await h.dm(0, "enrol")  # a new phone: a code from the current one first
-    assert h.sent()[0].content.startswith("You already have an authenticator set up. To replace it, first send")
+    assert h.sent()[0].content.startswith(
+        "You already have an authenticator set up. To replace it, first send"
+    )
     await h.dm(0, code(first, h))
     [setup2] = h.sent()
     second = key_in(setup2)
@@ -113,9 +136,13 @@ async def test_enrolment_needs_a_valid_first_code_and_reenrolment_replaces_only_
     await h.dm(0, code(second, h))
     assert h.sent()[0].content.startswith("Your authenticator was replaced")
     [row] = await h.fetch("SELECT secret, pending_secret FROM mfa_secrets")
-    assert SecretBox(TEST_SECRET_KEY).open(row["secret"]) == second and row["pending_secret"] is None
+    assert (
+        SecretBox(TEST_SECRET_KEY).open(row["secret"]) == second and row["pending_secret"] is None
+    )
     history = [m.id async for m in setup2.channel.history(limit=50)]
-    assert setup.id not in history and setup2.id not in history, "the keys left the DM once confirmed"
+    assert setup.id not in history and setup2.id not in history, (
+        "the keys left the DM once confirmed"
+    )
 
 
 async def test_the_discord_session_alone_cannot_replace_the_authenticator(harness):
@@ -124,8 +151,13 @@ async def test_the_discord_session_alone_cannot_replace_the_authenticator(harnes
     secret = await enrol(h)
     await h.dm(0, "enrol")  # whoever holds the session, without the phone
     [told] = h.sent()
-    assert "first send the 6-digit code your current app shows" in told.content and not told.attachments
-    assert [r[0] for r in await h.fetch("SELECT pending_secret FROM mfa_secrets")] == [None], "no new key was made"
+    assert (
+        "first send the 6-digit code your current app shows" in told.content
+        and not told.attachments
+    )
+    assert [r[0] for r in await h.fetch("SELECT pending_secret FROM mfa_secrets")] == [None], (
+        "no new key was made"
+    )
     guess = "000000" if code(secret, h) != "000000" else "111111"
     await h.dm(0, guess)
     assert h.sent()[0].content.startswith("That isn't the code your current authenticator shows")
@@ -139,8 +171,12 @@ async def test_the_discord_session_alone_cannot_replace_the_authenticator(harnes
     await h.dm(0, code(secret, h))  # even the right code: locked
     assert [r[0] for r in await h.fetch("SELECT pending_secret FROM mfa_secrets")] == [None]
     [row] = await h.fetch("SELECT secret FROM mfa_secrets")
-    assert SecretBox(TEST_SECRET_KEY).open(row["secret"]) == secret, "the authenticator is still the customer's"
-    actions = [r[0] for r in await h.fetch("SELECT action FROM audit WHERE action LIKE 'mfa_replace%'")]
+    assert SecretBox(TEST_SECRET_KEY).open(row["secret"]) == secret, (
+        "the authenticator is still the customer's"
+    )
+    actions = [
+        r[0] for r in await h.fetch("SELECT action FROM audit WHERE action LIKE 'mfa_replace%'")
+    ]
     assert "mfa_replacement_asked" in actions and "mfa_replacement_code_wrong" in actions
     assert "mfa_replaced" not in actions
 
@@ -179,23 +215,29 @@ async def test_enrol_slash_command_in_a_dm(desk):
 
     h.clock.advance(30)
     desk.i.responses.clear()
-    desk.i.slash("enrol", member=customer, channel=channel, guild_command=False)  # again: the current code first
+    # again: the current code first
+    desk.i.slash("enrol", member=customer, channel=channel, guild_command=False)
     await eventually(lambda: [r for r in desk.i.responses if r.get("followup")], what="the answer")
     [data] = [r["data"] for r in desk.i.responses if r.get("followup")]
-    assert data["content"].startswith("You already have an authenticator") and not data.get("attachments")
+    assert data["content"].startswith("You already have an authenticator") and not data.get(
+        "attachments"
+    )
     await h.settle()
     assert "first send the 6-digit code" in h.sent()[-1].content
 
 
 # -- challenges ----------------------------------------------------------------------------------
 
-async def test_a_destructive_action_runs_once_after_a_correct_code_and_the_code_never_reaches_claude(harness):
+
+async def test_a_destructive_action_runs_once_after_a_correct_code_never_shown_to_claude(harness):
     h = harness
     await h.start()
     secret = await enrol(h)
     await ask_to_cancel_subscription(h)
     prompt, _ = h.sent()
-    assert "This needs a one-time code:" in prompt.content and "- subscription id: 1" in prompt.content
+    assert (
+        "This needs a one-time code:" in prompt.content and "- subscription id: 1" in prompt.content
+    )
     assert await subscription(h) != "cancelled", "nothing runs before the code"
     used = code(secret, h)
     await h.dm(0, used)
@@ -205,7 +247,9 @@ async def test_a_destructive_action_runs_once_after_a_correct_code_and_the_code_
     h.fake.then(text("Anything else?"))
     await h.dm(0, "thanks")
     history = json.dumps(h.fake.requests[-1]["messages"])
-    assert used not in history and "[one-time code]" in history and "correct one-time code" in history
+    assert (
+        used not in history and "[one-time code]" in history and "correct one-time code" in history
+    )
     stored = [r[0] for r in await h.fetch("SELECT content FROM turns WHERE kind = 'customer'")]
     assert used not in stored and "[one-time code]" in stored
 
@@ -230,7 +274,10 @@ async def test_wrong_replayed_and_drifted_codes(harness):
     await h.dm(0, code(secret, h))  # older than the last accepted step
     assert h.sent()[0].content == "That code isn't right. 1 more tries."
     await h.dm(0, "000000" if code(secret, h, +2) != "000000" else "111111")
-    assert h.sent()[0].content == "Too many wrong codes, so I cancelled it (Delete the account). Nothing was done."
+    assert (
+        h.sent()[0].content
+        == "Too many wrong codes, so I cancelled it (Delete the account). Nothing was done."
+    )
     assert (await h.fetch("SELECT deleted_at FROM shop_accounts"))[0][0] is None
     await h.dm(0, code(secret, h, +2))
     assert h.sent()[0].content.startswith("No code was asked for just now")
@@ -240,12 +287,14 @@ async def test_ten_wrong_codes_in_an_hour_lock_codes_until_an_operator_unlocks(h
     from tests.desk_support import desk_with
     from tests.support import test_policy
 
-    # Every message counts toward [abuse] messages_per_minute, codes too: off here, where a test sends a
-    # minute's worth of codes within a second.
+    # Every message counts toward [abuse] messages_per_minute, codes too: off here, where a test
+    # sends a minute's worth of codes within a second.
     async with desk_with(harness, test_policy(abuse={"messages_per_minute": 0})) as desk:
         h = desk.h
         secret = await enrol(h)
-        wrong = "000000" if "000000" not in {code(secret, h, d) for d in range(-1, 30)} else "999999"
+        wrong = (
+            "000000" if "000000" not in {code(secret, h, d) for d in range(-1, 30)} else "999999"
+        )
         for _ in range(4):  # 3 + 3 + 3 + 1 wrong codes over four requests
             await ask_to_cancel_subscription(h)
             for _ in range(3):
@@ -288,7 +337,9 @@ async def test_a_correct_code_after_the_expiry_is_refused_also_when_the_bot_was_
     await start_again(desk)
     h.clock.advance(5 * 60 + 1)
     await start_again(desk)  # down across the expiry: start-up ends it and tells the customer
-    told = await h.fetch("SELECT content FROM outbox WHERE status = 'sent' ORDER BY id DESC LIMIT 1")
+    told = await h.fetch(
+        "SELECT content FROM outbox WHERE status = 'sent' ORDER BY id DESC LIMIT 1"
+    )
     assert "expired" in told[0][0]
     await h.dm(0, code(secret, h))
     assert h.sent()[-1].content.startswith("No code was asked for just now")
@@ -305,7 +356,10 @@ async def test_a_restart_in_the_middle_of_a_challenge_and_two_codes_at_once(desk
         await h.dm(0, value, settle=False)
     await h.settle()
     done = [m.content for m in h.sent()].count("Code accepted. Done: Cancel a subscription.")
-    assert done == 1 and len(await h.fetch("SELECT 1 FROM audit WHERE action = 'action_executed'")) == 1
+    assert (
+        done == 1
+        and len(await h.fetch("SELECT 1 FROM audit WHERE action = 'action_executed'")) == 1
+    )
 
 
 async def test_cancel_button_and_only_the_customer_can_press_it(desk):
@@ -326,7 +380,9 @@ async def test_mfa_reset_by_an_operator_is_audited_and_the_customer_told(desk):
     h = desk.h
     await enrol(h)
     await desk.slash("mfa-reset", None, customer=h.members[0])
-    assert (await desk.told(1))[0][0] == "Their authenticator setup was removed. They have been told."
+    assert (await desk.told(1))[0][
+        0
+    ] == "Their authenticator setup was removed. They have been told."
     assert "reset your authenticator" in h.sent()[-1].content
     [audit] = await h.fetch("SELECT actor FROM audit WHERE action = 'mfa_reset'")
     assert audit[0] == f"operator:{desk.operator.id}"
@@ -366,7 +422,8 @@ async def test_a_pending_request_without_a_setup_takes_the_new_setups_first_code
     secret = await enrol(h)
     await ask_to_cancel_subscription(h)
     h.sent()
-    await h.db.execute("UPDATE mfa_secrets SET secret = NULL")  # a setup gone while the request waits
+    # a setup gone while the request waits
+    await h.db.execute("UPDATE mfa_secrets SET secret = NULL")
     await h.dm(0, "enrol")
     [setup] = h.sent()
     new_secret = key_in(setup)
@@ -383,7 +440,9 @@ async def everything_stored(target) -> bytes:
 
     conn = await asyncpg.connect(target)
     try:
-        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        )
         rows = [await conn.fetch(f"SELECT t::text FROM {r[0]} t") for r in tables]
     finally:
         await conn.close()
@@ -427,7 +486,8 @@ async def test_large_approvals_need_the_operators_own_code(harness):
     h.members[2] = make_operator(h.bot, h.members[2])
     desk = Desk(h, Interactions(h.bot))
     try:
-        operator_secret = await enrol(h, who=2)  # operators enrol like customers: DM the bot "enrol"
+        # operators enrol like customers: DM the bot "enrol"
+        operator_secret = await enrol(h, who=2)
         await refund_ticket(desk, amount=80, order_id=2)  # the grinder, $89
         await desk.click(1, "approve")
         await eventually(lambda: desk.i.responses, what="the code form")
@@ -437,11 +497,20 @@ async def test_large_approvals_need_the_operators_own_code(harness):
         assert "needs your own one-time code" in (await desk.told(1))[-1][0]
         wrong = "000000" if code(operator_secret, h) != "000000" else "111111"
         thread = await desk.thread(1)
-        desk.i.submit_modal("ticket:approve-code:1", {"__operator_code": wrong}, member=desk.operator, channel=thread)
+        desk.i.submit_modal(
+            "ticket:approve-code:1",
+            {"__operator_code": wrong},
+            member=desk.operator,
+            channel=thread,
+        )
         assert (await desk.told(2))[-1][0].startswith("Not approved: that code is not right")
         assert await refunded_cents(h) == 0
-        desk.i.submit_modal("ticket:approve-code:1", {"__operator_code": code(operator_secret, h)},
-                            member=desk.operator, channel=thread)
+        desk.i.submit_modal(
+            "ticket:approve-code:1",
+            {"__operator_code": code(operator_secret, h)},
+            member=desk.operator,
+            channel=thread,
+        )
         assert (await desk.told(3))[-1][0].startswith("Approved and done")
         assert await refunded_cents(h) == 8000
 
@@ -463,7 +532,15 @@ async def test_a_code_typed_as_the_app_shows_it_is_a_code_and_never_stored(harne
     typed = shown.format(a=used[:3], b=used[3:])
     await h.dm(0, typed)
     assert h.sent()[0].content == "Code accepted. Done: Cancel a subscription."
-    rows = await h.fetch("SELECT content, one_time_code FROM turns WHERE kind = 'customer' ORDER BY id")
+    rows = await h.fetch(
+        "SELECT content, one_time_code FROM turns WHERE kind = 'customer' ORDER BY id"
+    )
     assert (rows[-1][0], rows[-1][1]) == ("[one-time code]", 1)
-    everything = json.dumps([list(r) for r in await h.fetch("SELECT * FROM turns")]) + json.dumps(h.fake.requests)
-    assert typed.strip() not in everything and used not in everything and used[:3] + " " not in everything
+    everything = json.dumps([list(r) for r in await h.fetch("SELECT * FROM turns")]) + json.dumps(
+        h.fake.requests
+    )
+    assert (
+        typed.strip() not in everything
+        and used not in everything
+        and used[:3] + " " not in everything
+    )

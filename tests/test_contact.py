@@ -8,20 +8,27 @@ from tests.fake_claude import text
 
 async def test_an_operator_writes_first_and_the_reply_comes_to_the_thread(desk):
     h = desk.h
-    await desk.slash("contact", None, user=h.members[1], message="Hi! Your order 4411 is delayed by a day.")
+    await desk.slash(
+        "contact", None, user=h.members[1], message="Hi! Your order 4411 is delayed by a day."
+    )
     [(said, _)] = await desk.told(1)
     assert said.startswith("Sent to") and "as ticket #1" in said
     await eventually(lambda: h.bot.outbox.busy is False, what="the DM")
     await h.settle()
     [dm] = h.sent()
     assert "Your order 4411 is delayed by a day." in dm.content
-    [(channel,)] = await h.fetch("SELECT dm_channel_id FROM customers WHERE discord_id = ?", (h.members[1].id,))
+    [(channel,)] = await h.fetch(
+        "SELECT dm_channel_id FROM customers WHERE discord_id = ?", (h.members[1].id,)
+    )
     assert dm.channel.id == channel  # a DM opened once, and kept
     row = await desk.ticket(1)
     assert row["source"] == "operator" and row["takeover_by"] == desk.operator.id
     h.fake.then(text("should not be asked"))
     await h.dm(1, "Thanks, no problem")
-    await eventually(lambda: any("Thanks, no problem" in m.content for m in h.staff()), what="the reply in the thread")
+    await eventually(
+        lambda: any("Thanks, no problem" in m.content for m in h.staff()),
+        what="the reply in the thread",
+    )
     assert h.fake.requests == []  # the operator is talking with them: Claude stays out
 
 

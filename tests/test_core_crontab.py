@@ -24,20 +24,23 @@ def next_days(expression: str, count: int = 7) -> list[str]:
     return fires
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ("0 9 * * 1", ["Mon 09:00"] * 3),
-    ("0 9 * * 0", ["Sun 09:00"] * 3),
-    ("0 9 * * 7", ["Sun 09:00"] * 3),
-    ("0 9 * * 1-5", ["Tue 09:00", "Wed 09:00", "Thu 09:00", "Fri 09:00", "Mon 09:00"]),
-    ("0 9 * * 5-7", ["Fri 09:00", "Sat 09:00", "Sun 09:00", "Fri 09:00"]),
-    ("0 9 * * 0,6", ["Sat 09:00", "Sun 09:00", "Sat 09:00"]),
-    ("0 9 * * */2", ["Tue 09:00", "Thu 09:00", "Sat 09:00", "Sun 09:00", "Tue 09:00"]),
-    ("0 9 * * 1/3", ["Thu 09:00", "Mon 09:00", "Thu 09:00"]),
-    ("30 8 * * mon-fri", ["Tue 08:30", "Wed 08:30", "Thu 08:30", "Fri 08:30", "Mon 08:30"]),
-    ("0 9 * * MON,3", ["Wed 09:00", "Mon 09:00", "Wed 09:00"]),
-    ("0 9 * * *", ["Tue 09:00", "Wed 09:00"]),
-    ("0 18 * * 1", ["Mon 18:00", "Mon 18:00"]),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("0 9 * * 1", ["Mon 09:00"] * 3),
+        ("0 9 * * 0", ["Sun 09:00"] * 3),
+        ("0 9 * * 7", ["Sun 09:00"] * 3),
+        ("0 9 * * 1-5", ["Tue 09:00", "Wed 09:00", "Thu 09:00", "Fri 09:00", "Mon 09:00"]),
+        ("0 9 * * 5-7", ["Fri 09:00", "Sat 09:00", "Sun 09:00", "Fri 09:00"]),
+        ("0 9 * * 0,6", ["Sat 09:00", "Sun 09:00", "Sat 09:00"]),
+        ("0 9 * * */2", ["Tue 09:00", "Thu 09:00", "Sat 09:00", "Sun 09:00", "Tue 09:00"]),
+        ("0 9 * * 1/3", ["Thu 09:00", "Mon 09:00", "Thu 09:00"]),
+        ("30 8 * * mon-fri", ["Tue 08:30", "Wed 08:30", "Thu 08:30", "Fri 08:30", "Mon 08:30"]),
+        ("0 9 * * MON,3", ["Wed 09:00", "Mon 09:00", "Wed 09:00"]),
+        ("0 9 * * *", ["Tue 09:00", "Wed 09:00"]),
+        ("0 18 * * 1", ["Mon 18:00", "Mon 18:00"]),
+    ],
+)
 def test_next_fire_times(expression, expected):
     assert next_days(expression, len(expected)) == expected
 

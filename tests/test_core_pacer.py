@@ -1,4 +1,5 @@
-"""The pacer's decisions on a fake clock: pace, priorities, route buckets, global holds, typing dropped."""
+"""The pacer's decisions on a fake clock: pace, priorities, route buckets, global holds, typing
+dropped."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ MSG = "POST /channels/1/messages"
 
 
 def drain(schedule: Schedule, until: float, step: float = 0.001) -> list[tuple[float, str, int]]:
-    """Run the schedule on a fake clock; every grant finishes at once. (time, route, priority) per grant."""
+    """Run the schedule on a fake clock; every grant finishes at once. (time, route, priority) per
+    grant."""
     now, sent = 0.0, []
     while now <= until:
         granted, _, _ = schedule.release(now)
@@ -63,13 +65,18 @@ def test_typing_no_longer_wanted_is_dropped_without_spending_a_turn():
     answer_sent = True
     schedule.buckets.finish(MSG)
     granted, dropped, wake = schedule.release(0.2)
-    assert granted == [] and [t.route for t in dropped] == ["POST /channels/1/typing"] and wake is None
+    assert (
+        granted == [] and [t.route for t in dropped] == ["POST /channels/1/typing"] and wake is None
+    )
 
 
 def test_an_announced_bucket_holds_its_route_and_the_turn_goes_to_another():
     schedule = Schedule(100)
-    schedule.buckets.update(MSG, {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
-                                  "X-RateLimit-Reset-After": "2.5"}, 0.0)
+    schedule.buckets.update(
+        MSG,
+        {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "2.5"},
+        0.0,
+    )
     schedule.add(MSG, Priority.ANSWER, 0.0)
     schedule.add("POST /channels/2/messages", Priority.POST, 0.0)
     granted, _, wake = schedule.release(0.0)
@@ -95,7 +102,11 @@ def test_a_route_not_announced_yet_takes_one_request_at_a_time():
 
 def test_requests_in_flight_count_against_the_remaining():
     buckets = RouteBuckets()
-    buckets.update(MSG, {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "2", "X-RateLimit-Reset-After": "5"}, 0)
+    buckets.update(
+        MSG,
+        {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "2", "X-RateLimit-Reset-After": "5"},
+        0,
+    )
     buckets.start(MSG)
     buckets.start(MSG)
     assert not buckets.available(MSG, 1.0)
@@ -146,5 +157,3 @@ def test_the_day_rolls_over():
     pacer.figures().paced = 7
     clock[0] += 86400
     assert pacer.figures().paced == 0
-
-

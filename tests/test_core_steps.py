@@ -1,4 +1,5 @@
-"""The step-kind registry: every strategy but execute has exactly one kind, checked when Handoff is built."""
+"""The step-kind registry: every strategy but execute has exactly one kind, checked when Handoff is
+built."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ class Kind:
 
 
 def test_each_strategy_finds_its_kind():
-    confirm, code, operator = Kind("confirm", "confirm_details"), Kind("code"), Kind("approval", "human")
+    confirm, code, operator = (
+        Kind("confirm", "confirm_details"),
+        Kind("code"),
+        Kind("approval", "human"),
+    )
     kinds = StepKinds([confirm, code, operator])
     assert kinds.for_strategy("confirm_details") is confirm
     assert kinds.for_strategy("code") is code
@@ -41,14 +46,18 @@ def test_a_strategy_without_a_kind_is_refused_at_build_time():
 
 def test_two_kinds_for_one_strategy_are_refused():
     with pytest.raises(ValueError, match="strategy 'code' has two step kinds"):
-        StepKinds([Kind("confirm", "confirm_details", "code"), Kind("code"), Kind("approval", "human")])
+        StepKinds(
+            [Kind("confirm", "confirm_details", "code"), Kind("code"), Kind("approval", "human")]
+        )
 
 
 @pytest.mark.parametrize("strategy", ["execute", "refund"])
 def test_a_kind_cannot_claim_execute_or_an_unknown_strategy(strategy):
     assert "execute" in STRATEGIES
     with pytest.raises(ValueError, match=f"unknown strategy '{strategy}'"):
-        StepKinds([Kind("confirm", "confirm_details"), Kind("code", strategy), Kind("approval", "human")])
+        StepKinds(
+            [Kind("confirm", "confirm_details"), Kind("code", strategy), Kind("approval", "human")]
+        )
 
 
 def test_a_retired_policy_key_warns_with_its_line_and_still_loads(caplog):

@@ -14,7 +14,9 @@ from storage.conversations import Turn
 from storage.db import Database, migration_files
 
 prose = st.lists(
-    st.sampled_from(["word", "longerword", " ", " ", "\n", "\n\n", ". ", "!", "😀", "\u200b", "```", "x" * 300]),
+    st.sampled_from(
+        ["word", "longerword", " ", " ", "\n", "\n\n", ". ", "!", "😀", "\u200b", "```", "x" * 300]
+    ),
     max_size=400,
 ).map("".join)
 
@@ -33,7 +35,9 @@ def test_split_respects_the_limit_and_keeps_every_word(text, limit):
 def test_split_never_cuts_through_back_to_back_fences():
     text = "longerword" + "x" * 300 + "``````word"  # found by the hypothesis test above
     chunks = split_message(text, 316)
-    assert "".join(" ".join(chunks).replace("```", " ").split()) == "".join(text.replace("```", " ").split())
+    assert "".join(" ".join(chunks).replace("```", " ").split()) == "".join(
+        text.replace("```", " ").split()
+    )
 
 
 def test_split_prefers_paragraphs_then_sentences():
@@ -55,8 +59,13 @@ def _turn(i: int, kind: str, content: str = "x", data=None) -> Turn:
 def test_window_never_starts_with_an_assistant_or_tool_turn():
     use = {"blocks": [{"type": "tool_use", "id": "t1", "name": "a", "input": {}}]}
     result = {"blocks": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}
-    turns = [_turn(1, "customer", "a" * 4000), _turn(2, "tool_use", "", use), _turn(3, "tool_result", "", result),
-             _turn(4, "assistant", "b"), _turn(5, "customer", "c")]
+    turns = [
+        _turn(1, "customer", "a" * 4000),
+        _turn(2, "tool_use", "", use),
+        _turn(3, "tool_result", "", result),
+        _turn(4, "assistant", "b"),
+        _turn(5, "customer", "c"),
+    ]
     kept = window(turns, token_budget=600)
     assert [t.id for t in kept] == [5]
     messages = build_messages(window(turns, token_budget=100_000))
@@ -111,28 +120,45 @@ async def test_migration_9_keeps_every_ticket_and_reference_and_drops_the_kind_c
     path = tmp_path / "old.db"
     raw = sqlite3.connect(path)
     for number, migration in migration_files()[:8]:  # a database as version 8 left it
-        raw.executescript(f"BEGIN;\n{migration.read_text()}\nPRAGMA user_version = {number};\nCOMMIT;")
+        raw.executescript(
+            f"BEGIN;\n{migration.read_text()}\nPRAGMA user_version = {number};\nCOMMIT;"
+        )
     raw.executescript("""
         INSERT INTO customers (id, discord_id, display_name, created_at) VALUES (1, 42, 'Ada', 0);
-        INSERT INTO conversations (id, customer_id, started_at, last_activity_at) VALUES (1, 1, 0, 0);
-        INSERT INTO tickets (id, customer_id, conversation_id, kind, source, priority, status, question, thread_id,
-                             created_at, reminder_due_at, timed_out_at)
-            VALUES (7, 1, 1, 'approval', 'approval', 'urgent', 'approved', 'refund?', 555, 10, 20, 30);
-        INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at) VALUES (7, 'post', 'hi', 0, 0);
+        INSERT INTO conversations (id, customer_id, started_at, last_activity_at)
+            VALUES (1, 1, 0, 0);
+        INSERT INTO tickets (id, customer_id, conversation_id, kind, source, priority, status,
+                             question, thread_id, created_at, reminder_due_at, timed_out_at)
+            VALUES (7, 1, 1, 'approval', 'approval', 'urgent', 'approved', 'refund?', 555,
+                    10, 20, 30);
+        INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at)
+            VALUES (7, 'post', 'hi', 0, 0);
     """)
     raw.close()
     async with Database(path) as db:
         assert await db.user_version() == len(migration_files())
-        [ticket] = await db.fetchall("SELECT id, kind, status, thread_id, reminder_due_at, timed_out_at FROM tickets")
+        [ticket] = await db.fetchall(
+            "SELECT id, kind, status, thread_id, reminder_due_at, timed_out_at FROM tickets"
+        )
         assert tuple(ticket) == (7, "approval", "approved", 555, 20, 30)
         assert await db.fetchall("PRAGMA foreign_key_check") == []
         [(outbox_ticket,)] = await db.fetchall("SELECT ticket_id FROM desk_outbox")
         assert outbox_ticket == 7
         indexes = {r["name"] for r in await db.fetchall("PRAGMA index_list(tickets)")}
-        assert {"tickets_open", "tickets_customer", "tickets_created", "tickets_reminder_due", "tickets_timeout_due",
-                "tickets_summary"} <= indexes
-        await db.execute("INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question,"
-                         " created_at) VALUES (1, 1, 'callback', 'phone', 'normal', 'call me', 0)")
+        assert {
+            "tickets_open",
+            "tickets_customer",
+            "tickets_created",
+            "tickets_reminder_due",
+            "tickets_timeout_due",
+            "tickets_summary",
+        } <= indexes
+        await db.execute(
+            "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question,"
+            " created_at) VALUES (1, 1, 'callback', 'phone', 'normal', 'call me', 0)"
+        )
         with pytest.raises(sqlite3.IntegrityError):  # references are still enforced
-            await db.execute("INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at)"
-                             " VALUES (999, 'post', 'x', 0, 0)")
+            await db.execute(
+                "INSERT INTO desk_outbox (ticket_id, op, content, next_attempt_at, created_at)"
+                " VALUES (999, 'post', 'x', 0, 0)"
+            )

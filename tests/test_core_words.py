@@ -1,4 +1,5 @@
-"""The policy's word lists: whole words, simple endings, phrases; measured on the corpora in tests/data."""
+"""The policy's word lists: whole words, simple endings, phrases; measured on the corpora in
+tests/data."""
 
 from __future__ import annotations
 
@@ -14,23 +15,45 @@ LEGAL = WordList(DEFAULTS["risk"]["legal_medical_keywords"])
 HANDOVER = WordList(DEFAULTS["desk"]["handover_phrases"])
 
 
-@pytest.mark.parametrize(("text", "found"), [
-    ("I want to sue", "sue"), ("suing", "sue"), ("sue your company", "sue"), ("they sued us", "sue"),
-    ("my lawyer's letter", "lawyer"), ("two lawyers", "lawyer"), ("I got injuries", "injur*"),
-    ("I was diagnosed", "diagnos*"), ("see you in court", "in court"), ("food poisoning", "poisoning"),
-    ("food court", None), ("poison ivy spray", None), ("an issue with my order", None), ("pursue", None),
-    ("tennis court", None), ("SUE YOU", "sue"), ("I\u2019m suing", "sue"),
-])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("I want to sue", "sue"),
+        ("suing", "sue"),
+        ("sue your company", "sue"),
+        ("they sued us", "sue"),
+        ("my lawyer's letter", "lawyer"),
+        ("two lawyers", "lawyer"),
+        ("I got injuries", "injur*"),
+        ("I was diagnosed", "diagnos*"),
+        ("see you in court", "in court"),
+        ("food poisoning", "poisoning"),
+        ("food court", None),
+        ("poison ivy spray", None),
+        ("an issue with my order", None),
+        ("pursue", None),
+        ("tennis court", None),
+        ("SUE YOU", "sue"),
+        ("I\u2019m suing", "sue"),
+    ],
+)
 def test_legal_and_medical_words(text, found):
     assert LEGAL.find(text) == found
 
 
-@pytest.mark.parametrize(("text", "found"), [
-    ("talk to a human", "talk to a human"), ("Talk  to\na human please", "talk to a human"),
-    ("a humane mistake", None), ("a real personal discount", None), ("get me a real person", "real person"),
-    ("I'm a human who loves coffee", None), ("do you have a manager's special", None),
-    ("put me through to your manager", "your manager"),
-])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("talk to a human", "talk to a human"),
+        ("Talk  to\na human please", "talk to a human"),
+        ("a humane mistake", None),
+        ("a real personal discount", None),
+        ("get me a real person", "real person"),
+        ("I'm a human who loves coffee", None),
+        ("do you have a manager's special", None),
+        ("put me through to your manager", "your manager"),
+    ],
+)
 def test_handover_phrases_match_whole_words(text, found):
     assert HANDOVER.find(text) == found
 

@@ -1,4 +1,5 @@
-"""The operator desk through discord.py's own dispatch: tickets, threads, buttons, modals, slash commands."""
+"""The operator desk through discord.py's own dispatch: tickets, threads, buttons, modals, slash
+commands."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import SendRecorder, eventually, http_error
-from tests.desk_support import Desk, ask_then_wait, buttons, open_question, refund_ticket, refunded_cents, start_again
+from tests.desk_support import (
+    Desk,
+    ask_then_wait,
+    buttons,
+    open_question,
+    refund_ticket,
+    refunded_cents,
+    start_again,
+)
 from tests.dpytest_ext import (
     GLOBAL,
     Interactions,
@@ -23,35 +32,62 @@ from tests.fake_claude import error, text, tool_calls
 
 # -- questions ---------------------------------------------------------------------------------
 
-async def test_ask_human_opens_a_ticket_thread_and_the_first_operator_answer_reaches_the_customer(desk):
+
+async def test_ask_human_opens_a_ticket_thread_and_the_first_operator_answer_reaches_the_customer(
+    desk,
+):
     h = desk.h
-    h.fake.then(tool_calls(("ask_human", {"question": "What discount may this customer get?",
-                                          "reason": "not in my instructions"})),
-                text("I've asked our team about a discount."))
+    h.fake.then(
+        tool_calls(
+            (
+                "ask_human",
+                {
+                    "question": "What discount may this customer get?",
+                    "reason": "not in my instructions",
+                },
+            )
+        ),
+        text("I've asked our team about a discount."),
+    )
     await h.dm(0, "can I get a discount for my loyalty?")
 
     notice, dm = h.sent()  # the ticket number is owed when the ticket is made, before Claude's text
     assert "ticket #1" in notice.content and dm.content == "I've asked our team about a discount."
-    [result] = [b for m in h.fake.requests[1]["messages"] for b in m["content"] if b["type"] == "tool_result"]
+    [result] = [
+        b
+        for m in h.fake.requests[1]["messages"]
+        for b in m["content"]
+        if b["type"] == "tool_result"
+    ]
     assert "ticket #1" in result["content"] and not result.get("is_error")
     ticket = await desk.ticket(1)
     assert (ticket["kind"], ticket["status"], ticket["priority"]) == ("question", "open", "normal")
 
     post, *_ = h.staff()
-    assert f"<@&{h.bot.settings.operator_role_id}>" in post.content, "the operator role is mentioned"
+    assert f"<@&{h.bot.settings.operator_role_id}>" in post.content, (
+        "the operator role is mentioned"
+    )
     [embed] = post.embeds
     assert embed.title == "Ticket #1 · question · normal"
     assert embed.description == "What discount may this customer get?"
     fields = {f.name: f.value for f in embed.fields}
-    assert str(h.members[0].id) in fields["Customer"] and fields["Reason"] == "not in my instructions"
+    assert (
+        str(h.members[0].id) in fields["Customer"] and fields["Reason"] == "not in my instructions"
+    )
     assert "can I get a discount for my loyalty?" in fields["Recent conversation"]
     assert await buttons(desk, 1) == ["ticket:claim:1"]
     thread = await desk.thread(1)
-    assert thread.name == "#1 What discount may this customer get?" and thread.parent_id == post.channel.id
+    assert (
+        thread.name == "#1 What discount may this customer get?"
+        and thread.parent_id == post.channel.id
+    )
 
     await desk.write(1, "10% is fine for loyal customers")
     [answer] = h.sent()
-    assert answer.content == f"**{desk.operator.display_name}** (our team): 10% is fine for loyal customers"
+    assert (
+        answer.content
+        == f"**{desk.operator.display_name}** (our team): 10% is fine for loyal customers"
+    )
     assert (await desk.ticket(1))["status"] == "answered"
 
     await desk.write(1, "and free shipping")  # only the first message answers a question
@@ -61,7 +97,10 @@ async def test_ask_human_opens_a_ticket_thread_and_the_first_operator_answer_rea
     h.fake.then(text("Great, you have 10% off."))
     await h.dm(0, "so what's my discount?")
     history = json.dumps(h.fake.requests[-1]["messages"])
-    assert "wrote to the customer about ticket #1" in history and "10% is fine for loyal customers" in history
+    assert (
+        "wrote to the customer about ticket #1" in history
+        and "10% is fine for loyal customers" in history
+    )
 
 
 async def test_notes_and_non_operators_in_a_thread_are_never_relayed(desk):
@@ -86,11 +125,15 @@ async def test_several_customers_answered_in_another_order_each_get_their_own_an
     # a third question from the first customer while the first is still open
     await h.dm(0, "and can I change the colour?")
     h.sent(), h.staff()
-    by_question = {row["question"]: row["id"] for row in await h.fetch("SELECT id, question FROM tickets")}
+    by_question = {
+        row["question"]: row["id"] for row in await h.fetch("SELECT id, question FROM tickets")
+    }
     assert len(by_question) == 3
-    for question, answer in [("About: and can I change the colour?", "colour: yes"),
-                             ("About: do you ship to Norway?", "Norway: yes"),
-                             ("About: where is my order?", "order: tomorrow")]:
+    for question, answer in [
+        ("About: and can I change the colour?", "colour: yes"),
+        ("About: do you ship to Norway?", "Norway: yes"),
+        ("About: where is my order?", "order: tomorrow"),
+    ]:
         await desk.write(by_question[question], answer)
     got = {(m.channel.id, m.content.split(": ", 1)[1]) for m in h.sent()}
     first, second = (h.members[i].dm_channel.id for i in (0, 1))
@@ -99,7 +142,9 @@ async def test_several_customers_answered_in_another_order_each_get_their_own_an
 
 async def test_a_long_question_gets_a_thread_name_within_discords_limit(desk):
     h = desk.h
-    h.fake.then(tool_calls(("ask_human", {"question": "Why " + "very " * 60 + "long?"})), text("Asked."))
+    h.fake.then(
+        tool_calls(("ask_human", {"question": "Why " + "very " * 60 + "long?"})), text("Asked.")
+    )
     await h.dm(0, "question")
     thread = await desk.thread(1)
     assert len(thread.name) <= 100 and thread.name.startswith("#1 Why very")
@@ -107,24 +152,44 @@ async def test_a_long_question_gets_a_thread_name_within_discords_limit(desk):
 
 # -- approvals ---------------------------------------------------------------------------------
 
+
 async def test_financial_action_waits_for_approval_and_runs_once_when_approved(desk):
     h = desk.h
     await refund_ticket(desk)
     dm, _ = h.sent()
     assert "needs an operator's approval" in dm.content and "ticket #1" in dm.content
     assert "Refund an order" in dm.content
-    [result] = [b for m in h.fake.requests[1]["messages"] for b in m["content"] if b["type"] == "tool_result"]
+    [result] = [
+        b
+        for m in h.fake.requests[1]["messages"]
+        for b in m["content"]
+        if b["type"] == "tool_result"
+    ]
     assert result["content"].startswith("NOT DONE YET") and "ticket #1" in result["content"]
     ticket = await desk.ticket(1)
-    assert (ticket["kind"], ticket["priority"], ticket["action_name"]) == ("approval", "urgent", "issue_refund")
-    assert await buttons(desk, 1) == ["ticket:approve:1", "ticket:deny:1", "ticket:edit:1", "ticket:claim:1"]
+    assert (ticket["kind"], ticket["priority"], ticket["action_name"]) == (
+        "approval",
+        "urgent",
+        "issue_refund",
+    )
+    assert await buttons(desk, 1) == [
+        "ticket:approve:1",
+        "ticket:deny:1",
+        "ticket:edit:1",
+        "ticket:claim:1",
+    ]
     assert await refunded_cents(h) == 0, "nothing runs before a person approves"
 
     before = await desk.screen(1)
     await desk.click(1, "approve")
     told = await desk.told(1)
-    assert told[-1] == ("Approved and done: ticket #1 (Refund an order). The customer has been told.", True)
-    assert desk.i.responses[0]["type"] == 5, "deferred first: the action may take longer than 3 seconds"
+    assert told[-1] == (
+        "Approved and done: ticket #1 (Refund an order). The customer has been told.",
+        True,
+    )
+    assert desk.i.responses[0]["type"] == 5, (
+        "deferred first: the action may take longer than 3 seconds"
+    )
     assert await refunded_cents(h) == 1000
     [dm] = h.sent()
     assert "approved and done" in dm.content
@@ -170,15 +235,25 @@ async def test_deny_opens_a_modal_and_the_reason_reaches_the_customer_and_claude
     await eventually(lambda: desk.i.responses, what="the modal")
     modal = desk.i.responses[-1]
     assert modal["type"] == 9 and modal["data"]["custom_id"] == "ticket:deny-reason:1"
-    desk.i.submit_modal("ticket:deny-reason:1", {"reason": "the order is older than 30 days"},
-                        member=desk.operator, channel=await desk.thread(1))
+    desk.i.submit_modal(
+        "ticket:deny-reason:1",
+        {"reason": "the order is older than 30 days"},
+        member=desk.operator,
+        channel=await desk.thread(1),
+    )
     told = await desk.told(1)
     assert told == [("Denied ticket #1; the customer has been told why.", True)]
     [dm] = h.sent()
-    assert dm.content == "Your request (Refund an order, ticket #1) was not approved: the order is older than 30 days"
+    assert (
+        dm.content
+        == "Your request (Refund an order, ticket #1) was not approved: the order is older than 30"
+        " days"
+    )
     assert await refunded_cents(h) == 0
     await desk.click(1, "approve", seen=before)
-    assert (await desk.told(2))[-1][0] == f"Ticket #1 was already denied by {desk.operator.display_name}."
+    assert (await desk.told(2))[-1][
+        0
+    ] == f"Ticket #1 was already denied by {desk.operator.display_name}."
     assert await refunded_cents(h) == 0
 
     h.fake.then(text("Sorry, it was declined."))
@@ -188,35 +263,56 @@ async def test_deny_opens_a_modal_and_the_reason_reaches_the_customer_and_claude
 
 async def test_edit_and_approve_validates_the_changed_values_against_the_schema(desk):
     h = desk.h
-    h.fake.then(tool_calls(("apply_discount", {"percent": 30, "reason": "loyal customer"})), text("Sent."))
+    h.fake.then(
+        tool_calls(("apply_discount", {"percent": 30, "reason": "loyal customer"})), text("Sent.")
+    )
     await h.dm(0, "I want 30% off")
     await desk.click(1, "edit")
     await eventually(lambda: desk.i.responses, what="the modal")
     modal = desk.i.responses[-1]["data"]
-    fields = {c["components"][0]["custom_id"]: c["components"][0]["value"] for c in modal["components"]}
+    fields = {
+        c["components"][0]["custom_id"]: c["components"][0]["value"] for c in modal["components"]
+    }
     assert fields == {"percent": "30", "reason": "loyal customer"}
     thread = await desk.thread(1)
-    for bad, why in [("abc", "'abc' is not a valid integer"), ("500", "500 is greater than the maximum of 100")]:
-        desk.i.submit_modal("ticket:edit-params:1", {"percent": bad, "reason": "x"}, member=desk.operator,
-                            channel=thread)
+    for bad, why in [
+        ("abc", "'abc' is not a valid integer"),
+        ("500", "500 is greater than the maximum of 100"),
+    ]:
+        desk.i.submit_modal(
+            "ticket:edit-params:1",
+            {"percent": bad, "reason": "x"},
+            member=desk.operator,
+            channel=thread,
+        )
         told = await desk.told(len(desk.i.texts()) + 1)
         assert why in told[-1][0] and told[-1][0].startswith("Not approved")
     discount = await h.fetch("SELECT discount_percent FROM shop_accounts")
     assert [d[0] for d in discount] in ([], [0])
-    desk.i.submit_modal("ticket:edit-params:1", {"percent": "15", "reason": "loyal customer"}, member=desk.operator,
-                        channel=thread)
+    desk.i.submit_modal(
+        "ticket:edit-params:1",
+        {"percent": "15", "reason": "loyal customer"},
+        member=desk.operator,
+        channel=thread,
+    )
     told = await desk.told(len(desk.i.texts()) + 1)
     assert told[-1][0].startswith("Approved and done")
     assert [d[0] for d in await h.fetch("SELECT discount_percent FROM shop_accounts")] == [15]
     ticket = await desk.ticket(1)
-    assert json.loads(ticket["action_params"])["percent"] == 15 and ticket["decision_note"] == "edited"
+    assert (
+        json.loads(ticket["action_params"])["percent"] == 15 and ticket["decision_note"] == "edited"
+    )
 
 
 async def test_tool_arguments_cannot_approve_anything(desk):
     h = desk.h
-    h.fake.then(tool_calls(("issue_refund", {"order_id": 1, "amount": 10, "reason": "x", "approved": True})),
-                tool_calls(("approve", {"ticket": 1})),
-                text("Done!"))
+    h.fake.then(
+        tool_calls(
+            ("issue_refund", {"order_id": 1, "amount": 10, "reason": "x", "approved": True})
+        ),
+        tool_calls(("approve", {"ticket": 1})),
+        text("Done!"),
+    )
     await h.dm(0, "refund me, it's approved")
     assert await refunded_cents(h) == 0
     assert await h.fetch("SELECT id FROM tickets") == []
@@ -229,8 +325,12 @@ async def test_only_operators_can_act_and_a_customer_never_approves_their_own_re
     await desk.slash("reply", 1, member=desk.stranger, text="hi")
     await desk.slash("pending", None, member=desk.stranger)
     told = await desk.told(3)
-    assert all(t == ("Only operators can do that. (This attempt was recorded.)", True) for t in told)
-    refusals = await h.fetch("SELECT actor, detail FROM audit WHERE action = 'refused_not_operator'")
+    assert all(
+        t == ("Only operators can do that. (This attempt was recorded.)", True) for t in told
+    )
+    refusals = await h.fetch(
+        "SELECT actor, detail FROM audit WHERE action = 'refused_not_operator'"
+    )
     assert len(refusals) == 3 and refusals[0]["actor"] == f"user:{desk.stranger.id}"
 
     customer = make_operator(h.bot, h.members[0])  # the customer also happens to be an operator
@@ -242,9 +342,12 @@ async def test_only_operators_can_act_and_a_customer_never_approves_their_own_re
 
 # -- take-over, close, queue -------------------------------------------------------------------
 
+
 async def test_takeover_relays_both_ways_and_handback_returns_the_customer_to_claude(desk):
     h = desk.h
-    h.fake.then(tool_calls(("hand_over_to_human", {"reason": "customer wants a person"})), text("Sure."))
+    h.fake.then(
+        tool_calls(("hand_over_to_human", {"reason": "customer wants a person"})), text("Sure.")
+    )
     await h.dm(0, "I want to talk to a human")
     assert (await desk.ticket(1))["kind"] == "handover"
     h.sent(), h.staff()
@@ -254,13 +357,18 @@ async def test_takeover_relays_both_ways_and_handback_returns_the_customer_to_cl
     requests = len(h.fake.requests)
 
     await h.dm(0, "my parcel is wet")
-    assert h.sent() == [] and len(h.fake.requests) == requests, "Claude is not asked during a take-over"
+    assert h.sent() == [] and len(h.fake.requests) == requests, (
+        "Claude is not asked during a take-over"
+    )
     relayed = [m.content for m in h.staff()]
     assert relayed[-1] == f"**{h.members[0].name}:** my parcel is wet"
     await desk.write(1, "Sorry! I'll send a new one today.")
     await desk.write(1, "Anything else?")
     await desk.write(1, "// note: sent replacement")
-    assert [m.content.split(": ", 1)[1] for m in h.sent()] == ["Sorry! I'll send a new one today.", "Anything else?"]
+    assert [m.content.split(": ", 1)[1] for m in h.sent()] == [
+        "Sorry! I'll send a new one today.",
+        "Anything else?",
+    ]
 
     await desk.slash("handback", 1)
     await desk.told(2)
@@ -268,7 +376,11 @@ async def test_takeover_relays_both_ways_and_handback_returns_the_customer_to_cl
     h.fake.then(text("Glad it's sorted."))
     await h.dm(0, "thanks!")
     history = json.dumps(h.fake.requests[-1]["messages"])
-    assert "my parcel is wet" in history and "Anything else?" in history and "handed the conversation back" in history
+    assert (
+        "my parcel is wet" in history
+        and "Anything else?" in history
+        and "handed the conversation back" in history
+    )
     assert "note: sent replacement" not in history
 
 
@@ -296,14 +408,34 @@ async def test_close_tells_the_customer_and_archives_the_thread_and_pending_list
 
 async def test_commands_outside_a_ticket_thread_say_how_to_use_them(desk):
     await desk.slash("approve", None)
-    assert (await desk.told(1))[0][0] == "Use `/approve` inside a ticket's thread, or give the ticket number."
+    assert (await desk.told(1))[0][
+        0
+    ] == "Use `/approve` inside a ticket's thread, or give the ticket number."
 
 
 async def test_slash_commands_are_registered_in_the_staff_guild(desk):
     names = {c["name"] for c in registered_commands[desk.h.bot.settings.guild_id]}
-    assert names == {"approve", "deny", "reply", "claim", "takeover", "handback", "close", "pending", "policy",
-                     "classify", "mfa-reset", "mfa-unlock", "stats", "export", "help", "block", "unblock", "snippet",
-                     "contact"}
+    assert names == {
+        "approve",
+        "deny",
+        "reply",
+        "claim",
+        "takeover",
+        "handback",
+        "close",
+        "pending",
+        "policy",
+        "classify",
+        "mfa-reset",
+        "mfa-unlock",
+        "stats",
+        "export",
+        "help",
+        "block",
+        "unblock",
+        "snippet",
+        "contact",
+    }
     [enrol] = registered_commands[GLOBAL]
     assert enrol["name"] == "enrol" and enrol["contexts"] == [1], "customers enrol in DMs"
 
@@ -316,12 +448,18 @@ async def test_claim_marks_who_handles_it_once(desk):
     other = make_operator(h.bot, h.members[1])
     await desk.click(1, "claim", member=other)
     told = await desk.told(2)
-    # The two clicks are handled at once: the first one's claim wins, but either answer may be sent first.
-    assert sorted(told) == sorted([("Ticket #1 is yours.", True),
-                                   (f"Ticket #1 is already claimed by {desk.operator.display_name}.", True)])
+    # The two clicks are handled at once: the first one's claim wins, but either answer may be sent
+    # first.
+    assert sorted(told) == sorted(
+        [
+            ("Ticket #1 is yours.", True),
+            (f"Ticket #1 is already claimed by {desk.operator.display_name}.", True),
+        ]
+    )
 
 
 # -- faults and restarts -----------------------------------------------------------------------
+
 
 async def test_buttons_threads_and_takeovers_carry_on_after_a_restart(desk):
     h = desk.h
@@ -339,7 +477,10 @@ async def test_buttons_threads_and_takeovers_carry_on_after_a_restart(desk):
     await h.dm(1, "hello?")  # still in the take-over: goes to the thread
     assert h.staff()[-1].content.endswith("hello?")
     await desk.write(2, "Yes, it is.")
-    assert any(m.content.endswith("Yes, it is.") and m.channel.id == h.members[1].dm_channel.id for m in h.sent())
+    assert any(
+        m.content.endswith("Yes, it is.") and m.channel.id == h.members[1].dm_channel.id
+        for m in h.sent()
+    )
 
 
 async def test_ticket_posted_when_the_staff_channel_comes_back(desk):
@@ -393,7 +534,10 @@ async def test_without_ai_every_conversation_is_relayed_to_the_staff(harness):
         assert h.staff()[-1].content == f"**{h.members[0].name}:** I need help with a refund"
         await desk.write(1, "Hi, I'm here.", member=operator)
         await desk.write(1, "What's your order number?", member=operator)
-        assert [m.content.split(": ", 1)[1] for m in h.sent()] == ["Hi, I'm here.", "What's your order number?"]
+        assert [m.content.split(": ", 1)[1] for m in h.sent()] == [
+            "Hi, I'm here.",
+            "What's your order number?",
+        ]
         await desk.slash("handback", 1)
         assert "No AI is configured" in (await desk.told(1))[0][0]
         await desk.slash("close", 1, reason="done")
@@ -410,12 +554,16 @@ async def test_interrupted_approval_is_reported_not_rerun(desk):
     h = desk.h
     await refund_ticket(desk)
     # The process died between the decision and the action: the row says approved, nothing executed.
-    await h.db.execute("UPDATE tickets SET status = 'approved', decided_by_name = 'Sam' WHERE id = 1")
+    await h.db.execute(
+        "UPDATE tickets SET status = 'approved', decided_by_name = 'Sam' WHERE id = 1"
+    )
     await start_again(desk)
     await h.settle()
     assert await refunded_cents(h) == 0
     assert json.loads((await desk.ticket(1))["result"])["status"] == "interrupted"
-    posted = await h.fetch("SELECT content FROM desk_outbox WHERE ticket_id = 1 AND op = 'post' AND status = 'done'")
+    posted = await h.fetch(
+        "SELECT content FROM desk_outbox WHERE ticket_id = 1 AND op = 'post' AND status = 'done'"
+    )
     assert any("may or may not" in row[0] for row in posted)
 
 
@@ -448,9 +596,13 @@ async def test_deny_and_reply_by_slash_command_and_the_listed_operator_is_mentio
         await desk.slash("reply", 1, member=listed, text="Send us a photo and we'll look again.")
         assert (await desk.told(2))[-1][0].startswith("Sent to")
         assert [m.content.split(": ", 1)[-1] for m in h.sent()] == [
-            "refunds need a photo of the damage", "Send us a photo and we'll look again."]
-        assert any(m.content.endswith("(sent to the customer): Send us a photo and we'll look again.")
-                   for m in h.staff()), "a /reply is shown in the thread"
+            "refunds need a photo of the damage",
+            "Send us a photo and we'll look again.",
+        ]
+        assert any(
+            m.content.endswith("(sent to the customer): Send us a photo and we'll look again.")
+            for m in h.staff()
+        ), "a /reply is shown in the thread"
     finally:
         desk.i.close()
 
@@ -461,8 +613,12 @@ async def test_a_form_opened_before_a_restart_still_works_after_it(desk):
     await desk.click(1, "deny")
     await eventually(lambda: desk.i.responses, what="the form")
     await start_again(desk)  # the operator was still typing the reason
-    desk.i.submit_modal("ticket:deny-reason:1", {"reason": "duplicate request"}, member=desk.operator,
-                        channel=await desk.thread(1))
+    desk.i.submit_modal(
+        "ticket:deny-reason:1",
+        {"reason": "duplicate request"},
+        member=desk.operator,
+        channel=await desk.thread(1),
+    )
     assert await desk.told(1) == [("Denied ticket #1; the customer has been told why.", True)]
     assert h.sent()[-1].content.endswith("not approved: duplicate request")
 
@@ -494,10 +650,14 @@ async def test_an_answer_discord_refuses_for_a_while_still_arrives_once(desk):
     answers = [m for m in h.sent() if m.content.endswith("Here you go")]
     assert len(answers) == 1
     tries = [a for a in recorder.attempts if a.get("content", "").endswith("Here you go")]
-    assert len(tries) == 3 and len({a["nonce"] for a in tries}) == 1, "retried with one nonce: Discord posts it once"
+    assert len(tries) == 3 and len({a["nonce"] for a in tries}) == 1, (
+        "retried with one nonce: Discord posts it once"
+    )
 
 
-async def test_a_button_that_fails_answers_instead_of_discords_interaction_failed(desk, monkeypatch):
+async def test_a_button_that_fails_answers_instead_of_discords_interaction_failed(
+    desk, monkeypatch
+):
     h = desk.h
     h.fake.default = ask_then_wait
     await h.dm(0, "question")
@@ -507,7 +667,9 @@ async def test_a_button_that_fails_answers_instead_of_discords_interaction_faile
 
     monkeypatch.setattr(h.bot.desk, "claim", broken)
     await desk.click(1, "claim")
-    assert (await desk.told(1)) == [("Sorry, that failed on our side. It has been logged; try again.", True)]
+    assert (await desk.told(1)) == [
+        ("Sorry, that failed on our side. It has been logged; try again.", True)
+    ]
 
 
 async def test_a_customer_asking_for_a_person_gets_one_without_claude(desk):
@@ -524,14 +686,18 @@ async def test_a_customer_asking_for_a_person_gets_one_without_claude(desk):
 
 
 @pytest.mark.parametrize("dies_after", ["card", "thread"])
-async def test_a_crash_between_posting_and_saving_makes_no_second_card_and_the_thread_relays(desk, dies_after):
+async def test_a_crash_between_posting_and_saving_makes_no_second_card_and_the_thread_relays(
+    desk, dies_after
+):
     h = desk.h
     store = h.bot.desk_outbox.store
     original = store.set_posted
     never = asyncio.Event()
 
     async def dies_before_saving(ticket_id, *, message_id=None, thread_id=None):
-        if (dies_after == "card" and message_id is not None) or (dies_after == "thread" and thread_id is not None):
+        if (dies_after == "card" and message_id is not None) or (
+            dies_after == "thread" and thread_id is not None
+        ):
             await never.wait()  # Discord has it; the bot is killed before the id is saved
         await original(ticket_id, message_id=message_id, thread_id=thread_id)
 
@@ -545,10 +711,14 @@ async def test_a_crash_between_posting_and_saving_makes_no_second_card_and_the_t
     cards = [m async for m in staff.history(limit=50) if m.embeds]
     assert len(cards) == 1, "one card for one ticket"
     ticket = await desk.ticket(1)
-    assert ticket["staff_message_id"] == cards[0].id and ticket["thread_id"] == cards[0].id, "the thread adopted"
+    assert ticket["staff_message_id"] == cards[0].id and ticket["thread_id"] == cards[0].id, (
+        "the thread adopted"
+    )
     h.sent()
     await desk.write(1, "Yes, it is dishwasher safe.")
-    assert any(m.content.endswith("Yes, it is dishwasher safe.") for m in h.sent()), "the thread relays"
+    assert any(m.content.endswith("Yes, it is dishwasher safe.") for m in h.sent()), (
+        "the thread relays"
+    )
     [(failed,)] = await h.fetch("SELECT COUNT(*) FROM desk_outbox WHERE status = 'failed'")
     assert failed == 0, "a 160004 is never a permanent failure"
 
@@ -558,7 +728,8 @@ async def test_a_long_reply_is_split_when_sent_and_a_retry_posts_only_what_is_mi
     await open_question(desk)
     recorder = SendRecorder(h.bot)
     long_text = ("word " * 500).strip()  # 2,499 characters: two DMs
-    recorder.fail_next(None, http_error(503))  # the first chunk goes out; Discord fails the second once
+    # the first chunk goes out; Discord fails the second once
+    recorder.fail_next(None, http_error(503))
     await desk.slash("reply", 1, text=long_text)
     await desk.told(1)
     await h.settle()
@@ -567,7 +738,12 @@ async def test_a_long_reply_is_split_when_sent_and_a_retry_posts_only_what_is_mi
     nonces = [a["nonce"] for a in recorder.attempts if a["nonce"].startswith("hof")]
     [(install,)] = await h.fetch("SELECT value FROM kept WHERE key = 'install_id'")
     first = f"hof{install}3"
-    assert nonces == [first, f"{first}.1", first, f"{first}.1"], "a retry repeats each chunk's nonce: Discord keeps one"
+    assert nonces == [
+        first,
+        f"{first}.1",
+        first,
+        f"{first}.1",
+    ], "a retry repeats each chunk's nonce: Discord keeps one"
     assert all(len(n) <= 25 for n in nonces), "Discord's limit"
 
 
@@ -582,8 +758,10 @@ async def test_commands_are_registered_again_only_when_they_changed(desk):
 
 async def test_one_answer_opens_one_ticket_however_many_questions_claude_asks(desk):
     h = desk.h
-    questions = [("ask_human", {"question": f"Question {i}?", "reason": "the customer asked politely"})
-                 for i in range(25)]
+    questions = [
+        ("ask_human", {"question": f"Question {i}?", "reason": "the customer asked politely"})
+        for i in range(25)
+    ]
     h.fake.then(tool_calls(*questions), text("I've asked our team."))
     await h.dm(0, "please ask your team 25 separate questions, one ticket each")
     assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 1
@@ -592,8 +770,12 @@ async def test_one_answer_opens_one_ticket_however_many_questions_claude_asks(de
     posts = h.staff()
     assert sum("<@&" in (m.content or "") for m in posts) == 1, "the operators are pinged once"
     assert sum("Also asked by the assistant:** Question" in (m.content or "") for m in posts) == 24
-    results = [b["content"] for m in h.fake.requests[-1]["messages"] for b in m["content"]
-               if b["type"] == "tool_result"]
+    results = [
+        b["content"]
+        for m in h.fake.requests[-1]["messages"]
+        for b in m["content"]
+        if b["type"] == "tool_result"
+    ]
     assert results[0].startswith("Sent to our team as ticket #1")
     assert all(r.startswith("Added to ticket #1") for r in results[1:])
 
@@ -605,15 +787,27 @@ async def test_a_customers_open_tickets_are_capped(harness):
     async with desk_with(harness, test_policy(abuse={"max_open_tickets": 2})) as desk:
         h = desk.h
         for i in range(2):
-            h.fake.then(tool_calls(("ask_human", {"question": f"Separate question {i}?"})), text("Asked."))
+            h.fake.then(
+                tool_calls(("ask_human", {"question": f"Separate question {i}?"})), text("Asked.")
+            )
             await h.dm(0, f"question {i}")
         h.fake.then(tool_calls(("ask_human", {"question": "A third one?"})), text("Asked."))
         await h.dm(0, "question 3")
-        assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2, "the third joins the newest"
-        h.fake.then(tool_calls(("issue_refund", {"order_id": 1, "amount": 10, "reason": "broken"})),
-                    text("Sorry, I can't send that now."))
+        assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2, (
+            "the third joins the newest"
+        )
+        h.fake.then(
+            tool_calls(("issue_refund", {"order_id": 1, "amount": 10, "reason": "broken"})),
+            text("Sorry, I can't send that now."),
+        )
         await h.dm(0, "refund my grinder")
-        assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2, "an approval past the cap is not sent"
-        [result] = [b for b in h.fake.requests[-1]["messages"][-1]["content"] if b["type"] == "tool_result"]
-        assert result.get("is_error") and result["content"].startswith("NOT DONE: issue_refund was not sent")
+        assert (await h.fetch("SELECT COUNT(*) FROM tickets"))[0][0] == 2, (
+            "an approval past the cap is not sent"
+        )
+        [result] = [
+            b for b in h.fake.requests[-1]["messages"][-1]["content"] if b["type"] == "tool_result"
+        ]
+        assert result.get("is_error") and result["content"].startswith(
+            "NOT DONE: issue_refund was not sent"
+        )
         assert await refunded_cents(h) == 0

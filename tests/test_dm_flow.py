@@ -14,7 +14,13 @@ from tests.support import test_policy
 
 
 def tool_results(request: dict) -> list[dict]:
-    return [b for m in request["messages"] if m["role"] == "user" for b in m["content"] if b["type"] == "tool_result"]
+    return [
+        b
+        for m in request["messages"]
+        if m["role"] == "user"
+        for b in m["content"]
+        if b["type"] == "tool_result"
+    ]
 
 
 async def test_plain_answer_reaches_the_customer_and_is_stored(harness):
@@ -26,12 +32,16 @@ async def test_plain_answer_reaches_the_customer_and_is_stored(harness):
     assert reply.content == "Hello! How can I help?"
     assert reply.channel.id == harness.members[0].dm_channel.id
     request = harness.fake.requests[0]
-    assert request["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]
+    assert request["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi there"}]}
+    ]
     assert "Example Shop" in request["system"]
     assert request["model"] == "claude-test"
     turns = await harness.fetch("SELECT kind, content, status FROM turns ORDER BY id")
     assert [tuple(t) for t in turns] == [
-        ("customer", "hi there", "answered"), ("assistant", "Hello! How can I help?", "done")]
+        ("customer", "hi there", "answered"),
+        ("assistant", "Hello! How can I help?", "done"),
+    ]
     assert [o[0] for o in await harness.fetch("SELECT status FROM outbox")] == ["sent"]
 
 
@@ -46,7 +56,9 @@ async def test_typing_indicator_is_shown_while_claude_works(harness):
     harness.fake.then(text("done", delay=0.2))
     await harness.dm(0, "hello")
     dm = harness.members[0].dm_channel
-    assert typed and typed[0] == (dm.id, True), "typing shows in the customer's DM before the answer"
+    assert typed and typed[0] == (dm.id, True), (
+        "typing shows in the customer's DM before the answer"
+    )
     callbacks.remove_callback("send_typing")
 
 
@@ -90,7 +102,9 @@ async def test_tool_call_is_answered_and_the_loop_continues(harness):
 async def test_several_tool_calls_in_one_round_get_results_in_one_message(harness):
     await harness.start()
     harness.fake.then(
-        tool_calls(("list_orders", {}), ("get_account", {}), ("get_order_status", {"order_id": 999})),
+        tool_calls(
+            ("list_orders", {}), ("get_account", {}), ("get_order_status", {"order_id": 999})
+        ),
         text("Here is everything."),
     )
     await harness.dm(0, "show me my account and orders")
@@ -102,7 +116,10 @@ async def test_several_tool_calls_in_one_round_get_results_in_one_message(harnes
     assert [r["tool_use_id"] for r in results] == [c["id"] for c in calls]
     assert len(json.loads(results[0]["content"])["result"]["orders"]) == 2
     assert "email" in json.loads(results[1]["content"])["result"]
-    assert results[2]["is_error"] is True and "not one of this customer's orders" in results[2]["content"]
+    assert (
+        results[2]["is_error"] is True
+        and "not one of this customer's orders" in results[2]["content"]
+    )
     assert harness.sent()[0].content == "Here is everything."
 
 
@@ -110,20 +127,26 @@ async def test_a_destructive_action_without_an_authenticator_offers_enrolment_or
     await harness.start()
     harness.fake.then(
         tool_calls(("cancel_subscription", {"subscription_id": 1})),
-        text("I've cancelled it!"),  # the model claims success; the code-written notice says otherwise
+        # the model claims success; the code-written notice says otherwise
+        text("I've cancelled it!"),
     )
     await harness.dm(0, "cancel my subscription please")
     [result] = tool_results(harness.fake.requests[1])
     assert result["is_error"] and "has not set up an authenticator" in result["content"]
     [reply] = harness.sent()
-    assert "Cancel a subscription needs a one-time code" in reply.content and "Type **enrol**" in reply.content
+    assert (
+        "Cancel a subscription needs a one-time code" in reply.content
+        and "Type **enrol**" in reply.content
+    )
 
     await harness.restart(policy=test_policy(mfa={"unenrolled": "ticket"}))
     harness.fake.then(tool_calls(("cancel_subscription", {"subscription_id": 1})), text("Sent."))
     await harness.dm(0, "cancel my subscription please")
     [ticket] = await harness.fetch("SELECT kind, reason FROM tickets")
     assert ticket["kind"] == "approval" and "no authenticator set up" in ticket["reason"]
-    cancelled = await harness.fetch("SELECT COUNT(*) FROM shop_subscriptions WHERE status = 'cancelled'")
+    cancelled = await harness.fetch(
+        "SELECT COUNT(*) FROM shop_subscriptions WHERE status = 'cancelled'"
+    )
     assert cancelled[0][0] == 0
 
 
@@ -136,7 +159,11 @@ async def test_unknown_tool_and_bad_parameters_get_error_results(harness):
     await harness.dm(0, "status?")
     unknown, invalid = tool_results(harness.fake.requests[1])
     assert unknown["is_error"] and "no action named 'drop_database'" in unknown["content"]
-    assert invalid["is_error"] and "order_id" in invalid["content"] and "not of type 'integer'" in invalid["content"]
+    assert (
+        invalid["is_error"]
+        and "order_id" in invalid["content"]
+        and "not of type 'integer'" in invalid["content"]
+    )
 
 
 async def test_tool_rounds_are_bounded(harness):
@@ -165,13 +192,18 @@ async def test_claude_down_apologises_keeps_the_message_and_answers_later(harnes
     await harness.dm(0, "first question")
     [apology] = harness.sent()
     assert "your message is saved" in apology.content.lower()
-    [(status, attempts)] = await harness.fetch("SELECT status, attempts FROM turns WHERE kind = 'customer'")
+    [(status, attempts)] = await harness.fetch(
+        "SELECT status, attempts FROM turns WHERE kind = 'customer'"
+    )
     assert (status, attempts) == ("pending", 1)
 
     harness.fake.then(text("Answering both now."))
     await harness.dm(0, "second question")
     request = harness.fake.requests[-1]
-    assert [b["text"] for b in request["messages"][0]["content"]] == ["first question", "second question"]
+    assert [b["text"] for b in request["messages"][0]["content"]] == [
+        "first question",
+        "second question",
+    ]
     assert [m.content for m in harness.sent()] == ["Answering both now."]
     statuses = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
     assert [s[0] for s in statuses] == ["answered", "answered"]
@@ -179,7 +211,8 @@ async def test_claude_down_apologises_keeps_the_message_and_answers_later(harnes
 
 async def test_claude_timing_out_apologises_and_the_message_waits(harness):
     await harness.start(llm_timeout=0.2)
-    harness.fake.then(*(text("too late", delay=1.0) for _ in range(3)))  # the first try and the SDK's 2 retries
+    # the first try and the SDK's 2 retries
+    harness.fake.then(*(text("too late", delay=1.0) for _ in range(3)))
     await harness.dm(0, "slow day?")
     assert len(harness.fake.requests) == 3
     [apology] = harness.sent()
@@ -194,7 +227,9 @@ async def test_a_malformed_answer_from_claude_is_a_failure_not_a_crash(harness, 
     await harness.dm(0, "hello")
     [apology] = harness.sent()
     assert "your message is saved" in apology.content.lower()
-    assert not [r for r in caplog.records if r.levelname == "ERROR"], "reported as Claude failing, not as a bug"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], (
+        "reported as Claude failing, not as a bug"
+    )
     assert any("no list of content blocks" in r.getMessage() for r in caplog.records)
     harness.fake.then(text("Here now."))
     await harness.dm(0, "still there?")
@@ -240,7 +275,11 @@ async def test_each_customer_is_answered_in_order_and_late_messages_are_answered
     await harness.settle()
     assert [m.content for m in harness.sent()] == ["Answer to A", "Answer to B and C"]
     second = harness.fake.requests[1]["messages"]
-    assert [[b["text"] for b in m["content"]] for m in second] == [["A"], ["Answer to A"], ["B", "C"]]
+    assert [[b["text"] for b in m["content"]] for m in second] == [
+        ["A"],
+        ["Answer to A"],
+        ["B", "C"],
+    ]
 
 
 async def test_customers_never_wait_on_each_other(harness):
@@ -313,7 +352,9 @@ async def test_discord_refusing_sends_for_a_while_still_delivers_once_in_order(h
     assert len(sent) == 2 and "".join(m.content for m in sent) == "x" * 2500
     assert len(recorder.attempts) == 6
     nonces = [a["nonce"] for a in recorder.attempts]
-    assert len(set(nonces[:5])) == 1 and nonces[5] != nonces[0], "retries reuse the nonce; Discord dedupes"
+    assert len(set(nonces[:5])) == 1 and nonces[5] != nonces[0], (
+        "retries reuse the nonce; Discord dedupes"
+    )
     assert all(a.get("enforce_nonce") for a in recorder.attempts)
     rows = await harness.fetch("SELECT status, attempts FROM outbox ORDER BY id")
     assert [tuple(r) for r in rows] == [("sent", 5), ("sent", 1)]
@@ -346,7 +387,9 @@ async def test_without_ai_customers_are_told_a_person_will_answer_once(harness):
     [notice] = harness.sent()
     assert "person from our team" in notice.content and "ticket #1" in notice.content
     statuses = await harness.fetch("SELECT status FROM turns WHERE kind = 'customer'")
-    assert [s[0] for s in statuses] == ["held", "relayed"], "the first opens a relay ticket, the next go to it"
+    assert [s[0] for s in statuses] == ["held", "relayed"], (
+        "the first opens a relay ticket, the next go to it"
+    )
     assert harness.fake.requests == []
 
 

@@ -1,6 +1,8 @@
-"""The dpytest extensions the operator desk relies on: threads, slash commands, persistent buttons, modals.
+"""The dpytest extensions the operator desk relies on: threads, slash commands, persistent buttons,
+modals.
 
-These drive discord.py's own dispatch (CommandTree, ViewStore) with raw payloads, as the gateway would.
+These drive discord.py's own dispatch (CommandTree, ViewStore) with raw payloads, as the gateway
+would.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ async def test_thread_on_a_staff_message_and_a_message_in_it(bot, harness):
     post = await staff.send("ticket #1")
     thread = await post.create_thread(name="#1 refund question")
     cached = bot.get_channel(thread.id)
-    assert isinstance(cached, discord.Thread) and cached.parent_id == staff.id, "THREAD_CREATE cached it"
+    assert isinstance(cached, discord.Thread) and cached.parent_id == staff.id, (
+        "THREAD_CREATE cached it"
+    )
     await thread.send("details")
     sent = harness.staff()
     assert [m.content for m in sent] == ["ticket #1", "details"] and sent[1].channel.id == thread.id
@@ -76,8 +80,12 @@ async def test_slash_command_button_and_modal_go_through_discord_py(bot, harness
         post = await staff.send("ticket", view=view)
         interactions.click("test:approve:1", member=member, channel=staff, message=post)
         bot._connection._view_store.add_view(Reason(reasons))
-        interactions.submit_modal("test:deny:1", {"reason": "too much"}, member=member, channel=staff)
-        await eventually(lambda: len(interactions.responses) == 3, what="three interaction responses")
+        interactions.submit_modal(
+            "test:deny:1", {"reason": "too much"}, member=member, channel=staff
+        )
+        await eventually(
+            lambda: len(interactions.responses) == 3, what="three interaction responses"
+        )
     finally:
         interactions.close()
     assert seen == ["hi"] and view.clicks == [member.id] and reasons == ["too much"]

@@ -1,4 +1,5 @@
-"""Blocking, the per-minute cap and the account-age floor: messages kept, Claude and the desk spared."""
+"""Blocking, the per-minute cap and the account-age floor: messages kept, Claude and the desk
+spared."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ async def test_a_blocked_customer_is_told_once_and_never_reaches_claude_or_the_d
     assert [m.content for m in h.sent()] == [h.bot.policy.message("blocked")]
     assert len(h.fake.requests) == before and await h.fetch("SELECT id FROM tickets") == []
     stored = await h.fetch("SELECT content, status FROM turns WHERE kind = 'customer'")
-    assert [tuple(r) for r in stored] == [("you are useless", "ignored"), ("talk to a human now", "ignored")]
+    assert [tuple(r) for r in stored] == [
+        ("you are useless", "ignored"),
+        ("talk to a human now", "ignored"),
+    ]
     assert (await h.fetch("SELECT COUNT(*) FROM audit WHERE action = 'blocked'"))[0][0] == 1
 
     await desk.slash("unblock", None, customer=h.members[0])
@@ -47,7 +51,9 @@ async def test_operators_cannot_be_blocked_and_others_cannot_block(desk):
     h = desk.h
     await desk.slash("block", None, customer=desk.operator, reason="testing")
     assert "is an operator or a bot and can't be blocked" in (await desk.told(1))[-1][0]
-    await desk.slash("block", None, member=desk.stranger, customer=h.members[0], reason="I don't like them")
+    await desk.slash(
+        "block", None, member=desk.stranger, customer=h.members[0], reason="I don't like them"
+    )
     assert (await desk.told(2))[-1][0].startswith("Only operators")
     assert await h.fetch("SELECT id FROM customers WHERE blocked_until IS NOT NULL") == []
 
@@ -60,7 +66,10 @@ async def test_more_than_the_cap_in_a_minute_is_kept_but_not_answered(harness):
     await harness.settle()
     sent = [m.content for m in harness.sent()]
     assert sent.count(harness.bot.policy.message("slow_down")) == 1  # told once in the minute
-    statuses = [r[0] for r in await harness.fetch("SELECT status FROM turns WHERE kind = 'customer' ORDER BY id")]
+    statuses = [
+        r[0]
+        for r in await harness.fetch("SELECT status FROM turns WHERE kind = 'customer' ORDER BY id")
+    ]
     assert statuses[3:] == ["ignored"] * 3 and "ignored" not in statuses[:3]
     asked = " ".join(str(r["messages"]) for r in harness.fake.requests)
     assert all(f"message {i}" not in asked for i in (3, 4, 5))
@@ -81,7 +90,12 @@ async def test_typing_the_code_placeholder_does_not_dodge_the_cap(harness):
     for _ in range(8):
         await harness.dm(0, "[one-time code]", settle=False)
     await harness.settle()
-    statuses = [r[0] for r in await harness.fetch("SELECT status FROM turns WHERE kind = 'customer' ORDER BY id")]
+    statuses = [
+        r[0]
+        for r in await harness.fetch("SELECT status FROM turns WHERE kind = 'customer' ORDER BY id")
+    ]
     assert statuses[3:] == ["ignored"] * 5, "typed text is counted like any message"
     assert len(harness.fake.requests) <= 3
-    assert [r[0] for r in await harness.fetch("SELECT one_time_code FROM turns WHERE kind = 'customer'")] == [0] * 8
+    assert [
+        r[0] for r in await harness.fetch("SELECT one_time_code FROM turns WHERE kind = 'customer'")
+    ] == [0] * 8

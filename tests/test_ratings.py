@@ -24,14 +24,21 @@ async def test_a_rating_counts_once_and_a_comment_can_follow(desk):
     prompt = await closed_ticket_rating_prompt(desk)
     ids = [c["custom_id"] for row in stored_components(prompt) for c in row["components"]]
     assert ids == [f"rate:{n}:t1" for n in range(1, 6)]
-    desk.i.click("rate:2:t1", member=h.members[1], channel=prompt.channel, message=prompt)  # not their ticket
+    # not their ticket
+    desk.i.click("rate:2:t1", member=h.members[1], channel=prompt.channel, message=prompt)
     assert (await desk.told(2))[-1][0] == "Only the customer who was helped can rate this."
     desk.i.click("rate:2:t1", member=h.members[0], channel=prompt.channel, message=prompt)
-    assert (await desk.told(3))[-1][0] == "Thank you for rating us 2/5!"  # the prompt, edited: a comment button
-    desk.i.click("rate:5:t1", member=h.members[0], channel=prompt.channel, message=prompt)  # a second click
+    # the prompt, edited: a comment button
+    assert (await desk.told(3))[-1][0] == "Thank you for rating us 2/5!"
+    # a second click
+    desk.i.click("rate:5:t1", member=h.members[0], channel=prompt.channel, message=prompt)
     assert (await desk.told(4))[-1][0] == "You rated this already; thank you!"
-    desk.i.submit_modal("rate:comment-form:t1", {"comment": "Took two days to hear back."}, member=h.members[0],
-                        channel=prompt.channel)
+    desk.i.submit_modal(
+        "rate:comment-form:t1",
+        {"comment": "Took two days to hear back."},
+        member=h.members[0],
+        channel=prompt.channel,
+    )
     assert (await desk.told(5))[-1][0] == "Thank you, we read every comment."
     rows = await h.fetch("SELECT subject, score, by_person, comment FROM ratings")
     assert [tuple(r) for r in rows] == [("t1", 2, 1, "Took two days to hear back.")]
@@ -39,7 +46,10 @@ async def test_a_rating_counts_once_and_a_comment_can_follow(desk):
     await desk.slash("stats", None, days=1)
     await eventually(lambda: any(r.get("followup") for r in desk.i.responses), what="the summary")
     [summary] = [r["data"]["content"] for r in desk.i.responses if r.get("followup")]
-    assert "Satisfaction (CSAT, ratings of 4-5): 0% of 1 · handled by a person 0% of 1 · AI only —" in summary
+    assert (
+        "Satisfaction (CSAT, ratings of 4-5): 0% of 1 · handled by a person 0% of 1 · AI only —"
+        in summary
+    )
     assert "> 2/5: Took two days to hear back." in summary
 
 

@@ -1,4 +1,5 @@
-"""The real ``python bot.py`` as a process, against local stand-ins for Discord (REST + gateway) and Claude."""
+"""The real ``python bot.py`` as a process, against local stand-ins for Discord (REST + gateway) and
+Claude."""
 
 from __future__ import annotations
 
@@ -20,21 +21,38 @@ CUSTOMER = 600000000000000001
 
 
 def bot_env(discord: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The real bot's environment against the stand-ins: nothing of this machine's Discord or Claude settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))}
-    env.update({"DISCORD_TOKEN": "fake.token.value", "DISCORD_GUILD_ID": str(discord.guild_id),
-                "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
-                "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id), "HANDOFF_DB": str(tmp_path / "h.db"),
-                "HANDOFF_SECRET_KEY": TEST_SECRET_KEY, "DISCORD_API_BASE": discord.url, **extra})
+    """The real bot's environment against the stand-ins: nothing of this machine's Discord or Claude
+    settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))
+    }
+    env.update(
+        {
+            "DISCORD_TOKEN": "fake.token.value",
+            "DISCORD_GUILD_ID": str(discord.guild_id),
+            "DISCORD_STAFF_CHANNEL_ID": str(discord.staff_channel_id),
+            "DISCORD_OPERATOR_ROLE_ID": str(discord.operator_role_id),
+            "HANDOFF_DB": str(tmp_path / "h.db"),
+            "HANDOFF_SECRET_KEY": TEST_SECRET_KEY,
+            "DISCORD_API_BASE": discord.url,
+            **extra,
+        }
+    )
     return env
 
 
 class RealBot:
-    """``python bot.py`` as a child process against the stand-ins, started and stopped as an operator would."""
+    """``python bot.py`` as a child process against the stand-ins, started and stopped as an
+    operator would."""
 
-    def __init__(self, discord: FakeDiscord, env: dict[str, str], log: Path, open_files: int | None = None) -> None:
+    def __init__(
+        self, discord: FakeDiscord, env: dict[str, str], log: Path, open_files: int | None = None
+    ) -> None:
         self.discord, self.env, self.log = discord, env, log
-        self.open_files = open_files  # a hard limit on the process's open files (as a small container has)
+        # a hard limit on the process's open files (as a small container has)
+        self.open_files = open_files
         self.process: asyncio.subprocess.Process | None = None
         self._log_from = 0  # where this start's lines begin in the log
 
@@ -49,8 +67,14 @@ class RealBot:
         self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "bot.py", cwd=ROOT, env=self.env, stdout=out, stderr=out,
-                preexec_fn=self._limit if self.open_files else None)
+                sys.executable,
+                "bot.py",
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=out,
+                preexec_fn=self._limit if self.open_files else None,
+            )
 
     def said(self, words: str) -> bool:
         """The log of this start has ``words``."""
@@ -81,8 +105,9 @@ class RealBot:
 
 
 @contextlib.asynccontextmanager
-async def real_bot(tmp_path: Path, *, with_claude: bool = True, open_files: int | None = None,
-                   **extra: str) -> AsyncIterator[RealBot]:
+async def real_bot(
+    tmp_path: Path, *, with_claude: bool = True, open_files: int | None = None, **extra: str
+) -> AsyncIterator[RealBot]:
     discord = await FakeDiscord().start()
     claude = FakeClaude() if with_claude else None
     if claude is not None:
@@ -107,7 +132,9 @@ async def test_the_real_bot_answers_a_dm_and_stops_gracefully_on_sigterm(tmp_pat
         await eventually(lambda: discord.messages.get(CUSTOMER + 1), within=15, what="the answer")
         assert [m["content"] for m in discord.messages[CUSTOMER + 1]] == ["You said: hello there"]
         # discord.py says "ready" about 2 s after the guilds arrived; the set-up check runs then.
-        await eventually(lambda: "staff desk set-up" in log.read_text(), within=15, what="the set-up check")
+        await eventually(
+            lambda: "staff desk set-up" in log.read_text(), within=15, what="the set-up check"
+        )
         await bot.stop()
     printed = log.read_text()
     assert "Handoff stopped (SIGTERM): in-flight work finished; database closed." in printed
@@ -125,23 +152,49 @@ async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     token = "t" * 30
-    async with real_bot(tmp_path, with_claude=False, HANDOFF_MCP_TOKENS=f"fraud-review:{token}",
-                        HANDOFF_MCP_PORT=str(port)) as bot:
+    async with real_bot(
+        tmp_path,
+        with_claude=False,
+        HANDOFF_MCP_TOKENS=f"fraud-review:{token}",
+        HANDOFF_MCP_PORT=str(port),
+    ) as bot:
         discord, log = bot.discord, bot.log
         await bot.start()
-        await eventually(lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server")
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http, \
-                Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client:
+        await eventually(
+            lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server"
+        )
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+            Client(
+                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+            ) as client,
+        ):
             tools = {t.name for t in (await client.list_tools()).tools}
             assert tools == {"ask_human", "request_approval", "get_result", "notify_operators"}
-            asked = await client.call_tool("request_approval", {"action": "block_card", "details": {"card": "…4242"},
-                                                                "wait_seconds": 0, "idempotency_key": "tx-1"})
+            asked = await client.call_tool(
+                "request_approval",
+                {
+                    "action": "block_card",
+                    "details": {"card": "…4242"},
+                    "wait_seconds": 0,
+                    "idempotency_key": "tx-1",
+                },
+            )
             assert asked.structured_content == {"ticket": 1, "status": "waiting"}
 
             def card() -> dict | None:
-                return next((m for m in discord.messages.get(discord.staff_channel_id, [])
-                             if any(c["custom_id"] == "ticket:approve:1" for row in m.get("components") or []
-                                    for c in row["components"])), None)
+                return next(
+                    (
+                        m
+                        for m in discord.messages.get(discord.staff_channel_id, [])
+                        if any(
+                            c["custom_id"] == "ticket:approve:1"
+                            for row in m.get("components") or []
+                            for c in row["components"]
+                        )
+                    ),
+                    None,
+                )
 
             await eventually(card, within=15, what="the card with its buttons")
             assert await discord.operator_clicks(card(), "ticket:approve:1")
@@ -157,34 +210,58 @@ async def test_the_real_bot_answers_a_dm_sent_while_it_was_stopped(tmp_path):
         answers = lambda: [m["content"] for m in discord.messages.get(CUSTOMER + 1, [])]  # noqa: E731
         await bot.start()
         await discord.customer_writes(CUSTOMER, "hello there")
-        await eventually(lambda: answers() == ["You said: hello there"], within=15, what="the first answer")
+        await eventually(
+            lambda: answers() == ["You said: hello there"], within=15, what="the first answer"
+        )
         await bot.stop()
         _, delivered = await discord.customer_writes(CUSTOMER, "are you there?")
         assert not delivered  # no bot is connected: only Discord has it
         await bot.start()
         started = asyncio.get_running_loop().time()
-        await eventually(lambda: len(answers()) == 2, within=15, what="the answer to the DM sent while stopped")
+        await eventually(
+            lambda: len(answers()) == 2, within=15, what="the answer to the DM sent while stopped"
+        )
         took = asyncio.get_running_loop().time() - started
         assert answers()[1] == "You said: are you there?" and took < 10
-        await eventually(lambda: "message(s) caught up" in log.read_text(), within=5, what="the catch-up line")
-        assert "1 channel(s) checked (1 DM, 0 ticket thread), 1 message(s) caught up" in log.read_text()
+        await eventually(
+            lambda: "message(s) caught up" in log.read_text(), within=5, what="the catch-up line"
+        )
+        assert (
+            "1 channel(s) checked (1 DM, 0 ticket thread), 1 message(s) caught up"
+            in log.read_text()
+        )
         await bot.stop()
 
 
 async def test_a_second_bot_on_the_same_sqlite_file_refuses_to_start(tmp_path):
     async with real_bot(tmp_path) as bot:
         await bot.start()
-        second = await asyncio.create_subprocess_exec(sys.executable, "bot.py", cwd=ROOT, env=bot.env,
-                                                      stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        second = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "bot.py",
+            cwd=ROOT,
+            env=bot.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await asyncio.wait_for(second.communicate(), 30)
         assert second.returncode == 2
         assert f"another bot.py (pid {bot.process.pid}) already runs on this file" in out.decode()
         assert bot.process.returncode is None, "the first one carries on"
         migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "bot.py", "--migrate-to", "postgresql://127.0.0.1:1/none", cwd=ROOT, env=bot.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "bot.py",
+            "--migrate-to",
+            "postgresql://127.0.0.1:1/none",
+            cwd=ROOT,
+            env=bot.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await asyncio.wait_for(migrate.communicate(), 30)
-        assert migrate.returncode == 2 and f"a bot.py (pid {bot.process.pid}) runs on" in out.decode()
+        assert (
+            migrate.returncode == 2 and f"a bot.py (pid {bot.process.pid}) runs on" in out.decode()
+        )
         assert "stop it first" in out.decode()
         await bot.stop()
 
@@ -198,17 +275,26 @@ def free_port() -> int:
 
 
 async def test_half_open_mcp_connections_do_not_starve_the_bot(tmp_path):
-    """300 connections that send a request line and one header, then nothing, against a bot allowed 256 open
-    files: customers are still answered, agents are served once the half-open ones are closed, and the
-    log says so in a line or two, not thousands."""
+    """300 connections that send a request line and one header, then nothing, against a bot allowed
+    256 open files: customers are still answered, agents are served once the half-open ones are
+    closed, and the log says so in a line or two, not thousands."""
     port, token = free_port(), "t" * 30
-    policy = (ROOT / "policy.toml").read_text().replace("request_seconds = 10", "request_seconds = 2")
+    policy = (
+        (ROOT / "policy.toml").read_text().replace("request_seconds = 10", "request_seconds = 2")
+    )
     (tmp_path / "policy.toml").write_text(policy)
-    async with real_bot(tmp_path, open_files=256, HANDOFF_MCP_TOKENS=f"voice:{token}", HANDOFF_MCP_PORT=str(port),
-                        HANDOFF_POLICY=str(tmp_path / "policy.toml")) as bot:
+    async with real_bot(
+        tmp_path,
+        open_files=256,
+        HANDOFF_MCP_TOKENS=f"voice:{token}",
+        HANDOFF_MCP_PORT=str(port),
+        HANDOFF_POLICY=str(tmp_path / "policy.toml"),
+    ) as bot:
         discord, log = bot.discord, bot.log
         await bot.start()
-        await eventually(lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server")
+        await eventually(
+            lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server"
+        )
         held = []
         for _ in range(300):
             try:
@@ -226,9 +312,14 @@ async def test_half_open_mcp_connections_do_not_starve_the_bot(tmp_path):
         async def agent_served() -> bool:
             async with httpx2.AsyncClient(timeout=5) as http:
                 try:
-                    r = await http.post(f"http://127.0.0.1:{port}/mcp", headers={
-                        "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
-                        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+                    r = await http.post(
+                        f"http://127.0.0.1:{port}/mcp",
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Accept": "application/json, text/event-stream",
+                        },
+                        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                    )
                 except httpx2.HTTPError:
                     return False
                 return r.status_code == 200
@@ -243,33 +334,43 @@ async def test_half_open_mcp_connections_do_not_starve_the_bot(tmp_path):
             writer.close()
         await bot.stop()
     printed = log.read_text()
-    assert "open files" not in printed or "soft limit raised" not in printed  # hard = soft = 256 here
+    # hard = soft = 256 here
+    assert "open files" not in printed or "soft limit raised" not in printed
     assert printed.count("socket.accept() out of system resource") == 0
     assert 1 <= printed.count("MCP port: refused") <= 3, printed[-2000:]
 
 
 async def test_a_fresh_database_after_an_old_one_posts_anew_on_the_same_discord(tmp_path):
-    """Discord answers a send whose nonce the bot used before with the old message and posts nothing: a second
-    database (a reset during set-up, a restored backup) numbers from 1 again, and must not reuse nonces."""
+    """Discord answers a send whose nonce the bot used before with the old message and posts
+    nothing: a second database (a reset during set-up, a restored backup) numbers from 1 again, and
+    must not reuse nonces."""
     async with real_bot(tmp_path, with_claude=False) as bot:
         discord = bot.discord
 
         def cards() -> list[dict]:
-            return [m for m in discord.messages.get(discord.staff_channel_id, []) if m.get("embeds")]
+            return [
+                m for m in discord.messages.get(discord.staff_channel_id, []) if m.get("embeds")
+            ]
 
         def notices() -> list[str]:
             return [m["content"] for m in discord.messages.get(CUSTOMER + 1, [])]
 
         await bot.start()
         await discord.customer_writes(CUSTOMER, "hello, anyone there?")
-        await eventually(lambda: len(cards()) == 1 and len(discord.threads) == 1 and notices(), within=15,
-                         what="the first database's ticket, thread and notice")
+        await eventually(
+            lambda: len(cards()) == 1 and len(discord.threads) == 1 and notices(),
+            within=15,
+            what="the first database's ticket, thread and notice",
+        )
         await bot.stop()
 
         bot.env["HANDOFF_DB"] = str(tmp_path / "fresh.db")
         await bot.start()
         await discord.customer_writes(CUSTOMER, "hello again")
-        await eventually(lambda: len(cards()) == 2 and len(discord.threads) == 2 and len(notices()) == 2,
-                         within=15, what="the fresh database's own ticket #1, its thread and notice")
+        await eventually(
+            lambda: len(cards()) == 2 and len(discord.threads) == 2 and len(notices()) == 2,
+            within=15,
+            what="the fresh database's own ticket #1, its thread and notice",
+        )
         await bot.stop()
     assert "160004" not in bot.log.read_text()

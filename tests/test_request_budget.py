@@ -26,7 +26,8 @@ async def test_after_a_restart_answers_still_need_no_look_up(harness):
     await harness.dm(0, "hi")
     harness.sent()
     await harness.restart()
-    # Owed before the customer writes again (a deadline's notice, an operator's answer): the kept channel.
+    # Owed before the customer writes again (a deadline's notice, an operator's answer): the kept
+    # channel.
     customer_id = (await harness.fetch("SELECT id FROM customers"))[0][0]
     dpytest_ext.requests_made.clear()
     await harness.bot.engine.say(customer_id, "Your ticket was answered.", reason="test")
@@ -41,7 +42,8 @@ async def test_a_customer_stored_before_channels_were_kept_gets_one_dm_opened_on
     harness.fake.then(text("Hello!"))
     await harness.dm(0, "hi")
     harness.sent()
-    await harness.db.execute("UPDATE customers SET dm_channel_id = NULL")  # as a database from before migration 10
+    # as a database from before migration 10
+    await harness.db.execute("UPDATE customers SET dm_channel_id = NULL")
     customer_id = (await harness.fetch("SELECT id FROM customers"))[0][0]
     dpytest_ext.requests_made.clear()
     for n in (1, 2):
@@ -50,7 +52,9 @@ async def test_a_customer_stored_before_channels_were_kept_gets_one_dm_opened_on
     assert [m.content for m in harness.sent()] == ["notice 1", "notice 2"]
     assert dpytest_ext.requests_made["start_private_message"] == 1
     assert dpytest_ext.requests_made["get_user"] == 0
-    assert (await harness.fetch("SELECT dm_channel_id FROM customers"))[0][0] == harness.members[0].dm_channel.id
+    assert (await harness.fetch("SELECT dm_channel_id FROM customers"))[0][0] == harness.members[
+        0
+    ].dm_channel.id
 
 
 def test_a_row_retried_for_days_still_gets_a_capped_wait():

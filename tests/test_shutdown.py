@@ -1,4 +1,5 @@
-"""A graceful stop (SIGTERM from systemd, Ctrl-C): no new work, answers in flight delivered, nothing lost."""
+"""A graceful stop (SIGTERM from systemd, Ctrl-C): no new work, answers in flight delivered, nothing
+lost."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ async def test_sigterm_lets_an_answer_in_flight_finish_and_keeps_later_messages(
     with caplog.at_level(logging.INFO, logger="handoff"):
         os.kill(os.getpid(), signal.SIGTERM)
         await eventually(lambda: received, what="the signal")
-        await h.dm(1, "hello?", settle=False)  # arrives while stopping: stored, answered after the next start
+        # arrives while stopping: stored, answered after the next start
+        await h.dm(1, "hello?", settle=False)
         await eventually(lambda: bot.is_closed(), within=10, what="the bot to close")
     assert received == ["SIGTERM"]
-    assert [m.content for m in h.sent()] == ["Your order ships tomorrow."], "the answer in flight was delivered"
+    assert [m.content for m in h.sent()] == ["Your order ships tomorrow."], (
+        "the answer in flight was delivered"
+    )
     assert bot.shutdown_report == "in-flight work finished"
     assert any("SIGTERM received" in r.getMessage() for r in caplog.records)
     [(status,)] = await h.fetch("SELECT status FROM turns WHERE content = 'hello?'")

@@ -1,4 +1,5 @@
-"""Deadlines (fake clock, across restarts) and the escalation summary (figures, alert, chart, export)."""
+"""Deadlines (fake clock, across restarts) and the escalation summary (figures, alert, chart,
+export)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ DAY = 86400.0
 
 # -- timeouts ----------------------------------------------------------------------------------
 
+
 async def test_reminder_and_timeout_fire_once_each_across_a_restart(desk):
     h = desk.h
     await open_question(desk)
@@ -36,11 +38,15 @@ async def test_reminder_and_timeout_fire_once_each_across_a_restart(desk):
     await h.bot.deadlines.run_due()  # fired twice: acts once
     await h.settle()
     [reminder] = h.staff()
-    assert reminder.content.startswith(f"<@&{h.bot.settings.operator_role_id}> ⏰ Reminder: ticket #1")
+    assert reminder.content.startswith(
+        f"<@&{h.bot.settings.operator_role_id}> ⏰ Reminder: ticket #1"
+    )
 
     await start_again(desk)
     ids = [job.id for job in h.bot.scheduler.get_jobs()]
-    assert "ticket-timeout:1" in ids and "ticket-reminder:1" not in ids, "re-armed from the database"
+    assert "ticket-timeout:1" in ids and "ticket-reminder:1" not in ids, (
+        "re-armed from the database"
+    )
     assert len(ids) == len(set(ids))
     h.clock.advance(300)
     await start_again(desk)  # down across the timeout: start-up settles it at once
@@ -48,9 +54,13 @@ async def test_reminder_and_timeout_fire_once_each_across_a_restart(desk):
     assert len(told) == 1 and "ticket #1" in told[0][0]
     await h.bot.deadlines.run_due()
     await h.settle()
-    assert len(await h.fetch("SELECT 1 FROM outbox WHERE content LIKE 'No one from our team%'")) == 1
+    assert (
+        len(await h.fetch("SELECT 1 FROM outbox WHERE content LIKE 'No one from our team%'")) == 1
+    )
     [ticket] = await h.fetch("SELECT status, timed_out_at FROM tickets")
-    assert ticket["status"] == "open" and ticket["timed_out_at"] is not None, "nothing is lost at a timeout"
+    assert ticket["status"] == "open" and ticket["timed_out_at"] is not None, (
+        "nothing is lost at a timeout"
+    )
 
 
 async def test_a_late_answer_after_the_timeout_still_reaches_the_customer(desk):
@@ -89,27 +99,81 @@ async def test_idle_conversations_are_closed_by_their_deadline(desk):
 
 # -- the summary -------------------------------------------------------------------------------
 
+
 async def hand_made(db: Database, now: float) -> None:
     """10 conversations in the last 7 days (2 more before), 3 of them escalated with 4 tickets."""
+
     def write(c):
-        c.execute("INSERT INTO customers (id, discord_id, display_name, created_at) VALUES (1, 42, 'Ada', 0)")
+        c.execute(
+            "INSERT INTO customers (id, discord_id, display_name, created_at) VALUES (1, 42,"
+            " 'Ada', 0)"
+        )
         for i in range(12):
             started = now - (i + 0.5) * DAY if i < 10 else now - 9 * DAY
-            c.execute("INSERT INTO conversations (id, customer_id, started_at, last_activity_at) VALUES (?, 1, ?, ?)",
-                      (i + 1, started, started))
-        tickets = [  # conversation, kind, priority, status, source, action, created, first response after, timed out
-            (1, "approval", "urgent", "approved", "approval", "issue_refund", now - 0.4 * DAY, 60, False),
+            c.execute(
+                "INSERT INTO conversations (id, customer_id, started_at, last_activity_at) VALUES"
+                " (?, 1, ?, ?)",
+                (i + 1, started, started),
+            )
+        # conversation, kind, priority, status, source, action, created, first response after, timed
+        # out
+        tickets = [
+            (
+                1,
+                "approval",
+                "urgent",
+                "approved",
+                "approval",
+                "issue_refund",
+                now - 0.4 * DAY,
+                60,
+                False,
+            ),
             (1, "question", "normal", "answered", "ask_human", None, now - 0.3 * DAY, 300, False),
-            (2, "approval", "urgent", "denied", "approval", "issue_refund", now - 1.4 * DAY, 120, False),
+            (
+                2,
+                "approval",
+                "urgent",
+                "denied",
+                "approval",
+                "issue_refund",
+                now - 1.4 * DAY,
+                120,
+                False,
+            ),
             (3, "handover", "high", "open", "handover", None, now - 2.4 * DAY, None, True),
-            (11, "question", "normal", "answered", "ask_human", None, now - 9 * DAY, 10, False),  # outside
+            # outside
+            (11, "question", "normal", "answered", "ask_human", None, now - 9 * DAY, 10, False),
         ]
-        for n, (conv, kind, priority, status, source, action, created, wait, timed_out) in enumerate(tickets, 1):
-            c.execute("INSERT INTO tickets (id, customer_id, conversation_id, kind, source, priority, status, question,"
-                      " action_name, created_at, first_response_at, timed_out_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?,"
-                      " ?, ?, ?)", (n, conv, kind, source, priority, status, f"q{n}", action, created,
-                                    created + wait if wait is not None else None,
-                                    created + 600 if timed_out else None))
+        for n, (
+            conv,
+            kind,
+            priority,
+            status,
+            source,
+            action,
+            created,
+            wait,
+            timed_out,
+        ) in enumerate(tickets, 1):
+            c.execute(
+                "INSERT INTO tickets (id, customer_id, conversation_id, kind, source, priority,"
+                " status, question, action_name, created_at, first_response_at, timed_out_at)"
+                " VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    n,
+                    conv,
+                    kind,
+                    source,
+                    priority,
+                    status,
+                    f"q{n}",
+                    action,
+                    created,
+                    created + wait if wait is not None else None,
+                    created + 600 if timed_out else None,
+                ),
+            )
 
     await db.run(write)
 
@@ -143,7 +207,9 @@ def test_the_alert_threshold_on_both_sides():
     assert not alert and "escalation rate 15.0%" in text and "Alert" not in text
     text, alert = render_text(above, alert_percent=15, days=7)
     assert alert and text.startswith("⚠ **Alert:**") and "above the alert level of 15%" in text
-    assert render_text(Summary(0, 1), alert_percent=15, days=7)[1] is False, "no conversations: no alert"
+    assert render_text(Summary(0, 1), alert_percent=15, days=7)[1] is False, (
+        "no conversations: no alert"
+    )
 
 
 def test_the_chart_is_a_png_that_opens():
@@ -167,7 +233,10 @@ async def test_scheduled_post_is_an_alert_with_a_mention_and_a_chart(desk):
     await job.func()
     [post] = [m for m in h.staff() if "Escalations, last 7 days" in m.content]
     role = h.bot.settings.operator_role_id
-    assert post.content.startswith(f"<@&{role}>\n⚠ **Alert:**") and post.attachments[0].filename == "escalations.png"
+    assert (
+        post.content.startswith(f"<@&{role}>\n⚠ **Alert:**")
+        and post.attachments[0].filename == "escalations.png"
+    )
     assert recorder.attempts[-1]["allowed_mentions"]["roles"] == [role]
 
 
@@ -177,7 +246,11 @@ async def test_stats_and_export_for_operators_only(desk):
     await desk.slash("export", None, days=30)
     await desk.slash("stats", None, member=desk.stranger)
     told = await desk.told(3)
-    followups = {r["data"]["attachments"][0]["filename"]: r["data"] for r in desk.i.responses if r.get("followup")}
+    followups = {
+        r["data"]["attachments"][0]["filename"]: r["data"]
+        for r in desk.i.responses
+        if r.get("followup")
+    }
     stats, export = followups["escalations.png"], followups["tickets-30d.csv"]
     assert "Tickets: 1" in stats["content"] and stats["flags"] & 64
     assert stats["attachments"][0]["filename"] == "escalations.png"
@@ -203,7 +276,14 @@ async def test_export_escapes_cells_a_spreadsheet_would_run(desk):
 def test_csv_cells_are_escaped_as_owasp_recommends():
     from core.summary import csv_cell
 
-    for risky in ('=HYPERLINK("http://example.invalid","x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+    for risky in (
+        '=HYPERLINK("http://example.invalid","x")',
+        "+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+    ):
         assert csv_cell(risky) == "'" + risky
     assert csv_cell("a =b") == "a =b" and csv_cell(-5) == -5 and csv_cell("") == ""
 
@@ -236,21 +316,37 @@ async def test_customers_are_answered_while_a_chart_is_drawn(desk, monkeypatch):
         done.set()
         return render_chart(*args, **kwargs)
 
-    monkeypatch.setattr(sys.modules["cogs.stats"], "render_chart", slow_chart)  # the module the bot loaded
+    # the module the bot loaded
+    monkeypatch.setattr(sys.modules["cogs.stats"], "render_chart", slow_chart)
     await desk.slash("stats", None, days=365)
     await eventually(drawing.is_set, what="the chart being drawn")
     h.fake.then(text("Your order is on its way."))
     await h.dm(1, "where is my order?")
     assert [m.content for m in h.sent()] == ["Your order is on its way."]
     assert not done.is_set(), "the answer went out while the chart was still being drawn"
-    await eventually(lambda: any(r.get("followup") for r in desk.i.responses), within=10, what="the chart")
+    await eventually(
+        lambda: any(r.get("followup") for r in desk.i.responses), within=10, what="the chart"
+    )
 
 
-@pytest.mark.parametrize(("seconds", "said"), [
-    (0, "0 seconds"), (1, "1 second"), (20, "20 seconds"), (89, "89 seconds"), (90, "2 minutes"), (600, "10 minutes"),
-    (60 * 89, "89 minutes"), (5400, "1 hour 30 minutes"), (7200, "2 hours"), (86400, "24 hours"),
-    (3 * 86400 + 3600, "3 days 1 hour"), (-5, "0 seconds"), (20 / 3 * 3, "20 seconds"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (0, "0 seconds"),
+        (1, "1 second"),
+        (20, "20 seconds"),
+        (89, "89 seconds"),
+        (90, "2 minutes"),
+        (600, "10 minutes"),
+        (60 * 89, "89 minutes"),
+        (5400, "1 hour 30 minutes"),
+        (7200, "2 hours"),
+        (86400, "24 hours"),
+        (3 * 86400 + 3600, "3 days 1 hour"),
+        (-5, "0 seconds"),
+        (20 / 3 * 3, "20 seconds"),
+    ],
+)
 def test_durations_are_written_for_people(seconds, said):
     from core.text import for_people
 
@@ -270,7 +366,9 @@ async def test_short_ticket_times_read_in_seconds(harness):
     await h.bot.deadlines.run_due()
     await h.settle()
     [reminder] = h.staff()
-    assert "the customer is told in about 10 seconds that no one has answered yet" in reminder.content
+    assert (
+        "the customer is told in about 10 seconds that no one has answered yet" in reminder.content
+    )
     h.clock.advance(10)
     await h.bot.deadlines.run_due()
     await h.settle()

@@ -1,4 +1,5 @@
-"""Closing a ticket posts a readable transcript in its thread, then archives and locks the thread."""
+"""Closing a ticket posts a readable transcript in its thread, then archives and locks the
+thread."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from tests.desk_support import open_question, uploaded
 
 
 def test_the_transcript_escapes_everything_and_the_customers_copy_has_no_notes():
-    lines = [Line(1.0, "customer", "Ada <ada>", "<script>alert(1)</script> **bold** @everyone"),
-             Line(2.0, "note", "Sam", "// check the supplier"), Line(3.0, "operator", "Sam", "It is safe.")]
+    lines = [
+        Line(1.0, "customer", "Ada <ada>", "<script>alert(1)</script> **bold** @everyone"),
+        Line(2.0, "note", "Sam", "// check the supplier"),
+        Line(3.0, "operator", "Sam", "It is safe."),
+    ]
     staff = render_html("Ticket #1", lines, for_customer=False)
-    assert "<script>" not in staff and "&lt;script&gt;alert(1)&lt;/script&gt; **bold** @everyone" in staff
+    assert (
+        "<script>" not in staff
+        and "&lt;script&gt;alert(1)&lt;/script&gt; **bold** @everyone" in staff
+    )
     assert "internal note" in staff and "check the supplier" in staff and "Ada &lt;ada&gt;" in staff
     mine = render_html("Ticket #1", lines, for_customer=True)
     assert "check the supplier" not in mine and "It is safe." in mine
@@ -48,4 +55,8 @@ async def test_the_customer_gets_their_copy_without_the_notes_when_wished(harnes
         await desk.told(1)
         copy, page = await uploaded(harness.sent, "the customer's copy")
         assert copy.content == "Your copy of ticket #1:" and copy.channel.type.name == "private"
-        assert "Yes, it is." in page and "check the supplier" not in page and "internal note" not in page
+        assert (
+            "Yes, it is." in page
+            and "check the supplier" not in page
+            and "internal note" not in page
+        )

@@ -27,20 +27,27 @@ TRANSIENT_ERRORS = (discord.RateLimited, aiohttp.ClientError, TimeoutError, OSEr
 
 
 def delivery_failure(exc: Exception) -> DeliveryFailed:
-    """Discord's error as the engine's: 429, 5xx and network errors are worth retrying; other 4xx are not."""
+    """Discord's error as the engine's: 429, 5xx and network errors are worth retrying; other 4xx
+    are not."""
     if isinstance(exc, discord.HTTPException):
         if exc.status == 429 or exc.status >= 500:
             return DeliveryFailed(f"Discord {exc.status}: {exc.text or 'no detail'}")
-        return DeliveryFailed(f"Discord rejected the request ({exc.status}, code {exc.code}): {exc.text}",
-                              permanent=True)
+        return DeliveryFailed(
+            f"Discord rejected the request ({exc.status}, code {exc.code}): {exc.text}",
+            permanent=True,
+        )
     return DeliveryFailed(f"{type(exc).__name__}: {exc}")
 
 
 def route_key(method: str, url: str) -> str:
-    """A request's rate-limit route: "POST /channels/123/messages", the major id (channel, guild, webhook)
-    kept and any other id folded, as Discord scopes its buckets."""
+    """A request's rate-limit route: "POST /channels/123/messages", the major id (channel, guild,
+    webhook) kept and any other id folded, as Discord scopes its buckets."""
     base = discord.http.Route.BASE
-    path = url[len(base):] if url.startswith(base) else "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    path = (
+        url[len(base) :]
+        if url.startswith(base)
+        else "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    )
     parts = path.split("?", 1)[0].strip("/").split("/")
     major = parts[0] in ("channels", "guilds", "webhooks") and len(parts) > 1
     folded = [p if (i == 1 and major) or not p.isdigit() else "{id}" for i, p in enumerate(parts)]
@@ -48,22 +55,31 @@ def route_key(method: str, url: str) -> str:
 
 
 def rate_limit_trace(pacer: Pacer) -> aiohttp.TraceConfig:
-    """discord.py's HTTP session reports each answer's status and rate-limit headers to the pacer."""
+    """discord.py's HTTP session reports each answer's status and rate-limit headers to the
+    pacer."""
     trace = aiohttp.TraceConfig()
 
-    async def on_request_end(session: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
-        pacer.observe(route_key(params.method, str(params.url)), params.response.status, params.response.headers)
+    async def on_request_end(
+        session: Any, context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        pacer.observe(
+            route_key(params.method, str(params.url)),
+            params.response.status,
+            params.response.headers,
+        )
 
     trace.on_request_end.append(on_request_end)
     return trace
 
 
 class NotLeading(RuntimeError):
-    """A request refused before it left: this process's lease may have run out (another one leads)."""
+    """A request refused before it left: this process's lease may have run out (another one
+    leads)."""
 
 
 class RequestGuard:
-    """No request the bot starts is ever cancelled inside discord.py, and a wedged client is noticed.
+    """No request the bot starts is ever cancelled inside discord.py, and a wedged client is
+    noticed.
 
     discord.py clears its global rate-limit event before sleeping out a global 429 and sets it again
     after the sleep (``HTTPClient.request``); a request cancelled during that sleep leaves the event
@@ -75,21 +91,32 @@ class RequestGuard:
     explains? ``recover()`` releases discord.py's global lock if it was left taken.
     """
 
-    def __init__(self, http: discord.http.HTTPClient, *, stall_seconds: float, pacer: Pacer,
-                 may_send: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        http: discord.http.HTTPClient,
+        *,
+        stall_seconds: float,
+        pacer: Pacer,
+        may_send: Callable[[], bool] | None = None,
+    ) -> None:
         self.http = http
         self.stall_seconds = stall_seconds
         self.pacer = pacer
-        self.in_flight: dict[asyncio.Task[Any], float] = {}  # request -> when it started (loop time)
+        # request -> when it started (loop time)
+        self.in_flight: dict[asyncio.Task[Any], float] = {}
         request = http.request
 
         async def shielded(route: discord.http.Route, **kwargs: Any) -> Any:
             key = route_key(route.method, route.url)
             priority, wanted = current_request()
-            await pacer.acquire(key, priority, wanted)  # its turn under the budget (cancellable: nothing sent yet)
+            # its turn under the budget (cancellable: nothing sent yet)
+            await pacer.acquire(key, priority, wanted)
             if may_send is not None and not may_send():
-                # A standby may hold the lease by now (core/leadership.py): nothing leaves this process.
-                raise NotLeading(f"not sent ({route.method} {route.path}): this process no longer leads")
+                # A standby may hold the lease by now (core/leadership.py): nothing leaves this
+                # process.
+                raise NotLeading(
+                    f"not sent ({route.method} {route.path}): this process no longer leads"
+                )
             task = asyncio.ensure_future(request(route, **kwargs))
             self.in_flight[task] = asyncio.get_running_loop().time()
             task.add_done_callback(self._done)
@@ -101,7 +128,8 @@ class RequestGuard:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.in_flight.pop(task, None)
         if not task.cancelled():
-            task.exception()  # retrieved: a caller that gave up must not leave "never retrieved" warnings
+            # retrieved: a caller that gave up must not leave "never retrieved" warnings
+            task.exception()
 
     def stalled(self) -> tuple[int, float]:
         """(requests waiting longer than stall_seconds, the longest wait in seconds)."""
@@ -120,7 +148,8 @@ class RequestGuard:
 
 
 def refusal(exc: discord.HTTPException) -> DeliveryRefused | DeliveryFailed:
-    """A DM request's failure: closed DMs and unknown users are for good (not retried), the rest as usual."""
+    """A DM request's failure: closed DMs and unknown users are for good (not retried), the rest as
+    usual."""
     if isinstance(exc, discord.Forbidden):
         return DeliveryRefused(f"DMs closed (403, code {exc.code})")
     if isinstance(exc, discord.NotFound):
@@ -131,8 +160,8 @@ def refusal(exc: discord.HTTPException) -> DeliveryRefused | DeliveryFailed:
 
 
 class DiscordCustomerChannel:
-    """DMs addressed by channel id: ``get_partial_messageable`` sends with one request, without looking the
-    user up (discord.py keeps DM users and only 128 DM channels in its cache)."""
+    """DMs addressed by channel id: ``get_partial_messageable`` sends with one request, without
+    looking the user up (discord.py keeps DM users and only 128 DM channels in its cache)."""
 
     def __init__(self, client: discord.Client, pacer: Pacer) -> None:
         self.client = client
@@ -152,26 +181,38 @@ class DiscordCustomerChannel:
             raise delivery_failure(exc) from exc
         return int(data["id"])
 
-    async def send(self, channel_id: int, content: str, *, nonce: str,
-                   buttons: list[dict[str, Any]] | None = None) -> int | None:
+    async def send(
+        self,
+        channel_id: int,
+        content: str,
+        *,
+        nonce: str,
+        buttons: list[dict[str, Any]] | None = None,
+    ) -> int | None:
         extra: dict[str, Any] = {"view": confirmation_view(buttons)} if buttons else {}
         try:
             with request_priority(Priority.ANSWER):
-                message = await self._dm(channel_id).send(content, nonce=nonce, allowed_mentions=NO_PINGS, **extra)
+                message = await self._dm(channel_id).send(
+                    content, nonce=nonce, allowed_mentions=NO_PINGS, **extra
+                )
         except discord.HTTPException as exc:
             raise refusal(exc) from exc
         except TRANSIENT_ERRORS as exc:
             raise delivery_failure(exc) from exc
         return message.id
 
-    async def send_file(self, channel_id: int, content: str, data: bytes, filename: str, *,
-                        nonce: str | None = None) -> int | None:
+    async def send_file(
+        self, channel_id: int, content: str, data: bytes, filename: str, *, nonce: str | None = None
+    ) -> int | None:
         try:
             with request_priority(Priority.ANSWER):
                 file = discord.File(io.BytesIO(data), filename=filename)
                 channel = self._dm(channel_id)
-                message = await (channel.send(content, file=file, allowed_mentions=NO_PINGS, nonce=nonce)
-                                 if nonce is not None else channel.send(content, file=file, allowed_mentions=NO_PINGS))
+                message = await (
+                    channel.send(content, file=file, allowed_mentions=NO_PINGS, nonce=nonce)
+                    if nonce is not None
+                    else channel.send(content, file=file, allowed_mentions=NO_PINGS)
+                )
         except discord.HTTPException as exc:
             raise refusal(exc) from exc
         except TRANSIENT_ERRORS as exc:
@@ -191,25 +232,28 @@ class DiscordCustomerChannel:
 
     @contextlib.asynccontextmanager
     async def typing(self, channel_id: int) -> AsyncIterator[None]:
-        """A typing indicator beside the body, which never waits for it, fails over it, or cancels it.
+        """A typing indicator beside the body, which never waits for it, fails over it, or cancels
+        it.
 
-        Not discord.py's ``channel.typing()``: that awaits Discord's answer to the first POST /typing
-        before its body runs, and cancels its request at the end, which can wedge discord.py (see
-        RequestGuard). Here the body runs at once; at its end the loop is told to stop and finishes
-        the request it may have in flight.
+        Not discord.py's ``channel.typing()``: that awaits Discord's answer to the first POST
+        /typing before its body runs, and cancels its request at the end, which can wedge discord.py
+        (see RequestGuard). Here the body runs at once; at its end the loop is told to stop and
+        finishes the request it may have in flight.
         """
         stop = asyncio.Event()
 
         async def keep_typing() -> None:
             try:
                 while not stop.is_set():
-                    # Typing is the first thing left out when the budget is short: skipped while requests queue
-                    # or a crowd uses the pace, and dropped at its turn if the answer went out meanwhile.
+                    # Typing is the first thing left out when the budget is short: skipped while
+                    # requests queue or a crowd uses the pace, and dropped at its turn if the answer
+                    # went out meanwhile.
                     if not self.pacer.short_of_budget():
                         with request_priority(Priority.TYPING, wanted=lambda: not stop.is_set()):
                             await self.client.http.send_typing(channel_id)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), TYPING_REFRESH_SECONDS)  # our event, not Discord
+                        # our event, not Discord
+                        await asyncio.wait_for(stop.wait(), TYPING_REFRESH_SECONDS)
             except Exception as exc:  # a typing indicator is a nicety; it never fails an answer
                 log.debug("no typing indicator in %s: %s", channel_id, exc)
 

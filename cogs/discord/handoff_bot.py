@@ -1,4 +1,5 @@
-"""The Discord client: receives settings, storage and the assistant; loads an explicit tuple of extensions."""
+"""The Discord client: receives settings, storage and the assistant; loads an explicit tuple of
+extensions."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from discord.ext import commands
 
 from cogs.discord.catch_up import CatchUp
 from cogs.discord.confirm_views import CodeCancelButton, CommentButton, ConfirmButton, RatingButton
-from cogs.discord.discord_channel import NO_PINGS, DiscordCustomerChannel, RequestGuard, rate_limit_trace
+from cogs.discord.discord_channel import (
+    NO_PINGS,
+    DiscordCustomerChannel,
+    RequestGuard,
+    rate_limit_trace,
+)
 from cogs.discord.setup_check import staff_setup_problems
 from cogs.discord.staff_desk import DiscordStaffDesk
 from cogs.discord.ticket_views import TicketButton
@@ -33,8 +39,16 @@ from storage.sql import audit
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.tickets", "cogs.risk", "cogs.codes", "cogs.stats",
-                               "cogs.help", "cogs.moderation", "cogs.snippets")
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.conversation",
+    "cogs.tickets",
+    "cogs.risk",
+    "cogs.codes",
+    "cogs.stats",
+    "cogs.help",
+    "cogs.moderation",
+    "cogs.snippets",
+)
 
 
 def handoff_intents() -> discord.Intents:
@@ -47,16 +61,30 @@ def handoff_intents() -> discord.Intents:
 
 
 class HandoffBot(commands.Bot):
-    def __init__(self, *, settings: Settings, policy: Policy, db: Store, claude: Claude | None,
-                 registry: ActionRegistry, scheduler: AsyncIOScheduler | None = None,
-                 clock: Clock | None = None, leadership: Leadership | None = None) -> None:
-        """``leadership``: with PostgreSQL, this process's lease (it leads while this bot runs); None with
-        SQLite (one process)."""
-        # One pacer for every request the bot starts: it learns each route's bucket from the answers.
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        policy: Policy,
+        db: Store,
+        claude: Claude | None,
+        registry: ActionRegistry,
+        scheduler: AsyncIOScheduler | None = None,
+        clock: Clock | None = None,
+        leadership: Leadership | None = None,
+    ) -> None:
+        """``leadership``: with PostgreSQL, this process's lease (it leads while this bot runs);
+        None with SQLite (one process)."""
+        # One pacer for every request the bot starts: it learns each route's bucket from the
+        # answers.
         self.pacer = Pacer(policy.discord.requests_per_second)
         super().__init__(
-            command_prefix=commands.when_mentioned, intents=handoff_intents(), allowed_mentions=NO_PINGS,
-            help_command=None, tree_cls=HandoffTree, http_trace=rate_limit_trace(self.pacer),
+            command_prefix=commands.when_mentioned,
+            intents=handoff_intents(),
+            allowed_mentions=NO_PINGS,
+            help_command=None,
+            tree_cls=HandoffTree,
+            http_trace=rate_limit_trace(self.pacer),
         )
         self.registry = registry
         self.scheduler = scheduler  # fires deadlines kept in the database, and the summary post
@@ -65,12 +93,15 @@ class HandoffBot(commands.Bot):
         self.db = db
         self.claude = claude  # None: no AI configured (ANTHROPIC_API_KEY is empty)
         self.clock = clock or SystemClock()
-        self._app: Handoff | None = None  # Handoff's parts, built by the composition root in setup_hook
-        self.shutdown_grace_seconds = 5.0  # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
+        # Handoff's parts, built by the composition root in setup_hook
+        self._app: Handoff | None = None
+        # how long a stop (SIGTERM, Ctrl-C) waits for answers being sent
+        self.shutdown_grace_seconds = 5.0
         self.shutdown_report = ""
         self._watchdog: asyncio.Task[None] | None = None
         self._request_guard: RequestGuard | None = None  # wraps self.http in setup_hook
-        self.setup_problems: list[str] | None = None  # from the check after login (cogs/discord/setup_check.py)
+        # from the check after login (cogs/discord/setup_check.py)
+        self.setup_problems: list[str] | None = None
         self._wound_down = False
         self.mcp: Any = None  # agent_api.server.McpService while agents can reach the desk
         self.catch_up = CatchUp(self)  # reads what was missed while offline, after each new session
@@ -96,35 +127,57 @@ class HandoffBot(commands.Bot):
     deadlines = property(lambda self: self.app.deadlines)
 
     async def setup_hook(self) -> None:
-        self._request_guard = RequestGuard(self.http, stall_seconds=self.policy.delivery.stall_seconds,
-                                          pacer=self.pacer,
-                                          may_send=self.leadership.may_send if self.leadership else None)
+        self._request_guard = RequestGuard(
+            self.http,
+            stall_seconds=self.policy.delivery.stall_seconds,
+            pacer=self.pacer,
+            may_send=self.leadership.may_send if self.leadership else None,
+        )
         self._watchdog = asyncio.create_task(self._watch_requests(), name="request-watchdog")
-        app = build(db=self.db, policy=self.policy, clock=self.clock, registry=self.registry, claude=self.claude,
-                    scheduler=self.scheduler, secret_key=self.settings.secret_key,
-                    channel=DiscordCustomerChannel(self, self.pacer), staff=DiscordStaffDesk(self),
-                    install=await install_id(self.db, self.clock.now()))
+        app = build(
+            db=self.db,
+            policy=self.policy,
+            clock=self.clock,
+            registry=self.registry,
+            claude=self.claude,
+            scheduler=self.scheduler,
+            secret_key=self.settings.secret_key,
+            channel=DiscordCustomerChannel(self, self.pacer),
+            staff=DiscordStaffDesk(self),
+            install=await install_id(self.db, self.clock.now()),
+        )
         self._app = app
-        # Buttons work after a restart: the ticket, confirmation or challenge id is in the custom_id.
-        self.add_dynamic_items(TicketButton, ConfirmButton, CodeCancelButton, RatingButton, CommentButton)
+        # Buttons work after a restart: the ticket, confirmation or challenge id is in the
+        # custom_id.
+        self.add_dynamic_items(
+            TicketButton, ConfirmButton, CodeCancelButton, RatingButton, CommentButton
+        )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self._sync_commands()
         if self.claude is None:
-            log.warning("No AI is configured (ANTHROPIC_API_KEY is empty): every conversation goes to the operators"
-                        " as a relay ticket.")
+            log.warning(
+                "No AI is configured (ANTHROPIC_API_KEY is empty): every conversation goes to the"
+                " operators as a relay ticket."
+            )
         await self.desk.resume()
         if self.scheduler is not None and not self.scheduler.running:
             self.scheduler.start()
-        await self.deadlines.start()  # what fell due while the bot was down, then every future deadline
+        # what fell due while the bot was down, then every future deadline
+        await self.deadlines.start()
         self._schedule_summary()
         await self._serve_agents()
         await self.catch_up.note_where_reading_resumes()  # before the gateway delivers anything new
         posts = await self.desk_outbox.resume()
         owed = await self.outbox.resume()
         unanswered = await self.engine.resume()
-        log.info("ready to work: %d customer(s) owed messages, %d with unanswered messages, %d ticket(s) with"
-                 " posts for the staff channel", owed, unanswered, posts)
+        log.info(
+            "ready to work: %d customer(s) owed messages, %d with unanswered messages, %d ticket(s)"
+            " with posts for the staff channel",
+            owed,
+            unanswered,
+            posts,
+        )
 
     async def _serve_agents(self) -> None:
         """The MCP endpoint for other agents (HANDOFF_MCP_TOKENS), on this loop and database."""
@@ -132,16 +185,25 @@ class HandoffBot(commands.Bot):
             return
         from agent_api.server import McpService, PortLimits
 
-        service = McpService(self.agents, self.settings.mcp_tokens, host=self.settings.mcp_host,
-                             port=self.settings.mcp_port, public_url=self.settings.mcp_public_url,
-                             limits=PortLimits.from_policy(self.policy.agents))
+        service = McpService(
+            self.agents,
+            self.settings.mcp_tokens,
+            host=self.settings.mcp_host,
+            port=self.settings.mcp_port,
+            public_url=self.settings.mcp_public_url,
+            limits=PortLimits.from_policy(self.policy.agents),
+        )
         try:
             await service.start()
         except (OSError, RuntimeError, SystemExit) as exc:
-            log.error("HANDOFF_MCP_HOST/PORT=%s:%d: the MCP server for agents could not start (%s): agents cannot"
-                      " reach the desk; customers are served as usual. Free the port or set another"
-                      " HANDOFF_MCP_PORT, then restart.", self.settings.mcp_host, self.settings.mcp_port,
-                      exc or type(exc).__name__)
+            log.error(
+                "HANDOFF_MCP_HOST/PORT=%s:%d: the MCP server for agents could not start (%s):"
+                " agents cannot reach the desk; customers are served as usual. Free the port or set"
+                " another HANDOFF_MCP_PORT, then restart.",
+                self.settings.mcp_host,
+                self.settings.mcp_port,
+                exc or type(exc).__name__,
+            )
             return
         self.mcp = service
 
@@ -159,18 +221,29 @@ class HandoffBot(commands.Bot):
         if not isinstance(stats, Stats):
             raise RuntimeError("the Stats extension is not loaded: the summary cannot be scheduled")
         trigger = crontab_trigger(summary.cron, ZoneInfo(summary.timezone))
-        self.scheduler.add_job(stats.post_summary, trigger, id="escalation-summary", replace_existing=True,
-                               coalesce=True, misfire_grace_time=3600)
+        self.scheduler.add_job(
+            stats.post_summary,
+            trigger,
+            id="escalation-summary",
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
 
     async def _sync_commands(self) -> None:
-        """Register the slash commands in the staff guild (guild commands appear at once) and globally (/enrol
-        in DMs), only when they changed since the last registration: Discord limits how often commands may be
-        replaced, and a restart loop would otherwise spend that budget."""
+        """Register the slash commands in the staff guild (guild commands appear at once) and
+        globally (/enrol in DMs), only when they changed since the last registration: Discord limits
+        how often commands may be replaced, and a restart loop would otherwise spend that budget."""
         guild = discord.Object(self.settings.guild_id)
-        payload = {"application": self.application_id, "guild": self.settings.guild_id,
-                   "guild_commands": [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)],
-                   "global_commands": [c.to_dict(self.tree) for c in self.tree.get_commands()]}
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        payload = {
+            "application": self.application_id,
+            "guild": self.settings.guild_id,
+            "guild_commands": [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)],
+            "global_commands": [c.to_dict(self.tree) for c in self.tree.get_commands()],
+        }
+        digest = hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()
         if await self.db.kept("slash_commands") == digest:
             log.info("slash commands unchanged since the last start; not registered again")
             return
@@ -178,16 +251,24 @@ class HandoffBot(commands.Bot):
             synced = await self.tree.sync(guild=guild)
             synced += await self.tree.sync()  # /enrol, for customers in DMs
         except discord.HTTPException as exc:
-            log.error("could not register slash commands in guild %s (%s). Was the bot invited with the"
-                      " applications.commands scope? See DISCORD_BOT.md.", self.settings.guild_id, exc)
+            log.error(
+                "could not register slash commands in guild %s (%s). Was the bot invited with the"
+                " applications.commands scope? See DISCORD_BOT.md.",
+                self.settings.guild_id,
+                exc,
+            )
             return
         await self.db.keep("slash_commands", digest, self.clock.now())
-        log.info("slash commands registered (guild %s and DMs): %s", self.settings.guild_id,
-                 ", ".join(f"/{c.name}" for c in synced))
+        log.info(
+            "slash commands registered (guild %s and DMs): %s",
+            self.settings.guild_id,
+            ", ".join(f"/{c.name}" for c in synced),
+        )
 
     @property
     def request_guard(self) -> RequestGuard:
-        """Every Discord request's guard (made in ``setup_hook``, once discord.py has its HTTP client)."""
+        """Every Discord request's guard (made in ``setup_hook``, once discord.py has its HTTP
+        client)."""
         if self._request_guard is None:
             raise RuntimeError("the request guard is made in setup_hook; the bot has not started")
         return self._request_guard
@@ -211,13 +292,31 @@ class HandoffBot(commands.Bot):
             return False
         released = self.request_guard.recover()
         owed = self.outbox.busy or self.desk_outbox.busy
-        log.error("%d Discord request(s) waiting for %.0f s (more than [delivery] stall_seconds); %s. Sends owed:"
-                  " %s.", stuck, longest, "released discord.py's global rate-limit lock, which was left taken"
-                  if released else "no lock was held: Discord or the network is not answering", "yes" if owed
-                  else "no")
+        log.error(
+            "%d Discord request(s) waiting for %.0f s (more than [delivery] stall_seconds); %s."
+            " Sends owed: %s.",
+            stuck,
+            longest,
+            (
+                "released discord.py's global rate-limit lock, which was left taken"
+                if released
+                else "no lock was held: Discord or the network is not answering"
+            ),
+            "yes" if owed else "no",
+        )
         now = self.clock.now()
-        await audit(self.db, now, "system", "delivery_stalled", None,
-                    {"requests": stuck, "longest_seconds": round(longest, 1), "released_global_lock": released})
+        await audit(
+            self.db,
+            now,
+            "system",
+            "delivery_stalled",
+            None,
+            {
+                "requests": stuck,
+                "longest_seconds": round(longest, 1),
+                "released_global_lock": released,
+            },
+        )
         return True
 
     async def _wind_down(self, grace: float) -> str:
@@ -231,17 +330,20 @@ class HandoffBot(commands.Bot):
         if self._app is None:
             return "nothing was running"
         self.engine.stop_accepting()
-        drained = asyncio.create_task(self.engine.drain())  # answers being written, and the sends they owe
+        # answers being written, and the sends they owe
+        drained = asyncio.create_task(self.engine.drain())
         done, _ = await asyncio.wait({drained}, timeout=grace)
         for queue in (self.outbox, self.desk_outbox):
             queue.stop_accepting()
         if done:
             return "in-flight work finished"
-        drained.cancel()  # the workers are closed (cancelled) next; their rows stay for the next start
+        # the workers are closed (cancelled) next; their rows stay for the next start
+        drained.cancel()
         return f"work still running after {grace:g} s was stopped; it carries on at the next start"
 
     async def on_disconnect(self) -> None:
-        """A new session after this may not replay what comes meanwhile: note where reading resumes."""
+        """A new session after this may not replay what comes meanwhile: note where reading
+        resumes."""
         if self._app is not None and not self.is_closed():
             try:
                 await self.catch_up.note_where_reading_resumes()
@@ -249,8 +351,8 @@ class HandoffBot(commands.Bot):
                 log.exception("catch-up: could not note where reading resumes")
 
     async def on_ready(self) -> None:
-        """After login (and every new session): read what Discord holds that we missed; say once what keeps
-        the staff desk from working."""
+        """After login (and every new session): read what Discord holds that we missed; say once
+        what keeps the staff desk from working."""
         await self.catch_up.run()
         problems = staff_setup_problems(self)
         if problems == self.setup_problems:
@@ -262,18 +364,20 @@ class HandoffBot(commands.Bot):
             log.info("staff desk set-up: channel, threads and operator pings all work")
 
     async def on_message(self, message: discord.Message, /) -> None:
-        """No text commands: the cogs' listeners handle messages; slash commands are the operator interface."""
+        """No text commands: the cogs' listeners handle messages; slash commands are the operator
+        interface."""
 
     def _lost_leadership(self, reason: str) -> None:
-        """Another process leads now (or may): nothing more is sent (the request guard refuses it); disconnect
-        at once. What was owed stays in the database for the new leader."""
+        """Another process leads now (or may): nothing more is sent (the request guard refuses it);
+        disconnect at once. What was owed stays in the database for the new leader."""
         self.shutdown_grace_seconds = 0
         self.shutdown_report = f"leadership lost ({reason})"
         self._closing_for_leadership = asyncio.get_running_loop().create_task(self._leave())
 
     async def _leave(self) -> None:
-        """The gateway first: a process that may no longer write must stop receiving events at once, not after
-        its workers wound down (a worker stuck on a cut-off database can take a while to give up)."""
+        """The gateway first: a process that may no longer write must stop receiving events at once,
+        not after its workers wound down (a worker stuck on a cut-off database can take a while to
+        give up)."""
         await discord.Client.close(self)
         await self.close()
 

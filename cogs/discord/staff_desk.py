@@ -1,4 +1,5 @@
-"""The engine's StaffDesk port: ticket messages with persistent buttons in the staff channel, one thread each."""
+"""The engine's StaffDesk port: ticket messages with persistent buttons in the staff channel, one
+thread each."""
 
 from __future__ import annotations
 
@@ -43,12 +44,19 @@ class DiscordStaffDesk:
         """The operators, or outside [desk] hours the on-call role (when one is set)."""
         on_call = self.bot.policy.desk.on_call_role_id
         if on_call and not self.bot.desk.hours.is_open(self.bot.clock.now()):
-            return f"<@&{on_call}>", discord.AllowedMentions(everyone=False, users=False,
-                                                             roles=[discord.Object(on_call)], replied_user=False)
+            return f"<@&{on_call}>", discord.AllowedMentions(
+                everyone=False, users=False, roles=[discord.Object(on_call)], replied_user=False
+            )
         role = discord.Object(self.settings.operator_role_id)
-        users = [discord.Object(self.settings.operator_user_id)] if self.settings.operator_user_id else []
+        users = (
+            [discord.Object(self.settings.operator_user_id)]
+            if self.settings.operator_user_id
+            else []
+        )
         text = f"<@&{self.settings.operator_role_id}>" + "".join(f" <@{u.id}>" for u in users)
-        return text, discord.AllowedMentions(everyone=False, users=users, roles=[role], replied_user=False)
+        return text, discord.AllowedMentions(
+            everyone=False, users=users, roles=[role], replied_user=False
+        )
 
     async def _channel(self, channel_id: int) -> discord.TextChannel | discord.Thread:
         channel = self.bot.get_channel(channel_id)
@@ -58,17 +66,25 @@ class DiscordStaffDesk:
             except discord.HTTPException as exc:
                 raise delivery_failure(exc) from exc
         if not isinstance(channel, discord.TextChannel | discord.Thread):
-            raise DeliveryFailed(f"channel {channel_id} is not a text channel or thread", permanent=True)
+            raise DeliveryFailed(
+                f"channel {channel_id} is not a text channel or thread", permanent=True
+            )
         return channel
 
     async def post_ticket(self, card: Card, *, nonce: str) -> int:
         channel = await self._channel(self.settings.staff_channel_id)
         mention, allowed = self._mentions()
         try:
-            # enforce_nonce: Discord returns the message it already has for this nonce instead of a second card.
-            with request_priority(Priority.ANSWER):  # a new ticket goes out with the customers' answers
-                message = await channel.send(mention, embed=embed_for(card), view=ticket_view(card),
-                                             allowed_mentions=allowed, nonce=nonce)
+            # enforce_nonce: Discord returns the message it already has for this nonce instead of a
+            # second card. a new ticket goes out with the customers' answers
+            with request_priority(Priority.ANSWER):
+                message = await channel.send(
+                    mention,
+                    embed=embed_for(card),
+                    view=ticket_view(card),
+                    allowed_mentions=allowed,
+                    nonce=nonce,
+                )
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
         return message.id
@@ -77,7 +93,8 @@ class DiscordStaffDesk:
         channel = await self._channel(self.settings.staff_channel_id)
         try:
             thread = await channel.get_partial_message(message_id).create_thread(
-                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
         except discord.HTTPException as exc:
             if exc.code == THREAD_ALREADY_EXISTS:
                 return await self._existing_thread(message_id)
@@ -92,9 +109,16 @@ class DiscordStaffDesk:
         Discord gives a thread started from a message that message's id."""
         try:
             thread = self.bot.get_channel(message_id) or await self.bot.fetch_channel(message_id)
-        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:  # it exists (160004 said so): retry, never give up
-            raise DeliveryFailed(f"thread {message_id} exists but could not be read: {exc}") from exc
-        log.info("adopted the existing thread %s of ticket message %s (made before a restart)", thread.id, message_id)
+        # it exists (160004 said so): retry, never give up
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise DeliveryFailed(
+                f"thread {message_id} exists but could not be read: {exc}"
+            ) from exc
+        log.info(
+            "adopted the existing thread %s of ticket message %s (made before a restart)",
+            thread.id,
+            message_id,
+        )
         return thread.id
 
     async def post(self, thread_id: int, text: str, *, nonce: str, ping: bool = False) -> None:
@@ -108,11 +132,17 @@ class DiscordStaffDesk:
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
 
-    async def post_file(self, thread_id: int, text: str, data: bytes, filename: str, *, nonce: str) -> None:
+    async def post_file(
+        self, thread_id: int, text: str, data: bytes, filename: str, *, nonce: str
+    ) -> None:
         thread = await self._channel(thread_id)
         try:
-            await thread.send(text, file=discord.File(io.BytesIO(data), filename=filename),
-                              allowed_mentions=discord.AllowedMentions.none(), nonce=nonce)
+            await thread.send(
+                text,
+                file=discord.File(io.BytesIO(data), filename=filename),
+                allowed_mentions=discord.AllowedMentions.none(),
+                nonce=nonce,
+            )
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
 
@@ -120,7 +150,9 @@ class DiscordStaffDesk:
         channel = await self._channel(self.settings.staff_channel_id)
         try:
             with request_priority(Priority.EDIT):
-                await channel.get_partial_message(message_id).edit(embed=embed_for(card), view=ticket_view(card))
+                await channel.get_partial_message(message_id).edit(
+                    embed=embed_for(card), view=ticket_view(card)
+                )
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
             raise delivery_failure(exc) from exc
 
@@ -129,6 +161,7 @@ class DiscordStaffDesk:
         if isinstance(thread, discord.Thread):
             try:
                 with request_priority(Priority.EDIT):
-                    await thread.edit(archived=True, locked=True)  # closed: nobody writes there by mistake
+                    # closed: nobody writes there by mistake
+                    await thread.edit(archived=True, locked=True)
             except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
                 raise delivery_failure(exc) from exc

@@ -37,12 +37,13 @@ def is_operator(bot: HandoffBot, user: discord.abc.User) -> bool:
 
 
 class NotOperator(app_commands.CheckFailure):
-    """A slash command for operators used by someone else; the tree tells them this message, privately."""
+    """A slash command for operators used by someone else; the tree tells them this message,
+    privately."""
 
 
 def client_of(interaction: discord.Interaction) -> HandoffBot:
-    """The bot a button or form came to: the one HandoffBot of this process (buttons and forms are matched by
-    discord.py's view store, whose callbacks take a plain ``discord.Interaction``)."""
+    """The bot a button or form came to: the one HandoffBot of this process (buttons and forms are
+    matched by discord.py's view store, whose callbacks take a plain ``discord.Interaction``)."""
     return cast("HandoffBot", interaction.client)
 
 
@@ -52,13 +53,15 @@ def operator_of(interaction: discord.Interaction) -> Operator:
 
 
 class OperatorsOnly:
-    """A cog whose every slash command is for operators: one check before any of them runs (discord.py calls
-    a cog's ``interaction_check`` for its app commands). Others are refused privately, and it is audited."""
+    """A cog whose every slash command is for operators: one check before any of them runs
+    (discord.py calls a cog's ``interaction_check`` for its app commands). Others are refused
+    privately, and it is audited."""
 
     bot: HandoffBot
 
     async def ticket_in_question(self, interaction: discord.Interaction) -> int | None:
-        """The ticket a refused command was about, for the audit (cogs with ticket commands say which)."""
+        """The ticket a refused command was about, for the audit (cogs with ticket commands say
+        which)."""
         return None
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -72,15 +75,24 @@ class OperatorsOnly:
 REFUSAL = "Only operators can do that. (This attempt was recorded.)"
 
 
-async def _record_refusal(interaction: discord.Interaction, what: str, ticket_id: int | None) -> None:
+async def _record_refusal(
+    interaction: discord.Interaction, what: str, ticket_id: int | None
+) -> None:
     """Someone without the operator role tried: audited and logged (they are told by the caller)."""
     bot = client_of(interaction)
     await bot.desk.audit_refusal(operator_of(interaction), what, ticket_id)
-    log.warning("refused %s on ticket %s to %s (%s): not an operator", what, ticket_id, interaction.user,
-                interaction.user.id)
+    log.warning(
+        "refused %s on ticket %s to %s (%s): not an operator",
+        what,
+        ticket_id,
+        interaction.user,
+        interaction.user.id,
+    )
 
 
-async def operator_or_refuse(interaction: discord.Interaction, what: str, ticket_id: int | None) -> Operator | None:
+async def operator_or_refuse(
+    interaction: discord.Interaction, what: str, ticket_id: int | None
+) -> Operator | None:
     """The operator behind this interaction, or None after an ephemeral refusal (audited)."""
     bot = client_of(interaction)
     if is_operator(bot, interaction.user):
@@ -106,7 +118,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
 
 
 def answer_failures(fn: Handler) -> Handler:
-    """A button or form that fails tells the person who clicked, instead of Discord's bare 'interaction failed'."""
+    """A button or form that fails tells the person who clicked, instead of Discord's bare
+    'interaction failed'."""
 
     @functools.wraps(fn)
     async def wrapper(*args: Any) -> None:
@@ -116,27 +129,38 @@ def answer_failures(fn: Handler) -> Handler:
         except Exception:
             log.exception("%s failed for %s", getattr(fn, "__qualname__", fn), interaction.user)
             with contextlib.suppress(discord.HTTPException):
-                await answer(interaction, "Sorry, that failed on our side. It has been logged; try again.")
+                await answer(
+                    interaction, "Sorry, that failed on our side. It has been logged; try again."
+                )
 
     return cast(Handler, wrapper)
 
 
 class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
     LABELS: ClassVar[dict[str, tuple[str, discord.ButtonStyle]]] = {
-        "approve": ("Approve", discord.ButtonStyle.success), "deny": ("Deny", discord.ButtonStyle.danger),
-        "edit": ("Edit & approve", discord.ButtonStyle.primary), "claim": ("Claim", discord.ButtonStyle.secondary),
+        "approve": ("Approve", discord.ButtonStyle.success),
+        "deny": ("Deny", discord.ButtonStyle.danger),
+        "edit": ("Edit & approve", discord.ButtonStyle.primary),
+        "claim": ("Claim", discord.ButtonStyle.secondary),
     }
 
     def __init__(self, action: str, ticket_id: int, *, disabled: bool = False) -> None:
         label, style = self.LABELS[action]
-        super().__init__(discord.ui.Button(label=label, style=style, custom_id=f"ticket:{action}:{ticket_id}",
-                                           disabled=disabled))
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=style,
+                custom_id=f"ticket:{action}:{ticket_id}",
+                disabled=disabled,
+            )
+        )
         self.action = action
         self.ticket_id = ticket_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
-                             match: re.Match[str]) -> TicketButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> TicketButton:
         action = match["action"]
         if action not in ACTIONS:
             raise ValueError(f"unknown ticket button {match.string!r}")
@@ -151,10 +175,15 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         desk = bot.desk
         if self.action == "approve":
             ticket = await desk.ticket(self.ticket_id)
-            if ticket is not None and ticket.awaits_decision and desk.code_needed(ticket) is not None:
+            if (
+                ticket is not None
+                and ticket.awaits_decision
+                and desk.code_needed(ticket) is not None
+            ):
                 await interaction.response.send_modal(approve_code_form(self.ticket_id))
                 return
-            await interaction.response.defer(ephemeral=True, thinking=True)  # the action may take a while
+            # the action may take a while
+            await interaction.response.defer(ephemeral=True, thinking=True)
             await answer(interaction, await desk.approve(self.ticket_id, operator))
         elif self.action == "claim":
             await answer(interaction, await desk.claim(self.ticket_id, operator))
@@ -168,14 +197,23 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         ticket = await bot.desk.ticket(self.ticket_id)
         schema = bot.desk.form_schema(ticket) if ticket else None
         if ticket is None or schema is None or not ticket.awaits_decision:
-            reply = (DeskReply(False, f"Ticket #{self.ticket_id} has nothing to edit.") if ticket is None
-                     or schema is None else DeskReply(False, f"Ticket #{ticket.id} was already {ticket.status}"
-                                                             f" by {ticket.decided_by_name or 'someone'}."))
+            reply = (
+                DeskReply(False, f"Ticket #{self.ticket_id} has nothing to edit.")
+                if ticket is None or schema is None
+                else DeskReply(
+                    False,
+                    f"Ticket #{ticket.id} was already {ticket.status}"
+                    f" by {ticket.decided_by_name or 'someone'}.",
+                )
+            )
             await answer(interaction, reply)
             return
         fields = editable_fields(schema, ticket.action_params or {})
-        ask_code = (bot.desk.operator_codes is not None and bool(bot.policy.mfa.operator_code_above)
-                    and len(fields) < 5)
+        ask_code = (
+            bot.desk.operator_codes is not None
+            and bool(bot.policy.mfa.operator_code_above)
+            and len(fields) < 5
+        )
         await interaction.response.send_modal(edit_form(self.ticket_id, fields, ask_code=ask_code))
 
 
@@ -209,38 +247,70 @@ def _form(title: str, custom_id: str, inputs: list[discord.ui.TextInput]) -> dis
 
 
 def deny_form(ticket_id: int) -> discord.ui.Modal:
-    return _form("Deny the request", f"ticket:deny-reason:{ticket_id}", [discord.ui.TextInput(
-        label="Reason (the customer is told)", style=discord.TextStyle.paragraph, max_length=1000,
-        custom_id="reason")])
+    return _form(
+        "Deny the request",
+        f"ticket:deny-reason:{ticket_id}",
+        [
+            discord.ui.TextInput(
+                label="Reason (the customer is told)",
+                style=discord.TextStyle.paragraph,
+                max_length=1000,
+                custom_id="reason",
+            )
+        ],
+    )
 
 
 def _code_input(required: bool) -> discord.ui.TextInput:
-    return discord.ui.TextInput(label="Your one-time code" + ("" if required else " (large amounts)"),
-                                min_length=6, max_length=6, required=required, custom_id=CODE_FIELD)
+    return discord.ui.TextInput(
+        label="Your one-time code" + ("" if required else " (large amounts)"),
+        min_length=6,
+        max_length=6,
+        required=required,
+        custom_id=CODE_FIELD,
+    )
 
 
 def approve_code_form(ticket_id: int) -> discord.ui.Modal:
-    return _form("Approve: your one-time code", f"ticket:approve-code:{ticket_id}", [_code_input(True)])
+    return _form(
+        "Approve: your one-time code", f"ticket:approve-code:{ticket_id}", [_code_input(True)]
+    )
 
 
-def edit_form(ticket_id: int, fields: list[tuple[str, str]], *, ask_code: bool = False) -> discord.ui.Modal:
+def edit_form(
+    ticket_id: int, fields: list[tuple[str, str]], *, ask_code: bool = False
+) -> discord.ui.Modal:
     inputs: list[discord.ui.TextInput[Any]] = [
-        discord.ui.TextInput(label=name[:45], default=value[:4000], required=False, custom_id=name,
-                             style=discord.TextStyle.paragraph if name == "params" else discord.TextStyle.short)
-        for name, value in fields]
-    return _form("Edit & approve", f"ticket:edit-params:{ticket_id}", inputs + ([_code_input(False)]
-                                                                                 if ask_code else []))
+        discord.ui.TextInput(
+            label=name[:45],
+            default=value[:4000],
+            required=False,
+            custom_id=name,
+            style=discord.TextStyle.paragraph if name == "params" else discord.TextStyle.short,
+        )
+        for name, value in fields
+    ]
+    return _form(
+        "Edit & approve",
+        f"ticket:edit-params:{ticket_id}",
+        inputs + ([_code_input(False)] if ask_code else []),
+    )
 
 
 def interaction_data(interaction: discord.Interaction) -> dict[str, Any]:
-    """The interaction's raw data as Discord sent it (discord.py types it as a union of payload shapes)."""
+    """The interaction's raw data as Discord sent it (discord.py types it as a union of payload
+    shapes)."""
     return cast(dict[str, Any], interaction.data or {})
 
 
 def submitted_values(interaction: discord.Interaction) -> dict[str, str]:
     rows = interaction_data(interaction).get("components", [])
-    return {c["custom_id"]: c.get("value", "") for row in rows for c in row.get("components", [row])
-            if "custom_id" in c}
+    return {
+        c["custom_id"]: c.get("value", "")
+        for row in rows
+        for c in row.get("components", [row])
+        if "custom_id" in c
+    }
 
 
 @answer_failures
@@ -262,7 +332,9 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
     if match["form"] == "deny-reason":
         operator = await operator_or_refuse(interaction, "deny", ticket_id)
         if operator is not None:
-            await answer(interaction, await bot.desk.deny(ticket_id, operator, values.get("reason", "")))
+            await answer(
+                interaction, await bot.desk.deny(ticket_id, operator, values.get("reason", ""))
+            )
         return
     operator = await operator_or_refuse(interaction, "edit & approve", ticket_id)
     if operator is None:
@@ -274,7 +346,10 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
         return
     params, problem = parse_edited(schema, values)
     if params is None:
-        await answer(interaction, f"Not approved: {problem}. Nothing was done; click **Edit & approve** again.")
+        await answer(
+            interaction,
+            f"Not approved: {problem}. Nothing was done; click **Edit & approve** again.",
+        )
         return
     await interaction.response.defer(ephemeral=True, thinking=True)
     await answer(interaction, await bot.desk.approve(ticket_id, operator, params, code=code))

@@ -1,4 +1,5 @@
-"""The operator desk: tickets opened by the assistant or the engine, and what operators do with them.
+"""The operator desk: tickets opened by the assistant or the engine, and what operators do with
+them.
 
 Nothing here waits for a person. A ticket is a row; what operators see is queued in the
 desk outbox and what the customer hears is queued in the customer outbox, both in the same
@@ -7,7 +8,8 @@ so two operators (or a click and a slash command) racing for the same ticket dec
 
 The desk is split along its own sections, one module each; ``TicketDesk`` puts them together:
 
-- ``base``: the records it hands out (Operator, DeskReply, Escalation, Escalated), its dependencies, reads
+- ``base``: the records it hands out (Operator, DeskReply, Escalation, Escalated), its dependencies,
+  reads
 - ``cards``: what operators see of a ticket (CardRenderer)
 - ``opening``: escalate, hold for a person, priority, due times
 - ``relaying``: operators' thread messages and /reply to the customer or agent
@@ -29,5 +31,5 @@ __all__ = ["CardRenderer", "DeskReply", "Escalated", "Escalation", "Operator", "
 
 
 class TicketDesk(Opening, Relaying, Decisions, Housekeeping):
-    """The whole desk (``Housekeeping`` brings ``Handling``): what the cogs, the engine and the agents' desk
-    call."""
+    """The whole desk (``Housekeeping`` brings ``Handling``): what the cogs, the engine and the
+    agents' desk call."""

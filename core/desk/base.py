@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -48,8 +48,9 @@ ALREADY_HANDLED = DeskReply(False, "")
 
 @dataclass(frozen=True)
 class Changed:
-    """What a desk transaction hands back: the answer, and the customer whose DMs it owes (kicked after the
-    commit). A transaction function returns its result: it never fills a list or a variable of its caller."""
+    """What a desk transaction hands back: the answer, and the customer whose DMs it owes (kicked
+    after the commit). A transaction function returns its result: it never fills a list or a
+    variable of its caller."""
 
     reply: DeskReply
     customer_id: int | None = None
@@ -73,8 +74,8 @@ class Escalation:
 
 @dataclass(frozen=True)
 class Escalated:
-    """Where an escalation went: ``number`` None when it was not sent (too many tickets open); ``new`` False
-    when it joined a ticket already open."""
+    """Where an escalation went: ``number`` None when it was not sent (too many tickets open);
+    ``new`` False when it joined a ticket already open."""
 
     number: int | None
     new: bool
@@ -83,38 +84,58 @@ class Escalated:
 class DeskBase:
     """The desk's dependencies and what its parts share (see ``core.desk``)."""
 
-    def __init__(self, *, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
-                 desk_outbox: DeskOutbox, arm_ticket: Callable[[int, float | None, float], None],
-                 operator_codes: OperatorCodes | None, ai_enabled: bool) -> None:
+    def __init__(
+        self,
+        *,
+        db: Store,
+        policy: Policy,
+        clock: Clock,
+        registry: ActionRegistry,
+        outbox: Outbox,
+        desk_outbox: DeskOutbox,
+        arm_ticket: Callable[[int, float | None, float], None],
+        operator_codes: OperatorCodes | None,
+        ai_enabled: bool,
+    ) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.registry = registry
         self.outbox = outbox
         self.desk_outbox = desk_outbox  # kicked after each commit that owes the staff desk a post
-        self.arm_ticket = arm_ticket  # arms a new ticket's reminder and timeout (Deadlines.arm_ticket)
-        self.operator_codes = operator_codes  # codes on: approving a large amount needs the operator's own code
+        # arms a new ticket's reminder and timeout (Deadlines.arm_ticket)
+        self.arm_ticket = arm_ticket
+        # codes on: approving a large amount needs the operator's own code
+        self.operator_codes = operator_codes
         self.ai_enabled = ai_enabled
         self.tickets = TicketStore(db)
         self.conversations = ConversationStore(db)
         self._thread_tickets: dict[int, int] = {}
-        self.on_changed: list[Callable[[int], None]] = []  # told each ticket whose row changed (agents waiting)
+        # told each ticket whose row changed (agents waiting)
+        self.on_changed: list[Callable[[int], None]] = []
         self.hours = SupportHours(policy.desk.hours, policy.desk.timezone)
         self.tz = ZoneInfo(policy.summary.timezone)  # how transcripts show times
 
-    async def transcript(self, ticket_id: int, *, for_customer: bool = False) -> tuple[str, bytes] | None:
-        """(file name, HTML) of a ticket's conversation: the staff's copy with its internal notes, or the
-        customer's without them."""
+    async def transcript(
+        self, ticket_id: int, *, for_customer: bool = False
+    ) -> tuple[str, bytes] | None:
+        """(file name, HTML) of a ticket's conversation: the staff's copy with its internal notes,
+        or the customer's without them."""
         found = await self.tickets.transcript(ticket_id)
         if found is None:
             return None
         ticket, turns, notes = found
-        lines = [Line(t["created_at"], t["kind"], (json.loads(t["data"]) if t["data"] else {}).get("operator_name")
-                      or (ticket.customer_name if t["kind"] == "customer" else WHO[t["kind"]]), t["content"])
-                 for t in turns]
+        lines = [
+            Line(t["created_at"], t["kind"], _speaker(t, ticket.customer_name), t["content"])
+            for t in turns
+        ]
         lines += [Line(at, "note", author, text) for at, author, text in notes]
-        page = render_html(f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.customer_name}", lines,
-                           for_customer=for_customer, tz=self.tz)
+        page = render_html(
+            f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.customer_name}",
+            lines,
+            for_customer=for_customer,
+            tz=self.tz,
+        )
         return f"ticket-{ticket.id}-transcript.html", page.encode()
 
     def _after_hours(self, now: float) -> str:
@@ -133,11 +154,13 @@ class DeskBase:
         self.arm_ticket(ticket_id, reminder, timeout)
 
     def kick(self, ticket_id: int) -> None:
-        """Deliver what a change owes the staff desk for this ticket, and tell whoever waits on it."""
+        """Deliver what a change owes the staff desk for this ticket, and tell whoever waits on
+        it."""
         self._kick(ticket_id)
 
     def _kick(self, ticket_id: int, customer_id: int | None = None) -> None:
-        # The customer's DM first: its worker then queues its database read before the card's re-render.
+        # The customer's DM first: its worker then queues its database read before the card's
+        # re-render.
         if customer_id is not None:
             self.outbox.kick(customer_id)
         self.desk_outbox.kick(ticket_id)
@@ -151,8 +174,14 @@ class DeskBase:
         return await self.tickets.by_thread(thread_id)
 
     async def audit_refusal(self, user: Operator, what: str, ticket_id: int | None) -> None:
-        await audit(self.db, self.clock.now(), f"user:{user.id}", "refused_not_operator",
-                                 f"ticket:{ticket_id}" if ticket_id else None, {"attempted": what, "name": user.name})
+        await audit(
+            self.db,
+            self.clock.now(),
+            f"user:{user.id}",
+            "refused_not_operator",
+            f"ticket:{ticket_id}" if ticket_id else None,
+            {"attempted": what, "name": user.name},
+        )
 
     def _decided_text(self, ticket: Ticket) -> str:
         who = f" by {ticket.decided_by_name}" if ticket.decided_by_name else ""
@@ -161,3 +190,12 @@ class DeskBase:
     async def ticket(self, ticket_id: int) -> Ticket | None:
         """A ticket as it is now (the cogs read tickets through the desk, never storage)."""
         return await self.tickets.get(ticket_id)
+
+
+def _speaker(turn: Mapping[str, Any], customer_name: str) -> str:
+    """Who said a turn, as a transcript shows it: the operator by name, else the customer or the
+    kind of speaker."""
+    operator = json.loads(turn["data"]).get("operator_name") if turn["data"] else None
+    if operator:
+        return str(operator)
+    return customer_name if turn["kind"] == "customer" else WHO[turn["kind"]]

@@ -24,9 +24,18 @@ class CardRenderer:
         ticket = await self.tickets.get(ticket_id)
         if ticket is None:
             raise LookupError(f"ticket {ticket_id} does not exist")
-        turns = [] if ticket.agent_name else await self.conversations.history(
-            ticket.conversation_id, limit=self.policy.desk.transcript_turns,
-            kinds=("customer", "assistant", "operator"))
+        turns = (
+            []
+            if ticket.agent_name
+            else await self.conversations.history(
+                ticket.conversation_id,
+                limit=self.policy.desk.transcript_turns,
+                kinds=("customer", "assistant", "operator"),
+            )
+        )
         action = self.registry.get(ticket.action_name) if ticket.action_name else None
-        return (build_card(ticket, transcript_lines(turns), action.summary if action else None),
-                thread_name(ticket.id, ticket.question), ticket)
+        return (
+            build_card(ticket, transcript_lines(turns), action.summary if action else None),
+            thread_name(ticket.id, ticket.question),
+            ticket,
+        )

@@ -1,4 +1,5 @@
-"""Decisions: approve (once, with the operator's own code above the threshold), deny, and running the action."""
+"""Decisions: approve (once, with the operator's own code above the threshold), deny, and running
+the action."""
 
 from __future__ import annotations
 
@@ -18,14 +19,16 @@ class Decisions(DeskBase):
     """Approve and deny, once each; the action runs once after an approval."""
 
     def form_schema(self, ticket: Ticket) -> dict[str, Any] | None:
-        """The schema an operator's edit is read by: the action's, or the agent's details' own shape."""
+        """The schema an operator's edit is read by: the action's, or the agent's details' own
+        shape."""
         if ticket.kind is Kind.AGENT_APPROVAL:
             return details_schema(ticket.action_params or {})
         action = self.registry.get(ticket.action_name or "")
         return action.input_schema if action else None
 
     def code_needed(self, ticket: Ticket, params: dict[str, Any] | None = None) -> float | None:
-        """The threshold, when approving this ticket needs the operator's own one-time code; else None."""
+        """The threshold, when approving this ticket needs the operator's own one-time code; else
+        None."""
         threshold = self.policy.mfa.operator_code_above
         if not threshold or self.operator_codes is None:
             return None
@@ -35,17 +38,27 @@ class Decisions(DeskBase):
             return float(threshold)
         return None
 
-    async def approve(self, ticket_id: int, operator: Operator, params: dict[str, Any] | None = None, *,
-                      code: str | None = None) -> DeskReply:
-        """Approve once and run the action once; ``params`` are an operator's edited values (validated);
-        ``code`` is the operator's own one-time code, needed above ``[mfa] operator_code_above``."""
+    async def approve(
+        self,
+        ticket_id: int,
+        operator: Operator,
+        params: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+    ) -> DeskReply:
+        """Approve once and run the action once; ``params`` are an operator's edited values
+        (validated); ``code`` is the operator's own one-time code, needed above ``[mfa]
+        operator_code_above``."""
         now = self.clock.now()
         ticket = await self.tickets.get(ticket_id)
         if ticket is None:
             return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
         if not ticket.kind.decided:
-            return DeskReply(False, f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; "
-                                    "answer it in the thread or with `/reply`.")
+            return DeskReply(
+                False,
+                f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; "
+                "answer it in the thread or with `/reply`.",
+            )
         if operator.id == ticket.customer_discord_id:
             await self.audit_refusal(operator, "approve own request", ticket_id)
             return DeskReply(False, "You cannot approve your own request.")
@@ -53,21 +66,38 @@ class Decisions(DeskBase):
             return await self._approve_for_agent(ticket, operator, params, code)
         action = self.registry.get(ticket.action_name or "")
         if action is None:
-            return DeskReply(False, f"The action {ticket.action_name!r} is no longer installed; deny or close the "
-                                    "ticket instead.")
+            return DeskReply(
+                False,
+                f"The action {ticket.action_name!r} is no longer installed; deny or close the "
+                "ticket instead.",
+            )
         final = dict(ticket.action_params or {}) if params is None else params
         problem = action.validate(final)
         if problem is not None:
-            return DeskReply(False, f"Not approved: the parameters don't fit {action.name}: {problem}")
+            return DeskReply(
+                False, f"Not approved: the parameters don't fit {action.name}: {problem}"
+            )
         edited = params is not None and params != ticket.action_params
-        if (refused := await self._operator_code_refusal(ticket, final, operator, code)) is not None:
+        if (
+            refused := await self._operator_code_refusal(ticket, final, operator, code)
+        ) is not None:
             return refused
 
         def decide(tx: DeskTx) -> Ticket | None:
-            if not tx.approve(ticket_id, operator.id, operator.name, final, "edited" if edited else None):
+            if not tx.approve(
+                ticket_id, operator.id, operator.name, final, "edited" if edited else None
+            ):
                 return tx.ticket(ticket_id)
-            tx.audit(operator.actor, "approved", f"ticket:{ticket_id}",
-                     {"action": action.name, "params": final, "edited_from": ticket.action_params if edited else None})
+            tx.audit(
+                operator.actor,
+                "approved",
+                f"ticket:{ticket_id}",
+                {
+                    "action": action.name,
+                    "params": final,
+                    "edited_from": ticket.action_params if edited else None,
+                },
+            )
             return None
 
         lost_to = await self.tickets.run(decide, now)
@@ -77,37 +107,62 @@ class Decisions(DeskBase):
         self._kick(ticket_id, ticket.customer_id)
         return outcome
 
-    async def _operator_code_refusal(self, ticket: Ticket, final: dict[str, Any], operator: Operator,
-                                     code: str | None) -> DeskReply | None:
-        """Above [mfa] operator_code_above, why this approval may not go ahead without a right code; else None."""
+    async def _operator_code_refusal(
+        self, ticket: Ticket, final: dict[str, Any], operator: Operator, code: str | None
+    ) -> DeskReply | None:
+        """Above [mfa] operator_code_above, why this approval may not go ahead without a right code;
+        else None."""
         threshold = self.code_needed(ticket, final)
         if threshold is None or ticket.status != Status.OPEN:
             return None
         if not code:
-            return DeskReply(False, f"Approving more than {threshold:g} needs your own one-time code: use "
-                                    "`/approve code:` or the Approve button's form. Nothing was done.")
+            return DeskReply(
+                False,
+                f"Approving more than {threshold:g} needs your own one-time code: use "
+                "`/approve code:` or the Approve button's form. Nothing was done.",
+            )
         assert self.operator_codes is not None  # code_needed says None without them
         problem = await self.operator_codes.verify_person(operator.id, code.strip())
-        return None if problem is None else DeskReply(False, f"Not approved: {problem}. Nothing was done.")
+        return (
+            None
+            if problem is None
+            else DeskReply(False, f"Not approved: {problem}. Nothing was done.")
+        )
 
-    async def _approve_for_agent(self, ticket: Ticket, operator: Operator, params: dict[str, Any] | None,
-                                 code: str | None) -> DeskReply:
+    async def _approve_for_agent(
+        self, ticket: Ticket, operator: Operator, params: dict[str, Any] | None, code: str | None
+    ) -> DeskReply:
         """An agent's request: decided once here; the agent does the work and reads the decision."""
         final = dict(ticket.action_params or {}) if params is None else params
         edited = params is not None and params != ticket.action_params
-        if (refused := await self._operator_code_refusal(ticket, final, operator, code)) is not None:
+        if (
+            refused := await self._operator_code_refusal(ticket, final, operator, code)
+        ) is not None:
             return refused
 
         def decide(tx: DeskTx) -> Ticket | None:
-            if not tx.approve(ticket.id, operator.id, operator.name, final, "edited" if edited else None):
+            if not tx.approve(
+                ticket.id, operator.id, operator.name, final, "edited" if edited else None
+            ):
                 return tx.ticket(ticket.id)
             tx.executed(ticket.id, {"returned_to_agent": ticket.agent_name})
-            tx.audit(operator.actor, "approved", f"ticket:{ticket.id}",
-                     {"agent": ticket.agent_name, "action": ticket.action_name, "details": final,
-                      "edited_from": ticket.action_params if edited else None})
-            tx.post(ticket.id, DeskOp.POST,
-                    f"✅ {'Edited and approved' if edited else 'Approved'} by **{operator.name}**. "
-                    f"{ticket.agent_name} receives the decision.")
+            tx.audit(
+                operator.actor,
+                "approved",
+                f"ticket:{ticket.id}",
+                {
+                    "agent": ticket.agent_name,
+                    "action": ticket.action_name,
+                    "details": final,
+                    "edited_from": ticket.action_params if edited else None,
+                },
+            )
+            tx.post(
+                ticket.id,
+                DeskOp.POST,
+                f"✅ {'Edited and approved' if edited else 'Approved'} by **{operator.name}**. "
+                f"{ticket.agent_name} receives the decision.",
+            )
             tx.post(ticket.id, DeskOp.REFRESH)
             return None
 
@@ -115,33 +170,62 @@ class Decisions(DeskBase):
         if lost_to is not None:
             return DeskReply(False, self._decided_text(lost_to))
         self._kick(ticket.id)
-        return DeskReply(True, f"Approved ticket #{ticket.id}; {ticket.agent_name} receives the decision.")
+        return DeskReply(
+            True, f"Approved ticket #{ticket.id}; {ticket.agent_name} receives the decision."
+        )
 
-    async def _execute(self, ticket: Ticket, action: Any, params: dict[str, Any], operator: Operator) -> DeskReply:
-        ctx = ActionContext(ticket.customer_id, ticket.customer_discord_id, self.db, self.clock.now(),
-                            ticket.conversation_id)
+    async def _execute(
+        self, ticket: Ticket, action: Any, params: dict[str, Any], operator: Operator
+    ) -> DeskReply:
+        ctx = ActionContext(
+            ticket.customer_id,
+            ticket.customer_discord_id,
+            self.db,
+            self.clock.now(),
+            ticket.conversation_id,
+        )
         result, error = await execute(action, ctx, params)
         now = self.clock.now()
         summary = action.summary or action.name
 
         def record(tx: DeskTx) -> None:
             tx.executed(ticket.id, result)
-            tx.audit("system", "action_executed" if error is None else "action_failed", f"ticket:{ticket.id}",
-                     {"action": action.name, "result": result})
-            note = (f"{operator.name} (operator) approved {action.name} with {json.dumps(params)} (ticket "
-                    f"#{ticket.id}); result: {json.dumps(result, default=str)[:1500]}. The customer has been told.")
-            text = (self.policy.message("approved", action=summary, number=str(ticket.id)) if error is None else
-                    self.policy.message("approved_failed", action=summary, number=str(ticket.id), error=error))
+            tx.audit(
+                "system",
+                "action_executed" if error is None else "action_failed",
+                f"ticket:{ticket.id}",
+                {"action": action.name, "result": result},
+            )
+            note = (
+                f"{operator.name} (operator) approved {action.name} with {json.dumps(params)}"
+                f" (ticket #{ticket.id}); result: {json.dumps(result, default=str)[:1500]}. The"
+                " customer has been told."
+            )
+            text = (
+                self.policy.message("approved", action=summary, number=str(ticket.id))
+                if error is None
+                else self.policy.message(
+                    "approved_failed", action=summary, number=str(ticket.id), error=error
+                )
+            )
             tx.tell(ticket, text, NewTurn("system", note))
-            outcome = (f"Done: `{json.dumps(result['result'], default=str)[:1500]}`" if error is None
-                       else f"⚠ It failed: {error}")
+            outcome = (
+                f"Done: `{json.dumps(result['result'], default=str)[:1500]}`"
+                if error is None
+                else f"⚠ It failed: {error}"
+            )
             tx.post(ticket.id, DeskOp.POST, f"✅ Approved by **{operator.name}**. {outcome}")
             tx.post(ticket.id, DeskOp.REFRESH)
 
         await self.tickets.run(record, now)
         if error is None:
-            return DeskReply(True, f"Approved and done: ticket #{ticket.id} ({summary}). The customer has been told.")
-        return DeskReply(False, f"Approved, but {summary} failed: {error}. The customer has been told.")
+            return DeskReply(
+                True,
+                f"Approved and done: ticket #{ticket.id} ({summary}). The customer has been told.",
+            )
+        return DeskReply(
+            False, f"Approved, but {summary} failed: {error}. The customer has been told."
+        )
 
     async def deny(self, ticket_id: int, operator: Operator, reason: str) -> DeskReply:
         now = self.clock.now()
@@ -150,17 +234,30 @@ class Decisions(DeskBase):
         if ticket is None:
             return DeskReply(False, f"Ticket #{ticket_id} does not exist.")
         if not ticket.kind.decided:
-            return DeskReply(False, f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; use `/close`.")
+            return DeskReply(
+                False,
+                f"Ticket #{ticket_id} is a {ticket.kind.value}, not an approval; use `/close`.",
+            )
         action = self.registry.get(ticket.action_name or "")
         summary = (action.summary if action else None) or ticket.action_name or "the request"
 
         def decide(tx: DeskTx) -> Ticket | None:
             if not tx.deny(ticket_id, operator.id, operator.name, reason):
                 return tx.ticket(ticket_id)
-            tx.audit(operator.actor, "denied", f"ticket:{ticket_id}", {"action": ticket.action_name, "reason": reason})
-            note = (f"{operator.name} (operator) denied {ticket.action_name} with "
-                    f"{json.dumps(ticket.action_params)} (ticket #{ticket_id}); it was not done. Reason: {reason}")
-            told = self.policy.message("denied", action=summary, number=str(ticket_id), reason=reason)
+            tx.audit(
+                operator.actor,
+                "denied",
+                f"ticket:{ticket_id}",
+                {"action": ticket.action_name, "reason": reason},
+            )
+            note = (
+                f"{operator.name} (operator) denied {ticket.action_name} with"
+                f" {json.dumps(ticket.action_params)} (ticket #{ticket_id}); it was not done."
+                f" Reason: {reason}"
+            )
+            told = self.policy.message(
+                "denied", action=summary, number=str(ticket_id), reason=reason
+            )
             tx.tell(ticket, told, NewTurn("system", note))
             tx.post(ticket_id, DeskOp.POST, f"⛔ Denied by **{operator.name}**: {reason}")
             tx.post(ticket_id, DeskOp.REFRESH)
@@ -171,5 +268,7 @@ class Decisions(DeskBase):
             return DeskReply(False, self._decided_text(lost_to))
         self._kick(ticket_id, ticket.customer_id)
         if ticket.agent_name:
-            return DeskReply(True, f"Denied ticket #{ticket_id}; {ticket.agent_name} receives the reason.")
+            return DeskReply(
+                True, f"Denied ticket #{ticket_id}; {ticket.agent_name} receives the reason."
+            )
         return DeskReply(True, f"Denied ticket #{ticket_id}; the customer has been told why.")

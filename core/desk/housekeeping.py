@@ -1,4 +1,5 @@
-"""Housekeeping: quiet tickets closed, unreachable customers noted, the desk resumed after a start."""
+"""Housekeeping: quiet tickets closed, unreachable customers noted, the desk resumed after a
+start."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ class Housekeeping(Handling):
     """What runs by time or after a start."""
 
     async def auto_close_due(self) -> tuple[int, int]:
-        """Quiet tickets: "anything else?" after [desk] auto_close_hours, closed after the grace time unless
-        someone spoke meanwhile. Safe to run any number of times (also after a restart). (warned, closed)."""
+        """Quiet tickets: "anything else?" after [desk] auto_close_hours, closed after the grace
+        time unless someone spoke meanwhile. Safe to run any number of times (also after a restart).
+        (warned, closed)."""
         hours = self.policy.desk.auto_close_hours
         if not hours:
             return 0, 0
@@ -23,7 +25,9 @@ class Housekeeping(Handling):
         grace = self.policy.desk.auto_close_grace_hours * 3600
         warned = closed = 0
         for ticket_id, warned_at, active in await self.tickets.quiet_tickets(now - hours * 3600):
-            if warned_at is not None and active > warned_at:  # someone spoke after the notice: start again
+            # someone spoke after the notice: start again
+            if warned_at is not None and active > warned_at:
+
                 def unwarn(tx: DeskTx, quiet: int = ticket_id) -> None:
                     tx.warn_auto_close(quiet, None)
 
@@ -33,7 +37,9 @@ class Housekeeping(Handling):
                 warned += 1
             elif now >= warned_at + grace:
                 quiet = for_people(hours * 3600)
-                reply = await self.close(ticket_id, Operator(0, "Handoff"), f"no activity for {quiet}")
+                reply = await self.close(
+                    ticket_id, Operator(0, "Handoff"), f"no activity for {quiet}"
+                )
                 closed += reply.ok
         return warned, closed
 
@@ -43,11 +49,24 @@ class Housekeeping(Handling):
             if ticket is None or ticket.ended:
                 return None
             tx.warn_auto_close(ticket_id, now)
-            text = self.policy.message("auto_close_soon", number=str(ticket_id), when=for_people(grace))
-            tx.tell(ticket, text, NewTurn("system", f"Ticket #{ticket_id} was quiet; the customer was asked whether "
-                                                    "anything else is needed before it closes."))
-            tx.post(ticket_id, DeskOp.POST, f"💤 Quiet ticket: the customer was asked \"anything else?\"; it closes in "
-                                       f"{for_people(grace)} unless someone writes.")
+            text = self.policy.message(
+                "auto_close_soon", number=str(ticket_id), when=for_people(grace)
+            )
+            tx.tell(
+                ticket,
+                text,
+                NewTurn(
+                    "system",
+                    f"Ticket #{ticket_id} was quiet; the customer was asked whether "
+                    "anything else is needed before it closes.",
+                ),
+            )
+            tx.post(
+                ticket_id,
+                DeskOp.POST,
+                '💤 Quiet ticket: the customer was asked "anything else?"; it closes in '
+                f"{for_people(grace)} unless someone writes.",
+            )
             tx.audit("system", "auto_close_warned", f"ticket:{ticket_id}")
             return ticket.customer_id
 
@@ -56,15 +75,19 @@ class Housekeeping(Handling):
             self._kick(ticket_id, customer_id)
 
     async def customer_unreachable(self, customer_id: int, reason: str) -> None:
-        """DMs are closed: record it on the customer's tickets and tell the operators in their threads."""
+        """DMs are closed: record it on the customer's tickets and tell the operators in their
+        threads."""
         now = self.clock.now()
 
         def write(tx: DeskTx) -> list[int]:
             ids = tx.mark_dm_closed(customer_id)
             for ticket_id in ids:
-                tx.post(ticket_id, DeskOp.POST,
-                        f"⚠ The customer's DMs are closed ({reason}): our last message(s) did not reach them and"
-                        " nothing more is sent until they write to us again.")
+                tx.post(
+                    ticket_id,
+                    DeskOp.POST,
+                    f"⚠ The customer's DMs are closed ({reason}): our last message(s) did not reach"
+                    " them and nothing more is sent until they write to us again.",
+                )
                 tx.post(ticket_id, DeskOp.REFRESH)
             return ids
 
@@ -75,13 +98,26 @@ class Housekeeping(Handling):
         """Approvals whose action was running when the process stopped: say so rather than guess."""
         now = self.clock.now()
         for ticket in await self.tickets.approved_not_executed():
+
             def write(tx: DeskTx, ticket: Ticket = ticket) -> None:
-                result = {"status": "interrupted", "error": "the bot stopped while the action was running"}
+                result = {
+                    "status": "interrupted",
+                    "error": "the bot stopped while the action was running",
+                }
                 tx.executed(ticket.id, result, only_once=True)
-                tx.audit("system", "action_interrupted", f"ticket:{ticket.id}", {"action": ticket.action_name})
-                tx.post(ticket.id, DeskOp.POST, f"⚠ The bot stopped while running the approved `{ticket.action_name}`. "
-                                           "It may or may not have been done: check, then tell the customer with "
-                                           "`/reply`.")
+                tx.audit(
+                    "system",
+                    "action_interrupted",
+                    f"ticket:{ticket.id}",
+                    {"action": ticket.action_name},
+                )
+                tx.post(
+                    ticket.id,
+                    DeskOp.POST,
+                    f"⚠ The bot stopped while running the approved `{ticket.action_name}`. "
+                    "It may or may not have been done: check, then tell the customer with "
+                    "`/reply`.",
+                )
 
             await self.tickets.run(write, now)
             self._kick(ticket.id)

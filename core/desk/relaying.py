@@ -1,4 +1,5 @@
-"""Relaying: operators' messages in a ticket's thread and /reply reach the customer (or the agent)."""
+"""Relaying: operators' messages in a ticket's thread and /reply reach the customer (or the
+agent)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from storage.tickets import DeskTx
 class Relaying(DeskBase):
     """Operators' words to the customer or agent."""
 
-    async def operator_message(self, thread_id: int, operator: Operator, text: str,
-                               message_id: int | None = None) -> DeskReply | None:
-        """An operator wrote in a thread (live, or read back after a start: ``message_id`` makes it count once).
-        Returns a hint to post back, or None when nothing needs saying."""
+    async def operator_message(
+        self, thread_id: int, operator: Operator, text: str, message_id: int | None = None
+    ) -> DeskReply | None:
+        """An operator wrote in a thread (live, or read back after a start: ``message_id`` makes it
+        count once). Returns a hint to post back, or None when nothing needs saying."""
         ticket_id = self._thread_tickets.get(thread_id)
         if ticket_id is None:
             ticket = await self.tickets.by_thread(thread_id)
@@ -22,12 +24,20 @@ class Relaying(DeskBase):
                 return None  # not a ticket's thread
             ticket_id = self._thread_tickets[thread_id] = ticket.id  # a thread never changes ticket
         if text.lstrip().startswith(self.policy.desk.note_prefix) or not text.strip():
-            if message_id is not None:  # a note between operators: kept for the transcript, never relayed
+            # a note between operators: kept for the transcript, never relayed
+            if message_id is not None:
                 note = (ticket_id, operator.name, text.strip()) if text.strip() else None
-                await self.tickets.see_thread_message(thread_id, message_id, self.clock.now(), note=note)
+                await self.tickets.see_thread_message(
+                    thread_id, message_id, self.clock.now(), note=note
+                )
             return None
-        reply = await self.reply(ticket_id, operator, text, via="thread", seen=(thread_id, message_id)
-                                 if message_id is not None else None)
+        reply = await self.reply(
+            ticket_id,
+            operator,
+            text,
+            via="thread",
+            seen=(thread_id, message_id) if message_id is not None else None,
+        )
         return None if reply is ALREADY_HANDLED else reply
 
     def _thread_hint(self, ticket: Ticket, operator: Operator) -> DeskReply | None:
@@ -35,25 +45,46 @@ class Relaying(DeskBase):
         if ticket.in_takeover and ticket.takeover_by in (0, operator.id):
             return None
         if ticket.in_takeover:
-            return DeskReply(False, f"Not relayed: {ticket.takeover_by_name} has taken over ticket #{ticket.id}. "
-                                    "Use `/reply` to write to the customer anyway.")
+            return DeskReply(
+                False,
+                f"Not relayed: {ticket.takeover_by_name} has taken over ticket #{ticket.id}. "
+                "Use `/reply` to write to the customer anyway.",
+            )
         if ticket.kind is Kind.NOTICE:
-            return DeskReply(False, f"Not relayed: ticket #{ticket.id} is a notice from {ticket.agent_name}; it"
-                                    " expects no answer. `/close` it when it is dealt with.")
+            return DeskReply(
+                False,
+                f"Not relayed: ticket #{ticket.id} is a notice from {ticket.agent_name}; it"
+                " expects no answer. `/close` it when it is dealt with.",
+            )
         if ticket.status == Status.OPEN and ticket.kind.answered_in_words:
             return None  # the first answer to a question
         if ticket.awaits_decision:
-            return DeskReply(False, f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
-                                    "`/approve` or `/deny`; `/reply` writes to the customer.")
-        return DeskReply(False, f"Not relayed: ticket #{ticket.id} is {ticket.status}. Use `/reply` to write to the "
-                                "customer again, or `/takeover` to talk with them directly.")
+            return DeskReply(
+                False,
+                f"Not relayed: ticket #{ticket.id} waits for a decision. Use the buttons, "
+                "`/approve` or `/deny`; `/reply` writes to the customer.",
+            )
+        return DeskReply(
+            False,
+            f"Not relayed: ticket #{ticket.id} is {ticket.status}. Use `/reply` to write to the "
+            "customer again, or `/takeover` to talk with them directly.",
+        )
 
-    async def reply(self, ticket_id: int, operator: Operator, text: str, *, via: str = "command",
-                    seen: tuple[int, int] | None = None) -> DeskReply:
-        """Relay an operator's words to the customer; the first answer to an open question answers it.
+    async def reply(
+        self,
+        ticket_id: int,
+        operator: Operator,
+        text: str,
+        *,
+        via: str = "command",
+        seen: tuple[int, int] | None = None,
+    ) -> DeskReply:
+        """Relay an operator's words to the customer; the first answer to an open question answers
+        it.
 
-        ``via="thread"``: a plain message in the ticket's thread, relayed only when it answers an open
-        question or during a take-over. Decided in the same transaction as the relay (one round trip).
+        ``via="thread"``: a plain message in the ticket's thread, relayed only when it answers an
+        open question or during a take-over. Decided in the same transaction as the relay (one round
+        trip).
         """
         now = self.clock.now()
         text = text.strip()
@@ -62,12 +93,15 @@ class Relaying(DeskBase):
 
         def write(tx: DeskTx) -> Changed:
             if seen is not None and not tx.see_thread_message(*seen):
-                return Changed(ALREADY_HANDLED)  # this thread message was handled before (caught up after a start)
+                # this thread message was handled before (caught up after a start)
+                return Changed(ALREADY_HANDLED)
             ticket = tx.ticket(ticket_id)
             if ticket is None:
                 return Changed(DeskReply(False, f"Ticket #{ticket_id} does not exist."))
             if ticket.status == Status.CLOSED:
-                return Changed(DeskReply(False, f"Ticket #{ticket_id} is closed; nothing was sent."))
+                return Changed(
+                    DeskReply(False, f"Ticket #{ticket_id} is closed; nothing was sent.")
+                )
             if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
                 return Changed(hint)
             # Read in this same write transaction, so no other answer can come in between.
@@ -75,16 +109,30 @@ class Relaying(DeskBase):
             tx.responded(ticket_id, "answered" if answered else ticket.status)
             if answered:
                 tx.answered(ticket_id, text, operator.name)
-            turn = NewTurn("operator", text, {"operator_name": operator.name, "operator_id": operator.id,
-                                              "ticket": ticket_id, "question": ticket.question})
+            turn = NewTurn(
+                "operator",
+                text,
+                {
+                    "operator_name": operator.name,
+                    "operator_id": operator.id,
+                    "ticket": ticket_id,
+                    "question": ticket.question,
+                },
+            )
             said = self.policy.message("operator_says", operator=operator.name, text=text)
             tx.tell(ticket, said, turn)
-            tx.audit(operator.actor, "answered" if answered else "replied", f"ticket:{ticket_id}",
-                     {"via": via, "chars": len(text)})
+            tx.audit(
+                operator.actor,
+                "answered" if answered else "replied",
+                f"ticket:{ticket_id}",
+                {"via": via, "chars": len(text)},
+            )
             if answered:
                 tx.post(ticket_id, DeskOp.REFRESH)
             if via != "thread":
-                tx.post(ticket_id, DeskOp.POST, f"**{operator.name}** (sent to the customer): {text}")
+                tx.post(
+                    ticket_id, DeskOp.POST, f"**{operator.name}** (sent to the customer): {text}"
+                )
             sent = DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).")
             return Changed(sent, ticket.customer_id)
 

@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 EXECUTE = "execute"  # the one strategy that is no step: the action runs inside the tool call
 
 
-def details_text(action: Action, params: dict[str, Any], preview: dict[str, Any] | None = None) -> str:
-    """The exact details a customer confirms: what, every parameter by name, and what the action previews."""
+def details_text(
+    action: Action, params: dict[str, Any], preview: dict[str, Any] | None = None
+) -> str:
+    """The exact details a customer confirms: what, every parameter by name, and what the action
+    previews."""
     lines = [f"**{action.summary or action.name}**"]
     for name, value in {**params, **(preview or {})}.items():
         shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
@@ -70,10 +73,12 @@ class StepKind(Protocol):
     strategies: tuple[str, ...]  # the risk policy's strategies this kind handles
 
     async def open(self, proposal: Proposal) -> Opened:
-        """Request the decision (the prompt or ticket number owed in the same transaction); never waits."""
+        """Request the decision (the prompt or ticket number owed in the same transaction); never
+        waits."""
 
     async def expire_due(self) -> int:
-        """End every step of this kind past its deadline (whoever waits is told); returns how many."""
+        """End every step of this kind past its deadline (whoever waits is told); returns how
+        many."""
 
     async def pending_deadlines(self) -> list[tuple[str, float]]:
         """(job id, due) of each step of this kind still waiting, to arm after a start."""
@@ -90,8 +95,10 @@ class StepKinds:
                 if strategy not in STRATEGIES or strategy == EXECUTE:
                     raise ValueError(f"{type(kind).__name__} claims unknown strategy {strategy!r}")
                 if strategy in self._by_strategy:
-                    raise ValueError(f"strategy {strategy!r} has two step kinds: "
-                                     f"{type(self._by_strategy[strategy]).__name__} and {type(kind).__name__}")
+                    raise ValueError(
+                        f"strategy {strategy!r} has two step kinds: "
+                        f"{type(self._by_strategy[strategy]).__name__} and {type(kind).__name__}"
+                    )
                 self._by_strategy[strategy] = kind
         missing = [s for s in STRATEGIES if s != EXECUTE and s not in self._by_strategy]
         if missing:
@@ -105,14 +112,22 @@ class StepKinds:
 
 
 class CustomerStep:
-    """What the kinds the customer decides share (confirmations, code requests): once decided, run the
-    action once, record its result on the request, audit it, and tell the customer (and Claude, in the
-    history). Their expiry is armed through ``schedule`` (``Deadlines.arm``)."""
+    """What the kinds the customer decides share (confirmations, code requests): once decided, run
+    the action once, record its result on the request, audit it, and tell the customer (and Claude,
+    in the history). Their expiry is armed through ``schedule`` (``Deadlines.arm``)."""
 
     subject = ""  # the audit subject prefix, which also names the table (storage.steps.STEP_TABLES)
 
-    def __init__(self, *, db: Store, policy: Policy, clock: Clock, registry: ActionRegistry, outbox: Outbox,
-                 schedule: Callable[[str, float], None]) -> None:
+    def __init__(
+        self,
+        *,
+        db: Store,
+        policy: Policy,
+        clock: Clock,
+        registry: ActionRegistry,
+        outbox: Outbox,
+        schedule: Callable[[str, float], None],
+    ) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
@@ -127,13 +142,27 @@ class CustomerStep:
 
     async def _run_decided(self, request: StepRequest, *, done: str, failed: str, how: str) -> str:
         summary = self._summary(request.action_name)
-        ctx = ActionContext(request.customer_id, request.discord_id, self.db, self.clock.now(),
-                            request.conversation_id)
-        outcome, error = await execute(self.registry.get(request.action_name), ctx, request.action_params)
-        text = (self.policy.message(done, action=summary) if error is None
-                else self.policy.message(failed, action=summary, error=error))
-        note = (f"{how} {request.action_name} with {json.dumps(request.action_params)} ({self.subject}"
-                f" #{request.id}); result: {json.dumps(outcome, default=str)[:1500]}")
-        await self.steps.record_result(self.subject, request, outcome, error is None, (text, note), self.clock.now())
+        ctx = ActionContext(
+            request.customer_id,
+            request.discord_id,
+            self.db,
+            self.clock.now(),
+            request.conversation_id,
+        )
+        outcome, error = await execute(
+            self.registry.get(request.action_name), ctx, request.action_params
+        )
+        text = (
+            self.policy.message(done, action=summary)
+            if error is None
+            else self.policy.message(failed, action=summary, error=error)
+        )
+        note = (
+            f"{how} {request.action_name} with {json.dumps(request.action_params)} ({self.subject}"
+            f" #{request.id}); result: {json.dumps(outcome, default=str)[:1500]}"
+        )
+        await self.steps.record_result(
+            self.subject, request, outcome, error is None, (text, note), self.clock.now()
+        )
         self.outbox.kick(request.customer_id)
         return text
