@@ -9,6 +9,7 @@ deadlines expire the steps; the steps get a function that calls ``deadlines.arm`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.actions import ActionRegistry
@@ -20,6 +21,7 @@ from core.deadlines import Deadlines
 from core.desk import CardRenderer, TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
+from core.knowledge import Knowledge
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel, StaffDesk
@@ -51,6 +53,7 @@ class Handoff:
     agents: AgentDesk  # other agents' questions and approvals (MCP)
     snippets: SnippetStore  # operators' saved replies
     ratings: RatingStore  # customers' ratings after a ticket closes
+    knowledge: Knowledge  # the business's knowledge the assistant answers from
 
 
 def build(
@@ -65,6 +68,7 @@ def build(
     channel: CustomerChannel,
     staff: StaffDesk,
     install: str,
+    knowledge_dir: Path | None = None,
 ) -> Handoff:
     """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None
     or ``[mfa] enabled = false``: no one-time codes (destructive actions go to the operators)."""
@@ -135,7 +139,10 @@ def build(
         kick_customer=outbox.kick,
         housekeeping=[desk.auto_close_due],
     )
-    tools = ToolRunner(registry=registry, policy=policy, desk=desk, kinds=kinds)
+    knowledge = Knowledge(db=db, policy=policy.knowledge, clock=clock, folder=knowledge_dir)
+    tools = ToolRunner(
+        registry=registry, policy=policy, desk=desk, kinds=kinds, knowledge=knowledge
+    )
     assistant = Assistant(claude, policy=policy, tools=tools) if claude is not None else None
     engine = ConversationEngine(
         db=db,
@@ -161,4 +168,5 @@ def build(
         agents,
         SnippetStore(db),
         RatingStore(db),
+        knowledge,
     )

@@ -17,6 +17,7 @@ from typing import Any
 import anthropic
 
 from core.actions import ActionContext
+from core.knowledge_text import KNOWLEDGE_RULES, Found, cite, quote_passages
 from core.policy import Policy
 from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
 from storage.conversations import NewTurn, Turn
@@ -36,6 +37,7 @@ class AgentReply:
     text: str
     final_turn: NewTurn
     notices: list[str] = field(default_factory=list)
+    used: list[Found] = field(default_factory=list)  # knowledge passages the answer cited
 
 
 def _text_block(text: str) -> dict[str, Any]:
@@ -170,8 +172,11 @@ class Assistant:
                 f"action name(s) {sorted(reserved)} are reserved for Handoff's built-in tools"
             )
         self.tools = tools
+        self.knowledge = tools.knowledge
         self._slots = asyncio.Semaphore(claude.concurrency)
         self._tools = tools.tool_definitions()
+        # the deployer's prompt, then how knowledge is used (fixed, so an edited prompt keeps it)
+        self._system = f"{policy.system_prompt}\n\n{KNOWLEDGE_RULES}"
 
     async def close(self) -> None:
         """Closes the client's connections (its aiohttp session warns at exit if left open)."""
@@ -182,7 +187,7 @@ class Assistant:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.policy.llm.max_tokens,
-            "system": self.policy.system_prompt,
+            "system": self._system,
             "messages": messages,
         }
         if self._tools:
@@ -231,6 +236,7 @@ class Assistant:
         extras = TurnExtras(
             customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), "")
         )
+        await self._give_passages(history, messages, extras)
         max_rounds = self.policy.llm.max_tool_rounds
         for round_number in range(max_rounds + 1):
             response = await self._create(messages, final=round_number == max_rounds)
@@ -242,9 +248,10 @@ class Assistant:
             if not calls:
                 if text:
                     texts.append(text)
-                final_text = "\n\n".join(texts)
+                final_text, used = cite("\n\n".join(texts), extras.passages)
+                stored, _ = cite(text, extras.passages)
                 return AgentReply(
-                    final_text, NewTurn("assistant", text or "(no answer)"), extras.notices
+                    final_text, NewTurn("assistant", stored or "(no answer)"), extras.notices, used
                 )
             if text:
                 texts.append(text)
@@ -258,3 +265,21 @@ class Assistant:
             messages.append({"role": "assistant", "content": blocks})
             messages.append({"role": "user", "content": results})
         raise AssertionError("unreachable: the final round forbids tools")
+
+    async def _give_passages(
+        self, history: Sequence[Turn], messages: list[dict[str, Any]], extras: TurnExtras
+    ) -> None:
+        """The passages that best match the customer's latest messages, quoted after them in the
+        request (not stored: each answer gets the passages of its own question)."""
+        if self.knowledge is None or not self.policy.knowledge.passages:
+            return
+        latest: list[str] = []
+        for turn in reversed(history):
+            if turn.kind != "customer":
+                break
+            latest.insert(0, turn.content)
+        found = await self.knowledge.search("\n".join(latest[-3:])) if latest else []
+        if not found:
+            return
+        extras.passages.update({p.id: p for p in found})
+        messages[-1]["content"].append({"type": "text", "text": quote_passages(found)})

@@ -359,8 +359,9 @@ class ConversationEngine:
         text = "\n\n".join(part for part in [reply.text, *reply.notices] if part.strip())
         if not text.strip():
             text = "Sorry, I don't have an answer to that. Could you put it another way?"
+        uses = [(p.id, p.title, p.origin) for p in reply.used]
         await self.store.complete_answer(
-            batch, reply.final_turn, split_message(text), self.clock.now()
+            batch, reply.final_turn, split_message(text), self.clock.now(), uses=uses
         )
         self.outbox.kick(customer.id)
         return True

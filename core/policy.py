@@ -166,6 +166,18 @@ SPEC: dict[str, dict[str, Key]] = {
             int, 3, 1, 20, "tries per message before the bot stops retrying on its own"
         ),
     },
+    "knowledge": {
+        "passages": Key(
+            int, 3, 0, 10, "passages given to Claude with each answer (0: only search_knowledge)"
+        ),
+        "min_score": Key(
+            (int, float),
+            0.5,
+            0,
+            1,
+            "how much of a question a passage must cover (0-1, rare words weigh more) to be given",
+        ),
+    },
     "delivery": {
         "retry_base_seconds": Key(
             (int, float), 2, 0.001, 600, "first wait after Discord refused a send for now"

@@ -88,6 +88,12 @@ class HaSection:
 
 
 @dataclass(frozen=True)
+class KnowledgeSection:
+    passages: int
+    min_score: float
+
+
+@dataclass(frozen=True)
 class LlmSection:
     max_tokens: int
     history_turns: int
@@ -183,6 +189,10 @@ class TypedSections:
     @cached_property
     def ha(self) -> HaSection:
         return HaSection(**_record(self.values["ha"]))
+
+    @cached_property
+    def knowledge(self) -> KnowledgeSection:
+        return KnowledgeSection(**_record(self.values["knowledge"]))
 
     @cached_property
     def llm(self) -> LlmSection:

@@ -60,6 +60,8 @@ class Settings:
     mcp_port: int = 8765
     # HANDOFF_MCP_PUBLIC_URL: where agents reach a non-loopback endpoint
     mcp_public_url: str | None = None
+    # HANDOFF_KNOWLEDGE: the folder of Markdown/text files the assistant answers from
+    knowledge_dir: Path = Path("knowledge")
 
     @property
     def mcp_enabled(self) -> bool:
@@ -90,6 +92,7 @@ class Settings:
             ("ANTHROPIC_BASE_URL", self.anthropic_base_url or "(default)"),
             ("HANDOFF_DB", shown_db(self.db_path)),
             ("HANDOFF_POLICY", self.policy_path),
+            ("HANDOFF_KNOWLEDGE", self.knowledge_dir),
             ("HANDOFF_LLM_CONCURRENCY", self.llm_concurrency),
             ("HANDOFF_LLM_MAX_RETRIES", self.llm_max_retries),
             ("HANDOFF_LLM_TIMEOUT", f"{self.llm_timeout_seconds:g} s"),
@@ -222,6 +225,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         **mcp,
         db_path=db_target(env.get("HANDOFF_DB", "")),
         policy_path=Path(env.get("HANDOFF_POLICY", "").strip() or "policy.toml"),
+        knowledge_dir=Path(env.get("HANDOFF_KNOWLEDGE", "").strip() or "knowledge"),
         log_level=level,
         secret_key=secret_key,
     )

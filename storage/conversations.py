@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Connection, Store
+from storage.knowledge import record_uses_sql
 from storage.records import DeskOp
 from storage.sql import (
     audit_sql,
@@ -475,9 +476,10 @@ class ConversationStore:
         chunks: Sequence[str],
         now: float,
         buttons: list[dict[str, Any]] | None = None,
+        uses: Sequence[tuple[int, str, str]] = (),
     ) -> None:
-        """Claude's answer, the messages it answers marked answered, and the DMs owed: one
-        transaction."""
+        """Claude's answer, the messages it answers marked answered, the DMs owed, and the
+        knowledge passages it rests on (``uses``: id, title, origin): one transaction."""
         first = batch[0]
 
         def write(c: Connection) -> None:
@@ -491,6 +493,8 @@ class ConversationStore:
             )
             set_status_sql(c, [t.id for t in batch], "answered")
             enqueue_sql(c, first.customer_id, turn_id, chunks, now, buttons=buttons)
+            if uses:
+                record_uses_sql(c, first.conversation_id, uses, now)
 
         await self.db.run(write)
 

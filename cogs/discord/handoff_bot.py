@@ -125,6 +125,7 @@ class HandoffBot(commands.Bot):
     assistant = property(lambda self: self.app.assistant)
     agents = property(lambda self: self.app.agents)
     deadlines = property(lambda self: self.app.deadlines)
+    knowledge = property(lambda self: self.app.knowledge)
 
     async def setup_hook(self) -> None:
         self._request_guard = RequestGuard(
@@ -145,6 +146,7 @@ class HandoffBot(commands.Bot):
             channel=DiscordCustomerChannel(self, self.pacer),
             staff=DiscordStaffDesk(self),
             install=await install_id(self.db, self.clock.now()),
+            knowledge_dir=self.settings.knowledge_dir,
         )
         self._app = app
         # Buttons work after a restart: the ticket, confirmation or challenge id is in the
@@ -161,6 +163,7 @@ class HandoffBot(commands.Bot):
                 " operators as a relay ticket."
             )
         await self.desk.resume()
+        await self.knowledge.reindex()  # files changed while the bot was down
         if self.scheduler is not None and not self.scheduler.running:
             self.scheduler.start()
         # what fell due while the bot was down, then every future deadline
