@@ -22,6 +22,7 @@ from core.desk import CardRenderer, TicketDesk
 from core.desk_outbox import DeskOutbox
 from core.engine import ConversationEngine
 from core.knowledge import Knowledge
+from core.knowledge_desk import KnowledgeDesk
 from core.outbox import Outbox
 from core.policy import Policy
 from core.ports import CustomerChannel, StaffDesk
@@ -54,6 +55,7 @@ class Handoff:
     snippets: SnippetStore  # operators' saved replies
     ratings: RatingStore  # customers' ratings after a ticket closes
     knowledge: Knowledge  # the business's knowledge the assistant answers from
+    kb: KnowledgeDesk  # what operators do with it (/kb, Save as knowledge)
 
 
 def build(
@@ -169,4 +171,5 @@ def build(
         SnippetStore(db),
         RatingStore(db),
         knowledge,
+        KnowledgeDesk(knowledge=knowledge, desk=desk, clock=clock),
     )

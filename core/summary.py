@@ -14,7 +14,9 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
+from core.knowledge_text import one_line, top_repeated
 from storage.db import Store
+from storage.knowledge import KnowledgeStore, UsageFigures
 from storage.records import Kind, Outcome, Source
 from storage.summary import ExportRow, PeriodFigures, SummaryStore
 
@@ -40,6 +42,35 @@ class Summary(PeriodFigures):
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
     first_response_median: float | None = None
     first_response_p90: float | None = None
+    knowledge: UsageFigures | None = None  # what the assistant answered from its knowledge
+
+    def knowledge_lines(self, limit: int = 3) -> list[str]:
+        """The loop made visible: answers from knowledge, saved answers and their use, and the
+        questions that went to a person with no passage ("write these next")."""
+        k = self.knowledge
+        if k is None or not (k.conversations_with_knowledge or k.saved_count or k.misses):
+            return []
+        lines = [
+            f"Answered from knowledge: {k.conversations_with_knowledge} conversation(s),"
+            f" {k.of_which_without_ticket} of them without a ticket"
+        ]
+        if k.most_used:
+            lines.append(
+                "Passages used most: "
+                + ", ".join(f"{one_line(t, 50)} ({n})" for t, n in k.most_used[:limit])
+            )
+        if k.saved_count:
+            lines.append(
+                f"Answers saved as knowledge: {k.saved_count}; used since: "
+                + ", ".join(f"{one_line(t, 40)} ({n})" for t, n in k.saved_used[:limit])
+            )
+        if k.misses:
+            lines.append("Went to a person with no passage (write these next):")
+            lines.extend(
+                f"{i}. {q}" + (f" ×{n}" if n > 1 else "")
+                for i, (q, n) in enumerate(top_repeated(k.misses, limit), 1)
+            )
+        return lines
 
     @property
     def escalation_rate(self) -> float:
@@ -129,8 +160,11 @@ def compute_from(f: PeriodFigures) -> Summary:
 
 
 async def compute(db: Store, since: float, until: float) -> Summary:
-    """The summary of tickets and conversations in [since, until], in one database round trip."""
-    return compute_from(await SummaryStore(db).figures(since, until))
+    """The summary of tickets and conversations in [since, until]: the desk's figures in one
+    database round trip, the knowledge's in another."""
+    summary = compute_from(await SummaryStore(db).figures(since, until))
+    summary.knowledge = await KnowledgeStore(db).figures(since, until)
+    return summary
 
 
 def _duration(seconds: float | None) -> str:
@@ -175,6 +209,7 @@ def render_text(
         lines.extend(
             f"{i}. {reason} — {count}" for i, (reason, count) in enumerate(s.top_reasons, 1)
         )
+    lines.extend(s.knowledge_lines())
     if (overrides := s.override_line()) is not None:
         lines.append(overrides)
     lines.extend(s.hours_lines(tz))

@@ -435,6 +435,7 @@ async def test_slash_commands_are_registered_in_the_staff_guild(desk):
         "unblock",
         "snippet",
         "contact",
+        "kb",
     }
     [enrol] = registered_commands[GLOBAL]
     assert enrol["name"] == "enrol" and enrol["contexts"] == [1], "customers enrol in DMs"

@@ -48,6 +48,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.help",
     "cogs.moderation",
     "cogs.snippets",
+    "cogs.knowledge",
 )
 
 
@@ -126,6 +127,7 @@ class HandoffBot(commands.Bot):
     agents = property(lambda self: self.app.agents)
     deadlines = property(lambda self: self.app.deadlines)
     knowledge = property(lambda self: self.app.knowledge)
+    kb = property(lambda self: self.app.kb)
 
     async def setup_hook(self) -> None:
         self._request_guard = RequestGuard(

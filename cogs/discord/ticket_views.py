@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("approve", "deny", "edit", "claim")
+ACTIONS = ("approve", "deny", "edit", "claim", "save")
 
 
 def is_operator(bot: HandoffBot, user: discord.abc.User) -> bool:
@@ -142,6 +142,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         "deny": ("Deny", discord.ButtonStyle.danger),
         "edit": ("Edit & approve", discord.ButtonStyle.primary),
         "claim": ("Claim", discord.ButtonStyle.secondary),
+        "save": ("Save as knowledge", discord.ButtonStyle.secondary),
     }
 
     def __init__(self, action: str, ticket_id: int, *, disabled: bool = False) -> None:
@@ -189,8 +190,17 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await answer(interaction, await desk.claim(self.ticket_id, operator))
         elif self.action == "deny":
             await interaction.response.send_modal(deny_form(self.ticket_id))
+        elif self.action == "save":
+            await self._save(interaction)
         else:
             await self._edit(interaction, operator)
+
+    async def _save(self, interaction: discord.Interaction) -> None:
+        ticket = await client_of(interaction).desk.ticket(self.ticket_id)
+        if ticket is None or not ticket.answer:
+            await answer(interaction, f"Ticket #{self.ticket_id} has no answer to save.")
+            return
+        await interaction.response.send_modal(save_form(ticket.id, ticket.question, ticket.answer))
 
     async def _edit(self, interaction: discord.Interaction, operator: Operator) -> None:
         bot = client_of(interaction)
@@ -227,6 +237,8 @@ def ticket_view(card: Card) -> discord.ui.View:
             view.add_item(TicketButton("edit", card.ticket_id))
     if not card.closed:
         view.add_item(TicketButton("claim", card.ticket_id))
+    if card.can_save:
+        view.add_item(TicketButton("save", card.ticket_id))
     return view
 
 
@@ -234,7 +246,9 @@ def ticket_view(card: Card) -> discord.ui.View:
 # A form is sent stopped, so discord.py keeps no object waiting for it: every submission, before
 # or after a restart, is handled by ``on_form_submit`` from its custom_id, like the buttons.
 
-FORM = re.compile(r"^ticket:(?P<form>deny-reason|edit-params|approve-code):(?P<id>[0-9]+)$")
+FORM = re.compile(
+    r"^ticket:(?P<form>deny-reason|edit-params|approve-code|save-knowledge):(?P<id>[0-9]+)$"
+)
 CODE_FIELD = "__operator_code"
 
 
@@ -297,6 +311,43 @@ def edit_form(
     )
 
 
+def save_form(ticket_id: int, question: str, answer_text: str) -> discord.ui.Modal:
+    """The answered question as a passage, both editable, before it is saved."""
+    return _form(
+        "Save as knowledge",
+        f"ticket:save-knowledge:{ticket_id}",
+        [
+            discord.ui.TextInput(
+                label="Question",
+                style=discord.TextStyle.paragraph,
+                default=question[:1000],
+                max_length=1000,
+                custom_id="question",
+            ),
+            discord.ui.TextInput(
+                label="Answer",
+                style=discord.TextStyle.paragraph,
+                default=answer_text[:4000],
+                max_length=4000,
+                custom_id="answer",
+            ),
+            discord.ui.TextInput(
+                label="Title (optional: the question)",
+                max_length=100,
+                required=False,
+                custom_id="title",
+            ),
+            discord.ui.TextInput(
+                label="Valid until (optional, YYYY-MM-DD)",
+                placeholder="2027-01-31",
+                max_length=10,
+                required=False,
+                custom_id="valid_until",
+            ),
+        ],
+    )
+
+
 def interaction_data(interaction: discord.Interaction) -> dict[str, Any]:
     """The interaction's raw data as Discord sent it (discord.py types it as a union of payload
     shapes)."""
@@ -328,6 +379,11 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
         if operator is not None:
             await interaction.response.defer(ephemeral=True, thinking=True)
             await answer(interaction, await bot.desk.approve(ticket_id, operator, code=code))
+        return
+    if match["form"] == "save-knowledge":
+        operator = await operator_or_refuse(interaction, "save as knowledge", ticket_id)
+        if operator is not None:
+            await answer(interaction, await bot.kb.save_answer(ticket_id, operator, values))
         return
     if match["form"] == "deny-reason":
         operator = await operator_or_refuse(interaction, "deny", ticket_id)

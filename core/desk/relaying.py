@@ -140,3 +140,12 @@ class Relaying(DeskBase):
         if changed.reply.ok:
             self._kick(ticket_id, changed.customer_id)
         return changed.reply
+
+    async def note_in_thread(self, ticket_id: int, text: str) -> None:
+        """A line from the desk itself in the ticket's thread (never relayed to the customer)."""
+
+        def write(tx: DeskTx) -> None:
+            tx.post(ticket_id, DeskOp.POST, text)
+
+        await self.tickets.run(write, self.clock.now())
+        self.desk_outbox.kick(ticket_id)
