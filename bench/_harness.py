@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import resource
 import statistics
 import subprocess
@@ -55,8 +56,15 @@ async def bench_database(tmp: str, postgres: str | None) -> AsyncIterator[AnyDat
 
 @contextlib.asynccontextmanager
 async def bench_bot(
-    url: str, customers: int, *, concurrency: int, postgres: str | None = None
+    url: str,
+    customers: int,
+    *,
+    concurrency: int,
+    postgres: str | None = None,
+    knowledge_dir: Path | None = None,
 ) -> AsyncIterator[HandoffBot]:
+    """A bot on dpytest with the example shop; ``knowledge_dir``: HANDOFF_KNOWLEDGE (default: an
+    empty folder, never the checkout's knowledge/)."""
     with tempfile.TemporaryDirectory() as tmp:
         async with bench_database(tmp, postgres) as db:
             await shop.install(db)
@@ -65,7 +73,10 @@ async def bench_bot(
             client = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
             claude = Claude(client, "claude-bench", concurrency)
             bot = HandoffBot(
-                settings=test_settings(Path(tmp) / "bench.db"),
+                settings=dataclasses.replace(
+                    test_settings(Path(tmp) / "bench.db"),
+                    knowledge_dir=knowledge_dir or Path(tmp) / "knowledge",
+                ),
                 policy=policy,
                 db=db,
                 claude=claude,

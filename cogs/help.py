@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.discord.ticket_views import OperatorsOnly, answer
-from core.tickets import clip
+from core.text import split_message
 
 if TYPE_CHECKING:
     from cogs.discord.handoff_bot import HandoffBot
@@ -62,7 +62,9 @@ class Help(OperatorsOnly, commands.Cog):
                 f"`{self.bot.policy.desk.note_prefix}` in a thread stay between operators.",
             ]
         )
-        await answer(interaction, clip(text, 1990))
+        # as many private messages as Discord's 2000 characters need, split between lines
+        for part in split_message(text):
+            await answer(interaction, part)
 
 
 async def setup(bot: HandoffBot) -> None:

@@ -21,10 +21,9 @@ from core.clock import Clock
 from core.knowledge_text import (
     Found,
     KnowledgeFileError,
+    Synonyms,
     TermStats,
-    query_words,
     split_document,
-    stems,
 )
 from core.policy_sections import KnowledgeSection
 from storage.db import Store
@@ -95,6 +94,7 @@ class Knowledge:
         self.clock = clock
         self.folder = folder
         self.stats = TermStats()
+        self.synonyms = Synonyms(policy.synonyms)
         self._lock = asyncio.Lock()  # one re-index at a time
 
     # -- indexing ----------------------------------------------------------------------------------
@@ -144,14 +144,14 @@ class Knowledge:
     async def _load_weights(self) -> None:
         stats = TermStats()
         for passage in await self.store.all():
-            stats.add(passage.id, f"{passage.title}\n{passage.body}")
+            stats.add(passage.id, passage.title, passage.body)
         self.stats = stats
 
     # -- operators' passages -----------------------------------------------------------------------
 
     async def add(self, passage: NewPassage, actor: str) -> int:
         passage_id = await self.store.add(passage, actor, self.clock.now())
-        self.stats.add(passage_id, f"{passage.title}\n{passage.body}")
+        self.stats.add(passage_id, passage.title, passage.body)
         return passage_id
 
     async def remove(self, passage_id: int, actor: str) -> PassageRow | None:
@@ -165,14 +165,14 @@ class Knowledge:
     async def search(self, text: str, *, limit: int | None = None) -> list[Found]:
         """The passages that best cover ``text`` and score at least ``[knowledge] min_score``,
         best first; none past their ``valid_until``."""
-        words = query_words(text)
+        words = self.stats.selective(self.synonyms.query_words(text))
         if not words:
             return []
-        terms = stems(" ".join(words))
+        terms = self.synonyms.terms(text)
         ranked = await self.store.candidates(words, self.clock.now(), CANDIDATES)
         for row, _ in ranked:
             if row.id not in self.stats.terms:  # saved by another process since the last index
-                self.stats.add(row.id, f"{row.title}\n{row.body}")
+                self.stats.add(row.id, row.title, row.body)
         scored = [(self.stats.coverage(terms, row.id), rank, row) for row, rank in ranked]
         scored.sort(key=lambda s: (-s[0], -s[1], s[2].id))
         floor = self.policy.min_score

@@ -11,6 +11,7 @@ nothing is given and the assistant asks a person.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections import Counter
@@ -25,6 +26,14 @@ CITATION = re.compile(r"\s?\[(K\d+(?:\s*,\s*K\d+)*)\]")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _STEMMER = snowballstemmer.stemmer("english")
+# The stemmer is pure Python (about 0.1 ms a word); a shop's vocabulary is small, so each word is
+# stemmed once per process.
+_stem = functools.lru_cache(maxsize=200_000)(_STEMMER.stemWord)
+
+
+def _stem_all(words: Iterable[str]) -> list[str]:
+    return [_stem(w) for w in words]
+
 
 # Words that say nothing about what is asked (function words, greetings, "can you tell me").
 STOPWORDS = frozenset(
@@ -60,7 +69,7 @@ def stems(text: str) -> list[str]:
     PostgreSQL's ``english`` configuration stems)."""
     words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
     kept = [w for w in words if (w not in STOPWORDS and len(w) > 1) or w.isdigit()]
-    return _STEMMER.stemWords([w.split("'")[0] for w in kept])
+    return _stem_all([w.split("'")[0] for w in kept])
 
 
 def query_words(text: str) -> list[str]:
@@ -75,38 +84,116 @@ def query_words(text: str) -> list[str]:
     return list(seen)[:MAX_QUERY_TERMS]
 
 
+class Synonyms:
+    """Groups of words and phrases a customer and a help article use for one thing (``[knowledge]
+    synonyms``, comma-separated): a question's word or phrase is found in a passage when any entry
+    of its group is. A phrase ("send back") is read in the question as one term."""
+
+    def __init__(self, groups: Iterable[str]) -> None:
+        self.words: dict[str, list[str]] = {}  # stem -> the plain words of its groups
+        self.stems: dict[str, frozenset[str]] = {}  # stem -> the stems of its groups
+        self.phrases: list[tuple[tuple[str, ...], frozenset[str]]] = []  # longest first
+        for group in groups:
+            entries = [_stem_all(_plain(entry)) for entry in group.split(",")]
+            entries = [e for e in entries if e]
+            singles = frozenset(e[0] for e in entries if len(e) == 1)
+            plain = [
+                w for entry in group.split(",") for w in _plain(entry) if len(entry.split()) == 1
+            ]
+            for stem in singles:
+                self.words.setdefault(stem, []).extend(plain)
+                self.stems[stem] = self.stems.get(stem, frozenset()) | singles
+            self.phrases += [(tuple(e), singles) for e in entries if len(e) > 1]
+        self.phrases.sort(key=lambda p: -len(p[0]))
+
+    def terms(self, text: str) -> list[frozenset[str]]:
+        """The question's distinct terms, each with its alternatives (two words of one group, or a
+        phrase and its words, count once)."""
+        words = _stem_all(_plain(text, keep_stopwords=True))
+        groups: list[frozenset[str]] = []
+        i = 0
+        while i < len(words):
+            phrase = next(
+                (p for p in self.phrases if tuple(words[i : i + len(p[0])]) == p[0]), None
+            )
+            if phrase is not None:
+                groups.append(phrase[1])
+                i += len(phrase[0])
+                continue
+            if words[i] not in _STEMMED_STOPWORDS and (len(words[i]) > 1 or words[i].isdigit()):
+                groups.append(self.stems.get(words[i], frozenset((words[i],))))
+            i += 1
+        return list(dict.fromkeys(groups))
+
+    def query_words(self, text: str) -> list[str]:
+        """``query_words`` and their synonyms: what the engine's full-text query looks for."""
+        words = query_words(text)
+        more = [w for group in self.terms(text) for s in group for w in self.words.get(s, [])]
+        return list(dict.fromkeys([*words, *more]))[: MAX_QUERY_TERMS * 2]
+
+
+def _plain(text: str, *, keep_stopwords: bool = False) -> list[str]:
+    """Lower-case words without apostrophe endings ("customer's" -> "customer")."""
+    words = [w.lower().replace("’", "'").split("'")[0] for w in _WORD.findall(text)]
+    return [w for w in words if w and (keep_stopwords or w not in STOPWORDS)]
+
+
+_STEMMED_STOPWORDS = frozenset(_stem_all(sorted(STOPWORDS)))
+
+
 class TermStats:
     """How many passages hold each stemmed term: the weights of ``coverage``. Kept in memory and
     rebuilt from the database when the knowledge is (re)indexed."""
 
+    TITLE_WEIGHT = 0.25  # a passage whose title holds the question's words is the likelier answer
+
     def __init__(self) -> None:
         self.terms: dict[int, frozenset[str]] = {}
+        self.titles: dict[int, frozenset[str]] = {}
         self.df: Counter[str] = Counter()
 
-    def add(self, passage_id: int, text: str) -> None:
+    def add(self, passage_id: int, title: str, body: str) -> None:
         self.remove(passage_id)
-        terms = frozenset(stems(text))
+        heading = frozenset(stems(title))
+        terms = heading | frozenset(stems(body))
         self.terms[passage_id] = terms
+        self.titles[passage_id] = heading
         self.df.update(terms)
 
     def remove(self, passage_id: int) -> None:
         old = self.terms.pop(passage_id, None)
+        self.titles.pop(passage_id, None)
         if old:
             self.df.subtract(old)
 
-    def idf(self, term: str) -> float:
-        n = len(self.terms)
-        return math.log((n + 1) / (self.df.get(term, 0) + 0.5))
+    def selective(self, words: Sequence[str], keep: int = 4) -> list[str]:
+        """The words worth asking the engine for: a word in more than 2% of the passages
+        matches too many to rank (the engine would score them all) and says little; such words
+        still count in ``coverage``. When every word is that common, the ``keep`` rarest."""
+        cap = max(20, len(self.terms) // 50)
+        df = {w: self.df.get(_stem(w), 0) for w in words}
+        chosen = [w for w in words if df[w] <= cap]
+        return chosen or sorted(words, key=lambda w: df[w])[:keep]
 
-    def coverage(self, question: Sequence[str], passage_id: int) -> float:
-        """The share of the question's weight (its distinct terms, each by ``idf``) that the
-        passage holds: 0 to 1."""
-        wanted = set(question)
+    def idf(self, alternatives: frozenset[str]) -> float:
+        """A term's weight: rarer is heavier. A word no passage holds weighs as one held once (it
+        may be a paraphrase as well as a subject the knowledge lacks)."""
+        n = len(self.terms)
+        df = max((self.df.get(t, 0) for t in alternatives), default=0)
+        return math.log((n + 1) / (max(df, 1) + 0.5))
+
+    def coverage(self, question: Sequence[frozenset[str]], passage_id: int) -> float:
+        """How much of the question the passage covers, 0 to 1: the share of the question's weight
+        (its terms, each by ``idf``) that the passage holds, the title's share counting extra."""
         held = self.terms.get(passage_id, frozenset())
-        total = sum(self.idf(t) for t in wanted)
+        title = self.titles.get(passage_id, frozenset())
+        weights = [(self.idf(alts), alts) for alts in question]
+        total = sum(w for w, _ in weights)
         if total <= 0:
             return 0.0
-        return sum(self.idf(t) for t in wanted & held) / total
+        body = sum(w for w, alts in weights if alts & held) / total
+        heading = sum(w for w, alts in weights if alts & title) / total
+        return (body + self.TITLE_WEIGHT * heading) / (1 + self.TITLE_WEIGHT)
 
 
 # -- files -----------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ class HaSection:
 class KnowledgeSection:
     passages: int
     min_score: float
+    synonyms: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -78,6 +79,7 @@ class Harness:
         self, tmp_path: Path, fake: FakeClaude, db_target: str | Path | None = None
     ) -> None:
         self.db_path = db_target or tmp_path / "handoff.db"  # a file, or a PostgreSQL URL
+        self.knowledge_dir = tmp_path / "knowledge"  # HANDOFF_KNOWLEDGE: absent until a test writes
         self.fake = fake
         self.clock = FakeClock()
         self.bot: HandoffBot | None = None
@@ -109,7 +111,10 @@ class Harness:
         # (2027), so nothing fires by itself; tests move the clock and call bot.deadlines.run_due(),
         # what a job runs.
         bot = HandoffBot(
-            settings=test_settings(self.db_path, api_key="k" if ai else None),
+            settings=dataclasses.replace(
+                test_settings(self.db_path, api_key="k" if ai else None),
+                knowledge_dir=self.knowledge_dir,
+            ),
             policy=policy,
             db=self.db,
             claude=claude,

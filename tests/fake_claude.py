@@ -11,12 +11,15 @@ import argparse
 import asyncio
 import itertools
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from core.knowledge_text import PASSAGES_INTRO
 
 _ids = itertools.count(1)
 
@@ -83,7 +86,11 @@ def last_user_text(request: dict[str, Any]) -> str:
         content = msg["content"]
         if isinstance(content, str):
             return content
-        texts = [b["text"] for b in content if b.get("type") == "text"]
+        texts = [
+            b["text"]
+            for b in content
+            if b.get("type") == "text" and not b["text"].startswith(PASSAGES_INTRO)
+        ]
         if texts:
             return texts[-1]
     return ""
@@ -91,6 +98,33 @@ def last_user_text(request: dict[str, Any]) -> str:
 
 def echo(request: dict[str, Any]) -> Reply:
     return text(f"You said: {last_user_text(request)}")
+
+
+PASSAGE = re.compile(
+    r'<passage id="K(\d+)" title="[^"]*"(?: url="[^"]*")?>\n(.*?)\n</passage>', re.S
+)
+
+
+def passages_in(request: dict[str, Any]) -> list[tuple[int, str]]:
+    """(id, text) of the knowledge passages quoted in the request's last user message."""
+    found: list[tuple[int, str]] = []
+    for block in request["messages"][-1]["content"]:
+        if block.get("type") == "text" and block["text"].startswith(PASSAGES_INTRO):
+            found += [(int(i), body) for i, body in PASSAGE.findall(block["text"])]
+    return found
+
+
+def answer_from_knowledge(request: dict[str, Any]) -> Reply:
+    """A model that does what the knowledge rules say: answers from the first passage it is given
+    (citing it), and asks our team when it is given none."""
+    last = request["messages"][-1]["content"]
+    if any(b.get("type") == "tool_result" for b in last):
+        return text("I've asked our team; they will answer you here.")
+    given = passages_in(request)
+    if given:
+        number, body = given[0]
+        return text(f"{body.splitlines()[-1]} [K{number}]")
+    return tool_calls(("ask_human", {"question": last_user_text(request)}))
 
 
 class FakeClaude:
