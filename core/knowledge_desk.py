@@ -13,7 +13,6 @@ from core.knowledge import Knowledge
 from core.knowledge_text import KnowledgeFileError, check_url, one_line, parse_date
 from core.tickets import clip
 from storage.knowledge import NewPassage, PassageRow
-from storage.records import Kind
 
 LIST_LIMIT = 1900  # one Discord message
 
@@ -56,7 +55,7 @@ class KnowledgeDesk:
     ) -> DeskReply:
         """The **Save as knowledge** form: an answered question becomes a passage at once."""
         ticket = await self.desk.ticket(ticket_id)
-        if ticket is None or ticket.kind is not Kind.QUESTION or not ticket.answer:
+        if ticket is None or not ticket.kind.asks_a_question or not ticket.answer:
             return DeskReply(False, f"Ticket #{ticket_id} has no answered question to save.")
         question = " ".join(values.get("question", "").split())
         answer = values.get("answer", "").strip()

@@ -14,7 +14,7 @@ from typing import Any
 
 from core.policy_sections import DeskSection
 from core.words import word_list
-from storage.records import Kind, Priority, Source, Ticket
+from storage.records import Priority, Source, Ticket
 
 THREAD_NAME_LIMIT = 100
 EMBED_TITLE_LIMIT = 256
@@ -175,7 +175,7 @@ def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | 
         ticket.ended,
         can_decide=ticket.awaits_decision,
         can_edit=ticket.awaits_decision and bool(ticket.action_params),
-        can_save=ticket.kind is Kind.QUESTION and bool(ticket.answer),
+        can_save=ticket.kind.asks_a_question and bool(ticket.answer),
     )
     assert card.total_length() <= EMBED_TOTAL_LIMIT
     return card

@@ -28,6 +28,12 @@ class Kind(enum.StrEnum):
         return self in (Kind.APPROVAL, Kind.AGENT_APPROVAL)
 
     @property
+    def asks_a_question(self) -> bool:
+        """A customer's (via the assistant) or an agent's question: its answer can become
+        knowledge."""
+        return self in (Kind.QUESTION, Kind.AGENT_QUESTION)
+
+    @property
     def answered_in_words(self) -> bool:
         """A person's first message in the thread answers it (a question or a hand-over)."""
         return not self.decided and self is not Kind.NOTICE

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from agent_api.server import McpService
 from core.summary import compute, export
 from tests.conftest import eventually
-from tests.desk_support import start_again, uploaded
+from tests.desk_support import buttons, start_again, uploaded
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICING = "pricing-agent"
@@ -126,6 +126,30 @@ async def test_an_agent_asks_and_an_operator_answers_in_the_thread(agents):
     }
     assert agents.desk.h.sent() == []  # nothing goes to anyone's DMs
     assert (await agents.desk.h.fetch("SELECT COUNT(*) FROM outbox"))[0][0] == 0
+
+
+async def test_an_agents_answered_question_can_be_saved_as_knowledge(agents):
+    call = asyncio.create_task(
+        agents.call("ask_human", question="Do we ship to Iceland?", wait_seconds=20)
+    )
+    await agents.posted(1)
+    await agents.desk.write(1, "Yes, 12 EUR, 6-9 working days.")
+    await asyncio.wait_for(call, 10)
+    for _ in range(300):  # the card's refresh is delivered after the answer
+        if "ticket:save:1" in await buttons(agents.desk, 1):
+            break
+        await asyncio.sleep(0.01)
+    assert "ticket:save:1" in await buttons(agents.desk, 1)
+    agents.desk.i.submit_modal(
+        "ticket:save-knowledge:1",
+        {"question": "Do we ship to Iceland?", "answer": "Yes, 12 EUR.", "title": "Iceland"},
+        member=agents.desk.operator,
+        channel=await agents.desk.thread(1),
+    )
+    [(said, _)] = await agents.desk.told(1)
+    assert said.startswith("Saved as `K1`")
+    [found] = await agents.desk.h.bot.knowledge.search("can you deliver to iceland")
+    assert (found.title, found.origin) == ("Iceland", "saved")
 
 
 async def test_twenty_agents_at_once_each_get_their_own_answer(agents):
