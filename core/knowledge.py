@@ -67,11 +67,16 @@ def _read_folder(folder: Path) -> tuple[dict[str, tuple[str, bytes]], list[str]]
     broken: list[str] = []
     if not folder.is_dir():
         return found, broken
+    inside = folder.resolve()
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix.lower() not in SUFFIXES:
             continue
         name = path.relative_to(folder).as_posix()
         if any(part.startswith(".") for part in Path(name).parts):
+            continue
+        if not path.resolve().is_relative_to(inside):
+            # a link out of the folder (to .env, say) would hand that file to Claude
+            broken.append(f"{name}: a link to a file outside the knowledge folder")
             continue
         try:
             if path.stat().st_size > MAX_FILE_BYTES:

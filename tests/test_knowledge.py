@@ -169,6 +169,14 @@ async def test_files_are_indexed_by_content_and_searched(db, tmp_path, caplog):
     assert "bad.md: not UTF-8 text" in caplog.text
     assert not [p for p in await knowledge.search("ship to Norway") if "Norway" in p.body]
 
+    secret = tmp_path / "dot-env.md"
+    secret.write_text("DISCORD_TOKEN=secret")
+    (folder / "env.md").symlink_to(secret)
+    linked = await knowledge.reindex()
+    assert "env.md: a link to a file outside the knowledge folder" in linked.broken
+    assert await knowledge.search("DISCORD_TOKEN secret") == []
+    (folder / "env.md").unlink()
+
     (folder / "shipping.md").unlink()
     gone = await knowledge.reindex()
     assert gone.removed == 1 and gone.passages == 0
