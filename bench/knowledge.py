@@ -86,6 +86,20 @@ def _corpus_passages() -> dict[str, str]:
     }
 
 
+async def _recall(
+    knowledge: Knowledge, questions: list[tuple[str, str]], misses: list[str], label: str
+) -> int:
+    """How many questions get their passage among the (at most 3) given; the others noted."""
+    hits = 0
+    for question, title in questions:
+        found = [p.title for p in await knowledge.search(question, limit=3)]
+        if title in found:
+            hits += 1
+        else:
+            misses.append(f"  {label}: {question!r} -> {found or 'nothing'}")
+    return hits
+
+
 async def quality(postgres: str | None) -> dict[str, float]:
     answerable, unanswerable, _ = load_questions()
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,21 +110,10 @@ async def quality(postgres: str | None) -> dict[str, float]:
                 db=db, policy=test_policy().knowledge, clock=SystemClock(), folder=folder
             )
             await knowledge.reindex()
-            hits, misses = 0, []
-            for question, title in answerable:
-                found = [p.title for p in await knowledge.search(question, limit=3)]
-                if title in found:
-                    hits += 1
-                else:
-                    misses.append(f"  missed: {question!r} -> {found or 'nothing'}")
+            misses: list[str] = []
+            hits = await _recall(knowledge, answerable, misses, "missed")
             later = held_out()
-            later_hits = 0
-            for question, title in later:
-                found = [p.title for p in await knowledge.search(question, limit=3)]
-                if title in found:
-                    later_hits += 1
-                else:
-                    misses.append(f"  missed (held out): {question!r} -> {found or 'nothing'}")
+            later_hits = await _recall(knowledge, later, misses, "missed (held out)")
             ranked = 0  # the right passage among the top 3 whatever its score (min_score 0)
             knowledge.policy = dataclasses.replace(knowledge.policy, min_score=0.0)
             for question, title in answerable:

@@ -317,19 +317,18 @@ def save_form(ticket_id: int, question: str, answer_text: str) -> discord.ui.Mod
         "Save as knowledge",
         f"ticket:save-knowledge:{ticket_id}",
         [
-            discord.ui.TextInput(
-                label="Question",
-                style=discord.TextStyle.paragraph,
-                default=question[:1000],
-                max_length=1000,
-                custom_id="question",
-            ),
-            discord.ui.TextInput(
-                label="Answer",
-                style=discord.TextStyle.paragraph,
-                default=answer_text[:4000],
-                max_length=4000,
-                custom_id="answer",
+            *(
+                discord.ui.TextInput(
+                    label=label,
+                    style=discord.TextStyle.paragraph,
+                    default=text[:limit],
+                    max_length=limit,
+                    custom_id=label.lower(),
+                )
+                for label, text, limit in (
+                    ("Question", question, 1000),
+                    ("Answer", answer_text, 4000),
+                )
             ),
             discord.ui.TextInput(
                 label="Title (optional: the question)",
