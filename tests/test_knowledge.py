@@ -294,6 +294,19 @@ async def test_an_operators_saved_answer_answers_the_next_customer_without_a_tic
     assert "shipping costs 12 EUR" in answer.content
     assert [r[0] for r in await h.fetch("SELECT id FROM tickets")] == [1], "no new ticket"
 
+    # the loop made visible: /stats says what knowledge answered and what is missing
+    await h.dm(0, "Do you sell gift cards?")
+    await desk.slash("stats", None, days=7)
+    await eventually(lambda: any(r.get("followup") for r in desk.i.responses), what="/stats")
+    [stats] = [r["data"]["content"] for r in desk.i.responses if r.get("followup")]
+    assert "Answered from knowledge: 1 conversation(s), 1 of them without a ticket" in stats
+    assert "Passages used most: Do you ship to Iceland? (1)" in stats
+    assert "Answers saved as knowledge: 1; used since: Do you ship to Iceland? (1)" in stats
+    assert "Went to a person with no passage (write these next):\n1. Do you ship to Iceland?" in (
+        stats
+    )
+    assert "2. Do you sell gift cards?" in stats
+
 
 async def test_an_invalid_valid_until_saves_nothing(desk):
     h = desk.h
