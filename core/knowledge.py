@@ -139,6 +139,12 @@ class Knowledge:
                 await self.store.replace_files(changed, gone, self.clock.now())
             for problem in broken:
                 log.warning("knowledge: a file was not read: %s", problem)
+            if self.folder and not self.folder.is_dir():
+                log.info(
+                    "knowledge: HANDOFF_KNOWLEDGE=%s is not a folder; only the passages operators"
+                    " save or add are searched",
+                    self.folder,
+                )
             await self._load_weights()
             done = Reindexed(
                 len(changed), len(found) - len(changed), len(gone), broken, len(self.stats.terms)
