@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.discord.draft_views import on_draft_form_submit
 from cogs.discord.ticket_views import (
     OperatorsOnly,
     answer,
@@ -188,6 +189,26 @@ class Tickets(OperatorsOnly, commands.Cog):
         if target := await self._target(interaction, "close", ticket):
             await answer(interaction, await self.bot.desk.close(target[1], target[0], reason))
 
+    @app_commands.command(description="A new suggested answer for this ticket (sent only by you).")
+    @app_commands.describe(
+        instructions='what to change, e.g. "shorter" or "offer 10% instead"', ticket=TICKET_OPTION
+    )
+    async def draft(
+        self,
+        interaction: discord.Interaction,
+        instructions: app_commands.Range[str, 1, 300] | None = None,
+        ticket: int | None = None,
+    ) -> None:
+        if self.bot.copilot is None:
+            await answer(
+                interaction,
+                "The copilot is off (no ANTHROPIC_API_KEY, or `[copilot] enabled = false`).",
+            )
+            return
+        if target := await self._target(interaction, "draft", ticket):
+            reply = await self.bot.copilot.request(target[1], target[0], instructions)
+            await answer(interaction, reply)
+
     @app_commands.command(description="The open tickets, oldest first.")
     async def pending(self, interaction: discord.Interaction) -> None:
         tickets = await self.bot.desk.pending()
@@ -197,6 +218,7 @@ class Tickets(OperatorsOnly, commands.Cog):
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type is discord.InteractionType.modal_submit:
             await on_form_submit(interaction)
+            await on_draft_form_submit(interaction)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

@@ -390,6 +390,8 @@ class AgentDesk:
             if expires_at is not None:
                 self.arm(f"agent-approval:{ticket_id}", expires_at)
         self.desk.kick(ticket_id)
+        if created:
+            self.desk.opened(ticket_id)
         return ticket_id
 
     # -- expiry (a step kind's deadlines) ---------------------------------------------------------

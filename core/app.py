@@ -17,6 +17,7 @@ from core.agent_desk import AgentDesk
 from core.assistant import Assistant, Claude
 from core.clock import Clock
 from core.codes import SecretBox
+from core.copilot import Copilot
 from core.deadlines import Deadlines
 from core.desk import CardRenderer, TicketDesk
 from core.desk_outbox import DeskOutbox
@@ -56,6 +57,7 @@ class Handoff:
     ratings: RatingStore  # customers' ratings after a ticket closes
     knowledge: Knowledge  # the business's knowledge the assistant answers from
     kb: KnowledgeDesk  # what operators do with it (/kb, Save as knowledge)
+    copilot: Copilot | None  # drafted answers for operators; None: no AI, or [copilot] off
 
 
 def build(
@@ -146,6 +148,13 @@ def build(
         registry=registry, policy=policy, desk=desk, kinds=kinds, knowledge=knowledge
     )
     assistant = Assistant(claude, policy=policy, tools=tools) if claude is not None else None
+    copilot = (
+        Copilot(claude=claude, policy=policy, clock=clock, desk=desk, knowledge=knowledge)
+        if claude is not None and policy.copilot.enabled
+        else None
+    )
+    if copilot is not None:
+        desk.on_opened.append(copilot.ticket_opened)
     engine = ConversationEngine(
         db=db,
         policy=policy,
@@ -172,4 +181,5 @@ def build(
         RatingStore(db),
         knowledge,
         KnowledgeDesk(knowledge=knowledge, desk=desk, clock=clock),
+        copilot,
     )

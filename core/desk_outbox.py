@@ -14,11 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from core.clock import Clock
+from core.drafts import ended_text, suggested_text
 from core.outbox import backoff_delay, chunk_nonce
 from core.ports import DeliveryFailed, StaffDesk
 from core.text import split_message
 from core.tickets import Card
 from core.workers import DeliveryQueue
+from storage.drafts import SUGGESTED, DraftStore
 from storage.records import DeskOp, Ticket
 from storage.tickets import DeskItem, TicketStore
 
@@ -53,6 +55,7 @@ class DeskOutbox(DeliveryQueue[int]):
         self.clock = clock
         self.retry_base = retry_base
         self.retry_max = retry_max
+        self.drafts = DraftStore(store.db)
 
     async def _pending_keys(self) -> list[int]:
         return await self.store.tickets_with_desk_items()
@@ -108,6 +111,8 @@ class DeskOutbox(DeliveryQueue[int]):
             DeskOp.PING: self._post,
             DeskOp.TRANSCRIPT: self._transcript,
             DeskOp.ARCHIVE: self._archive,
+            DeskOp.DRAFT: self._draft,
+            DeskOp.DRAFT_END: self._draft_end,
         }
         await handlers[item.op](item, ticket, ticket.thread_id)
 
@@ -169,3 +174,28 @@ class DeskOutbox(DeliveryQueue[int]):
 
     async def _archive(self, _item: DeskItem, _ticket: Ticket, thread_id: int) -> None:
         await self.desk.archive(thread_id)
+
+    async def _draft(self, item: DeskItem, _ticket: Ticket, thread_id: int) -> None:
+        """The copilot's draft, with its buttons; already used or dropped: as it ended."""
+        draft = await self.drafts.get(int(item.content))
+        if draft is None:
+            raise DeliveryFailed(f"draft {item.content} does not exist", permanent=True)
+        if draft.message_id is not None:
+            return  # posted before a restart
+        if draft.status != SUGGESTED:
+            text = ended_text(draft)
+            await self.desk.post(thread_id, text, nonce=chunk_nonce(self.nonce_prefix, item.id, 0))
+            return
+        message_id = await self.desk.post_draft(
+            thread_id,
+            draft.id,
+            suggested_text(draft),
+            nonce=chunk_nonce(self.nonce_prefix, item.id, 0),
+        )
+        await self.drafts.set_message(draft.id, message_id)
+
+    async def _draft_end(self, item: DeskItem, _ticket: Ticket, thread_id: int) -> None:
+        draft = await self.drafts.get(int(item.content))
+        if draft is None or draft.message_id is None:
+            return  # never posted: its post shows how it ended
+        await self.desk.end_draft(thread_id, draft.message_id, ended_text(draft))

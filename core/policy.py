@@ -226,6 +226,16 @@ SPEC: dict[str, dict[str, Key]] = {
             ' e.g. "return, send back"',
         ),
     },
+    "copilot": {
+        "enabled": Key(
+            bool, True, help="draft an answer on every question and hand-over ticket (needs AI)"
+        ),
+        "model": Key(
+            str, "", help="the Claude model that drafts (empty: ANTHROPIC_MODEL, the customers')"
+        ),
+        "max_drafts_per_day": Key(int, 500, 0, 100_000, "drafts written per day (UTC), at most"),
+        "max_tokens": Key(int, 500, 64, 2000, "the longest draft Claude may write"),
+    },
     "delivery": {
         "retry_base_seconds": Key(
             (int, float), 2, 0.001, 600, "first wait after Discord refused a send for now"

@@ -48,6 +48,14 @@ class ConversationSection:
 
 
 @dataclass(frozen=True)
+class CopilotSection:
+    enabled: bool
+    model: str
+    max_drafts_per_day: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
 class DeliverySection:
     retry_base_seconds: float
     retry_max_seconds: float
@@ -170,6 +178,10 @@ class TypedSections:
     @cached_property
     def conversation(self) -> ConversationSection:
         return ConversationSection(**_record(self.values["conversation"]))
+
+    @cached_property
+    def copilot(self) -> CopilotSection:
+        return CopilotSection(**_record(self.values["copilot"]))
 
     @cached_property
     def delivery(self) -> DeliverySection:

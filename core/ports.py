@@ -100,3 +100,10 @@ class StaffDesk(Protocol):
 
     async def archive(self, thread_id: int) -> None:
         """Archive and lock the thread of a closed ticket."""
+
+    async def post_draft(self, thread_id: int, draft_id: int, text: str, *, nonce: str) -> int:
+        """Post a drafted answer in the ticket's thread with its Send, Edit & send and Discard
+        buttons, once per ``nonce``; returns the message's id."""
+
+    async def end_draft(self, thread_id: int, message_id: int, text: str) -> None:
+        """Show on a draft's message how it ended, its buttons gone."""

@@ -98,6 +98,8 @@ class DeskOp(enum.StrEnum):
     REFRESH = "refresh"  # re-render the card (status, buttons)
     TRANSCRIPT = "transcript"  # attach the closed ticket's transcript
     ARCHIVE = "archive"  # archive (and lock) the thread
+    DRAFT = "draft"  # post the copilot's draft (content: its id) with Send / Edit & send / Discard
+    DRAFT_END = "draft end"  # the draft was used or dropped: its message loses its buttons
 
 
 ENDED = (Status.CLOSED, Status.EXPIRED)

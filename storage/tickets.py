@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from storage.conversations import NewTurn, set_status_sql, tell_customer_sql
 from storage.db import Connection, Store
+from storage.drafts import Draft, decide_draft_sql, draft_sql, end_drafts_sql
 from storage.records import NOT_ENDED_SQL, DeskOp, Kind, Priority, Source, Ticket
 from storage.sql import Tx, audit_sql, customer_sql, desk_post_sql, enqueue_sql, to_json
 
@@ -159,6 +160,22 @@ class DeskTx(Tx):
     def open_ticket(self, ticket: NewTicket) -> int:
         return open_ticket_sql(self.c, ticket, self.now)
 
+    def draft(self, draft_id: int) -> Draft | None:
+        return draft_sql(self.c, draft_id)
+
+    def decide_draft(
+        self, draft_id: int, status: str, operator_id: int, operator_name: str, sent: str | None
+    ) -> bool:
+        return decide_draft_sql(
+            self.c, draft_id, status, operator_id, operator_name, sent, self.now
+        )
+
+    def end_drafts(self, ticket_id: int) -> None:
+        """The ticket no longer takes a draft (answered by hand, closed, taken over): its drafts
+        are superseded and the posted ones lose their buttons."""
+        for draft_id in end_drafts_sql(self.c, ticket_id, self.now):
+            self.post(ticket_id, DeskOp.DRAFT_END, str(draft_id))
+
     def post(self, ticket_id: int, op: DeskOp, text: str = "") -> None:
         desk_post_sql(self.c, ticket_id, op, self.now, text)
 
@@ -204,6 +221,7 @@ class DeskTx(Tx):
             "UPDATE tickets SET answer = ?, answered_by_name = ? WHERE id = ? AND answer IS NULL",
             (text, by_name, ticket_id),
         )
+        self.end_drafts(ticket_id)  # answered: a draft still waiting is no longer wanted
 
     # agents (MCP)
     def agent(self, name: str, idle_seconds: float) -> tuple[int, int]:
@@ -366,7 +384,7 @@ class DeskTx(Tx):
         )
 
     def take_over(self, ticket_id: int, operator_id: int, operator_name: str) -> bool:
-        return bool(
+        taken = bool(
             self.c.execute(
                 "UPDATE tickets SET takeover_by = ?, takeover_by_name = ?, claimed_by = ?,"
                 " claimed_by_name = ?, first_response_at = COALESCE(first_response_at, ?) WHERE id"
@@ -374,6 +392,9 @@ class DeskTx(Tx):
                 (operator_id, operator_name, operator_id, operator_name, self.now, ticket_id),
             ).rowcount
         )
+        if taken:
+            self.end_drafts(ticket_id)  # a person talks with the customer now
+        return taken
 
     def hand_back(self, ticket_id: int) -> None:
         """Nobody has taken over any more; an open question counts as answered by the
@@ -385,7 +406,7 @@ class DeskTx(Tx):
         )
 
     def close(self, ticket_id: int, reason: str) -> bool:
-        return bool(
+        closed = bool(
             self.c.execute(
                 "UPDATE tickets SET status = 'closed', closed_at = ?, close_reason = ?,"
                 " takeover_by = NULL, first_response_at = COALESCE(first_response_at, ?)"
@@ -393,6 +414,9 @@ class DeskTx(Tx):
                 (self.now, reason, self.now, ticket_id),
             ).rowcount
         )
+        if closed:
+            self.end_drafts(ticket_id)
+        return closed
 
     def settle_held(self, customer_id: int) -> None:
         """Messages held for a person (no AI, or Claude gave up) are settled by the operator."""

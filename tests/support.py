@@ -60,6 +60,8 @@ def test_policy(**overrides: dict[str, Any]) -> Policy:
     values["llm"].update(retry_after_failure_seconds=3600)  # tests trigger retries themselves
     # the scheduler runs on real time: never post during a test run
     values["summary"].update(cron="0 9 29 2 *")
+    # drafts are Claude calls of their own: only the copilot's tests (and benches) script them
+    values["copilot"].update(enabled=False)
     for section, keys in overrides.items():
         values[section].update(keys)
     return Policy(values, "tests")

@@ -436,6 +436,7 @@ async def test_slash_commands_are_registered_in_the_staff_guild(desk):
         "snippet",
         "contact",
         "kb",
+        "draft",
     }
     [enrol] = registered_commands[GLOBAL]
     assert enrol["name"] == "enrol" and enrol["contexts"] == [1], "customers enrol in DMs"

@@ -40,7 +40,7 @@ async def test_operator_help_lists_every_registered_command_one_line_each(desk):
     registered = {c.name for c in h.bot.tree.get_commands(guild=guild)} | {
         c.name for c in h.bot.tree.get_commands()
     }
-    assert listed == registered and len(listed) == 21
+    assert listed == registered and len(listed) == 22
     assert "`/deny <reason> [ticket]` Deny the action proposed on this ticket" in shown
     await desk.slash("help", None, member=desk.stranger)
     assert (await desk.told(3))[-1][0].startswith("Only operators")

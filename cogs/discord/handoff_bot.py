@@ -21,6 +21,7 @@ from cogs.discord.discord_channel import (
     RequestGuard,
     rate_limit_trace,
 )
+from cogs.discord.draft_views import DraftButton
 from cogs.discord.setup_check import staff_setup_problems
 from cogs.discord.staff_desk import DiscordStaffDesk
 from cogs.discord.ticket_views import TicketButton
@@ -128,6 +129,7 @@ class HandoffBot(commands.Bot):
     deadlines = property(lambda self: self.app.deadlines)
     knowledge = property(lambda self: self.app.knowledge)
     kb = property(lambda self: self.app.kb)
+    copilot = property(lambda self: self.app.copilot)
 
     async def setup_hook(self) -> None:
         self._request_guard = RequestGuard(
@@ -154,7 +156,7 @@ class HandoffBot(commands.Bot):
         # Buttons work after a restart: the ticket, confirmation or challenge id is in the
         # custom_id.
         self.add_dynamic_items(
-            TicketButton, ConfirmButton, CodeCancelButton, RatingButton, CommentButton
+            TicketButton, ConfirmButton, CodeCancelButton, RatingButton, CommentButton, DraftButton
         )
         for extension in EXTENSIONS:
             await self.load_extension(extension)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import discord
 
 from cogs.discord.discord_channel import TRANSIENT_ERRORS, delivery_failure
+from cogs.discord.draft_views import draft_view
 from cogs.discord.ticket_views import ticket_view
 from core.pacer import Priority, request_priority
 from core.ports import DeliveryFailed
@@ -165,3 +166,26 @@ class DiscordStaffDesk:
                     await thread.edit(archived=True, locked=True)
             except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
                 raise delivery_failure(exc) from exc
+
+    async def post_draft(self, thread_id: int, draft_id: int, text: str, *, nonce: str) -> int:
+        thread = await self._channel(thread_id)
+        try:
+            message = await thread.send(
+                text,
+                view=draft_view(draft_id),
+                allowed_mentions=discord.AllowedMentions.none(),
+                nonce=nonce,
+            )
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise delivery_failure(exc) from exc
+        return message.id
+
+    async def end_draft(self, thread_id: int, message_id: int, text: str) -> None:
+        thread = await self._channel(thread_id)
+        try:
+            with request_priority(Priority.EDIT):
+                await thread.get_partial_message(message_id).edit(
+                    content=text, view=None, allowed_mentions=discord.AllowedMentions.none()
+                )
+        except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:
+            raise delivery_failure(exc) from exc

@@ -16,6 +16,7 @@ from core.policy import Policy
 from core.transcript import WHO, Line, render_html
 from storage.conversations import ConversationStore
 from storage.db import Store
+from storage.drafts import DraftStore
 from storage.records import Kind, Priority, Source, Ticket
 from storage.sql import audit
 from storage.tickets import TicketStore
@@ -109,10 +110,13 @@ class DeskBase:
         self.operator_codes = operator_codes
         self.ai_enabled = ai_enabled
         self.tickets = TicketStore(db)
+        self.drafts = DraftStore(db)
         self.conversations = ConversationStore(db)
         self._thread_tickets: dict[int, int] = {}
         # told each ticket whose row changed (agents waiting)
         self.on_changed: list[Callable[[int], None]] = []
+        # told each new ticket, after its commit (the copilot drafts an answer)
+        self.on_opened: list[Callable[[int], None]] = []
         self.hours = SupportHours(policy.desk.hours, policy.desk.timezone)
         self.tz = ZoneInfo(policy.summary.timezone)  # how transcripts show times
 
@@ -152,6 +156,11 @@ class DeskBase:
 
     def _arm(self, ticket_id: int, reminder: float | None, timeout: float) -> None:
         self.arm_ticket(ticket_id, reminder, timeout)
+
+    def opened(self, ticket_id: int) -> None:
+        """A new ticket was committed: tell who drafts for it (the copilot)."""
+        for hook in self.on_opened:
+            hook(ticket_id)
 
     def kick(self, ticket_id: int) -> None:
         """Deliver what a change owes the staff desk for this ticket, and tell whoever waits on

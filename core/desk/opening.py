@@ -144,6 +144,8 @@ class Opening(DeskBase):
             self._arm(ticket_id, reminder, timeout)
             log.info("ticket #%d opened (%s, %s: %s)", ticket_id, new.kind, priority.value, rule)
         self._kick(ticket_id, ctx.customer_id)
+        if created:
+            self.opened(ticket_id)
         return Escalated(ticket_id, created)
 
     async def hold_for_person(
@@ -230,4 +232,6 @@ class Opening(DeskBase):
         if held.created:
             self._arm(held.ticket_id, reminder, timeout)
         self._kick(held.ticket_id, first.customer_id)
+        if held.created:
+            self.opened(held.ticket_id)
         return held.ticket_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from core.desk.base import ALREADY_HANDLED, Changed, DeskBase, DeskReply, Operator
 from storage.conversations import NewTurn
+from storage.drafts import SUGGESTED, Draft
 from storage.records import DeskOp, Kind, Status, Ticket
 from storage.tickets import DeskTx
 
@@ -104,42 +105,126 @@ class Relaying(DeskBase):
                 )
             if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
                 return Changed(hint)
-            # Read in this same write transaction, so no other answer can come in between.
-            answered = ticket.status == Status.OPEN and ticket.kind.answered_in_words
-            tx.responded(ticket_id, "answered" if answered else ticket.status)
-            if answered:
-                tx.answered(ticket_id, text, operator.name)
-            turn = NewTurn(
-                "operator",
-                text,
-                {
-                    "operator_name": operator.name,
-                    "operator_id": operator.id,
-                    "ticket": ticket_id,
-                    "question": ticket.question,
-                },
-            )
-            said = self.policy.message("operator_says", operator=operator.name, text=text)
-            tx.tell(ticket, said, turn)
-            tx.audit(
-                operator.actor,
-                "answered" if answered else "replied",
-                f"ticket:{ticket_id}",
-                {"via": via, "chars": len(text)},
-            )
-            if answered:
-                tx.post(ticket_id, DeskOp.REFRESH)
-            if via != "thread":
-                tx.post(
-                    ticket_id, DeskOp.POST, f"**{operator.name}** (sent to the customer): {text}"
-                )
-            sent = DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket_id}).")
-            return Changed(sent, ticket.customer_id)
+            return self._relay(tx, ticket, operator, text, via)
 
         changed = await self.tickets.run(write, now)
         if changed.reply.ok:
             self._kick(ticket_id, changed.customer_id)
         return changed.reply
+
+    def _relay(
+        self, tx: DeskTx, ticket: Ticket, operator: Operator, text: str, via: str
+    ) -> Changed:
+        """An operator's words to the customer (or agent), in the caller's transaction: the first
+        answer to an open question answers it. Read in the same write transaction as the caller's
+        checks, so no other answer can come in between."""
+        answered = ticket.status == Status.OPEN and ticket.kind.answered_in_words
+        tx.responded(ticket.id, "answered" if answered else ticket.status)
+        if answered:
+            tx.answered(ticket.id, text, operator.name)
+        turn = NewTurn(
+            "operator",
+            text,
+            {
+                "operator_name": operator.name,
+                "operator_id": operator.id,
+                "ticket": ticket.id,
+                "question": ticket.question,
+            },
+        )
+        said = self.policy.message("operator_says", operator=operator.name, text=text)
+        tx.tell(ticket, said, turn)
+        tx.audit(
+            operator.actor,
+            "answered" if answered else "replied",
+            f"ticket:{ticket.id}",
+            {"via": via, "chars": len(text)},
+        )
+        if answered:
+            tx.post(ticket.id, DeskOp.REFRESH)
+        if via not in ("thread", "draft"):  # there already; a draft's message says it was sent
+            tx.post(ticket.id, DeskOp.POST, f"**{operator.name}** (sent to the customer): {text}")
+        sent = DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket.id}).")
+        return Changed(sent, ticket.customer_id)
+
+    # -- the copilot's drafts ---------------------------------------------------------------------
+
+    @staticmethod
+    def _draft_refusal(draft: Draft | None, ticket: Ticket | None) -> str | None:
+        """Why this draft cannot be sent now, or None."""
+        if draft is None or ticket is None:
+            return "That draft does not exist."
+        if draft.status != SUGGESTED:
+            by = f" by {draft.decided_by_name}" if draft.decided_by_name else ""
+            done = {"sent": "sent", "edited": "edited and sent", "discarded": "discarded"}
+            return (
+                f"This draft was already {done[draft.status]}{by}."
+                if draft.status in done
+                else f"This draft is no longer offered: ticket #{ticket.id} was answered, closed"
+                " or taken over."
+            )
+        if ticket.status != Status.OPEN or not ticket.kind.answered_in_words:
+            return f"Ticket #{ticket.id} is {ticket.status}: the draft was not sent."
+        if ticket.in_takeover:
+            return f"{ticket.takeover_by_name} is talking with the customer: write in the thread."
+        return None
+
+    async def send_draft(
+        self, draft_id: int, operator: Operator, edited: str | None = None
+    ) -> DeskReply:
+        """Relay the copilot's draft (or the operator's edit of it) exactly as the operator's own
+        answer, once: two clicks at once send it once and tell the second who did."""
+
+        def write(tx: DeskTx) -> Changed:
+            draft = tx.draft(draft_id)
+            ticket = tx.ticket(draft.ticket_id) if draft else None
+            refusal = self._draft_refusal(draft, ticket)
+            if refusal is not None or draft is None or ticket is None:
+                return Changed(DeskReply(False, refusal or "That draft does not exist."))
+            text = (draft.text if edited is None else edited).strip()
+            if not text:
+                return Changed(DeskReply(False, "Nothing to send: the answer is empty."))
+            status = "sent" if text == draft.text.strip() else "edited"
+            if not tx.decide_draft(draft_id, status, operator.id, operator.name, text):
+                return Changed(DeskReply(False, "Someone used this draft a moment ago."))
+            changed = self._relay(tx, ticket, operator, text, via="draft")
+            tx.audit(
+                operator.actor,
+                "draft_sent" if status == "sent" else "draft_edited_sent",
+                f"ticket:{ticket.id}",
+                {"draft": draft_id},
+            )
+            tx.post(ticket.id, DeskOp.DRAFT_END, str(draft_id))
+            return changed
+
+        changed = await self.tickets.run(write, self.clock.now())
+        draft = await self.drafts.get(draft_id)
+        if draft is not None:
+            self._kick(draft.ticket_id, changed.customer_id)
+        return changed.reply
+
+    async def discard_draft(self, draft_id: int, operator: Operator) -> DeskReply:
+        """The draft is not used; the ticket stays as it is (open, for a person's own answer)."""
+
+        def write(tx: DeskTx) -> DeskReply:
+            draft = tx.draft(draft_id)
+            if draft is None or draft.status != SUGGESTED:
+                return DeskReply(
+                    False,
+                    self._draft_refusal(draft, tx.ticket(draft.ticket_id) if draft else None) or "",
+                )
+            tx.decide_draft(draft_id, "discarded", operator.id, operator.name, None)
+            tx.audit(
+                operator.actor, "draft_discarded", f"ticket:{draft.ticket_id}", {"draft": draft_id}
+            )
+            tx.post(draft.ticket_id, DeskOp.DRAFT_END, str(draft_id))
+            return DeskReply(True, "Discarded. The ticket is still open for your own answer.")
+
+        reply = await self.tickets.run(write, self.clock.now())
+        draft = await self.drafts.get(draft_id)
+        if draft is not None and reply.ok:
+            self.desk_outbox.kick(draft.ticket_id)
+        return reply
 
     async def note_in_thread(self, ticket_id: int, text: str) -> None:
         """A line from the desk itself in the ticket's thread (never relayed to the customer)."""
