@@ -294,6 +294,18 @@ class Interactions:
         channel_data.update(name=channel.name, guild_id=str(guild.id))
         if getattr(channel, "parent_id", None):
             channel_data["parent_id"] = str(channel.parent_id)
+        if getattr(channel, "owner_id", None):  # a thread: Discord sends it whole
+            channel_data.update(
+                owner_id=str(channel.owner_id),
+                message_count=channel.message_count,
+                member_count=channel.member_count,
+                thread_metadata={
+                    "archived": bool(channel.archived),
+                    "auto_archive_duration": channel.auto_archive_duration,
+                    "archive_timestamp": channel.archive_timestamp.isoformat(),
+                    "locked": bool(channel.locked),
+                },
+            )
         payload.update(
             guild_id=str(guild.id),
             guild_locale="en-US",
