@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 
 from core.knowledge_text import one_line, top_repeated
 from storage.db import Store
+from storage.drafts import DraftFigures, DraftStore
 from storage.knowledge import KnowledgeStore, UsageFigures
 from storage.records import Kind, Outcome, Source
 from storage.summary import ExportRow, PeriodFigures, SummaryStore
@@ -43,6 +44,22 @@ class Summary(PeriodFigures):
     first_response_median: float | None = None
     first_response_p90: float | None = None
     knowledge: UsageFigures | None = None  # what the assistant answered from its knowledge
+    drafts: DraftFigures | None = None  # the copilot's drafts and what operators did with them
+
+    def copilot_lines(self) -> list[str]:
+        """How operators answered: from a draft as it was, edited, or by hand, and how fast."""
+        d = self.drafts
+        if d is None or not d.drafts:
+            return []
+        with_draft = _percentile(sorted(d.first_response_with_draft), 50)
+        without = _percentile(sorted(d.first_response_without_draft), 50)
+        return [
+            f"Copilot: {d.drafts} draft(s){f', {d.failed} not written' if d.failed else ''};"
+            f" answers sent from a draft as it was {d.sent_unchanged}, edited {d.sent_edited},"
+            f" written by hand {d.by_hand}",
+            f"First response median with a draft {_duration(with_draft)}, without"
+            f" {_duration(without)}",
+        ]
 
     def knowledge_lines(self, limit: int = 3) -> list[str]:
         """The loop made visible: answers from knowledge, saved answers and their use, and the
@@ -164,6 +181,7 @@ async def compute(db: Store, since: float, until: float) -> Summary:
     database round trip, the knowledge's in another."""
     summary = compute_from(await SummaryStore(db).figures(since, until))
     summary.knowledge = await KnowledgeStore(db).figures(since, until)
+    summary.drafts = await DraftStore(db).figures(since, until)
     return summary
 
 
@@ -210,6 +228,7 @@ def render_text(
             f"{i}. {reason} — {count}" for i, (reason, count) in enumerate(s.top_reasons, 1)
         )
     lines.extend(s.knowledge_lines())
+    lines.extend(s.copilot_lines())
     if (overrides := s.override_line()) is not None:
         lines.append(overrides)
     lines.extend(s.hours_lines(tz))

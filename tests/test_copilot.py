@@ -109,6 +109,22 @@ async def test_a_question_ticket_gets_a_draft_sent_only_by_a_click(copilot_desk)
     [audit] = await h.fetch("SELECT actor, action FROM audit WHERE action LIKE 'draft%'")
     assert tuple(audit) == (f"operator:{desk.operator.id}", "draft_sent")
     assert await buttons_of(desk, draft) == [], "used: the buttons are gone"
+    await desk.slash("stats", None, days=7)
+
+    def summaries() -> list[str]:
+        return [
+            r["data"]["content"]
+            for r in desk.i.responses
+            if r.get("followup") and r["data"].get("attachments")
+        ]
+
+    await eventually(summaries, what="/stats")
+    [stats] = summaries()
+    assert (
+        "Copilot: 1 draft(s); answers sent from a draft as it was 1, edited 0, written by hand 0"
+        in stats
+    )
+    assert "First response median with a draft 0 s, without —" in stats
     fresh = await draft.channel.fetch_message(draft.id)
     assert fresh.content.startswith(
         f"✅ Suggested answer, sent as it was by {desk.operator.display_name}"
