@@ -18,6 +18,7 @@ from actions import shop
 from cogs.discord.handoff_bot import HandoffBot
 from core.actions import ActionRegistry
 from core.assistant import Claude, claude_client
+from core.policy import Policy
 from storage import AnyDatabase, Database, PostgresDatabase
 from tests import dpytest_ext
 from tests.support import postgres_schema, test_policy, test_settings
@@ -62,13 +63,14 @@ async def bench_bot(
     concurrency: int,
     postgres: str | None = None,
     knowledge_dir: Path | None = None,
+    policy: Policy | None = None,
 ) -> AsyncIterator[HandoffBot]:
     """A bot on dpytest with the example shop; ``knowledge_dir``: HANDOFF_KNOWLEDGE (default: an
     empty folder, never the checkout's knowledge/)."""
     with tempfile.TemporaryDirectory() as tmp:
         async with bench_database(tmp, postgres) as db:
             await shop.install(db)
-            policy = test_policy()
+            policy = policy or test_policy()
             registry = ActionRegistry().extend(shop.ACTIONS)
             client = claude_client(api_key="bench", base_url=url, max_retries=0, timeout=30)
             claude = Claude(client, "claude-bench", concurrency)
