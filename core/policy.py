@@ -235,6 +235,14 @@ SPEC: dict[str, dict[str, Key]] = {
         ),
         "max_drafts_per_day": Key(int, 500, 0, 100_000, "drafts written per day (UTC), at most"),
         "max_tokens": Key(int, 500, 64, 2000, "the longest draft Claude may write"),
+        "summarize_after_turns": Key(
+            int,
+            12,
+            0,
+            1000,
+            "a ticket whose conversation has this many messages gets a three-line summary"
+            " at the top of its thread (0: never)",
+        ),
     },
     "delivery": {
         "retry_base_seconds": Key(

@@ -53,6 +53,7 @@ class CopilotSection:
     model: str
     max_drafts_per_day: int
     max_tokens: int
+    summarize_after_turns: int
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,12 @@ def _value(text: str, limit: int = EMBED_FIELD_LIMIT) -> str:
     return clip(text, limit) or "(none)"
 
 
-def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | None) -> Card:
+def build_card(
+    ticket: Ticket,
+    transcript: Sequence[str],
+    action_summary: str | None,
+    case: Sequence[str] = (),
+) -> Card:
     title = clip(
         f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT
     )
@@ -160,6 +165,8 @@ def build_card(ticket: Ticket, transcript: Sequence[str], action_summary: str | 
             else f"`{ticket.action_name}`"
         )
         fields.append(("Proposed action", _value(f"{label}\n```json\n{clip(params, 800)}\n```")))
+    if case:
+        fields.append(("Case at a glance", _value(_fit_lines(case, 500))))
     if ticket.dm_closed_at is not None:
         fields.append(
             ("⚠ DMs closed", "The customer's DMs are closed: they are not receiving our messages.")

@@ -197,6 +197,15 @@ class DraftStore:
 
         return await self.db.run(write)
 
+    async def set_view(self, ticket_id: int, view: str, now: float) -> None:
+        """Claude's one-line reading of an approval's case, and the card re-rendered with it."""
+
+        def write(c: Connection) -> None:
+            c.execute("UPDATE tickets SET copilot_view = ? WHERE id = ?", (view, ticket_id))
+            desk_post_sql(c, ticket_id, DeskOp.REFRESH, now)
+
+        await self.db.run(write)
+
     async def fail(self, draft_id: int, ticket_id: int, error: str, note: str, now: float) -> None:
         """The draft could not be written: kept with why, and one line in the thread says so."""
 

@@ -139,6 +139,7 @@ class Ticket:
     idempotency_key: str | None = None
     expires_at: float | None = None  # an agent's approval request: undecided after this, it expires
     timed_out_at: float | None = None  # no person answered within [timeouts] ticket_answer_seconds
+    copilot_view: str | None = None  # Claude's one-line reading of an approval's case (an opinion)
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
@@ -173,6 +174,7 @@ class Ticket:
             idempotency_key=row["idempotency_key"],
             expires_at=row["expires_at"],
             timed_out_at=row["timed_out_at"],
+            copilot_view=row["copilot_view"],
         )
 
     @property

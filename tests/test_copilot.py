@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import eventually
 from tests.desk_support import Desk, ask_then_wait, desk_with, refunded_cents
 from tests.dpytest_ext import make_operator, stored_components
-from tests.fake_claude import Reply, error, last_user_text, text
+from tests.fake_claude import Reply, error, last_user_text, text, tool_calls
 from tests.support import test_policy
 
 DRAFT = "Yes, we ship to Iceland: 6-9 working days, 12 EUR."
@@ -268,3 +268,96 @@ async def test_only_operators_use_drafts_and_the_day_has_a_cap(harness):
         await desk.slash("draft", 1)
         assert "today's 1 drafts are written" in (await desk.told(2))[-1][0]
         assert (await desk.ticket(1))["answer"] is None
+
+
+def copilot_model(case: str = "second refund this month; the first was denied") -> Any:
+    """The assistant proposes a refund (then says so); the copilot reads the case and summarises."""
+
+    def reply(request: dict[str, Any]) -> Reply:
+        if request["system"].startswith("You help a person"):
+            return text(case)
+        if request["system"].startswith("Summarise a support conversation"):
+            return text("- wants a refund\n- the grinder arrived broken\n- refund not decided")
+        if request["system"].startswith("You draft an answer"):
+            return text(DRAFT)
+        last = request["messages"][-1]["content"]
+        if any(b.get("type") == "tool_result" for b in last):
+            return text("I've sent your refund request to our team.")
+        return tool_calls(
+            ("issue_refund", {"order_id": 1, "amount": 10, "reason": "arrived broken"})
+        )
+
+    return reply
+
+
+async def case_field(desk: Desk, number: int) -> str:
+    await desk.h.bot.copilot.drain()
+    await desk.h.settle()
+    for _ in range(200):
+        card = (await desk.staff_message(number)).embeds[0].to_dict()
+        [case] = [f["value"] for f in card["fields"] if f["name"] == "Case at a glance"] or [""]
+        if "Claude's reading" in case or not desk.h.bot.copilot:
+            return case
+        await asyncio.sleep(0.01)
+    return case
+
+
+async def test_an_approval_shows_the_case_at_a_glance_and_claudes_reading(copilot_desk):
+    desk, h = copilot_desk, copilot_desk.h
+    h.fake.default = copilot_model()
+    await h.dm(0, "my grinder arrived broken, refund 10 please")
+    await desk.h.bot.copilot.drain()
+    await desk.slash("deny", 1, reason="no photo")
+    await desk.told(1)
+    await h.dm(0, "refund 10 please, it really is broken")
+    case = await case_field(desk, 2)
+    assert "Earlier tickets: 1 (denied 1)" in case
+    assert "`issue_refund` asked before: 1 (denied 1), 1 in the last 30 days" in case
+    assert "`issue_refund` for everyone, 90 days: denied 1" in case
+    assert "Discord account: " in case
+    assert (
+        "*Claude's reading (an opinion, not a decision):* second refund this month; the first"
+        " was denied" in case
+    )
+    [request] = [r for r in h.fake.requests if r["system"].startswith("You help a person")][-1:]
+    assert "Earlier tickets: 1 (denied 1)" in request["messages"][0]["content"]
+    assert await refunded_cents(h) == 0, "a reading decides nothing"
+
+
+async def test_the_facts_stay_when_claude_cannot_read_the_case(harness):
+    policy = test_policy(copilot={"enabled": True})
+    async with desk_with(harness, policy) as desk:
+        h = desk.h
+        model = copilot_model()
+
+        def down_for_the_copilot(request: dict[str, Any]) -> Reply:
+            if request["system"].startswith(("You help", "Summarise", "You draft")):
+                return error(500)
+            return model(request)
+
+        h.fake.default = down_for_the_copilot
+        await h.dm(0, "my grinder arrived broken, refund 10 please")
+        case = await case_field(desk, 1)
+        assert "Earlier tickets: none (the first of this customer)" in case
+        assert "Claude's reading" not in case
+        assert (await desk.ticket(1))["status"] == "open"
+
+
+async def test_a_long_conversation_gets_a_three_line_summary_in_the_thread(harness):
+    policy = test_policy(copilot={"enabled": True, "summarize_after_turns": 4})
+    async with desk_with(harness, policy) as desk:
+        h = desk.h
+        h.fake.default = copilot_model()
+        h.fake.then(text("Sorry to hear that."), text("Which order was it?"))
+        await h.dm(0, "hi, my grinder is broken")
+        await h.dm(0, "it was order 1")
+        await h.dm(0, "refund 10 please")
+        await h.bot.copilot.drain()
+        await h.settle()
+        thread = await desk.thread(1)
+        posts = [m.content async for m in thread.history(limit=20, oldest_first=True)]
+        [summary] = [p for p in posts if p.startswith("📝")]
+        assert summary == (
+            "📝 **The conversation so far** (Claude's summary, for the team):\n- wants a refund\n"
+            "- the grinder arrived broken\n- refund not decided"
+        )

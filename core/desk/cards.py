@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from core.actions import ActionRegistry
+from core.case import case_lines
 from core.policy import Policy
 from core.tickets import Card, build_card, thread_name, transcript_lines
+from storage.case import CaseStore
 from storage.conversations import ConversationStore
 from storage.db import Store
 from storage.records import Ticket
@@ -19,6 +21,7 @@ class CardRenderer:
         self.registry = registry
         self.tickets = TicketStore(db)
         self.conversations = ConversationStore(db)
+        self.case = CaseStore(db)
 
     async def card(self, ticket_id: int) -> tuple[Card, str, Ticket]:
         ticket = await self.tickets.get(ticket_id)
@@ -34,8 +37,14 @@ class CardRenderer:
             )
         )
         action = self.registry.get(ticket.action_name) if ticket.action_name else None
+        case: list[str] = []
+        if ticket.kind.decided:  # approvals: what the desk knows, beside the proposed action
+            facts = await self.case.facts(
+                ticket.id, ticket.customer_id, ticket.action_name, ticket.created_at
+            )
+            case = case_lines(ticket, facts)
         return (
-            build_card(ticket, transcript_lines(turns), action.summary if action else None),
+            build_card(ticket, transcript_lines(turns), action.summary if action else None, case),
             thread_name(ticket.id, ticket.question),
             ticket,
         )
