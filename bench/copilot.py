@@ -26,7 +26,7 @@ from core.desk import Operator
 from tests import dpytest_ext
 from tests.desk_support import ask_then_wait
 from tests.dpytest_ext import make_operator
-from tests.fake_claude import FakeClaude, Reply, text
+from tests.fake_claude import FakeClaude, Reply, system_text, text
 from tests.support import test_policy
 
 COUNTED = ("send_message", "edit_message", "start_thread_with_message", "send_typing")
@@ -44,7 +44,7 @@ def _count_requests() -> None:
 
 
 def model(request: dict[str, Any]) -> Reply:
-    if request["system"].startswith("You draft an answer"):
+    if system_text(request).startswith("You draft an answer"):
         return text(DRAFT)
     return ask_then_wait(request)
 
@@ -82,11 +82,11 @@ async def run(tickets: int, latency: float, copilot: bool) -> dict[str, float]:
             await bot.engine.drain()
             await _desk_idle(bot)
             requests = sum(dpytest_ext.requests_made[n] for n in COUNTED)
-            drafted = [r for r in fake.requests if r["system"].startswith("You draft an answer")]
+            drafted = [r for r in fake.requests if system_text(r).startswith("You draft an answer")]
             [[count]] = await bot.db.fetchall("SELECT COUNT(*) FROM tickets")
     finally:
         await fake.stop()
-    answers = sum(1 for r in fake.requests if not r["system"].startswith("You draft an answer"))
+    answers = sum(1 for r in fake.requests if not system_text(r).startswith("You draft an answer"))
     return {
         "tickets": count,
         "requests": requests,

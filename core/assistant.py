@@ -25,6 +25,12 @@ from storage.conversations import NewTurn, Turn
 log = logging.getLogger(__name__)
 
 RoundRecorder = Callable[[Sequence[NewTurn]], Awaitable[None]]
+# A prompt-cache breakpoint: the API caches the request up to the block carrying it (tools, then
+# system, then messages), and a later request with the same beginning reads it at a tenth of the
+# price. At most four per request; here: the system prompt (with the tools before it), and the
+# newest three messages of the conversation.
+CACHED = {"type": "ephemeral"}
+MESSAGE_BREAKPOINTS = 3
 _CHARS_PER_TOKEN = 4  # rough, and on the safe side for English text
 
 
@@ -83,21 +89,36 @@ def _turn_tokens(turn: Turn) -> int:
     return size // _CHARS_PER_TOKEN + 8
 
 
-def window(turns: Sequence[Turn], token_budget: int) -> list[Turn]:
-    """The newest turns that fit the budget, starting at a turn Claude accepts first.
+def _step_start(sizes: Sequence[int], budget: int) -> int:
+    """The first index kept so that ``sum(sizes[start:]) <= budget``, moved in quarters of the
+    budget counted from the conversation's start: the same start for every call until the
+    conversation has grown by a quarter more, so the prompt's cached prefix stays the same."""
+    total = sum(sizes)
+    if total <= budget:
+        return 0
+    step = max(1, budget // 4)
+    boundary = -(-(total - budget) // step) * step  # the smallest step at or past the excess
+    position = 0
+    for index, size in enumerate(sizes):
+        if position >= boundary:
+            return index
+        position += size
+    return len(sizes) - 1
 
-    The API wants the first message from the user and every tool_result right after its
-    tool_use, so the window never starts on an assistant turn or a tool result.
+
+def window(turns: Sequence[Turn], token_budget: int, max_turns: int = 0) -> list[Turn]:
+    """The newest turns within the budget (tokens, and at most ``max_turns``), starting at a turn
+    Claude accepts first.
+
+    The start moves in steps of a quarter of the budget, not one turn per call: a window sliding by
+    one turn would change the prompt's beginning on every call and never read the cache. The API
+    wants the first message from the user and every tool_result right after its tool_use, so the
+    window never starts on an assistant turn or a tool result.
     """
-    kept: list[Turn] = []
-    used = 0
-    for turn in reversed(turns):
-        cost = _turn_tokens(turn)
-        if kept and used + cost > token_budget:
-            break
-        kept.append(turn)
-        used += cost
-    kept.reverse()
+    start = _step_start([_turn_tokens(t) for t in turns], token_budget)
+    if max_turns:
+        start = max(start, _step_start([1] * len(turns), max_turns))
+    kept = list(turns[start:])
     while kept and kept[0].kind in ("assistant", "tool_use", "tool_result"):
         kept.pop(0)
     return kept
@@ -116,6 +137,16 @@ def build_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
         else:
             messages.append({"role": role, "content": list(blocks)})
     return messages
+
+
+def _breakpoint(message: dict[str, Any], marked: list[dict[str, Any]]) -> None:
+    """A cache breakpoint on the message's last block (a copy: stored turns stay as they are);
+    the oldest one goes when there would be more than ``MESSAGE_BREAKPOINTS``."""
+    content = message["content"]
+    content[-1] = {**content[-1], "cache_control": CACHED}
+    marked.append(content[-1])
+    if len(marked) > MESSAGE_BREAKPOINTS:
+        marked.pop(0).pop("cache_control", None)
 
 
 def _block_dict(block: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +218,7 @@ class Assistant:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.policy.llm.max_tokens,
-            "system": self._system,
+            "system": [{"type": "text", "text": self._system, "cache_control": CACHED}],
             "messages": messages,
         }
         if self._tools:
@@ -229,9 +260,12 @@ class Assistant:
     async def respond(
         self, history: Sequence[Turn], ctx: ActionContext, record_round: RoundRecorder
     ) -> AgentReply:
-        messages = build_messages(window(history, self.policy.llm.history_tokens))
+        llm = self.policy.llm
+        messages = build_messages(window(history, llm.history_tokens, llm.history_turns))
         if not messages or messages[0]["role"] != "user":
             raise ValueError("history has no customer message to answer")
+        marked: list[dict[str, Any]] = []
+        _breakpoint(messages[-1], marked)  # before the passages: they change with every question
         texts: list[str] = []
         extras = TurnExtras(
             customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), "")
@@ -264,6 +298,7 @@ class Assistant:
             )
             messages.append({"role": "assistant", "content": blocks})
             messages.append({"role": "user", "content": results})
+            _breakpoint(messages[-1], marked)
         raise AssertionError("unreachable: the final round forbids tools")
 
     async def _give_passages(

@@ -33,6 +33,8 @@ from storage.db import Store
 from storage.records import Source
 
 log = logging.getLogger(__name__)
+
+HISTORY_CAP = 2000  # turns read for one answer (a conversation ends after [conversation] idle)
 # Customers whose answer waits for the end of a ``gathering()`` block (set while one runs in this
 # task).
 _gathered: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar(
@@ -264,7 +266,10 @@ class ConversationEngine:
     async def _answer_pending(self, customer_id: int) -> None:
         while True:
             work = await self.store.pending_turns(
-                customer_id, history_limit=self.policy.llm.history_turns
+                # the whole conversation (capped): the assistant's window steps through it from its
+                # start, so the prompt's beginning, and its cache, stay the same call after call
+                customer_id,
+                history_limit=HISTORY_CAP,
             )
             customer, pending = work.customer, work.turns
             if customer is None or not pending:

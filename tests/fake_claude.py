@@ -79,6 +79,12 @@ def error(status: int, *, retry_after_ms: int = 1) -> Reply:
     )
 
 
+def system_text(request: dict[str, Any]) -> str:
+    """The request's system prompt as text (a string, or text blocks with cache breakpoints)."""
+    system = request.get("system", "")
+    return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+
+
 def last_user_text(request: dict[str, Any]) -> str:
     for msg in reversed(request["messages"]):
         if msg["role"] != "user":

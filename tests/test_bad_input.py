@@ -122,5 +122,14 @@ async def test_a_conversation_ends_after_the_idle_time(harness):
     assert len(conversations) == 2 and conversations[0][1] is not None
     assert len(harness.fake.requests[1]["messages"]) == 3
     assert harness.fake.requests[2]["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "third, new conversation"}]}
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "third, new conversation",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        }
     ]

@@ -9,7 +9,7 @@ import discord.ext.test as dpytest
 from discord.ext.test import callbacks
 
 from tests.conftest import SendRecorder, eventually, http_error
-from tests.fake_claude import Reply, error, last_user_text, text, tool_calls
+from tests.fake_claude import Reply, error, last_user_text, system_text, text, tool_calls
 from tests.support import test_policy
 
 
@@ -33,9 +33,15 @@ async def test_plain_answer_reaches_the_customer_and_is_stored(harness):
     assert reply.channel.id == harness.members[0].dm_channel.id
     request = harness.fake.requests[0]
     assert request["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "hi there"}]}
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "hi there", "cache_control": {"type": "ephemeral"}}
+            ],
+        }
     ]
-    assert "Example Shop" in request["system"]
+    assert "Example Shop" in system_text(request)
+    assert request["system"][-1]["cache_control"] == {"type": "ephemeral"}
     assert request["model"] == "claude-test"
     turns = await harness.fetch("SELECT kind, content, status FROM turns ORDER BY id")
     assert [tuple(t) for t in turns] == [

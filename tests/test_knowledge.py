@@ -28,7 +28,7 @@ from storage import AnyDatabase, database_for
 from storage.knowledge import NewPassage
 from tests.conftest import ENGINES, bot_database, eventually
 from tests.desk_support import buttons, refunded_cents
-from tests.fake_claude import answer_from_knowledge, passages_in, text, tool_calls
+from tests.fake_claude import answer_from_knowledge, passages_in, system_text, text, tool_calls
 from tests.support import FakeClock, test_policy
 
 SHIPPING = """---
@@ -243,7 +243,7 @@ async def test_a_file_dropped_in_the_folder_is_answered_from_after_kb_reload(des
     )
     request = h.fake.requests[-1]
     assert passages_in(request)[0][1].startswith("We ship to every country")
-    assert "answered only from the knowledge passages" in request["system"]
+    assert "answered only from the knowledge passages" in system_text(request)
     assert await h.fetch("SELECT id FROM tickets") == []
     [use] = await h.fetch("SELECT title, origin FROM knowledge_uses")
     assert tuple(use) == ("Shipping › Where we ship", "file")
