@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import json
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,6 +135,71 @@ def answer_from_knowledge(request: dict[str, Any]) -> Reply:
     return tool_calls(("ask_human", {"question": last_user_text(request)}))
 
 
+class PromptCache:
+    """The Messages API's prompt caching, as documented: the prompt is tools, then system, then
+    messages; a block with ``cache_control`` caches the prefix ending at it when that prefix is at
+    least ``minimum`` tokens; a request reads the longest cached prefix that ends at one of its
+    breakpoints or at one of the 20 blocks before each; an entry lives 5 minutes from its last use;
+    at most 4 breakpoints (more is a 400). Tokens are counted as 4 characters of canonical JSON."""
+
+    LOOKBACK = 20
+    LIFETIME = 300.0
+
+    def __init__(self, minimum: int = 1024) -> None:
+        self.minimum = minimum
+        self.entries: dict[str, float] = {}  # prefix hash -> expiry (time.monotonic)
+
+    @staticmethod
+    def _blocks(request: dict[str, Any]) -> list[tuple[str, bool]]:
+        """(canonical text, marked) of every block of the prompt, in cache order."""
+        system = request.get("system", [])
+        system = [{"type": "text", "text": system}] if isinstance(system, str) else system
+        blocks = [*request.get("tools", []), *system]
+        for message in request.get("messages", []):
+            content = message["content"]
+            content = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            blocks += [{**b, "_role": message["role"]} for b in content]
+        out = []
+        for block in blocks:
+            plain = {k: v for k, v in block.items() if k != "cache_control"}
+            out.append((json.dumps(plain, sort_keys=True), "cache_control" in block))
+        return out
+
+    def usage(self, request: dict[str, Any]) -> dict[str, int] | str:
+        """The usage the API reports for this request, or why it refuses it (400)."""
+        blocks = self._blocks(request)
+        marks = [i for i, (_, marked) in enumerate(blocks) if marked]
+        if len(marks) > 4:
+            return f"A maximum of 4 blocks with cache_control may be provided. Found {len(marks)}."
+        hashes, sizes, digest, size = [], [], hashlib.sha256(), 0
+        for text_, _ in blocks:
+            digest.update(text_.encode())
+            size += len(text_) // 4
+            hashes.append(digest.hexdigest())
+            sizes.append(size)
+        total = size + len(json.dumps(request.get("model", ""))) // 4
+        now = time.monotonic()
+        read = 0
+        for mark in marks:
+            for i in range(mark, max(-1, mark - self.LOOKBACK - 1), -1):
+                expiry = self.entries.get(hashes[i])
+                if expiry is not None and expiry > now:
+                    self.entries[hashes[i]] = now + self.LIFETIME
+                    read = max(read, sizes[i])
+                    break
+        written = 0
+        for mark in marks:
+            if sizes[mark] >= self.minimum and sizes[mark] > read:
+                if hashes[mark] not in self.entries or self.entries[hashes[mark]] <= now:
+                    written = max(written, sizes[mark] - read)
+                self.entries[hashes[mark]] = now + self.LIFETIME
+        return {
+            "input_tokens": total - read - written,
+            "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": read,
+        }
+
+
 class FakeClaude:
     def __init__(
         self, *, latency: float = 0.0, default: Callable[[dict[str, Any]], Reply] = echo
@@ -146,6 +213,8 @@ class FakeClaude:
         self.peak_in_flight = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.cache = PromptCache()
+        self.usages: list[dict[str, int]] = []  # what each answered request reported
 
     def then(self, *replies: Reply | Callable[[dict[str, Any]], Reply]) -> FakeClaude:
         self.script.extend(replies)
@@ -166,9 +235,21 @@ class FakeClaude:
             self.in_flight -= 1
         self.statuses.append(reply.status)
         headers = {"request-id": f"req_{next(_ids)}", **reply.headers}
+        payload = reply.body
+        if reply.status == 200 and "usage" in payload:
+            usage = self.cache.usage(body)
+            if isinstance(usage, str):
+                payload = {
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": usage},
+                }
+                return web.json_response(payload, status=400, headers=headers)
+            output = sum(len(b.get("text", "")) for b in payload["content"]) // 4 + 1
+            payload = {**payload, "usage": {**usage, "output_tokens": output}}
+            self.usages.append(payload["usage"])
         return web.Response(
             status=reply.status,
-            text=json.dumps(reply.body),
+            text=json.dumps(payload),
             content_type="application/json",
             headers=headers,
         )
