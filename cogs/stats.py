@@ -28,7 +28,7 @@ class Stats(OperatorsOnly, commands.Cog):
 
     async def summary_message(self, days: int) -> tuple[str, bool, discord.File]:
         since, until = period(self.bot.clock.now(), days)
-        summary = await compute(self.bot.db, since, until)
+        summary = await compute(self.bot.db, since, until, self.bot.policy.llm.prices)
         text, alert = render_text(
             summary,
             alert_percent=self.bot.policy.summary.alert_rate_percent,

@@ -38,6 +38,7 @@ from storage.db import Store
 from storage.ratings import RatingStore
 from storage.snippets import SnippetStore
 from storage.tickets import TicketStore
+from storage.usage import UsageStore
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,11 @@ def build(
     tools = ToolRunner(
         registry=registry, policy=policy, desk=desk, kinds=kinds, knowledge=knowledge
     )
-    assistant = Assistant(claude, policy=policy, tools=tools) if claude is not None else None
+    assistant = (
+        Assistant(claude, policy=policy, tools=tools, usage=UsageStore(db))
+        if claude is not None
+        else None
+    )
     copilot = (
         Copilot(claude=claude, policy=policy, clock=clock, desk=desk, knowledge=knowledge)
         if claude is not None and policy.copilot.enabled

@@ -21,6 +21,7 @@ from core.knowledge_text import KNOWLEDGE_RULES, Found, cite, quote_passages
 from core.policy import Policy
 from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
 from storage.conversations import NewTurn, Turn
+from storage.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,14 @@ class Claude:
 
 
 class Assistant:
-    def __init__(self, claude: Claude, *, policy: Policy, tools: ToolRunner) -> None:
+    def __init__(
+        self,
+        claude: Claude,
+        *,
+        policy: Policy,
+        tools: ToolRunner,
+        usage: UsageStore | None = None,
+    ) -> None:
         self.client = claude.client
         self.model = claude.model
         self.policy = policy
@@ -203,6 +211,7 @@ class Assistant:
                 f"action name(s) {sorted(reserved)} are reserved for Handoff's built-in tools"
             )
         self.tools = tools
+        self.usage = usage  # each call's tokens, for costs and customers' budgets
         self.knowledge = tools.knowledge
         self._slots = asyncio.Semaphore(claude.concurrency)
         self._tools = tools.tool_definitions()
@@ -227,7 +236,9 @@ class Assistant:
                 kwargs["tool_choice"] = {"type": "none"}
         return kwargs
 
-    async def _create(self, messages: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+    async def _create(
+        self, messages: list[dict[str, Any]], *, final: bool, ctx: ActionContext
+    ) -> dict[str, Any]:
         """One Messages API call; the response as the API's JSON.
 
         The raw response skips the SDK's pydantic models (about a fifth of a call's CPU, measured
@@ -255,6 +266,15 @@ class Assistant:
             )
         ):
             raise LLMUnavailable(f"the response had no list of content blocks: {str(body)[:200]}")
+        if self.usage is not None and isinstance(body.get("usage"), dict):
+            await self.usage.record(
+                purpose="assistant",
+                model=str(body.get("model") or self.model),
+                usage=body["usage"],
+                now=ctx.now,
+                customer_id=ctx.customer_id,
+                conversation_id=ctx.conversation_id,
+            )
         return body
 
     async def respond(
@@ -273,7 +293,7 @@ class Assistant:
         await self._give_passages(history, messages, extras)
         max_rounds = self.policy.llm.max_tool_rounds
         for round_number in range(max_rounds + 1):
-            response = await self._create(messages, final=round_number == max_rounds)
+            response = await self._create(messages, final=round_number == max_rounds, ctx=ctx)
             blocks = [_block_dict(b) for b in response["content"]]
             text = "\n\n".join(
                 b["text"].strip() for b in blocks if b["type"] == "text" and b["text"].strip()

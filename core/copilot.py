@@ -32,6 +32,7 @@ from storage.case import CaseStore
 from storage.drafts import DraftStore
 from storage.records import Status, Ticket
 from storage.tickets import TicketStore
+from storage.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Copilot:
         self.drafts = DraftStore(desk.db)
         self.tickets = TicketStore(desk.db)
         self.case = CaseStore(desk.db)
+        self.usage = UsageStore(desk.db)
         self._slots = asyncio.Semaphore(4)  # drafts at once; customers' answers keep the rest
         self._tasks: set[asyncio.Task[None]] = set()
         self.system = RULES.format(business=policy.agent.business_name)
@@ -222,8 +224,10 @@ class Copilot:
         if await self.drafts.finish(draft_id, ticket.id, clip_draft(text), self.clock.now()):
             self.desk.kick(ticket.id)
 
-    async def _ask(self, system: str, content: str, max_tokens: int) -> str:
-        """One Messages API call without tools: the text Claude wrote."""
+    async def _ask(
+        self, system: str, content: str, max_tokens: int, *, ticket: Ticket, purpose: str
+    ) -> str:
+        """One Messages API call without tools: the text Claude wrote (its tokens recorded)."""
         async with self._slots:
             raw = await self.client.messages.with_raw_response.create(
                 model=self.model,
@@ -232,6 +236,16 @@ class Copilot:
                 messages=[{"role": "user", "content": content}],
             )
             body = cast(dict[str, Any], await raw.json())
+        if isinstance(body.get("usage"), dict):
+            await self.usage.record(
+                purpose=purpose,
+                model=str(body.get("model") or self.model),
+                usage=body["usage"],
+                now=self.clock.now(),
+                customer_id=ticket.customer_id,
+                conversation_id=ticket.conversation_id,
+                ticket_id=ticket.id,
+            )
         text = "\n\n".join(
             b["text"].strip()
             for b in body.get("content", [])
@@ -253,7 +267,7 @@ class Copilot:
             f"<facts>\n{_tag(chr(10).join(case_lines(ticket, facts)))}\n</facts>"
         )
         system = CASE_RULES.format(business=self.policy.agent.business_name)
-        view = one_line(await self._ask(system, content, 120), 200)
+        view = one_line(await self._ask(system, content, 120, ticket=ticket, purpose="case"), 200)
         await self.drafts.set_view(ticket.id, view, self.clock.now())
         self.desk.kick(ticket.id)
 
@@ -272,7 +286,13 @@ class Copilot:
             return
         said = "\n".join(f"{who}: {_tag(text)}" for who, text in turns[-60:])
         system = SUMMARY_RULES.format(business=self.policy.agent.business_name)
-        summary = await self._ask(system, f"<conversation>\n{said}\n</conversation>", 200)
+        summary = await self._ask(
+            system,
+            f"<conversation>\n{said}\n</conversation>",
+            200,
+            ticket=ticket,
+            purpose="summary",
+        )
         lines = [line.strip() for line in summary.splitlines() if line.strip()][:3]
         await self.desk.note_in_thread(
             ticket.id,
@@ -294,7 +314,9 @@ class Copilot:
         content = build_request(
             ticket, lines, quote_passages(passages) if passages else "", similar, instructions
         )
-        return await self._ask(self.system, content, self.policy.copilot.max_tokens)
+        return await self._ask(
+            self.system, content, self.policy.copilot.max_tokens, ticket=ticket, purpose="draft"
+        )
 
     async def _similar(self, ticket: Ticket) -> list[tuple[str, str]]:
         """The earlier answered questions most like this one (question, the team's answer)."""

@@ -33,6 +33,17 @@ hand_over_to_human.
 """
 
 
+# US dollars per million tokens (Anthropic's list prices): input, output, a cache write (5-minute
+# lifetime) and a cache read. A model is priced by the longest name here it starts with.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "claude-opus-4-5": {"input": 5.0, "output": 25.0, "cache_write": 6.25, "cache_read": 0.5},
+    "claude-opus-4": {"input": 15.0, "output": 75.0, "cache_write": 18.75, "cache_read": 1.5},
+    "claude-sonnet-4": {"input": 3.0, "output": 15.0, "cache_write": 3.75, "cache_read": 0.3},
+    "claude-haiku-4-5": {"input": 1.0, "output": 5.0, "cache_write": 1.25, "cache_read": 0.1},
+    "claude-3-5-haiku": {"input": 0.8, "output": 4.0, "cache_write": 1.0, "cache_read": 0.08},
+}
+PRICE_KEYS = ("input", "output", "cache_write", "cache_read")
+
 # Words customers and help articles use for one thing (shop English); a deployer adds their own.
 DEFAULT_SYNONYMS = [
     "ship, shipping, deliver, delivery, send, post, postage, dispatch, courier, carrier",
@@ -203,6 +214,12 @@ SPEC: dict[str, dict[str, Key]] = {
         "max_tool_rounds": Key(int, 6, 1, 20, "tool calls Claude may chain before it must answer"),
         "retry_after_failure_seconds": Key(
             (int, float), 60, 1, 3600, "wait before trying Claude again"
+        ),
+        "prices": Key(
+            dict,
+            DEFAULT_PRICES,
+            help="[llm.prices]: per model, dollars per million tokens (input, output,"
+            " cache_write, cache_read); added to the defaults",
         ),
         "max_answer_attempts": Key(
             int, 3, 1, 20, "tries per message before the bot stops retrying on its own"
@@ -1003,7 +1020,9 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
                 )
                 continue
             problem = _check_value(section, key, value, where(section, key))
-            if problem is None:
+            if problem is None and (section, key) == ("llm", "prices"):
+                values[section][key] = {**DEFAULT_PRICES, **value}  # a model added, or re-priced
+            elif problem is None:
                 values[section][key] = value
             else:
                 problems.append(problem)
@@ -1018,6 +1037,28 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     return Policy(values, source)
 
 
+def _check_prices(value: Any, at: str) -> str | None:
+    """``[llm.prices]``: ``model = { input = 3.0, output = 15.0, cache_write = 3.75,
+    cache_read = 0.3 }``, dollars per million tokens."""
+    example = (
+        'e.g. "claude-sonnet-4" = { input = 3.0, output = 15.0, cache_write = 3.75,'
+        " cache_read = 0.3 }"
+    )
+    if not isinstance(value, dict):
+        return f"{at}: [llm.prices] must be a table of models, {example}"
+    for model, price in value.items():
+        if not isinstance(price, dict) or set(price) != set(PRICE_KEYS):
+            return f"{at}: [llm.prices] {model!r} needs exactly {', '.join(PRICE_KEYS)}; {example}"
+        bad = [
+            k
+            for k, v in price.items()
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0
+        ]
+        if bad:
+            return f"{at}: [llm.prices] {model!r} {bad[0]} must be a number of dollars, 0 or more"
+    return None
+
+
 def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
     """What is wrong with one key of the file (with its line and the fix), or None."""
     spec = SPEC[section].get(key)
@@ -1026,6 +1067,8 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
         fix = f"did you mean '{hint[0]}'?" if hint else f"known keys: {', '.join(SPEC[section])}"
         return f"{at}: unknown key '{key}' in [{section}]; {fix}"
     allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if spec.type is dict:
+        return _check_prices(value, at)
     if spec.type is list and not (
         isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
     ):

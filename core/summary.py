@@ -11,15 +11,18 @@ import csv
 import datetime as dt
 import io
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
+from core.costs import CostFigures, cost_figures, cost_lines
 from core.knowledge_text import one_line, top_repeated
+from core.policy import DEFAULT_PRICES
 from storage.db import Store
 from storage.drafts import DraftFigures, DraftStore
 from storage.knowledge import KnowledgeStore, UsageFigures
 from storage.records import Kind, Outcome, Source
 from storage.summary import ExportRow, PeriodFigures, SummaryStore
+from storage.usage import UsageStore
 
 KINDS = tuple(kind.value for kind in Kind)
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
@@ -45,6 +48,7 @@ class Summary(PeriodFigures):
     first_response_p90: float | None = None
     knowledge: UsageFigures | None = None  # what the assistant answered from its knowledge
     drafts: DraftFigures | None = None  # the copilot's drafts and what operators did with them
+    costs: CostFigures | None = None  # Claude's tokens and dollars
 
     def copilot_lines(self) -> list[str]:
         """How operators answered: from a draft as it was, edited, or by hand, and how fast."""
@@ -176,12 +180,18 @@ def compute_from(f: PeriodFigures) -> Summary:
     return s
 
 
-async def compute(db: Store, since: float, until: float) -> Summary:
+async def compute(
+    db: Store,
+    since: float,
+    until: float,
+    prices: Mapping[str, Mapping[str, float]] = DEFAULT_PRICES,
+) -> Summary:
     """The summary of tickets and conversations in [since, until]: the desk's figures in one
     database round trip, the knowledge's in another."""
     summary = compute_from(await SummaryStore(db).figures(since, until))
     summary.knowledge = await KnowledgeStore(db).figures(since, until)
     summary.drafts = await DraftStore(db).figures(since, until)
+    summary.costs = cost_figures(await UsageStore(db).rows(since, until), prices)
     return summary
 
 
@@ -229,6 +239,8 @@ def render_text(
         )
     lines.extend(s.knowledge_lines())
     lines.extend(s.copilot_lines())
+    if s.costs is not None:
+        lines.extend(cost_lines(s.costs))
     if (overrides := s.override_line()) is not None:
         lines.append(overrides)
     lines.extend(s.hours_lines(tz))

@@ -71,3 +71,35 @@ def test_the_scripted_cache_follows_the_documented_rules():
     assert "maximum of 4 blocks" in cache.usage(five)
     short = {"system": [{"type": "text", "text": "s", "cache_control": {}}], "messages": []}
     assert cache.usage(short)["cache_creation_input_tokens"] == 0, "below the minimum length"
+
+
+async def test_each_calls_usage_is_stored_and_priced_per_conversation(harness):
+    from core.costs import cost_figures, price_of
+    from storage.usage import UsageStore
+    from tests.fake_claude import tool_calls
+
+    await harness.start(policy=test_policy(abuse={"messages_per_minute": 0}))
+    harness.fake.then(
+        tool_calls(("get_account", {})), text("You are on the Basic plan."), text("Bye!")
+    )
+    await harness.dm(0, "what plan am I on?")
+    await harness.dm(1, "hello")
+    rows = await harness.fetch(
+        "SELECT purpose, model, customer_id, conversation_id, input_tokens, cache_write_tokens,"
+        " cache_read_tokens, output_tokens FROM llm_usage ORDER BY id"
+    )
+    assert len(rows) == 3, "one row per Claude call, tool rounds included"
+    assert {r[0] for r in rows} == {"assistant"} and {r[1] for r in rows} == {"claude-test"}
+    assert [r[3] for r in rows] == [rows[0][3], rows[0][3], rows[2][3]] and rows[0][3] != rows[2][3]
+    assert all(r[4] + r[5] + r[6] > 0 and r[7] > 0 for r in rows)
+    figures = cost_figures(
+        await UsageStore(harness.db).rows(0, harness.clock.now() + 1),
+        {"claude-test": {"input": 3.0, "output": 15.0, "cache_write": 3.75, "cache_read": 0.3}},
+    )
+    assert figures.calls == 3 and figures.conversations == 2 and figures.dollars > 0
+    assert figures.without_person == 2
+    expected = sum((r[4] * 3.0 + r[5] * 3.75 + r[6] * 0.3 + r[7] * 15.0) / 1_000_000 for r in rows)
+    assert abs(figures.dollars - expected) < 1e-12
+    assert price_of(
+        {"claude-sonnet-4": {}, "claude-sonnet-4-5": {"x": 1}}, "claude-sonnet-4-5-2025"
+    )

@@ -306,6 +306,7 @@ async def test_an_operators_saved_answer_answers_the_next_customer_without_a_tic
         stats
     )
     assert "2. Do you sell gift cards?" in stats
+    assert "read from the cache)" in stats and "(no price for claude-test)" in stats
 
 
 async def test_an_invalid_valid_until_saves_nothing(desk):
