@@ -91,6 +91,7 @@ class ConversationEngine:
         self.channel = channel
         self.outbox = outbox
         self.assistant = assistant
+        self.usage = assistant.usage if assistant is not None else None
         self.desk = desk
         self.confirmations = confirmations
         self.codes = codes
@@ -287,6 +288,8 @@ class ConversationEngine:
                     continue
             if self.assistant is not None and await self._for_a_person(customer, batch):
                 continue
+            if self.assistant is not None and await self._over_budget(customer, batch):
+                continue
             if self.assistant is None:
                 await self._hold_for_human(customer, batch)
             elif not await self._answer_with_claude(customer, batch, work.history):
@@ -324,6 +327,28 @@ class ConversationEngine:
             source=Source.SPECIALIST,
             notice=self.policy.message("specialist_only", number="{number}"),
             reason=f"the customer's message mentions {topic!r} (legal/medical: critical)",
+        )
+        return True
+
+    async def _over_budget(self, customer: Customer, batch: Sequence[Turn]) -> bool:
+        """``[abuse] tokens_per_day`` used up: the messages go to a person (a ticket), not to
+        Claude; the customer is told once, when that ticket opens."""
+        limit = self.policy.abuse.tokens_per_day
+        if not limit or self.usage is None:
+            return False
+        now = self.clock.now()
+        day = now - now % 86400
+        used = await self.usage.customer_tokens(customer.id, day)
+        if used < limit:
+            return False
+        told = await self.store.open_ticket_of_source(customer.id, Source.BUDGET)
+        await self.desk.hold_for_person(
+            customer.id,
+            batch,
+            source=Source.BUDGET,
+            notice=None if told else self.policy.message("budget_reached", number="{number}"),
+            reason=f"the customer used {used:,} Claude tokens today ([abuse] tokens_per_day"
+            f" {limit:,})",
         )
         return True
 

@@ -319,6 +319,14 @@ SPEC: dict[str, dict[str, Key]] = {
             " assistant's questions join the newest one and approvals are"
             " not sent",
         ),
+        "tokens_per_day": Key(
+            int,
+            0,
+            0,
+            1_000_000_000,
+            "Claude tokens one customer may use in a day (UTC), counted as the API reports them:"
+            " past it their messages go to a person (0: off)",
+        ),
     },
     "feedback": {
         "ask_after_close": Key(
@@ -672,6 +680,11 @@ SPEC: dict[str, dict[str, Key]] = {
             "will follow up here.",
         ),
         "no_ai": Key(str, "Thanks for your message! A person from our team will answer you here."),
+        "budget_reached": Key(
+            str,
+            "A person from our team will follow up on your messages here (ticket #{number}); they"
+            " are all kept.",
+        ),
         "empty": Key(str, "I can only read text. Could you type your question?"),
         "after_hours": Key(
             str,

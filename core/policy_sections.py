@@ -18,6 +18,7 @@ class AbuseSection:
     messages_per_minute: int
     min_account_age_days: float
     max_open_tickets: int
+    tokens_per_day: int
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ REASONS: dict[str, str] = {
     Source.APPROVAL: "an action needed approval",
     Source.HANDOVER: "the customer asked for a person",
     Source.LLM_FAILURE: "the assistant could not answer",
+    Source.BUDGET: "the customer's daily Claude budget was used up",
     Source.RELAY: "no AI configured (relay)",
     Source.SPECIALIST: "legal or medical",
     Source.AGENT: "another agent asked (MCP)",

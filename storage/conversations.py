@@ -373,6 +373,15 @@ class ConversationStore:
 
         return await self.db.read(read)
 
+    async def open_ticket_of_source(self, customer_id: int, source: str) -> int | None:
+        """The customer's open ticket of that source, if any."""
+        row = await self.db.fetchone(
+            "SELECT id FROM tickets WHERE customer_id = ? AND source = ? AND status != 'closed'"
+            " ORDER BY id DESC LIMIT 1",
+            (customer_id, source),
+        )
+        return int(row[0]) if row else None
+
     async def customers_with_pending_turns(self) -> list[int]:
         rows = await self.db.fetchall(
             "SELECT DISTINCT customer_id FROM turns WHERE status = 'pending'"

@@ -64,6 +64,7 @@ class Source(enum.StrEnum):
     OPERATOR = "operator"  # an operator contacted the customer first (/contact)
     LLM_FAILURE = "llm_failure"  # the assistant could not answer, several times
     RELAY = "relay"  # no AI is configured: every conversation goes to a person
+    BUDGET = "budget"  # the customer used up [abuse] tokens_per_day: a person follows up
 
 
 class Outcome(enum.StrEnum):

@@ -103,3 +103,38 @@ async def test_each_calls_usage_is_stored_and_priced_per_conversation(harness):
     assert price_of(
         {"claude-sonnet-4": {}, "claude-sonnet-4-5": {"x": 1}}, "claude-sonnet-4-5-2025"
     )
+
+
+async def test_the_daily_budget_sends_the_customer_to_a_person_exactly_when_crossed(harness):
+    policy = test_policy(abuse={"messages_per_minute": 0, "tokens_per_day": 4000})
+    await harness.start(policy=policy)
+    harness.fake.default = lambda request: text("Sure.")
+    await harness.dm(0, "first")
+    [[used]] = await harness.fetch(
+        "SELECT SUM(input_tokens + cache_write_tokens + cache_read_tokens + output_tokens)"
+        " FROM llm_usage"
+    )
+    assert used < 4000, "the first answer stays under the budget"
+    await harness.dm(0, "second")  # answered: the check is made before the call
+    [[used]] = await harness.fetch(
+        "SELECT SUM(input_tokens + cache_write_tokens + cache_read_tokens + output_tokens)"
+        " FROM llm_usage"
+    )
+    assert used >= 4000, "the second answer crossed it"
+    assert [m.content for m in harness.sent()] == ["Sure.", "Sure."]
+    calls = len(harness.fake.requests)
+    await harness.dm(0, "third")
+    await harness.dm(0, "fourth")
+    assert len(harness.fake.requests) == calls, "past the budget, Claude is not called"
+    told = [m.content for m in harness.sent()]
+    assert told == [
+        "A person from our team will follow up on your messages here (ticket #1); they are all"
+        " kept."
+    ], "told once"
+    [ticket] = await harness.fetch("SELECT source, question FROM tickets")
+    assert tuple(ticket) == ("budget", "third")
+    await harness.dm(1, "another customer")
+    assert [m.content for m in harness.sent()] == ["Sure."], "one customer's budget only"
+    harness.clock.advance(86400)  # a new day
+    await harness.dm(0, "next day")
+    assert [m.content for m in harness.sent()] == ["Sure."]
