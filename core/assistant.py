@@ -217,6 +217,8 @@ class Assistant:
         self._tools = tools.tool_definitions()
         # the deployer's prompt, then how knowledge is used (fixed, so an edited prompt keeps it)
         self._system = f"{policy.system_prompt}\n\n{KNOWLEDGE_RULES}"
+        self._caching = policy.llm.prompt_caching
+        self._cached = {"cache_control": CACHED} if self._caching else {}
 
     async def close(self) -> None:
         """Closes the client's connections (its aiohttp session warns at exit if left open)."""
@@ -227,7 +229,7 @@ class Assistant:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.policy.llm.max_tokens,
-            "system": [{"type": "text", "text": self._system, "cache_control": CACHED}],
+            "system": [{"type": "text", "text": self._system, **self._cached}],
             "messages": messages,
         }
         if self._tools:
@@ -285,7 +287,8 @@ class Assistant:
         if not messages or messages[0]["role"] != "user":
             raise ValueError("history has no customer message to answer")
         marked: list[dict[str, Any]] = []
-        _breakpoint(messages[-1], marked)  # before the passages: they change with every question
+        if self._caching:  # before the passages: they change with every question
+            _breakpoint(messages[-1], marked)
         texts: list[str] = []
         extras = TurnExtras(
             customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), "")
@@ -318,7 +321,8 @@ class Assistant:
             )
             messages.append({"role": "assistant", "content": blocks})
             messages.append({"role": "user", "content": results})
-            _breakpoint(messages[-1], marked)
+            if self._caching:
+                _breakpoint(messages[-1], marked)
         raise AssertionError("unreachable: the final round forbids tools")
 
     async def _give_passages(

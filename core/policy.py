@@ -215,6 +215,11 @@ SPEC: dict[str, dict[str, Key]] = {
         "retry_after_failure_seconds": Key(
             (int, float), 60, 1, 3600, "wait before trying Claude again"
         ),
+        "prompt_caching": Key(
+            bool,
+            True,
+            help="mark the tools, system prompt and conversation for the API's prompt cache",
+        ),
         "prices": Key(
             dict,
             DEFAULT_PRICES,

@@ -111,6 +111,7 @@ class LlmSection:
     history_tokens: int
     max_tool_rounds: int
     retry_after_failure_seconds: float
+    prompt_caching: bool
     prices: dict
     max_answer_attempts: int
 
