@@ -80,10 +80,16 @@ async def main() -> None:
     parser.add_argument(
         "--within", type=float, default=120, help="an answer later than this counts as lost"
     )
+    parser.add_argument(
+        "--claude-rpm", type=int, default=4000, help="the key's limit the stand-in announces"
+    )
+    parser.add_argument(
+        "--llm-concurrency", type=int, default=0, help="HANDOFF_LLM_CONCURRENCY (0: the default)"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     discord = await FakeDiscord().start()
-    claude = FakeClaude(default=scripted(args.latency))
+    claude = FakeClaude(default=scripted(args.latency), requests_per_minute=args.claude_rpm)
     await claude.start()
     work = Path(tempfile.mkdtemp(prefix="handoff-budget-"))
     (work / "policy.toml").write_text(POLICY)
@@ -100,10 +106,9 @@ async def main() -> None:
         "HANDOFF_ACTIONS": "bench.chaos_actions",
         "DISCORD_API_BASE": discord.url,
         "HANDOFF_LOG_LEVEL": "INFO",
-        # Enough Claude calls at once that the model's concurrency, not Discord's budget, never
-        # limits.
-        "HANDOFF_LLM_CONCURRENCY": str(max(32, args.customers)),
     }
+    if args.llm_concurrency:  # the most Claude calls at once (default: the bot's own)
+        env["HANDOFF_LLM_CONCURRENCY"] = str(args.llm_concurrency)
     bot = BotProcess(env, work / "bot.log")
     bot_root = args.root.resolve()
     await bot.start(discord, cwd=bot_root)

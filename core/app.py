@@ -15,6 +15,7 @@ from typing import Any
 from core.actions import ActionRegistry
 from core.agent_desk import AgentDesk
 from core.assistant import Assistant, Claude
+from core.claude_pace import ClaudePace
 from core.clock import Clock
 from core.codes import SecretBox
 from core.copilot import Copilot
@@ -148,13 +149,17 @@ def build(
     tools = ToolRunner(
         registry=registry, policy=policy, desk=desk, kinds=kinds, knowledge=knowledge
     )
+    # one pace for every Claude call: customers' answers first, as many at once as the key allows
+    pace = ClaudePace(claude.concurrency) if claude is not None else None
     assistant = (
-        Assistant(claude, policy=policy, tools=tools, usage=UsageStore(db))
+        Assistant(claude, policy=policy, tools=tools, usage=UsageStore(db), pace=pace)
         if claude is not None
         else None
     )
     copilot = (
-        Copilot(claude=claude, policy=policy, clock=clock, desk=desk, knowledge=knowledge)
+        Copilot(
+            claude=claude, policy=policy, clock=clock, desk=desk, knowledge=knowledge, pace=pace
+        )
         if claude is not None and policy.copilot.enabled
         else None
     )

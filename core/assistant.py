@@ -7,7 +7,6 @@ so a failure or a crash in a later round does not run the earlier tools again.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import anthropic
 
 from core.actions import ActionContext
+from core.claude_pace import CUSTOMER, ClaudePace, paced
 from core.knowledge_text import KNOWLEDGE_RULES, Found, cite, quote_passages
 from core.policy import Policy
 from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
@@ -200,6 +200,7 @@ class Assistant:
         policy: Policy,
         tools: ToolRunner,
         usage: UsageStore | None = None,
+        pace: ClaudePace | None = None,
     ) -> None:
         self.client = claude.client
         self.model = claude.model
@@ -213,12 +214,11 @@ class Assistant:
         self.tools = tools
         self.usage = usage  # each call's tokens, for costs and customers' budgets
         self.knowledge = tools.knowledge
-        self._slots = asyncio.Semaphore(claude.concurrency)
+        # how many calls at once: what the key allows, up to HANDOFF_LLM_CONCURRENCY
+        self.pace = pace or ClaudePace(claude.concurrency)
         self._tools = tools.tool_definitions()
         # the deployer's prompt, then how knowledge is used (fixed, so an edited prompt keeps it)
         self._system = f"{policy.system_prompt}\n\n{KNOWLEDGE_RULES}"
-        self._caching = policy.llm.prompt_caching
-        self._cached = {"cache_control": CACHED} if self._caching else {}
 
     async def close(self) -> None:
         """Closes the client's connections (its aiohttp session warns at exit if left open)."""
@@ -229,7 +229,10 @@ class Assistant:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.policy.llm.max_tokens,
-            "system": [{"type": "text", "text": self._system, **self._cached}],
+            "system": [
+                {"type": "text", "text": self._system}
+                | ({"cache_control": CACHED} if self.policy.llm.prompt_caching else {})
+            ],
             "messages": messages,
         }
         if self._tools:
@@ -248,11 +251,14 @@ class Assistant:
         and time-outs are the SDK's as usual.
         """
         try:
-            async with self._slots:
-                raw = await self.client.messages.with_raw_response.create(
+            raw = await paced(
+                self.pace,
+                CUSTOMER,
+                lambda: self.client.messages.with_raw_response.create(
                     **self.request(messages, final=final)
-                )
-                body = await raw.json()
+                ),
+            )
+            body = await raw.json()
         except anthropic.APIError as exc:
             status = getattr(exc, "status_code", None)
             raise LLMUnavailable(
@@ -287,7 +293,7 @@ class Assistant:
         if not messages or messages[0]["role"] != "user":
             raise ValueError("history has no customer message to answer")
         marked: list[dict[str, Any]] = []
-        if self._caching:  # before the passages: they change with every question
+        if llm.prompt_caching:  # before the passages: they change with every question
             _breakpoint(messages[-1], marked)
         texts: list[str] = []
         extras = TurnExtras(
@@ -321,7 +327,7 @@ class Assistant:
             )
             messages.append({"role": "assistant", "content": blocks})
             messages.append({"role": "user", "content": results})
-            if self._caching:
+            if llm.prompt_caching:
                 _breakpoint(messages[-1], marked)
         raise AssertionError("unreachable: the final round forbids tools")
 

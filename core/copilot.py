@@ -22,6 +22,7 @@ import anthropic
 
 from core.assistant import Claude
 from core.case import case_lines
+from core.claude_pace import BACKGROUND, ClaudePace, paced
 from core.clock import Clock
 from core.desk import DeskReply, Operator, TicketDesk
 from core.drafts import clip_draft
@@ -111,6 +112,7 @@ class Copilot:
         clock: Clock,
         desk: TicketDesk,
         knowledge: Knowledge,
+        pace: ClaudePace | None = None,
     ) -> None:
         self.client = claude.client
         self.model = policy.copilot.model or claude.model
@@ -122,7 +124,8 @@ class Copilot:
         self.tickets = TicketStore(desk.db)
         self.case = CaseStore(desk.db)
         self.usage = UsageStore(desk.db)
-        self._slots = asyncio.Semaphore(4)  # drafts at once; customers' answers keep the rest
+        # shared with the assistant: a customer's answer goes before a draft
+        self.pace = pace or ClaudePace(claude.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self.system = RULES.format(business=policy.agent.business_name)
 
@@ -228,14 +231,17 @@ class Copilot:
         self, system: str, content: str, max_tokens: int, *, ticket: Ticket, purpose: str
     ) -> str:
         """One Messages API call without tools: the text Claude wrote (its tokens recorded)."""
-        async with self._slots:
-            raw = await self.client.messages.with_raw_response.create(
+        raw = await paced(
+            self.pace,
+            BACKGROUND,
+            lambda: self.client.messages.with_raw_response.create(
                 model=self.model,
                 max_tokens=max_tokens,
                 system=system,
                 messages=[{"role": "user", "content": content}],
-            )
-            body = cast(dict[str, Any], await raw.json())
+            ),
+        )
+        body = cast(dict[str, Any], await raw.json())
         if isinstance(body.get("usage"), dict):
             await self.usage.record(
                 purpose=purpose,

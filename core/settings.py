@@ -309,7 +309,9 @@ def _claude_settings(env: Mapping[str, str], problems: _Problems) -> dict[str, A
     base_url = env.get("ANTHROPIC_BASE_URL", "").strip() or None
     if base_url and not base_url.startswith(("http://", "https://")):
         problems.add(f"ANTHROPIC_BASE_URL={base_url!r} must start with http:// or https://")
-    concurrency = _number(env, "HANDOFF_LLM_CONCURRENCY", 32, problems, lo=1, hi=1000, integer=True)
+    concurrency = _number(
+        env, "HANDOFF_LLM_CONCURRENCY", 256, problems, lo=1, hi=1000, integer=True
+    )
     retries = _number(env, "HANDOFF_LLM_MAX_RETRIES", 2, problems, lo=0, hi=10, integer=True)
     timeout = _number(env, "HANDOFF_LLM_TIMEOUT", 60, problems, lo=1, hi=600, integer=False)
     return {

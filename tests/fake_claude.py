@@ -202,7 +202,11 @@ class PromptCache:
 
 class FakeClaude:
     def __init__(
-        self, *, latency: float = 0.0, default: Callable[[dict[str, Any]], Reply] = echo
+        self,
+        *,
+        latency: float = 0.0,
+        default: Callable[[dict[str, Any]], Reply] = echo,
+        requests_per_minute: int = 4000,
     ) -> None:
         self.latency = latency
         self.default = default
@@ -214,6 +218,9 @@ class FakeClaude:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.cache = PromptCache()
+        # the key's limit, announced in the real headers; past it, 429 with retry-after
+        self.requests_per_minute = requests_per_minute
+        self._minute: deque[float] = deque()
         self.usages: list[dict[str, int]] = []  # what each answered request reported
 
     def then(self, *replies: Reply | Callable[[dict[str, Any]], Reply]) -> FakeClaude:
@@ -223,6 +230,18 @@ class FakeClaude:
     async def _messages(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        now = time.monotonic()
+        while self._minute and self._minute[0] <= now - 60:
+            self._minute.popleft()
+        if len(self._minute) >= self.requests_per_minute:
+            wait = max(1, int(self._minute[0] + 60 - now) + 1)
+            self.statuses.append(429)
+            return web.json_response(
+                {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}},
+                status=429,
+                headers={"retry-after": str(wait), **self._limits(0)},
+            )
+        self._minute.append(now)
         step = self.script.popleft() if self.script else self.default
         reply = step(body) if callable(step) else step
         delay = self.latency + reply.delay
@@ -234,7 +253,11 @@ class FakeClaude:
         finally:
             self.in_flight -= 1
         self.statuses.append(reply.status)
-        headers = {"request-id": f"req_{next(_ids)}", **reply.headers}
+        headers = {
+            "request-id": f"req_{next(_ids)}",
+            **self._limits(self.requests_per_minute - len(self._minute)),
+            **reply.headers,
+        }
         payload = reply.body
         if reply.status == 200 and "usage" in payload:
             usage = self.cache.usage(body)
@@ -253,6 +276,14 @@ class FakeClaude:
             content_type="application/json",
             headers=headers,
         )
+
+    def _limits(self, remaining: int) -> dict[str, str]:
+        """The rate-limit headers the API sends with every answer."""
+        return {
+            "anthropic-ratelimit-requests-limit": str(self.requests_per_minute),
+            "anthropic-ratelimit-requests-remaining": str(max(0, remaining)),
+            "anthropic-ratelimit-input-tokens-remaining": "2000000",
+        }
 
     async def start(self, port: int = 0) -> str:
         app = web.Application()

@@ -138,3 +138,55 @@ async def test_the_daily_budget_sends_the_customer_to_a_person_exactly_when_cros
     harness.clock.advance(86400)  # a new day
     await harness.dm(0, "next day")
     assert [m.content for m in harness.sent()] == ["Sure."]
+
+
+async def test_the_pace_grows_with_room_halves_on_a_limit_and_serves_customers_first():
+    import asyncio
+
+    from core.claude_pace import BACKGROUND, CUSTOMER, ClaudePace
+
+    pace = ClaudePace(maximum=64, start=4)
+    room = {"anthropic-ratelimit-requests-remaining": "3000"}
+    for _ in range(20):
+        pace.observe(room)
+    assert pace.limit == 64, "grows while there is room, never above the maximum"
+    pace.observe(None, limited=True)
+    assert pace.limit == 32 and pace.shrunk == 1, "a 429 halves it"
+    pace.observe({"anthropic-ratelimit-requests-remaining": "5"})
+    assert pace.limit == 5, "never more at once than the key has left"
+    pace.observe({"anthropic-ratelimit-input-tokens-remaining": "8000"})
+    assert pace.limit == 2, "nor than its tokens allow"
+
+    small = ClaudePace(maximum=1, start=1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def call(name: str, priority: int) -> None:
+        async with small.slot(priority):
+            order.append(name)
+            await release.wait()
+
+    first = asyncio.create_task(call("first", CUSTOMER))
+    await asyncio.sleep(0)
+    draft = asyncio.create_task(call("draft", BACKGROUND))
+    await asyncio.sleep(0)
+    answer = asyncio.create_task(call("answer", CUSTOMER))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, draft, answer)
+    assert order == ["first", "answer", "draft"], "a customer's answer goes before a draft"
+
+
+async def test_a_429_through_the_real_client_shrinks_the_pace_and_room_grows_it(harness):
+    from tests.fake_claude import error
+
+    await harness.start(policy=test_policy(abuse={"messages_per_minute": 0}))
+    pace = harness.bot.assistant.pace
+    start = pace.limit
+    harness.fake.then(error(429), text("after a retry"))
+    await harness.dm(0, "hello")
+    assert [m.content for m in harness.sent()] == ["after a retry"]
+    assert pace.shrunk == 1 and pace.limit == max(1, start // 2)
+    for i in range(4):
+        await harness.dm(0, f"more {i}")
+    assert pace.limit > max(1, start // 2), "the headers announce room: it grows back"
