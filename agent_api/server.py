@@ -222,6 +222,37 @@ def agent_of(ctx: Context[Any, Any]) -> str:
     return agent
 
 
+ASK_HUMAN_DESCRIPTION = (
+    "Ask a person on the support team a question you cannot or must not answer yourself."
+    " Opens a ticket in their staff channel and waits up to wait_seconds (default 25, max"
+    " 50) for the answer. Returns {ticket, status: 'answered' | 'waiting' | 'timed_out' |"
+    " 'closed', answer?, answered_by?}. On 'waiting', call get_result(ticket) later: the"
+    " answer is kept. 'timed_out' means nobody answered within the desk's time; the ticket"
+    " stays open and a late answer still comes through get_result."
+)
+
+REQUEST_APPROVAL_DESCRIPTION = (
+    "Ask a person to approve an action before you do it (a refund, a payout, flagging an"
+    " account...). The operators see the action and its details and Approve, Deny (with a"
+    f" reason) or Edit & approve. Waits up to wait_seconds (default 25, max {MAX_WAIT:g})."
+    " Returns {ticket, status: 'approved' | 'edited' | 'denied' | 'waiting' | 'expired',"
+    " details?, reason?, decided_by?}. Only 'approved' and 'edited' allow the action,"
+    " with the returned details (an operator may have changed them). On 'waiting', call"
+    " get_result(ticket) later; an undecided request expires and is never approved."
+)
+
+GET_RESULT_DESCRIPTION = (
+    "The current result of one of your tickets (from ask_human or request_approval),"
+    " waiting up to wait_seconds (default 0, max 50) for it to be settled. Same result"
+    " shapes as those tools."
+)
+
+NOTIFY_OPERATORS_DESCRIPTION = (
+    "Tell the support team something that needs no answer (an FYI in their staff channel)."
+    " Returns {ticket, status: 'posted'}."
+)
+
+
 def build_server(agents: AgentDesk) -> MCPServer:
     server: MCPServer = MCPServer(name="handoff", instructions=INSTRUCTIONS)
 
@@ -231,16 +262,7 @@ def build_server(agents: AgentDesk) -> MCPServer:
         except AgentError as exc:
             raise ToolError(str(exc)) from None
 
-    @server.tool(
-        description=(
-            "Ask a person on the support team a question you cannot or must not answer yourself."
-            " Opens a ticket in their staff channel and waits up to wait_seconds (default 25, max"
-            " 50) for the answer. Returns {ticket, status: 'answered' | 'waiting' | 'timed_out' |"
-            " 'closed', answer?, answered_by?}. On 'waiting', call get_result(ticket) later: the"
-            " answer is kept. 'timed_out' means nobody answered within the desk's time; the ticket"
-            " stays open and a late answer still comes through get_result."
-        )
-    )
+    @server.tool(description=ASK_HUMAN_DESCRIPTION)
     async def ask_human(
         question: str,
         ctx: Context[Any, Any],
@@ -260,17 +282,7 @@ def build_server(agents: AgentDesk) -> MCPServer:
             )
         )
 
-    @server.tool(
-        description=(
-            "Ask a person to approve an action before you do it (a refund, a payout, flagging an"
-            " account...). The operators see the action and its details and Approve, Deny (with a"
-            f" reason) or Edit & approve. Waits up to wait_seconds (default 25, max {MAX_WAIT:g})."
-            " Returns {ticket, status: 'approved' | 'edited' | 'denied' | 'waiting' | 'expired',"
-            " details?, reason?, decided_by?}. Only 'approved' and 'edited' allow the action,"
-            " with the returned details (an operator may have changed them). On 'waiting', call"
-            " get_result(ticket) later; an undecided request expires and is never approved."
-        )
-    )
+    @server.tool(description=REQUEST_APPROVAL_DESCRIPTION)
     async def request_approval(
         action: str,
         details: dict[str, Any],
@@ -294,24 +306,13 @@ def build_server(agents: AgentDesk) -> MCPServer:
             )
         )
 
-    @server.tool(
-        description=(
-            "The current result of one of your tickets (from ask_human or request_approval),"
-            " waiting up to wait_seconds (default 0, max 50) for it to be settled. Same result"
-            " shapes as those tools."
-        )
-    )
+    @server.tool(description=GET_RESULT_DESCRIPTION)
     async def get_result(
         ticket: int, ctx: Context[Any, Any], wait_seconds: float = 0
     ) -> dict[str, Any]:
         return await call(agents.get_result(agent_of(ctx), ticket, wait_seconds=wait_seconds))
 
-    @server.tool(
-        description=(
-            "Tell the support team something that needs no answer (an FYI in their staff channel)."
-            " Returns {ticket, status: 'posted'}."
-        )
-    )
+    @server.tool(description=NOTIFY_OPERATORS_DESCRIPTION)
     async def notify_operators(
         message: str,
         ctx: Context[Any, Any],

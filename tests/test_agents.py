@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from agent_api.server import McpService
+from agent_api.server import McpService, PortLimits
 from core.summary import compute, export
 from tests.conftest import eventually
 from tests.desk_support import buttons, start_again, uploaded
@@ -36,7 +36,13 @@ class Agents:
         self.url = ""
 
     async def serve(self) -> None:
-        self.service = McpService(self.desk.h.bot.agents, TOKENS, host="127.0.0.1", port=0)
+        self.service = McpService(
+            self.desk.h.bot.agents,
+            TOKENS,
+            host="127.0.0.1",
+            port=0,
+            limits=PortLimits.from_policy(self.desk.h.bot.policy.agents),
+        )
         await self.service.start()
         self.url = f"http://127.0.0.1:{self.service.bound_port}/mcp"
 

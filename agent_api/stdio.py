@@ -1,0 +1,165 @@
+"""The desk's four tools over stdio, for frameworks that spawn their MCP servers.
+
+    HANDOFF_MCP_URL=http://127.0.0.1:8765/mcp HANDOFF_MCP_TOKEN=... python -m agent_api.stdio
+
+(or the ``handoff-mcp-stdio`` console script). The tools, their parameters and their results are
+the HTTP endpoint's: each call is forwarded to the running bot over streamable HTTP with the
+agent's token, so tickets, waits, idempotency keys and restarts behave exactly as there. A call
+waits as over HTTP (``wait_seconds``, then ``waiting`` and ``get_result``), never longer; the
+bot unreachable is a tool error saying so, at once. stdout carries only the protocol; logs go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Any, Literal
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from agent_api.server import (
+    ASK_HUMAN_DESCRIPTION,
+    GET_RESULT_DESCRIPTION,
+    INSTRUCTIONS,
+    NOTIFY_OPERATORS_DESCRIPTION,
+    REQUEST_APPROVAL_DESCRIPTION,
+)
+from core.agent_desk import DEFAULT_WAIT, MAX_WAIT
+
+log = logging.getLogger("handoff.stdio")
+
+# beyond the call's own wait: the desk's answer, Discord and the hop itself
+SLACK_SECONDS = 15.0
+
+
+class Desk:
+    """The running bot's MCP endpoint. Each call opens its own MCP session over one shared HTTP
+    client (pooled connections): a session belongs to the task that opened it, and a call never
+    waits on another's."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx2.Timeout(MAX_WAIT + SLACK_SECONDS, connect=5.0),
+        )
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        try:
+            async with Client(streamable_http_client(self.url, http_client=self.http)) as client:
+                result = await client.call_tool(tool, arguments)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: the desk at %s did not answer: %s", tool, self.url, exc)
+            raise ToolError(
+                f"The support desk (Handoff at {self.url}) could not be reached: {exc}. Nothing"
+                " was decided. Retry later with the same idempotency_key; if you already have a"
+                " ticket number, get_result(ticket) returns its result."
+            ) from None
+        if result.is_error:
+            text = " ".join(getattr(block, "text", "") for block in result.content).strip()
+            raise ToolError(text or f"{tool} failed at the desk")
+        if isinstance(result.structured_content, dict):
+            return result.structured_content
+        raise ToolError(f"{tool}: the desk's answer had no result")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def build_stdio_server(desk: Desk) -> MCPServer:
+    server: MCPServer = MCPServer(name="handoff", instructions=INSTRUCTIONS)
+
+    def given(**arguments: Any) -> dict[str, Any]:
+        return {k: v for k, v in arguments.items() if v is not None}
+
+    @server.tool(description=ASK_HUMAN_DESCRIPTION)
+    async def ask_human(
+        question: str,
+        context: str = "",
+        priority: Literal["normal", "high", "urgent"] = "normal",
+        wait_seconds: float = DEFAULT_WAIT,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        return await desk.call(
+            "ask_human",
+            given(
+                question=question,
+                context=context,
+                priority=priority,
+                wait_seconds=wait_seconds,
+                idempotency_key=idempotency_key,
+            ),
+        )
+
+    @server.tool(description=REQUEST_APPROVAL_DESCRIPTION)
+    async def request_approval(
+        action: str,
+        details: dict[str, Any],
+        amount: float | None = None,
+        currency: str | None = None,
+        reason: str = "",
+        wait_seconds: float = DEFAULT_WAIT,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        return await desk.call(
+            "request_approval",
+            given(
+                action=action,
+                details=details,
+                amount=amount,
+                currency=currency,
+                reason=reason,
+                wait_seconds=wait_seconds,
+                idempotency_key=idempotency_key,
+            ),
+        )
+
+    @server.tool(description=GET_RESULT_DESCRIPTION)
+    async def get_result(ticket: int, wait_seconds: float = 0) -> dict[str, Any]:
+        return await desk.call("get_result", {"ticket": ticket, "wait_seconds": wait_seconds})
+
+    @server.tool(description=NOTIFY_OPERATORS_DESCRIPTION)
+    async def notify_operators(
+        message: str, priority: Literal["normal", "high", "urgent"] = "normal"
+    ) -> dict[str, Any]:
+        return await desk.call("notify_operators", {"message": message, "priority": priority})
+
+    return server
+
+
+def main() -> None:
+    logging.basicConfig(
+        stream=sys.stderr,  # stdout is the protocol's
+        level=os.environ.get("HANDOFF_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    url = os.environ.get("HANDOFF_MCP_URL", "").strip() or "http://127.0.0.1:8765/mcp"
+    token = os.environ.get("HANDOFF_MCP_TOKEN", "").strip()
+    if not token:
+        sys.exit(
+            "HANDOFF_MCP_TOKEN is not set: give this agent's token from the bot's"
+            " HANDOFF_MCP_TOKENS (name:token), and HANDOFF_MCP_URL if the bot is not at"
+            " http://127.0.0.1:8765/mcp."
+        )
+    desk = Desk(url, token)
+
+    async def serve() -> None:
+        try:
+            await build_stdio_server(desk).run_stdio_async()
+        finally:
+            await desk.close()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
