@@ -50,12 +50,32 @@ class Desk:
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx2.Timeout(MAX_WAIT + SLACK_SECONDS, connect=5.0),
         )
+        self._sessions: set[asyncio.Task[None]] = set()
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    async def _session(
+        self, tool: str, arguments: dict[str, Any], got: asyncio.Future[Any]
+    ) -> None:
+        """One MCP session, in a task of its own: the result is handed over the moment it comes,
+        and the session is closed after (closing is a round trip the agent need not wait for)."""
         try:
             async with Client(streamable_http_client(self.url, http_client=self.http)) as client:
                 result = await client.call_tool(tool, arguments)
+                got.set_result(result)
+        except Exception as exc:
+            if not got.done():
+                got.set_exception(exc)
+            else:
+                log.debug("closing the session of a %s call failed", tool, exc_info=True)
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        session = asyncio.create_task(self._session(tool, arguments, got))
+        self._sessions.add(session)
+        session.add_done_callback(self._sessions.discard)
+        try:
+            result = await got
         except asyncio.CancelledError:
+            session.cancel()
             raise
         except Exception as exc:
             log.warning("%s: the desk at %s did not answer: %s", tool, self.url, exc)
@@ -72,6 +92,8 @@ class Desk:
         raise ToolError(f"{tool}: the desk's answer had no result")
 
     async def close(self) -> None:
+        if self._sessions:
+            await asyncio.wait(self._sessions, timeout=5)
         await self.http.aclose()
 
 

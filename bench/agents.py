@@ -1,6 +1,6 @@
 """N agents wait in ask_human at once; an operator answers their tickets in random order.
 
-    python -m bench.agents [--agents 200] [--seed 1]
+    python -m bench.agents [--agents 200] [--seed 1] [--via http|stdio]
 
 Each agent calls ``ask_human`` with the official MCP client (streamable HTTP, its own connection)
 against the MCP server the bot serves on 127.0.0.1, and waits (wait_seconds 50). Once every ticket
@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -26,10 +27,10 @@ import discord
 import httpx2
 import psutil
 from discord.ext.test import backend
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from agent_api.server import McpService
+from agent_api.server import McpService, PortLimits
 from bench._harness import bench_bot, summary_ms
 from tests.dpytest_ext import make_operator
 from tests.fake_claude import FakeClaude
@@ -38,11 +39,22 @@ NAMES = 10  # agents' names (tokens); many calls share one
 TOKENS = {f"agent-{i}": f"bench-token-{i:02d}-" + "x" * 20 for i in range(NAMES)}
 
 
-async def clients(endpoint: str, count: int) -> None:
+async def clients(endpoint: str, count: int, via: str) -> None:
     """The agents, in a process of their own (``--client``): one line per answered call on
-    stdout."""
+    stdout. ``via`` stdio: each agent name's calls go through one ``python -m agent_api.stdio``
+    process (as a framework spawns it), which forwards them to the endpoint."""
+    arguments = [
+        {"question": f"question {i}", "wait_seconds": 50, "idempotency_key": f"q{i}"}
+        for i in range(count)
+    ]
 
-    async def agent(i: int) -> None:
+    def answered(i: int, result: Any) -> None:
+        print(
+            json.dumps({"i": i, "at": time.perf_counter(), "result": result.structured_content}),
+            flush=True,
+        )
+
+    async def over_http(i: int) -> None:
         name = f"agent-{i % NAMES}"
         async with (
             httpx2.AsyncClient(
@@ -50,26 +62,39 @@ async def clients(endpoint: str, count: int) -> None:
             ) as http,
             Client(streamable_http_client(endpoint, http_client=http)) as client,
         ):
-            result = await client.call_tool(
-                "ask_human",
-                {"question": f"question {i}", "wait_seconds": 50, "idempotency_key": f"q{i}"},
-            )
-        print(
-            json.dumps({"i": i, "at": time.perf_counter(), "result": result.structured_content}),
-            flush=True,
+            answered(i, await client.call_tool("ask_human", arguments[i]))
+
+    async def over_stdio(name: str) -> None:
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "agent_api.stdio"],
+            env={**os.environ, "HANDOFF_MCP_URL": endpoint, "HANDOFF_MCP_TOKEN": TOKENS[name]},
         )
+        mine = [i for i in range(count) if f"agent-{i % NAMES}" == name]
+        async with Client(params) as client:
 
-    await asyncio.gather(*(agent(i) for i in range(count)))
+            async def one(i: int) -> None:
+                answered(i, await client.call_tool("ask_human", arguments[i]))
+
+            await asyncio.gather(*(one(i) for i in mine))
+
+    if via == "stdio":
+        await asyncio.gather(*(over_stdio(name) for name in TOKENS))
+    else:
+        await asyncio.gather(*(over_http(i) for i in range(count)))
 
 
-async def run(count: int, seed: int) -> None:
+async def run(count: int, seed: int, via: str) -> None:
     fake = FakeClaude()
     url = await fake.start()
     try:
         async with bench_bot(url, 2, concurrency=8) as bot:
             people = [m for m in backend.get_state().guilds[0].members if m.id != bot.user.id]
             operator = make_operator(bot, people[-1])
-            service = McpService(bot.agents, TOKENS, host="127.0.0.1", port=0)
+            # each agent's own connection over HTTP: the port must take them all, as a deployer
+            # expecting this crowd sets [agents] max_connections
+            limits = PortLimits(max_connections=count + 64, max_calls_per_agent=count)
+            service = McpService(bot.agents, TOKENS, host="127.0.0.1", port=0, limits=limits)
             await service.start()
             endpoint = f"http://127.0.0.1:{service.bound_port}/mcp"
             process = psutil.Process()
@@ -86,6 +111,8 @@ async def run(count: int, seed: int) -> None:
                 endpoint,
                 "--agents",
                 str(count),
+                "--via",
+                via,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
             )
@@ -128,7 +155,8 @@ async def run(count: int, seed: int) -> None:
         await fake.stop()
     right = sum(1 for i, r in results.items() if r.get("answer") == f"answer to question {i}")
     print(
-        f"agents={count}: {count} tickets opened and posted in {opened:.2f} s, every call waiting"
+        f"agents={count} via {via}: {count} tickets opened and posted in {opened:.2f} s, every"
+        " call waiting"
     )
     print(
         f"answers that reached the agent that asked: {right}/{count} = {right / count:.1%} (must be"
@@ -152,11 +180,18 @@ def main() -> None:
     )
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--via", choices=("http", "stdio"), default="http", help="how the agents reach the desk"
+    )
     # the agents' side, in a child
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.disable(logging.INFO)
-    asyncio.run(clients(args.client, args.agents) if args.client else run(args.agents, args.seed))
+    asyncio.run(
+        clients(args.client, args.agents, args.via)
+        if args.client
+        else run(args.agents, args.seed, args.via)
+    )
 
 
 if __name__ == "__main__":
