@@ -396,6 +396,9 @@ class McpService:
             lifespan="on",
             http=guarded_protocol(self.limits, self.refusals),
             backlog=min(2048, 2 * self.limits.max_connections),
+            # a stop ends the calls still waiting (the agent gets an error and comes back with
+            # get_result or its idempotency_key) instead of holding them for their whole wait
+            timeout_graceful_shutdown=1,
         )
         self.server = Server(config)
         self.host, self.port = host, port

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.desk_support import desk_with
+from agent_api.server import McpService
+from tests.desk_support import desk_with, start_again
 from tests.support import test_policy
 from tests.test_agents import PRICING, ROOT, TOKENS, Agents
 
@@ -102,3 +103,25 @@ async def test_a_wrong_token_is_refused_as_over_http(agents):
         result = await client.call_tool("notify_operators", {"message": "hello"})
     assert result.is_error
     assert await agents.desk.h.fetch("SELECT id FROM tickets") == []
+
+
+async def test_a_call_waiting_through_a_restart_of_the_bot_gets_its_answer_after(agents):
+    port = agents.service.bound_port
+    async with stdio(agents.url) as client:
+        ask = {"question": "still there?", "wait_seconds": 40, "idempotency_key": "restart-1"}
+        call = asyncio.create_task(client.call_tool("ask_human", ask))
+        await agents.posted(1)
+        await agents.stop()  # the bot goes down while the call waits: the call ends
+        result = await asyncio.wait_for(call, 10)
+        assert result.is_error or result.structured_content["status"] == "waiting", result
+        await start_again(agents.desk, policy=test_policy(agents={"max_calls_per_agent": 64}))
+        # the bot is back at the same address; an operator answers meanwhile
+        agents.service = McpService(agents.desk.h.bot.agents, TOKENS, host="127.0.0.1", port=port)
+        await agents.service.start()
+        await agents.desk.write(1, "Yes, still here.")
+        again = await client.call_tool("ask_human", {**ask, "wait_seconds": 5})
+        result_of_one = await client.call_tool("get_result", {"ticket": 1})
+    assert again.structured_content["ticket"] == 1, "the same key: the same ticket, not a second"
+    assert again.structured_content["answer"] == "Yes, still here."
+    assert result_of_one.structured_content["status"] == "answered"
+    assert [r[0] for r in await agents.desk.h.fetch("SELECT id FROM tickets")] == [1]
