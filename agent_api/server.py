@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -253,14 +253,13 @@ NOTIFY_OPERATORS_DESCRIPTION = (
 )
 
 
-def build_server(agents: AgentDesk) -> MCPServer:
-    server: MCPServer = MCPServer(name="handoff", instructions=INSTRUCTIONS)
+# What a front end does with a tool call: (tool name, the call's context, its arguments) -> result.
+ToolHandler = Callable[[str, Context[Any, Any], dict[str, Any]], Awaitable[dict[str, Any]]]
 
-    async def call(coro: Any) -> dict[str, Any]:
-        try:
-            return await coro
-        except AgentError as exc:
-            raise ToolError(str(exc)) from None
+
+def register_tools(server: MCPServer, handle: ToolHandler) -> None:
+    """The desk's four tools, their parameters and descriptions, defined once: the HTTP endpoint
+    runs them on this bot's desk, the stdio server forwards them to a running bot."""
 
     @server.tool(description=ASK_HUMAN_DESCRIPTION)
     async def ask_human(
@@ -271,16 +270,14 @@ def build_server(agents: AgentDesk) -> MCPServer:
         wait_seconds: float = DEFAULT_WAIT,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        return await call(
-            agents.ask_human(
-                agent_of(ctx),
-                question,
-                context=context,
-                priority=priority,
-                wait_seconds=wait_seconds,
-                idempotency_key=idempotency_key,
-            )
-        )
+        arguments: dict[str, Any] = {
+            "question": question,
+            "context": context,
+            "priority": priority,
+            "wait_seconds": wait_seconds,
+            "idempotency_key": idempotency_key,
+        }
+        return await handle("ask_human", ctx, arguments)
 
     @server.tool(description=REQUEST_APPROVAL_DESCRIPTION)
     async def request_approval(
@@ -293,24 +290,22 @@ def build_server(agents: AgentDesk) -> MCPServer:
         wait_seconds: float = DEFAULT_WAIT,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        return await call(
-            agents.request_approval(
-                agent_of(ctx),
-                action,
-                details,
-                amount=amount,
-                currency=currency,
-                reason=reason,
-                wait_seconds=wait_seconds,
-                idempotency_key=idempotency_key,
-            )
-        )
+        arguments: dict[str, Any] = {
+            "action": action,
+            "details": details,
+            "amount": amount,
+            "currency": currency,
+            "reason": reason,
+            "wait_seconds": wait_seconds,
+            "idempotency_key": idempotency_key,
+        }
+        return await handle("request_approval", ctx, arguments)
 
     @server.tool(description=GET_RESULT_DESCRIPTION)
     async def get_result(
         ticket: int, ctx: Context[Any, Any], wait_seconds: float = 0
     ) -> dict[str, Any]:
-        return await call(agents.get_result(agent_of(ctx), ticket, wait_seconds=wait_seconds))
+        return await handle("get_result", ctx, {"ticket": ticket, "wait_seconds": wait_seconds})
 
     @server.tool(description=NOTIFY_OPERATORS_DESCRIPTION)
     async def notify_operators(
@@ -318,8 +313,30 @@ def build_server(agents: AgentDesk) -> MCPServer:
         ctx: Context[Any, Any],
         priority: Literal["normal", "high", "urgent"] = "normal",
     ) -> dict[str, Any]:
-        return await call(agents.notify_operators(agent_of(ctx), message, priority=priority))
+        return await handle("notify_operators", ctx, {"message": message, "priority": priority})
 
+
+def build_server(agents: AgentDesk) -> MCPServer:
+    server: MCPServer = MCPServer(name="handoff", instructions=INSTRUCTIONS)
+
+    async def on_this_desk(
+        tool: str, ctx: Context[Any, Any], args: dict[str, Any]
+    ) -> dict[str, Any]:
+        agent = agent_of(ctx)
+        try:
+            if tool == "ask_human":
+                return await agents.ask_human(agent, **args)
+            if tool == "request_approval":
+                return await agents.request_approval(agent, **args)
+            if tool == "get_result":
+                return await agents.get_result(
+                    agent, args["ticket"], wait_seconds=args["wait_seconds"]
+                )
+            return await agents.notify_operators(agent, **args)
+        except AgentError as exc:
+            raise ToolError(str(exc)) from None
+
+    register_tools(server, on_this_desk)
     return server
 
 

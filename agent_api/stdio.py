@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from mcp import Client
@@ -24,14 +24,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from agent_api.server import (
-    ASK_HUMAN_DESCRIPTION,
-    GET_RESULT_DESCRIPTION,
-    INSTRUCTIONS,
-    NOTIFY_OPERATORS_DESCRIPTION,
-    REQUEST_APPROVAL_DESCRIPTION,
-)
-from core.agent_desk import DEFAULT_WAIT, MAX_WAIT
+from agent_api.server import INSTRUCTIONS, register_tools
+from core.agent_desk import MAX_WAIT
 
 log = logging.getLogger("handoff.stdio")
 
@@ -100,61 +94,12 @@ class Desk:
 def build_stdio_server(desk: Desk) -> MCPServer:
     server: MCPServer = MCPServer(name="handoff", instructions=INSTRUCTIONS)
 
-    def given(**arguments: Any) -> dict[str, Any]:
-        return {k: v for k, v in arguments.items() if v is not None}
+    async def forward(tool: str, _ctx: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+        # the bot fills in what is left out; the agent is the token's
+        given = {k: v for k, v in arguments.items() if v is not None}
+        return await desk.call(tool, given)
 
-    @server.tool(description=ASK_HUMAN_DESCRIPTION)
-    async def ask_human(
-        question: str,
-        context: str = "",
-        priority: Literal["normal", "high", "urgent"] = "normal",
-        wait_seconds: float = DEFAULT_WAIT,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        return await desk.call(
-            "ask_human",
-            given(
-                question=question,
-                context=context,
-                priority=priority,
-                wait_seconds=wait_seconds,
-                idempotency_key=idempotency_key,
-            ),
-        )
-
-    @server.tool(description=REQUEST_APPROVAL_DESCRIPTION)
-    async def request_approval(
-        action: str,
-        details: dict[str, Any],
-        amount: float | None = None,
-        currency: str | None = None,
-        reason: str = "",
-        wait_seconds: float = DEFAULT_WAIT,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        return await desk.call(
-            "request_approval",
-            given(
-                action=action,
-                details=details,
-                amount=amount,
-                currency=currency,
-                reason=reason,
-                wait_seconds=wait_seconds,
-                idempotency_key=idempotency_key,
-            ),
-        )
-
-    @server.tool(description=GET_RESULT_DESCRIPTION)
-    async def get_result(ticket: int, wait_seconds: float = 0) -> dict[str, Any]:
-        return await desk.call("get_result", {"ticket": ticket, "wait_seconds": wait_seconds})
-
-    @server.tool(description=NOTIFY_OPERATORS_DESCRIPTION)
-    async def notify_operators(
-        message: str, priority: Literal["normal", "high", "urgent"] = "normal"
-    ) -> dict[str, Any]:
-        return await desk.call("notify_operators", {"message": message, "priority": priority})
-
+    register_tools(server, forward)
     return server
 
 
