@@ -176,6 +176,10 @@ class Knowledge:
     async def search(self, text: str, *, limit: int | None = None) -> list[Found]:
         """The passages that best cover ``text`` and score at least ``[knowledge] min_score``,
         best first; none past their ``valid_until``."""
+        if not self.stats.terms:
+            # no passage in this process's index (it is the leader's: the start, a reload and
+            # every passage saved here fill it): no query on each customer's message
+            return []
         words = self.stats.selective(self.synonyms.query_words(text))
         if not words:
             return []
