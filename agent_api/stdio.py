@@ -33,6 +33,30 @@ log = logging.getLogger("handoff.stdio")
 SLACK_SECONDS = 15.0
 
 
+async def raise_refusal(response: httpx2.Response) -> None:
+    """The MCP client turns any HTTP error into "Server returned an error response": raise a token's
+    refusal here, so that ``refused_with`` finds its status."""
+    if response.status_code in (401, 403):
+        response.raise_for_status()
+
+
+def refused_with(exc: BaseException) -> int | None:
+    """The HTTP status of a refusal (401, 403) somewhere in what the MCP client raised (it may be
+    wrapped in exception groups): a wrong token is not the bot being down, and no retry helps."""
+    if isinstance(exc, httpx2.HTTPStatusError) and exc.response.status_code in (401, 403):
+        return exc.response.status_code
+    inner = [*getattr(exc, "exceptions", ()), exc.__cause__, exc.__context__]
+    for nested in inner:
+        if nested is not None and nested is not exc and (found := refused_with(nested)):
+            return found
+    return None
+
+
+class DeskUnreachable(ToolError):
+    """The bot did not answer (down, restarting, wrong address): nothing was decided, and a retry
+    with the same idempotency_key is safe."""
+
+
 class Desk:
     """The running bot's MCP endpoint. Each call opens its own MCP session over one shared HTTP
     client (pooled connections): a session belongs to the task that opened it, and a call never
@@ -42,6 +66,7 @@ class Desk:
         self.url = url
         self.http = httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {token}"},
+            event_hooks={"response": [raise_refusal]},
             timeout=httpx2.Timeout(MAX_WAIT + SLACK_SECONDS, connect=5.0),
         )
         self._sessions: set[asyncio.Task[None]] = set()
@@ -72,8 +97,13 @@ class Desk:
             session.cancel()
             raise
         except Exception as exc:
+            if (status := refused_with(exc)) is not None:
+                raise ToolError(
+                    f"The support desk at {self.url} refused this agent's token (HTTP {status}):"
+                    " check HANDOFF_MCP_TOKEN against the bot's HANDOFF_MCP_TOKENS."
+                ) from None
             log.warning("%s: the desk at %s did not answer: %s", tool, self.url, exc)
-            raise ToolError(
+            raise DeskUnreachable(
                 f"The support desk (Handoff at {self.url}) could not be reached: {exc}. Nothing"
                 " was decided. Retry later with the same idempotency_key; if you already have a"
                 " ticket number, get_result(ticket) returns its result."

@@ -102,6 +102,10 @@ async def test_a_wrong_token_is_refused_as_over_http(agents):
     async with stdio(agents.url, token="x" * 40) as client:
         result = await client.call_tool("notify_operators", {"message": "hello"})
     assert result.is_error
+    text: Any = result.content[0].text
+    assert "refused this agent's token (HTTP 401)" in text, (
+        "not 'could not be reached': no retry helps"
+    )
     assert await agents.desk.h.fetch("SELECT id FROM tickets") == []
 
 

@@ -25,7 +25,11 @@ def test_every_dependency_is_pinned_at_a_version_its_floor_admits():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = [
         Requirement(r)
-        for r in [*project["dependencies"], *project["optional-dependencies"]["test"]]
+        for r in [
+            *project["dependencies"],
+            *project["optional-dependencies"]["test"],
+            *project["optional-dependencies"]["integrations"],
+        ]
     ]
     pins = pinned()
     for requirement in wanted:

@@ -1,0 +1,146 @@
+"""The framework adapters (integrations/) with the frameworks' real packages, against the real bot:
+the MCP endpoint on 127.0.0.1, Discord through dpytest, operators answering and clicking.
+
+The adapters are about the frameworks, not storage: these run on SQLite only (the desk's tools
+themselves run on both engines in test_agents.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from agent_api.server import McpService
+from integrations.desk import HandoffDesk, key_for
+from tests.desk_support import start_again
+from tests.test_agents import PRICING, TOKENS, Agents
+
+on_sqlite = pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+async def agents(desk) -> AsyncIterator[Agents]:
+    world = Agents(desk)
+    await world.serve()
+    yield world
+    await world.stop()
+
+
+def desk_of(agents: Agents, **kwargs: Any) -> HandoffDesk:
+    return HandoffDesk(agents.url, TOKENS[PRICING], **kwargs)
+
+
+async def deny(agents: Agents, number: int, reason: str) -> None:
+    agents.desk.i.submit_modal(
+        f"ticket:deny-reason:{number}",
+        {"reason": reason},
+        member=agents.desk.operator,
+        channel=agents.desk.h.bot.get_channel(agents.desk.h.bot.settings.staff_channel_id),
+    )
+
+
+async def tickets(agents: Agents) -> list[int]:
+    return [r[0] for r in await agents.desk.h.fetch("SELECT id FROM tickets ORDER BY id")]
+
+
+# -- the shared client --------------------------------------------------------------------------
+
+
+def test_keys_are_stable_and_short_enough_for_the_desk():
+    assert key_for("langgraph", "thread-7", "abc") == "langgraph:thread-7:abc"
+    long = key_for("ag2", "x" * 300, 1)
+    assert long == key_for("ag2", "x" * 300, 1) and len(long) <= 200
+    assert long != key_for("ag2", "x" * 300, 2)
+
+
+@on_sqlite
+async def test_the_client_comes_back_until_a_late_decision_and_survives_a_bot_restart(agents):
+    desk = desk_of(agents, wait_seconds=0.3, retry_every=0.2)
+    port = agents.service.bound_port
+    call = asyncio.create_task(
+        desk.approve("refund", {"order": 4411}, amount=30, currency="EUR", key="run-1:step-3")
+    )
+    await agents.posted(1)
+    await asyncio.sleep(0.5)  # the client has come back with get_result
+    await agents.stop()  # the bot restarts while the client waits
+    await asyncio.sleep(0.5)  # the client finds it unreachable and retries
+    await start_again(agents.desk)
+    agents.service = McpService(agents.desk.h.bot.agents, TOKENS, host="127.0.0.1", port=port)
+    await agents.service.start()
+    await agents.desk.click(1, "approve")
+    decision = await asyncio.wait_for(call, 20)
+    assert decision.allowed and decision.ticket == 1
+    assert decision.decided_by == agents.desk.operator.display_name
+    again = await desk.approve(
+        "refund", {"order": 4411}, amount=30, currency="EUR", key="run-1:step-3"
+    )
+    assert again == decision, "the step retried: the same ticket and its decision"
+    assert await tickets(agents) == [1]
+
+
+@on_sqlite
+async def test_an_undecided_request_is_not_allowed_and_a_bad_token_is_not_retried(agents):
+    desk = desk_of(agents, wait_seconds=0.2, give_up_after=0.5)
+    pending = await desk.approve("flag_account", {"account": "A-1"}, key="k1")
+    assert pending.status == "waiting" and not pending.allowed and not pending.settled
+    wrong = HandoffDesk(agents.url, "x" * 40, retry_every=0.1, give_up_after=30)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(Exception, match="refused this agent's token"):
+        await wrong.ask("hello?", key="k2")
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+def test_the_blocking_calls_work_inside_a_running_loop_too():
+    # AG2 calls get_human_input from sync code that may itself run under an event loop
+    desk = HandoffDesk("http://127.0.0.1:9/mcp", "t" * 30, give_up_after=0.3, retry_every=0.1)
+
+    async def inside_a_loop() -> str:
+        try:
+            desk.ask_blocking("anyone?", key="k")
+        except Exception as exc:
+            return str(exc)
+        return "no error"
+
+    assert "could not be reached" in asyncio.run(inside_a_loop())
+
+
+# -- VideoSDK agents ----------------------------------------------------------------------------
+
+
+@on_sqlite
+async def test_videosdk_agent_discovers_the_desk_over_stdio_and_gets_the_answer(agents):
+    from videosdk.agents import Agent
+    from videosdk.agents.utils import get_tool_info
+
+    from integrations.videosdk import handoff_mcp_server, result_of
+
+    class VoiceAgent(Agent):
+        async def on_enter(self) -> None:  # no call, no audio: the agent's MCP layer alone
+            pass
+
+        async def on_exit(self) -> None:
+            pass
+
+    agent = VoiceAgent(
+        instructions="Support line", mcp_servers=[handoff_mcp_server(agents.url, TOKENS[PRICING])]
+    )
+    try:
+        await agent.initialize_mcp()
+        tools = {get_tool_info(tool).name: tool for tool in agent.tools}
+        assert {"ask_human", "request_approval", "get_result", "notify_operators"} <= set(tools)
+        call = asyncio.create_task(
+            tools["ask_human"](question="Can we ship to Madeira?", wait_seconds=20)
+        )
+        await agents.posted(1)
+        await agents.desk.write(1, "Yes, 4 working days.")
+        output = await asyncio.wait_for(call, 20)
+    finally:
+        await agent.cleanup()
+    assert result_of(output) == {
+        "ticket": 1,
+        "status": "answered",
+        "answer": "Yes, 4 working days.",
+        "answered_by": agents.desk.operator.display_name,
+    }
