@@ -7,6 +7,9 @@ themselves run on both engines in test_agents.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +18,7 @@ import pytest
 from agent_api.server import McpService
 from integrations.desk import HandoffDesk, key_for
 from tests.desk_support import start_again
-from tests.test_agents import PRICING, TOKENS, Agents
+from tests.test_agents import PRICING, ROOT, TOKENS, Agents
 
 on_sqlite = pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
 
@@ -144,3 +147,79 @@ async def test_videosdk_agent_discovers_the_desk_over_stdio_and_gets_the_answer(
         "answer": "Yes, 4 working days.",
         "answered_by": agents.desk.operator.display_name,
     }
+
+
+# -- AG2 -----------------------------------------------------------------------------------------
+
+
+async def example(agents: Agents, *args: str) -> asyncio.subprocess.Process:
+    env = {**os.environ, "HANDOFF_MCP_TOKEN": TOKENS[PRICING], "HANDOFF_MCP_URL": agents.url}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def ticket_about(agents: Agents, text: str, numbers: range) -> int:
+    """The ticket whose card mentions ``text`` (requests made at once are numbered in any order)."""
+    for number in numbers:
+        await agents.posted(number)
+        if text in str((await agents.desk.staff_message(number)).embeds[0].to_dict()):
+            return number
+    raise AssertionError(f"no ticket mentions {text}")
+
+
+async def posted_within(agents: Agents, number: int, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            return await agents.posted(number)
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+
+
+async def finished(process: asyncio.subprocess.Process, seconds: float = 60) -> Any:
+    out, err = await asyncio.wait_for(process.communicate(), seconds)
+    assert process.returncode == 0, err.decode()[-3000:]
+    return json.loads(out)
+
+
+@on_sqlite
+async def test_ag2_fraud_review_asks_operators_and_ends_with_the_seeds_summary(agents):
+    process = await example(
+        agents, "examples/ag2_fraud_review.py", "--batch", "b-1", "--give-up-after", "4"
+    )
+    flagged = range(1, 4)  # T-1002, T-1004, T-1005 go to the desk, the other two pass
+    big = await ticket_about(agents, "T-1004", flagged)
+    abroad = await ticket_about(agents, "T-1002", flagged)
+    await agents.desk.click(big, "approve")
+    await deny(agents, abroad, "card holder called: stolen card")
+    # T-1005 is left to nobody: pending once the run stops waiting
+    await posted_within(
+        agents, 4, 20
+    )  # the report, once T-1005's wait is over, put to the analyst's human
+    question = str((await agents.desk.staff_message(4)).embeds[0].to_dict())
+    assert "fraud_detector says" in question and "1 pending" in question
+    await agents.desk.write(4, "exit")
+    summary = await finished(process)
+    operator = agents.desk.operator.display_name
+    assert summary == {
+        "auto_approved": ["T-1001", "T-1003"],
+        "approved": [{"id": "T-1004", "by": operator}],
+        "denied": [{"id": "T-1002", "by": operator, "reason": "card holder called: stolen card"}],
+        "pending": [{"id": "T-1005", "ticket": summary["pending"][0]["ticket"]}],
+        "analyst_notes": [],
+    }
+    # the same batch again: the same tickets, decisions at once, the analyst's 'exit' remembered
+    again = await finished(
+        await example(
+            agents, "examples/ag2_fraud_review.py", "--batch", "b-1", "--give-up-after", "1"
+        )
+    )
+    assert again == summary
+    assert await tickets(agents) == [1, 2, 3, 4]
