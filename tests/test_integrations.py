@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +224,36 @@ async def test_ag2_fraud_review_asks_operators_and_ends_with_the_seeds_summary(a
     )
     assert again == summary
     assert await tickets(agents) == [1, 2, 3, 4]
+
+
+# -- LangGraph -------------------------------------------------------------------------------------
+
+
+def refund_script(thread: str, order: int, db: Path) -> list[str]:
+    return [
+        "examples/langgraph_refund.py",
+        *("--thread", thread, "--order", str(order), "--amount", "30", "--db", str(db)),
+    ]
+
+
+@on_sqlite
+async def test_langgraph_pauses_for_a_person_and_resumes_after_a_restart(agents, tmp_path):
+    refund = refund_script("order-4411", 4411, tmp_path / "graph.sqlite")
+    first = await finished(await example(agents, *refund, "--give-up-after", "1"))
+    assert first == {"thread": "order-4411", "status": "waiting", "tickets": [1]}
+    # the script has ended (a restart of the agent); an operator approves meanwhile
+    await agents.desk.click(1, "approve")
+    resumed = await finished(await example(agents, *refund, "--give-up-after", "10"))
+    operator = agents.desk.operator.display_name
+    assert resumed == {
+        "thread": "order-4411",
+        "status": "done",
+        "outcome": f"refunded 30.00 EUR, approved by {operator}",
+    }
+    assert await tickets(agents) == [1], "resumed on the same ticket"
+    other = await example(agents, *refund_script("order-4412", 4412, tmp_path / "graph.sqlite"))
+    await agents.posted(2)
+    await deny(agents, 2, "already refunded by bank transfer")
+    assert (await finished(other))["outcome"] == (
+        f"not refunded (denied by {operator}: already refunded by bank transfer)"
+    )
