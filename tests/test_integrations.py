@@ -7,6 +7,7 @@ themselves run on both engines in test_agents.py)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import sys
@@ -257,3 +258,141 @@ async def test_langgraph_pauses_for_a_person_and_resumes_after_a_restart(agents,
     assert (await finished(other))["outcome"] == (
         f"not refunded (denied by {operator}: already refunded by bank transfer)"
     )
+
+
+# -- OpenAI Agents SDK -----------------------------------------------------------------------------
+
+
+def load_example(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def scripted_model(*turns: list[tuple[str, dict[str, Any]]] | str) -> Any:
+    """An Agents SDK model that says the given turns in order: a list of tool calls, or a final
+    text. What it was shown is kept in ``seen`` (the tools' results come back to it there)."""
+    from agents import Model, ModelResponse, Usage
+    from openai.types.responses import (
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+    )
+
+    calls = iter(range(1, 100))
+
+    class Scripted(Model):
+        def __init__(self) -> None:
+            self.turns = list(turns)
+            self.seen: list[Any] = []
+
+        async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kw: Any):
+            self.seen.append(input)
+            turn = self.turns.pop(0)
+            if isinstance(turn, str):
+                output: list[Any] = [
+                    ResponseOutputMessage(
+                        id="msg",
+                        type="message",
+                        role="assistant",
+                        status="completed",
+                        content=[ResponseOutputText(type="output_text", text=turn, annotations=[])],
+                    )
+                ]
+            else:
+                output = []
+                for name, arguments in turn:
+                    n = next(calls)
+                    output.append(
+                        ResponseFunctionToolCall(
+                            type="function_call",
+                            id=f"fc_{n}",
+                            call_id=f"call_{n}",
+                            name=name,
+                            arguments=json.dumps(arguments),
+                            status="completed",
+                        )
+                    )
+            return ModelResponse(output=output, usage=Usage(), response_id=None)
+
+        def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("the example does not stream")
+
+    return Scripted()
+
+
+@on_sqlite
+async def test_openai_agents_ask_over_mcp_and_a_refund_waits_for_approval(agents):
+    example = load_example("openai_agents_refund")
+    refund = {"order": 4411, "amount": 30, "reason": "arrived broken"}
+    model = scripted_model(
+        [("ask_human", {"question": "Do we refund broken grinders?", "wait_seconds": 20})],
+        [("issue_refund", refund)],
+        "Your refund of 30 EUR is on its way.",
+    )
+    agent = example.build_agent(model, url=agents.url, token=TOKENS[PRICING])
+    desk = desk_of(agents, wait_seconds=20)
+    async with agent.mcp_servers[0]:
+        run = asyncio.create_task(example.run_with_desk(agent, "refund?", desk, run_id="conv-1"))
+        await agents.posted(1)
+        await agents.desk.write(1, "Yes, in full, if there is a photo.")
+        await agents.posted(2)
+        assert example.REFUNDS == [], "nothing runs before a person approves"
+        card = str((await agents.desk.staff_message(2)).embeds[0].to_dict())
+        assert "issue_refund" in card and "4411" in card
+        await agents.desk.click(2, "approve")
+        result = await asyncio.wait_for(run, 30)
+    assert result.final_output == "Your refund of 30 EUR is on its way."
+    assert example.REFUNDS == [refund]
+    shown = json.dumps(model.seen[1], default=str)
+    assert "Yes, in full, if there is a photo." in shown, "the operator's answer reached the model"
+
+
+@on_sqlite
+async def test_openai_agents_a_denied_refund_never_runs_and_the_model_is_told_why(agents):
+    example = load_example("openai_agents_refund")
+    model = scripted_model(
+        [("issue_refund", {"order": 7, "amount": 900, "reason": "late"})],
+        "I'm sorry, I can't refund that order.",
+    )
+    agent = example.build_agent(model, url=agents.url, token=TOKENS[PRICING])
+    async with agent.mcp_servers[0]:
+        run = asyncio.create_task(
+            example.run_with_desk(agent, "refund?", desk_of(agents), run_id="conv-2")
+        )
+        await agents.posted(1)
+        await deny(agents, 1, "delivered on time per tracking")
+        await asyncio.wait_for(run, 30)
+    assert example.REFUNDS == []
+    told = json.dumps(model.seen[1], default=str)
+    assert "denied" in told and "delivered on time per tracking" in told
+
+
+@on_sqlite
+async def test_openai_agents_an_edited_refund_runs_only_as_the_operator_wrote_it(agents):
+    example = load_example("openai_agents_refund")
+    edited = {"order": 7, "amount": 50, "reason": "late"}
+    model = scripted_model(
+        [("issue_refund", {"order": 7, "amount": 90, "reason": "late"})],
+        [("issue_refund", edited)],  # the model does as the rejection message says
+        "You'll get 50 EUR back.",
+    )
+    agent = example.build_agent(model, url=agents.url, token=TOKENS[PRICING])
+    async with agent.mcp_servers[0]:
+        run = asyncio.create_task(
+            example.run_with_desk(agent, "refund?", desk_of(agents), run_id="conv-3")
+        )
+        await agents.posted(1)
+        await agents.desk.click(1, "edit")
+        agents.desk.i.submit_modal(
+            "ticket:edit-params:1",
+            {"order": "7", "amount": "50", "reason": "late"},
+            member=agents.desk.operator,
+            channel=agents.desk.h.bot.get_channel(agents.desk.h.bot.settings.staff_channel_id),
+        )
+        await asyncio.wait_for(run, 30)
+    assert example.REFUNDS == [edited]
+    assert "Call the tool again with exactly these" in json.dumps(model.seen[1], default=str)
+    assert await tickets(agents) == [1], "the edited call was approved already: no second ticket"
