@@ -270,12 +270,54 @@ class FakeClaude:
             output = sum(len(b.get("text", "")) for b in payload["content"]) // 4 + 1
             payload = {**payload, "usage": {**usage, "output_tokens": output}}
             self.usages.append(payload["usage"])
+        if reply.status == 200 and body.get("stream"):
+            return await self._stream(request, payload, headers)
         return web.Response(
             status=reply.status,
             text=json.dumps(payload),
             content_type="application/json",
             headers=headers,
         )
+
+    async def _stream(
+        self, request: web.Request, payload: dict[str, Any], headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """The same message as server-sent events, as the API streams it (Claude Code always
+        asks for a stream): start, each block's start, delta and stop, the stop reason, stop."""
+        response = web.StreamResponse(headers={**headers, "content-type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def event(kind: str, data: dict[str, Any]) -> None:
+            await response.write(
+                f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+            )
+
+        usage = payload["usage"]
+        start = {
+            **payload,
+            "content": [],
+            "stop_reason": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
+        await event("message_start", {"message": start})
+        for index, block in enumerate(payload["content"]):
+            if block["type"] == "tool_use":
+                empty, delta = (
+                    {**block, "input": {}},
+                    {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
+                )
+            else:
+                empty, delta = {**block, "text": ""}, {"type": "text_delta", "text": block["text"]}
+            await event("content_block_start", {"index": index, "content_block": empty})
+            await event("content_block_delta", {"index": index, "delta": delta})
+            await event("content_block_stop", {"index": index})
+        stop = {"stop_reason": payload["stop_reason"], "stop_sequence": None}
+        await event(
+            "message_delta", {"delta": stop, "usage": {"output_tokens": usage["output_tokens"]}}
+        )
+        await event("message_stop", {})
+        await response.write_eof()
+        return response
 
     def _limits(self, remaining: int) -> dict[str, str]:
         """The rate-limit headers the API sends with every answer."""
