@@ -51,6 +51,50 @@ async def tickets(agents: Agents) -> list[int]:
     return [r[0] for r in await agents.desk.h.fetch("SELECT id FROM tickets ORDER BY id")]
 
 
+async def example(
+    agents: Agents, *args: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "HANDOFF_MCP_TOKEN": TOKENS[PRICING],
+        "HANDOFF_MCP_URL": agents.url,
+        **(env or {}),
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def ticket_about(agents: Agents, text: str, numbers: range) -> int:
+    """The ticket whose card mentions ``text`` (requests made at once are numbered in any order)."""
+    for number in numbers:
+        await agents.posted(number)
+        if text in str((await agents.desk.staff_message(number)).embeds[0].to_dict()):
+            return number
+    raise AssertionError(f"no ticket mentions {text}")
+
+
+async def posted_within(agents: Agents, number: int, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            return await agents.posted(number)
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+
+
+async def finished(process: asyncio.subprocess.Process, seconds: float = 60) -> Any:
+    out, err = await asyncio.wait_for(process.communicate(), seconds)
+    assert process.returncode == 0, err.decode()[-3000:]
+    return json.loads(out)
+
+
 # -- the shared client --------------------------------------------------------------------------
 
 
@@ -117,86 +161,23 @@ def test_the_blocking_calls_work_inside_a_running_loop_too():
 
 @on_sqlite
 async def test_videosdk_agent_discovers_the_desk_over_stdio_and_gets_the_answer(agents):
-    from videosdk.agents import Agent
-    from videosdk.agents.utils import get_tool_info
-
-    from integrations.videosdk import handoff_mcp_server, result_of
-
-    class VoiceAgent(Agent):
-        async def on_enter(self) -> None:  # no call, no audio: the agent's MCP layer alone
-            pass
-
-        async def on_exit(self) -> None:
-            pass
-
-    agent = VoiceAgent(
-        instructions="Support line", mcp_servers=[handoff_mcp_server(agents.url, TOKENS[PRICING])]
+    process = await example(
+        agents, "examples/videosdk_support_agent.py", "--ask", "Can we ship to Madeira?"
     )
-    try:
-        await agent.initialize_mcp()
-        tools = {get_tool_info(tool).name: tool for tool in agent.tools}
-        assert {"ask_human", "request_approval", "get_result", "notify_operators"} <= set(tools)
-        call = asyncio.create_task(
-            tools["ask_human"](question="Can we ship to Madeira?", wait_seconds=20)
-        )
-        await agents.posted(1)
-        await agents.desk.write(1, "Yes, 4 working days.")
-        output = await asyncio.wait_for(call, 20)
-    finally:
-        await agent.cleanup()
-    assert result_of(output) == {
+    await agents.posted(1)
+    await agents.desk.write(1, "Yes, 4 working days.")
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()[-3000:]
+    assert json.loads(out) == {
         "ticket": 1,
         "status": "answered",
         "answer": "Yes, 4 working days.",
         "answered_by": agents.desk.operator.display_name,
     }
+    assert b"discovered: ask_human, get_result, notify_operators, request_approval" in err
 
 
 # -- AG2 -----------------------------------------------------------------------------------------
-
-
-async def example(
-    agents: Agents, *args: str, env: dict[str, str] | None = None
-) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "HANDOFF_MCP_TOKEN": TOKENS[PRICING],
-        "HANDOFF_MCP_URL": agents.url,
-        **(env or {}),
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def ticket_about(agents: Agents, text: str, numbers: range) -> int:
-    """The ticket whose card mentions ``text`` (requests made at once are numbered in any order)."""
-    for number in numbers:
-        await agents.posted(number)
-        if text in str((await agents.desk.staff_message(number)).embeds[0].to_dict()):
-            return number
-    raise AssertionError(f"no ticket mentions {text}")
-
-
-async def posted_within(agents: Agents, number: int, seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        try:
-            return await agents.posted(number)
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-
-
-async def finished(process: asyncio.subprocess.Process, seconds: float = 60) -> Any:
-    out, err = await asyncio.wait_for(process.communicate(), seconds)
-    assert process.returncode == 0, err.decode()[-3000:]
-    return json.loads(out)
 
 
 @on_sqlite
