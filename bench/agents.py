@@ -48,11 +48,18 @@ async def clients(endpoint: str, count: int, via: str) -> None:
         for i in range(count)
     ]
 
+    everyone_answered = asyncio.Event()
+    answers = 0
+
     def answered(i: int, result: Any) -> None:
+        nonlocal answers
         print(
             json.dumps({"i": i, "at": time.perf_counter(), "result": result.structured_content}),
             flush=True,
         )
+        answers += 1
+        if answers == count:
+            everyone_answered.set()
 
     async def over_http(i: int) -> None:
         name = f"agent-{i % NAMES}"
@@ -77,6 +84,9 @@ async def clients(endpoint: str, count: int, via: str) -> None:
                 answered(i, await client.call_tool("ask_human", arguments[i]))
 
             await asyncio.gather(*(one(i) for i in mine))
+            # a framework keeps its stdio server for the agent's life: stopping this one (and its
+            # interpreter's exit) while others' answers are measured would time the shutdown
+            await everyone_answered.wait()
 
     if via == "stdio":
         await asyncio.gather(*(over_stdio(name) for name in TOKENS))
