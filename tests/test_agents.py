@@ -8,7 +8,9 @@ import contextlib
 import csv
 import io
 import json
+import os
 import random
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,24 @@ class Agents:
         async with httpx2.AsyncClient(timeout=10) as http:
             response = await http.post(self.url, content=body.encode(), headers=headers)
         return response.json()["result"]
+
+    async def example(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        """A script (an example) run as this test's pricing agent, against this desk."""
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "HANDOFF_MCP_TOKEN": TOKENS[PRICING],
+                "HANDOFF_MCP_URL": self.url,
+                **(env or {}),
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
 
     async def posted(self, number: int) -> None:
         """The ticket's card and thread are in the staff channel."""
@@ -452,26 +472,10 @@ async def test_agent_tickets_show_in_pending_stats_and_export(agents):
     assert summary.by_kind == {"notice": 1, "agent question": 1}
 
 
-async def _example(agents: Agents, *args: str) -> asyncio.subprocess.Process:
-    import os
-    import sys
-
-    env = {**os.environ, "HANDOFF_MCP_TOKEN": TOKENS[PRICING], "HANDOFF_MCP_URL": agents.url}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
 async def test_the_ask_and_wait_example_gets_a_late_answer(agents):
     import json
 
-    process = await _example(
-        agents,
+    process = await agents.example(
         "examples/ask_and_wait.py",
         "Is the Lisbon warehouse open on Sunday?",
         "--wait",
@@ -496,8 +500,7 @@ async def test_the_ask_and_wait_example_gets_a_late_answer(agents):
 async def test_the_discount_agent_offers_what_the_operator_allowed(agents):
     import json
 
-    process = await _example(
-        agents,
+    process = await agents.example(
         "examples/discount_agent.py",
         "--customer",
         "Ada (order 4411)",

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -49,25 +47,6 @@ async def deny(agents: Agents, number: int, reason: str) -> None:
 
 async def tickets(agents: Agents) -> list[int]:
     return [r[0] for r in await agents.desk.h.fetch("SELECT id FROM tickets ORDER BY id")]
-
-
-async def example(
-    agents: Agents, *args: str, env: dict[str, str] | None = None
-) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "HANDOFF_MCP_TOKEN": TOKENS[PRICING],
-        "HANDOFF_MCP_URL": agents.url,
-        **(env or {}),
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 async def ticket_about(agents: Agents, text: str, numbers: range) -> int:
@@ -161,8 +140,8 @@ def test_the_blocking_calls_work_inside_a_running_loop_too():
 
 @on_sqlite
 async def test_videosdk_agent_discovers_the_desk_over_stdio_and_gets_the_answer(agents):
-    process = await example(
-        agents, "examples/videosdk_support_agent.py", "--ask", "Can we ship to Madeira?"
+    process = await agents.example(
+        "examples/videosdk_support_agent.py", "--ask", "Can we ship to Madeira?"
     )
     await agents.posted(1)
     await agents.desk.write(1, "Yes, 4 working days.")
@@ -182,8 +161,8 @@ async def test_videosdk_agent_discovers_the_desk_over_stdio_and_gets_the_answer(
 
 @on_sqlite
 async def test_ag2_fraud_review_asks_operators_and_ends_with_the_seeds_summary(agents):
-    process = await example(
-        agents, "examples/ag2_fraud_review.py", "--batch", "b-1", "--give-up-after", "4"
+    process = await agents.example(
+        "examples/ag2_fraud_review.py", "--batch", "b-1", "--give-up-after", "4"
     )
     flagged = range(1, 4)  # T-1002, T-1004, T-1005 go to the desk, the other two pass
     big = await ticket_about(agents, "T-1004", flagged)
@@ -208,8 +187,8 @@ async def test_ag2_fraud_review_asks_operators_and_ends_with_the_seeds_summary(a
     }
     # the same batch again: the same tickets, decisions at once, the analyst's 'exit' remembered
     again = await finished(
-        await example(
-            agents, "examples/ag2_fraud_review.py", "--batch", "b-1", "--give-up-after", "1"
+        await agents.example(
+            "examples/ag2_fraud_review.py", "--batch", "b-1", "--give-up-after", "1"
         )
     )
     assert again == summary
@@ -229,11 +208,11 @@ def refund_script(thread: str, order: int, db: Path) -> list[str]:
 @on_sqlite
 async def test_langgraph_pauses_for_a_person_and_resumes_after_a_restart(agents, tmp_path):
     refund = refund_script("order-4411", 4411, tmp_path / "graph.sqlite")
-    first = await finished(await example(agents, *refund, "--give-up-after", "1"))
+    first = await finished(await agents.example(*refund, "--give-up-after", "1"))
     assert first == {"thread": "order-4411", "status": "waiting", "tickets": [1]}
     # the script has ended (a restart of the agent); an operator approves meanwhile
     await agents.desk.click(1, "approve")
-    resumed = await finished(await example(agents, *refund, "--give-up-after", "10"))
+    resumed = await finished(await agents.example(*refund, "--give-up-after", "10"))
     operator = agents.desk.operator.display_name
     assert resumed == {
         "thread": "order-4411",
@@ -241,7 +220,7 @@ async def test_langgraph_pauses_for_a_person_and_resumes_after_a_restart(agents,
         "outcome": f"refunded 30.00 EUR, approved by {operator}",
     }
     assert await tickets(agents) == [1], "resumed on the same ticket"
-    other = await example(agents, *refund_script("order-4412", 4412, tmp_path / "graph.sqlite"))
+    other = await agents.example(*refund_script("order-4412", 4412, tmp_path / "graph.sqlite"))
     await agents.posted(2)
     await deny(agents, 2, "already refunded by bank transfer")
     assert (await finished(other))["outcome"] == (
@@ -410,8 +389,7 @@ async def test_claude_code_asks_operators_before_a_risky_step(agents, fake_claud
         "HOME": str(tmp_path),  # Claude Code's own settings and sessions
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
-    process = await example(
-        agents,
+    process = await agents.example(
         "examples/claude_code_guarded.py",
         *("--project", str(project), "--run-id", "fix-1", "Clean up the build"),
         env=env,
