@@ -228,7 +228,10 @@ ASK_HUMAN_DESCRIPTION = (
     " 50) for the answer. Returns {ticket, status: 'answered' | 'waiting' | 'timed_out' |"
     " 'closed', answer?, answered_by?}. On 'waiting', call get_result(ticket) later: the"
     " answer is kept. 'timed_out' means nobody answered within the desk's time; the ticket"
-    " stays open and a late answer still comes through get_result."
+    " stays open and a late answer still comes through get_result. Give answer_schema (a JSON"
+    " Schema object of at most 5 fields: string with maxLength, integer or number with"
+    " minimum/maximum, boolean, enum of texts) to get a typed answer: the person fills in a form"
+    " and the result carries answer_data (the object) beside the answer in words."
 )
 
 REQUEST_APPROVAL_DESCRIPTION = (
@@ -269,6 +272,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
         priority: Literal["normal", "high", "urgent"] = "normal",
         wait_seconds: float = DEFAULT_WAIT,
         idempotency_key: str | None = None,
+        answer_schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "question": question,
@@ -276,6 +280,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
             "priority": priority,
             "wait_seconds": wait_seconds,
             "idempotency_key": idempotency_key,
+            "answer_schema": answer_schema,
         }
         return await handle("ask_human", ctx, arguments)
 

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from core.answer_forms import SchemaError, read_schema
 from core.clock import Clock
 from core.desk import TicketDesk
 from core.policy import Policy, auto_approve_limits
@@ -69,6 +70,8 @@ def result_of(ticket: Ticket) -> dict[str, Any]:
         return out
     if ticket.answer is not None:
         out.update(status="answered", answer=ticket.answer, answered_by=ticket.answered_by_name)
+        if ticket.answer_data is not None:
+            out["answer_data"] = ticket.answer_data
     elif ticket.status == Status.CLOSED:
         out.update(status="closed", reason=ticket.decision_note or "closed without an answer")
     elif ticket.kind is Kind.NOTICE:
@@ -87,11 +90,15 @@ def request_fingerprint(
     priority: Priority,
     action: str | None,
     details: dict[str, Any] | None,
+    answer_schema: dict[str, Any] | None = None,
 ) -> str:
     """What an idempotency key stands for: the request's own arguments (not how long the call
     waits)."""
+    request: list[Any] = [kind.value, question, reason, priority.value, action, details]
+    if answer_schema is not None:  # keys given before typed answers existed keep their prints
+        request.append(answer_schema)
     canonical = json.dumps(
-        [kind.value, question, reason, priority.value, action, details],
+        request,
         sort_keys=True,
         ensure_ascii=False,
         default=str,
@@ -185,10 +192,16 @@ class AgentDesk:
         priority: str = "normal",
         wait_seconds: float | None = None,
         idempotency_key: str | None = None,
+        answer_schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         question = question.strip()
         if not question:
             raise AgentError("question is empty: say what you need a person to answer")
+        if answer_schema is not None:
+            try:
+                read_schema(answer_schema)  # a form Discord can show, or the field that is not
+            except SchemaError as exc:
+                raise AgentError(str(exc)) from None
         wait = self._wait_seconds(wait_seconds)
         ticket_id = await self._open(
             agent,
@@ -197,6 +210,7 @@ class AgentDesk:
             context.strip(),
             self._priority(priority),
             idempotency_key=idempotency_key,
+            answer_schema=answer_schema,
         )
         return await self._result(ticket_id, wait)
 
@@ -306,6 +320,7 @@ class AgentDesk:
         idempotency_key: str | None = None,
         expires_at: float | None = None,
         approved_by_policy: str | None = None,
+        answer_schema: dict[str, Any] | None = None,
     ) -> int:
         now = self.clock.now()
         answer_in = self.policy.timeouts.ticket_answer_seconds
@@ -320,7 +335,9 @@ class AgentDesk:
         fingerprint = (
             None
             if key is None
-            else request_fingerprint(kind, question, reason, priority, action, details)
+            else request_fingerprint(
+                kind, question, reason, priority, action, details, answer_schema
+            )
         )
 
         def write(tx: DeskTx) -> tuple[int, bool]:
@@ -354,7 +371,7 @@ class AgentDesk:
                     timeout_due_at=timeout,
                 )
             )
-            tx.agent_fields(ticket_id, key, expires_at, fingerprint)
+            tx.agent_fields(ticket_id, key, expires_at, fingerprint, answer_schema)
             tx.audit(
                 f"agent:{agent}",
                 "ticket_opened",

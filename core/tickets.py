@@ -14,7 +14,7 @@ from typing import Any
 
 from core.policy_sections import DeskSection
 from core.words import word_list
-from storage.records import Priority, Source, Ticket
+from storage.records import Priority, Source, Status, Ticket
 
 THREAD_NAME_LIMIT = 100
 EMBED_TITLE_LIMIT = 256
@@ -95,6 +95,7 @@ class Card:
     can_decide: bool
     can_edit: bool
     can_save: bool = False  # an answered question: "Save as knowledge"
+    can_answer_form: bool = False  # an agent asked for a typed answer: "Answer" opens its form
 
     def total_length(self) -> int:
         return (
@@ -183,6 +184,11 @@ def build_card(
         can_decide=ticket.awaits_decision,
         can_edit=ticket.awaits_decision and bool(ticket.action_params),
         can_save=ticket.kind.asks_a_question and bool(ticket.answer),
+        can_answer_form=(
+            ticket.answer_schema is not None
+            and ticket.status == Status.OPEN
+            and ticket.answer is None
+        ),
     )
     assert card.total_length() <= EMBED_TOTAL_LIMIT
     return card

@@ -51,6 +51,7 @@ class Answer:
     status: str  # answered | waiting | timed_out | closed
     text: str = ""
     answered_by: str = ""
+    data: dict[str, Any] | None = None  # a typed answer's fields (ask with answer_schema)
 
     @property
     def answered(self) -> bool:
@@ -107,15 +108,24 @@ class HandoffDesk:
         self.retry_every = retry_every
 
     async def ask(
-        self, question: str, *, key: str, context: str = "", priority: str = "normal"
+        self,
+        question: str,
+        *,
+        key: str,
+        context: str = "",
+        priority: str = "normal",
+        answer_schema: dict[str, Any] | None = None,
     ) -> Answer:
-        arguments = {"question": question, "context": context, "priority": priority}
+        arguments: dict[str, Any] = {"question": question, "context": context, "priority": priority}
+        if answer_schema is not None:
+            arguments["answer_schema"] = answer_schema
         result = await self._settle("ask_human", arguments, key)
         return Answer(
             result["ticket"],
             result["status"],
             result.get("answer", ""),
             result.get("answered_by", ""),
+            result.get("answer_data"),
         )
 
     async def approve(

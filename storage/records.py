@@ -108,6 +108,10 @@ ENDED = (Status.CLOSED, Status.EXPIRED)
 NOT_ENDED_SQL = "status NOT IN ('closed', 'expired')"
 
 
+def _json_or_none(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
 @dataclass(frozen=True)
 class Ticket:
     id: int
@@ -141,6 +145,8 @@ class Ticket:
     expires_at: float | None = None  # an agent's approval request: undecided after this, it expires
     timed_out_at: float | None = None  # no person answered within [timeouts] ticket_answer_seconds
     copilot_view: str | None = None  # Claude's one-line reading of an approval's case (an opinion)
+    answer_schema: dict[str, Any] | None = None  # an agent's question wants a typed answer (a form)
+    answer_data: dict[str, Any] | None = None  # ... and this is it, beside ``answer`` in words
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
@@ -176,6 +182,8 @@ class Ticket:
             expires_at=row["expires_at"],
             timed_out_at=row["timed_out_at"],
             copilot_view=row["copilot_view"],
+            answer_schema=_json_or_none(row["answer_schema"]),
+            answer_data=_json_or_none(row["answer_data"]),
         )
 
     @property

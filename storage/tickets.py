@@ -301,11 +301,25 @@ class DeskTx(Tx):
         idempotency_key: str | None,
         expires_at: float | None,
         fingerprint: str | None = None,
+        answer_schema: dict[str, Any] | None = None,
     ) -> None:
         self.c.execute(
-            "UPDATE tickets SET idempotency_key = ?, expires_at = ?, idempotency_fingerprint = ?"
-            " WHERE id = ?",
-            (idempotency_key, expires_at, fingerprint, ticket_id),
+            "UPDATE tickets SET idempotency_key = ?, expires_at = ?, idempotency_fingerprint = ?,"
+            " answer_schema = ? WHERE id = ?",
+            (
+                idempotency_key,
+                expires_at,
+                fingerprint,
+                None if answer_schema is None else json.dumps(answer_schema, ensure_ascii=False),
+                ticket_id,
+            ),
+        )
+
+    def answer_data(self, ticket_id: int, data: dict[str, Any]) -> None:
+        """A typed answer's fields, beside its words (``answered``)."""
+        self.c.execute(
+            "UPDATE tickets SET answer_data = ? WHERE id = ? AND answer_data IS NULL",
+            (json.dumps(data, ensure_ascii=False), ticket_id),
         )
 
     def warn_auto_close(self, ticket_id: int, warned_at: float | None) -> None:

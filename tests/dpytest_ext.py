@@ -379,10 +379,14 @@ class Interactions:
         self.bot._connection.parse_interaction_create(payload)
 
     def submit_modal(
-        self, custom_id: str, values: dict[str, str], *, member: Any, channel: Any
+        self, custom_id: str, values: dict[str, str | list[str]], *, member: Any, channel: Any
     ) -> None:
+        """A form sent back as Discord sends it: a text input in an action row; a list is a
+        select's chosen values, under its label (type 18)."""
         rows = [
-            {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+            {"type": 18, "component": {"type": 3, "custom_id": k, "values": v}}
+            if isinstance(v, list)
+            else {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
             for k, v in values.items()
         ]
         self.bot._connection.parse_interaction_create(

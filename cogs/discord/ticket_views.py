@@ -11,12 +11,13 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import discord
 from discord import app_commands
 
+from core.answer_forms import FormField, read_schema
 from core.desk import DeskReply, Operator
 from core.tickets import Card, editable_fields, parse_edited
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("approve", "deny", "edit", "claim", "save")
+ACTIONS = ("approve", "deny", "edit", "claim", "save", "answer")
 
 
 def is_operator(bot: HandoffBot, user: discord.abc.User) -> bool:
@@ -143,6 +144,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
         "edit": ("Edit & approve", discord.ButtonStyle.primary),
         "claim": ("Claim", discord.ButtonStyle.secondary),
         "save": ("Save as knowledge", discord.ButtonStyle.secondary),
+        "answer": ("Answer", discord.ButtonStyle.primary),
     }
 
     def __init__(self, action: str, ticket_id: int, *, disabled: bool = False) -> None:
@@ -192,6 +194,8 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await interaction.response.send_modal(deny_form(self.ticket_id))
         elif self.action == "save":
             await self._save(interaction)
+        elif self.action == "answer":
+            await self._answer(interaction)
         else:
             await self._edit(interaction, operator)
 
@@ -201,6 +205,19 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await answer(interaction, f"Ticket #{self.ticket_id} has no answer to save.")
             return
         await interaction.response.send_modal(save_form(ticket.id, ticket.question, ticket.answer))
+
+    async def _answer(self, interaction: discord.Interaction) -> None:
+        ticket = await client_of(interaction).desk.ticket(self.ticket_id)
+        if ticket is None or ticket.answer_schema is None:
+            await answer(interaction, f"Ticket #{self.ticket_id} asks for no typed answer.")
+            return
+        if ticket.answer is not None or ticket.ended:
+            by = f" by {ticket.answered_by_name}" if ticket.answered_by_name else ""
+            await answer(interaction, f"Ticket #{ticket.id} was already answered{by}.")
+            return
+        await interaction.response.send_modal(
+            answer_form(ticket.id, read_schema(ticket.answer_schema))
+        )
 
     async def _edit(self, interaction: discord.Interaction, operator: Operator) -> None:
         bot = client_of(interaction)
@@ -235,6 +252,8 @@ def ticket_view(card: Card) -> discord.ui.View:
         view.add_item(TicketButton("deny", card.ticket_id))
         if card.can_edit:
             view.add_item(TicketButton("edit", card.ticket_id))
+    if card.can_answer_form:
+        view.add_item(TicketButton("answer", card.ticket_id))
     if not card.closed:
         view.add_item(TicketButton("claim", card.ticket_id))
     if card.can_save:
@@ -247,12 +266,13 @@ def ticket_view(card: Card) -> discord.ui.View:
 # or after a restart, is handled by ``on_form_submit`` from its custom_id, like the buttons.
 
 FORM = re.compile(
-    r"^ticket:(?P<form>deny-reason|edit-params|approve-code|save-knowledge):(?P<id>[0-9]+)$"
+    r"^ticket:(?P<form>deny-reason|edit-params|approve-code|save-knowledge|answer-form)"
+    r":(?P<id>[0-9]+)$"
 )
 CODE_FIELD = "__operator_code"
 
 
-def _form(title: str, custom_id: str, inputs: list[discord.ui.TextInput]) -> discord.ui.Modal:
+def _form(title: str, custom_id: str, inputs: Sequence[discord.ui.Item[Any]]) -> discord.ui.Modal:
     modal = discord.ui.Modal(title=title, custom_id=custom_id, timeout=None)
     for text_input in inputs:
         modal.add_item(text_input)
@@ -347,6 +367,41 @@ def save_form(ticket_id: int, question: str, answer_text: str) -> discord.ui.Mod
     )
 
 
+def answer_form(ticket_id: int, fields: list[FormField]) -> discord.ui.Modal:
+    """The agent's answer_schema as a form: texts and numbers as text inputs (the expected range as
+    the placeholder), an enum or a yes/no as a select under its label."""
+    items: list[discord.ui.Item[Any]] = []
+    for field in fields:
+        if field.is_choice:
+            choices = discord.ui.Select[Any](
+                custom_id=field.name,
+                options=[discord.SelectOption(label=o, value=o) for o in field.options],
+                required=field.required,
+                min_values=1 if field.required else 0,
+                max_values=1,
+            )
+            description = field.description[:100] or None
+            items.append(
+                discord.ui.Label(text=field.label, component=choices, description=description)
+            )
+            continue
+        items.append(
+            discord.ui.TextInput(
+                label=field.label,
+                custom_id=field.name,
+                required=field.required,
+                max_length=field.max_length,
+                placeholder=field.hint or None,
+                style=(
+                    discord.TextStyle.paragraph
+                    if field.max_length > 200
+                    else discord.TextStyle.short
+                ),
+            )
+        )
+    return _form("Answer", f"ticket:answer-form:{ticket_id}", items)
+
+
 def interaction_data(interaction: discord.Interaction) -> dict[str, Any]:
     """The interaction's raw data as Discord sent it (discord.py types it as a union of payload
     shapes)."""
@@ -354,13 +409,18 @@ def interaction_data(interaction: discord.Interaction) -> dict[str, Any]:
 
 
 def submitted_values(interaction: discord.Interaction) -> dict[str, str]:
-    rows = interaction_data(interaction).get("components", [])
-    return {
-        c["custom_id"]: c.get("value", "")
-        for row in rows
-        for c in row.get("components", [row])
-        if "custom_id" in c
-    }
+    """The form's values by field: text inputs in action rows, and components under a label (a
+    select's one chosen value)."""
+    values = {}
+    for row in interaction_data(interaction).get("components", []):
+        inner = row.get("components") or [row.get("component", row)]
+        for c in inner:
+            if "custom_id" in c:
+                chosen = c.get("values")
+                values[c["custom_id"]] = (
+                    (chosen[0] if chosen else "") if chosen is not None else c.get("value", "")
+                )
+    return values
 
 
 @answer_failures
@@ -383,6 +443,11 @@ async def on_form_submit(interaction: discord.Interaction) -> None:
         operator = await operator_or_refuse(interaction, "save as knowledge", ticket_id)
         if operator is not None:
             await answer(interaction, await bot.kb.save_answer(ticket_id, operator, values))
+        return
+    if match["form"] == "answer-form":
+        operator = await operator_or_refuse(interaction, "answer", ticket_id)
+        if operator is not None:
+            await answer(interaction, await bot.desk.answer_form(ticket_id, operator, values))
         return
     if match["form"] == "deny-reason":
         operator = await operator_or_refuse(interaction, "deny", ticket_id)

@@ -3,6 +3,9 @@ agent)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from core.answer_forms import as_text, parse_answer, read_schema
 from core.desk.base import ALREADY_HANDLED, Changed, DeskBase, DeskReply, Operator
 from storage.conversations import NewTurn
 from storage.drafts import SUGGESTED, Draft
@@ -119,6 +122,8 @@ class Relaying(DeskBase):
         answer to an open question answers it. Read in the same write transaction as the caller's
         checks, so no other answer can come in between."""
         answered = ticket.status == Status.OPEN and ticket.kind.answered_in_words
+        if answered and ticket.answer_schema is not None and via != "form":
+            return Changed(self._form_wanted(ticket))
         tx.responded(ticket.id, "answered" if answered else ticket.status)
         if answered:
             tx.answered(ticket.id, text, operator.name)
@@ -143,9 +148,49 @@ class Relaying(DeskBase):
         if answered:
             tx.post(ticket.id, DeskOp.REFRESH)
         if via not in ("thread", "draft"):  # there already; a draft's message says it was sent
-            tx.post(ticket.id, DeskOp.POST, f"**{operator.name}** (sent to the customer): {text}")
+            to = ticket.agent_name or "the customer"
+            tx.post(ticket.id, DeskOp.POST, f"**{operator.name}** (sent to {to}): {text}")
         sent = DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket.id}).")
         return Changed(sent, ticket.customer_id)
+
+    @staticmethod
+    def _form_wanted(ticket: Ticket) -> DeskReply:
+        return DeskReply(
+            False,
+            f"Not sent: {ticket.agent_name or ticket.customer_name} asked for a typed answer on"
+            f" ticket #{ticket.id}. Press **Answer** on its card and fill in the form.",
+        )
+
+    async def answer_form(
+        self, ticket_id: int, operator: Operator, submitted: Mapping[str, str]
+    ) -> DeskReply:
+        """A typed answer from the ticket's form: checked against the agent's schema (nothing is
+        recorded when a field is wrong), then relayed as the answer, its data kept beside it."""
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None or ticket.answer_schema is None:
+            return DeskReply(False, f"Ticket #{ticket_id} asks for no typed answer.")
+        fields = read_schema(ticket.answer_schema)
+        data, problem = parse_answer(fields, submitted)
+        if data is None:
+            return DeskReply(
+                False, f"Not answered: {problem}. Nothing was recorded; press **Answer** again."
+            )
+        text = as_text(fields, data)
+
+        def write(tx: DeskTx) -> Changed:
+            now_ticket = tx.ticket(ticket_id)
+            if now_ticket is None or now_ticket.status != Status.OPEN or now_ticket.answer:
+                by = (
+                    f" by {now_ticket.answered_by_name}" if now_ticket and now_ticket.answer else ""
+                )
+                return Changed(DeskReply(False, f"Ticket #{ticket_id} was already answered{by}."))
+            tx.answer_data(ticket_id, data)
+            return self._relay(tx, now_ticket, operator, text, via="form")
+
+        changed = await self.tickets.run(write, self.clock.now())
+        if changed.reply.ok:
+            self._kick(ticket_id, changed.customer_id)
+        return changed.reply
 
     # -- the copilot's drafts ---------------------------------------------------------------------
 
