@@ -240,7 +240,8 @@ REQUEST_APPROVAL_DESCRIPTION = (
     f" reason) or Edit & approve. Waits up to wait_seconds (default 25, max {MAX_WAIT:g})."
     " Returns {ticket, status: 'approved' | 'edited' | 'denied' | 'waiting' | 'expired',"
     " details?, reason?, decided_by?}. Only 'approved' and 'edited' allow the action,"
-    " with the returned details (an operator may have changed them). On 'waiting', call"
+    " with the returned details (an operator may have changed them). approvers (1-5) asks for"
+    " that many distinct people to approve. On 'waiting', call"
     " get_result(ticket) later; an undecided request expires and is never approved."
 )
 
@@ -294,6 +295,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
         reason: str = "",
         wait_seconds: float = DEFAULT_WAIT,
         idempotency_key: str | None = None,
+        approvers: int | None = None,
     ) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "action": action,
@@ -303,6 +305,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
             "reason": reason,
             "wait_seconds": wait_seconds,
             "idempotency_key": idempotency_key,
+            "approvers": approvers,
         }
         return await handle("request_approval", ctx, arguments)
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.answer_forms import SchemaError, read_schema
+from core.approvals import MAX_APPROVERS
 from core.clock import Clock
 from core.desk import TicketDesk
 from core.policy import Policy, auto_approve_limits
@@ -91,12 +92,15 @@ def request_fingerprint(
     action: str | None,
     details: dict[str, Any] | None,
     answer_schema: dict[str, Any] | None = None,
+    approvers: int = 1,
 ) -> str:
     """What an idempotency key stands for: the request's own arguments (not how long the call
     waits)."""
     request: list[Any] = [kind.value, question, reason, priority.value, action, details]
     if answer_schema is not None:  # keys given before typed answers existed keep their prints
         request.append(answer_schema)
+    if approvers > 1:  # ... and before two-person approval
+        request.append({"approvers": approvers})
     canonical = json.dumps(
         request,
         sort_keys=True,
@@ -225,6 +229,7 @@ class AgentDesk:
         reason: str = "",
         wait_seconds: float | None = None,
         idempotency_key: str | None = None,
+        approvers: int | None = None,
     ) -> dict[str, Any]:
         action = action.strip()
         if not action:
@@ -235,6 +240,9 @@ class AgentDesk:
             raise AgentError("amount must be a finite number")
         if amount is not None and amount < 0:
             raise AgentError("amount must be 0 or more")
+        if approvers is not None and not 1 <= approvers <= MAX_APPROVERS:
+            raise AgentError(f"approvers must be 1 to {MAX_APPROVERS} (distinct operators)")
+        needed = max(approvers or 1, int(self.policy.agents.approvers.get(action, 1)))
         wait = self._wait_seconds(wait_seconds)
         largest, unreadable = self._money(details, amount)
         shown = dict(details)
@@ -248,6 +256,7 @@ class AgentDesk:
         # operators, nor does money the code cannot read ("five thousand"): a person reads it.
         by_policy = (
             limit is not None
+            and needed == 1  # what needs several people is never routine
             and not unreadable
             and ((largest is not None and largest <= limit) or (limit == 0 and not largest))
         )
@@ -269,6 +278,7 @@ class AgentDesk:
             approved_by_policy=(
                 f"{action} up to {limit:g} (largest amount {largest or 0:g})" if by_policy else None
             ),
+            approvers=needed,
         )
         return await self._result(ticket_id, wait)
 
@@ -321,6 +331,7 @@ class AgentDesk:
         expires_at: float | None = None,
         approved_by_policy: str | None = None,
         answer_schema: dict[str, Any] | None = None,
+        approvers: int = 1,
     ) -> int:
         now = self.clock.now()
         answer_in = self.policy.timeouts.ticket_answer_seconds
@@ -336,7 +347,7 @@ class AgentDesk:
             None
             if key is None
             else request_fingerprint(
-                kind, question, reason, priority, action, details, answer_schema
+                kind, question, reason, priority, action, details, answer_schema, approvers
             )
         )
 
@@ -372,6 +383,8 @@ class AgentDesk:
                 )
             )
             tx.agent_fields(ticket_id, key, expires_at, fingerprint, answer_schema)
+            if approvers > 1:
+                tx.approvers_needed(ticket_id, approvers)
             tx.audit(
                 f"agent:{agent}",
                 "ticket_opened",

@@ -355,6 +355,14 @@ SPEC: dict[str, dict[str, Key]] = {
                 " for a person"
             ),
         ),
+        "approvers": Key(
+            dict,
+            {},
+            help=(
+                "distinct operators who must approve an agent's action, e.g. { refund = 2 }"
+                " (1 to 5; an agent may ask for more with request_approval's approvers)"
+            ),
+        ),
         "approval_minutes": Key(
             (int, float),
             60,
@@ -489,6 +497,13 @@ SPEC: dict[str, dict[str, Key]] = {
         ),
         "amount_threshold": Key(
             (int, float), 100, 0, 10**9, "money above this makes an action financial/high"
+        ),
+        "approvers_above": Key(
+            (int, float),
+            0,
+            0,
+            10**9,
+            "a customer's action with money above this needs two operators' approval (0: off)",
         ),
         "amount_params": Key(
             list,
@@ -1114,6 +1129,17 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
         )
     if isinstance(value, str) and not value.strip():
         return f"{at}: [{section}] {key} is empty; remove it to use the default"
+    if (section, key) == ("agents", "approvers"):
+        wrong = [
+            name
+            for name, count in value.items()
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 5
+        ]
+        if wrong:
+            return (
+                f"{at}: [agents] approvers: {wrong[0]} = {value[wrong[0]]!r} must be a whole"
+                " number from 1 to 5 (operators who must approve)"
+            )
     if (section, key) == ("agents", "auto_approve"):
         try:
             auto_approve_limits(value)

@@ -30,6 +30,7 @@ class AgentSection:
 @dataclass(frozen=True)
 class AgentsSection:
     auto_approve: tuple[str, ...]
+    approvers: dict
     approval_minutes: float
     max_connections: int
     max_calls_per_agent: int
@@ -133,6 +134,7 @@ class RiskSection:
     confidence_threshold: int
     confirmation_minutes: float
     amount_threshold: float
+    approvers_above: float
     amount_params: tuple[str, ...]
     personal_data_params: tuple[str, ...]
     legal_medical_keywords: tuple[str, ...]

@@ -137,6 +137,7 @@ def build_card(
     transcript: Sequence[str],
     action_summary: str | None,
     case: Sequence[str] = (),
+    approvals: str | None = None,
 ) -> Card:
     title = clip(
         f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT
@@ -166,6 +167,8 @@ def build_card(
             else f"`{ticket.action_name}`"
         )
         fields.append(("Proposed action", _value(f"{label}\n```json\n{clip(params, 800)}\n```")))
+    if approvals:
+        fields.append(("Approvals (distinct operators)", _value(approvals)))
     if case:
         fields.append(("Case at a glance", _value(_fit_lines(case, 500))))
     if ticket.dm_closed_at is not None:

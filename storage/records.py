@@ -147,6 +147,7 @@ class Ticket:
     copilot_view: str | None = None  # Claude's one-line reading of an approval's case (an opinion)
     answer_schema: dict[str, Any] | None = None  # an agent's question wants a typed answer (a form)
     answer_data: dict[str, Any] | None = None  # ... and this is it, beside ``answer`` in words
+    approvers_needed: int = 1  # distinct operators who must approve (two-person approval)
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
@@ -184,6 +185,7 @@ class Ticket:
             copilot_view=row["copilot_view"],
             answer_schema=_json_or_none(row["answer_schema"]),
             answer_data=_json_or_none(row["answer_data"]),
+            approvers_needed=row["approvers_needed"],
         )
 
     @property

@@ -26,6 +26,16 @@ _TICKET_SELECT = (
 )
 
 
+def approvals_sql(c: Connection, ticket_id: int) -> list[str]:
+    """Who has approved the ticket's current details so far, first first."""
+    rows = c.execute(
+        "SELECT operator_name FROM ticket_approvals WHERE ticket_id = ? ORDER BY approved_at,"
+        " operator_id",
+        (ticket_id,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def ticket_sql(c: Connection, ticket_id: int) -> Ticket | None:
     row = c.execute(f"{_TICKET_SELECT} WHERE t.id = ?", (ticket_id,)).fetchone()
     return Ticket.from_row(row) if row else None
@@ -315,6 +325,38 @@ class DeskTx(Tx):
             ),
         )
 
+    def approvers_needed(self, ticket_id: int, count: int) -> None:
+        self.c.execute("UPDATE tickets SET approvers_needed = ? WHERE id = ?", (count, ticket_id))
+
+    def add_approval(
+        self, ticket_id: int, operator_id: int, operator_name: str, params: dict[str, Any]
+    ) -> bool:
+        """One operator's approval of these details; False if they had approved them already.
+        Approvals of other details are dropped: an edit starts the count again."""
+        canonical = json.dumps(params, sort_keys=True, ensure_ascii=False)
+        self.c.execute(
+            "DELETE FROM ticket_approvals WHERE ticket_id = ? AND params <> ?",
+            (ticket_id, canonical),
+        )
+        return bool(
+            self.c.execute(
+                "INSERT INTO ticket_approvals (ticket_id, operator_id, operator_name, params,"
+                " approved_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (ticket_id, operator_id) DO"
+                " NOTHING",
+                (ticket_id, operator_id, operator_name, canonical, self.now),
+            ).rowcount
+        )
+
+    def approvals(self, ticket_id: int) -> list[str]:
+        return approvals_sql(self.c, ticket_id)
+
+    def approved_details(self, ticket_id: int) -> dict[str, Any] | None:
+        """The details the approvals so far agree on (they always agree: see add_approval)."""
+        row = self.c.execute(
+            "SELECT params FROM ticket_approvals WHERE ticket_id = ? LIMIT 1", (ticket_id,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
     def answer_data(self, ticket_id: int, data: dict[str, Any]) -> None:
         """A typed answer's fields, beside its words (``answered``)."""
         self.c.execute(
@@ -468,6 +510,12 @@ class TicketStore:
 
     async def get(self, ticket_id: int) -> Ticket | None:
         return await self.db.run(lambda c: ticket_sql(c, ticket_id))
+
+    async def approvals(self, ticket_id: int) -> list[str]:
+        return await self.db.run(lambda c: approvals_sql(c, ticket_id))
+
+    async def approved_details(self, ticket_id: int) -> dict[str, Any] | None:
+        return await self.db.run(lambda c: DeskTx(c, 0).approved_details(ticket_id))
 
     async def by_thread(self, thread_id: int) -> Ticket | None:
         row = await self.db.fetchone(f"{_TICKET_SELECT} WHERE t.thread_id = ?", (thread_id,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.actions import ActionRegistry
+from core.approvals import approvals_line, approvers_needed
 from core.case import case_lines
 from core.policy import Policy
 from core.tickets import Card, build_card, thread_name, transcript_lines
@@ -38,13 +39,25 @@ class CardRenderer:
         )
         action = self.registry.get(ticket.action_name) if ticket.action_name else None
         case: list[str] = []
+        approvals = None
+        if ticket.kind.decided and ticket.status == "open":
+            agreed = await self.tickets.approved_details(ticket.id)
+            needed = approvers_needed(ticket, agreed or ticket.action_params, self.policy)
+            if needed > 1:
+                approvals = approvals_line(await self.tickets.approvals(ticket.id), needed)
         if ticket.kind.decided:  # approvals: what the desk knows, beside the proposed action
             facts = await self.case.facts(
                 ticket.id, ticket.customer_id, ticket.action_name, ticket.created_at
             )
             case = case_lines(ticket, facts)
         return (
-            build_card(ticket, transcript_lines(turns), action.summary if action else None, case),
+            build_card(
+                ticket,
+                transcript_lines(turns),
+                action.summary if action else None,
+                case,
+                approvals,
+            ),
             thread_name(ticket.id, ticket.question),
             ticket,
         )

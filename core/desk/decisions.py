@@ -4,9 +4,11 @@ the action."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from core.actions import ActionContext, execute
+from core.approvals import approvals_line, approvers_needed
 from core.desk.base import DeskBase, DeskReply, Operator
 from core.risk import amounts, money_names
 from core.tickets import details_schema
@@ -15,8 +17,81 @@ from storage.records import DeskOp, Kind, Status, Ticket
 from storage.tickets import DeskTx
 
 
+@dataclass(frozen=True)
+class Gathering:
+    """An approval recorded short of the number the ticket needs: nothing is decided yet."""
+
+    names: list[str]
+    needed: int
+    counted: bool  # False: this operator had approved these details already
+
+    def reply(self, ticket_id: int) -> DeskReply:
+        line = approvals_line(self.names, self.needed)
+        if not self.counted:
+            return DeskReply(
+                False,
+                f"You already approved ticket #{ticket_id} ({line}); another operator must"
+                " approve too.",
+            )
+        more = self.needed - len(self.names)
+        return DeskReply(
+            True,
+            f"Your approval of ticket #{ticket_id} is recorded ({line}). {more} more"
+            f" operator{'s' if more > 1 else ''} must approve; nothing is done until then.",
+        )
+
+
 class Decisions(DeskBase):
-    """Approve and deny, once each; the action runs once after an approval."""
+    """Approve and deny, once each; the action runs once after an approval (after the last one,
+    when a ticket needs several operators)."""
+
+    def _gather(
+        self, tx: DeskTx, ticket: Ticket, operator: Operator, final: dict[str, Any]
+    ) -> Ticket | Gathering | None:
+        """In the approving transaction: None when this approval decides the ticket; a Gathering
+        when more operators must approve (this one recorded once); the ticket when it was decided
+        meanwhile."""
+        needed = approvers_needed(ticket, final, self.policy)
+        if needed <= 1:
+            return None
+        current = tx.ticket(ticket.id)
+        if current is None or current.status != Status.OPEN:
+            return current
+        earlier = tx.approvals(ticket.id)
+        counted = tx.add_approval(ticket.id, operator.id, operator.name, final)
+        names = tx.approvals(ticket.id)
+        if len(names) >= needed:
+            return None
+        if counted:
+            restarted = [n for n in earlier if n not in names]
+            tx.audit(
+                operator.actor,
+                "approval_recorded",
+                f"ticket:{ticket.id}",
+                {"approvals": len(names), "needed": needed, "details": final},
+            )
+            again = (
+                f" Their details differ from what {', '.join(restarted)} approved: the count"
+                " starts again."
+                if restarted
+                else ""
+            )
+            tx.post(
+                ticket.id,
+                DeskOp.POST,
+                f"👍 Approved by **{operator.name}** ({approvals_line(names, needed)}).{again}"
+                " Another operator must approve before anything is done.",
+            )
+            tx.post(ticket.id, DeskOp.REFRESH)
+        return Gathering(names, needed, counted)
+
+    async def _final_details(self, ticket: Ticket, params: dict[str, Any] | None) -> dict:
+        """What this approval approves: the operator's edit, else what earlier approvers approved
+        (perhaps edited), else the request."""
+        if params is not None:
+            return params
+        agreed = await self.tickets.approved_details(ticket.id)
+        return agreed if agreed is not None else dict(ticket.action_params or {})
 
     def form_schema(self, ticket: Ticket) -> dict[str, Any] | None:
         """The schema an operator's edit is read by: the action's, or the agent's details' own
@@ -71,22 +146,24 @@ class Decisions(DeskBase):
                 f"The action {ticket.action_name!r} is no longer installed; deny or close the "
                 "ticket instead.",
             )
-        final = dict(ticket.action_params or {}) if params is None else params
+        final = await self._final_details(ticket, params)
         problem = action.validate(final)
         if problem is not None:
             return DeskReply(
                 False, f"Not approved: the parameters don't fit {action.name}: {problem}"
             )
-        edited = params is not None and params != ticket.action_params
+        edited = final != ticket.action_params
         if (
             refused := await self._operator_code_refusal(ticket, final, operator, code)
         ) is not None:
             return refused
 
-        def decide(tx: DeskTx) -> Ticket | None:
-            if not tx.approve(
-                ticket_id, operator.id, operator.name, final, "edited" if edited else None
-            ):
+        def decide(tx: DeskTx) -> Ticket | Gathering | None:
+            if (short := self._gather(tx, ticket, operator, final)) is not None:
+                return short
+            # several approvers: all of them decided it
+            by = ", ".join(tx.approvals(ticket_id)) or operator.name
+            if not tx.approve(ticket_id, operator.id, by, final, "edited" if edited else None):
                 return tx.ticket(ticket_id)
             tx.audit(
                 operator.actor,
@@ -101,6 +178,9 @@ class Decisions(DeskBase):
             return None
 
         lost_to = await self.tickets.run(decide, now)
+        if isinstance(lost_to, Gathering):
+            self._kick(ticket_id)
+            return lost_to.reply(ticket_id)
         if lost_to is not None:
             return DeskReply(False, self._decided_text(lost_to))
         outcome = await self._execute(ticket, action, final, operator)
@@ -133,17 +213,19 @@ class Decisions(DeskBase):
         self, ticket: Ticket, operator: Operator, params: dict[str, Any] | None, code: str | None
     ) -> DeskReply:
         """An agent's request: decided once here; the agent does the work and reads the decision."""
-        final = dict(ticket.action_params or {}) if params is None else params
-        edited = params is not None and params != ticket.action_params
+        final = await self._final_details(ticket, params)
+        edited = final != ticket.action_params
         if (
             refused := await self._operator_code_refusal(ticket, final, operator, code)
         ) is not None:
             return refused
 
-        def decide(tx: DeskTx) -> Ticket | None:
-            if not tx.approve(
-                ticket.id, operator.id, operator.name, final, "edited" if edited else None
-            ):
+        def decide(tx: DeskTx) -> Ticket | Gathering | None:
+            if (short := self._gather(tx, ticket, operator, final)) is not None:
+                return short
+            # several approvers: all of them decided it
+            by = ", ".join(tx.approvals(ticket.id)) or operator.name
+            if not tx.approve(ticket.id, operator.id, by, final, "edited" if edited else None):
                 return tx.ticket(ticket.id)
             tx.executed(ticket.id, {"returned_to_agent": ticket.agent_name})
             tx.audit(
@@ -160,13 +242,16 @@ class Decisions(DeskBase):
             tx.post(
                 ticket.id,
                 DeskOp.POST,
-                f"✅ {'Edited and approved' if edited else 'Approved'} by **{operator.name}**. "
+                f"✅ {'Edited and approved' if edited else 'Approved'} by **{by}**. "
                 f"{ticket.agent_name} receives the decision.",
             )
             tx.post(ticket.id, DeskOp.REFRESH)
             return None
 
         lost_to = await self.tickets.run(decide, self.clock.now())
+        if isinstance(lost_to, Gathering):
+            self._kick(ticket.id)
+            return lost_to.reply(ticket.id)
         if lost_to is not None:
             return DeskReply(False, self._decided_text(lost_to))
         self._kick(ticket.id)
