@@ -145,6 +145,7 @@ def build(
         kick_customer=outbox.kick,
         housekeeping=[desk.auto_close_due],
     )
+    desk.on_opened.append(deadlines.arm_escalation)
     knowledge = Knowledge(db=db, policy=policy.knowledge, clock=clock, folder=knowledge_dir)
     tools = ToolRunner(
         registry=registry, policy=policy, desk=desk, kinds=kinds, knowledge=knowledge

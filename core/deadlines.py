@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from core.clock import Clock
-from core.policy import Policy
+from core.policy import Policy, escalation_steps
 from core.text import for_people
 from storage.conversations import close_idle_conversations
 from storage.db import Store
@@ -60,6 +60,8 @@ class Deadlines:
         self.kick_customer = kick_customer  # ... and the customer
         # checks by time, not by a deadline column (quiet tickets)
         self.housekeeping = list(housekeeping)
+        # [desk] escalation: (seconds after a ticket opened, role to mention); checked at load
+        self.escalation = escalation_steps(policy.desk.escalation)
 
     # -- arming -----------------------------------------------------------------------------
 
@@ -87,12 +89,18 @@ class Deadlines:
         if timeout_due is not None:
             self.arm(f"ticket-timeout:{ticket_id}", timeout_due)
 
+    def arm_escalation(self, ticket_id: int) -> None:
+        """A new ticket's first escalation step (its later ones are armed as each fires)."""
+        if self.escalation:
+            self.arm(f"ticket-escalation:{ticket_id}", self.clock.now() + self.escalation[0][0])
+
     async def start(self) -> None:
         """After a start: settle what fell due while the bot was down, then arm every future
         deadline."""
         await self.run_due()
         now = self.clock.now()
         rows = await self.tickets.pending_deadlines()
+        rows += await self.tickets.escalation_deadlines(self.escalation)
         for steps in self.steps:
             rows += await steps.pending_deadlines()
         for job_id, due in rows:
@@ -119,9 +127,30 @@ class Deadlines:
         """Settle everything due by now. Safe to call any number of times: each deadline acts
         once."""
         await self.remind_and_time_out()
+        await self.escalate()
         for steps in self.steps:
             await steps.expire_due()
         await self.tidy()
+
+    async def escalate(self) -> int:
+        """Mention the next role on each ticket that reached an escalation step unanswered."""
+        if not self.escalation:
+            return 0
+        steps = self.escalation
+
+        def text(ticket_id: int, level: int) -> str:
+            waited = for_people(steps[level - 1][0])
+            return (
+                f"🔺 Escalated (level {level} of {len(steps)}): ticket #{ticket_id} has waited"
+                f" {waited} without an answer or a decision."
+            )
+
+        escalated = await self.tickets.escalate_due(self.clock.now(), steps, text)
+        for ticket_id, following in escalated:
+            self.kick_desk(ticket_id)
+            if following is not None:
+                self.arm(f"ticket-escalation:{ticket_id}", following)
+        return len(escalated)
 
     async def tidy(self) -> None:
         """What is checked every few minutes rather than at a deadline: idle conversations, quiet

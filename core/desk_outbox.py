@@ -109,6 +109,7 @@ class DeskOutbox(DeliveryQueue[int]):
         handlers = {
             DeskOp.POST: self._post,
             DeskOp.PING: self._post,
+            DeskOp.ESCALATE: self._escalate,
             DeskOp.TRANSCRIPT: self._transcript,
             DeskOp.ARCHIVE: self._archive,
             DeskOp.DRAFT: self._draft,
@@ -151,6 +152,15 @@ class DeskOutbox(DeliveryQueue[int]):
                 nonce=chunk_nonce(self.nonce_prefix, item.id, i),
                 ping=item.op is DeskOp.PING and i == 0,
             )
+
+    async def _escalate(self, item: DeskItem, ticket: Ticket, thread_id: int) -> None:
+        role, _, text = item.content.partition("\n")
+        await self.desk.post(
+            thread_id,
+            text,
+            nonce=chunk_nonce(self.nonce_prefix, item.id, 0),
+            mention_role=int(role),
+        )
 
     async def _refresh(self, item: DeskItem) -> None:
         # the card's read brings the ticket: one query

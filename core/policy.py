@@ -479,6 +479,15 @@ SPEC: dict[str, dict[str, Key]] = {
             help='when people are at the desk, e.g. ["mon-fri 09:00-17:30"]; empty: always',
         ),
         "timezone": Key(str, "UTC", help='the time zone of [desk] hours, e.g. "Europe/Paris"'),
+        "escalation": Key(
+            list,
+            [],
+            help=(
+                "an unanswered or undecided ticket mentions the next role at each step, e.g."
+                " [{after_minutes = 15, mention_role_id = 123}, {after_minutes = 60,"
+                " mention_role_id = 456}]"
+            ),
+        ),
         "on_call_role_id": Key(
             int,
             0,
@@ -1092,6 +1101,19 @@ def _check_prices(value: Any, at: str) -> str | None:
     return None
 
 
+def _check_approvers(value: Any, at: str) -> str | None:
+    """``[agents] approvers = { refund = 2 }``: operators who must approve each action."""
+    if not isinstance(value, dict):
+        return f"{at}: [agents] approvers must be a table, e.g. approvers = {{ refund = 2 }}"
+    for name, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 5:
+            return (
+                f"{at}: [agents] approvers: {name} = {count!r} must be a whole number from 1 to"
+                " 5 (operators who must approve)"
+            )
+    return None
+
+
 def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
     """What is wrong with one key of the file (with its line and the fix), or None."""
     spec = SPEC[section].get(key)
@@ -1100,6 +1122,14 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
         fix = f"did you mean '{hint[0]}'?" if hint else f"known keys: {', '.join(SPEC[section])}"
         return f"{at}: unknown key '{key}' in [{section}]; {fix}"
     allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if (section, key) == ("desk", "escalation"):  # a list of tables, not of words
+        try:
+            escalation_steps(value if isinstance(value, list) else [value])
+        except ValueError as exc:
+            return f"{at}: [desk] escalation: {exc}"
+        return None
+    if (section, key) == ("agents", "approvers"):
+        return _check_approvers(value, at)
     if spec.type is dict:
         return _check_prices(value, at)
     if spec.type is list and not (
@@ -1129,23 +1159,33 @@ def _check_value(section: str, key: str, value: Any, at: str) -> str | None:
         )
     if isinstance(value, str) and not value.strip():
         return f"{at}: [{section}] {key} is empty; remove it to use the default"
-    if (section, key) == ("agents", "approvers"):
-        wrong = [
-            name
-            for name, count in value.items()
-            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 5
-        ]
-        if wrong:
-            return (
-                f"{at}: [agents] approvers: {wrong[0]} = {value[wrong[0]]!r} must be a whole"
-                " number from 1 to 5 (operators who must approve)"
-            )
     if (section, key) == ("agents", "auto_approve"):
         try:
             auto_approve_limits(value)
         except ValueError as exc:
             return f"{at}: [agents] auto_approve: {exc}"
     return None
+
+
+def escalation_steps(entries: Sequence[Any]) -> list[tuple[float, int]]:
+    """``[{after_minutes = 15, mention_role_id = 123}, ...]`` -> [(seconds after the ticket
+    opened, role id)], checked: each step later than the one before, at most 10."""
+    steps: list[tuple[float, int]] = []
+    if len(entries) > 10:
+        raise ValueError(f"{len(entries)} steps; at most 10")
+    for n, entry in enumerate(entries, 1):
+        example = "{after_minutes = 15, mention_role_id = 123456789012345678}"
+        if not isinstance(entry, dict) or set(entry) != {"after_minutes", "mention_role_id"}:
+            raise ValueError(f"step {n} must be {example}")
+        minutes, role = entry["after_minutes"], entry["mention_role_id"]
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
+            raise ValueError(f"step {n}: after_minutes must be a number of minutes above 0")
+        if isinstance(role, bool) or not isinstance(role, int) or role <= 0:
+            raise ValueError(f"step {n}: mention_role_id must be a role's id (a whole number)")
+        if steps and minutes * 60 <= steps[-1][0]:
+            raise ValueError(f"step {n}: after_minutes must be later than step {n - 1}'s")
+        steps.append((minutes * 60.0, role))
+    return steps
 
 
 def auto_approve_limits(entries: Sequence[str]) -> dict[str, float]:

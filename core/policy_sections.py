@@ -79,6 +79,7 @@ class DeskSection:
     auto_close_grace_hours: float
     hours: tuple[str, ...]
     timezone: str
+    escalation: tuple[str, ...]
     on_call_role_id: int
 
 

@@ -85,9 +85,17 @@ class StaffDesk(Protocol):
     async def open_thread(self, message_id: int, name: str) -> int:
         """Start the ticket's thread on that message; returns the thread id."""
 
-    async def post(self, thread_id: int, text: str, *, nonce: str, ping: bool = False) -> None:
+    async def post(
+        self,
+        thread_id: int,
+        text: str,
+        *,
+        nonce: str,
+        ping: bool = False,
+        mention_role: int | None = None,
+    ) -> None:
         """Write in the ticket's thread (<= 2000 chars), once per ``nonce``; ``ping`` mentions the
-        operators."""
+        operators, ``mention_role`` that role alone (an escalation step)."""
 
     async def post_file(
         self, thread_id: int, text: str, data: bytes, filename: str, *, nonce: str

@@ -138,6 +138,7 @@ def build_card(
     action_summary: str | None,
     case: Sequence[str] = (),
     approvals: str | None = None,
+    escalated: str | None = None,
 ) -> Card:
     title = clip(
         f"Ticket #{ticket.id} · {ticket.kind.value} · {ticket.priority.value}", EMBED_TITLE_LIMIT
@@ -169,6 +170,8 @@ def build_card(
         fields.append(("Proposed action", _value(f"{label}\n```json\n{clip(params, 800)}\n```")))
     if approvals:
         fields.append(("Approvals (distinct operators)", _value(approvals)))
+    if escalated and not ticket.ended:
+        fields.append(("Escalated", _value(escalated)))
     if case:
         fields.append(("Case at a glance", _value(_fit_lines(case, 500))))
     if ticket.dm_closed_at is not None:
@@ -243,6 +246,8 @@ def pending_lines(tickets: Sequence[Ticket], now: float, limit: int = 1900) -> s
         where = f"<#{t.thread_id}>" if t.thread_id else "(thread not posted yet)"
         who = f" · {t.claimed_by_name}" if t.claimed_by_name else ""
         origin = f" from {t.agent_name}" if t.agent_name else ""
+        if t.escalation_level:
+            who += f" · 🔺 escalated ({t.escalation_level})"
         lines.append(
             f"#{t.id} · {age(now - t.created_at)} · {t.kind.value}{origin} · {t.priority.value} · "
             f"{STATUS_LABELS.get(t.status, t.status)}{who} · {where}"

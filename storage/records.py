@@ -101,6 +101,7 @@ class DeskOp(enum.StrEnum):
     ARCHIVE = "archive"  # archive (and lock) the thread
     DRAFT = "draft"  # post the copilot's draft (content: its id) with Send / Edit & send / Discard
     DRAFT_END = "draft end"  # the draft was used or dropped: its message loses its buttons
+    ESCALATE = "escalate"  # write in the thread mentioning a role (content: "role id\ntext")
 
 
 ENDED = (Status.CLOSED, Status.EXPIRED)
@@ -148,6 +149,7 @@ class Ticket:
     answer_schema: dict[str, Any] | None = None  # an agent's question wants a typed answer (a form)
     answer_data: dict[str, Any] | None = None  # ... and this is it, beside ``answer`` in words
     approvers_needed: int = 1  # distinct operators who must approve (two-person approval)
+    escalation_level: int = 0  # [desk] escalation steps reached (each mentioned its role once)
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
@@ -186,6 +188,7 @@ class Ticket:
             answer_schema=_json_or_none(row["answer_schema"]),
             answer_data=_json_or_none(row["answer_data"]),
             approvers_needed=row["approvers_needed"],
+            escalation_level=row["escalation_level"],
         )
 
     @property

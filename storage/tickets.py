@@ -759,6 +759,68 @@ class TicketStore:
         )
         return [(r[0], r[1]) for r in rows]
 
+    async def escalate_due(
+        self, now: float, steps: list[tuple[float, int]], text: Callable[[int, int], str]
+    ) -> list[tuple[int, float | None]]:
+        """Open tickets nobody has answered or decided that reached their next [desk] escalation
+        step(s): each step mentions its role once (``text(ticket_id, level)``), in order, even when
+        several fell due while the bot was down. Returns (ticket, when its next step is due)."""
+        unanswered = (
+            "status = 'open' AND first_response_at IS NULL AND kind != 'notice'"
+            " AND escalation_level < ?"
+        )
+
+        def write(c: Connection) -> list[tuple[int, float | None]]:
+            done: list[tuple[int, float | None]] = []
+            rows = c.execute(
+                f"SELECT id, created_at, escalation_level FROM tickets WHERE {unanswered}"
+                " AND created_at <= ?",
+                (len(steps), now - steps[0][0]),
+            ).fetchall()
+            for ticket_id, created_at, level in rows:
+                reached = level
+                while reached < len(steps) and created_at + steps[reached][0] <= now:
+                    reached += 1
+                if (
+                    reached == level
+                    or not c.execute(
+                        "UPDATE tickets SET escalation_level = ?, escalated_at = ? WHERE id = ? AND"
+                        " escalation_level = ?",
+                        (reached, now, ticket_id, level),
+                    ).rowcount
+                ):
+                    continue
+                for step in range(level + 1, reached + 1):
+                    role = steps[step - 1][1]
+                    desk_post_sql(
+                        c, ticket_id, DeskOp.ESCALATE, now, f"{role}\n{text(ticket_id, step)}"
+                    )
+                    audit_sql(
+                        c,
+                        now,
+                        "system",
+                        "ticket_escalated",
+                        f"ticket:{ticket_id}",
+                        {"level": step, "role_id": role},
+                    )
+                desk_post_sql(c, ticket_id, DeskOp.REFRESH, now, "")
+                following = created_at + steps[reached][0] if reached < len(steps) else None
+                done.append((ticket_id, following))
+            return done
+
+        return await self.db.run(write)
+
+    async def escalation_deadlines(self, steps: list[tuple[float, int]]) -> list[tuple[str, float]]:
+        """(job id, due) of each unanswered ticket's next escalation step."""
+        if not steps:
+            return []
+        rows = await self.db.fetchall(
+            "SELECT id, created_at, escalation_level FROM tickets WHERE status = 'open' AND"
+            " first_response_at IS NULL AND kind != 'notice' AND escalation_level < ?",
+            (len(steps),),
+        )
+        return [(f"ticket-escalation:{r[0]}", r[1] + steps[r[2]][0]) for r in rows]
+
     async def pending_deadlines(self) -> list[tuple[str, float]]:
         """(job id, due) of every ticket deadline still to come: reminders and timeouts."""
         rows = await self.db.fetchall(

@@ -374,3 +374,60 @@ async def test_a_fresh_database_after_an_old_one_posts_anew_on_the_same_discord(
         )
         await bot.stop()
     assert "160004" not in bot.log.read_text()
+
+
+async def test_escalation_steps_fire_once_each_across_a_kill_9(tmp_path):
+    import socket
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    leads, managers = 111111111111111111, 222222222222222222
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        "[desk]\nescalation = ["
+        f"{{after_minutes = 0.05, mention_role_id = {leads}}}, "
+        f"{{after_minutes = 0.1, mention_role_id = {managers}}}]\n"
+        "[timeouts]\nticket_answer_seconds = 3600\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "t" * 30
+    async with real_bot(
+        tmp_path,
+        with_claude=False,
+        HANDOFF_MCP_TOKENS=f"fraud-review:{token}",
+        HANDOFF_MCP_PORT=str(port),
+        HANDOFF_POLICY=str(policy),
+    ) as bot:
+        discord, log = bot.discord, bot.log
+        await bot.start()
+        await eventually(
+            lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server"
+        )
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+            Client(
+                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+            ) as client,
+        ):
+            asked = await client.call_tool(
+                "ask_human", {"question": "Is this transfer legitimate?", "wait_seconds": 0}
+            )
+        assert asked.structured_content == {"ticket": 1, "status": "waiting"}
+        await eventually(lambda: discord.threads, within=15, what="the ticket's thread")
+        [thread_id] = discord.threads
+        await bot.kill()  # kill -9 before either step (3 s and 6 s after the ticket opened)
+        await asyncio.sleep(7)
+        await bot.start()
+
+        def mentions() -> list[str]:
+            posted = [m["content"] for m in discord.messages.get(thread_id, [])]
+            return [p.split(" ")[0] for p in posted if "Escalated" in p]
+
+        await eventually(lambda: len(mentions()) == 2, within=15, what="both escalation steps")
+        await asyncio.sleep(1.5)  # more deadlines and outbox rounds: nothing again
+        assert mentions() == [f"<@&{leads}>", f"<@&{managers}>"]
+        await bot.stop()

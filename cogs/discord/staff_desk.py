@@ -122,12 +122,27 @@ class DiscordStaffDesk:
         )
         return thread.id
 
-    async def post(self, thread_id: int, text: str, *, nonce: str, ping: bool = False) -> None:
+    async def post(
+        self,
+        thread_id: int,
+        text: str,
+        *,
+        nonce: str,
+        ping: bool = False,
+        mention_role: int | None = None,
+    ) -> None:
+        """Write in a thread; ``ping`` mentions the operators (or the on-call role),
+        ``mention_role`` that role alone (an escalation step)."""
         thread = await self._channel(thread_id)
         allowed = discord.AllowedMentions.none()
         if ping:
             mention, allowed = self._mentions()
             text = f"{mention} {text}"
+        elif mention_role is not None:
+            text = f"<@&{mention_role}> {text}"
+            allowed = discord.AllowedMentions(
+                everyone=False, users=False, roles=[discord.Object(mention_role)]
+            )
         try:
             await thread.send(text, allowed_mentions=allowed, nonce=nonce)
         except (discord.HTTPException, *TRANSIENT_ERRORS) as exc:

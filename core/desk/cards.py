@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.actions import ActionRegistry
 from core.approvals import approvals_line, approvers_needed
 from core.case import case_lines
-from core.policy import Policy
+from core.policy import Policy, escalation_steps
 from core.tickets import Card, build_card, thread_name, transcript_lines
 from storage.case import CaseStore
 from storage.conversations import ConversationStore
@@ -45,6 +45,12 @@ class CardRenderer:
             needed = approvers_needed(ticket, agreed or ticket.action_params, self.policy)
             if needed > 1:
                 approvals = approvals_line(await self.tickets.approvals(ticket.id), needed)
+        escalated = None
+        if ticket.escalation_level:
+            steps = escalation_steps(self.policy.desk.escalation)
+            level = ticket.escalation_level
+            role = f" <@&{steps[level - 1][1]}>" if level <= len(steps) else ""
+            escalated = f"level {level} of {len(steps)}{role}"
         if ticket.kind.decided:  # approvals: what the desk knows, beside the proposed action
             facts = await self.case.facts(
                 ticket.id, ticket.customer_id, ticket.action_name, ticket.created_at
@@ -57,6 +63,7 @@ class CardRenderer:
                 action.summary if action else None,
                 case,
                 approvals,
+                escalated,
             ),
             thread_name(ticket.id, ticket.question),
             ticket,
