@@ -245,6 +245,11 @@ REQUEST_APPROVAL_DESCRIPTION = (
     " get_result(ticket) later; an undecided request expires and is never approved."
 )
 
+NOTIFY = (
+    " Give notify_url (https://) to have the result POSTed there when it is settled, signed as"
+    " Standard Webhooks are, instead of polling."
+)
+
 GET_RESULT_DESCRIPTION = (
     "The current result of one of your tickets (from ask_human or request_approval),"
     " waiting up to wait_seconds (default 0, max 50) for it to be settled. Same result"
@@ -265,7 +270,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
     """The desk's four tools, their parameters and descriptions, defined once: the HTTP endpoint
     runs them on this bot's desk, the stdio server forwards them to a running bot."""
 
-    @server.tool(description=ASK_HUMAN_DESCRIPTION)
+    @server.tool(description=ASK_HUMAN_DESCRIPTION + NOTIFY)
     async def ask_human(
         question: str,
         ctx: Context[Any, Any],
@@ -274,6 +279,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
         wait_seconds: float = DEFAULT_WAIT,
         idempotency_key: str | None = None,
         answer_schema: dict[str, Any] | None = None,
+        notify_url: str | None = None,
     ) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "question": question,
@@ -282,10 +288,11 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
             "wait_seconds": wait_seconds,
             "idempotency_key": idempotency_key,
             "answer_schema": answer_schema,
+            "notify_url": notify_url,
         }
         return await handle("ask_human", ctx, arguments)
 
-    @server.tool(description=REQUEST_APPROVAL_DESCRIPTION)
+    @server.tool(description=REQUEST_APPROVAL_DESCRIPTION + NOTIFY)
     async def request_approval(
         action: str,
         details: dict[str, Any],
@@ -296,6 +303,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
         wait_seconds: float = DEFAULT_WAIT,
         idempotency_key: str | None = None,
         approvers: int | None = None,
+        notify_url: str | None = None,
     ) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "action": action,
@@ -306,6 +314,7 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
             "wait_seconds": wait_seconds,
             "idempotency_key": idempotency_key,
             "approvers": approvers,
+            "notify_url": notify_url,
         }
         return await handle("request_approval", ctx, arguments)
 

@@ -1,6 +1,6 @@
 """N agents wait in ask_human at once; an operator answers their tickets in random order.
 
-    python -m bench.agents [--agents 200] [--seed 1] [--via http|stdio]
+    python -m bench.agents [--agents 200] [--seed 1] [--via http|stdio] [--webhooks]
 
 Each agent calls ``ask_human`` with the official MCP client (streamable HTTP, its own connection)
 against the MCP server the bot serves on 127.0.0.1, and waits (wait_seconds 50). Once every ticket
@@ -8,7 +8,9 @@ has its thread, an operator answers them one by one in a random order (dpytest s
 Discord). Prints the share of answers that reached the agent that asked (must be 100%), the time
 from the operator's message reaching the bot to the agent's tool result (p50/p99; target p99 <= 50
 ms), and the process's memory growth per waiting call (the agents run in a child process, so this is
-the bot's own share).
+the bot's own share). ``--webhooks``: each call also gives a notify_url (a receiver in the agents'
+process), and the time from the operator's message to the signed POST arriving is printed too
+(target p99 <= 50 ms).
 """
 
 from __future__ import annotations
@@ -39,12 +41,37 @@ NAMES = 10  # agents' names (tokens); many calls share one
 TOKENS = {f"agent-{i}": f"bench-token-{i:02d}-" + "x" * 20 for i in range(NAMES)}
 
 
-async def clients(endpoint: str, count: int, via: str) -> None:
+async def receiver() -> tuple[str, Any]:
+    """The agents' webhook endpoint: one line per POST received on stdout."""
+    from aiohttp import web
+
+    async def hook(request: web.Request) -> web.Response:
+        result = json.loads(await request.read())
+        print(json.dumps({"hook": result["ticket"], "at": time.perf_counter()}), flush=True)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return f"http://127.0.0.1:{port}/hook", runner
+
+
+async def clients(endpoint: str, count: int, via: str, webhooks: bool = False) -> None:
     """The agents, in a process of their own (``--client``): one line per answered call on
     stdout. ``via`` stdio: each agent name's calls go through one ``python -m agent_api.stdio``
     process (as a framework spawns it), which forwards them to the endpoint."""
+    hook_url, runner = await receiver() if webhooks else ("", None)
     arguments = [
-        {"question": f"question {i}", "wait_seconds": 50, "idempotency_key": f"q{i}"}
+        {
+            "question": f"question {i}",
+            "wait_seconds": 50,
+            "idempotency_key": f"q{i}",
+            **({"notify_url": hook_url} if webhooks else {}),
+        }
         for i in range(count)
     ]
 
@@ -92,9 +119,12 @@ async def clients(endpoint: str, count: int, via: str) -> None:
         await asyncio.gather(*(over_stdio(name) for name in TOKENS))
     else:
         await asyncio.gather(*(over_http(i) for i in range(count)))
+    if runner is not None:
+        await asyncio.sleep(2)  # the last webhooks
+        await runner.cleanup()
 
 
-async def run(count: int, seed: int, via: str) -> None:
+async def run(count: int, seed: int, via: str, webhooks: bool = False) -> None:
     fake = FakeClaude()
     url = await fake.start()
     try:
@@ -106,6 +136,7 @@ async def run(count: int, seed: int, via: str) -> None:
             limits = PortLimits(max_connections=count + 64, max_calls_per_agent=count)
             service = McpService(bot.agents, TOKENS, host="127.0.0.1", port=0, limits=limits)
             await service.start()
+            bot.app.webhooks.use_tokens(TOKENS)
             endpoint = f"http://127.0.0.1:{service.bound_port}/mcp"
             process = psutil.Process()
             rss_before = process.memory_info().rss
@@ -113,6 +144,7 @@ async def run(count: int, seed: int, via: str) -> None:
             done: dict[int, asyncio.Future[tuple[float, dict[str, Any]]]] = {
                 i: loop.create_future() for i in range(count)
             }
+            hooked: dict[int, asyncio.Future[float]] = {}  # ticket -> when its POST arrived
             child = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -123,6 +155,7 @@ async def run(count: int, seed: int, via: str) -> None:
                 str(count),
                 "--via",
                 via,
+                *(["--webhooks"] if webhooks else []),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
             )
@@ -131,7 +164,12 @@ async def run(count: int, seed: int, via: str) -> None:
                 assert child.stdout is not None
                 async for line in child.stdout:
                     record = json.loads(line)
-                    done[record["i"]].set_result((record["at"], record["result"]))
+                    if "hook" in record:
+                        hooked.setdefault(record["hook"], loop.create_future()).set_result(
+                            record["at"]
+                        )
+                    else:
+                        done[record["i"]].set_result((record["at"], record["result"]))
 
             reader = asyncio.create_task(read_answers())
             started = time.perf_counter()
@@ -152,12 +190,17 @@ async def run(count: int, seed: int, via: str) -> None:
             order = list(range(count))
             random.Random(seed).shuffle(order)
             latencies = []
+            pushed = []
+            ticket_of = {int(r["question"].split()[1]): r["id"] for r in rows}
             results: dict[int, dict[str, Any]] = {}
             for i in order:
                 sent_at = time.perf_counter()
                 backend.make_message(f"answer to question {i}", operator, threads[i])
                 at, results[i] = await asyncio.wait_for(done[i], 10)
                 latencies.append(at - sent_at)
+                if webhooks:
+                    arrived = hooked.setdefault(ticket_of[i], loop.create_future())
+                    pushed.append(await asyncio.wait_for(arrived, 10) - sent_at)
             await child.wait()
             await reader
             await service.stop()
@@ -176,6 +219,11 @@ async def run(count: int, seed: int, via: str) -> None:
         "operator's message -> the agent's tool result (target p99 <= 50 ms):"
         f" {summary_ms(latencies)}"
     )
+    if webhooks:
+        print(
+            "operator's message -> the signed webhook POST received (target p99 <= 50 ms):"
+            f" {summary_ms(pushed)}"
+        )
     print(
         f"the bot's memory growth while {count} calls wait:"
         f" {(rss_waiting - rss_before) / 2**20:.1f} MB,"
@@ -193,14 +241,17 @@ def main() -> None:
     parser.add_argument(
         "--via", choices=("http", "stdio"), default="http", help="how the agents reach the desk"
     )
+    parser.add_argument(
+        "--webhooks", action="store_true", help="each call gives a notify_url; time the POSTs"
+    )
     # the agents' side, in a child
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.disable(logging.INFO)
     asyncio.run(
-        clients(args.client, args.agents, args.via)
+        clients(args.client, args.agents, args.via, args.webhooks)
         if args.client
-        else run(args.agents, args.seed, args.via)
+        else run(args.agents, args.seed, args.via, args.webhooks)
     )
 
 

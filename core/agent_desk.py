@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.answer_forms import SchemaError, read_schema
@@ -28,6 +28,7 @@ from core.desk import TicketDesk
 from core.policy import Policy, auto_approve_limits
 from core.risk import amounts, money_names
 from core.text import for_people
+from core.webhooks import notify_url_problem
 from storage.records import DeskOp, Kind, Priority, Source, Status, Ticket
 from storage.tickets import DeskTx, NewTicket, TicketStore
 
@@ -113,7 +114,13 @@ def request_fingerprint(
 
 class AgentDesk:
     def __init__(
-        self, *, desk: TicketDesk, policy: Policy, clock: Clock, arm: Callable[[str, float], None]
+        self,
+        *,
+        desk: TicketDesk,
+        policy: Policy,
+        clock: Clock,
+        arm: Callable[[str, float], None],
+        notify_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.desk = desk
         self.policy = policy
@@ -124,6 +131,7 @@ class AgentDesk:
         # checked when the policy loaded
         self.auto_approve = auto_approve_limits(policy.agents.auto_approve)
         self.money_names = money_names(policy.risk)  # compiled once, read per approval request
+        self.notify_urls = dict(notify_urls or {})  # HANDOFF_MCP_WEBHOOKS: each agent's default
         desk.on_changed.append(self._changed)
 
     # -- waiting ------------------------------------------------------------------------------
@@ -152,6 +160,14 @@ class AgentDesk:
             self._waiters[ticket_id].discard(event)
             if not self._waiters[ticket_id]:
                 del self._waiters[ticket_id]
+
+    def _notify_url(self, agent: str, given: str | None) -> str | None:
+        """Where this call's outcome is POSTed: the call's own URL (checked), else the agent's."""
+        if given is None or not given.strip():
+            return self.notify_urls.get(agent)
+        if (problem := notify_url_problem(given)) is not None:
+            raise AgentError(problem)
+        return given.strip()
 
     @staticmethod
     def _wait_seconds(value: float | None) -> float:
@@ -197,6 +213,7 @@ class AgentDesk:
         wait_seconds: float | None = None,
         idempotency_key: str | None = None,
         answer_schema: dict[str, Any] | None = None,
+        notify_url: str | None = None,
     ) -> dict[str, Any]:
         question = question.strip()
         if not question:
@@ -215,6 +232,7 @@ class AgentDesk:
             self._priority(priority),
             idempotency_key=idempotency_key,
             answer_schema=answer_schema,
+            notify_url=self._notify_url(agent, notify_url),
         )
         return await self._result(ticket_id, wait)
 
@@ -230,6 +248,7 @@ class AgentDesk:
         wait_seconds: float | None = None,
         idempotency_key: str | None = None,
         approvers: int | None = None,
+        notify_url: str | None = None,
     ) -> dict[str, Any]:
         action = action.strip()
         if not action:
@@ -279,6 +298,7 @@ class AgentDesk:
                 f"{action} up to {limit:g} (largest amount {largest or 0:g})" if by_policy else None
             ),
             approvers=needed,
+            notify_url=self._notify_url(agent, notify_url),
         )
         return await self._result(ticket_id, wait)
 
@@ -332,6 +352,7 @@ class AgentDesk:
         approved_by_policy: str | None = None,
         answer_schema: dict[str, Any] | None = None,
         approvers: int = 1,
+        notify_url: str | None = None,
     ) -> int:
         now = self.clock.now()
         answer_in = self.policy.timeouts.ticket_answer_seconds
@@ -385,6 +406,8 @@ class AgentDesk:
             tx.agent_fields(ticket_id, key, expires_at, fingerprint, answer_schema)
             if approvers > 1:
                 tx.approvers_needed(ticket_id, approvers)
+            if notify_url is not None:
+                tx.notify_url(ticket_id, notify_url)
             tx.audit(
                 f"agent:{agent}",
                 "ticket_opened",

@@ -8,12 +8,13 @@ deadlines expire the steps; the steps get a function that calls ``deadlines.arm`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.actions import ActionRegistry
-from core.agent_desk import AgentDesk
+from core.agent_desk import AgentDesk, result_of
 from core.assistant import Assistant, Claude
 from core.claude_pace import ClaudePace
 from core.clock import Clock
@@ -33,6 +34,7 @@ from core.steps.codes import OneTimeCodes, OperatorCodes
 from core.steps.confirmation import Confirmations
 from core.steps.lifecycle import StepKinds
 from core.tool_runner import ToolRunner
+from core.webhooks import Webhooks
 from storage.codes import CodeStore
 from storage.conversations import OutboxStore
 from storage.db import Store
@@ -60,6 +62,7 @@ class Handoff:
     knowledge: Knowledge  # the business's knowledge the assistant answers from
     kb: KnowledgeDesk  # what operators do with it (/kb, Save as knowledge)
     copilot: Copilot | None  # drafted answers for operators; None: no AI, or [copilot] off
+    webhooks: Webhooks  # agents' outcomes POSTed to their notify_url
 
 
 def build(
@@ -75,6 +78,8 @@ def build(
     staff: StaffDesk,
     install: str,
     knowledge_dir: Path | None = None,
+    agent_tokens: Mapping[str, str] | None = None,
+    agent_webhooks: Mapping[str, str] | None = None,
 ) -> Handoff:
     """Handoff's parts for one process. ``claude`` None: no AI (a human relay); ``secret_key`` None
     or ``[mfa] enabled = false``: no one-time codes (destructive actions go to the operators)."""
@@ -134,14 +139,18 @@ def build(
         else None
     )
     kinds = StepKinds([confirmations, approvals, *([codes] if codes else [])])
-    agents = AgentDesk(desk=desk, policy=policy, clock=clock, arm=schedule)
+    agents = AgentDesk(
+        desk=desk, policy=policy, clock=clock, arm=schedule, notify_urls=agent_webhooks
+    )
+    webhooks = Webhooks(db=db, clock=clock, tokens=agent_tokens or {}, result_of=result_of)
+    desk.on_changed.append(webhooks.ticket_changed)
     deadlines = Deadlines(
         db=db,
         policy=policy,
         clock=clock,
         scheduler=scheduler,
         steps=[*kinds, agents],
-        kick_desk=desk_outbox.kick,
+        kick_desk=desk.kick,  # the staff desk, and whoever waits on the ticket (agents, webhooks)
         kick_customer=outbox.kick,
         housekeeping=[desk.auto_close_due],
     )
@@ -193,4 +202,5 @@ def build(
         knowledge,
         KnowledgeDesk(knowledge=knowledge, desk=desk, clock=clock),
         copilot,
+        webhooks,
     )

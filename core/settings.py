@@ -60,6 +60,8 @@ class Settings:
     mcp_port: int = 8765
     # HANDOFF_MCP_PUBLIC_URL: where agents reach a non-loopback endpoint
     mcp_public_url: str | None = None
+    # HANDOFF_MCP_WEBHOOKS: agent name -> where its outcomes are POSTed (unless a call gives a URL)
+    mcp_webhooks: dict[str, str] = field(default_factory=dict)
     # HANDOFF_KNOWLEDGE: the folder of Markdown/text files the assistant answers from
     knowledge_dir: Path = Path("knowledge")
 
@@ -369,7 +371,32 @@ def _mcp_settings(env: Mapping[str, str], problems: _Problems) -> dict[str, Any]
         "mcp_host": mcp_host,
         "mcp_port": int(mcp_port),
         "mcp_public_url": mcp_public_url,
+        "mcp_webhooks": _mcp_webhooks(env.get("HANDOFF_MCP_WEBHOOKS", ""), mcp_tokens, problems),
     }
+
+
+def _mcp_webhooks(raw: str, tokens: Mapping[str, str], problems: _Problems) -> dict[str, str]:
+    """``name=https://...,name=https://...`` -> {agent: URL}; each agent must have a token (its
+    webhook secret is derived from it)."""
+    from core.webhooks import notify_url_problem
+
+    urls: dict[str, str] = {}
+    for i, pair in enumerate(p.strip() for p in raw.split(",")):
+        if not pair:
+            continue
+        name, sep, url = (part.strip() for part in pair.partition("="))
+        where = f"HANDOFF_MCP_WEBHOOKS entry {i + 1}"
+        if not sep or not url:
+            problems.add(
+                f"{where} ({name or '?'}): write name=https://... pairs separated by commas"
+            )
+        elif name not in tokens:
+            problems.add(f"{where}: {name!r} has no token in HANDOFF_MCP_TOKENS")
+        elif (problem := notify_url_problem(url)) is not None:
+            problems.add(f"{where} ({name}): {problem}")
+        else:
+            urls[name] = url
+    return urls
 
 
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")

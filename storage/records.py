@@ -150,6 +150,7 @@ class Ticket:
     answer_data: dict[str, Any] | None = None  # ... and this is it, beside ``answer`` in words
     approvers_needed: int = 1  # distinct operators who must approve (two-person approval)
     escalation_level: int = 0  # [desk] escalation steps reached (each mentioned its role once)
+    notify_url: str | None = None  # an agent's ticket: its outcome is POSTed here (webhooks)
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
@@ -189,6 +190,7 @@ class Ticket:
             answer_data=_json_or_none(row["answer_data"]),
             approvers_needed=row["approvers_needed"],
             escalation_level=row["escalation_level"],
+            notify_url=row["notify_url"],
         )
 
     @property

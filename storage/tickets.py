@@ -325,6 +325,9 @@ class DeskTx(Tx):
             ),
         )
 
+    def notify_url(self, ticket_id: int, url: str) -> None:
+        self.c.execute("UPDATE tickets SET notify_url = ? WHERE id = ?", (url, ticket_id))
+
     def approvers_needed(self, ticket_id: int, count: int) -> None:
         self.c.execute("UPDATE tickets SET approvers_needed = ? WHERE id = ?", (count, ticket_id))
 

@@ -47,6 +47,7 @@ class Agents:
         )
         await self.service.start()
         self.url = f"http://127.0.0.1:{self.service.bound_port}/mcp"
+        self.desk.h.bot.app.webhooks.use_tokens(TOKENS)  # the tokens it serves sign its webhooks
 
     async def stop(self) -> None:
         if self.service is not None:

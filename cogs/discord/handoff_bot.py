@@ -151,6 +151,8 @@ class HandoffBot(commands.Bot):
             staff=DiscordStaffDesk(self),
             install=await install_id(self.db, self.clock.now()),
             knowledge_dir=self.settings.knowledge_dir,
+            agent_tokens=self.settings.mcp_tokens,
+            agent_webhooks=self.settings.mcp_webhooks,
         )
         self._app = app
         # Buttons work after a restart: the ticket, confirmation or challenge id is in the
@@ -176,6 +178,7 @@ class HandoffBot(commands.Bot):
         await self._serve_agents()
         await self.catch_up.note_where_reading_resumes()  # before the gateway delivers anything new
         posts = await self.desk_outbox.resume()
+        await self.app.webhooks.resume()
         owed = await self.outbox.resume()
         unanswered = await self.engine.resume()
         log.info(
@@ -401,6 +404,7 @@ class HandoffBot(commands.Bot):
             await self.engine.close()
             await self.outbox.close()
             await self.desk_outbox.close()
+            await self.app.webhooks.close()
         if self.claude is not None:
             await self.claude.client.close()  # its aiohttp session warns at exit if left open
         await super().close()
