@@ -334,7 +334,11 @@ def register_tools(server: MCPServer, handle: ToolHandler) -> None:
 
 
 def build_server(agents: AgentDesk) -> MCPServer:
-    server: MCPServer = MCPServer(name="handoff", instructions=INSTRUCTIONS)
+    from agent_api.tasks import DeskTasks
+
+    server: MCPServer = MCPServer(
+        name="handoff", instructions=INSTRUCTIONS, extensions=[DeskTasks(agents)]
+    )
 
     async def on_this_desk(
         tool: str, ctx: Context[Any, Any], args: dict[str, Any]

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_WAIT = 50.0  # seconds: MCP clients cut a call at about 60
 DEFAULT_WAIT = 25.0
 CARD_TEXT = 1500  # what a card's description holds; longer texts also go in full to the thread
+WITHDRAWN = "withdrawn by the agent"
 
 
 class AgentError(ValueError):
@@ -47,6 +48,8 @@ def result_of(ticket: Ticket) -> dict[str, Any]:
     """What the agent reads of its ticket: the public shape of ask_human / request_approval /
     get_result."""
     out: dict[str, Any] = {"ticket": ticket.id}
+    if ticket.status == Status.CLOSED and ticket.decision_note == WITHDRAWN:
+        return {**out, "status": "withdrawn"}
     if ticket.kind is Kind.AGENT_APPROVAL:
         if ticket.status == Status.APPROVED:
             out.update(
@@ -308,6 +311,29 @@ class AgentDesk:
         ticket = await self._own(agent, ticket_id)
         wait = self._wait_seconds(0 if wait_seconds is None else wait_seconds)
         return await self._result(ticket.id, wait)
+
+    async def withdraw(self, agent: str, ticket_id: int) -> dict[str, Any]:
+        """The agent no longer needs an answer or a decision: an open ticket is closed (the card
+        says so, its buttons go); a settled one is left as it is. Returns the ticket's result."""
+        await self._own(agent, ticket_id)
+
+        def write(tx: DeskTx) -> bool:
+            if not tx.withdraw(ticket_id, WITHDRAWN):
+                return False
+            tx.audit(f"agent:{agent}", "withdrawn", f"ticket:{ticket_id}")
+            tx.post(
+                ticket_id,
+                DeskOp.POST,
+                f"↩ Withdrawn by {agent}: it no longer needs an answer or a decision. Nothing"
+                " was done.",
+            )
+            tx.post(ticket_id, DeskOp.REFRESH)
+            tx.post(ticket_id, DeskOp.ARCHIVE)
+            return True
+
+        if await self.tickets.run(write, self.clock.now()):
+            self.desk.kick(ticket_id)
+        return await self._result(ticket_id, 0)
 
     async def notify_operators(
         self, agent: str, message: str, *, priority: str = "normal"

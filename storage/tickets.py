@@ -477,6 +477,21 @@ class DeskTx(Tx):
             self.end_drafts(ticket_id)
         return closed
 
+    def withdraw(self, ticket_id: int, note: str) -> bool:
+        """An agent no longer wants its open ticket (the MCP tasks extension's cancel): closed,
+        the note kept where an agent's result reads it."""
+        closed = bool(
+            self.c.execute(
+                "UPDATE tickets SET status = 'closed', closed_at = ?, close_reason = ?,"
+                " decision_note = ?, takeover_by = NULL WHERE id = ? AND status = 'open' AND"
+                " answer IS NULL",
+                (self.now, note, note, ticket_id),
+            ).rowcount
+        )
+        if closed:
+            self.end_drafts(ticket_id)
+        return closed
+
     def settle_held(self, customer_id: int) -> None:
         """Messages held for a person (no AI, or Claude gave up) are settled by the operator."""
         self.c.execute(
