@@ -322,3 +322,14 @@ async def desk(harness: Harness) -> AsyncIterator[Any]:
     interactions = dpytest_ext.Interactions(harness.bot)
     yield Desk(harness, interactions)
     interactions.close()
+
+
+@pytest.fixture
+async def agents(desk: Any) -> AsyncIterator[Any]:
+    """The desk with its MCP endpoint served on 127.0.0.1 (tests.test_agents.Agents)."""
+    from tests.test_agents import Agents
+
+    world = Agents(desk)
+    await world.serve()
+    yield world
+    await world.stop()

@@ -79,14 +79,6 @@ class Tasks(ClientExtension):
             await asyncio.sleep(self.poll_seconds)
 
 
-@pytest.fixture
-async def agents(desk) -> AsyncIterator[Agents]:
-    world = Agents(desk)
-    await world.serve()
-    yield world
-    await world.stop()
-
-
 @contextlib.asynccontextmanager
 async def tasks_client(agents: Agents, tasks: Tasks) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {TOKENS[PRICING]}"}

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -114,14 +113,6 @@ class Agents:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError(f"ticket #{number} was not posted")
-
-
-@pytest.fixture
-async def agents(desk) -> AsyncIterator[Agents]:
-    world = Agents(desk)
-    await world.serve()
-    yield world
-    await world.stop()
 
 
 async def test_an_agent_asks_and_an_operator_answers_in_the_thread(agents):

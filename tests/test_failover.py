@@ -372,7 +372,12 @@ async def test_a_leader_cut_off_from_the_database_stops_before_its_lease_ends(pa
         # limit ends them); b ends them as it takes over, so its start is not held up (it was, 15 s,
         # before).
         await eventually(lambda: pair.b.said("ready to work"), within=10, what="b ready")
-        assert pair.b.said("ended 2 database session(s) the previous leader left open")
+        # how many a's pool had open when cut off depends on the machine's load (1 to its size)
+        ended = re.search(
+            r"ended (\d+) database session\(s\) the previous leader left open",
+            pair.b.log.read_text(),
+        )
+        assert ended is not None and int(ended[1]) >= 1
         assert logged_at(pair.b, "ready to work") - took_over < TAKEOVER, (
             "b's start waited on a's write lock"
         )

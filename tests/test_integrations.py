@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,6 @@ from tests.fake_claude import text, tool_calls
 from tests.test_agents import PRICING, ROOT, TOKENS, Agents
 
 on_sqlite = pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def agents(desk) -> AsyncIterator[Agents]:
-    world = Agents(desk)
-    await world.serve()
-    yield world
-    await world.stop()
 
 
 def desk_of(agents: Agents, **kwargs: Any) -> HandoffDesk:

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import eventually
 from tests.fake_claude import FakeClaude
@@ -123,6 +124,48 @@ async def real_bot(
         await discord.stop()
 
 
+AGENT_TOKEN = "t" * 30
+
+
+@contextlib.asynccontextmanager
+async def bot_serving_agents(tmp_path: Path, **extra: str) -> AsyncIterator[tuple[RealBot, str]]:
+    """A real bot that serves MCP to the agent fraud-review (AGENT_TOKEN) on a free port, started:
+    the bot and its endpoint's URL."""
+    import socket
+
+    with socket.socket() as probe:  # a free port for the MCP endpoint
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with real_bot(
+        tmp_path,
+        with_claude=False,
+        HANDOFF_MCP_TOKENS=f"fraud-review:{AGENT_TOKEN}",
+        HANDOFF_MCP_PORT=str(port),
+        **extra,
+    ) as bot:
+        await bot.start()
+        await eventually(
+            lambda: "MCP server for agents at" in bot.log.read_text(),
+            within=15,
+            what="the MCP server",
+        )
+        yield bot, f"http://127.0.0.1:{port}/mcp"
+
+
+@contextlib.asynccontextmanager
+async def agent_client(url: str) -> AsyncIterator[Any]:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
+
+
 async def test_the_real_bot_answers_a_dm_and_stops_gracefully_on_sigterm(tmp_path):
     async with real_bot(tmp_path) as bot:
         discord, log = bot.discord, bot.log
@@ -142,33 +185,9 @@ async def test_the_real_bot_answers_a_dm_and_stops_gracefully_on_sigterm(tmp_pat
 
 
 async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path):
-    import socket
-
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-
-    with socket.socket() as probe:  # a free port for the MCP endpoint
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    token = "t" * 30
-    async with real_bot(
-        tmp_path,
-        with_claude=False,
-        HANDOFF_MCP_TOKENS=f"fraud-review:{token}",
-        HANDOFF_MCP_PORT=str(port),
-    ) as bot:
-        discord, log = bot.discord, bot.log
-        await bot.start()
-        await eventually(
-            lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server"
-        )
-        async with (
-            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
-            Client(
-                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
-            ) as client,
-        ):
+    async with bot_serving_agents(tmp_path) as (bot, url):
+        discord = bot.discord
+        async with agent_client(url) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
             assert tools == {"ask_human", "request_approval", "get_result", "notify_operators"}
             asked = await client.call_tool(
@@ -377,12 +396,6 @@ async def test_a_fresh_database_after_an_old_one_posts_anew_on_the_same_discord(
 
 
 async def test_escalation_steps_fire_once_each_across_a_kill_9(tmp_path):
-    import socket
-
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-
     leads, managers = 111111111111111111, 222222222222222222
     policy = tmp_path / "policy.toml"
     policy.write_text(
@@ -391,28 +404,9 @@ async def test_escalation_steps_fire_once_each_across_a_kill_9(tmp_path):
         f"{{after_minutes = 0.1, mention_role_id = {managers}}}]\n"
         "[timeouts]\nticket_answer_seconds = 3600\n"
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    token = "t" * 30
-    async with real_bot(
-        tmp_path,
-        with_claude=False,
-        HANDOFF_MCP_TOKENS=f"fraud-review:{token}",
-        HANDOFF_MCP_PORT=str(port),
-        HANDOFF_POLICY=str(policy),
-    ) as bot:
-        discord, log = bot.discord, bot.log
-        await bot.start()
-        await eventually(
-            lambda: "MCP server for agents at" in log.read_text(), within=15, what="the MCP server"
-        )
-        async with (
-            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
-            Client(
-                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
-            ) as client,
-        ):
+    async with bot_serving_agents(tmp_path, HANDOFF_POLICY=str(policy)) as (bot, url):
+        discord = bot.discord
+        async with agent_client(url) as client:
             asked = await client.call_tool(
                 "ask_human", {"question": "Is this transfer legitimate?", "wait_seconds": 0}
             )

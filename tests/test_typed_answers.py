@@ -4,7 +4,6 @@ submits is checked before it counts, and the agent gets answer_data beside the w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -81,14 +80,6 @@ def test_submissions_are_checked_field_by_field():
 
 
 # -- through the real bot ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def agents(desk) -> AsyncIterator[Agents]:
-    world = Agents(desk)
-    await world.serve()
-    yield world
-    await world.stop()
 
 
 async def the_form(agents: Agents) -> dict[str, Any]:
