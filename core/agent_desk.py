@@ -38,6 +38,7 @@ MAX_WAIT = 50.0  # seconds: MCP clients cut a call at about 60
 DEFAULT_WAIT = 25.0
 CARD_TEXT = 1500  # what a card's description holds; longer texts also go in full to the thread
 WITHDRAWN = "withdrawn by the agent"
+MAX_SCHEMA = 8000  # characters of an answer_schema (a form of at most 5 fields needs far less)
 
 
 class AgentError(ValueError):
@@ -222,6 +223,8 @@ class AgentDesk:
         if not question:
             raise AgentError("question is empty: say what you need a person to answer")
         if answer_schema is not None:
+            if len(json.dumps(answer_schema, default=str)) > MAX_SCHEMA:
+                raise AgentError(f"answer_schema is longer than {MAX_SCHEMA} characters")
             try:
                 read_schema(answer_schema)  # a form Discord can show, or the field that is not
             except SchemaError as exc:

@@ -46,10 +46,32 @@ def notify_url_problem(url: str) -> str | None:
     if len(url) > MAX_URL or not parts.hostname:
         return "notify_url must be a full URL of at most 2000 characters"
     if parts.scheme == "https":
+        if _internal_address(parts.hostname):
+            return (
+                "notify_url names a private or link-local address; use a public https:// address"
+                " (or http:// on this machine)"
+            )
         return None
     if parts.scheme == "http" and _loopback(parts.hostname):
         return None
     return "notify_url must be https:// (http:// only on this machine: 127.0.0.1, ::1, localhost)"
+
+
+def _internal_address(host: str) -> bool:
+    """An IP literal inside a private network, link-local (cloud metadata), multicast or
+    unspecified: not where an agent's webhook should make this bot send requests. Names are not
+    resolved here; the deployer's network rules stay the guard for those."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_loopback and (
+        address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_unspecified
+        or address.is_reserved
+    )
 
 
 def _loopback(host: str) -> bool:

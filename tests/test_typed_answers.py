@@ -160,4 +160,11 @@ async def test_a_schema_a_form_cannot_show_is_a_tool_error_and_opens_nothing(age
         wait_seconds=0,
     )
     assert result.is_error and "field 'items'" in result.content[0].text
+    huge = await agents.call(
+        "ask_human",
+        question="Which?",
+        answer_schema={"properties": {"a": {"type": "string", "description": "x" * 9000}}},
+        wait_seconds=0,
+    )
+    assert huge.is_error and "longer than 8000" in huge.content[0].text
     assert await agents.desk.h.fetch("SELECT id FROM tickets") == []

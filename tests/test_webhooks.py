@@ -175,6 +175,8 @@ async def test_only_https_or_this_machine_may_receive(world):
     assert notify_url_problem("http://[::1]:9000/hook") is None
     assert notify_url_problem("ftp://example.com/") is not None
     assert notify_url_problem("https:///nohost") is not None
+    for inside in ("https://169.254.169.254/latest", "https://10.0.0.5/hook", "https://[fd00::1]/"):
+        assert "private or link-local" in (notify_url_problem(inside) or ""), inside
 
 
 def test_the_agent_can_check_a_body_with_its_own_token():
