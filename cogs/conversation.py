@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CONVERSATION_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+DOWNLOAD_SECONDS = 20  # one file from Discord's CDN
 
 
 class Conversation(commands.Cog):
@@ -41,15 +43,7 @@ class Conversation(commands.Cog):
             dm_channel_id=message.channel.id,
             sent_at=message.created_at.timestamp(),
             account_created_at=message.author.created_at.timestamp(),
-            attachments=[
-                {
-                    "filename": a.filename,
-                    "url": a.url,
-                    "size": a.size,
-                    "content_type": a.content_type,
-                }
-                for a in message.attachments
-            ],
+            attachments=await self._fetched(message),
         )
         try:
             await self.bot.engine.receive(inbound)
@@ -64,6 +58,32 @@ class Conversation(commands.Cog):
                 )
             except discord.HTTPException:
                 log.warning("could not tell %s about the failure either", message.author.id)
+
+    async def _fetched(self, message: discord.Message) -> list[dict[str, Any]]:
+        """The message's files with their bytes, read now: Discord's links expire within a day.
+        A file announced over the cap (or one too many) is not downloaded; a failed download is
+        kept as such (the customer is told)."""
+        caps = self.bot.policy.attachments
+        limit = int(caps.max_file_mb * 1024 * 1024)
+        files = []
+        for i, a in enumerate(message.attachments):
+            data = None
+            if i < caps.files_per_message and a.size <= limit:
+                try:
+                    data = await asyncio.wait_for(a.read(), DOWNLOAD_SECONDS)
+                except (discord.HTTPException, OSError, TimeoutError) as exc:
+                    log.warning(
+                        "could not download %s of message %s: %s", a.filename, message.id, exc
+                    )
+            files.append(
+                {
+                    "filename": a.filename,
+                    "size": a.size,
+                    "content_type": a.content_type,
+                    "data": data,
+                }
+            )
+        return files
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:

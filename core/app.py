@@ -38,6 +38,7 @@ from core.webhooks import Webhooks
 from storage.codes import CodeStore
 from storage.conversations import OutboxStore
 from storage.db import Store
+from storage.files import FileStore
 from storage.ratings import RatingStore
 from storage.snippets import SnippetStore
 from storage.tickets import TicketStore
@@ -162,7 +163,14 @@ def build(
     # one pace for every Claude call: customers' answers first, as many at once as the key allows
     pace = ClaudePace(claude.concurrency) if claude is not None else None
     assistant = (
-        Assistant(claude, policy=policy, tools=tools, usage=UsageStore(db), pace=pace)
+        Assistant(
+            claude,
+            policy=policy,
+            tools=tools,
+            usage=UsageStore(db),
+            pace=pace,
+            files=FileStore(db),
+        )
         if claude is not None
         else None
     )

@@ -15,12 +15,14 @@ from collections.abc import Awaitable, Callable
 
 from core.clock import Clock
 from core.drafts import ended_text, suggested_text
+from core.files import size_text
 from core.outbox import backoff_delay, chunk_nonce
 from core.ports import DeliveryFailed, StaffDesk
 from core.text import split_message
 from core.tickets import Card
 from core.workers import DeliveryQueue
 from storage.drafts import SUGGESTED, DraftStore
+from storage.files import FileStore
 from storage.records import DeskOp, Ticket
 from storage.tickets import DeskItem, TicketStore
 
@@ -56,6 +58,7 @@ class DeskOutbox(DeliveryQueue[int]):
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.drafts = DraftStore(store.db)
+        self.files = FileStore(store.db)
 
     async def _pending_keys(self) -> list[int]:
         return await self.store.tickets_with_desk_items()
@@ -110,6 +113,7 @@ class DeskOutbox(DeliveryQueue[int]):
             DeskOp.POST: self._post,
             DeskOp.PING: self._post,
             DeskOp.ESCALATE: self._escalate,
+            DeskOp.FILE: self._file,
             DeskOp.TRANSCRIPT: self._transcript,
             DeskOp.ARCHIVE: self._archive,
             DeskOp.DRAFT: self._draft,
@@ -152,6 +156,19 @@ class DeskOutbox(DeliveryQueue[int]):
                 nonce=chunk_nonce(self.nonce_prefix, item.id, i),
                 ping=item.op is DeskOp.PING and i == 0,
             )
+
+    async def _file(self, item: DeskItem, ticket: Ticket, thread_id: int) -> None:
+        """A kept file re-posted in the thread as a file (Discord's links would expire)."""
+        found = (await self.files.get([int(item.content)])).get(int(item.content))
+        if found is None:
+            raise DeliveryFailed(f"file {item.content} is no longer kept", permanent=True)
+        await self.desk.post_file(
+            thread_id,
+            f"📎 {ticket.customer_name}: {found.filename} ({size_text(found.size)})",
+            found.data,
+            found.filename,
+            nonce=chunk_nonce(self.nonce_prefix, item.id, 0),
+        )
 
     async def _escalate(self, item: DeskItem, ticket: Ticket, thread_id: int) -> None:
         role, _, text = item.content.partition("\n")

@@ -19,6 +19,7 @@ from core.assistant import Assistant, LLMUnavailable
 from core.clock import Clock
 from core.codes import code_in
 from core.desk import TicketDesk
+from core.files import MB, Caps, Offered, Refused, Taken, refusal_text, take
 from core.help_text import help_text, is_help_request
 from core.outbox import Outbox
 from core.policy import Policy
@@ -30,6 +31,7 @@ from core.words import WordList
 from core.workers import KeyedWorkers
 from storage.conversations import ConversationStore, Customer, Gate, NewTurn, Turn
 from storage.db import Store
+from storage.files import FileStore
 from storage.records import Source
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ class ConversationEngine:
         None: codes off."""
         self.db = db
         self.store = ConversationStore(db)
+        self.files = FileStore(db)
         self.policy = policy
         self.clock = clock
         self.channel = channel
@@ -105,10 +108,28 @@ class ConversationEngine:
         """Store a customer's DM (committed before anything else happens), then schedule its
         answer."""
         text = message.content.strip()
-        data = {"attachments": message.attachments} if message.attachments else None
+        now = self.clock.now()
+        taken, refused = await self._files(message, now)
+        attachments: list[dict[str, Any]] = [
+            {
+                "filename": f.filename,
+                "size": f.size,
+                "media_type": f.media_type,
+                "readable": f.readable,
+                "store": i,
+            }
+            for i, f in enumerate(taken)
+        ] + [{"filename": r.filename, "refused": r.why} for r in refused]
+        data = {"attachments": attachments} if attachments else None
         canned = None
         if not text:
-            canned = "attachment_only" if message.attachments else "empty"
+            seen = self.policy.attachments.claude_sees_files and any(f.readable for f in taken)
+            if refused and not taken:
+                canned = "file_refused_only"
+            elif taken and not seen:
+                canned = "attachment_only"
+            elif not taken:
+                canned = "empty"
         # A one-time code is never stored, logged or shown to Claude: the turn keeps a placeholder.
         codes = self.codes
         code = code_in(text) if codes is not None else None
@@ -121,7 +142,6 @@ class ConversationEngine:
         enrol = codes is not None and bare_phrase(text) in ENROL_WORDS
         if self.assistant is not None and not code and not enrol and is_help_request(text):
             canned = "help"  # answered by the bot itself, from the actions it has (no Claude call)
-        now = self.clock.now()
         inbound = await self.store.record_inbound(
             discord_id=message.discord_user_id,
             display_name=message.display_name,
@@ -134,6 +154,7 @@ class ConversationEngine:
             dm_channel_id=message.dm_channel_id,
             gate=self._gate(message, now, counted=code is None),
             one_time_code=code is not None,
+            files=taken,
         )
         if inbound.duplicate:
             log.info(
@@ -155,9 +176,18 @@ class ConversationEngine:
         if enrol:
             await self.enrol(inbound.customer, message.display_name)
             return
+        if refused:  # one plain sentence; the rest of the message carries on
+            told = refusal_text(refused)
+            await self.say(
+                inbound.customer.id,
+                self.policy.message("file_refused", refused=told),
+                reason="file_refused",
+            )
         if inbound.relayed_to is not None:
             self.desk.desk_outbox.kick(inbound.relayed_to)
             return
+        if canned == "file_refused_only":
+            return  # said above; nothing for Claude to read
         if canned:
             # Nothing for Claude to read: answer at once, and keep the turn so nothing is lost.
             reply = (
@@ -186,6 +216,29 @@ class ConversationEngine:
             _gathered.reset(token)
             for customer_id in gathered:
                 self._workers.wake(customer_id)
+
+    async def _files(
+        self, message: InboundMessage, now: float
+    ) -> tuple[list[Taken], list[Refused]]:
+        """The message's files within [attachments]' caps (today's allowance read first)."""
+        if not message.attachments:
+            return [], []
+        caps = self.policy.attachments
+        day_start = now - now % 86400
+        used = await self.files.bytes_since(message.discord_user_id, day_start)
+        offered = [
+            Offered(a["filename"], int(a.get("size") or 0), a.get("data"), a.get("content_type"))
+            for a in message.attachments
+        ]
+        return take(
+            offered,
+            Caps(
+                int(caps.max_file_mb * MB),
+                caps.files_per_message,
+                int(caps.mb_per_customer_per_day * MB),
+            ),
+            used,
+        )
 
     def _gate(self, message: InboundMessage, now: float, *, counted: bool) -> Gate:
         """``counted`` False: not held for speed (a one-time code: codes have their own attempt

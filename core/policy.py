@@ -333,6 +333,22 @@ SPEC: dict[str, dict[str, Key]] = {
             " past it their messages go to a person (0: off)",
         ),
     },
+    "attachments": {
+        "max_file_mb": Key(
+            (int, float),
+            5,
+            0.1,
+            25,
+            "largest file a customer may send, in MB (Claude reads images up to 5 MB)",
+        ),
+        "files_per_message": Key(int, 4, 1, 10, "files taken from one message; more are refused"),
+        "mb_per_customer_per_day": Key(
+            (int, float), 25, 1, 10_000, "MB of files one customer may send in a day (UTC)"
+        ),
+        "claude_sees_files": Key(
+            bool, True, help="Claude sees images and PDFs (false: described by name and size only)"
+        ),
+    },
     "feedback": {
         "ask_after_close": Key(
             bool, True, help="after a ticket closes, ask the customer to rate the help (1-5)"
@@ -744,7 +760,12 @@ SPEC: dict[str, dict[str, Key]] = {
             "contact us another way.",
         ),
         "attachment_only": Key(
-            str, "I can't open attachments yet. Could you describe what you need in text?"
+            str,
+            "I can only see pictures and PDFs, not that kind of file. Could you describe what you"
+            " need in text?",
+        ),
+        "file_refused": Key(
+            str, "{refused}", help="a file that was not taken: {refused} says which and why"
         ),
         "ticket_question": Key(
             str,

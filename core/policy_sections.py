@@ -38,6 +38,14 @@ class AgentsSection:
 
 
 @dataclass(frozen=True)
+class AttachmentsSection:
+    max_file_mb: float
+    files_per_message: int
+    mb_per_customer_per_day: float
+    claude_sees_files: bool
+
+
+@dataclass(frozen=True)
 class ConfirmationsSection:
     yes_words: tuple[str, ...]
     ack_words: tuple[str, ...]
@@ -177,6 +185,10 @@ class TypedSections:
     @cached_property
     def agents(self) -> AgentsSection:
         return AgentsSection(**_record(self.values["agents"]))
+
+    @cached_property
+    def attachments(self) -> AttachmentsSection:
+        return AttachmentsSection(**_record(self.values["attachments"]))
 
     @cached_property
     def confirmations(self) -> ConfirmationsSection:

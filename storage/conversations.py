@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Connection, Store
+from storage.files import insert_file_sql
 from storage.knowledge import record_uses_sql
 from storage.records import DeskOp
 from storage.sql import (
@@ -74,6 +75,35 @@ class Inbound:
     relayed_to: int | None = None  # the ticket whose operator gets this message (a take-over)
     # "blocked", "too fast" or "too new": stored as "ignored": never shown to Claude
     held_by: str | None = None
+
+
+def _keep_files(
+    c: Connection, customer_id: int, turn_id: int, data: Any, files: Sequence[Any], now: float
+) -> list[int]:
+    """The message's taken files, written beside its turn; the turn's attachments get their ids."""
+    attached = (data or {}).get("attachments") or []
+    kept = []
+    for entry in attached:
+        index = entry.pop("store", None)
+        if index is None:
+            continue
+        file = files[index]
+        entry["file_id"] = insert_file_sql(
+            c,
+            customer_id,
+            "customer",
+            file.filename,
+            file.media_type,
+            file.size,
+            file.readable,
+            file.data,
+            now,
+            turn_id=turn_id,
+        )
+        kept.append(entry["file_id"])
+    if kept:
+        c.execute("UPDATE turns SET data = ? WHERE id = ?", (to_json(data), turn_id))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -252,6 +282,7 @@ class ConversationStore:
         dm_channel_id: int | None = None,
         gate: Gate | None = None,
         one_time_code: bool = False,
+        files: Sequence[Any] = (),
     ) -> Inbound:
         """Store a customer's DM as a turn, first of all. Starts a conversation after
         ``idle_seconds`` of silence.
@@ -326,14 +357,15 @@ class ConversationStore:
                     now,
                 ),
             ).fetchone()[0]
+            kept = _keep_files(c, customer_id, turn_id, data, files, now)
             if held_by is not None:
                 return Inbound(customer, conversation_id, turn_id, duplicate=False, held_by=held_by)
             if relay_to is not None:
-                attached = (data or {}).get("attachments", [])
-                files = "".join(f"\n📎 {a.get('filename')}: {a.get('url')}" for a in attached)
                 desk_post_sql(
-                    c, relay_to, DeskOp.POST, now, f"**{display_name}:** {content}{files}".strip()
+                    c, relay_to, DeskOp.POST, now, f"**{display_name}:** {content}".strip()
                 )
+                for file_id in kept:  # re-posted as files: Discord's links would expire
+                    desk_post_sql(c, relay_to, DeskOp.FILE, now, str(file_id))
             return Inbound(customer, conversation_id, turn_id, duplicate=False, relayed_to=relay_to)
 
         return await self.db.run(write)

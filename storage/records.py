@@ -102,6 +102,7 @@ class DeskOp(enum.StrEnum):
     DRAFT = "draft"  # post the copilot's draft (content: its id) with Send / Edit & send / Discard
     DRAFT_END = "draft end"  # the draft was used or dropped: its message loses its buttons
     ESCALATE = "escalate"  # write in the thread mentioning a role (content: "role id\ntext")
+    FILE = "file"  # re-post a kept file in the thread (content: its id in files)
 
 
 ENDED = (Status.CLOSED, Status.EXPIRED)

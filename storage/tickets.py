@@ -59,6 +59,9 @@ class NewTicket:
     timeout_due_at: float | None = None
 
 
+FILES_ON_OPEN = 10  # a new ticket's thread gets the conversation's newest files, at most this many
+
+
 def open_ticket_sql(c: Connection, ticket: NewTicket, now: float) -> int:
     ticket_id = c.execute(
         "INSERT INTO tickets (customer_id, conversation_id, kind, source, priority, question,"
@@ -84,6 +87,14 @@ def open_ticket_sql(c: Connection, ticket: NewTicket, now: float) -> int:
         ),
     ).fetchone()[0]
     desk_post_sql(c, ticket_id, DeskOp.OPEN, now)
+    # the files the customer sent in this conversation, re-posted in the thread (the newest few)
+    files = c.execute(
+        "SELECT f.id FROM files f JOIN turns t ON t.id = f.turn_id WHERE t.conversation_id = ? AND"
+        " f.origin = 'customer' ORDER BY f.id DESC LIMIT ?",
+        (ticket.conversation_id, FILES_ON_OPEN),
+    ).fetchall()
+    for (file_id,) in reversed(files):
+        desk_post_sql(c, ticket_id, DeskOp.FILE, now, str(file_id))
     return ticket_id
 
 

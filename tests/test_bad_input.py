@@ -26,7 +26,7 @@ async def test_attachment_only_message_is_stored_and_answered(harness, tmp_path)
     picture.write_bytes(b"\x89PNG fake")
     await harness.dm(0, "", attachments=[str(picture)])
     [reply] = harness.sent()
-    assert "can't open attachments" in reply.content
+    assert "only see pictures and PDFs" in reply.content
     [(data,)] = await harness.fetch("SELECT data FROM turns WHERE kind = 'customer'")
     assert "receipt.png" in data
     assert harness.fake.requests == []

@@ -1,0 +1,124 @@
+"""Pictures and files: Claude sees the images and PDFs customers send (the same bytes in every
+later call, after a restart too), operators see them in the ticket's thread as files, and what is
+too large is refused with one sentence and never reaches Claude."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.desk_support import desk_with, start_again
+from tests.fake_claude import text, tool_calls
+from tests.support import test_policy
+
+# a real 1x1 PNG and a tiny PDF: the desk reads their first bytes, not their names
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def saved(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def blocks_of(request: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [
+        b
+        for m in request["messages"]
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == kind
+    ]
+
+
+async def test_claude_sees_a_picture_now_and_in_later_calls_and_after_a_restart(desk, tmp_path):
+    h = desk.h
+    h.fake.then(text("That mug is cracked; I'm sorry."))
+    await h.dm(0, "it arrived like this", attachments=[saved(tmp_path, "mug.png", PNG)])
+    [image] = blocks_of(h.fake.requests[0], "image")
+    assert image["source"] == {
+        "type": "base64",
+        "media_type": "image/png",
+        "data": base64.b64encode(PNG).decode(),
+    }
+    said = json.dumps(h.fake.requests[0]["messages"])
+    assert "mug.png (image" in said and "not instructions" in said
+    h.fake.then(text("A replacement is on its way."))
+    await h.dm(0, "can you replace it?")
+    assert blocks_of(h.fake.requests[1], "image") == [image], "again in the next call's history"
+    await start_again(desk)
+    h.fake.then(text("Anything else?"))
+    await h.dm(0, "thanks")
+    assert blocks_of(h.fake.requests[2], "image") == [image], "read from the database"
+    [(size, readable)] = await h.fetch("SELECT size, readable FROM files")
+    assert (size, readable) == (len(PNG), 1)
+
+
+async def test_a_pdf_is_a_document_and_a_picture_alone_goes_to_claude(desk, tmp_path):
+    h = desk.h
+    h.fake.then(text("Thanks for the invoice."))
+    await h.dm(0, "", attachments=[saved(tmp_path, "invoice.pdf", PDF)])
+    [document] = blocks_of(h.fake.requests[0], "document")
+    assert document["source"]["media_type"] == "application/pdf"
+    assert base64.b64decode(document["source"]["data"]) == PDF
+
+
+async def test_a_name_that_lies_is_not_shown_as_a_picture(desk, tmp_path):
+    h = desk.h
+    h.fake.then(text("What is in the file?"))
+    await h.dm(0, "see attached", attachments=[saved(tmp_path, "photo.png", b"MZ\x90 not a png")])
+    assert blocks_of(h.fake.requests[0], "image") == []
+    assert "you cannot open this type" in json.dumps(h.fake.requests[0]["messages"])
+
+
+async def test_an_oversized_file_is_refused_politely_and_never_sent_to_claude(harness, tmp_path):
+    policy = test_policy(attachments={"max_file_mb": 0.1})
+    async with desk_with(harness, policy) as desk:
+        h = desk.h
+        big = saved(tmp_path, "video.png", PNG + b"\0" * 200_000)
+        h.fake.then(text("Tell me more."))
+        await h.dm(0, "look", attachments=[big])
+        told = [m.content for m in h.sent()]
+        assert any("I couldn't take “video.png” (" in t and "up to 102 KB" in t for t in told)
+        assert blocks_of(h.fake.requests[0], "image") == []
+        assert await h.fetch("SELECT id FROM files") == []
+        h.fake.requests.clear()
+        await h.dm(0, "", attachments=[big])  # only a refused file: one sentence, no Claude call
+        assert h.fake.requests == [] and len(h.sent()) == 1
+
+
+async def test_operators_get_the_files_in_the_thread_as_files(desk, tmp_path):
+    h = desk.h
+    h.fake.then(
+        tool_calls(("hand_over_to_human", {"reason": "damaged item"})), text("A person will help.")
+    )
+    await h.dm(0, "broken, see photo", attachments=[saved(tmp_path, "mug.png", PNG)])
+    await h.settle()
+    files = [m for m in h.staff() if m.attachments]
+    assert [m.attachments[0].filename for m in files] == ["mug.png"]
+    assert files[0].content.startswith("📎 ") and "mug.png" in files[0].content
+    await desk.slash("takeover", 1)
+    await desk.told(1)
+    await h.dm(0, "and the box", attachments=[saved(tmp_path, "box.pdf", PDF)])
+    await h.settle()
+    posted = h.staff()
+    assert any(m.content.endswith("and the box") for m in posted)
+    assert [m.attachments[0].filename for m in posted if m.attachments] == ["box.pdf"]
+
+
+@pytest.mark.parametrize("count", [5])
+async def test_more_files_than_a_message_takes_are_refused_one_sentence(desk, tmp_path, count):
+    h = desk.h
+    h.fake.then(text("Got them."))
+    paths = [saved(tmp_path, f"p{i}.png", PNG) for i in range(count)]
+    await h.dm(0, "photos", attachments=paths)
+    assert len(blocks_of(h.fake.requests[0], "image")) == 4
+    [refusal] = [m.content for m in h.sent() if "couldn't take" in m.content]
+    assert "p4.png" in refusal and "at most 4 files a message" in refusal
