@@ -97,6 +97,7 @@ class Tickets(OperatorsOnly, commands.Cog):
         text="what the customer receives",
         ticket=TICKET_OPTION,
         snippet="a saved reply (/snippet list); text, if given, follows it",
+        attachment="a file for the customer (a return label, an invoice)",
     )
     async def reply(
         self,
@@ -104,6 +105,7 @@ class Tickets(OperatorsOnly, commands.Cog):
         text: app_commands.Range[str, 1, 1900] | None = None,
         ticket: int | None = None,
         snippet: str | None = None,
+        attachment: discord.Attachment | None = None,
     ) -> None:
         target = await self._target(interaction, "reply", ticket)
         if target is None:
@@ -124,10 +126,18 @@ class Tickets(OperatorsOnly, commands.Cog):
                 saved, customer=found.customer_name, ticket=number, operator=operator.name
             )
             text = f"{filled}\n{text}" if text else filled
-        if not text:
-            await answer(interaction, "Give the text to send, or a `snippet:`.")
+        if attachment is not None:  # reading it may take longer than an answer may wait
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        files, too_big = await operator_files(self.bot, [attachment] if attachment else [])
+        if too_big:
+            await answer(interaction, too_big)
             return
-        await answer(interaction, await self.bot.desk.reply(number, operator, text))
+        if not text and not files:
+            await answer(interaction, "Give the text to send, a `snippet:` or an `attachment:`.")
+            return
+        await answer(
+            interaction, await self.bot.desk.reply(number, operator, text or "", files=files)
+        )
 
     @reply.autocomplete("snippet")
     async def _snippet_names(
@@ -231,11 +241,45 @@ class Tickets(OperatorsOnly, commands.Cog):
         ):
             return  # only operators, only in the staff channel's threads
         operator = Operator(message.author.id, message.author.display_name)
+        files, too_big = await operator_files(self.bot, message.attachments)
+        if too_big:
+            await channel.send(too_big, allowed_mentions=discord.AllowedMentions.none())
+            if not files and not message.content.strip():
+                return
         reply = await self.bot.desk.operator_message(
-            channel.id, operator, message.content, message.id
+            channel.id, operator, message.content, message.id, files
         )
         if reply is not None and not reply.ok:
             await channel.send(reply.text, allowed_mentions=discord.AllowedMentions.none())
+
+
+async def operator_files(
+    bot: HandoffBot, attachments: list[discord.Attachment]
+) -> tuple[list[tuple[str, bytes]], str]:
+    """An operator's files for the customer, read now (their links expire), within [attachments]
+    max_file_mb; and what to say of those left out."""
+    limit = int(bot.policy.attachments.max_file_mb * 1024 * 1024)
+    files, left = [], []
+    for a in attachments:
+        if a.size > limit:
+            left.append(f"{a.filename} ({a.size // 1024} KB)")
+            continue
+        try:
+            data = await a.read()
+        except (discord.HTTPException, OSError) as exc:
+            left.append(f"{a.filename} (could not be read: {exc})")
+            continue
+        if len(data) > limit:
+            left.append(f"{a.filename} ({len(data) // 1024} KB)")
+            continue
+        files.append((a.filename, data))
+    said = (
+        f"Not sent to the customer: {', '.join(left)}: files can be up to"
+        f" {bot.policy.attachments.max_file_mb:g} MB ([attachments] max_file_mb)."
+        if left
+        else ""
+    )
+    return files, said
 
 
 async def setup(bot: HandoffBot) -> None:

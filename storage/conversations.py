@@ -193,13 +193,23 @@ def current_conversation_sql(c: Connection, customer_id: int, fallback: int, now
 
 
 def tell_customer_sql(
-    c: Connection, customer_id: int, conversation_id: int, text: str, turn: NewTurn, now: float
+    c: Connection,
+    customer_id: int,
+    conversation_id: int,
+    text: str,
+    turn: NewTurn,
+    now: float,
+    files: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Tell the customer ``text`` (owed through the outbox) and store ``turn`` in their current
-    conversation, so Claude sees what happened; in the caller's transaction."""
+    conversation, so Claude sees what happened; in the caller's transaction. ``files`` (name,
+    bytes): the first goes with the text (one upload), each other in a DM of its own."""
     current = current_conversation_sql(c, customer_id, conversation_id, now)
     [turn_id] = insert_turns_sql(c, current, customer_id, [turn], now)
-    enqueue_sql(c, customer_id, turn_id, [text], now)  # split when it is sent
+    first = files[0] if files else None
+    enqueue_sql(c, customer_id, turn_id, [text], now, file=first)  # split when it is sent
+    for name, data in files[1:]:
+        enqueue_sql(c, customer_id, turn_id, [f"📎 {name}"], now, file=(name, data))
 
 
 def history_sql(

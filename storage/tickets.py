@@ -209,10 +209,18 @@ class DeskTx(Tx):
     ) -> None:
         enqueue_sql(self.c, customer_id, turn_id, chunks, self.now, buttons=buttons)
 
-    def tell(self, ticket: Ticket, text: str, turn: NewTurn) -> None:
-        """Tell the ticket's customer ``text`` and store ``turn`` in their conversation (Claude
-        reads it)."""
-        tell_customer_sql(self.c, ticket.customer_id, ticket.conversation_id, text, turn, self.now)
+    def tell(
+        self,
+        ticket: Ticket,
+        text: str,
+        turn: NewTurn,
+        files: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Tell the ticket's customer ``text`` (with ``files``) and store ``turn`` in their
+        conversation (Claude reads it)."""
+        tell_customer_sql(
+            self.c, ticket.customer_id, ticket.conversation_id, text, turn, self.now, files
+        )
 
     def hold(self, turn_ids: Sequence[int]) -> None:
         set_status_sql(self.c, turn_ids, "held")

@@ -122,3 +122,47 @@ async def test_more_files_than_a_message_takes_are_refused_one_sentence(desk, tm
     assert len(blocks_of(h.fake.requests[0], "image")) == 4
     [refusal] = [m.content for m in h.sent() if "couldn't take" in m.content]
     assert "p4.png" in refusal and "at most 4 files a message" in refusal
+
+
+# -- operators' files to the customer --------------------------------------------------------------
+
+
+async def operator_posts(desk: Any, number: int, content: str, *paths: str) -> None:
+    import discord.ext.test as dpytest
+
+    await dpytest.message(
+        content, channel=await desk.thread(number), member=desk.operator, attachments=list(paths)
+    )
+    await desk.h.settle()
+
+
+async def test_an_operators_file_in_the_thread_reaches_the_customer_as_a_file_once(desk, tmp_path):
+    from tests.desk_support import open_question
+
+    h = desk.h
+    await open_question(desk)
+    label = saved(tmp_path, "return-label.pdf", PDF)
+    await operator_posts(desk, 1, "Here is your return label.", label)
+    [dm] = h.sent()
+    assert dm.content.endswith("Here is your return label.")
+    assert [a.filename for a in dm.attachments] == ["return-label.pdf"], "one upload, with the text"
+    await operator_posts(desk, 1, "// internal: label from the carrier", label)
+    assert h.sent() == [], "a note with a file stays between operators"
+    history = await h.fetch("SELECT data FROM turns WHERE kind = 'operator'")
+    assert "return-label.pdf" in history[0][0]
+
+
+async def test_an_operators_file_owed_across_a_restart_is_sent_once(desk, tmp_path):
+    from tests.desk_support import open_question
+
+    h = desk.h
+    await open_question(desk)
+    h.bot.outbox.stop_accepting()  # the bot stops right after storing the DM it owes
+    await operator_posts(desk, 1, "", saved(tmp_path, "invoice.pdf", PDF))
+    assert h.sent() == []
+    await start_again(desk)
+    await h.settle()
+    [dm] = [m for m in h.sent() if m.attachments]
+    assert dm.attachments[0].filename == "invoice.pdf" and "📎 invoice.pdf" in dm.content
+    rows = await h.fetch("SELECT COUNT(*) FROM outbox WHERE file_name = 'invoice.pdf'")
+    assert rows[0][0] == 1

@@ -3,7 +3,7 @@ agent)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from core.answer_forms import as_text, parse_answer, read_schema
 from core.desk.base import ALREADY_HANDLED, Changed, DeskBase, DeskReply, Operator
@@ -17,7 +17,12 @@ class Relaying(DeskBase):
     """Operators' words to the customer or agent."""
 
     async def operator_message(
-        self, thread_id: int, operator: Operator, text: str, message_id: int | None = None
+        self,
+        thread_id: int,
+        operator: Operator,
+        text: str,
+        message_id: int | None = None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> DeskReply | None:
         """An operator wrote in a thread (live, or read back after a start: ``message_id`` makes it
         count once). Returns a hint to post back, or None when nothing needs saying."""
@@ -27,7 +32,8 @@ class Relaying(DeskBase):
             if ticket is None:
                 return None  # not a ticket's thread
             ticket_id = self._thread_tickets[thread_id] = ticket.id  # a thread never changes ticket
-        if text.lstrip().startswith(self.policy.desk.note_prefix) or not text.strip():
+        between_operators = text.lstrip().startswith(self.policy.desk.note_prefix)
+        if between_operators or not (text.strip() or files):
             # a note between operators: kept for the transcript, never relayed
             if message_id is not None:
                 note = (ticket_id, operator.name, text.strip()) if text.strip() else None
@@ -41,6 +47,7 @@ class Relaying(DeskBase):
             text,
             via="thread",
             seen=(thread_id, message_id) if message_id is not None else None,
+            files=files,
         )
         return None if reply is ALREADY_HANDLED else reply
 
@@ -82,6 +89,7 @@ class Relaying(DeskBase):
         *,
         via: str = "command",
         seen: tuple[int, int] | None = None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> DeskReply:
         """Relay an operator's words to the customer; the first answer to an open question answers
         it.
@@ -91,7 +99,7 @@ class Relaying(DeskBase):
         trip).
         """
         now = self.clock.now()
-        text = text.strip()
+        text = text.strip() or ("📎 " + ", ".join(name for name, _ in files) if files else "")
         if not text:
             return DeskReply(False, "Nothing to send: the message is empty.")
 
@@ -108,7 +116,7 @@ class Relaying(DeskBase):
                 )
             if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
                 return Changed(hint)
-            return self._relay(tx, ticket, operator, text, via)
+            return self._relay(tx, ticket, operator, text, via, files)
 
         changed = await self.tickets.run(write, now)
         if changed.reply.ok:
@@ -116,7 +124,13 @@ class Relaying(DeskBase):
         return changed.reply
 
     def _relay(
-        self, tx: DeskTx, ticket: Ticket, operator: Operator, text: str, via: str
+        self,
+        tx: DeskTx,
+        ticket: Ticket,
+        operator: Operator,
+        text: str,
+        via: str,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> Changed:
         """An operator's words to the customer (or agent), in the caller's transaction: the first
         answer to an open question answers it. Read in the same write transaction as the caller's
@@ -135,15 +149,16 @@ class Relaying(DeskBase):
                 "operator_id": operator.id,
                 "ticket": ticket.id,
                 "question": ticket.question,
+                **({"files": [name for name, _ in files]} if files else {}),
             },
         )
         said = self.policy.message("operator_says", operator=operator.name, text=text)
-        tx.tell(ticket, said, turn)
+        tx.tell(ticket, said, turn, files)
         tx.audit(
             operator.actor,
             "answered" if answered else "replied",
             f"ticket:{ticket.id}",
-            {"via": via, "chars": len(text)},
+            {"via": via, "chars": len(text), "files": len(files)},
         )
         if answered:
             tx.post(ticket.id, DeskOp.REFRESH)
