@@ -59,6 +59,14 @@ class Conversation(commands.Cog):
             except discord.HTTPException:
                 log.warning("could not tell %s about the failure either", message.author.id)
 
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """A customer edited a DM (Discord sends the new content)."""
+        author = payload.data.get("author") or {}
+        if payload.guild_id is not None or author.get("bot") or "content" not in payload.data:
+            return
+        await self.bot.engine.customer_edited(payload.message_id, str(payload.data["content"]))
+
     async def _fetched(self, message: discord.Message) -> list[dict[str, Any]]:
         """The message's files with their bytes, read now: Discord's links expire within a day.
         A file announced over the cap (or one too many) is not downloaded; a failed download is

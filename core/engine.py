@@ -203,6 +203,13 @@ class ConversationEngine:
         else:
             self._workers.wake(inbound.customer.id)
 
+    async def customer_edited(self, discord_message_id: int, content: str) -> None:
+        """A customer edited a DM: Claude reads the latest text of one not answered yet; in a
+        take-over the operator sees the edit in the thread."""
+        edited = await self.store.customer_edited(discord_message_id, content, self.clock.now())
+        if edited is not None and edited[1] is not None:
+            self.desk.desk_outbox.kick(edited[1])
+
     @contextlib.contextmanager
     def gathering(self) -> Iterator[None]:
         """Messages received in this block (what a customer sent while the bot was down, read back

@@ -6,10 +6,13 @@ they are); internal notes between operators are marked, and left out of the cust
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from core.files import size_text
 
 WHO = {
     "customer": "Customer",
@@ -20,11 +23,38 @@ WHO = {
 
 
 @dataclass(frozen=True)
+class Attached:
+    """A file shown under a line: a picture inline (its sniffed type and bytes), others by name."""
+
+    filename: str
+    size: int
+    image: tuple[str, bytes] | None = None
+
+
+@dataclass(frozen=True)
 class Line:
     at: float
     kind: str  # customer, assistant, operator, system, note
     who: str
     text: str
+    files: tuple[Attached, ...] = ()
+
+
+def _files_html(files: Sequence[Attached]) -> str:
+    out = []
+    for f in files:
+        if f.image is not None:
+            media, data = f.image
+            source = f"data:{media};base64,{base64.b64encode(data).decode()}"
+            out.append(
+                f'<div class="file"><img src="{source}" alt="{html.escape(f.filename)}"'
+                ' style="max-width:100%;border-radius:6px"></div>'
+            )
+        else:
+            out.append(
+                f'<div class="file">📎 {html.escape(f.filename)} ({size_text(f.size)})</div>'
+            )
+    return "".join(out)
 
 
 def render_html(
@@ -39,7 +69,7 @@ def render_html(
         rows.append(
             f'<div class="turn {html.escape(line.kind)}"><div class="meta">{html.escape(when)} ·'
             f" <b>{html.escape(line.who)}</b>{mark}</div><div"
-            f' class="text">{html.escape(line.text)}</div></div>'
+            f' class="text">{html.escape(line.text)}</div>{_files_html(line.files)}</div>'
         )
     body = "\n".join(rows) or "<p>(nothing was said)</p>"
     return (

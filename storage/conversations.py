@@ -380,6 +380,33 @@ class ConversationStore:
 
         return await self.db.run(write)
 
+    async def customer_edited(
+        self, discord_message_id: int, content: str, now: float
+    ) -> tuple[str, int | None, str] | None:
+        """A customer edited a DM we stored: a message still waiting for an answer takes the new
+        text (Claude reads the latest); a relayed one (a take-over) gets "edited" in the ticket's
+        thread. Returns (the turn's status, the thread's ticket, the customer's name), or None."""
+
+        def write(c: Connection) -> tuple[str, int | None, str] | None:
+            row = c.execute(
+                "SELECT t.id, t.status, t.content, t.customer_id, c.display_name FROM turns t JOIN"
+                " customers c ON c.id = t.customer_id WHERE t.discord_message_id = ? AND t.kind ="
+                " 'customer'",
+                (discord_message_id,),
+            ).fetchone()
+            if row is None or row["content"] == content or row["status"] == "ignored":
+                return None
+            if row["status"] == "pending":
+                c.execute("UPDATE turns SET content = ? WHERE id = ?", (content, row["id"]))
+                return "pending", None, row["display_name"]
+            ticket = takeover_ticket_sql(c, row["customer_id"])
+            if row["status"] == "relayed" and ticket is not None:
+                text = f"✏️ **{row['display_name']}** edited a message: {content}"
+                desk_post_sql(c, ticket, DeskOp.POST, now, text)
+            return row["status"], ticket, row["display_name"]
+
+        return await self.db.run(write)
+
     async def pending_turns(self, customer_id: int, *, history_limit: int = 0) -> PendingWork:
         """The customer, their messages waiting for an answer (oldest first) and, with
         ``history_limit``, the oldest waiting conversation's last turns: one read snapshot, so the

@@ -4,6 +4,7 @@ too large is refused with one sentence and never reaches Claude."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -166,3 +167,71 @@ async def test_an_operators_file_owed_across_a_restart_is_sent_once(desk, tmp_pa
     assert dm.attachments[0].filename == "invoice.pdf" and "📎 invoice.pdf" in dm.content
     rows = await h.fetch("SELECT COUNT(*) FROM outbox WHERE file_name = 'invoice.pdf'")
     assert rows[0][0] == 1
+
+
+async def test_the_transcript_shows_pictures_inline_and_lists_other_files(desk, tmp_path):
+    h = desk.h
+    h.fake.then(
+        tool_calls(("hand_over_to_human", {"reason": "damaged"})), text("A person will help.")
+    )
+    await h.dm(
+        0,
+        "photo and notes",
+        attachments=[saved(tmp_path, "mug.png", PNG), saved(tmp_path, "notes.txt", b"cracked")],
+    )
+    _, page = await h.bot.desk.transcript(1)
+    html = page.decode()
+    assert f"data:image/png;base64,{base64.b64encode(PNG).decode()}" in html
+    assert "📎 notes.txt (1 KB)" in html
+
+
+async def test_a_customer_edit_updates_what_claude_reads_and_shows_in_a_takeover(desk):
+    h = desk.h
+    h.fake.then(
+        tool_calls(("hand_over_to_human", {"reason": "person"})), text("A person will help.")
+    )
+    message = await h.dm(0, "my order is 4411")
+    await desk.slash("takeover", 1)
+    await desk.told(1)
+    relayed = await h.dm(0, "it came broken")
+    h.staff()
+
+    def edit(of: Any, content: str) -> None:
+        h.bot._connection.parse_message_update(
+            {
+                "id": str(of.id),
+                "channel_id": str(of.channel.id),
+                "content": content,
+                "author": {
+                    "id": str(of.author.id),
+                    "username": of.author.name,
+                    "discriminator": "0",
+                    "avatar": None,
+                    "bot": False,
+                },
+                "type": 0,
+                "timestamp": of.created_at.isoformat(),
+                "edited_timestamp": of.created_at.isoformat(),
+                "tts": False,
+                "mention_everyone": False,
+                "mentions": [],
+                "mention_roles": [],
+                "attachments": [],
+                "embeds": [],
+                "pinned": False,
+                "flags": 0,
+            }
+        )
+
+    edit(relayed, "it came broken, the handle is off")
+    await asyncio.sleep(0.1)
+    await h.settle()
+    assert [m.content for m in h.staff()] == [
+        f"✏️ **{h.members[0].name}** edited a message: it came broken, the handle is off"
+    ]
+    edit(message, "my order is 4412")  # answered long ago: nothing changes
+    await asyncio.sleep(0.1)
+    [(content,)] = await h.fetch(
+        "SELECT content FROM turns WHERE discord_message_id = ?", (message.id,)
+    )
+    assert content == "my order is 4411"

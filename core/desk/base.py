@@ -10,13 +10,15 @@ from zoneinfo import ZoneInfo
 
 from core.actions import ActionRegistry
 from core.clock import Clock
+from core.files import IMAGES
 from core.hours import SupportHours
 from core.outbox import Outbox
 from core.policy import Policy
-from core.transcript import WHO, Line, render_html
+from core.transcript import WHO, Attached, Line, render_html
 from storage.conversations import ConversationStore
 from storage.db import Store
 from storage.drafts import DraftStore
+from storage.files import FileStore, StoredFile
 from storage.records import Kind, Priority, Source, Ticket
 from storage.sql import audit
 from storage.tickets import TicketStore
@@ -129,9 +131,19 @@ class DeskBase:
         if found is None:
             return None
         ticket, turns, notes = found
+        attached = [_attached(t["data"]) for t in turns]
+        kept = await FileStore(self.db).get(
+            a["file_id"] for files in attached for a in files if "file_id" in a
+        )
         lines = [
-            Line(t["created_at"], t["kind"], _speaker(t, ticket.customer_name), t["content"])
-            for t in turns
+            Line(
+                t["created_at"],
+                t["kind"],
+                _speaker(t, ticket.customer_name),
+                t["content"],
+                tuple(_shown(a, kept) for a in files),
+            )
+            for t, files in zip(turns, attached, strict=True)
         ]
         lines += [Line(at, "note", author, text) for at, author, text in notes]
         page = render_html(
@@ -199,6 +211,24 @@ class DeskBase:
     async def ticket(self, ticket_id: int) -> Ticket | None:
         """A ticket as it is now (the cogs read tickets through the desk, never storage)."""
         return await self.tickets.get(ticket_id)
+
+
+INLINE_IMAGE = 1024 * 1024  # larger pictures are listed, not embedded in the page
+
+
+def _attached(data: Any) -> list[dict[str, Any]]:
+    """A turn's files: a customer's attachments, or the names an operator sent."""
+    found = json.loads(data) if isinstance(data, str) else (data or {})
+    return list(found.get("attachments") or []) + [
+        {"filename": name, "size": 0} for name in found.get("files") or []
+    ]
+
+
+def _shown(entry: dict[str, Any], kept: Mapping[int, StoredFile]) -> Attached:
+    file = kept.get(entry.get("file_id") or 0)
+    if file is not None and file.media_type in IMAGES and file.size <= INLINE_IMAGE:
+        return Attached(file.filename, file.size, (file.media_type, file.data))
+    return Attached(str(entry.get("filename", "file")), int(entry.get("size") or 0))
 
 
 def _speaker(turn: Mapping[str, Any], customer_name: str) -> str:
