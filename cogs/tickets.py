@@ -253,6 +253,15 @@ class Tickets(OperatorsOnly, commands.Cog):
             await channel.send(reply.text, allowed_mentions=discord.AllowedMentions.none())
 
 
+def _in_a_ticket_thread(bot: HandoffBot, channel_id: int, guild_id: int | None) -> bool:
+    channel = bot.get_channel(channel_id)
+    return (
+        guild_id is not None
+        and isinstance(channel, discord.Thread)
+        and channel.parent_id == bot.settings.staff_channel_id
+    )
+
+
 async def operator_files(
     bot: HandoffBot, attachments: list[discord.Attachment]
 ) -> tuple[list[tuple[str, bytes]], str]:
@@ -282,5 +291,26 @@ async def operator_files(
     return files, said
 
 
+class RelayedEdits(commands.Cog):
+    """An operator editing or deleting a message the desk relayed: the customer's copy follows."""
+
+    def __init__(self, bot: HandoffBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        author = payload.data.get("author") or {}
+        if author.get("bot") or "content" not in payload.data:
+            return
+        if _in_a_ticket_thread(self.bot, payload.channel_id, payload.guild_id):
+            await self.bot.desk.operator_edited(payload.message_id, str(payload.data["content"]))
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        if _in_a_ticket_thread(self.bot, payload.channel_id, payload.guild_id):
+            await self.bot.desk.operator_edited(payload.message_id, None)
+
+
 async def setup(bot: HandoffBot) -> None:
     await bot.add_cog(Tickets(bot), guild=discord.Object(bot.settings.guild_id))
+    await bot.add_cog(RelayedEdits(bot))

@@ -95,7 +95,7 @@ class Outbox(DeliveryQueue[int]):
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             if last and item.file is not None:
-                await self.channel.send_file(
+                message_id = await self.channel.send_file(
                     channel_id,
                     chunk,
                     item.file[1],

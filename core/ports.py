@@ -58,6 +58,10 @@ class CustomerChannel(Protocol):
         raises on failure as ``send`` does. ``nonce``: stored once by the platform, so a retry does
         not post it twice."""
 
+    async def edit(self, channel_id: int, message_id: int, content: str) -> None:
+        """Replace the text of a message the bot sent in a DM (an operator edited theirs). A
+        message already gone is not an error; other failures raise DeliveryFailed."""
+
     async def delete(self, channel_id: int, message_id: int) -> None:
         """Delete a message the bot sent in a DM (an authenticator setup's key, once the setup
         ended). A message already gone is not an error; other failures raise DeliveryFailed."""

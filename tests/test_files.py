@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from tests.desk_support import desk_with, start_again
@@ -235,3 +236,62 @@ async def test_a_customer_edit_updates_what_claude_reads_and_shows_in_a_takeover
         "SELECT content FROM turns WHERE discord_message_id = ?", (message.id,)
     )
     assert content == "my order is 4411"
+
+
+def message_update(of: Any, content: str, *, guild_id: int | None = None) -> dict[str, Any]:
+    """MESSAGE_UPDATE as the gateway sends it for an edited message."""
+    return {
+        "id": str(of.id),
+        "channel_id": str(of.channel.id),
+        **({"guild_id": str(guild_id)} if guild_id else {}),
+        "content": content,
+        "author": {
+            "id": str(of.author.id),
+            "username": of.author.name,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": False,
+        },
+        "type": 0,
+        "timestamp": of.created_at.isoformat(),
+        "edited_timestamp": of.created_at.isoformat(),
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "flags": 0,
+    }
+
+
+async def test_an_operators_edit_and_delete_follow_to_the_customers_copy(desk):
+    import discord.ext.test as dpytest
+
+    from tests.desk_support import open_question
+
+    h = desk.h
+    await open_question(desk)
+    thread = await desk.thread(1)
+    posted = await dpytest.message("It is dishwasher safe.", channel=thread, member=desk.operator)
+    await h.settle()
+    [dm] = h.sent()
+    h.bot._connection.parse_message_update(
+        message_update(posted, "It is dishwasher safe, up to 60°C.", guild_id=thread.guild.id)
+    )
+    await asyncio.sleep(0.1)
+    await h.settle()
+    copy = await dm.channel.fetch_message(dm.id)
+    assert copy.content.endswith("It is dishwasher safe, up to 60°C.")
+    h.fake.then(text("Anything else?"))
+    await h.dm(0, "thanks")
+    said = json.dumps(h.fake.requests[-1]["messages"], ensure_ascii=False)
+    assert "up to 60°C" in said, "Claude reads the edit"
+    h.bot._connection.parse_message_delete(
+        {"id": str(posted.id), "channel_id": str(thread.id), "guild_id": str(thread.guild.id)}
+    )
+    await asyncio.sleep(0.1)
+    await h.settle()
+    with pytest.raises(discord.NotFound):
+        await dm.channel.fetch_message(dm.id)

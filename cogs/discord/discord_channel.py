@@ -219,6 +219,21 @@ class DiscordCustomerChannel:
             raise delivery_failure(exc) from exc
         return message.id
 
+    async def edit(self, channel_id: int, message_id: int, content: str) -> None:
+        try:
+            with request_priority(Priority.ANSWER):
+                await (
+                    self._dm(channel_id)
+                    .get_partial_message(message_id)
+                    .edit(content=content, allowed_mentions=NO_PINGS)
+                )
+        except discord.NotFound:
+            return  # the customer's copy is gone (deleted): nothing to edit
+        except discord.HTTPException as exc:
+            raise delivery_failure(exc) from exc
+        except TRANSIENT_ERRORS as exc:
+            raise delivery_failure(exc) from exc
+
     async def delete(self, channel_id: int, message_id: int) -> None:
         try:
             with request_priority(Priority.ANSWER):

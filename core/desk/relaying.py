@@ -116,7 +116,8 @@ class Relaying(DeskBase):
                 )
             if via == "thread" and (hint := self._thread_hint(ticket, operator)) is not None:
                 return Changed(hint)
-            return self._relay(tx, ticket, operator, text, via, files)
+            thread_message = seen[1] if seen is not None else None
+            return self._relay(tx, ticket, operator, text, via, files, thread_message)
 
         changed = await self.tickets.run(write, now)
         if changed.reply.ok:
@@ -131,6 +132,7 @@ class Relaying(DeskBase):
         text: str,
         via: str,
         files: Sequence[tuple[str, bytes]] = (),
+        thread_message: int | None = None,
     ) -> Changed:
         """An operator's words to the customer (or agent), in the caller's transaction: the first
         answer to an open question answers it. Read in the same write transaction as the caller's
@@ -150,6 +152,8 @@ class Relaying(DeskBase):
                 "ticket": ticket.id,
                 "question": ticket.question,
                 **({"files": [name for name, _ in files]} if files else {}),
+                # the thread message it came from: its edits and deletion follow it to the DM
+                **({"thread_message_id": thread_message} if thread_message else {}),
             },
         )
         said = self.policy.message("operator_says", operator=operator.name, text=text)
@@ -167,6 +171,29 @@ class Relaying(DeskBase):
             tx.post(ticket.id, DeskOp.POST, f"**{operator.name}** (sent to {to}): {text}")
         sent = DeskReply(True, f"Sent to {ticket.customer_name} (ticket #{ticket.id}).")
         return Changed(sent, ticket.customer_id)
+
+    async def operator_edited(self, message_id: int, content: str | None) -> bool:
+        """An operator edited (``content``) or deleted (None) a thread message that was relayed:
+        the customer's DM copy is edited or deleted too (modmail's behaviour), and so is what
+        Claude reads. A copy longer than one DM, or with a file, keeps its text. True if relayed."""
+        found = await self.conversations.operator_copies(message_id)
+        if found is None:
+            return False
+        turn_id, channel_id, name, copies = found
+        said = (
+            None
+            if content is None
+            else self.policy.message("operator_says", operator=name, text=content)
+        )
+        await self.conversations.operator_changed(turn_id, content, said, self.clock.now())
+        sent = [c for c in copies if c[1] == "sent" and c[2] is not None]
+        for _, _, dm_message_id, _ in sent:
+            assert dm_message_id is not None and channel_id is not None
+            if said is None:
+                await self.outbox.channel.delete(channel_id, dm_message_id)
+            elif len(said) <= 2000 and len(sent) == 1:
+                await self.outbox.channel.edit(channel_id, dm_message_id, said)
+        return True
 
     @staticmethod
     def _form_wanted(ticket: Ticket) -> DeskReply:
