@@ -120,6 +120,7 @@ def build(
         ai_enabled=claude is not None,
     )
     outbox.on_unreachable.append(desk.customer_unreachable)
+    outbox.on_file_refused.append(desk.file_refused)
     approvals = Approvals(desk=desk, codes_on=codes_on)
     confirmations = Confirmations(
         db=db, policy=policy, clock=clock, registry=registry, outbox=outbox, schedule=schedule

@@ -27,6 +27,8 @@ from storage.conversations import OutboxItem, OutboxStore
 log = logging.getLogger(__name__)
 
 UnreachableHook = Callable[[int, str], Awaitable[None]]
+# a file Discord refused for good: (customer, the file's name, why)
+FileRefusedHook = Callable[[int, str, str], Awaitable[None]]
 
 
 INSTALL_KEY = "install_id"
@@ -77,6 +79,7 @@ class Outbox(DeliveryQueue[int]):
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.on_unreachable: list[UnreachableHook] = []
+        self.on_file_refused: list[FileRefusedHook] = []
 
     async def _pending_keys(self) -> list[int]:
         return await self.store.customers_with_pending()
@@ -134,6 +137,9 @@ class Outbox(DeliveryQueue[int]):
                 error = f"{type(exc).__name__}: {exc}"
                 if getattr(exc, "permanent", False):
                     await self.store.mark_failed(item, error, self.clock.now())
+                    if item.file is not None:
+                        for file_hook in self.on_file_refused:
+                            await file_hook(customer_id, item.file[0], error)
                     log.error(
                         "message %s to customer %s rejected for good: %s",
                         item.id,

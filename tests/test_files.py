@@ -306,3 +306,25 @@ async def test_an_operators_edit_and_delete_follow_to_the_customers_copy(desk):
         await asyncio.sleep(0.02)
     with pytest.raises(discord.NotFound):
         await dm.channel.fetch_message(dm.id)
+
+
+async def test_a_file_discord_refuses_to_deliver_is_said_in_the_thread(desk, tmp_path):
+    import discord.ext.test as dpytest
+
+    from tests.conftest import SendRecorder, http_error
+    from tests.desk_support import open_question
+
+    h = desk.h
+    await open_question(desk)
+    recorder = SendRecorder(h.bot)
+    recorder.fail_next(http_error(413, 40005))  # Request entity too large
+    await dpytest.message(
+        "",
+        channel=await desk.thread(1),
+        member=desk.operator,
+        attachments=[saved(tmp_path, "scan.pdf", PDF)],
+    )
+    await h.settle()
+    said = [m.content for m in h.staff()]
+    assert any("Discord did not deliver **scan.pdf**" in s and "40005" in s for s in said), said
+    assert [m for m in h.sent() if m.attachments] == []

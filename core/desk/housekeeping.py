@@ -74,6 +74,24 @@ class Housekeeping(Handling):
         if customer_id is not None:
             self._kick(ticket_id, customer_id)
 
+    async def file_refused(self, customer_id: int, filename: str, error: str) -> None:
+        """Discord would not deliver a file to the customer's DM: said in their open tickets'
+        threads, so the operator knows it did not arrive."""
+        theirs = [t for t in await self.tickets.unclosed() if t.customer_id == customer_id]
+
+        def write(tx: DeskTx) -> None:
+            for ticket in theirs:
+                tx.post(
+                    ticket.id,
+                    DeskOp.POST,
+                    f"⚠ Discord did not deliver **{filename}** to {ticket.customer_name}: {error}."
+                    " Send it another way, or a smaller file.",
+                )
+
+        await self.tickets.run(write, self.clock.now())
+        for ticket in theirs:
+            self.desk_outbox.kick(ticket.id)
+
     async def customer_unreachable(self, customer_id: int, reason: str) -> None:
         """DMs are closed: record it on the customer's tickets and tell the operators in their
         threads."""
