@@ -198,31 +198,7 @@ async def test_a_customer_edit_updates_what_claude_reads_and_shows_in_a_takeover
     h.staff()
 
     def edit(of: Any, content: str) -> None:
-        h.bot._connection.parse_message_update(
-            {
-                "id": str(of.id),
-                "channel_id": str(of.channel.id),
-                "content": content,
-                "author": {
-                    "id": str(of.author.id),
-                    "username": of.author.name,
-                    "discriminator": "0",
-                    "avatar": None,
-                    "bot": False,
-                },
-                "type": 0,
-                "timestamp": of.created_at.isoformat(),
-                "edited_timestamp": of.created_at.isoformat(),
-                "tts": False,
-                "mention_everyone": False,
-                "mentions": [],
-                "mention_roles": [],
-                "attachments": [],
-                "embeds": [],
-                "pinned": False,
-                "flags": 0,
-            }
-        )
+        h.bot._connection.parse_message_update(message_update(of, content))
 
     edit(relayed, "it came broken, the handle is off")
     posted: list[Any] = []
