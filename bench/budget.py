@@ -6,11 +6,12 @@ floor.
 
 Runs the real ``python bot.py`` (of this checkout, or of ``--root``, to compare two versions) as a
 child process against the local stand-ins: Discord's REST API and gateway
-(``tests/fake_discord.py``: 50 requests/s in all, 5 messages per 5 s per channel, Discord's 429
-answers and rate-limit headers) and the Messages API (``tests/fake_claude.py``, answering after
-``--latency`` seconds). Each customer writes a DM, waits for its answer, and writes the next, all
-customers at once. With ``--refunds`` a share of the messages asks for a refund: an approval ticket,
-whose card the operator approves with its button.
+(``rehearsal/discord_stand_in.py``: 50 requests/s in all, 5 messages per 5 s per channel,
+Discord's 429 answers and rate-limit headers) and the Messages API
+(``rehearsal/scripted_claude.py``, answering after ``--latency`` seconds). Each customer writes a
+DM, waits for its answer, and writes the next, all customers at once. With ``--refunds`` a share
+of the messages asks for a refund: an approval ticket, whose card the operator approves with its
+button.
 
 Prints the bot's requests per answer (every request after start-up, typing and ticket posts
 included), the 429s among them, the answers' latency (DM sent -> answer stored by Discord) at

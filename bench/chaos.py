@@ -3,8 +3,9 @@
     python -m bench.chaos [--seconds 120] [--customers 30] [--seed 1] [--life 4 12] [--postgres URL]
 
 Runs ``python bot.py`` as a child process against local stand-ins: Discord's REST API and gateway
-(``tests/fake_discord.py``: 50 requests/s global, 5 messages per 5 s per channel, Discord's 429s)
-and the Messages API (``tests/fake_claude.py``: 0.3-1 s per answer, 3% answered 529). Customers
+(``rehearsal/discord_stand_in.py``: 50 requests/s global, 5 messages per 5 s per channel,
+Discord's 429s) and the Messages API (``rehearsal/scripted_claude.py``: 0.3-1 s per answer, 3%
+answered 529). Customers
 write at random (questions, orders they confirm by typing yes, refunds an operator approves with
 the card's button); the bot is SIGKILLed after a random life and started again on the same
 database. Then the run settles and the bench prints:
