@@ -675,6 +675,67 @@ class FakeDiscord:
         self.written[user_id + 1].append(data)
         return message_id, await self.dispatch("MESSAGE_CREATE", data)
 
+    def _operator_member(self) -> dict[str, Any]:
+        return {
+            "user": user_json(self.operator_id, "operator"),
+            "roles": [str(self.operator_role_id)],
+            "joined_at": dt.datetime.now(dt.UTC).isoformat(),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "permissions": "2147483647",
+        }
+
+    async def operator_writes(self, thread_id: int, content: str) -> bool:
+        """The operator writes in a ticket's thread."""
+        data = {
+            "id": str(_new_id()),
+            "channel_id": str(thread_id),
+            "guild_id": str(self.guild_id),
+            "author": user_json(self.operator_id, "operator"),
+            "member": {k: v for k, v in self._operator_member().items() if k != "user"},
+            "content": content,
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+            "components": [],
+        }
+        self.messages[thread_id].append(data)
+        return await self.dispatch("MESSAGE_CREATE", data)
+
+    async def customer_clicks(self, user_id: int, message: dict[str, Any], custom_id: str) -> bool:
+        """A customer presses a button under a DM (a confirmation's Yes)."""
+        interaction_id = _new_id()
+        return await self.dispatch(
+            "INTERACTION_CREATE",
+            {
+                "id": str(interaction_id),
+                "application_id": str(BOT_ID),
+                "type": 3,
+                "token": f"token-{interaction_id}",
+                "version": 1,
+                "channel_id": str(user_id + 1),
+                "channel": {"id": str(user_id + 1), "type": 1},
+                "user": user_json(user_id),
+                "message": message,
+                "data": {"custom_id": custom_id, "component_type": 2},
+                "locale": "en-US",
+                "app_permissions": "2147483647",
+                "entitlements": [],
+                "authorizing_integration_owners": {},
+                "context": 1,
+                "attachment_size_limit": 8388608,
+            },
+        )
+
     async def operator_clicks(self, message: dict[str, Any], custom_id: str) -> bool:
         """The operator presses a button on a message in the staff channel."""
         interaction_id = _new_id()

@@ -33,7 +33,7 @@ from tests.support import POSTGRES_SKIP, FakeClock, postgres_schema, test_policy
 # Tests that run real bot.py processes against each other (leases, kills, partitions) measure time;
 # under pytest-xdist they share one worker (--dist loadgroup in .ci/run), so two of them never
 # compete for the cores.
-PROCESS_TESTS = ("test_failover.py", "test_real_bot_process.py")
+PROCESS_TESTS = ("test_failover.py", "test_real_bot_process.py", "test_simulate.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
