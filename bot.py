@@ -2,6 +2,7 @@
 
 python bot.py            run the bot
 python bot.py --check    validate .env and the policy file, print the effective setup, don't connect
+python bot.py --rehearse the whole desk on this machine without Discord (a page on 127.0.0.1)
 python bot.py --generate-secret-key    print a new HANDOFF_SECRET_KEY
 python bot.py --generate-mcp-token NAME    print a new agent-name:token pair for HANDOFF_MCP_TOKENS
 """
@@ -42,7 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="POSTGRESQL_URL",
         help="copy the SQLite database HANDOFF_DB names into an empty PostgreSQL database and exit",
     )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="run the whole desk on this machine without Discord, with a page on 127.0.0.1",
+    )
+    parser.add_argument("--rehearse-port", type=int, default=8787, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rehearse:
+        from rehearsal.rehearse import main as rehearse
+
+        load_dotenv(find_dotenv(usecwd=True), override=False)
+        return rehearse(args.rehearse_port)
     if args.generate_secret_key:
         from core.codes import generate_key
 

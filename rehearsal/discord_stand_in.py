@@ -26,7 +26,7 @@ from typing import Any
 
 import discord
 import discord.http
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 BOT_ID = 700000000000000001
 _last_id = 0
@@ -257,6 +257,8 @@ class FakeDiscord:
             files = []
             reader = await request.multipart()
             async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue  # no nested multipart in what discord.py sends
                 if part.name == "payload_json":
                     payload = json.loads(await part.text())
                 elif part.filename:
@@ -654,7 +656,7 @@ class FakeDiscord:
         """A DM from a customer: (its message id, whether a bot received it). Discord keeps it
         either way."""
         message_id = _new_id()
-        data = {
+        data: dict[str, Any] = {
             "id": str(message_id),
             "channel_id": str(user_id + 1),
             "author": user_json(user_id),
@@ -675,9 +677,12 @@ class FakeDiscord:
         self.written[user_id + 1].append(data)
         return message_id, await self.dispatch("MESSAGE_CREATE", data)
 
-    def _operator_member(self) -> dict[str, Any]:
+    def _operator_member(self, operator_id: int | None = None) -> dict[str, Any]:
+        who = operator_id or self.operator_id
         return {
-            "user": user_json(self.operator_id, "operator"),
+            "user": user_json(
+                who, "operator" if who == self.operator_id else f"operator{who % 100}"
+            ),
             "roles": [str(self.operator_role_id)],
             "joined_at": dt.datetime.now(dt.UTC).isoformat(),
             "deaf": False,
@@ -686,14 +691,17 @@ class FakeDiscord:
             "permissions": "2147483647",
         }
 
-    async def operator_writes(self, thread_id: int, content: str) -> bool:
-        """The operator writes in a ticket's thread."""
+    async def operator_writes(
+        self, thread_id: int, content: str, operator_id: int | None = None
+    ) -> bool:
+        """An operator (by default the first) writes in a ticket's thread."""
+        member = self._operator_member(operator_id)
         data = {
             "id": str(_new_id()),
             "channel_id": str(thread_id),
             "guild_id": str(self.guild_id),
-            "author": user_json(self.operator_id, "operator"),
-            "member": {k: v for k, v in self._operator_member().items() if k != "user"},
+            "author": member["user"],
+            "member": {k: v for k, v in member.items() if k != "user"},
             "content": content,
             "timestamp": dt.datetime.now(dt.UTC).isoformat(),
             "edited_timestamp": None,
@@ -736,32 +744,50 @@ class FakeDiscord:
             },
         )
 
-    async def operator_clicks(self, message: dict[str, Any], custom_id: str) -> bool:
-        """The operator presses a button on a message in the staff channel."""
+    async def operator_clicks(
+        self, message: dict[str, Any], custom_id: str, operator_id: int | None = None
+    ) -> bool:
+        """An operator (by default the first) presses a button on a message in the staff
+        channel."""
+        return await self._operator_interaction(
+            3, {"custom_id": custom_id, "component_type": 2}, message, operator_id
+        )
+
+    async def operator_submits(
+        self, custom_id: str, values: dict[str, str], operator_id: int | None = None
+    ) -> bool:
+        """An operator submits a form (a modal the bot opened)."""
+        rows = [
+            {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+            for k, v in values.items()
+        ]
+        return await self._operator_interaction(
+            5, {"custom_id": custom_id, "components": rows}, None, operator_id
+        )
+
+    async def _operator_interaction(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        message: dict[str, Any] | None,
+        operator_id: int | None,
+    ) -> bool:
         interaction_id = _new_id()
-        member = {
-            "user": user_json(self.operator_id, "operator"),
-            "roles": [str(self.operator_role_id)],
-            "joined_at": dt.datetime.now(dt.UTC).isoformat(),
-            "deaf": False,
-            "mute": False,
-            "flags": 0,
-            "permissions": "2147483647",
-        }
+        member = self._operator_member(operator_id)
         return await self.dispatch(
             "INTERACTION_CREATE",
             {
                 "id": str(interaction_id),
                 "application_id": str(BOT_ID),
-                "type": 3,
+                "type": kind,
                 "token": f"token-{interaction_id}",
                 "version": 1,
                 "guild_id": str(self.guild_id),
                 "channel_id": str(self.staff_channel_id),
                 "channel": {"id": str(self.staff_channel_id), "type": 0},
                 "member": member,
-                "message": message,
-                "data": {"custom_id": custom_id, "component_type": 2},
+                **({"message": message} if message is not None else {}),
+                "data": data,
                 "locale": "en-US",
                 "guild_locale": "en-US",
                 "app_permissions": "2147483647",

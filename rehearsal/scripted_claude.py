@@ -227,7 +227,7 @@ class FakeClaude:
         self.script.extend(replies)
         return self
 
-    async def _messages(self, request: web.Request) -> web.Response:
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         now = time.monotonic()

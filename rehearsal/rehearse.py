@@ -1,0 +1,333 @@
+"""``python bot.py --rehearse``: the whole desk on this machine, without Discord.
+
+The real bot runs (a child process, with the deployer's ``.env``, ``policy.toml`` and actions)
+against the Discord stand-in, on a database of its own (``data/rehearsal.db`` unless
+``HANDOFF_REHEARSAL_DB`` says otherwise). Claude answers when ``ANTHROPIC_API_KEY`` is set;
+otherwise a scripted model says it is scripted and calls any action on request
+(``!tool NAME {json}``), so every path of the policy can be walked. A page on 127.0.0.1 shows the
+customers' DMs on one side and the staff channel (cards, threads, buttons, forms) on the other,
+with any number of customers and two operators to switch between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from rehearsal.discord_stand_in import FakeDiscord
+from rehearsal.scripted_claude import FakeClaude, Reply, last_user_text, text, tool_calls
+from rehearsal.simulate import ROOT, bot_env
+
+CUSTOMER_BASE = 600000000000000001  # customer n is CUSTOMER_BASE + 10 * n (its DM: + 1)
+SECOND_OPERATOR = 900000000000000005
+HELP = (
+    "(Scripted model: no ANTHROPIC_API_KEY, so nobody reads your words.) You said: {said}\n"
+    "To walk the policy, write `!tool NAME {{json}}`, e.g. `!tool issue_refund"
+    ' {{"order_id": 1, "amount": 10, "reason": "broken"}}`, or `!ask a question for the team`.'
+)
+
+
+def scripted_reply(request: dict[str, Any]) -> Reply:
+    """The rehearsal's model without a key: it says so, and calls what it is told to."""
+    if not request.get("tools"):  # the copilot's drafts, readings and summaries
+        return text("(Scripted model: Claude's suggested answer or summary would be here.)")
+    last = request["messages"][-1]["content"]
+    if isinstance(last, list) and any(b.get("type") == "tool_result" for b in last):
+        return text("(Scripted model) Done; the desk says what happens next.")
+    said = last_user_text(request).strip()
+    if said.startswith("!tool "):
+        name, _, raw = said[len("!tool ") :].partition(" ")
+        try:
+            arguments = json.loads(raw or "{}")
+        except json.JSONDecodeError:
+            return text(f"(Scripted model) {raw!r} is not JSON: write !tool NAME {{...}}.")
+        return tool_calls((name, arguments), preamble="(Scripted model) Calling it now.")
+    if said.startswith("!ask "):
+        return tool_calls(("ask_human", {"question": said[len("!ask ") :]}))
+    return text(HELP.format(said=said[:300]))
+
+
+class Page:
+    """The rehearsal's web page over the stand-in's state."""
+
+    def __init__(self, discord: FakeDiscord, customers: int, note: str) -> None:
+        self.discord, self.customers, self.note = discord, customers, note
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.index)
+        app.router.add_get("/state", self.state)
+        app.router.add_post("/say", self.say)
+        app.router.add_post("/click", self.click)
+        app.router.add_post("/write", self.write)
+        app.router.add_post("/submit", self.submit)
+        return app
+
+    @staticmethod
+    def customer_id(n: int) -> int:
+        return CUSTOMER_BASE + 10 * n
+
+    def operator_id(self, n: int) -> int:
+        return self.discord.operator_id if n == 0 else SECOND_OPERATOR
+
+    async def index(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=PAGE.replace("{{NOTE}}", html.escape(self.note)), content_type="text/html"
+        )
+
+    async def state(self, request: web.Request) -> web.Response:
+        n = int(request.query.get("customer", "0"))
+        return web.json_response({"dm": self._dm(n), "staff": self._staff(), "told": self._told()})
+
+    def _buttons(self, message: dict[str, Any], where: str) -> str:
+        out = []
+        for row in message.get("components") or []:
+            for b in row.get("components") or []:
+                if b.get("type") == 2 and b.get("custom_id"):
+                    disabled = " disabled" if b.get("disabled") else ""
+                    out.append(
+                        f'<button class="b" data-where="{where}" data-message="{message["id"]}"'
+                        f' data-id="{html.escape(b["custom_id"])}"{disabled}>'
+                        f"{html.escape(str(b.get('label', '?')))}</button>"
+                    )
+        return f'<div class="buttons">{"".join(out)}</div>' if out else ""
+
+    @staticmethod
+    def _attachments(message: dict[str, Any]) -> str:
+        names = [a.get("filename", "file") for a in message.get("attachments") or []]
+        return "".join(f'<div class="file">📎 {html.escape(n)}</div>' for n in names)
+
+    def _dm(self, n: int) -> str:
+        user = self.customer_id(n)
+        mine = self.discord.written.get(user + 1, [])
+        theirs = self.discord.messages.get(user + 1, [])
+        lines = sorted(
+            [(int(m["id"]), "customer", m) for m in mine]
+            + [(int(m["id"]), "bot", m) for m in theirs]
+        )
+        return (
+            "".join(
+                f'<div class="msg {who}"><div class="t">{html.escape(m.get("content", ""))}</div>'
+                f"{self._attachments(m)}{self._buttons(m, 'dm') if who == 'bot' else ''}</div>"
+                for _, who, m in lines
+            )
+            or '<p class="empty">No messages yet: write as this customer below.</p>'
+        )
+
+    def _embed(self, message: dict[str, Any]) -> str:
+        out = []
+        for e in message.get("embeds") or []:
+            fields = "".join(
+                f'<div class="f"><b>{html.escape(str(f.get("name", "")))}</b>'
+                f"<div>{html.escape(str(f.get('value', '')))}</div></div>"
+                for f in e.get("fields") or []
+            )
+            out.append(
+                f'<div class="card"><div class="title">{html.escape(str(e.get("title", "")))}</div>'
+                f"<div>{html.escape(str(e.get('description', '')))}</div>{fields}</div>"
+            )
+        return "".join(out)
+
+    def _staff(self) -> str:
+        blocks = []
+        for m in self.discord.messages.get(self.discord.staff_channel_id, []):
+            thread = (
+                self.discord.messages.get(int(m["id"]), [])
+                if int(m["id"]) in self.discord.threads
+                else []
+            )
+            posts = "".join(
+                f'<div class="post"><div class="t">{html.escape(p.get("content", ""))}</div>'
+                f"{self._attachments(p)}{self._buttons(p, 'staff')}</div>"
+                for p in thread
+            )
+            form = (
+                f'<form class="w" data-thread="{m["id"]}"><input name="text" placeholder="Write'
+                ' in the thread (// for a note)"><button>Send</button></form>'
+                if int(m["id"]) in self.discord.threads
+                else ""
+            )
+            blocks.append(
+                f'<div class="ticket"><div class="t">{html.escape(m.get("content", ""))}</div>'
+                f'{self._embed(m)}{self._buttons(m, "staff")}<div class="thread">{posts}</div>'
+                f"{form}</div>"
+            )
+        return "".join(blocks) or '<p class="empty">No tickets yet.</p>'
+
+    def _told(self) -> list[dict[str, Any]]:
+        """What the bot answered to clicks (ephemeral replies) and the forms it opened."""
+        out = []
+        for body in self.discord.interactions[-6:]:
+            data = (body or {}).get("data") or {}
+            if (body or {}).get("type") == 9:
+                fields = [
+                    {"id": c.get("custom_id"), "label": c.get("label", c.get("custom_id"))}
+                    for row in data.get("components") or []
+                    for c in (row.get("components") or [row.get("component") or {}])
+                    if c.get("custom_id")
+                ]
+                out.append(
+                    {"form": data.get("custom_id"), "title": data.get("title"), "fields": fields}
+                )
+            elif data.get("content") or body.get("content"):
+                out.append({"text": data.get("content") or body.get("content")})
+        return out
+
+    async def say(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        await self.discord.customer_writes(
+            self.customer_id(int(str(form["customer"]))), str(form["text"])
+        )
+        return web.json_response({"ok": True})
+
+    def _find(self, message_id: int) -> dict[str, Any] | None:
+        for posted in self.discord.messages.values():
+            for m in posted:
+                if int(m["id"]) == message_id:
+                    return m
+        return None
+
+    async def click(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        message = self._find(int(str(form["message"])))
+        if message is None:
+            raise web.HTTPNotFound(text="no such message")
+        if form["where"] == "dm":
+            await self.discord.customer_clicks(
+                self.customer_id(int(str(form["customer"]))), message, str(form["id"])
+            )
+        else:
+            await self.discord.operator_clicks(
+                message, str(form["id"]), self.operator_id(int(str(form["operator"])))
+            )
+        return web.json_response({"ok": True})
+
+    async def write(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        await self.discord.operator_writes(
+            int(str(form["thread"])),
+            str(form["text"]),
+            self.operator_id(int(str(form["operator"]))),
+        )
+        return web.json_response({"ok": True})
+
+    async def submit(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        values = json.loads(str(form["values"]))
+        await self.discord.operator_submits(
+            str(form["form"]), values, self.operator_id(int(str(form["operator"])))
+        )
+        return web.json_response({"ok": True})
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Handoff rehearsal</title><style>
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111}
+.banner{background:#f59e0b;padding:.5em 1em;font-weight:600}
+.cols{display:grid;grid-template-columns:1fr 1.4fr;gap:1em;padding:1em}
+.pane{border:1px solid #ddd;border-radius:8px;padding:.8em;min-height:70vh;overflow:auto}
+.msg{margin:.4em 0;padding:.4em .6em;border-radius:8px;max-width:90%;white-space:pre-wrap}
+.customer{background:#dbeafe;margin-left:auto}.bot{background:#f3f4f6}
+.ticket{border:1px solid #e5e7eb;border-radius:8px;margin:.6em 0;padding:.6em}
+.card{border-left:4px solid #3b82f6;padding:.3em .6em;margin:.3em 0;background:#f9fafb}
+.card .title{font-weight:600}.f{margin:.2em 0}.post{margin:.3em 0 .3em 1em;white-space:pre-wrap}
+.thread{border-left:2px solid #e5e7eb}.b{margin:.2em .3em .2em 0}.empty{color:#6b7280}
+#told{position:fixed;bottom:0;right:0;max-width:40%;background:#111;color:#fff;padding:.5em}
+</style></head><body>
+<div class="banner">Rehearsal: nothing here reaches Discord or real customers. {{NOTE}}</div>
+<div class="cols"><div class="pane"><h3>Customer <select id="customer">
+<option value="0">1</option><option value="1">2</option><option value="2">3</option></select></h3>
+<div id="dm"></div><form id="say"><input name="text" size="50" placeholder="Write as the customer">
+<button>Send</button></form></div>
+<div class="pane"><h3>Staff channel, as operator <select id="operator"><option value="0">operator
+</option><option value="1">operator 2</option></select></h3><div id="staff"></div></div></div>
+<div id="told"></div>
+<script>
+const $=s=>document.querySelector(s);
+const post=(u,d)=>fetch(u,{method:'POST',body:new URLSearchParams(d)}).then(refresh);
+function refresh(){fetch('/state?customer='+$('#customer').value).then(r=>r.json()).then(s=>{
+ $('#dm').innerHTML=s.dm; if(!document.activeElement||!document.activeElement.closest('#staff'))
+ $('#staff').innerHTML=s.staff;
+ $('#told').innerHTML=s.told.map(t=>t.form?formHtml(t):'<div>'+esc(t.text)+'</div>').join('');});}
+const esc=t=>String(t).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
+function formHtml(t){return '<form class="modal" data-form="'+esc(t.form)+'"><b>'+esc(t.title||'')+
+ '</b>'+t.fields.map(f=>'<div>'+esc(f.label)+' <input name="'+esc(f.id)+'"></div>').join('')+
+ '<button>Submit</button></form>';}
+document.addEventListener('click',e=>{const b=e.target.closest('button.b');if(!b)return;
+ post('/click',{where:b.dataset.where,message:b.dataset.message,id:b.dataset.id,
+ customer:$('#customer').value,operator:$('#operator').value});});
+document.addEventListener('submit',e=>{e.preventDefault();const f=e.target;
+ if(f.id==='say'){post('/say',{customer:$('#customer').value,text:f.text.value});f.reset();}
+ else if(f.dataset.thread){post('/write',{thread:f.dataset.thread,text:f.text.value,
+  operator:$('#operator').value});f.reset();}
+ else if(f.dataset.form){const v={};new FormData(f).forEach((x,k)=>v[k]=x);
+  post('/submit',{form:f.dataset.form,values:JSON.stringify(v),operator:$('#operator').value});}});
+$('#customer').onchange=refresh;setInterval(refresh,500);refresh();
+</script></body></html>"""
+
+
+async def rehearse(port: int, customers: int) -> None:
+    discord = await FakeDiscord().start()
+    real = bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
+    model = None if real else await _scripted()
+    db = Path(os.environ.get("HANDOFF_REHEARSAL_DB", "").strip() or "data/rehearsal.db")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    policy = Path(os.environ.get("HANDOFF_POLICY", "").strip() or "policy.toml")
+    found = policy.exists()  # noqa: ASYNC240 - once, at start
+    env = bot_env(discord, db, policy if found else None, model.url if model else None)
+    throwaway = not os.environ.get("HANDOFF_SECRET_KEY", "").strip()
+    note = ("Claude answers (ANTHROPIC_API_KEY)." if real else "A scripted model answers.") + (
+        " HANDOFF_SECRET_KEY was not set: a throwaway key is used for this rehearsal's database."
+        if throwaway
+        else ""
+    )
+    log = Path(str(db) + ".log").open("ab")  # noqa: ASYNC230 - once, at start
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bot.py"), cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:  # the page opens once the bot is connected: nothing written before is missed
+        await asyncio.wait_for(discord.identified.wait(), 60)
+    except TimeoutError:
+        bot.terminate()
+        raise SystemExit(
+            f"the bot did not connect to the stand-in within 60 s: see {log.name}"
+        ) from None
+    runner = web.AppRunner(Page(discord, customers, note).app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(f"Rehearsal at http://127.0.0.1:{bound}/ ({note}) Database: {db}; log: {log.name}.")
+    print("Ctrl-C stops it.", flush=True)
+    try:
+        await bot.wait()
+        print(f"the bot stopped (exit {bot.returncode}); see {log.name}", file=sys.stderr)
+    finally:
+        if bot.returncode is None:
+            bot.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bot.wait(), 15)
+        await runner.cleanup()
+        if model is not None:
+            await model.stop()
+        await discord.stop()
+        log.close()
+
+
+async def _scripted() -> FakeClaude:
+    model = FakeClaude(default=scripted_reply)
+    await model.start()
+    return model
+
+
+def main(port: int = 8787, customers: int = 3) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(rehearse(port, customers))
+    return 0

@@ -1,0 +1,113 @@
+"""python bot.py --rehearse: the real bot on the Discord stand-in with the scripted model, driven
+through the rehearsal page's own endpoints, as the page's buttons do: the seed's three stories."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.asynccontextmanager
+async def rehearsal(tmp_path: Path) -> AsyncIterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))
+    }
+    env["HANDOFF_REHEARSAL_DB"] = str(tmp_path / "rehearsal.db")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        "--rehearse",
+        "--rehearse-port",
+        str(port),
+        cwd=tmp_path,  # a fresh clone's state: no .env here
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert match, line
+        assert "A scripted model answers" in line and "throwaway key" in line
+        yield match[0]
+    finally:
+        process.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 20)
+        if process.returncode is None:
+            process.kill()
+
+
+async def until(read: Callable[[], Any], ok: Callable[[Any], bool], what: str) -> Any:
+    for _ in range(150):
+        value = await read()
+        if ok(value):
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: {value}")
+
+
+async def test_the_three_stories_through_the_rehearsal_page(tmp_path):
+    async with rehearsal(tmp_path) as url, aiohttp.ClientSession() as http:
+
+        async def state(customer: int = 0) -> dict[str, Any]:
+            async with http.get(f"{url}state?customer={customer}") as r:
+                return await r.json()
+
+        async def post(path: str, **form: Any) -> None:
+            async with http.post(url + path, data={k: str(v) for k, v in form.items()}) as r:
+                assert r.status == 200, await r.text()
+
+        page = await (await http.get(url)).text()
+        assert "Rehearsal: nothing here reaches Discord" in page
+        # 1. a discount question answered by an operator in the thread
+        await post("say", customer=0, text="!ask May Ada get 15% off?")
+        staff = await until(state, lambda s: "data-thread=" in s["staff"], "the ticket's thread")
+        thread = re.search(r'data-thread="(\d+)"', staff["staff"])[1]
+        await post("write", thread=thread, text="Yes, 15% once.", operator=0)
+        await until(state, lambda s: "15% once" in s["dm"], "the answer in the DM")
+        # 2. an order confirmed with the button
+        order = {"item": "mug", "quantity": 1, "address": "1 Example Street, Springfield"}
+        await post("say", customer=1, text=f"!tool place_order {json.dumps(order)}")
+        dm = await until(
+            lambda: state(1), lambda s: "confirm:yes:" in s["dm"], "the Confirm button"
+        )
+        message, custom_id = re.search(
+            r'data-message="(\d+)" data-id="(confirm:yes:\d+)"', dm["dm"]
+        ).groups()
+        await post("click", where="dm", message=message, id=custom_id, customer=1, operator=0)
+        await until(
+            lambda: state(1),
+            lambda s: "Done: Place an order" in s["dm"],
+            "the order",
+        )
+        # 3. a refund approved with the card's button
+        # customer 2 got the demo orders 1-2 and placed 3; this customer's are 4 and 5
+        refund = {"order_id": 4, "amount": 10, "reason": "arrived broken"}
+        await post("say", customer=2, text=f"!tool issue_refund {json.dumps(refund)}")
+        staff = await until(
+            state, lambda s: re.search(r'data-id="ticket:approve:\d+"', s["staff"]), "the card"
+        )
+        message, custom_id = re.search(
+            r'data-message="(\d+)" data-id="(ticket:approve:\d+)"', staff["staff"]
+        ).groups()
+        await post("click", where="staff", message=message, id=custom_id, customer=2, operator=1)
+        await until(lambda: state(2), lambda s: "approved and done" in s["dm"], "the refund done")
