@@ -253,8 +253,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111}
 const $=s=>document.querySelector(s);
 const post=(u,d)=>fetch(u,{method:'POST',body:new URLSearchParams(d)}).then(refresh);
 function refresh(){fetch('/state?customer='+$('#customer').value).then(r=>r.json()).then(s=>{
- $('#dm').innerHTML=s.dm; if(!document.activeElement||!document.activeElement.closest('#staff'))
- $('#staff').innerHTML=s.staff;
+ $('#dm').innerHTML=s.dm; const a=document.activeElement;
+ if(!(a&&a.tagName==='INPUT'&&a.closest('#staff')))$('#staff').innerHTML=s.staff;
  $('#told').innerHTML=s.told.map(t=>t.form?formHtml(t):'<div>'+esc(t.text)+'</div>').join('');});}
 const esc=t=>String(t).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
 function formHtml(t){return '<form class="modal" data-form="'+esc(t.form)+'"><b>'+esc(t.title||'')+

@@ -33,7 +33,13 @@ from tests.support import POSTGRES_SKIP, FakeClock, postgres_schema, test_policy
 # Tests that run real bot.py processes against each other (leases, kills, partitions) measure time;
 # under pytest-xdist they share one worker (--dist loadgroup in .ci/run), so two of them never
 # compete for the cores.
-PROCESS_TESTS = ("test_failover.py", "test_real_bot_process.py", "test_simulate.py")
+PROCESS_TESTS = (
+    "test_failover.py",
+    "test_real_bot_process.py",
+    "test_simulate.py",
+    "test_rehearsal.py",
+    "test_rehearsal_browser.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,6 +51,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not os.environ.get("HANDOFF_TEST_POSTGRES_URL"):
         terminalreporter.write_line(POSTGRES_SKIP)
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        terminalreporter.write_line(
+            "Browser test skipped: Debian's chromium and chromium-driver are not installed (the"
+            " README's test command installs them where apt-get may run)"
+        )
 
 
 @pytest.fixture(autouse=True)
