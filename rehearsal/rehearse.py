@@ -313,7 +313,9 @@ async def rehearse(port: int, customers: int) -> None:
         if bot.returncode is None:
             bot.terminate()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(bot.wait(), 15)
+                await asyncio.shield(asyncio.wait_for(bot.wait(), 15))
+            if bot.returncode is None:
+                bot.kill()
         await runner.cleanup()
         if model is not None:
             await model.stop()
@@ -327,7 +329,18 @@ async def _scripted() -> FakeClaude:
     return model
 
 
+async def _until_stopped(port: int, customers: int) -> None:
+    """SIGTERM (a service manager, a test) stops the rehearsal as Ctrl-C does: the bot first."""
+    import signal
+
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await rehearse(port, customers)
+
+
 def main(port: int = 8787, customers: int = 3) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(rehearse(port, customers))
+        asyncio.run(_until_stopped(port, customers))
     return 0
