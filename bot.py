@@ -48,13 +48,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the whole desk on this machine without Discord, with a page on 127.0.0.1",
     )
-    parser.add_argument("--rehearse-port", type=int, default=8787, help=argparse.SUPPRESS)
+    parser.add_argument("--rehearse-port", type=int, default=8787, help="the rehearsal page's port")
+    parser.add_argument(
+        "--rehearse-customers", type=int, default=3, help="customers to switch between"
+    )
     args = parser.parse_args(argv)
     if args.rehearse:
         from rehearsal.rehearse import main as rehearse
 
         load_dotenv(find_dotenv(usecwd=True), override=False)
-        return rehearse(args.rehearse_port)
+        return rehearse(args.rehearse_port, max(1, args.rehearse_customers))
     if args.generate_secret_key:
         from core.codes import generate_key
 

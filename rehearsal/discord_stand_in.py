@@ -753,6 +753,26 @@ class FakeDiscord:
             3, {"custom_id": custom_id, "component_type": 2}, message, operator_id
         )
 
+    async def operator_command(
+        self,
+        channel_id: int,
+        name: str,
+        options: dict[str, str | int],
+        operator_id: int | None = None,
+    ) -> bool:
+        """An operator runs a slash command (a guild command) in the staff channel or a thread."""
+        data = {
+            "id": str(_new_id()),
+            "name": name,
+            "type": 1,
+            "guild_id": str(self.guild_id),
+            "options": [
+                {"name": k, "type": 4 if isinstance(v, int) else 3, "value": v}
+                for k, v in options.items()
+            ],
+        }
+        return await self._operator_interaction(2, data, None, operator_id, channel_id)
+
     async def operator_submits(
         self, custom_id: str, values: dict[str, str], operator_id: int | None = None
     ) -> bool:
@@ -771,8 +791,11 @@ class FakeDiscord:
         data: dict[str, Any],
         message: dict[str, Any] | None,
         operator_id: int | None,
+        channel_id: int | None = None,
     ) -> bool:
         interaction_id = _new_id()
+        where = channel_id or self.staff_channel_id
+        channel = self.threads.get(where) or {"id": str(where), "type": 0}
         member = self._operator_member(operator_id)
         return await self.dispatch(
             "INTERACTION_CREATE",
@@ -783,8 +806,8 @@ class FakeDiscord:
                 "token": f"token-{interaction_id}",
                 "version": 1,
                 "guild_id": str(self.guild_id),
-                "channel_id": str(self.staff_channel_id),
-                "channel": {"id": str(self.staff_channel_id), "type": 0},
+                "channel_id": str(where),
+                "channel": channel,
                 "member": member,
                 **({"message": message} if message is not None else {}),
                 "data": data,

@@ -55,6 +55,17 @@ def scripted_reply(request: dict[str, Any]) -> Reply:
     return text(HELP.format(said=said[:300]))
 
 
+def slash_command(typed: str) -> tuple[str, dict[str, str | int]]:
+    """``/close reason=answered by phone ticket=2`` -> ("close", {"reason": ..., "ticket": 2})."""
+    import re
+
+    name, _, rest = typed[1:].strip().partition(" ")
+    options: dict[str, str | int] = {}
+    for key, value in re.findall(r"(\w+)=(.*?)(?=\s+\w+=|$)", rest.strip()):
+        options[key] = int(value) if value.strip().isdigit() else value.strip()
+    return name, options
+
+
 class Page:
     """The rehearsal's web page over the stand-in's state."""
 
@@ -79,9 +90,9 @@ class Page:
         return self.discord.operator_id if n == 0 else SECOND_OPERATOR
 
     async def index(self, request: web.Request) -> web.Response:
-        return web.Response(
-            text=PAGE.replace("{{NOTE}}", html.escape(self.note)), content_type="text/html"
-        )
+        choices = "".join(f'<option value="{n}">{n + 1}</option>' for n in range(self.customers))
+        page = PAGE.replace("{{NOTE}}", html.escape(self.note)).replace("{{CUSTOMERS}}", choices)
+        return web.Response(text=page, content_type="text/html")
 
     async def state(self, request: web.Request) -> web.Response:
         n = int(request.query.get("customer", "0"))
@@ -151,7 +162,8 @@ class Page:
             )
             form = (
                 f'<form class="w" data-thread="{m["id"]}"><input name="text" placeholder="Write'
-                ' in the thread (// for a note)"><button>Send</button></form>'
+                ' in the thread (// a note; /close reason=..., /reply text=..., /takeover)">'
+                "<button>Send</button></form>"
                 if int(m["id"]) in self.discord.threads
                 else ""
             )
@@ -211,12 +223,16 @@ class Page:
         return web.json_response({"ok": True})
 
     async def write(self, request: web.Request) -> web.Response:
+        """A message in a thread; one starting with / is a slash command run there
+        (``/close reason=answered by phone``, ``/reply text=...``, ``/takeover``)."""
         form = await request.post()
-        await self.discord.operator_writes(
-            int(str(form["thread"])),
-            str(form["text"]),
-            self.operator_id(int(str(form["operator"]))),
-        )
+        thread, said = int(str(form["thread"])), str(form["text"])
+        operator = self.operator_id(int(str(form["operator"])))
+        if said.startswith("/"):
+            name, options = slash_command(said)
+            await self.discord.operator_command(thread, name, options, operator)
+        else:
+            await self.discord.operator_writes(thread, said, operator)
         return web.json_response({"ok": True})
 
     async def submit(self, request: web.Request) -> web.Response:
@@ -242,8 +258,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111}
 #told{position:fixed;bottom:0;right:0;max-width:40%;background:#111;color:#fff;padding:.5em}
 </style></head><body>
 <div class="banner">Rehearsal: nothing here reaches Discord or real customers. {{NOTE}}</div>
-<div class="cols"><div class="pane"><h3>Customer <select id="customer">
-<option value="0">1</option><option value="1">2</option><option value="2">3</option></select></h3>
+<div class="cols"><div class="pane"><h3>Customer <select id="customer">{{CUSTOMERS}}</select></h3>
 <div id="dm"></div><form id="say"><input name="text" size="50" placeholder="Write as the customer">
 <button>Send</button></form></div>
 <div class="pane"><h3>Staff channel, as operator <select id="operator"><option value="0">operator

@@ -84,6 +84,8 @@ async def test_the_three_stories_through_the_rehearsal_page(tmp_path):
         thread = re.search(r'data-thread="(\d+)"', staff["staff"])[1]
         await post("write", thread=thread, text="Yes, 15% once.", operator=0)
         await until(state, lambda s: "15% once" in s["dm"], "the answer in the DM")
+        await post("write", thread=thread, text="/close reason=answered by phone", operator=0)
+        await until(state, lambda s: "answered by phone" in s["dm"], "the slash command's close")
         # 2. an order confirmed with the button
         order = {"item": "mug", "quantity": 1, "address": "1 Example Street, Springfield"}
         await post("say", customer=1, text=f"!tool place_order {json.dumps(order)}")

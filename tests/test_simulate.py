@@ -15,7 +15,7 @@ async def test_the_shipped_scenarios_pass(capsys):
     status = await main([str(ROOT / "scenarios")])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert out.count("\nok   ") + out.startswith("ok   ") >= 6
+    assert out.count("\nok   ") + out.startswith("ok   ") >= 7
     assert "0 failed" in out
 
 
