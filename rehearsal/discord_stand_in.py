@@ -652,14 +652,13 @@ class FakeDiscord:
                     sent = True
         return sent
 
-    async def customer_writes(self, user_id: int, content: str) -> tuple[int, bool]:
-        """A DM from a customer: (its message id, whether a bot received it). Discord keeps it
-        either way."""
-        message_id = _new_id()
-        data: dict[str, Any] = {
-            "id": str(message_id),
-            "channel_id": str(user_id + 1),
-            "author": user_json(user_id),
+    @staticmethod
+    def _written(channel_id: int, author: dict[str, Any], content: str) -> dict[str, Any]:
+        """A message someone (not the bot) wrote, as MESSAGE_CREATE carries it."""
+        return {
+            "id": str(_new_id()),
+            "channel_id": str(channel_id),
+            "author": author,
             "content": content,
             "timestamp": dt.datetime.now(dt.UTC).isoformat(),
             "edited_timestamp": None,
@@ -674,8 +673,13 @@ class FakeDiscord:
             "flags": 0,
             "components": [],
         }
+
+    async def customer_writes(self, user_id: int, content: str) -> tuple[int, bool]:
+        """A DM from a customer: (its message id, whether a bot received it). Discord keeps it
+        either way."""
+        data = self._written(user_id + 1, user_json(user_id), content)
         self.written[user_id + 1].append(data)
-        return message_id, await self.dispatch("MESSAGE_CREATE", data)
+        return int(data["id"]), await self.dispatch("MESSAGE_CREATE", data)
 
     def _operator_member(self, operator_id: int | None = None) -> dict[str, Any]:
         who = operator_id or self.operator_id
@@ -696,26 +700,9 @@ class FakeDiscord:
     ) -> bool:
         """An operator (by default the first) writes in a ticket's thread."""
         member = self._operator_member(operator_id)
-        data = {
-            "id": str(_new_id()),
-            "channel_id": str(thread_id),
-            "guild_id": str(self.guild_id),
-            "author": member["user"],
-            "member": {k: v for k, v in member.items() if k != "user"},
-            "content": content,
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-            "components": [],
-        }
+        data = self._written(thread_id, member["user"], content)
+        data["guild_id"] = str(self.guild_id)
+        data["member"] = {k: v for k, v in member.items() if k != "user"}
         self.messages[thread_id].append(data)
         return await self.dispatch("MESSAGE_CREATE", data)
 
