@@ -304,3 +304,15 @@ async def test_a_file_discord_refuses_to_deliver_is_said_in_the_thread(desk, tmp
     said = [m.content for m in h.staff()]
     assert any("Discord did not deliver **scan.pdf**" in s and "40005" in s for s in said), said
     assert [m for m in h.sent() if m.attachments] == []
+
+
+async def test_an_edit_before_the_answer_is_what_claude_reads_afterwards(desk):
+    h = desk.h
+    h.fake.then(text("One moment.", delay=0.5), text("Noted."))
+    message = await h.dm(0, "my order is 4411", settle=False)
+    # edited while Claude is still answering: the message is not answered yet
+    h.bot._connection.parse_message_update(message_update(message, "my order is 4412"))
+    await h.settle()
+    await h.dm(0, "thanks")
+    later = json.dumps(h.fake.requests[-1]["messages"])
+    assert "my order is 4412" in later and "my order is 4411" not in later
