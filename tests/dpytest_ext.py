@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from discord.ext.test import backend, callbacks
@@ -329,6 +330,19 @@ class Interactions:
             data["options"] = [{"name": sub, "type": 1, "options": []}]
             given = data["options"][0]["options"]
         for key, value in options.items():
+            # a file option: an id, and the attachment in "resolved" (its URL a local path, which
+            # dpytest's CDN reads)
+            if isinstance(value, Path):
+                attachment_id = str(facts.make_id())
+                given.append({"name": key, "type": 11, "value": attachment_id})
+                data.setdefault("resolved", {}).setdefault("attachments", {})[attachment_id] = {
+                    "id": attachment_id,
+                    "filename": value.name,
+                    "size": value.stat().st_size,
+                    "url": str(value),
+                    "proxy_url": str(value),
+                }
+                continue
             # a user option: an id, and the user in "resolved"
             if isinstance(value, discord.abc.User):
                 given.append({"name": key, "type": 6, "value": str(value.id)})

@@ -316,3 +316,20 @@ async def test_an_edit_before_the_answer_is_what_claude_reads_afterwards(desk):
     await h.dm(0, "thanks")
     later = json.dumps(h.fake.requests[-1]["messages"])
     assert "my order is 4412" in later and "my order is 4411" not in later
+
+
+async def test_reply_with_an_attachment_sends_the_customer_the_file(desk, tmp_path):
+    from tests.desk_support import open_question
+
+    h = desk.h
+    await open_question(desk)
+    await desk.slash(
+        "reply", 1, text="Your invoice.", attachment=Path(saved(tmp_path, "inv.pdf", PDF))
+    )
+    [(told, ephemeral)] = await desk.told(1)
+    assert ephemeral and told.startswith("Sent to")
+    await h.settle()
+    [dm] = h.sent()
+    assert dm.content.endswith("Your invoice.") and [a.filename for a in dm.attachments] == [
+        "inv.pdf"
+    ]
