@@ -66,6 +66,14 @@ class Handoff:
     webhooks: Webhooks  # agents' outcomes POSTed to their notify_url
 
 
+async def forget_old_files(db: Store, policy: Policy, clock: Clock) -> int:
+    """[attachments] keep_days: customers' files older than that are deleted (0: kept)."""
+    days = policy.attachments.keep_days
+    if not days:
+        return 0
+    return await FileStore(db).forget(clock.now() - days * 86400)
+
+
 def build(
     *,
     db: Store,
@@ -154,7 +162,7 @@ def build(
         steps=[*kinds, agents],
         kick_desk=desk.kick,  # the staff desk, and whoever waits on the ticket (agents, webhooks)
         kick_customer=outbox.kick,
-        housekeeping=[desk.auto_close_due],
+        housekeeping=[desk.auto_close_due, lambda: forget_old_files(db, policy, clock)],
     )
     desk.on_opened.append(deadlines.arm_escalation)
     knowledge = Knowledge(db=db, policy=policy.knowledge, clock=clock, folder=knowledge_dir)

@@ -79,11 +79,15 @@ def turn_to_message(
         attachments = (turn.data or {}).get("attachments") or []
         blocks: list[dict[str, Any]] = []
         if attachments:
+            present = []
             for a in attachments:
                 kept = (files or {}).get(a.get("file_id") or 0)
                 if a.get("readable") and kept is not None:
                     blocks.append(content_block(kept.media_type, kept.data))
-            text += _files_note(attachments, seen=files is not None)
+                # a file deleted after [attachments] keep_days is described as no longer kept
+                gone = files is not None and a.get("readable") and kept is None
+                present.append({**a, "readable": False, "gone": True} if gone else a)
+            text += _files_note(present, seen=files is not None)
         return "user", [*blocks, _text_block(text.strip())]
     if turn.kind == "assistant":
         return "assistant", [_text_block(turn.content)]

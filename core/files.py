@@ -120,7 +120,9 @@ def described(attachments: Sequence[dict[str, Any]]) -> str:
     lines = []
     for a in attachments:
         name, size = a.get("filename", "file"), size_text(int(a.get("size") or 0))
-        if a.get("readable"):
+        if a.get("gone"):
+            lines.append(f"{name} ({size}): no longer kept")
+        elif a.get("readable"):
             kind = "PDF" if a.get("media_type") == PDF else "image"
             lines.append(f"{name} ({kind}, {size}): shown to you")
         elif a.get("file_id"):

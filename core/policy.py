@@ -348,6 +348,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "claude_sees_files": Key(
             bool, True, help="Claude sees images and PDFs (false: described by name and size only)"
         ),
+        "keep_days": Key(
+            int, 90, 0, 3650, "customers' files are deleted after this many days (0: kept)"
+        ),
     },
     "feedback": {
         "ask_after_close": Key(

@@ -43,6 +43,7 @@ class AttachmentsSection:
     files_per_message: int
     mb_per_customer_per_day: float
     claude_sees_files: bool
+    keep_days: int
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,11 @@ class FileStore:
         )
         return int(row[0]) if row else 0
 
+    async def forget(self, before: float) -> int:
+        """Delete the files kept since before ``before`` ([attachments] keep_days): their
+        messages stay, and say the file is no longer kept."""
+        return await self.db.execute("DELETE FROM files WHERE created_at < ?", (before,))
+
     async def of_customer(self, customer_id: int) -> list[tuple[int, int]]:
         """(files, bytes) kept for a customer (the bench's figure)."""
         row = await self.db.fetchone(

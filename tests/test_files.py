@@ -333,3 +333,23 @@ async def test_reply_with_an_attachment_sends_the_customer_the_file(desk, tmp_pa
     assert dm.content.endswith("Your invoice.") and [a.filename for a in dm.attachments] == [
         "inv.pdf"
     ]
+
+
+async def test_files_older_than_keep_days_are_deleted_and_said_so(harness, tmp_path):
+    # a conversation long enough to outlive its file
+    policy = test_policy(attachments={"keep_days": 1}, conversation={"idle_minutes": 2880})
+    async with desk_with(harness, policy) as desk:
+        h = desk.h
+        h.fake.then(text("Cracked, sorry."))
+        await h.dm(0, "look", attachments=[saved(tmp_path, "mug.png", PNG)])
+        h.clock.advance(23 * 3600)
+        await h.bot.deadlines.tidy()
+        assert len(await h.fetch("SELECT id FROM files")) == 1, "kept for keep_days"
+        h.clock.advance(2 * 3600)
+        await h.bot.deadlines.tidy()
+        assert await h.fetch("SELECT id FROM files") == []
+        h.fake.then(text("What else can I do?"))
+        await h.dm(0, "any news?")
+        said = json.dumps(h.fake.requests[-1]["messages"])
+        assert blocks_of(h.fake.requests[-1], "image") == []
+        assert "mug.png (1 KB): no longer kept" in said
