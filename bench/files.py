@@ -6,8 +6,8 @@ N customers each send a DM with a picture (PNG, --kb KB) and a PDF; the assistan
 our team (a question ticket, whose thread gets both files re-posted), and an operator answers each
 in its thread with a return label (a PDF). The same run without any file gives the baseline.
 Prints the Discord requests per relayed file, each way (target: one upload each, the operator's
-file riding with their text), and the bytes kept per customer (the files table, and the operator
-files the outbox holds until sent).
+file riding with their text), and the bytes kept per customer (the files table, and what the
+outbox still holds of operator files: nothing once they are sent).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ async def main() -> None:
     per_customer = files["kept"] / max(1, files["kept_customers"])
     print(
         f"bytes kept per customer: {per_customer / 1024:.0f} KB in files (what they sent), plus"
-        f" {files['owed'] / max(1, n) / 1024:.0f} KB of operator files in the outbox"
+        f" {files['owed'] / max(1, n) / 1024:.0f} KB of operator files left in the outbox (sent)"
     )
     print(
         f"file blocks in Claude's requests: {files['image_blocks']} ({2 * n} files, each in every"

@@ -753,8 +753,9 @@ class OutboxStore:
 
         def write(c: Connection) -> None:
             c.execute(
+                # a file's bytes are not kept once Discord has them (the customer's copy is theirs)
                 "UPDATE outbox SET status = 'sent', sent_at = ?, discord_message_id = ?, attempts ="
-                " attempts + 1 WHERE id = ? AND status = 'pending'",
+                " attempts + 1, file_data = NULL WHERE id = ? AND status = 'pending'",
                 (now, discord_message_id, item_id),
             )
             for button in buttons or ():

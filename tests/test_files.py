@@ -148,6 +148,10 @@ async def test_an_operators_file_in_the_thread_reaches_the_customer_as_a_file_on
     [dm] = h.sent()
     assert dm.content.endswith("Here is your return label.")
     assert [a.filename for a in dm.attachments] == ["return-label.pdf"], "one upload, with the text"
+    kept = await h.fetch(
+        "SELECT file_data IS NULL FROM outbox WHERE file_name = 'return-label.pdf'"
+    )
+    assert kept == [(1,)] or [tuple(r) for r in kept] == [(True,)], "sent: its bytes are not kept"
     await operator_posts(desk, 1, "// internal: label from the carrier", label)
     assert h.sent() == [], "a note with a file stays between operators"
     history = await h.fetch("SELECT data FROM turns WHERE kind = 'operator'")
