@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
+from cogs.discord.attachments import downloaded, max_file_bytes
 from cogs.discord.confirm_views import on_rating_comment
 from cogs.discord.discord_channel import NO_PINGS
 from core.engine import InboundMessage
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CONVERSATION_TYPES = (discord.MessageType.default, discord.MessageType.reply)
-DOWNLOAD_SECONDS = 20  # one file from Discord's CDN
 
 
 class Conversation(commands.Cog):
@@ -68,21 +67,13 @@ class Conversation(commands.Cog):
         await self.bot.engine.customer_edited(payload.message_id, str(payload.data["content"]))
 
     async def _fetched(self, message: discord.Message) -> list[dict[str, Any]]:
-        """The message's files with their bytes, read now: Discord's links expire within a day.
-        A file announced over the cap (or one too many) is not downloaded; a failed download is
-        kept as such (the customer is told)."""
+        """The message's files with their bytes, read now. A file announced over the cap (or one
+        too many) is not downloaded; a failed download is kept as such (the customer is told)."""
         caps = self.bot.policy.attachments
-        limit = int(caps.max_file_mb * 1024 * 1024)
+        limit = max_file_bytes(self.bot.policy)
         files = []
         for i, a in enumerate(message.attachments):
-            data = None
-            if i < caps.files_per_message and a.size <= limit:
-                try:
-                    data = await asyncio.wait_for(a.read(), DOWNLOAD_SECONDS)
-                except (discord.HTTPException, OSError, TimeoutError) as exc:
-                    log.warning(
-                        "could not download %s of message %s: %s", a.filename, message.id, exc
-                    )
+            data = (await downloaded(a, limit))[0] if i < caps.files_per_message else None
             files.append(
                 {
                     "filename": a.filename,

@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.discord.attachments import downloaded, max_file_bytes
 from cogs.discord.draft_views import on_draft_form_submit
 from cogs.discord.ticket_views import (
     OperatorsOnly,
@@ -267,21 +268,17 @@ async def operator_files(
 ) -> tuple[list[tuple[str, bytes]], str]:
     """An operator's files for the customer, read now (their links expire), within [attachments]
     max_file_mb; and what to say of those left out."""
-    limit = int(bot.policy.attachments.max_file_mb * 1024 * 1024)
+    limit = max_file_bytes(bot.policy)
     files, left = [], []
     for a in attachments:
-        if a.size > limit:
-            left.append(f"{a.filename} ({a.size // 1024} KB)")
-            continue
-        try:
-            data = await a.read()
-        except (discord.HTTPException, OSError) as exc:
-            left.append(f"{a.filename} (could not be read: {exc})")
-            continue
-        if len(data) > limit:
-            left.append(f"{a.filename} ({len(data) // 1024} KB)")
-            continue
-        files.append((a.filename, data))
+        data, why = await downloaded(a, limit)
+        if data is not None and len(data) > limit:  # larger than Discord announced
+            why = f"{len(data) // 1024} KB"
+            data = None
+        if data is None:
+            left.append(f"{a.filename} ({why})")
+        else:
+            files.append((a.filename, data))
     said = (
         f"Not sent to the customer: {', '.join(left)}: files can be up to"
         f" {bot.policy.attachments.max_file_mb:g} MB ([attachments] max_file_mb)."
