@@ -126,7 +126,10 @@ class Webhooks:
     # -- queueing ------------------------------------------------------------------------------
 
     def ticket_changed(self, ticket_id: int) -> None:
-        """After any committed change of a ticket (the desk's on_changed)."""
+        """After any committed change of a ticket (the desk's on_changed). Without agents (no MCP
+        tokens) no ticket can have a webhook: nothing is read."""
+        if not self.signers:
+            return
         task = asyncio.get_running_loop().create_task(self._queue(ticket_id))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
