@@ -26,14 +26,22 @@ _TICKET_SELECT = (
 )
 
 
-def approvals_sql(c: Connection, ticket_id: int) -> list[str]:
-    """Who has approved the ticket's current details so far, first first."""
+@dataclass(frozen=True)
+class Approvals:
+    """Who has approved a ticket so far, first first, and the details they all approved (an edit
+    drops approvals of other details: see DeskTx.add_approval); None when nobody has."""
+
+    names: list[str]
+    details: dict[str, Any] | None
+
+
+def approvals_sql(c: Connection, ticket_id: int) -> Approvals:
     rows = c.execute(
-        "SELECT operator_name FROM ticket_approvals WHERE ticket_id = ? ORDER BY approved_at,"
-        " operator_id",
+        "SELECT operator_name, params FROM ticket_approvals WHERE ticket_id = ? ORDER BY"
+        " approved_at, operator_id",
         (ticket_id,),
     ).fetchall()
-    return [r[0] for r in rows]
+    return Approvals([r[0] for r in rows], json.loads(rows[0][1]) if rows else None)
 
 
 def ticket_sql(c: Connection, ticket_id: int) -> Ticket | None:
@@ -369,15 +377,8 @@ class DeskTx(Tx):
             ).rowcount
         )
 
-    def approvals(self, ticket_id: int) -> list[str]:
+    def approvals(self, ticket_id: int) -> Approvals:
         return approvals_sql(self.c, ticket_id)
-
-    def approved_details(self, ticket_id: int) -> dict[str, Any] | None:
-        """The details the approvals so far agree on (they always agree: see add_approval)."""
-        row = self.c.execute(
-            "SELECT params FROM ticket_approvals WHERE ticket_id = ? LIMIT 1", (ticket_id,)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
 
     def answer_data(self, ticket_id: int, data: dict[str, Any]) -> None:
         """A typed answer's fields, beside its words (``answered``)."""
@@ -548,11 +549,8 @@ class TicketStore:
     async def get(self, ticket_id: int) -> Ticket | None:
         return await self.db.run(lambda c: ticket_sql(c, ticket_id))
 
-    async def approvals(self, ticket_id: int) -> list[str]:
+    async def approvals(self, ticket_id: int) -> Approvals:
         return await self.db.run(lambda c: approvals_sql(c, ticket_id))
-
-    async def approved_details(self, ticket_id: int) -> dict[str, Any] | None:
-        return await self.db.run(lambda c: DeskTx(c, 0).approved_details(ticket_id))
 
     async def by_thread(self, thread_id: int) -> Ticket | None:
         row = await self.db.fetchone(f"{_TICKET_SELECT} WHERE t.thread_id = ?", (thread_id,))

@@ -41,10 +41,10 @@ class CardRenderer:
         case: list[str] = []
         approvals = None
         if ticket.kind.decided and ticket.status == "open":
-            agreed = await self.tickets.approved_details(ticket.id)
-            needed = approvers_needed(ticket, agreed or ticket.action_params, self.policy)
+            so_far = await self.tickets.approvals(ticket.id)
+            needed = approvers_needed(ticket, so_far.details or ticket.action_params, self.policy)
             if needed > 1:
-                approvals = approvals_line(await self.tickets.approvals(ticket.id), needed)
+                approvals = approvals_line(so_far.names, needed)
         escalated = None
         if ticket.escalation_level:
             steps = escalation_steps(self.policy.desk.escalation)

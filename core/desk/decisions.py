@@ -57,9 +57,9 @@ class Decisions(DeskBase):
         current = tx.ticket(ticket.id)
         if current is None or current.status != Status.OPEN:
             return current
-        earlier = tx.approvals(ticket.id)
+        earlier = tx.approvals(ticket.id).names
         counted = tx.add_approval(ticket.id, operator.id, operator.name, final)
-        names = tx.approvals(ticket.id)
+        names = tx.approvals(ticket.id).names
         if len(names) >= needed:
             return None
         if counted:
@@ -90,7 +90,7 @@ class Decisions(DeskBase):
         (perhaps edited), else the request."""
         if params is not None:
             return params
-        agreed = await self.tickets.approved_details(ticket.id)
+        agreed = (await self.tickets.approvals(ticket.id)).details
         return agreed if agreed is not None else dict(ticket.action_params or {})
 
     def form_schema(self, ticket: Ticket) -> dict[str, Any] | None:
@@ -162,7 +162,7 @@ class Decisions(DeskBase):
             if (short := self._gather(tx, ticket, operator, final)) is not None:
                 return short
             # several approvers: all of them decided it
-            by = ", ".join(tx.approvals(ticket_id)) or operator.name
+            by = ", ".join(tx.approvals(ticket_id).names) or operator.name
             if not tx.approve(ticket_id, operator.id, by, final, "edited" if edited else None):
                 return tx.ticket(ticket_id)
             tx.audit(
@@ -224,7 +224,7 @@ class Decisions(DeskBase):
             if (short := self._gather(tx, ticket, operator, final)) is not None:
                 return short
             # several approvers: all of them decided it
-            by = ", ".join(tx.approvals(ticket.id)) or operator.name
+            by = ", ".join(tx.approvals(ticket.id).names) or operator.name
             if not tx.approve(ticket.id, operator.id, by, final, "edited" if edited else None):
                 return tx.ticket(ticket.id)
             tx.executed(ticket.id, {"returned_to_agent": ticket.agent_name})
