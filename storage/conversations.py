@@ -382,10 +382,10 @@ class ConversationStore:
 
     async def operator_copies(
         self, thread_message_id: int
-    ) -> tuple[int, int | None, str, list[tuple[int, str, int | None, str]]] | None:
+    ) -> tuple[int, int | None, str, list[tuple[str, int | None]]] | None:
         """The operator turn relayed from this thread message: (turn, the customer's DM channel,
-        the operator's name, [(outbox row, status, DM message id, content)]); None if it was
-        never relayed."""
+        the operator's name, [(status, DM message id)] of its outbox rows); None if it was never
+        relayed."""
         marker = f'"thread_message_id": {int(thread_message_id)}'
         row = await self.db.fetchone(
             "SELECT t.id, c.dm_channel_id, t.data FROM turns t JOIN customers c ON c.id ="
@@ -396,43 +396,36 @@ class ConversationStore:
             return None
         name = str(json.loads(row[2]).get("operator_name", "")) if row[2] else ""
         rows = await self.db.fetchall(
-            "SELECT id, status, discord_message_id, content FROM outbox WHERE turn_id = ? ORDER"
-            " BY id",
+            "SELECT status, discord_message_id FROM outbox WHERE turn_id = ? ORDER BY id",
             (row[0],),
         )
-        return row[0], row[1], name, [(r[0], r[1], r[2], r[3]) for r in rows]
+        return row[0], row[1], name, [(r[0], r[1]) for r in rows]
 
     async def operator_changed(
-        self, turn_id: int, content: str | None, outbox_content: str | None, now: float
-    ) -> list[int]:
+        self, turn_id: int, content: str | None, outbox_content: str | None
+    ) -> None:
         """An operator edited (``content``) or deleted (None) a relayed message: the turn takes
         it (Claude reads what the customer now sees); copies not sent yet are rewritten or
-        withdrawn. Returns the outbox rows changed before sending."""
+        withdrawn."""
 
-        def write(c: Connection) -> list[int]:
+        def write(c: Connection) -> None:
             c.execute(
                 "UPDATE turns SET content = ? WHERE id = ?",
                 (content if content is not None else "(deleted by the operator)", turn_id),
             )
-            pending = [
-                r[0]
-                for r in c.execute(
-                    "SELECT id FROM outbox WHERE turn_id = ? AND status = 'pending'", (turn_id,)
-                ).fetchall()
-            ]
-            for row_id in pending:
-                if outbox_content is None:  # never sent: the customer never sees it
-                    c.execute(
-                        "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
-                        ("deleted by the operator before it was sent", row_id),
-                    )
-                else:
-                    c.execute(
-                        "UPDATE outbox SET content = ? WHERE id = ?", (outbox_content, row_id)
-                    )
-            return pending
+            if outbox_content is None:  # never sent: the customer never sees it
+                c.execute(
+                    "UPDATE outbox SET status = 'failed', last_error = ? WHERE turn_id = ? AND"
+                    " status = 'pending'",
+                    ("deleted by the operator before it was sent", turn_id),
+                )
+            else:
+                c.execute(
+                    "UPDATE outbox SET content = ? WHERE turn_id = ? AND status = 'pending'",
+                    (outbox_content, turn_id),
+                )
 
-        return await self.db.run(write)
+        await self.db.run(write)
 
     async def customer_edited(
         self, discord_message_id: int, content: str, now: float

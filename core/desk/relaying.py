@@ -185,10 +185,10 @@ class Relaying(DeskBase):
             if content is None
             else self.policy.message("operator_says", operator=name, text=content)
         )
-        await self.conversations.operator_changed(turn_id, content, said, self.clock.now())
-        sent = [c for c in copies if c[1] == "sent" and c[2] is not None]
-        for _, _, dm_message_id, _ in sent:
-            assert dm_message_id is not None and channel_id is not None
+        await self.conversations.operator_changed(turn_id, content, said)
+        sent = [dm for status, dm in copies if status == "sent" and dm is not None]
+        for dm_message_id in sent:
+            assert channel_id is not None
             if said is None:
                 await self.outbox.channel.delete(channel_id, dm_message_id)
             elif len(said) <= 2000 and len(sent) == 1:
