@@ -14,3 +14,8 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> float:
         return time.time()
+
+
+def utc_day_start(now: float) -> float:
+    """Midnight UTC of the day ``now`` is in (per-day allowances and budgets count from it)."""
+    return now - now % 86400

@@ -12,7 +12,6 @@ written is one line in the thread.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ import anthropic
 from core.assistant import Claude
 from core.case import case_lines
 from core.claude_pace import BACKGROUND, ClaudePace, paced
-from core.clock import Clock
+from core.clock import Clock, utc_day_start
 from core.desk import DeskReply, Operator, TicketDesk
 from core.drafts import clip_draft
 from core.knowledge import Knowledge
@@ -194,13 +193,12 @@ class Copilot:
         self, ticket: Ticket, by: str | None, instructions: str | None, *, automatic: bool
     ) -> int | None:
         now = self.clock.now()
-        day = dt.datetime.fromtimestamp(now, dt.UTC).replace(hour=0, minute=0, second=0)
         return await self.drafts.start(
             ticket.id,
             now,
             instructions=instructions,
             requested_by_name=by,
-            day_start=day.replace(microsecond=0).timestamp(),
+            day_start=utc_day_start(now),
             per_day=self.policy.copilot.max_drafts_per_day,
             automatic=automatic,
         )

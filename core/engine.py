@@ -16,7 +16,7 @@ from typing import Any
 
 from core.actions import ActionContext
 from core.assistant import Assistant, LLMUnavailable
-from core.clock import Clock
+from core.clock import Clock, utc_day_start
 from core.codes import code_in
 from core.desk import TicketDesk
 from core.files import MB, Caps, Offered, Refused, Taken, refusal_text, take
@@ -231,8 +231,7 @@ class ConversationEngine:
         if not message.attachments:
             return [], []
         caps = self.policy.attachments
-        day_start = now - now % 86400
-        used = await self.files.bytes_since(message.discord_user_id, day_start)
+        used = await self.files.bytes_since(message.discord_user_id, utc_day_start(now))
         offered = [
             Offered(a["filename"], int(a.get("size") or 0), a.get("data"), a.get("content_type"))
             for a in message.attachments
@@ -396,9 +395,7 @@ class ConversationEngine:
         limit = self.policy.abuse.tokens_per_day
         if not limit or self.usage is None:
             return False
-        now = self.clock.now()
-        day = now - now % 86400
-        used = await self.usage.customer_tokens(customer.id, day)
+        used = await self.usage.customer_tokens(customer.id, utc_day_start(self.clock.now()))
         if used < limit:
             return False
         told = await self.store.open_ticket_of_source(customer.id, Source.BUDGET)
