@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolRequestParams, CancelTaskRequestParams, GetTaskRequestParams
 from mcp_types import RequestParams as _RequestParams
 
-from core.agent_desk import AgentDesk, AgentError
+from core.agent_desk import AgentDesk, AgentError, result_of
 
 EXTENSION = "io.modelcontextprotocol/tasks"
 TASK_TOOLS = ("ask_human", "request_approval")
@@ -86,9 +86,9 @@ class DeskTasks(Extension):
             return result  # settled at once (the policy approved it): the plain result
         return {"resultType": "task", **await self._task(_agent(ctx), int(content["ticket"]))}
 
-    async def _task(self, agent: str, ticket_id: int, result: dict[str, Any] | None = None) -> dict:
-        ticket = await self.agents._own(agent, ticket_id)
-        result = result or await self.agents.get_result(agent, ticket_id, wait_seconds=0)
+    async def _task(self, agent: str, ticket_id: int) -> dict[str, Any]:
+        ticket = await self.agents.own(agent, ticket_id)
+        result = result_of(ticket)
         task: dict[str, Any] = {
             "taskId": f"ticket-{ticket.id}",
             "createdAt": _iso(ticket.created_at),
@@ -140,7 +140,7 @@ class DeskTasks(Extension):
         # the desk's tasks never ask the client for input: responses are ignored, as the
         # extension says of keys that are not outstanding
         try:
-            await self.agents._own(_agent(ctx), self._ticket(params.task_id))
+            await self.agents.own(_agent(ctx), self._ticket(params.task_id))
         except AgentError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         return {}

@@ -311,14 +311,14 @@ class AgentDesk:
     async def get_result(
         self, agent: str, ticket_id: int, *, wait_seconds: float | None = None
     ) -> dict[str, Any]:
-        ticket = await self._own(agent, ticket_id)
+        ticket = await self.own(agent, ticket_id)
         wait = self._wait_seconds(0 if wait_seconds is None else wait_seconds)
         return await self._result(ticket.id, wait)
 
     async def withdraw(self, agent: str, ticket_id: int) -> dict[str, Any]:
         """The agent no longer needs an answer or a decision: an open ticket is closed (the card
         says so, its buttons go); a settled one is left as it is. Returns the ticket's result."""
-        await self._own(agent, ticket_id)
+        await self.own(agent, ticket_id)
 
         def write(tx: DeskTx) -> bool:
             if not tx.withdraw(ticket_id, WITHDRAWN):
@@ -358,7 +358,7 @@ class AgentDesk:
                 f"priority must be one of normal, high, urgent (not {value!r})"
             ) from None
 
-    async def _own(self, agent: str, ticket_id: int) -> Ticket:
+    async def own(self, agent: str, ticket_id: int) -> Ticket:
         ticket = await self.tickets.get(ticket_id)
         if ticket is None or not ticket.kind.from_agent:
             raise AgentError(f"there is no agent ticket #{ticket_id}")
