@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -198,22 +198,8 @@ class HandoffDesk:
                     return result
 
 
-def _blocking(make: Callable[[], Awaitable[T]]) -> T:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = asyncio.run(_awaited(make))
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="handoff-desk")
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-
-async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
-    return await make()
+def _blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``make()`` run to its end on a loop of its own, in a worker thread: callable from plain
+    code whether or not a loop runs in this thread; its exception is raised here."""
+    with ThreadPoolExecutor(1, thread_name_prefix="handoff-desk") as worker:
+        return worker.submit(lambda: asyncio.run(make())).result()
