@@ -9,7 +9,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +137,12 @@ class Harness:
         )
         # a restart in tests is abrupt, like a crash; graceful stops are tested apart
         bot.shutdown_grace_seconds = 0
+        # dpytest's queue is global: start each bot with it empty. Before it attaches, not after:
+        # what the new bot sends while starting (owed messages it resumes) belongs to this test.
+        self.sent(), self.staff()
         await dpytest_ext.attach(bot, members=members, world=self._world)
         self.bot = bot
         self.members = self._same_people(dpytest.get_config())
-        self.sent(), self.staff()  # dpytest's queue is global: start each bot with it empty
         return bot
 
     def _same_people(self, config: Any) -> list[discord.Member]:
@@ -282,6 +284,17 @@ async def eventually(
         if predicate():
             return
         await asyncio.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def eventually_async(
+    read: Callable[[], Awaitable[Any]], ok: Callable[[Any], object], what: str, within: float = 5.0
+) -> None:
+    """``eventually`` for what must be read with an await (a database row)."""
+    for _ in range(int(within / 0.05)):
+        if ok(await read()):
+            return
+        await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
 

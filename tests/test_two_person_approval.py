@@ -12,6 +12,7 @@ from typing import Any
 import discord
 import pytest
 
+from tests.conftest import eventually_async
 from tests.desk_support import Desk, refund_ticket, refunded_cents
 from tests.dpytest_ext import Interactions, make_operator
 from tests.support import test_policy
@@ -40,14 +41,6 @@ def op(world: Agents, i: int) -> discord.Member:
 async def card_field(world: Agents, number: int, name: str) -> str | None:
     embed = (await world.desk.staff_message(number)).embeds[0]
     return next((f.value for f in embed.fields if f.name.startswith(name)), None)
-
-
-async def eventually_async(read: Any, ok: Any, what: str) -> None:
-    for _ in range(100):
-        if ok(await read()):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def audit(world: Agents, action: str) -> int:
