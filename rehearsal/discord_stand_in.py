@@ -763,14 +763,35 @@ class FakeDiscord:
     async def operator_submits(
         self, custom_id: str, values: dict[str, str], operator_id: int | None = None
     ) -> bool:
-        """An operator submits a form (a modal the bot opened)."""
-        rows = [
-            {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
-            for k, v in values.items()
-        ]
+        """An operator submits a form (a modal the bot opened), shaped as Discord sends it: a text
+        input's ``value``; a select (under its label) the chosen ``values``."""
+        opened = self.form_fields(custom_id)
+        rows: list[dict[str, Any]] = []
+        for k, v in values.items():
+            field = opened.get(k, {"type": 4, "labelled": False})
+            if field["type"] == 3:
+                select = {"type": 3, "custom_id": k, "values": [v] if v else []}
+                rows.append({"type": 18, "component": select})
+            elif field["labelled"]:
+                rows.append({"type": 18, "component": {"type": 4, "custom_id": k, "value": v}})
+            else:
+                rows.append({"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]})
         return await self._operator_interaction(
             5, {"custom_id": custom_id, "components": rows}, None, operator_id
         )
+
+    def form_fields(self, custom_id: str) -> dict[str, dict[str, Any]]:
+        """The fields of the form the bot last opened with this custom_id, by custom_id: its
+        component type, label, options (a select's values) and whether it sits under a label."""
+        for body in reversed(self.interactions):
+            data = (body or {}).get("data") or {}
+            if (body or {}).get("type") == 9 and data.get("custom_id") == custom_id:
+                return {
+                    field["custom_id"]: field
+                    for row in data.get("components") or []
+                    for field in modal_fields(row)
+                }
+        return {}
 
     async def _operator_interaction(
         self,
@@ -806,6 +827,33 @@ class FakeDiscord:
                 "attachment_size_limit": 8388608,
             },
         )
+
+
+def modal_fields(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """One top-level component of a modal as its fields: an action row's text inputs, or the one
+    component under a label (type 18)."""
+    if row.get("type") == 18:
+        inner = row.get("component") or {}
+        return [
+            {
+                "custom_id": inner.get("custom_id"),
+                "type": inner.get("type"),
+                "label": row.get("label") or inner.get("custom_id"),
+                "options": [o.get("value") for o in inner.get("options") or []],
+                "labelled": True,
+            }
+        ]
+    return [
+        {
+            "custom_id": c.get("custom_id"),
+            "type": c.get("type"),
+            "label": c.get("label") or c.get("custom_id"),
+            "options": [],
+            "labelled": False,
+        }
+        for c in row.get("components") or []
+        if c.get("custom_id")
+    ]
 
 
 @contextlib.contextmanager

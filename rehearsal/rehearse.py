@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rehearsal.discord_stand_in import FakeDiscord
+from rehearsal.discord_stand_in import FakeDiscord, modal_fields
 from rehearsal.scripted_claude import FakeClaude, Reply, last_user_text, text, tool_calls
 from rehearsal.simulate import ROOT, bot_env
 
@@ -181,10 +181,9 @@ class Page:
             data = (body or {}).get("data") or {}
             if (body or {}).get("type") == 9:
                 fields = [
-                    {"id": c.get("custom_id"), "label": c.get("label", c.get("custom_id"))}
+                    {"id": f["custom_id"], "label": f["label"], "options": f["options"]}
                     for row in data.get("components") or []
-                    for c in (row.get("components") or [row.get("component") or {}])
-                    if c.get("custom_id")
+                    for f in modal_fields(row)
                 ]
                 out.append(
                     {"form": data.get("custom_id"), "title": data.get("title"), "fields": fields}
@@ -267,14 +266,20 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111}
 <script>
 const $=s=>document.querySelector(s);
 const post=(u,d)=>fetch(u,{method:'POST',body:new URLSearchParams(d)}).then(refresh);
+function show(where,html){const e=$(where),a=document.activeElement;
+ // what someone is typing into is left alone, and an unchanged pane is not redrawn
+ if(e.dataset.html===html||(a&&/INPUT|SELECT/.test(a.tagName)&&e.contains(a)))return;
+ e.innerHTML=html;e.dataset.html=html;}
 function refresh(){fetch('/state?customer='+$('#customer').value).then(r=>r.json()).then(s=>{
- $('#dm').innerHTML=s.dm; const a=document.activeElement;
- if(!(a&&a.tagName==='INPUT'&&a.closest('#staff')))$('#staff').innerHTML=s.staff;
- $('#told').innerHTML=s.told.map(t=>t.form?formHtml(t):'<div>'+esc(t.text)+'</div>').join('');});}
+ show('#dm',s.dm);show('#staff',s.staff);
+ show('#told',s.told.map(t=>t.form?formHtml(t):'<div>'+esc(t.text)+'</div>').join(''));});}
 const esc=t=>String(t).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
 function formHtml(t){return '<form class="modal" data-form="'+esc(t.form)+'"><b>'+esc(t.title||'')+
- '</b>'+t.fields.map(f=>'<div>'+esc(f.label)+' <input name="'+esc(f.id)+'"></div>').join('')+
+ '</b>'+t.fields.map(f=>'<div>'+esc(f.label)+' '+fieldHtml(f)+'</div>').join('')+
  '<button>Submit</button></form>';}
+function fieldHtml(f){if(!f.options.length)return '<input name="'+esc(f.id)+'">';
+ return '<select name="'+esc(f.id)+'"><option value="">(choose)</option>'+f.options.map(o=>
+ '<option>'+esc(o)+'</option>').join('')+'</select>';}
 document.addEventListener('click',e=>{const b=e.target.closest('button.b');if(!b)return;
  post('/click',{where:b.dataset.where,message:b.dataset.message,id:b.dataset.id,
  customer:$('#customer').value,operator:$('#operator').value});});

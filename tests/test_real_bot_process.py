@@ -201,25 +201,84 @@ async def test_the_real_bot_serves_agents_over_mcp_and_a_click_approves(tmp_path
             )
             assert asked.structured_content == {"ticket": 1, "status": "waiting"}
 
-            def card() -> dict | None:
-                return next(
-                    (
-                        m
-                        for m in discord.messages.get(discord.staff_channel_id, [])
-                        if any(
-                            c["custom_id"] == "ticket:approve:1"
-                            for row in m.get("components") or []
-                            for c in row["components"]
-                        )
-                    ),
-                    None,
-                )
+            def card() -> dict[str, Any] | None:
+                return staff_card(discord, "ticket:approve:1")
 
             await eventually(card, within=15, what="the card with its buttons")
             assert await discord.operator_clicks(card(), "ticket:approve:1")
             result = await client.call_tool("get_result", {"ticket": 1, "wait_seconds": 10})
             assert result.structured_content["status"] == "approved"
             assert result.structured_content["decided_by"] == "operator"
+        await bot.stop()
+
+
+def staff_card(discord: FakeDiscord, custom_id: str) -> dict[str, Any] | None:
+    """The staff channel's message with this button, if posted."""
+    return next(
+        (
+            m
+            for m in discord.messages.get(discord.staff_channel_id, [])
+            if any(
+                c["custom_id"] == custom_id
+                for row in m.get("components") or []
+                for c in row["components"]
+            )
+        ),
+        None,
+    )
+
+
+async def test_a_typed_answer_with_choices_as_discord_sends_a_submitted_form(tmp_path):
+    """The Answer form's select is submitted the way Discord does it (a label holding a select's
+    chosen values), to the real bot process: a value out of range is refused, then the agent gets
+    answer_data."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "percent": {"type": "integer", "minimum": 0, "maximum": 30},
+            "offer": {"enum": ["discount", "free shipping"]},
+        },
+        "required": ["percent", "offer"],
+    }
+    async with bot_serving_agents(tmp_path) as (bot, url):
+        discord = bot.discord
+        async with agent_client(url) as client:
+            asked = await client.call_tool(
+                "ask_human",
+                {"question": "What do we offer Ada?", "answer_schema": schema, "wait_seconds": 0},
+            )
+            assert asked.structured_content == {"ticket": 1, "status": "waiting"}
+            await eventually(
+                lambda: staff_card(discord, "ticket:answer:1"), within=15, what="the Answer button"
+            )
+            assert await discord.operator_clicks(
+                staff_card(discord, "ticket:answer:1"), "ticket:answer:1"
+            )
+            await eventually(
+                lambda: discord.form_fields("ticket:answer-form:1"), within=10, what="the form"
+            )
+            fields = discord.form_fields("ticket:answer-form:1")
+            assert fields["offer"]["type"] == 3 and fields["offer"]["labelled"]
+            assert fields["offer"]["options"] == ["discount", "free shipping"]
+            assert await discord.operator_submits(
+                "ticket:answer-form:1", {"percent": "45", "offer": "discount"}
+            )
+            await eventually(
+                lambda: any(
+                    "45 is above the maximum 30" in str(body) for body in discord.interactions
+                ),
+                within=10,
+                what="the refusal in the form's reply",
+            )
+            assert await discord.operator_submits(
+                "ticket:answer-form:1", {"percent": "15", "offer": "free shipping"}
+            )
+            result = await client.call_tool("get_result", {"ticket": 1, "wait_seconds": 10})
+            assert result.structured_content["status"] == "answered"
+            assert result.structured_content["answer_data"] == {
+                "percent": 15,
+                "offer": "free shipping",
+            }
         await bot.stop()
 
 

@@ -3,6 +3,7 @@ seed's three stories clicked and typed as a deployer would; a screenshot is kept
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -93,6 +94,22 @@ async def test_the_three_stories_in_a_real_browser(tmp_path):
             wait(lambda: "approved and done" in dm(), "the refund done")
             staff = browser.find_element(By.ID, "staff")
             wait(lambda: "approved by operator" in staff.text, "the card shows the decision")
+            # 4. another refund denied, with the reason typed into the Deny form
+            refund = {"order_id": 5, "amount": 10, "reason": "changed my mind"}
+            customer(2, f"!tool issue_refund {json.dumps(refund)}")
+            wait(
+                lambda: browser.find_element(By.XPATH, "//div[@id='staff']//button[.='Deny']"),
+                "the Deny button",
+            ).click()
+            reason = wait(
+                lambda: browser.find_element(By.CSS_SELECTOR, "#told form.modal input"), "the form"
+            )
+            # the page refreshes twice a second: what is being typed must survive it
+            await asyncio.sleep(1.2)
+            reason.send_keys("outside the 30-day window")
+            await asyncio.sleep(1.2)
+            browser.find_element(By.CSS_SELECTOR, "#told form.modal button").click()
+            wait(lambda: "not approved: outside the 30-day window" in dm(), "the denial")
             artifacts = ROOT / "artifacts"
             artifacts.mkdir(exist_ok=True)
             assert browser.save_screenshot(str(artifacts / "rehearsal.png"))
