@@ -90,6 +90,15 @@ class Outbox(DeliveryQueue[int]):
         missing; buttons go under the last chunk. One request per chunk: the DM channel is known
         from the customer's messages, or opened once and kept."""
         channel_id = item.dm_channel_id
+        if item.change is not None:  # an operator's edit or deletion of a copy already sent
+            kind, copy_id = item.change
+            if channel_id is None:
+                return None  # no copy was ever sent where this could change it
+            if kind == "delete":
+                await self.channel.delete(channel_id, copy_id)
+            else:
+                await self.channel.edit(channel_id, copy_id, item.content)
+            return None
         if channel_id is None:
             channel_id = await self.channel.open_dm(item.discord_id)
             await self.store.keep_dm_channel(item.customer_id, channel_id)

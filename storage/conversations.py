@@ -137,6 +137,18 @@ class OutboxItem:
     buttons: list[dict[str, Any]] | None = None
     dm_channel_id: int | None = None  # None: no DM channel known yet (open one, once, and keep it)
     file: tuple[str, bytes] | None = None  # (name, content) sent with the last chunk
+    # ("edit" | "delete", the DM message): not a new message but a change of one already sent
+    change: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class RelayedCopies:
+    """An operator's message relayed to a customer: its turn, and its DM copies as sent so far."""
+
+    turn_id: int
+    customer_id: int
+    operator_name: str
+    copies: list[tuple[str, int | None]]  # (outbox status, DM message id), in order
 
 
 def insert_turns_sql(
@@ -380,35 +392,40 @@ class ConversationStore:
 
         return await self.db.run(write)
 
-    async def operator_copies(
-        self, thread_message_id: int
-    ) -> tuple[int, int | None, str, list[tuple[str, int | None]]] | None:
-        """The operator turn relayed from this thread message: (turn, the customer's DM channel,
-        the operator's name, [(status, DM message id)] of its outbox rows); None if it was never
-        relayed."""
+    async def operator_copies(self, thread_message_id: int) -> RelayedCopies | None:
+        """The operator turn relayed from this thread message and its DM copies; None if it was
+        never relayed."""
         marker = f'"thread_message_id": {int(thread_message_id)}'
         row = await self.db.fetchone(
-            "SELECT t.id, c.dm_channel_id, t.data FROM turns t JOIN customers c ON c.id ="
-            " t.customer_id WHERE t.kind = 'operator' AND (t.data LIKE ? OR t.data LIKE ?)",
+            "SELECT id, customer_id, data FROM turns WHERE kind = 'operator' AND (data LIKE ? OR"
+            " data LIKE ?)",
             (f"%{marker},%", f"%{marker}}}%"),
         )
         if row is None:
             return None
         name = str(json.loads(row[2]).get("operator_name", "")) if row[2] else ""
         rows = await self.db.fetchall(
-            "SELECT status, discord_message_id FROM outbox WHERE turn_id = ? ORDER BY id",
+            "SELECT status, discord_message_id FROM outbox WHERE turn_id = ? AND change IS NULL"
+            " ORDER BY id",
             (row[0],),
         )
-        return row[0], row[1], name, [(r[0], r[1]) for r in rows]
+        return RelayedCopies(row[0], row[1], name, [(r[0], r[1]) for r in rows])
 
     async def operator_changed(
-        self, turn_id: int, content: str | None, outbox_content: str | None
+        self,
+        relayed: RelayedCopies,
+        content: str | None,
+        outbox_content: str | None,
+        changes: Sequence[tuple[str, int]],
+        now: float,
     ) -> None:
         """An operator edited (``content``) or deleted (None) a relayed message: the turn takes
         it (Claude reads what the customer now sees); copies not sent yet are rewritten or
-        withdrawn."""
+        withdrawn; ``changes`` to copies already sent (edit or delete, DM message id) are owed
+        through the outbox, after what it owes the customer already."""
 
         def write(c: Connection) -> None:
+            turn_id = relayed.turn_id
             c.execute(
                 "UPDATE turns SET content = ? WHERE id = ?",
                 (content if content is not None else "(deleted by the operator)", turn_id),
@@ -416,13 +433,30 @@ class ConversationStore:
             if outbox_content is None:  # never sent: the customer never sees it
                 c.execute(
                     "UPDATE outbox SET status = 'failed', last_error = ? WHERE turn_id = ? AND"
-                    " status = 'pending'",
+                    " status = 'pending' AND change IS NULL",
                     ("deleted by the operator before it was sent", turn_id),
                 )
             else:
                 c.execute(
-                    "UPDATE outbox SET content = ? WHERE turn_id = ? AND status = 'pending'",
+                    "UPDATE outbox SET content = ? WHERE turn_id = ? AND status = 'pending' AND"
+                    " change IS NULL",
                     (outbox_content, turn_id),
+                )
+            for kind, dm in changes:
+                if (
+                    kind == "edit"
+                    and c.execute(
+                        # an edit not made yet takes the latest text: one request, not one per edit
+                        "UPDATE outbox SET content = ? WHERE change = 'edit' AND change_of = ? AND"
+                        " status = 'pending'",
+                        (outbox_content, dm),
+                    ).rowcount
+                ):
+                    continue
+                c.execute(
+                    "INSERT INTO outbox (customer_id, turn_id, content, change, change_of,"
+                    " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (relayed.customer_id, turn_id, outbox_content or "", kind, dm, now, now),
                 )
 
         await self.db.run(write)
@@ -719,6 +753,7 @@ class OutboxStore:
             json.loads(row["buttons"]) if row["buttons"] else None,
             row["dm_channel_id"],
             (row["file_name"], bytes(row["file_data"])) if row["file_name"] else None,
+            (row["change"], int(row["change_of"])) if row["change"] else None,
         )
 
     async def keep_dm_channel(self, customer_id: int, channel_id: int) -> None:

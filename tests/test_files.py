@@ -271,6 +271,45 @@ async def test_an_operators_edit_and_delete_follow_to_the_customers_copy(desk):
         await dm.channel.fetch_message(dm.id)
 
 
+async def test_an_operators_edit_discord_refuses_for_now_is_made_after_a_restart(desk):
+    """The edit is owed like a message: Discord failing (503) and the bot stopping lose nothing;
+    two edits while it waits make one request with the latest text."""
+    import discord.ext.test as dpytest
+
+    from tests.conftest import eventually_async, http_error
+    from tests.desk_support import open_question, start_again
+
+    h = desk.h
+    await open_question(desk)
+    thread = await desk.thread(1)
+    posted = await dpytest.message("It is dishwasher safe.", channel=thread, member=desk.operator)
+    await h.settle()
+    [dm] = h.sent()
+    tried: list[str] = []
+
+    async def refused(channel_id: int, message_id: int, *, params: Any) -> Any:
+        tried.append(params.payload["content"])
+        raise http_error(503)
+
+    h.bot.http.edit_message = refused  # type: ignore[method-assign]
+
+    async def edits() -> list[tuple[Any, ...]]:
+        rows = await h.fetch("SELECT status, attempts, content FROM outbox WHERE change = 'edit'")
+        return [tuple(r) for r in rows]
+
+    h.bot._connection.parse_message_update(message_update(posted, "It is safe, up to 60°C."))
+    await eventually_async(edits, lambda rows: rows and rows[0][1] >= 1, "a refused try")
+    h.bot._connection.parse_message_update(message_update(posted, "It is safe, up to 65°C."))
+    await eventually_async(edits, lambda rows: "65" in rows[0][2], "the second edit")
+    await start_again(desk)
+    await h.settle()
+    copy = await dm.channel.fetch_message(dm.id)
+    assert copy.content.endswith("It is safe, up to 65°C.")
+    [(status, _, content)] = await edits()
+    assert status == "sent" and content.endswith("up to 65°C."), "one edit row, the latest text"
+    assert tried and all(t.endswith("°C.") for t in tried)
+
+
 async def test_a_file_discord_refuses_to_deliver_is_said_in_the_thread(desk, tmp_path):
     import discord.ext.test as dpytest
 

@@ -175,24 +175,26 @@ class Relaying(DeskBase):
     async def operator_edited(self, message_id: int, content: str | None) -> bool:
         """An operator edited (``content``) or deleted (None) a thread message that was relayed:
         the customer's DM copy is edited or deleted too (modmail's behaviour), and so is what
-        Claude reads. A copy longer than one DM, or with a file, keeps its text. True if relayed."""
-        found = await self.conversations.operator_copies(message_id)
-        if found is None:
+        Claude reads. The change is owed through the outbox (retried, kept across a restart). A
+        copy longer than one DM, or with a file, keeps its text. True if relayed."""
+        relayed = await self.conversations.operator_copies(message_id)
+        if relayed is None:
             return False
-        turn_id, channel_id, name, copies = found
         said = (
             None
             if content is None
-            else self.policy.message("operator_says", operator=name, text=content)
+            else self.policy.message("operator_says", operator=relayed.operator_name, text=content)
         )
-        await self.conversations.operator_changed(turn_id, content, said)
-        sent = [dm for status, dm in copies if status == "sent" and dm is not None]
-        for dm_message_id in sent:
-            assert channel_id is not None
-            if said is None:
-                await self.outbox.channel.delete(channel_id, dm_message_id)
-            elif len(said) <= 2000 and len(sent) == 1:
-                await self.outbox.channel.edit(channel_id, dm_message_id, said)
+        sent = [dm for status, dm in relayed.copies if status == "sent" and dm is not None]
+        if said is None:
+            changes = [("delete", dm) for dm in sent]
+        elif len(said) <= 2000 and len(sent) == 1:
+            changes = [("edit", sent[0])]
+        else:
+            changes = []
+        await self.conversations.operator_changed(relayed, content, said, changes, self.clock.now())
+        if changes:
+            self.outbox.kick(relayed.customer_id)
         return True
 
     @staticmethod
