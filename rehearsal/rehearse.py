@@ -293,42 +293,103 @@ $('#customer').onchange=refresh;setInterval(refresh,500);refresh();
 </script></body></html>"""
 
 
+def rehearsal_key(db: Path) -> str:
+    """The deployer's HANDOFF_SECRET_KEY, or a throwaway key kept beside the rehearsal's database
+    (``<db>.key``, readable by this user only), so the next rehearsal opens the same database."""
+    given = os.environ.get("HANDOFF_SECRET_KEY", "").strip()
+    if given:
+        return given
+    kept = Path(str(db) + ".key")
+    if kept.exists():
+        return kept.read_text().strip()
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    with os.fdopen(os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(key + "\n")
+    return key
+
+
+def deployer_paths() -> tuple[Path, Path, Path, str]:
+    """The rehearsal's database, the policy, the knowledge folder (absolute, as the deployer's
+    working directory names them; the shipped example's where theirs is missing) and a note."""
+    here = Path.cwd()
+    db = here / (os.environ.get("HANDOFF_REHEARSAL_DB", "").strip() or "data/rehearsal.db")
+    policy = here / (os.environ.get("HANDOFF_POLICY", "").strip() or "policy.toml")
+    knowledge = here / (os.environ.get("HANDOFF_KNOWLEDGE", "").strip() or "knowledge")
+    note = ""
+    if not policy.exists():
+        note += f" No {policy.name} here: the example shop's policy is used."
+        policy = ROOT / "policy.toml"
+    if not knowledge.is_dir():
+        knowledge = ROOT / "knowledge"
+    return db, policy, knowledge, note
+
+
+def startup_errors(log: Path, since: int) -> str:
+    """What the bot logged as errors since ``since`` (bytes into its log): why it did not start."""
+    with log.open("rb") as read:
+        read.seek(since)
+        lines = read.read().decode(errors="replace").splitlines()
+    errors = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+    return "\n".join(errors[-10:] or lines[-10:])
+
+
 async def rehearse(port: int, customers: int) -> None:
     discord = await FakeDiscord().start()
     real = bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
     model = None if real else await _scripted()
-    db = Path(os.environ.get("HANDOFF_REHEARSAL_DB", "").strip() or "data/rehearsal.db")
+    db, policy, knowledge, where = deployer_paths()
     db.parent.mkdir(parents=True, exist_ok=True)
-    policy = Path(os.environ.get("HANDOFF_POLICY", "").strip() or "policy.toml")
-    found = policy.exists()  # noqa: ASYNC240 - once, at start
-    env = bot_env(discord, db, policy if found else None, model.url if model else None)
+    env = bot_env(discord, db, policy, model.url if model else None)
     throwaway = not os.environ.get("HANDOFF_SECRET_KEY", "").strip()
-    note = ("Claude answers (ANTHROPIC_API_KEY)." if real else "A scripted model answers.") + (
-        " HANDOFF_SECRET_KEY was not set: a throwaway key is used for this rehearsal's database."
-        if throwaway
-        else ""
+    env.update(HANDOFF_SECRET_KEY=rehearsal_key(db), HANDOFF_KNOWLEDGE=str(knowledge))
+    note = (
+        ("Claude answers (ANTHROPIC_API_KEY)." if real else "A scripted model answers.")
+        + (
+            f" HANDOFF_SECRET_KEY was not set: a throwaway key ({db.name}.key) is used for this"
+            " rehearsal's database."
+            if throwaway
+            else ""
+        )
+        + where
     )
-    log = Path(str(db) + ".log").open("ab")  # noqa: ASYNC230 - once, at start
+    log_path = Path(str(db) + ".log")
+    log = log_path.open("ab")  # noqa: ASYNC230 - once, at start
+    since = log.tell()  # at its end: what this start writes comes after
+    # in the deployer's directory: the same .env, and their relative paths mean what they say
     bot = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bot.py"), cwd=ROOT, env=env, stdout=log, stderr=log
+        sys.executable, str(ROOT / "bot.py"), cwd=Path.cwd(), env=env, stdout=log, stderr=log
     )
-    try:  # the page opens once the bot is connected: nothing written before is missed
-        await asyncio.wait_for(discord.identified.wait(), 60)
-    except TimeoutError:
-        bot.terminate()
+    # the page opens once the bot is connected: nothing written before is missed
+    connected = asyncio.ensure_future(discord.identified.wait())
+    exited = asyncio.ensure_future(bot.wait())
+    done, _ = await asyncio.wait({connected, exited}, timeout=60, return_when="FIRST_COMPLETED")
+    connected.cancel()
+    if connected not in done:
+        if exited not in done:
+            bot.terminate()
+        await bot.wait()
+        exited.cancel()
+        log.close()
+        await discord.stop()
+        if model is not None:
+            await model.stop()
+        why = "stopped" if exited in done else "did not connect to the stand-in within 60 s"
         raise SystemExit(
-            f"the bot did not connect to the stand-in within 60 s: see {log.name}"
+            f"The bot {why}; from {log_path}:\n{startup_errors(log_path, since)}"
         ) from None
+    exited.cancel()
     runner = web.AppRunner(Page(discord, customers, note).app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"Rehearsal at http://127.0.0.1:{bound}/ ({note}) Database: {db}; log: {log.name}.")
+    print(f"Rehearsal at http://127.0.0.1:{bound}/ ({note}) Database: {db}; log: {log_path}.")
     print("Ctrl-C stops it.", flush=True)
     try:
         await bot.wait()
-        print(f"the bot stopped (exit {bot.returncode}); see {log.name}", file=sys.stderr)
+        print(f"the bot stopped (exit {bot.returncode}); see {log_path}", file=sys.stderr)
     finally:
         if bot.returncode is None:
             bot.terminate()

@@ -19,8 +19,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@contextlib.asynccontextmanager
-async def rehearsal(tmp_path: Path) -> AsyncIterator[str]:
+async def start_rehearsal(tmp_path: Path) -> asyncio.subprocess.Process:
+    """``bot.py --rehearse`` in ``tmp_path`` (a fresh clone's state: no .env, no policy.toml), its
+    output piped; the page's port is free."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -30,7 +31,7 @@ async def rehearsal(tmp_path: Path) -> AsyncIterator[str]:
         if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))
     }
     env["HANDOFF_REHEARSAL_DB"] = str(tmp_path / "rehearsal.db")
-    process = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bot.py"),
         "--rehearse",
@@ -41,6 +42,11 @@ async def rehearsal(tmp_path: Path) -> AsyncIterator[str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+@contextlib.asynccontextmanager
+async def rehearsal(tmp_path: Path) -> AsyncIterator[str]:
+    process = await start_rehearsal(tmp_path)
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
@@ -113,3 +119,24 @@ async def test_the_three_stories_through_the_rehearsal_page(tmp_path):
         ).groups()
         await post("click", where="staff", message=message, id=custom_id, customer=2, operator=1)
         await until(lambda: state(2), lambda s: "approved and done" in s["dm"], "the refund done")
+
+
+async def test_a_second_rehearsal_opens_the_same_database_with_the_kept_key(tmp_path):
+    async with rehearsal(tmp_path):
+        pass
+    key = tmp_path / "rehearsal.db.key"
+    assert key.stat().st_mode & 0o777 == 0o600, "the throwaway key is the user's alone"
+    first = key.read_text()
+    async with rehearsal(tmp_path) as url, aiohttp.ClientSession() as http:
+        async with http.get(url) as page:
+            assert "throwaway key (rehearsal.db.key)" in await page.text()
+    assert key.read_text() == first
+
+
+async def test_a_bot_that_cannot_start_says_why_on_the_terminal(tmp_path):
+    (tmp_path / "policy.toml").write_text("[risk]\nrefund_aproval_above = 50\n")
+    process = await start_rehearsal(tmp_path)
+    assert process.stdout is not None
+    said = (await asyncio.wait_for(process.stdout.read(), 60)).decode()
+    assert await process.wait() != 0
+    assert "The bot stopped" in said and "refund_aproval_above" in said, said
