@@ -19,11 +19,14 @@ import ipaddress
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiohttp import DefaultResolver
+from aiohttp.abc import AbstractResolver, ResolveResult
 from standardwebhooks import Webhook
 
 from core.clock import Clock
@@ -59,12 +62,29 @@ def notify_url_problem(url: str) -> str | None:
 
 def _internal_address(host: str) -> bool:
     """An IP literal inside a private network, link-local (cloud metadata), multicast or
-    unspecified: not where an agent's webhook should make this bot send requests. Names are not
-    resolved here; the deployer's network rules stay the guard for those."""
+    unspecified: not where an agent's webhook should make this bot send requests. The shorthand
+    forms the system resolver reads as addresses (``2852039166``, ``0xa9.0xfe.0xa9.0xfe``) count
+    as literals; names are checked when they are resolved, at delivery (``PublicResolver``)."""
+    address = _ip_literal(host)
+    return address is not None and internal_ip(address)
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        address = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return False
+        pass
+    try:  # what inet_aton (and so getaddrinfo) reads as an IPv4 address
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def internal_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Private, link-local, multicast, unspecified or reserved (an IPv4 address mapped into IPv6
+    is judged as itself); loopback is not: http:// on this machine is allowed."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return not address.is_loopback and (
         address.is_private
         or address.is_link_local
@@ -77,10 +97,8 @@ def _internal_address(host: str) -> bool:
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    address = _ip_literal(host)
+    return address is not None and address.is_loopback
 
 
 def webhook_secret(token: str) -> str:
@@ -217,6 +235,28 @@ class Webhooks:
         await self._http.close()
 
 
+class PublicResolver(AbstractResolver):
+    """aiohttp's resolver, keeping only addresses a webhook may reach: a name an agent gives
+    (``https://hooks.example.com``) that resolves into a private network or to the cloud's
+    metadata address is refused when the request is made, on the very addresses it connects to
+    (no second lookup an attacker's DNS could answer differently)."""
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self.inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self.inner.resolve(host, port, family)
+        public = [r for r in found if not internal_ip(ipaddress.ip_address(r["host"]))]
+        if not public:
+            raise OSError(f"{host} resolves only to private or link-local addresses: not called")
+        return public
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 class _Poster:
     """One HTTP client for every delivery (its connections reused), made on first use."""
 
@@ -227,7 +267,10 @@ class _Poster:
         import aiohttp
 
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=10),
+                connector=aiohttp.TCPConnector(resolver=PublicResolver()),
+            )
         async with self._session.post(
             url, data=body, headers=dict(headers), allow_redirects=False
         ) as response:

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 from standardwebhooks import Webhook
 
-from core.webhooks import notify_url_problem, webhook_secret
+from core.webhooks import PublicResolver, notify_url_problem, webhook_secret
 from tests.conftest import eventually_async
 from tests.desk_support import start_again
 from tests.test_agents import PRICING, TOKENS, Agents
@@ -181,8 +182,42 @@ async def test_only_https_or_this_machine_may_receive(world):
     assert notify_url_problem("http://[::1]:9000/hook") is None
     assert notify_url_problem("ftp://example.com/") is not None
     assert notify_url_problem("https:///nohost") is not None
-    for inside in ("https://169.254.169.254/latest", "https://10.0.0.5/hook", "https://[fd00::1]/"):
+    for inside in (
+        "https://169.254.169.254/latest",
+        "https://10.0.0.5/hook",
+        "https://[fd00::1]/",
+        "https://[::ffff:169.254.169.254]/",  # IPv4 mapped into IPv6
+        "https://2852039166/latest",  # 169.254.169.254 as the system resolver reads it
+        "https://0xa9.0xfe.0xa9.0xfe/",
+        "https://10.1/",  # 10.0.0.1
+    ):
         assert "private or link-local" in (notify_url_problem(inside) or ""), inside
+
+
+class Answers(AbstractResolver):
+    """A DNS that answers every name with these addresses."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host: str, port: int = 0, family: Any = 0) -> list[Any]:
+        return [
+            {"hostname": host, "host": a, "port": port, "family": 0, "proto": 0, "flags": 0}
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_name_that_resolves_inside_is_not_called():
+    """A name passes the URL check (names are not resolved then); at delivery only the public
+    addresses it resolves to are connected to, and a name with none is not called."""
+    mixed = PublicResolver(Answers("10.0.0.7", "93.184.215.14", "::ffff:169.254.169.254"))
+    assert [r["host"] for r in await mixed.resolve("hooks.example.com", 443)] == ["93.184.215.14"]
+    inside = PublicResolver(Answers("169.254.169.254", "fd00::1"))
+    with pytest.raises(OSError, match="private or link-local"):
+        await inside.resolve("metadata.attacker.example", 443)
 
 
 def test_the_agent_can_check_a_body_with_its_own_token():
@@ -201,3 +236,17 @@ def test_the_agent_can_check_a_body_with_its_own_token():
     other = webhook_secret(TOKENS["fraud-review"])
     with pytest.raises(Exception, match="signature"):
         Webhook(other).verify(body, headers)
+
+
+async def test_the_bots_own_client_resolves_through_the_guard():
+    from core.webhooks import _Poster
+
+    receiver, poster = Receiver(), _Poster()
+    await receiver.start()
+    try:
+        by_name = receiver.url.replace("127.0.0.1", "localhost")  # resolved: loopback is allowed
+        assert await poster.post(by_name, b"{}", {"content-type": "application/json"}) == 200
+        assert isinstance(poster._session.connector._resolver, PublicResolver)
+    finally:
+        await poster.close()
+        await receiver.stop()
