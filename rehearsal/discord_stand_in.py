@@ -18,9 +18,10 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import mimetypes
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,8 @@ class FakeDiscord:
         # channel id -> what people wrote
         self.written: dict[int, list[dict[str, Any]]] = defaultdict(list)
         self.files: list[tuple[str, bytes]] = []  # (name, content) of every file uploaded
+        # every file on the "CDN" (the bot's uploads, customers' and operators' attachments), by id
+        self.attachments: dict[int, tuple[str, bytes]] = {}
         self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
         self._held: dict[str, asyncio.Event] = {}
         self._global: deque[float] = deque()
@@ -152,14 +155,37 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_route("GET", "/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
+        app.router.add_route("GET", "/cdn/attachments/{id}/{filename}", self._cdn)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}/api/v10"
+        self.cdn_url = f"http://127.0.0.1:{port}/cdn"
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        """An attachment's bytes, at the URL its message carries (Discord's CDN)."""
+        found = self.attachments.get(int(request.match_info["id"]))
+        if found is None or found[0] != request.match_info["filename"]:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=found[1], content_type="application/octet-stream")
+
+    def attachment(self, filename: str, data: bytes) -> dict[str, Any]:
+        """A file kept on the stand-in's CDN, as a message's attachment object."""
+        attachment_id = _new_id()
+        self.attachments[attachment_id] = (filename, data)
+        url = f"{self.cdn_url}/attachments/{attachment_id}/{filename}"
+        return {
+            "id": str(attachment_id),
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            **({"content_type": kind} if (kind := mimetypes.guess_type(filename)[0]) else {}),
+        }
 
     async def stop(self) -> None:
         for event in self._held.values():
@@ -262,17 +288,9 @@ class FakeDiscord:
                 if part.name == "payload_json":
                     payload = json.loads(await part.text())
                 elif part.filename:
-                    data = await part.read()
-                    self.files.append((part.filename, bytes(data)))
-                    files.append(
-                        {
-                            "id": str(_new_id()),
-                            "filename": part.filename,
-                            "size": len(data),
-                            "url": f"https://cdn.example/{part.filename}",
-                            "proxy_url": "",
-                        }
-                    )
+                    data = bytes(await part.read())
+                    self.files.append((part.filename, data))
+                    files.append(self.attachment(part.filename, data))
             return {**payload, "attachments": files} if files else payload
         return None
 
@@ -674,10 +692,13 @@ class FakeDiscord:
             "components": [],
         }
 
-    async def customer_writes(self, user_id: int, content: str) -> tuple[int, bool]:
-        """A DM from a customer: (its message id, whether a bot received it). Discord keeps it
-        either way."""
+    async def customer_writes(
+        self, user_id: int, content: str, files: Sequence[tuple[str, bytes]] = ()
+    ) -> tuple[int, bool]:
+        """A DM from a customer, with files (name, bytes) if any: (its message id, whether a bot
+        received it). Discord keeps it either way."""
         data = self._written(user_id + 1, user_json(user_id), content)
+        data["attachments"] = [self.attachment(name, raw) for name, raw in files]
         self.written[user_id + 1].append(data)
         return int(data["id"]), await self.dispatch("MESSAGE_CREATE", data)
 
@@ -696,11 +717,16 @@ class FakeDiscord:
         }
 
     async def operator_writes(
-        self, thread_id: int, content: str, operator_id: int | None = None
+        self,
+        thread_id: int,
+        content: str,
+        operator_id: int | None = None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> bool:
-        """An operator (by default the first) writes in a ticket's thread."""
+        """An operator (by default the first) writes in a ticket's thread, with files if any."""
         member = self._operator_member(operator_id)
         data = self._written(thread_id, member["user"], content)
+        data["attachments"] = [self.attachment(name, raw) for name, raw in files]
         data["guild_id"] = str(self.guild_id)
         data["member"] = {k: v for k, v in member.items() if k != "user"}
         self.messages[thread_id].append(data)

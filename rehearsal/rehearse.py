@@ -19,9 +19,11 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
+from core.files import sniff
 from rehearsal.discord_stand_in import FakeDiscord, modal_fields
 from rehearsal.scripted_claude import FakeClaude, Reply, last_user_text, text, tool_calls
 from rehearsal.simulate import ROOT, bot_env
@@ -52,6 +54,14 @@ def scripted_reply(request: dict[str, Any]) -> Reply:
         return tool_calls((name, arguments), preamble="(Scripted model) Calling it now.")
     if said.startswith("!ask "):
         return tool_calls(("ask_human", {"question": said[len("!ask ") :]}))
+    blocks = last if isinstance(last, list) else []
+    shown = [b["type"] for b in blocks if b.get("type") in ("image", "document")]
+    if shown:
+        return text(
+            f"(Scripted model) This request carries {shown.count('image')} picture(s) and"
+            f" {shown.count('document')} PDF(s) you sent, as image and document blocks: Claude"
+            f" would see them. You said: {said[:300]}"
+        )
     return text(HELP.format(said=said[:300]))
 
 
@@ -80,7 +90,23 @@ class Page:
         app.router.add_post("/click", self.click)
         app.router.add_post("/write", self.write)
         app.router.add_post("/submit", self.submit)
+        app.router.add_get("/file/{id}", self.file)
         return app
+
+    async def file(self, request: web.Request) -> web.Response:
+        """A file on the stand-in's CDN, shown in the page: a picture as the picture its bytes say
+        it is; anything else only as a download (a customer's HTML never runs on this page)."""
+        found = self.discord.attachments.get(int(request.match_info["id"]))
+        if found is None:
+            raise web.HTTPNotFound(text="no such file")
+        name, data = found
+        picture = sniff(data)
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if picture is None or not picture.startswith("image/"):
+            headers["Content-Disposition"] = "attachment; filename*=UTF-8''" + quote(name)
+        return web.Response(
+            body=data, content_type=picture or "application/octet-stream", headers=headers
+        )
 
     @staticmethod
     def customer_id(n: int) -> int:
@@ -111,10 +137,15 @@ class Page:
                     )
         return f'<div class="buttons">{"".join(out)}</div>' if out else ""
 
-    @staticmethod
-    def _attachments(message: dict[str, Any]) -> str:
-        names = [a.get("filename", "file") for a in message.get("attachments") or []]
-        return "".join(f'<div class="file">📎 {html.escape(n)}</div>' for n in names)
+    def _attachments(self, message: dict[str, Any]) -> str:
+        out = []
+        for a in message.get("attachments") or []:
+            name, link = html.escape(a.get("filename", "file")), f"/file/{int(a['id'])}"
+            kept = self.discord.attachments.get(int(a["id"]))
+            picture = kept is not None and (sniff(kept[1]) or "").startswith("image/")
+            shown = f'<img src="{link}" alt="{name}">' if picture else ""
+            out.append(f'<div class="file">{shown}<a href="{link}">📎 {name}</a></div>')
+        return "".join(out)
 
     def _dm(self, n: int) -> str:
         user = self.customer_id(n)
@@ -163,7 +194,7 @@ class Page:
             form = (
                 f'<form class="w" data-thread="{m["id"]}"><input name="text" placeholder="Write'
                 ' in the thread (// a note; /close reason=..., /reply text=..., /takeover)">'
-                "<button>Send</button></form>"
+                '<input type="file" name="file" multiple><button>Send</button></form>'
                 if int(m["id"]) in self.discord.threads
                 else ""
             )
@@ -192,10 +223,19 @@ class Page:
                 out.append({"text": data.get("content") or body.get("content")})
         return out
 
+    @staticmethod
+    def _files(form: Any) -> list[tuple[str, bytes]]:
+        """The files a page form sent (an empty file input sends one without a name)."""
+        return [
+            (f.filename, f.file.read())
+            for f in form.getall("file", [])
+            if isinstance(f, web.FileField) and f.filename
+        ]
+
     async def say(self, request: web.Request) -> web.Response:
         form = await request.post()
         await self.discord.customer_writes(
-            self.customer_id(int(str(form["customer"]))), str(form["text"])
+            self.customer_id(int(str(form["customer"]))), str(form["text"]), self._files(form)
         )
         return web.json_response({"ok": True})
 
@@ -231,7 +271,7 @@ class Page:
             name, options = slash_command(said)
             await self.discord.operator_command(thread, name, options, operator)
         else:
-            await self.discord.operator_writes(thread, said, operator)
+            await self.discord.operator_writes(thread, said, operator, self._files(form))
         return web.json_response({"ok": True})
 
     async def submit(self, request: web.Request) -> web.Response:
@@ -254,18 +294,22 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111}
 .card{border-left:4px solid #3b82f6;padding:.3em .6em;margin:.3em 0;background:#f9fafb}
 .card .title{font-weight:600}.f{margin:.2em 0}.post{margin:.3em 0 .3em 1em;white-space:pre-wrap}
 .thread{border-left:2px solid #e5e7eb}.b{margin:.2em .3em .2em 0}.empty{color:#6b7280}
+.file img{display:block;max-width:240px;max-height:180px;margin:.2em 0}
 #told{position:fixed;bottom:0;right:0;max-width:40%;background:#111;color:#fff;padding:.5em}
 </style></head><body>
 <div class="banner">Rehearsal: nothing here reaches Discord or real customers. {{NOTE}}</div>
 <div class="cols"><div class="pane"><h3>Customer <select id="customer">{{CUSTOMERS}}</select></h3>
 <div id="dm"></div><form id="say"><input name="text" size="50" placeholder="Write as the customer">
-<button>Send</button></form></div>
+<input type="file" name="file" multiple><button>Send</button></form></div>
 <div class="pane"><h3>Staff channel, as operator <select id="operator"><option value="0">operator
 </option><option value="1">operator 2</option></select></h3><div id="staff"></div></div></div>
 <div id="told"></div>
 <script>
 const $=s=>document.querySelector(s);
 const post=(u,d)=>fetch(u,{method:'POST',body:new URLSearchParams(d)}).then(refresh);
+// a message with its files (multipart), as the form holds them
+function upload(u,f,d){const b=new FormData(f);for(const k in d)b.append(k,d[k]);
+ fetch(u,{method:'POST',body:b}).then(refresh);}
 function show(where,html){const e=$(where),a=document.activeElement;
  // what someone is typing into is left alone, and an unchanged pane is not redrawn
  if(e.dataset.html===html||(a&&/INPUT|SELECT/.test(a.tagName)&&e.contains(a)))return;
@@ -284,8 +328,8 @@ document.addEventListener('click',e=>{const b=e.target.closest('button.b');if(!b
  post('/click',{where:b.dataset.where,message:b.dataset.message,id:b.dataset.id,
  customer:$('#customer').value,operator:$('#operator').value});});
 document.addEventListener('submit',e=>{e.preventDefault();const f=e.target;
- if(f.id==='say'){post('/say',{customer:$('#customer').value,text:f.text.value});f.reset();}
- else if(f.dataset.thread){post('/write',{thread:f.dataset.thread,text:f.text.value,
+ if(f.id==='say'){upload('/say',f,{customer:$('#customer').value});f.reset();}
+ else if(f.dataset.thread){upload('/write',f,{thread:f.dataset.thread,
   operator:$('#operator').value});f.reset();}
  else if(f.dataset.form){const v={};new FormData(f).forEach((x,k)=>v[k]=x);
   post('/submit',{form:f.dataset.form,values:JSON.stringify(v),operator:$('#operator').value});}});

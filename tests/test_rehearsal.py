@@ -140,3 +140,37 @@ async def test_a_bot_that_cannot_start_says_why_on_the_terminal(tmp_path):
     said = (await asyncio.wait_for(process.stdout.read(), 60)).decode()
     assert await process.wait() != 0
     assert "The bot stopped" in said and "refund_aproval_above" in said, said
+
+
+async def test_pictures_and_files_both_ways_on_the_page(tmp_path):
+    from tests.test_files import PDF, PNG
+
+    async with rehearsal(tmp_path) as url, aiohttp.ClientSession() as http:
+
+        async def state(customer: int = 0) -> dict[str, Any]:
+            async with http.get(f"{url}state?customer={customer}") as r:
+                return await r.json()
+
+        async def upload(path: str, files: list[tuple[str, bytes]], **fields: Any) -> None:
+            form = aiohttp.FormData({k: str(v) for k, v in fields.items()})
+            for name, data in files:
+                form.add_field("file", data, filename=name)
+            async with http.post(url + path, data=form) as r:
+                assert r.status == 200, await r.text()
+
+        # the customer's picture reaches the model as an image block (the scripted one says so)
+        await upload("say", [("mug.png", PNG)], customer=0, text="the handle came off")
+        dm = await until(state, lambda s: "1 picture(s)" in s["dm"], "the model's answer")
+        link = re.search(r'<img src="(/file/\d+)" alt="mug.png">', dm["dm"])[1]
+        async with http.get(url + link.lstrip("/")) as r:
+            assert r.content_type == "image/png" and await r.read() == PNG
+        # with a question for the team, the thread shows the picture (re-posted as a file)
+        await upload("say", [("mug.png", PNG)], customer=0, text="!ask Can we replace it?")
+        staff = await until(state, lambda s: "mug.png" in s["staff"], "the picture in the thread")
+        thread = re.search(r'data-thread="(\d+)"', staff["staff"])[1]
+        # the operator's PDF reaches the customer's DM as a file; it is served as a download
+        await upload("write", [("label.pdf", PDF)], thread=thread, text="Your label.", operator=0)
+        dm = await until(state, lambda s: "label.pdf" in s["dm"], "the label in the DM")
+        link = re.search(r'<a href="(/file/\d+)">📎 label.pdf', dm["dm"])[1]
+        async with http.get(url + link.lstrip("/")) as r:
+            assert await r.read() == PDF and r.headers["Content-Disposition"].startswith("attach")

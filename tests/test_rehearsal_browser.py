@@ -1,5 +1,6 @@
 """The rehearsal page in a real browser (Debian's chromium, headless, driven by Selenium): the
-seed's three stories clicked and typed as a deployer would; a screenshot is kept in artifacts/."""
+seed's three stories clicked and typed as a deployer would (a picture and a form too); a
+screenshot is kept in artifacts/."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.test_files import PNG
 from tests.test_rehearsal import ROOT, rehearsal
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -58,17 +60,26 @@ async def test_the_three_stories_in_a_real_browser(tmp_path):
             browser.get(url)
             assert "Rehearsal" in browser.find_element(By.CLASS_NAME, "banner").text
 
-            def customer(n: int, says: str) -> None:
+            def customer(n: int, says: str, picture: Path | None = None) -> None:
                 Select(browser.find_element(By.ID, "customer")).select_by_value(str(n))
                 box = browser.find_element(By.CSS_SELECTOR, "#say input")
                 box.send_keys(says)
+                if picture is not None:
+                    chooser = browser.find_element(By.CSS_SELECTOR, "#say input[type=file]")
+                    chooser.send_keys(str(picture))
                 browser.find_element(By.CSS_SELECTOR, "#say button").click()
 
             def dm() -> str:
                 return browser.find_element(By.ID, "dm").text
 
-            # 1. a discount question, answered by the operator in the thread
-            customer(0, "!ask May Ada get 15% off?")
+            # 1. a discount question with a picture, answered by the operator in the thread
+            photo = tmp_path / "mug.png"
+            photo.write_bytes(PNG)
+            customer(0, "!ask May Ada get 15% off?", photo)
+            wait(
+                lambda: browser.find_element(By.CSS_SELECTOR, "#staff .file img[alt='mug.png']"),
+                "the customer's picture in the thread",
+            )
             thread = wait(
                 lambda: browser.find_element(By.CSS_SELECTOR, "#staff form.w input"), "the thread"
             )
