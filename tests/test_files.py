@@ -234,17 +234,24 @@ def message_update(of: Any, content: str) -> dict[str, Any]:
     return data
 
 
-async def test_an_operators_edit_and_delete_follow_to_the_customers_copy(desk):
+async def relayed_answer(desk: Any) -> tuple[Any, Any, Any]:
+    """A question ticket answered in its thread: (the operator's message, the thread, the
+    customer's DM copy)."""
     import discord.ext.test as dpytest
 
     from tests.desk_support import open_question
 
-    h = desk.h
     await open_question(desk)
     thread = await desk.thread(1)
     posted = await dpytest.message("It is dishwasher safe.", channel=thread, member=desk.operator)
-    await h.settle()
-    [dm] = h.sent()
+    await desk.h.settle()
+    [dm] = desk.h.sent()
+    return posted, thread, dm
+
+
+async def test_an_operators_edit_and_delete_follow_to_the_customers_copy(desk):
+    h = desk.h
+    posted, thread, dm = await relayed_answer(desk)
     h.bot._connection.parse_message_update(
         message_update(posted, "It is dishwasher safe, up to 60°C.")
     )
@@ -274,17 +281,11 @@ async def test_an_operators_edit_and_delete_follow_to_the_customers_copy(desk):
 async def test_an_operators_edit_discord_refuses_for_now_is_made_after_a_restart(desk):
     """The edit is owed like a message: Discord failing (503) and the bot stopping lose nothing;
     two edits while it waits make one request with the latest text."""
-    import discord.ext.test as dpytest
-
     from tests.conftest import eventually_async, http_error
-    from tests.desk_support import open_question, start_again
+    from tests.desk_support import start_again
 
     h = desk.h
-    await open_question(desk)
-    thread = await desk.thread(1)
-    posted = await dpytest.message("It is dishwasher safe.", channel=thread, member=desk.operator)
-    await h.settle()
-    [dm] = h.sent()
+    posted, _, dm = await relayed_answer(desk)
     tried: list[str] = []
 
     async def refused(channel_id: int, message_id: int, *, params: Any) -> Any:
