@@ -49,16 +49,6 @@ async def ticket_about(agents: Agents, text: str, numbers: range) -> int:
     raise AssertionError(f"no ticket mentions {text}")
 
 
-async def posted_within(agents: Agents, number: int, seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        try:
-            return await agents.posted(number)
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-
-
 async def finished(process: asyncio.subprocess.Process, seconds: float = 60) -> Any:
     out, err = await asyncio.wait_for(process.communicate(), seconds)
     assert process.returncode == 0, err.decode()[-3000:]
@@ -162,10 +152,9 @@ async def test_ag2_fraud_review_asks_operators_and_ends_with_the_seeds_summary(a
     abroad = await ticket_about(agents, "T-1002", flagged)
     await agents.desk.click(big, "approve")
     await deny(agents, abroad, "card holder called: stolen card")
-    # T-1005 is left to nobody: pending once the run stops waiting
-    await posted_within(
-        agents, 4, 20
-    )  # the report, once T-1005's wait is over, put to the analyst's human
+    # T-1005 is left to nobody: pending once the run stops waiting; the report then goes to the
+    # analyst's human
+    await agents.posted(4, within=20)
     question = str((await agents.desk.staff_message(4)).embeds[0].to_dict())
     assert "fraud_detector says" in question and "1 pending" in question
     await agents.desk.write(4, "exit")
@@ -387,12 +376,12 @@ async def test_claude_code_asks_operators_before_a_risky_step(agents, fake_claud
         *("--project", str(project), "--run-id", "fix-1", "Clean up the build"),
         env=env,
     )
-    await posted_within(agents, 1, 30)
+    await agents.posted(1, within=30)
     card = str((await agents.desk.staff_message(1)).embeds[0].to_dict())
     assert "rm -rf build" in card and "runs rm" in card
     assert (project / "build").exists(), "nothing is deleted before a person approves"
     await agents.desk.click(1, "approve")
-    await posted_within(agents, 2, 30)
+    await agents.posted(2, within=30)
     await deny(agents, 2, "stay inside the project")
     outcome = await finished(process, 90)
     assert not (project / "build").exists(), "approved: Claude Code ran it"
