@@ -148,7 +148,9 @@ class RelayedCopies:
     turn_id: int
     customer_id: int
     operator_name: str
-    copies: list[tuple[str, int | None]]  # (outbox status, DM message id), in order
+    # (outbox status, DM message id, the text it carries), in order: the text first (split into
+    # DMs of 2000 characters when sent; the id is its last one's), then one per further file
+    copies: list[tuple[str, int | None, str]]
 
 
 def insert_turns_sql(
@@ -405,11 +407,11 @@ class ConversationStore:
             return None
         name = str(json.loads(row[2]).get("operator_name", "")) if row[2] else ""
         rows = await self.db.fetchall(
-            "SELECT status, discord_message_id FROM outbox WHERE turn_id = ? AND change IS NULL"
-            " ORDER BY id",
+            "SELECT status, discord_message_id, content FROM outbox WHERE turn_id = ? AND change IS"
+            " NULL ORDER BY id",
             (row[0],),
         )
-        return RelayedCopies(row[0], row[1], name, [(r[0], r[1]) for r in rows])
+        return RelayedCopies(row[0], row[1], name, [(r[0], r[1], r[2]) for r in rows])
 
     async def operator_changed(
         self,

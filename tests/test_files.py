@@ -13,6 +13,7 @@ from typing import Any
 import discord
 import pytest
 
+from tests.conftest import eventually_async
 from tests.desk_support import desk_with, start_again
 from tests.fake_claude import text, tool_calls
 from tests.support import test_policy
@@ -281,8 +282,7 @@ async def test_an_operators_edit_and_delete_follow_to_the_customers_copy(desk):
 async def test_an_operators_edit_discord_refuses_for_now_is_made_after_a_restart(desk):
     """The edit is owed like a message: Discord failing (503) and the bot stopping lose nothing;
     two edits while it waits make one request with the latest text."""
-    from tests.conftest import eventually_async, http_error
-    from tests.desk_support import start_again
+    from tests.conftest import http_error
 
     h = desk.h
     posted, _, dm = await relayed_answer(desk)
@@ -309,6 +309,48 @@ async def test_an_operators_edit_discord_refuses_for_now_is_made_after_a_restart
     [(status, _, content)] = await edits()
     assert status == "sent" and content.endswith("up to 65°C."), "one edit row, the latest text"
     assert tried and all(t.endswith("°C.") for t in tried)
+
+
+async def test_an_answer_with_files_is_edited_in_its_text_and_deleted_whole(desk, tmp_path):
+    import discord.ext.test as dpytest
+
+    from tests.desk_support import open_question
+
+    h = desk.h
+    await open_question(desk)
+    thread = await desk.thread(1)
+    posted = await dpytest.message(
+        "Your label and invoice.",
+        channel=thread,
+        member=desk.operator,
+        attachments=[saved(tmp_path, "label.pdf", PDF), saved(tmp_path, "invoice.pdf", PDF)],
+    )
+    await h.settle()
+    text_dm, file_dm = h.sent()
+    assert [a.filename for a in text_dm.attachments] == ["label.pdf"]
+    assert [a.filename for a in file_dm.attachments] == ["invoice.pdf"]
+    h.bot._connection.parse_message_update(message_update(posted, "Your label, and the invoice."))
+    await eventually_async(
+        lambda: text_dm.channel.fetch_message(text_dm.id),
+        lambda m: m.content.endswith("Your label, and the invoice."),
+        "the text's copy edited",
+    )
+    assert (await file_dm.channel.fetch_message(file_dm.id)).content == "📎 invoice.pdf"
+    h.bot._connection.parse_message_delete(
+        {"id": str(posted.id), "channel_id": str(thread.id), "guild_id": str(thread.guild.id)}
+    )
+    await h.settle()
+
+    async def gone(message: Any) -> bool:
+        try:
+            await message.channel.fetch_message(message.id)
+        except discord.NotFound:
+            return True
+        return False
+
+    await eventually_async(
+        lambda: asyncio.gather(gone(text_dm), gone(file_dm)), all, "both copies deleted"
+    )
 
 
 async def test_a_file_discord_refuses_to_deliver_is_said_in_the_thread(desk, tmp_path):

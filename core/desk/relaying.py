@@ -176,7 +176,9 @@ class Relaying(DeskBase):
         """An operator edited (``content``) or deleted (None) a thread message that was relayed:
         the customer's DM copy is edited or deleted too (modmail's behaviour), and so is what
         Claude reads. The change is owed through the outbox (retried, kept across a restart). A
-        copy longer than one DM, or with a file, keeps its text. True if relayed."""
+        deletion deletes every copy (the text and each file's DM); an edit changes the text's DM
+        when the text was, and still is, one DM long (a longer one keeps its text). True if
+        relayed."""
         relayed = await self.conversations.operator_copies(message_id)
         if relayed is None:
             return False
@@ -185,13 +187,14 @@ class Relaying(DeskBase):
             if content is None
             else self.policy.message("operator_says", operator=relayed.operator_name, text=content)
         )
-        sent = [dm for status, dm in relayed.copies if status == "sent" and dm is not None]
+        changes: list[tuple[str, int]] = []
         if said is None:
+            sent = [dm for status, dm, _ in relayed.copies if status == "sent" and dm]
             changes = [("delete", dm) for dm in sent]
-        elif len(said) <= 2000 and len(sent) == 1:
-            changes = [("edit", sent[0])]
-        else:
-            changes = []
+        elif relayed.copies:
+            status, dm, was = relayed.copies[0]  # the text's DM; a file's own DM keeps its name
+            if status == "sent" and dm and max(len(said), len(was)) <= 2000:
+                changes = [("edit", dm)]
         await self.conversations.operator_changed(relayed, content, said, changes, self.clock.now())
         if changes:
             self.outbox.kick(relayed.customer_id)
