@@ -76,6 +76,25 @@ def slash_command(typed: str) -> tuple[str, dict[str, str | int]]:
     return name, options
 
 
+@web.middleware
+async def same_origin_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The page acts with the deployer's own actions: only the page itself may drive it. A request
+    naming another host (DNS rebinding) or posted from another site's page (a cross-site form) is
+    refused."""
+    host = request.host.rsplit(":", 1)[0].strip("[]")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise web.HTTPForbidden(text="the rehearsal answers only on 127.0.0.1")
+    origin = request.headers.get("Origin")
+    if request.method == "POST" and origin is not None and origin != f"http://{request.host}":
+        raise web.HTTPForbidden(text="the rehearsal takes actions only from its own page")
+    if request.method == "POST" and request.headers.get("Sec-Fetch-Site", "same-origin") not in (
+        "same-origin",
+        "none",
+    ):
+        raise web.HTTPForbidden(text="the rehearsal takes actions only from its own page")
+    return await handler(request)
+
+
 class Page:
     """The rehearsal's web page over the stand-in's state."""
 
@@ -83,7 +102,7 @@ class Page:
         self.discord, self.customers, self.note = discord, customers, note
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[same_origin_only])
         app.router.add_get("/", self.index)
         app.router.add_get("/state", self.state)
         app.router.add_post("/say", self.say)

@@ -84,6 +84,18 @@ async def test_the_three_stories_through_the_rehearsal_page(tmp_path):
 
         page = await (await http.get(url)).text()
         assert "Rehearsal: nothing here reaches Discord" in page
+        # another site's page, or a name rebound to 127.0.0.1, cannot drive it
+        forged = {"customer": "0", "text": "!tool issue_refund {}"}
+        async with http.post(
+            url + "say", data=forged, headers={"Origin": "https://evil.example"}
+        ) as r:
+            assert r.status == 403
+        async with http.post(
+            url + "say", data=forged, headers={"Sec-Fetch-Site": "cross-site"}
+        ) as r:
+            assert r.status == 403
+        async with http.get(url + "state", headers={"Host": "evil.example:8787"}) as r:
+            assert r.status == 403
         # 1. a discount question answered by an operator in the thread
         await post("say", customer=0, text="!ask May Ada get 15% off?")
         staff = await until(state, lambda s: "data-thread=" in s["staff"], "the ticket's thread")
