@@ -399,72 +399,79 @@ def startup_errors(log: Path, since: int) -> str:
 
 
 async def rehearse(port: int, customers: int) -> None:
-    discord = await FakeDiscord().start()
-    real = bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
-    model = None if real else await _scripted()
-    db, policy, knowledge, where = deployer_paths()
-    db.parent.mkdir(parents=True, exist_ok=True)
-    env = bot_env(discord, db, policy, model.url if model else None)
-    throwaway = not os.environ.get("HANDOFF_SECRET_KEY", "").strip()
-    env.update(HANDOFF_SECRET_KEY=rehearsal_key(db), HANDOFF_KNOWLEDGE=str(knowledge))
-    note = (
-        ("Claude answers (ANTHROPIC_API_KEY)." if real else "A scripted model answers.")
-        + (
-            f" HANDOFF_SECRET_KEY was not set: a throwaway key ({db.name}.key) is used for this"
-            " rehearsal's database."
-            if throwaway
-            else ""
-        )
-        + where
-    )
-    log_path = Path(str(db) + ".log")
-    log = log_path.open("ab")  # noqa: ASYNC230 - once, at start
-    since = log.tell()  # at its end: what this start writes comes after
-    # in the deployer's directory: the same .env, and their relative paths mean what they say
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bot.py"), cwd=Path.cwd(), env=env, stdout=log, stderr=log
-    )
-    # the page opens once the bot is connected: nothing written before is missed
-    connected = asyncio.ensure_future(discord.identified.wait())
-    exited = asyncio.ensure_future(bot.wait())
-    done, _ = await asyncio.wait({connected, exited}, timeout=60, return_when="FIRST_COMPLETED")
-    connected.cancel()
-    if connected not in done:
-        if exited not in done:
-            bot.terminate()
-        await bot.wait()
-        exited.cancel()
-        log.close()
-        await discord.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        discord = await FakeDiscord().start()
+        stack.push_async_callback(discord.stop)
+        real = bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
+        model = None if real else await _scripted()
         if model is not None:
-            await model.stop()
-        why = "stopped" if exited in done else "did not connect to the stand-in within 60 s"
-        raise SystemExit(
-            f"The bot {why}; from {log_path}:\n{startup_errors(log_path, since)}"
-        ) from None
-    exited.cancel()
-    runner = web.AppRunner(Page(discord, customers, note).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"Rehearsal at http://127.0.0.1:{bound}/ ({note}) Database: {db}; log: {log_path}.")
-    print("Ctrl-C stops it.", flush=True)
-    try:
+            stack.push_async_callback(model.stop)
+        db, policy, knowledge, where = deployer_paths()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        env = bot_env(discord, db, policy, model.url if model else None)
+        throwaway = not os.environ.get("HANDOFF_SECRET_KEY", "").strip()
+        env.update(HANDOFF_SECRET_KEY=rehearsal_key(db), HANDOFF_KNOWLEDGE=str(knowledge))
+        note = (
+            ("Claude answers (ANTHROPIC_API_KEY)." if real else "A scripted model answers.")
+            + (
+                f" HANDOFF_SECRET_KEY was not set: a throwaway key ({db.name}.key) is used for"
+                " this rehearsal's database."
+                if throwaway
+                else ""
+            )
+            + where
+        )
+        # the page's port first: a port in use is said before anything starts
+        runner = web.AppRunner(Page(discord, customers, note).app(), access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise SystemExit(
+                f"The rehearsal page cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose"
+                " another port with --rehearse-port."
+            ) from None
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log_path = Path(str(db) + ".log")
+        log = stack.enter_context(log_path.open("ab"))  # noqa: ASYNC230 - once, at start
+        since = log.tell()  # at its end: what this start writes comes after
+        # in the deployer's directory: the same .env, and their relative paths mean what they say
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "bot.py"), cwd=Path.cwd(), env=env, stdout=log, stderr=log
+        )
+        stack.push_async_callback(_stop_child, bot)  # however this ends: Ctrl-C, an error
+        # the page is announced once the bot is connected: nothing written before is missed
+        connected = asyncio.ensure_future(discord.identified.wait())
+        exited = asyncio.ensure_future(bot.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {connected, exited}, timeout=60, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            connected.cancel()
+            exited.cancel()
+        if connected not in done:
+            why = "stopped" if exited in done else "did not connect to the stand-in within 60 s"
+            await _stop_child(bot)
+            raise SystemExit(f"The bot {why}; from {log_path}:\n{startup_errors(log_path, since)}")
+        print(f"Rehearsal at http://127.0.0.1:{bound}/ ({note}) Database: {db}; log: {log_path}.")
+        print("Ctrl-C stops it.", flush=True)
         await bot.wait()
         print(f"the bot stopped (exit {bot.returncode}); see {log_path}", file=sys.stderr)
-    finally:
-        if bot.returncode is None:
-            bot.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.shield(asyncio.wait_for(bot.wait(), 15))
-            if bot.returncode is None:
-                bot.kill()
-        await runner.cleanup()
-        if model is not None:
-            await model.stop()
-        await discord.stop()
-        log.close()
+
+
+async def _stop_child(bot: asyncio.subprocess.Process) -> None:
+    """The bot first, gracefully (SIGTERM: it finishes what is in flight), killed after 15 s."""
+    if bot.returncode is not None:
+        return
+    bot.terminate()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.shield(asyncio.wait_for(bot.wait(), 15))
+    if bot.returncode is None:
+        bot.kill()
+        await bot.wait()
 
 
 async def _scripted() -> FakeClaude:

@@ -186,3 +186,25 @@ async def test_pictures_and_files_both_ways_on_the_page(tmp_path):
         link = re.search(r'<a href="(/file/\d+)">📎 label.pdf', dm["dm"])[1]
         async with http.get(url + link.lstrip("/")) as r:
             assert await r.read() == PDF and r.headers["Content-Disposition"].startswith("attach")
+
+
+async def test_a_page_port_in_use_is_said_before_anything_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "bot.py"),
+            "--rehearse",
+            "--rehearse-port",
+            str(port),
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        said = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
+    assert process.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "--rehearse-port" in said, said
+    assert not (tmp_path / "data" / "rehearsal.db").exists(), "no bot was started"
