@@ -148,6 +148,7 @@ class RelayedCopies:
     turn_id: int
     customer_id: int
     operator_name: str
+    text: str  # what the customer and Claude have now (the operator's words, as last edited)
     # (outbox status, DM message id, the text it carries), in order: the text first (split into
     # DMs of 2000 characters when sent; the id is its last one's), then one per further file
     copies: list[tuple[str, int | None, str]]
@@ -399,8 +400,8 @@ class ConversationStore:
         never relayed."""
         marker = f'"thread_message_id": {int(thread_message_id)}'
         row = await self.db.fetchone(
-            "SELECT id, customer_id, data FROM turns WHERE kind = 'operator' AND (data LIKE ? OR"
-            " data LIKE ?)",
+            "SELECT id, customer_id, data, content FROM turns WHERE kind = 'operator' AND (data"
+            " LIKE ? OR data LIKE ?)",
             (f"%{marker},%", f"%{marker}}}%"),
         )
         if row is None:
@@ -411,7 +412,7 @@ class ConversationStore:
             " NULL ORDER BY id",
             (row[0],),
         )
-        return RelayedCopies(row[0], row[1], name, [(r[0], r[1], r[2]) for r in rows])
+        return RelayedCopies(row[0], row[1], name, row[3], [(r[0], r[1], r[2]) for r in rows])
 
     async def operator_changed(
         self,

@@ -293,6 +293,9 @@ async def test_an_operators_edit_discord_refuses_for_now_is_made_after_a_restart
         raise http_error(503)
 
     h.bot.http.edit_message = refused  # type: ignore[method-assign]
+    # Discord adding a link's preview sends an update with the same words: nothing is owed
+    h.bot._connection.parse_message_update(message_update(posted, "It is dishwasher safe."))
+    await h.settle()
 
     async def edits() -> list[tuple[Any, ...]]:
         rows = await h.fetch("SELECT status, attempts, content FROM outbox WHERE change = 'edit'")
@@ -308,7 +311,7 @@ async def test_an_operators_edit_discord_refuses_for_now_is_made_after_a_restart
     assert copy.content.endswith("It is safe, up to 65°C.")
     [(status, _, content)] = await edits()
     assert status == "sent" and content.endswith("up to 65°C."), "one edit row, the latest text"
-    assert tried and all(t.endswith("°C.") for t in tried)
+    assert tried and all(t.endswith("°C.") for t in tried), "no request for the unchanged words"
 
 
 async def test_an_answer_with_files_is_edited_in_its_text_and_deleted_whole(desk, tmp_path):

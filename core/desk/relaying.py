@@ -182,6 +182,9 @@ class Relaying(DeskBase):
         relayed = await self.conversations.operator_copies(message_id)
         if relayed is None:
             return False
+        if content is not None and content.strip() == relayed.text.strip():
+            # Discord also sends an update when it adds a link's preview: nothing to change
+            return True
         said = (
             None
             if content is None
