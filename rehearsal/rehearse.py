@@ -16,6 +16,7 @@ import contextlib
 import html
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -389,6 +390,26 @@ def deployer_paths() -> tuple[Path, Path, Path, str]:
     return db, policy, knowledge, note
 
 
+def rehearsal_agents(env: dict[str, str]) -> str:
+    """The deployer's agents (``HANDOFF_MCP_TOKENS``) get an endpoint of the rehearsal's own, on
+    127.0.0.1 and a free port (``HANDOFF_REHEARSAL_MCP_PORT`` to choose it), so they can be
+    rehearsed too; never the deployer's webhooks (a receiver would act on outcomes that never
+    happened: a call's own notify_url still works). Returns what the page says of it."""
+    tokens = os.environ.get("HANDOFF_MCP_TOKENS", "").strip()
+    if not tokens:
+        return ""
+    port = os.environ.get("HANDOFF_REHEARSAL_MCP_PORT", "").strip()
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+    env.update(HANDOFF_MCP_TOKENS=tokens, HANDOFF_MCP_HOST="127.0.0.1", HANDOFF_MCP_PORT=port)
+    return (
+        f" Agents (HANDOFF_MCP_TOKENS): http://127.0.0.1:{port}/mcp, their webhooks off for the"
+        " rehearsal."
+    )
+
+
 def startup_errors(log: Path, since: int) -> str:
     """What the bot logged as errors since ``since`` (bytes into its log): why it did not start."""
     with log.open("rb") as read:
@@ -411,6 +432,7 @@ async def rehearse(port: int, customers: int) -> None:
         env = bot_env(discord, db, policy, model.url if model else None)
         throwaway = not os.environ.get("HANDOFF_SECRET_KEY", "").strip()
         env.update(HANDOFF_SECRET_KEY=rehearsal_key(db), HANDOFF_KNOWLEDGE=str(knowledge))
+        agents = rehearsal_agents(env)
         note = (
             ("Claude answers (ANTHROPIC_API_KEY)." if real else "A scripted model answers.")
             + (
@@ -420,6 +442,7 @@ async def rehearse(port: int, customers: int) -> None:
                 else ""
             )
             + where
+            + agents
         )
         # the page's port first: a port in use is said before anything starts
         runner = web.AppRunner(Page(discord, customers, note).app(), access_log=None)

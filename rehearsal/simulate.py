@@ -251,7 +251,13 @@ def bot_env(
 ) -> dict[str, str]:
     """The deployer's environment for everything but Discord (the stand-in's values) and the
     database (the rehearsal's own file)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "HANDOFF_DB"))}
+    # Not the deployer's agents either: their endpoint's port may be a running bot's, and their
+    # webhooks would tell real receivers of outcomes that never happened.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DISCORD_", "HANDOFF_DB", "HANDOFF_MCP_"))
+    }
     env.update(
         DISCORD_TOKEN="rehearsal.token.value",
         DISCORD_GUILD_ID=str(discord.guild_id),

@@ -19,9 +19,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def start_rehearsal(tmp_path: Path) -> asyncio.subprocess.Process:
+async def start_rehearsal(tmp_path: Path, **extra: str) -> asyncio.subprocess.Process:
     """``bot.py --rehearse`` in ``tmp_path`` (a fresh clone's state: no .env, no policy.toml), its
-    output piped; the page's port is free."""
+    output piped; the page's port is free. ``extra``: the deployer's environment."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -31,6 +31,7 @@ async def start_rehearsal(tmp_path: Path) -> asyncio.subprocess.Process:
         if not k.startswith(("DISCORD_", "ANTHROPIC_", "HANDOFF_"))
     }
     env["HANDOFF_REHEARSAL_DB"] = str(tmp_path / "rehearsal.db")
+    env.update(extra)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bot.py"),
@@ -45,8 +46,8 @@ async def start_rehearsal(tmp_path: Path) -> asyncio.subprocess.Process:
 
 
 @contextlib.asynccontextmanager
-async def rehearsal(tmp_path: Path) -> AsyncIterator[str]:
-    process = await start_rehearsal(tmp_path)
+async def rehearsal(tmp_path: Path, **extra: str) -> AsyncIterator[str]:
+    process = await start_rehearsal(tmp_path, **extra)
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
@@ -208,3 +209,56 @@ async def test_a_page_port_in_use_is_said_before_anything_starts(tmp_path):
     assert process.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in said and "--rehearse-port" in said, said
     assert not (tmp_path / "data" / "rehearsal.db").exists(), "no bot was started"
+
+
+async def test_the_deployers_agents_are_rehearsed_with_typed_answers(tmp_path):
+    """With HANDOFF_MCP_TOKENS the rehearsal serves agents on a port of its own (their webhooks
+    off); a typed answer's choices are a select on the page, submitted as Discord does."""
+    from tests.test_real_bot_process import AGENT_TOKEN, agent_client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        mcp_port = probe.getsockname()[1]
+    deployer = {
+        "HANDOFF_MCP_TOKENS": f"fraud-review:{AGENT_TOKEN}",
+        "HANDOFF_REHEARSAL_MCP_PORT": str(mcp_port),
+        "HANDOFF_MCP_WEBHOOKS": "fraud-review=https://agents.example.com/hook",
+    }
+    schema = {
+        "type": "object",
+        "properties": {"offer": {"enum": ["discount", "free shipping"]}},
+        "required": ["offer"],
+    }
+    async with (
+        rehearsal(tmp_path, **deployer) as url,
+        aiohttp.ClientSession() as http,
+        agent_client(f"http://127.0.0.1:{mcp_port}/mcp") as agent,
+    ):
+
+        async def state() -> dict[str, Any]:
+            async with http.get(f"{url}state?customer=0") as r:
+                return await r.json()
+
+        async def post(path: str, **form: Any) -> None:
+            async with http.post(url + path, data={k: str(v) for k, v in form.items()}) as r:
+                assert r.status == 200, await r.text()
+
+        page = await (await http.get(url)).text()
+        assert f"http://127.0.0.1:{mcp_port}/mcp" in page and "webhooks off" in page
+        asked = await agent.call_tool(
+            "ask_human",
+            {"question": "What do we offer?", "answer_schema": schema, "wait_seconds": 0},
+        )
+        assert asked.structured_content == {"ticket": 1, "status": "waiting"}
+        staff = await until(state, lambda s: 'data-id="ticket:answer:1"' in s["staff"], "Answer")
+        message = re.search(r'data-message="(\d+)" data-id="ticket:answer:1"', staff["staff"])[1]
+        await post("click", where="staff", message=message, id="ticket:answer:1", operator=0)
+        told = await until(state, lambda s: any(t.get("form") for t in s["told"]), "the form")
+        [form] = [t for t in told["told"] if t.get("form")]
+        assert form["fields"] == [
+            {"id": "offer", "label": "Offer", "options": ["discount", "free shipping"]}
+        ]
+        chosen = json.dumps({"offer": "discount"})
+        await post("submit", form=form["form"], values=chosen, operator=0)
+        result = await agent.call_tool("get_result", {"ticket": 1, "wait_seconds": 15})
+        assert result.structured_content["answer_data"] == {"offer": "discount"}

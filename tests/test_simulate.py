@@ -11,7 +11,11 @@ from rehearsal.simulate import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def test_the_shipped_scenarios_pass(capsys):
+async def test_the_shipped_scenarios_pass(capsys, monkeypatch):
+    # a deployer with agents: their endpoint and webhooks stay out of simulations (their webhooks
+    # without the tokens once stopped every simulated bot at start)
+    monkeypatch.setenv("HANDOFF_MCP_TOKENS", "fraud-review:" + "t" * 30)
+    monkeypatch.setenv("HANDOFF_MCP_WEBHOOKS", "fraud-review=https://agents.example.com/hook")
     status = await main([str(ROOT / "scenarios")])
     out = capsys.readouterr().out
     assert status == 0, out
