@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ import anthropic
 
 from core.actions import ActionContext
 from core.claude_pace import CUSTOMER, ClaudePace, paced
-from core.files import content_block, described
+from core.files import content_block, described, shown_in_one_request
 from core.knowledge_text import KNOWLEDGE_RULES, Found, cite, quote_passages
 from core.policy import Policy
 from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
@@ -39,6 +40,20 @@ _CHARS_PER_TOKEN = 4  # rough, and on the safe side for English text
 
 class LLMUnavailable(Exception):
     """Claude could not answer after the SDK's own retries."""
+
+    def __init__(self, reason: str, *, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+    @property
+    def refused_a_file(self) -> bool:
+        """The API refused the request for a picture or PDF in it (its size, pixels, pages, or
+        bytes it cannot read)."""
+        return self.status == 400 and MEDIA_REFUSAL.search(str(self)) is not None
+
+
+MEDIA_REFUSAL = re.compile(r"image|document|pdf|media|page", re.IGNORECASE)
+FILE_REFUSED = "could not be shown to you (Claude's API refused it); the operators have it"
 
 
 @dataclass
@@ -69,11 +84,13 @@ def _files_note(attachments: Sequence[dict[str, Any]], *, seen: bool) -> str:
     return note
 
 
-def turn_to_message(
-    turn: Turn, files: Mapping[int, StoredFile] | None = None
-) -> tuple[str, list[dict[str, Any]]]:
-    """A stored turn as (role, content blocks) for the Messages API; ``files``: the kept files
-    Claude may see (images and PDFs), by id."""
+# the kept files Claude may see (images and PDFs) by id; a text instead of a file: why this request
+# does not show it
+Files = Mapping[int, StoredFile | str]
+
+
+def turn_to_message(turn: Turn, files: Files | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """A stored turn as (role, content blocks) for the Messages API, with ``files``."""
     if turn.kind == "customer":
         text = turn.content
         attachments = (turn.data or {}).get("attachments") or []
@@ -82,11 +99,15 @@ def turn_to_message(
             present = []
             for a in attachments:
                 kept = (files or {}).get(a.get("file_id") or 0)
-                if a.get("readable") and kept is not None:
+                if not a.get("readable") or files is None:
+                    present.append(a)
+                elif isinstance(kept, StoredFile):
                     blocks.append(content_block(kept.media_type, kept.data))
-                # a file deleted after [attachments] keep_days is described as no longer kept
-                gone = files is not None and a.get("readable") and kept is None
-                present.append({**a, "readable": False, "gone": True} if gone else a)
+                    present.append(a)
+                elif isinstance(kept, str):
+                    present.append({**a, "readable": False, "withheld": kept})
+                else:  # deleted after [attachments] keep_days: described as no longer kept
+                    present.append({**a, "readable": False, "gone": True})
             text += _files_note(present, seen=files is not None)
         return "user", [*blocks, _text_block(text.strip())]
     if turn.kind == "assistant":
@@ -155,9 +176,7 @@ def window(turns: Sequence[Turn], token_budget: int, max_turns: int = 0) -> list
     return kept
 
 
-def build_messages(
-    turns: Sequence[Turn], files: Mapping[int, StoredFile] | None = None
-) -> list[dict[str, Any]]:
+def build_messages(turns: Sequence[Turn], files: Files | None = None) -> list[dict[str, Any]]:
     """Turns to Messages API messages, merging consecutive turns of the same role."""
     messages: list[dict[str, Any]] = []
     for turn in turns:
@@ -296,7 +315,7 @@ class Assistant:
         except anthropic.APIError as exc:
             status = getattr(exc, "status_code", None)
             raise LLMUnavailable(
-                f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}"
+                f"{type(exc).__name__}{f' {status}' if status else ''}: {exc}", status=status
             ) from exc
         except ValueError as exc:
             raise LLMUnavailable(f"the response was not JSON: {exc}") from exc
@@ -319,9 +338,10 @@ class Assistant:
             )
         return body
 
-    async def _files_of(self, turns: Sequence[Turn]) -> dict[int, StoredFile] | None:
+    async def _files_of(self, turns: Sequence[Turn]) -> dict[int, StoredFile | str] | None:
         """The images and PDFs in these turns, read from the database (the same bytes on every
-        host, after any restart); None when Claude is not to see files."""
+        host, after any restart), or why one is not shown (too large, or beyond what one request
+        takes); None when Claude is not to see files."""
         if self.files is None or not self.policy.attachments.claude_sees_files:
             return None
         wanted = [
@@ -331,27 +351,68 @@ class Assistant:
             for a in (t.data or {}).get("attachments") or []
             if a.get("readable") and a.get("file_id")
         ]
-        return await self.files.get(wanted)
+        kept = await self.files.get(wanted)
+        withheld = shown_in_one_request(
+            [
+                (i, kept[i].media_type, kept[i].size)
+                for i in wanted
+                if i in kept and kept[i].readable
+            ]
+        )
+        return {i: withheld.get(i) or (f if f.readable else FILE_REFUSED) for i, f in kept.items()}
+
+    async def _opening(
+        self,
+        turns: Sequence[Turn],
+        files: Files | None,
+        history: Sequence[Turn],
+        extras: TurnExtras,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The request's messages before any tool round, and its cache breakpoints."""
+        messages = build_messages(turns, files)
+        if not messages or messages[0]["role"] != "user":
+            raise ValueError("history has no customer message to answer")
+        marked: list[dict[str, Any]] = []
+        if self.policy.llm.prompt_caching:  # before the passages: they change with every question
+            _breakpoint(messages[-1], marked)
+        await self._give_passages(history, messages, extras)
+        return messages, marked
+
+    async def _without_refused_files(
+        self, exc: LLMUnavailable, files: Files | None, round_number: int
+    ) -> dict[int, StoredFile | str] | None:
+        """The API refused the first request for a file in it: the files it showed, never shown
+        again (kept unreadable, so later answers do not fail the same way; the operators still have
+        them). None when that was not the refusal."""
+        shown = [i for i, f in (files or {}).items() if isinstance(f, StoredFile)]
+        if round_number or not shown or not exc.refused_a_file or self.files is None:
+            return None
+        log.warning("Claude's API refused file(s) %s: %s; answering without them", shown, exc)
+        await self.files.not_readable(shown)
+        return {**(files or {}), **dict.fromkeys(shown, FILE_REFUSED)}
 
     async def respond(
         self, history: Sequence[Turn], ctx: ActionContext, record_round: RoundRecorder
     ) -> AgentReply:
         llm = self.policy.llm
         turns = window(history, llm.history_tokens, llm.history_turns)
-        messages = build_messages(turns, await self._files_of(turns))
-        if not messages or messages[0]["role"] != "user":
-            raise ValueError("history has no customer message to answer")
-        marked: list[dict[str, Any]] = []
-        if llm.prompt_caching:  # before the passages: they change with every question
-            _breakpoint(messages[-1], marked)
+        files = await self._files_of(turns)
         texts: list[str] = []
         extras = TurnExtras(
             customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), "")
         )
-        await self._give_passages(history, messages, extras)
+        messages, marked = await self._opening(turns, files, history, extras)
         max_rounds = self.policy.llm.max_tool_rounds
         for round_number in range(max_rounds + 1):
-            response = await self._create(messages, final=round_number == max_rounds, ctx=ctx)
+            final = round_number == max_rounds
+            try:
+                response = await self._create(messages, final=final, ctx=ctx)
+            except LLMUnavailable as exc:
+                files = await self._without_refused_files(exc, files, round_number)
+                if files is None:
+                    raise
+                messages, marked = await self._opening(turns, files, history, extras)
+                response = await self._create(messages, final=final, ctx=ctx)
             blocks = [_block_dict(b) for b in response["content"]]
             text = "\n\n".join(
                 b["text"].strip() for b in blocks if b["type"] == "text" and b["text"].strip()

@@ -17,6 +17,13 @@ MB = 1024 * 1024
 PDF = "application/pdf"
 IMAGES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
+# What the Messages API takes (an image or a request over these is refused with a 400, and a
+# refused file in the history would refuse every later answer of the conversation):
+IMAGE_MAX_BYTES = 5 * MB * 3 // 4  # an image's base64 is at most 5 MB
+PDF_MAX_BYTES = 16 * MB
+REQUEST_FILE_BYTES = 20 * MB  # every file shown in one request (base64: ~27 MB of the 32 MB)
+REQUEST_FILES = 20  # more images than this and each must be under 2000 px a side
+
 
 def sniff(data: bytes) -> str | None:
     """The media type the bytes themselves say, for the types Claude reads; else None."""
@@ -109,6 +116,27 @@ def take(
     return taken, refused
 
 
+def too_large_for_claude(media_type: str, size: int) -> bool:
+    """An image or PDF the Messages API would refuse by its size."""
+    return size > (PDF_MAX_BYTES if media_type == PDF else IMAGE_MAX_BYTES)
+
+
+def shown_in_one_request(files: Sequence[tuple[int, str, int]]) -> dict[int, str]:
+    """Of the images and PDFs a request would show (id, media type, size; oldest first), those it
+    does not show, with why: too large for the API, or left out so the request stays within what
+    the API takes (the newest are shown first: the customer's latest files matter most)."""
+    withheld: dict[int, str] = {}
+    budget, count = REQUEST_FILE_BYTES, REQUEST_FILES
+    for file_id, media_type, size in reversed(files):
+        if too_large_for_claude(media_type, size):
+            withheld[file_id] = "too large for you to see; the operators have it"
+        elif size > budget or count == 0:
+            withheld[file_id] = "not shown again in this request (older files are left out)"
+        else:
+            budget, count = budget - size, count - 1
+    return withheld
+
+
 def refusal_text(refused: Sequence[Refused]) -> str:
     """One plain sentence for the customer."""
     parts = "; ".join(f"“{r.filename[:80]}” ({r.why})" for r in refused)
@@ -122,6 +150,8 @@ def described(attachments: Sequence[dict[str, Any]]) -> str:
         name, size = a.get("filename", "file"), size_text(int(a.get("size") or 0))
         if a.get("gone"):
             lines.append(f"{name} ({size}): no longer kept")
+        elif a.get("withheld"):
+            lines.append(f"{name} ({size}): {a['withheld']}")
         elif a.get("readable"):
             kind = "PDF" if a.get("media_type") == PDF else "image"
             lines.append(f"{name} ({kind}, {size}): shown to you")

@@ -339,7 +339,7 @@ SPEC: dict[str, dict[str, Key]] = {
             5,
             0.1,
             25,
-            "largest file a customer may send, in MB (Claude reads images up to 5 MB)",
+            "largest file a customer may send, in MB (Claude is shown pictures up to 3.75 MB)",
         ),
         "files_per_message": Key(int, 4, 1, 10, "files taken from one message; more are refused"),
         "mb_per_customer_per_day": Key(

@@ -72,11 +72,11 @@ ERROR_TYPES = {
 }
 
 
-def error(status: int, *, retry_after_ms: int = 1) -> Reply:
+def error(status: int, *, retry_after_ms: int = 1, message: str = "") -> Reply:
     kind = ERROR_TYPES.get(status, "api_error")
     return Reply(
         status=status,
-        body={"type": "error", "error": {"type": kind, "message": f"scripted {status}"}},
+        body={"type": "error", "error": {"type": kind, "message": message or f"scripted {status}"}},
         headers={"retry-after-ms": str(retry_after_ms)},
     )
 

@@ -63,6 +63,13 @@ class FileStore:
         rows = await self.db.fetchall(f"SELECT * FROM files WHERE id IN ({marks})", wanted)
         return {r["id"]: StoredFile.from_row(r) for r in rows}
 
+    async def not_readable(self, ids: Iterable[int]) -> None:
+        """Files the Messages API refused: kept for the operators, never shown to Claude again."""
+        wanted = sorted(set(ids))
+        if wanted:
+            marks = ", ".join("?" for _ in wanted)
+            await self.db.execute(f"UPDATE files SET readable = 0 WHERE id IN ({marks})", wanted)
+
     async def bytes_since(self, discord_id: int, since: float) -> int:
         """What this customer's files took since ``since`` (their daily allowance)."""
         row = await self.db.fetchone(

@@ -64,6 +64,52 @@ async def test_claude_sees_a_picture_now_and_in_later_calls_and_after_a_restart(
     assert (size, readable) == (len(PNG), 1)
 
 
+def test_one_request_shows_what_the_api_takes_newest_first():
+    from core.files import MB, shown_in_one_request
+
+    png, pdf = "image/png", "application/pdf"
+    # a phone photo over the API's 5 MB of base64 (3.75 MB of bytes) is never shown
+    assert shown_in_one_request([(1, png, 4 * MB), (2, pdf, 4 * MB)]) == {
+        1: "too large for you to see; the operators have it"
+    }
+    # six 3.5 MB pictures: the newest five fit the request's 20 MB; the oldest waits out
+    six = [(i, png, int(3.5 * MB)) for i in range(1, 7)]
+    assert list(shown_in_one_request(six)) == [1]
+    # and at most 20 files a request (more would shrink the API's pixel limit)
+    many = [(i, png, 1000) for i in range(1, 23)]
+    assert sorted(shown_in_one_request(many)) == [1, 2]
+
+
+async def test_a_photo_too_large_for_the_api_is_described_not_sent(desk, tmp_path):
+    h = desk.h
+    photo = PNG + b"\0" * (4 * 1024 * 1024)  # a 4 MB phone photo: under max_file_mb, over the API
+    h.fake.then(text("I see you sent a photo."))
+    await h.dm(0, "the box", attachments=[saved(tmp_path, "box.png", photo)])
+    assert blocks_of(h.fake.requests[0], "image") == []
+    assert "box.png (4.0 MB): too large for you to see" in json.dumps(h.fake.requests[0])
+    assert [m.content for m in h.sent()] == ["I see you sent a photo."]
+
+
+async def test_a_file_the_api_refuses_is_left_out_and_the_answer_still_comes(desk, tmp_path):
+    """A picture the API cannot process (400) would refuse every later answer of the conversation:
+    the answer is written without it, and it is never shown again."""
+    from tests.fake_claude import error
+
+    h = desk.h
+    refused = "messages.0.content.0.image.source.base64: Could not process image"
+    h.fake.then(error(400, message=refused), text("Thanks, I'll look at your order."))
+    await h.dm(0, "my parcel", attachments=[saved(tmp_path, "parcel.png", PNG)])
+    assert [m.content for m in h.sent()] == ["Thanks, I'll look at your order."]
+    first, again = h.fake.requests
+    assert len(blocks_of(first, "image")) == 1 and blocks_of(again, "image") == []
+    assert "parcel.png (1 KB): could not be shown to you" in json.dumps(again)
+    assert [tuple(r) for r in await h.fetch("SELECT readable FROM files")] == [(0,)]
+    h.fake.then(text("Anything else?"))
+    await h.dm(0, "thanks")
+    assert len(h.fake.requests) == 3, "no refused request first"
+    assert blocks_of(h.fake.requests[2], "image") == []
+
+
 async def test_a_pdf_is_a_document_and_a_picture_alone_goes_to_claude(desk, tmp_path):
     h = desk.h
     h.fake.then(text("Thanks for the invoice."))
