@@ -63,6 +63,21 @@ async def rehearsal(tmp_path: Path, **extra: str) -> AsyncIterator[str]:
             process.kill()
 
 
+class PageClient:
+    """The rehearsal page's own endpoints, as its buttons and boxes call them."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+
+    async def state(self, customer: int = 0) -> dict[str, Any]:
+        async with self.http.get(f"{self.url}state?customer={customer}") as r:
+            return await r.json()
+
+    async def post(self, path: str, **form: Any) -> None:
+        async with self.http.post(self.url + path, data={k: str(v) for k, v in form.items()}) as r:
+            assert r.status == 200, await r.text()
+
+
 async def until(read: Callable[[], Any], ok: Callable[[Any], bool], what: str) -> Any:
     for _ in range(150):
         value = await read()
@@ -74,14 +89,8 @@ async def until(read: Callable[[], Any], ok: Callable[[Any], bool], what: str) -
 
 async def test_the_three_stories_through_the_rehearsal_page(tmp_path):
     async with rehearsal(tmp_path) as url, aiohttp.ClientSession() as http:
-
-        async def state(customer: int = 0) -> dict[str, Any]:
-            async with http.get(f"{url}state?customer={customer}") as r:
-                return await r.json()
-
-        async def post(path: str, **form: Any) -> None:
-            async with http.post(url + path, data={k: str(v) for k, v in form.items()}) as r:
-                assert r.status == 200, await r.text()
+        client = PageClient(http, url)
+        state, post = client.state, client.post
 
         page = await (await http.get(url)).text()
         assert "Rehearsal: nothing here reaches Discord" in page
@@ -159,10 +168,7 @@ async def test_pictures_and_files_both_ways_on_the_page(tmp_path):
     from tests.test_files import PDF, PNG
 
     async with rehearsal(tmp_path) as url, aiohttp.ClientSession() as http:
-
-        async def state(customer: int = 0) -> dict[str, Any]:
-            async with http.get(f"{url}state?customer={customer}") as r:
-                return await r.json()
+        state = PageClient(http, url).state
 
         async def upload(path: str, files: list[tuple[str, bytes]], **fields: Any) -> None:
             form = aiohttp.FormData({k: str(v) for k, v in fields.items()})
@@ -234,14 +240,8 @@ async def test_the_deployers_agents_are_rehearsed_with_typed_answers(tmp_path):
         aiohttp.ClientSession() as http,
         agent_client(f"http://127.0.0.1:{mcp_port}/mcp") as agent,
     ):
-
-        async def state() -> dict[str, Any]:
-            async with http.get(f"{url}state?customer=0") as r:
-                return await r.json()
-
-        async def post(path: str, **form: Any) -> None:
-            async with http.post(url + path, data={k: str(v) for k, v in form.items()}) as r:
-                assert r.status == 200, await r.text()
+        client = PageClient(http, url)
+        state, post = client.state, client.post
 
         page = await (await http.get(url)).text()
         assert f"http://127.0.0.1:{mcp_port}/mcp" in page and "webhooks off" in page
