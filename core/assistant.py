@@ -7,6 +7,8 @@ so a failure or a crash in a later round does not run the earlier tools again.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -18,8 +20,9 @@ import anthropic
 
 from core.actions import ActionContext
 from core.claude_pace import CUSTOMER, ClaudePace, paced
-from core.files import content_block, described, shown_in_one_request
+from core.files import IMAGES, content_block, described, shown_in_one_request
 from core.knowledge_text import KNOWLEDGE_RULES, Found, cite, quote_passages
+from core.picture_fit import fitted, needs_fitting
 from core.policy import Policy
 from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
 from storage.conversations import NewTurn, Turn
@@ -50,6 +53,23 @@ class LLMUnavailable(Exception):
         """The API refused the request for a picture or PDF in it (its size, pixels, pages, or
         bytes it cannot read)."""
         return self.status == 400 and MEDIA_REFUSAL.search(str(self)) is not None
+
+
+UNREADABLE_PICTURE = "could not be read as a picture; the operators have it"
+FITS_KEPT = 128  # made-smaller pictures kept in memory (a few hundred KB each)
+
+
+def _fit_picture(picture: StoredFile) -> StoredFile | str | None:
+    """None: shown as it is; a smaller copy (a JPEG); or why it is not shown."""
+    need = needs_fitting(picture.data)
+    if need is None:
+        return UNREADABLE_PICTURE
+    if not need:
+        return None
+    smaller = fitted(picture.data)
+    if smaller is None:
+        return UNREADABLE_PICTURE
+    return dataclasses.replace(picture, media_type="image/jpeg", size=len(smaller), data=smaller)
 
 
 MEDIA_REFUSAL = re.compile(r"image|document|pdf|media|page", re.IGNORECASE)
@@ -256,6 +276,8 @@ class Assistant:
     ) -> None:
         self.client = claude.client
         self.files = files  # what customers sent, for Claude to see
+        # pictures made smaller for the API (or why not shown), by file id: made once per process
+        self._fits: dict[int, StoredFile | str | None] = {}
         self.model = claude.model
         self.policy = policy
         self.registry = tools.registry
@@ -352,14 +374,27 @@ class Assistant:
             if a.get("readable") and a.get("file_id")
         ]
         kept = await self.files.get(wanted)
-        withheld = shown_in_one_request(
-            [
-                (i, kept[i].media_type, kept[i].size)
-                for i in wanted
-                if i in kept and kept[i].readable
-            ]
-        )
-        return {i: withheld.get(i) or (f if f.readable else FILE_REFUSED) for i, f in kept.items()}
+        shown: dict[int, StoredFile | str] = {}
+        for i, f in kept.items():
+            if not f.readable:
+                shown[i] = FILE_REFUSED
+            elif f.media_type in IMAGES:
+                shown[i] = await self._fit(f)
+            else:
+                shown[i] = f
+        showable = [(i, v) for i in wanted if isinstance(v := shown.get(i), StoredFile)]
+        withheld = shown_in_one_request([(i, v.media_type, v.size) for i, v in showable])
+        return {i: withheld.get(i) or v for i, v in shown.items()}
+
+    async def _fit(self, picture: StoredFile) -> StoredFile | str:
+        """The picture as the API takes it: itself, smaller (over its size or pixels), or why it is
+        not shown. Worked out once per file in a thread (decoding a photo is CPU), then kept."""
+        if picture.id not in self._fits:
+            if len(self._fits) >= FITS_KEPT:
+                self._fits.pop(next(iter(self._fits)))
+            self._fits[picture.id] = await asyncio.to_thread(_fit_picture, picture)
+        fit = self._fits[picture.id]
+        return picture if fit is None else fit
 
     async def _opening(
         self,

@@ -328,7 +328,7 @@ class FakeClaude:
         }
 
     async def start(self, port: int = 0) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=32 * 1024 * 1024)  # the API takes 32 MB
         app.router.add_post("/v1/messages", self._messages)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await self._runner.setup()

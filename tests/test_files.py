@@ -80,14 +80,56 @@ def test_one_request_shows_what_the_api_takes_newest_first():
     assert sorted(shown_in_one_request(many)) == [1, 2]
 
 
-async def test_a_photo_too_large_for_the_api_is_described_not_sent(desk, tmp_path):
+def picture(width: int, height: int, *, noise: bool = False) -> bytes:
+    """A PNG; with noise it does not compress (1200 x 1200: a 4.3 MB file, like a phone photo)."""
+    import io
+    import os
+
+    from PIL import Image
+
+    image = (
+        Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+        if noise
+        else Image.new("RGB", (width, height), "teal")
+    )
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_photo_over_the_apis_size_or_pixels_is_shown_smaller(desk, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from core.files import IMAGE_MAX_BYTES
+
     h = desk.h
-    photo = PNG + b"\0" * (4 * 1024 * 1024)  # a 4 MB phone photo: under max_file_mb, over the API
-    h.fake.then(text("I see you sent a photo."))
-    await h.dm(0, "the box", attachments=[saved(tmp_path, "box.png", photo)])
+    photo, strip = picture(1200, 1200, noise=True), picture(9000, 20)
+    assert len(photo) > IMAGE_MAX_BYTES, "over the API's 5 MB of base64 as it came"
+    h.fake.then(text("I see the box and the label."))
+    attached = [saved(tmp_path, "box.png", photo), saved(tmp_path, "label.png", strip)]
+    await h.dm(0, "the box", attachments=attached)
+    shown = blocks_of(h.fake.requests[0], "image")
+    assert [b["source"]["media_type"] for b in shown] == ["image/jpeg", "image/jpeg"]
+    sizes = [Image.open(io.BytesIO(base64.b64decode(b["source"]["data"]))).size for b in shown]
+    # the photo keeps its pixels, as a JPEG within the size; the strip takes the API's own scale
+    assert sizes == [(1200, 1200), (1568, 4)]
+    assert all(len(b["source"]["data"]) <= 5 * 1024 * 1024 for b in shown)
+    assert [tuple(r) for r in await h.fetch("SELECT size FROM files ORDER BY id")] == [
+        (len(photo),),
+        (len(strip),),
+    ], "the operators keep the originals"
+
+
+async def test_a_picture_that_cannot_be_read_is_described_not_sent(desk, tmp_path):
+    h = desk.h
+    broken = PNG[:16] + b"\x7f" * (4 * 1024 * 1024)  # a PNG's first bytes, then nothing readable
+    h.fake.then(text("Could you send it again?"))
+    await h.dm(0, "the box", attachments=[saved(tmp_path, "box.png", broken)])
     assert blocks_of(h.fake.requests[0], "image") == []
-    assert "box.png (4.0 MB): too large for you to see" in json.dumps(h.fake.requests[0])
-    assert [m.content for m in h.sent()] == ["I see you sent a photo."]
+    assert "box.png (4.0 MB): could not be read as a picture" in json.dumps(h.fake.requests[0])
+    assert [m.content for m in h.sent()] == ["Could you send it again?"]
 
 
 async def test_a_file_the_api_refuses_is_left_out_and_the_answer_still_comes(desk, tmp_path):
