@@ -55,20 +55,17 @@ class LLMUnavailable(Exception):
         return self.status == 400 and MEDIA_REFUSAL.search(str(self)) is not None
 
 
-UNREADABLE_PICTURE = "could not be read as a picture; the operators have it"
-FITS_KEPT = 128  # made-smaller pictures kept in memory (a few hundred KB each)
+FITS_KEPT = 64  # made-smaller pictures kept in memory (a few hundred KB each)
 
 
 def _fit_picture(picture: StoredFile) -> StoredFile | str | None:
     """None: shown as it is; a smaller copy (a JPEG); or why it is not shown."""
     need = needs_fitting(picture.data)
-    if need is None:
-        return UNREADABLE_PICTURE
-    if not need:
+    if need is False:
         return None
-    smaller = fitted(picture.data)
-    if smaller is None:
-        return UNREADABLE_PICTURE
+    smaller = need if isinstance(need, str) else fitted(picture.data)
+    if isinstance(smaller, str):
+        return smaller
     return dataclasses.replace(picture, media_type="image/jpeg", size=len(smaller), data=smaller)
 
 
@@ -278,6 +275,7 @@ class Assistant:
         self.files = files  # what customers sent, for Claude to see
         # pictures made smaller for the API (or why not shown), by file id: made once per process
         self._fits: dict[int, StoredFile | str | None] = {}
+        self._fitting = asyncio.Lock()
         self.model = claude.model
         self.policy = policy
         self.registry = tools.registry
@@ -388,12 +386,15 @@ class Assistant:
 
     async def _fit(self, picture: StoredFile) -> StoredFile | str:
         """The picture as the API takes it: itself, smaller (over its size or pixels), or why it is
-        not shown. Worked out once per file in a thread (decoding a photo is CPU), then kept."""
-        if picture.id not in self._fits:
-            if len(self._fits) >= FITS_KEPT:
-                self._fits.pop(next(iter(self._fits)))
-            self._fits[picture.id] = await asyncio.to_thread(_fit_picture, picture)
-        fit = self._fits[picture.id]
+        not shown. Worked out once per file in a thread (decoding is CPU), then kept."""
+        # one at a time: a burst of big pictures costs one picture's memory, not one per thread
+        async with self._fitting:
+            if picture.id not in self._fits:
+                fit = await asyncio.to_thread(_fit_picture, picture)
+                if len(self._fits) >= FITS_KEPT:
+                    self._fits.pop(next(iter(self._fits)))
+                self._fits[picture.id] = fit
+            fit = self._fits[picture.id]
         return picture if fit is None else fit
 
     async def _opening(

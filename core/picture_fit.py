@@ -2,8 +2,9 @@
 most 5 MB) or its pixels (8000 a side) is shown to Claude smaller, as the API would scale it anyway
 (1568 pixels on the long edge), instead of not at all. The operators keep the original.
 
-Pillow reads and writes the pictures (it is already here for matplotlib); a picture it cannot read,
-or one whose pixels would be a decompression bomb, is not shown.
+Pillow reads and writes the pictures (it is already here for matplotlib). A picture it cannot read,
+or one of more than MAX_PIXELS (a few hundred KB of PNG can hold a picture that takes gigabytes to
+decode), is not shown. The assistant decodes one picture at a time, in a thread.
 """
 
 from __future__ import annotations
@@ -14,25 +15,29 @@ from core.files import IMAGE_MAX_BYTES
 
 LONG_EDGE = 1568  # what the API scales a picture down to before Claude reads it
 MAX_SIDE = 8000  # the API refuses a picture larger than this on either side
+MAX_PIXELS = 64_000_000  # a 48-megapixel phone photo fits; decoding one takes ~200 MB at most
+UNREADABLE = "could not be read as a picture; the operators have it"
+TOO_LARGE = "too large for you to see; the operators have it"
 
 
-def needs_fitting(data: bytes) -> bool | None:
-    """Whether a picture must be made smaller for the API (None: it cannot be read). Reads only
-    its header unless it is over the size."""
-    if len(data) > IMAGE_MAX_BYTES:
-        return True
+def needs_fitting(data: bytes) -> bool | str:
+    """Whether a picture must be made smaller for the API, or why it cannot be shown. Reads only
+    its header."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as picture:
-            return max(picture.size) > MAX_SIDE
+            width, height = picture.size
     except (OSError, ValueError, Image.DecompressionBombError):
-        return None
+        return UNREADABLE
+    if width * height > MAX_PIXELS:
+        return TOO_LARGE
+    return len(data) > IMAGE_MAX_BYTES or max(width, height) > MAX_SIDE
 
 
-def fitted(data: bytes) -> bytes | None:
+def fitted(data: bytes) -> bytes | str:
     """The picture as a JPEG at most LONG_EDGE pixels on its long edge (transparency on white),
-    within the API's size; None if it cannot be read."""
+    within the API's size; or why it cannot be shown."""
     from PIL import Image
 
     try:
@@ -47,6 +52,6 @@ def fitted(data: bytes) -> bytes | None:
             out = io.BytesIO()
             picture.convert("RGB").save(out, "JPEG", quality=85)
     except (OSError, ValueError, Image.DecompressionBombError):
-        return None
+        return UNREADABLE
     smaller = out.getvalue()
-    return smaller if len(smaller) <= IMAGE_MAX_BYTES else None
+    return smaller if len(smaller) <= IMAGE_MAX_BYTES else TOO_LARGE

@@ -122,14 +122,23 @@ async def test_a_photo_over_the_apis_size_or_pixels_is_shown_smaller(desk, tmp_p
     ], "the operators keep the originals"
 
 
-async def test_a_picture_that_cannot_be_read_is_described_not_sent(desk, tmp_path):
+async def test_a_picture_unreadable_or_of_too_many_pixels_is_described_not_sent(desk, tmp_path):
+    import io
+
+    from PIL import Image
+
     h = desk.h
     broken = PNG[:16] + b"\x7f" * (4 * 1024 * 1024)  # a PNG's first bytes, then nothing readable
-    h.fake.then(text("Could you send it again?"))
-    await h.dm(0, "the box", attachments=[saved(tmp_path, "box.png", broken)])
+    bomb = io.BytesIO()  # 72 megapixels in a small file: never decoded
+    Image.new("L", (9000, 8000)).save(bomb, "PNG")
+    h.fake.then(text("Could you send them again?"))
+    attached = [saved(tmp_path, "box.png", broken), saved(tmp_path, "wall.png", bomb.getvalue())]
+    await h.dm(0, "the box", attachments=attached)
     assert blocks_of(h.fake.requests[0], "image") == []
-    assert "box.png (4.0 MB): could not be read as a picture" in json.dumps(h.fake.requests[0])
-    assert [m.content for m in h.sent()] == ["Could you send it again?"]
+    said = json.dumps(h.fake.requests[0])
+    assert "box.png (4.0 MB): could not be read as a picture" in said
+    assert "wall.png (" in said and "): too large for you to see" in said
+    assert [m.content for m in h.sent()] == ["Could you send them again?"]
 
 
 async def test_a_file_the_api_refuses_is_left_out_and_the_answer_still_comes(desk, tmp_path):
