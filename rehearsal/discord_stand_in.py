@@ -29,6 +29,8 @@ import discord
 import discord.http
 from aiohttp import BodyPartReader, web
 
+from cogs.discord.setup_check import STAFF_PERMISSIONS
+
 BOT_ID = 700000000000000001
 _last_id = 0
 
@@ -295,30 +297,20 @@ class FakeDiscord:
         return None
 
     def _message(self, channel_id: int, body: dict[str, Any], nonce: str) -> dict[str, Any]:
-        return {
-            "id": str(_new_id()),
-            "channel_id": str(channel_id),
-            "author": user_json(BOT_ID, "handoff", bot=True),
-            "content": body.get("content", ""),
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [a for a in body.get("attachments") or [] if "filename" in a],
-            "embeds": body.get("embeds") or [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-            "nonce": nonce or None,
-            "components": body.get("components") or [],
+        return message_json(
+            channel_id,
+            user_json(BOT_ID, "handoff", bot=True),
+            body.get("content", ""),
+            attachments=[a for a in body.get("attachments") or [] if "filename" in a],
+            embeds=body.get("embeds") or [],
+            nonce=nonce or None,
+            components=body.get("components") or [],
             **(
                 {"guild_id": str(self.guild_id)}
                 if channel_id == self.staff_channel_id or channel_id in self.threads
                 else {}
             ),
-        }
+        )
 
     def _history(self, channel_id: int, query: Any) -> Scripted:
         """GET /channels/{id}/messages: with ``after``, the ``limit`` messages right after it,
@@ -529,15 +521,9 @@ class FakeDiscord:
         }
 
     def guild_json(self) -> dict[str, Any]:
+        # a server set up as DISCORD_BOT.md says: what the staff desk checks for, and pings
         allowed = discord.Permissions(
-            view_channel=True,
-            send_messages=True,
-            embed_links=True,
-            attach_files=True,
-            read_message_history=True,
-            create_public_threads=True,
-            manage_threads=True,
-            send_messages_in_threads=True,
+            **dict.fromkeys((flag for flag, _ in STAFF_PERMISSIONS), True),
             mention_everyone=True,
             use_application_commands=True,
         )
@@ -673,24 +659,7 @@ class FakeDiscord:
     @staticmethod
     def _written(channel_id: int, author: dict[str, Any], content: str) -> dict[str, Any]:
         """A message someone (not the bot) wrote, as MESSAGE_CREATE carries it."""
-        return {
-            "id": str(_new_id()),
-            "channel_id": str(channel_id),
-            "author": author,
-            "content": content,
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-            "components": [],
-        }
+        return message_json(channel_id, author, content)
 
     async def customer_writes(
         self, user_id: int, content: str, files: Sequence[tuple[str, bytes]] = ()
@@ -853,6 +822,31 @@ class FakeDiscord:
                 "attachment_size_limit": 8388608,
             },
         )
+
+
+def message_json(
+    channel_id: int | str, author: dict[str, Any], content: str, **fields: Any
+) -> dict[str, Any]:
+    """A message object as Discord sends it (a new id, now); ``fields`` set or add the rest."""
+    return {
+        "id": str(_new_id()),
+        "channel_id": str(channel_id),
+        "author": author,
+        "content": content,
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+        "flags": 0,
+        "components": [],
+        **fields,
+    }
 
 
 def modal_fields(row: dict[str, Any]) -> list[dict[str, Any]]:

@@ -232,25 +232,15 @@ class Interactions:
                     "files": [f.fp.getvalue() for f in files or [] if hasattr(f.fp, "getvalue")],
                 }
             )
-            import datetime as dt
+            from rehearsal.discord_stand_in import message_json
 
-            return {
-                "id": str(facts.make_id()),
-                "channel_id": "0",
-                "author": bot_user,
-                "content": (payload or {}).get("content", ""),
-                "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-                "edited_timestamp": None,
-                "tts": False,
-                "mention_everyone": False,
-                "mentions": [],
-                "mention_roles": [],
-                "attachments": [],
-                "embeds": [],
-                "pinned": False,
-                "type": 0,
-                "flags": (payload or {}).get("flags", 0),
-            }
+            return message_json(
+                0,
+                bot_user,
+                (payload or {}).get("content", ""),
+                id=str(facts.make_id()),
+                flags=(payload or {}).get("flags", 0),
+            )
 
         AsyncWebhookAdapter.create_interaction_response = capture  # type: ignore[method-assign]
         AsyncWebhookAdapter.execute_webhook = followup  # type: ignore[method-assign]

@@ -8,19 +8,10 @@ import logging
 import discord
 from discord.ext.test import backend
 
-from cogs.discord.setup_check import staff_setup_problems
+from cogs.discord.setup_check import STAFF_PERMISSIONS, staff_setup_problems
 from tests.conftest import eventually
 
-EVERYTHING = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    embed_links=True,
-    attach_files=True,
-    read_message_history=True,
-    create_public_threads=True,
-    send_messages_in_threads=True,
-    manage_threads=True,
-)
+EVERYTHING = discord.Permissions(**dict.fromkeys((flag for flag, _ in STAFF_PERMISSIONS), True))
 
 
 def world(bot: discord.Client) -> tuple[discord.Guild, discord.TextChannel, discord.Role]:
