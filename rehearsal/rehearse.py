@@ -27,7 +27,7 @@ from aiohttp import web
 from core.files import sniff
 from rehearsal.discord_stand_in import FakeDiscord, modal_fields
 from rehearsal.scripted_claude import FakeClaude, Reply, last_user_text, text, tool_calls
-from rehearsal.simulate import ROOT, bot_env
+from rehearsal.simulate import ROOT, bot_env, throwaway_key
 
 CUSTOMER_BASE = 600000000000000001  # customer n is CUSTOMER_BASE + 10 * n (its DM: + 1)
 SECOND_OPERATOR = 900000000000000005
@@ -366,9 +366,7 @@ def rehearsal_key(db: Path) -> str:
     kept = Path(str(db) + ".key")
     if kept.exists():
         return kept.read_text().strip()
-    from cryptography.fernet import Fernet
-
-    key = Fernet.generate_key().decode()
+    key = throwaway_key()
     with os.fdopen(os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
         out.write(key + "\n")
     return key
@@ -390,6 +388,13 @@ def deployer_paths() -> tuple[Path, Path, Path, str]:
     return db, policy, knowledge, note
 
 
+def free_port() -> int:
+    """A port nothing listens on at 127.0.0.1 now (the OS's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def rehearsal_agents(env: dict[str, str]) -> str:
     """The deployer's agents (``HANDOFF_MCP_TOKENS``) get an endpoint of the rehearsal's own, on
     127.0.0.1 and a free port (``HANDOFF_REHEARSAL_MCP_PORT`` to choose it), so they can be
@@ -398,11 +403,7 @@ def rehearsal_agents(env: dict[str, str]) -> str:
     tokens = os.environ.get("HANDOFF_MCP_TOKENS", "").strip()
     if not tokens:
         return ""
-    port = os.environ.get("HANDOFF_REHEARSAL_MCP_PORT", "").strip()
-    if not port:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = str(probe.getsockname()[1])
+    port = os.environ.get("HANDOFF_REHEARSAL_MCP_PORT", "").strip() or str(free_port())
     env.update(HANDOFF_MCP_TOKENS=tokens, HANDOFF_MCP_HOST="127.0.0.1", HANDOFF_MCP_PORT=port)
     return (
         f" Agents (HANDOFF_MCP_TOKENS): http://127.0.0.1:{port}/mcp, their webhooks off for the"
@@ -429,9 +430,9 @@ async def rehearse(port: int, customers: int) -> None:
             stack.push_async_callback(model.stop)
         db, policy, knowledge, where = deployer_paths()
         db.parent.mkdir(parents=True, exist_ok=True)
-        env = bot_env(discord, db, policy, model.url if model else None)
         throwaway = not os.environ.get("HANDOFF_SECRET_KEY", "").strip()
-        env.update(HANDOFF_SECRET_KEY=rehearsal_key(db), HANDOFF_KNOWLEDGE=str(knowledge))
+        env = bot_env(discord, db, policy, model.url if model else None, rehearsal_key(db))
+        env["HANDOFF_KNOWLEDGE"] = str(knowledge)
         agents = rehearsal_agents(env)
         note = (
             ("Claude answers (ANTHROPIC_API_KEY)." if real else "A scripted model answers.")

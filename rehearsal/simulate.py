@@ -247,10 +247,15 @@ class Run:
 
 
 def bot_env(
-    discord: FakeDiscord, db: Path, policy: Path | None, model: str | None
+    discord: FakeDiscord,
+    db: Path,
+    policy: Path | None,
+    model: str | None,
+    secret_key: str | None = None,
 ) -> dict[str, str]:
     """The deployer's environment for everything but Discord (the stand-in's values) and the
-    database (the rehearsal's own file)."""
+    database (the rehearsal's own file); ``secret_key`` for it, else the deployer's or a
+    throwaway one."""
     # Not the deployer's agents either: their endpoint's port may be a running bot's, and their
     # webhooks would tell real receivers of outcomes that never happened.
     env = {
@@ -267,9 +272,9 @@ def bot_env(
         HANDOFF_DB=str(db),
         HANDOFF_MCP_TOKENS="",
     )
-    if not env.get("HANDOFF_SECRET_KEY", "").strip():
+    if secret_key or not env.get("HANDOFF_SECRET_KEY", "").strip():
         # a throwaway key for the rehearsal's own database when the deployer has none
-        env["HANDOFF_SECRET_KEY"] = _throwaway_key()
+        env["HANDOFF_SECRET_KEY"] = secret_key or throwaway_key()
     if policy is not None:
         env["HANDOFF_POLICY"] = str(policy)
     if model is not None:  # the scripted model
@@ -277,7 +282,7 @@ def bot_env(
     return env
 
 
-def _throwaway_key() -> str:
+def throwaway_key() -> str:
     from cryptography.fernet import Fernet
 
     return Fernet.generate_key().decode()

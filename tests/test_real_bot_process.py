@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from rehearsal.rehearse import free_port
 from tests.conftest import eventually
 from tests.fake_claude import FakeClaude
 from tests.fake_discord import FakeDiscord
@@ -131,11 +132,7 @@ AGENT_TOKEN = "t" * 30
 async def bot_serving_agents(tmp_path: Path, **extra: str) -> AsyncIterator[tuple[RealBot, str]]:
     """A real bot that serves MCP to the agent fraud-review (AGENT_TOKEN) on a free port, started:
     the bot and its endpoint's URL."""
-    import socket
-
-    with socket.socket() as probe:  # a free port for the MCP endpoint
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # for the MCP endpoint
     async with real_bot(
         tmp_path,
         with_claude=False,
@@ -342,14 +339,6 @@ async def test_a_second_bot_on_the_same_sqlite_file_refuses_to_start(tmp_path):
         )
         assert "stop it first" in out.decode()
         await bot.stop()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_half_open_mcp_connections_do_not_starve_the_bot(tmp_path):

@@ -16,15 +16,15 @@ from typing import Any
 
 import aiohttp
 
+from rehearsal.rehearse import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 async def start_rehearsal(tmp_path: Path, **extra: str) -> asyncio.subprocess.Process:
     """``bot.py --rehearse`` in ``tmp_path`` (a fresh clone's state: no .env, no policy.toml), its
     output piped; the page's port is free. ``extra``: the deployer's environment."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -222,9 +222,7 @@ async def test_the_deployers_agents_are_rehearsed_with_typed_answers(tmp_path):
     off); a typed answer's choices are a select on the page, submitted as Discord does."""
     from tests.test_real_bot_process import AGENT_TOKEN, agent_client
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        mcp_port = probe.getsockname()[1]
+    mcp_port = free_port()
     deployer = {
         "HANDOFF_MCP_TOKENS": f"fraud-review:{AGENT_TOKEN}",
         "HANDOFF_REHEARSAL_MCP_PORT": str(mcp_port),
