@@ -7,8 +7,6 @@ so a failure or a crash in a later round does not run the earlier tools again.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 import logging
 import re
@@ -22,7 +20,7 @@ from core.actions import ActionContext
 from core.claude_pace import CUSTOMER, ClaudePace, paced
 from core.files import IMAGES, content_block, described, shown_in_one_request
 from core.knowledge_text import KNOWLEDGE_RULES, Found, cite, quote_passages
-from core.picture_fit import fitted, needs_fitting
+from core.picture_fit import PictureFits
 from core.policy import Policy
 from core.tool_runner import BUILTIN_NAMES, ToolRunner, TurnExtras
 from storage.conversations import NewTurn, Turn
@@ -53,20 +51,6 @@ class LLMUnavailable(Exception):
         """The API refused the request for a picture or PDF in it (its size, pixels, pages, or
         bytes it cannot read)."""
         return self.status == 400 and MEDIA_REFUSAL.search(str(self)) is not None
-
-
-FITS_KEPT = 64  # made-smaller pictures kept in memory (a few hundred KB each)
-
-
-def _fit_picture(picture: StoredFile) -> StoredFile | str | None:
-    """None: shown as it is; a smaller copy (a JPEG); or why it is not shown."""
-    need = needs_fitting(picture.data)
-    if need is False:
-        return None
-    smaller = need if isinstance(need, str) else fitted(picture.data)
-    if isinstance(smaller, str):
-        return smaller
-    return dataclasses.replace(picture, media_type="image/jpeg", size=len(smaller), data=smaller)
 
 
 MEDIA_REFUSAL = re.compile(r"image|document|pdf|media|page", re.IGNORECASE)
@@ -273,9 +257,7 @@ class Assistant:
     ) -> None:
         self.client = claude.client
         self.files = files  # what customers sent, for Claude to see
-        # pictures made smaller for the API (or why not shown), by file id: made once per process
-        self._fits: dict[int, StoredFile | str | None] = {}
-        self._fitting = asyncio.Lock()
+        self.pictures = PictureFits()  # pictures made to fit what the API takes
         self.model = claude.model
         self.policy = policy
         self.registry = tools.registry
@@ -377,41 +359,26 @@ class Assistant:
             if not f.readable:
                 shown[i] = FILE_REFUSED
             elif f.media_type in IMAGES:
-                shown[i] = await self._fit(f)
+                shown[i] = await self.pictures.fit(f)
             else:
                 shown[i] = f
         showable = [(i, v) for i in wanted if isinstance(v := shown.get(i), StoredFile)]
         withheld = shown_in_one_request([(i, v.media_type, v.size) for i, v in showable])
         return {i: withheld.get(i) or v for i, v in shown.items()}
 
-    async def _fit(self, picture: StoredFile) -> StoredFile | str:
-        """The picture as the API takes it: itself, smaller (over its size or pixels), or why it is
-        not shown. Worked out once per file in a thread (decoding is CPU), then kept."""
-        # one at a time: a burst of big pictures costs one picture's memory, not one per thread
-        async with self._fitting:
-            if picture.id not in self._fits:
-                fit = await asyncio.to_thread(_fit_picture, picture)
-                if len(self._fits) >= FITS_KEPT:
-                    self._fits.pop(next(iter(self._fits)))
-                self._fits[picture.id] = fit
-            fit = self._fits[picture.id]
-        return picture if fit is None else fit
-
-    async def _opening(
-        self,
-        turns: Sequence[Turn],
-        files: Files | None,
-        history: Sequence[Turn],
-        extras: TurnExtras,
+    def _opening(
+        self, turns: Sequence[Turn], files: Files | None, passages: Sequence[Found]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The request's messages before any tool round, and its cache breakpoints."""
+        """The request's messages before any tool round (the passages quoted after the customer's
+        latest words), and its cache breakpoints."""
         messages = build_messages(turns, files)
         if not messages or messages[0]["role"] != "user":
             raise ValueError("history has no customer message to answer")
         marked: list[dict[str, Any]] = []
         if self.policy.llm.prompt_caching:  # before the passages: they change with every question
             _breakpoint(messages[-1], marked)
-        await self._give_passages(history, messages, extras)
+        if passages:
+            messages[-1]["content"].append({"type": "text", "text": quote_passages(passages)})
         return messages, marked
 
     async def _without_refused_files(
@@ -437,7 +404,8 @@ class Assistant:
         extras = TurnExtras(
             customer_text=next((t.content for t in reversed(history) if t.kind == "customer"), "")
         )
-        messages, marked = await self._opening(turns, files, history, extras)
+        passages = await self._passages(history, extras)
+        messages, marked = self._opening(turns, files, passages)
         max_rounds = self.policy.llm.max_tool_rounds
         for round_number in range(max_rounds + 1):
             final = round_number == max_rounds
@@ -447,7 +415,7 @@ class Assistant:
                 files = await self._without_refused_files(exc, files, round_number)
                 if files is None:
                     raise
-                messages, marked = await self._opening(turns, files, history, extras)
+                messages, marked = self._opening(turns, files, passages)
                 response = await self._create(messages, final=final, ctx=ctx)
             blocks = [_block_dict(b) for b in response["content"]]
             text = "\n\n".join(
@@ -477,20 +445,16 @@ class Assistant:
                 _breakpoint(messages[-1], marked)
         raise AssertionError("unreachable: the final round forbids tools")
 
-    async def _give_passages(
-        self, history: Sequence[Turn], messages: list[dict[str, Any]], extras: TurnExtras
-    ) -> None:
-        """The passages that best match the customer's latest messages, quoted after them in the
-        request (not stored: each answer gets the passages of its own question)."""
+    async def _passages(self, history: Sequence[Turn], extras: TurnExtras) -> list[Found]:
+        """The passages that best match the customer's latest messages, to quote after them in
+        the request (not stored: each answer gets the passages of its own question)."""
         if self.knowledge is None or not self.policy.knowledge.passages:
-            return
+            return []
         latest: list[str] = []
         for turn in reversed(history):
             if turn.kind != "customer":
                 break
             latest.insert(0, turn.content)
         found = await self.knowledge.search("\n".join(latest[-3:])) if latest else []
-        if not found:
-            return
         extras.passages.update({p.id: p for p in found})
-        messages[-1]["content"].append({"type": "text", "text": quote_passages(found)})
+        return found
