@@ -274,12 +274,15 @@ def _gate_sql(
         return None
     # By Discord's clock (the ids), so messages read back after a start are judged by when they were
     # sent.
-    since = (int(gate.sent_at * 1000) - 60_000 - DISCORD_EPOCH_MS) << 22
+    # Every stored message of the minute either side counts, a later one stored first too (messages
+    # sent together are stored in any order): the first per_minute stored are answered, no more.
+    sent_ms = int(gate.sent_at * 1000) - DISCORD_EPOCH_MS
+    since, until = (sent_ms - 60_000) << 22, (sent_ms + 60_000) << 22
     # Every message counts, one-time codes too: a flood of six digits is a flood.
     [recent] = c.execute(
         "SELECT COUNT(*) FROM turns WHERE customer_id = ? AND kind = 'customer'"
-        " AND discord_message_id > ? AND discord_message_id < ?",
-        (customer_id, since, message_id),
+        " AND discord_message_id > ? AND discord_message_id < ? AND discord_message_id <> ?",
+        (customer_id, since, until, message_id),
     ).fetchone()
     if recent < gate.per_minute:
         return None
